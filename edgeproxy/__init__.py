@@ -1,0 +1,6 @@
+"""edgeproxy: an image transformation proxy that sits behind a CDN as its origin."""
+
+__version__ = "0.1.0"
+
+#: Bumped whenever the pipeline's output bytes for the same spec may change; part of every ETag.
+PIPELINE_VERSION = "1"

@@ -1,0 +1,109 @@
+"""Command line: ``edgeproxy serve`` and ``edgeproxy sign`` (argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from edgeproxy import __version__
+
+
+def _origin(value: str) -> tuple[str, str]:
+    name, sep, location = value.partition("=")
+    if not sep or not name or not location:
+        raise argparse.ArgumentTypeError(f"expected NAME=LOCATION, got {value!r}")
+    if not location.startswith(("http://", "https://", "s3://")):
+        location = str(Path(location).expanduser().resolve())
+    return name, location
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeproxy", description="Image transformation proxy.")
+    parser.add_argument("--version", action="version", version=f"edgeproxy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--config", help="TOML settings file")
+    serve.add_argument("--origin", action="append", type=_origin, metavar="NAME=LOCATION",
+                       help="origin: a folder or an http(s):// base URL; repeatable. "
+                            "Default: the bundled sample images as 'samples'")
+    serve.add_argument("--signing-key", help="HMAC key that signs and verifies URLs")
+    serve.add_argument("--allow-unsigned", action="store_true", default=None,
+                       help="accept 'unsafe' as a signature (local development only)")
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+
+    sign = commands.add_parser("sign", help="print /{signature}PATH for PATH = /{options}/{origin}/{key}")
+    sign.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
+    sign.add_argument("path")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edgeproxy.settings import SERIALIZED_ENV, SettingsError, load_settings, serialize
+    from edgeproxy.signing import UNSIGNED, PathSigner
+
+    try:
+        settings = load_settings(
+            args.config,
+            host=args.host,
+            port=args.port,
+            origins=dict(args.origin) if args.origin else None,
+            signing_key=args.signing_key,
+            allow_unsigned=args.allow_unsigned,
+            workers=args.workers,
+        )
+    except SettingsError as error:
+        print(f"edgeproxy: {error}", file=sys.stderr)
+        return 2
+
+    name, location = next(iter(settings.origins.items()))
+    example_key = "photo.jpg"
+    if not location.startswith(("http://", "https://")):
+        files = sorted(p for p in Path(location).rglob("*") if p.is_file() and not p.name.startswith("."))
+        files.sort(key=lambda p: p.suffix.lower() not in (".jpg", ".jpeg"))
+        if files:
+            example_key = files[0].relative_to(location).as_posix()
+    path = f"/w:400/f:auto/{name}/{example_key}"
+    keys = settings.verify_keys()
+    signature = PathSigner(keys).sign(path) if keys else UNSIGNED
+    print(f"edgeproxy {__version__}: serving {', '.join(settings.origins)} on http://{settings.host}:{settings.port}",
+          file=sys.stderr)
+    print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", file=sys.stderr)
+
+    common = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
+                  access_log=False, server_header=False, date_header=True)
+    if settings.workers > 1:
+        os.environ[SERIALIZED_ENV] = serialize(settings)
+        uvicorn.run("edgeproxy.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+    else:
+        from edgeproxy.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from edgeproxy.settings import env_signing_key
+    from edgeproxy.signing import sign_path
+
+    key = args.signing_key or env_signing_key()
+    if not key:
+        print("edgeproxy sign: give --signing-key or set EDGEPROXY_SIGNING_KEY", file=sys.stderr)
+        return 2
+    if not args.path.startswith("/"):
+        print("edgeproxy sign: PATH must start with '/'", file=sys.stderr)
+        return 2
+    print(sign_path(args.path, key))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``edgeproxy`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    return _serve(args) if args.command == "serve" else _sign(args)

@@ -1,0 +1,142 @@
+"""Pure geometry: from the upright source size and a spec to the sizes and offsets of each step.
+
+No pyvips here: every rule of fit, gravity, DPR, enlarge and crop is a function of integers, tested
+without images. The fit vocabulary is sharp's (``cover``, ``fill``, ``inside``, ``outside``) plus
+Cloudflare Images' ``contain`` and ``pad``; see ``spec.Fit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeproxy.errors import bad_request
+from edgeproxy.spec import Fit, TransformSpec
+
+Box = tuple[int, int, int, int]  # left, top, width, height in pixels
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the pipeline does, in pixels of each stage.
+
+    - ``source_crop``: region of the upright original to keep first, or None.
+    - ``resize``: (width, height) the (cropped) original is scaled to, in the frame after
+      ``rotate`` (swap them to size the image before a 90°/270° rotation).
+    - ``smart``: let libvips choose the ``final_crop`` region by attention (``resize`` is then the
+      box and the scale is libvips' own cover scale).
+    - ``final_crop``: region of the resized image to keep (``cover``), or None.
+    - ``canvas``: (width, height, left, top) to pad the image onto (``pad``), or None.
+    """
+
+    source_crop: Box | None
+    resize: tuple[int, int]
+    smart: bool = False
+    final_crop: Box | None = None
+    canvas: tuple[int, int, int, int] | None = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the final image in pixels."""
+        if self.canvas:
+            return self.canvas[0], self.canvas[1]
+        if self.final_crop:
+            return self.final_crop[2], self.final_crop[3]
+        return self.resize
+
+
+def check_box(spec: TransformSpec, max_dimension: int) -> None:
+    """Refuse a box over ``max_dimension`` device pixels before any I/O.
+
+    Raises:
+        ProxyError(400): width × dpr or height × dpr is over the limit.
+    """
+    for name, value in zip(("width", "height"), spec.box(), strict=True):
+        if value is not None and value > max_dimension:
+            raise bad_request(f"option {name}: {value} device pixels is over the limit of {max_dimension}")
+
+
+def source_region(spec: TransformSpec, width: int, height: int) -> Box | None:
+    """The ``crop`` option as a pixel box inside a ``width`` × ``height`` upright original.
+
+    Fractions are rounded to pixels; the box is clipped to the image.
+
+    Raises:
+        ProxyError(400): the region lies wholly outside the image.
+    """
+    c = spec.crop
+    if c is None:
+        return None
+    if c.fraction:
+        x, y = round(c.x * width), round(c.y * height)
+        w, h = max(1, round(c.width * width)), max(1, round(c.height * height))
+    else:
+        x, y, w, h = int(c.x), int(c.y), int(c.width), int(c.height)
+    w, h = min(w, width - x), min(h, height - y)
+    if x >= width or y >= height or w <= 0 or h <= 0:
+        raise bad_request(f"option crop: region is outside the {width}x{height} original")
+    if (x, y, w, h) == (0, 0, width, height):
+        return None
+    return x, y, w, h
+
+
+def _anchor_offset(free: int, fraction: float) -> int:
+    return max(0, min(free, round(free * fraction)))
+
+
+def _focal_offset(full: int, window: int, fraction: float) -> int:
+    """Left edge of a ``window`` centred on ``fraction`` × ``full``, kept inside ``full``."""
+    return max(0, min(full - window, round(fraction * full - window / 2)))
+
+
+def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Plan:
+    """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original.
+
+    Rules: the scale is capped at 1 unless ``enlarge`` (``contain`` and ``fill`` always reach the
+    box); with one side given, the other follows the aspect ratio; the output never exceeds
+    ``max_dimension`` on either side (it is scaled down to fit).
+
+    Raises:
+        ProxyError(400): a crop region outside the image.
+    """
+    region = source_region(spec, width, height)
+    if region:
+        width, height = region[2], region[3]
+    if spec.rotate in (90, 270):  # the box applies to the rotated image
+        width, height = height, width
+    bw, bh = spec.box()
+    fit = spec.fit
+    if bw is None and bh is None:
+        sx = sy = 1.0
+    elif fit is Fit.FILL and bw and bh:
+        sx, sy = bw / width, bh / height
+    else:
+        ratios = [r for r in (bw and bw / width, bh and bh / height) if r]
+        s = max(ratios) if fit in (Fit.COVER, Fit.OUTSIDE) else min(ratios)
+        if not spec.enlarge and fit not in (Fit.CONTAIN, Fit.FILL):
+            s = min(s, 1.0)
+        sx = sy = s
+    rw, rh = max(1, round(width * sx)), max(1, round(height * sy))
+    if rw > max_dimension or rh > max_dimension:
+        shrink = max_dimension / max(rw, rh)
+        rw, rh = max(1, int(rw * shrink)), max(1, int(rh * shrink))
+
+    if fit is Fit.COVER and bw and bh:
+        cw, ch = min(bw, rw), min(bh, rh)
+        if spec.gravity.kind == "smart" and (cw, ch) != (rw, rh):
+            return Plan(region, (cw, ch), smart=True)
+        if (cw, ch) == (rw, rh):
+            return Plan(region, (rw, rh))
+        ax, ay = spec.gravity.anchor()
+        if spec.gravity.kind == "fp":
+            left, top = _focal_offset(rw, cw, ax), _focal_offset(rh, ch, ay)
+        else:
+            left, top = _anchor_offset(rw - cw, ax), _anchor_offset(rh - ch, ay)
+        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch))
+
+    if fit is Fit.PAD and (bw or bh):
+        cw, ch = max(bw or rw, rw), max(bh or rh, rh)
+        if (cw, ch) != (rw, rh):
+            ax, ay = (0.5, 0.5) if spec.gravity.kind in ("fp", "smart") else spec.gravity.anchor()
+            left, top = _anchor_offset(cw - rw, ax), _anchor_offset(ch - rh, ay)
+            return Plan(region, (rw, rh), canvas=(cw, ch, left, top))
+    return Plan(region, (rw, rh))

@@ -1,0 +1,62 @@
+"""A folder on local disk as an origin (the embedded default)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from email.utils import formatdate
+from pathlib import Path
+
+from edgeproxy.errors import not_found, too_large
+from edgeproxy.origins.base import Original
+
+
+class LocalOrigin:
+    """Originals from the files under ``root``.
+
+    A key must name a regular file inside ``root`` after resolving symlinks: ``..`` segments,
+    absolute paths, backslashes, NUL and symlinks that leave the root all give 404 (the same answer
+    as a missing file, so the tree's layout outside the root is not revealed). The ETag is a BLAKE2b
+    hash of the content, so it changes exactly when the bytes do.
+    """
+
+    def __init__(self, name: str, root: str | os.PathLike[str], *, max_bytes: int):
+        self.name = name
+        self.root = Path(root).resolve(strict=True)
+        self.max_bytes = max_bytes
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if "\\" in key or "\x00" in key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise not_found()
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise not_found()
+        return path
+
+    def _read(self, key: str) -> Original:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                if not path.is_file():
+                    raise not_found()
+                if stat.st_size > self.max_bytes:
+                    raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
+                data = handle.read(self.max_bytes + 1)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            raise not_found() from None
+        if len(data) > self.max_bytes:
+            raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
+        etag = hashlib.blake2b(data, digest_size=16).hexdigest()
+        return Original(data, etag, formatdate(stat.st_mtime, usegmt=True))
+
+    async def fetch(self, key: str) -> Original:
+        return await asyncio.to_thread(self._read, key)
+
+    async def ready(self) -> bool:
+        return self.root.is_dir()
+
+    async def aclose(self) -> None:
+        return None

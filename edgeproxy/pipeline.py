@@ -1,0 +1,197 @@
+"""The render pipeline: an ordered list of small steps over one ``Context``, deadline checked between.
+
+``render(original bytes, negotiated spec) -> Rendered``. Runs in a render thread (blocking). The
+steps, in order:
+
+    probe -> check_limits -> choose_format -> plan_geometry -> load_and_resize -> rotate_flip
+    -> final_crop -> effects -> pad -> flatten -> encode
+
+Only ``vips`` touches pyvips; the geometry is ``geometry.plan``. As in imgproxy's processing
+pipeline, each step is a function of the context, so a step can be added without touching others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeproxy import vips
+from edgeproxy.errors import timed_out, too_large, unsupported_format
+from edgeproxy.geometry import Plan, plan
+from edgeproxy.negotiate import Negotiated
+from edgeproxy.spec import Format, TransformSpec
+
+#: Formats that keep an alpha band; JPEG output is flattened onto the background.
+ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF}
+MIME = {
+    Format.AVIF: "image/avif",
+    Format.WEBP: "image/webp",
+    Format.JPEG: "image/jpeg",
+    Format.PNG: "image/png",
+    Format.GIF: "image/gif",
+}
+WHITE = (255, 255, 255, 255)
+TRANSPARENT = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Source limits (bytes are checked by the origin; these from the header)."""
+
+    max_source_pixels: int = 50_000_000  # width × height × frames
+    max_frames: int = 256
+    max_output_dimension: int = 8192  # pixels per side
+    allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "gif", "avif", "heif", "tiff"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An encoded derivative: ``body`` bytes of ``mime`` type, ``width`` × ``height`` pixels (one
+    frame), ``frames`` frames, and stage times in seconds."""
+
+    body: bytes
+    format: Format
+    width: int
+    height: int
+    frames: int
+    timings: dict[str, float]
+
+    @property
+    def mime(self) -> str:
+        return MIME[self.format]
+
+
+@dataclass(slots=True)
+class Context:
+    """Mutable state of one render; lives in one thread for one request."""
+
+    data: bytes
+    negotiated: Negotiated
+    limits: Limits
+    encode_options: vips.EncodeOptions
+    default_quality: Callable[[str], int]
+    deadline: float  # time.monotonic() value
+    info: vips.SourceInfo | None = None
+    format: Format = Format.JPEG
+    animated: bool = False
+    plan: Plan | None = None
+    image: Any = None  # pyvips.Image, opaque here
+    body: bytes = b""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> TransformSpec:
+        return self.negotiated.spec
+
+
+def probe(ctx: Context) -> None:
+    ctx.info = vips.probe(ctx.data)
+
+
+def check_limits(ctx: Context) -> None:
+    """413 for sources over the pixel or frame limits, 415 for formats not allowed; from the header."""
+    info, limits = ctx.info, ctx.limits
+    if info.format not in limits.allowed_formats:
+        raise unsupported_format(f"input format {info.format} is not allowed")
+    frames = info.pages if info.animated else 1
+    if frames > limits.max_frames:
+        raise too_large(f"the original has {frames} frames; the limit is {limits.max_frames}")
+    pixels = info.width * info.height * frames
+    if pixels > limits.max_source_pixels:
+        raise too_large(
+            f"the original has {pixels} pixels ({info.width}x{info.height}x{frames}); "
+            f"the limit is {limits.max_source_pixels}"
+        )
+
+
+def choose_format(ctx: Context) -> None:
+    ctx.format = ctx.negotiated.resolve_format(ctx.info.animated, ctx.info.alpha)
+    ctx.animated = ctx.info.animated and ctx.format in (Format.GIF, Format.WEBP)
+
+
+def plan_geometry(ctx: Context) -> None:
+    ctx.plan = plan(ctx.spec, ctx.info.width, ctx.info.height, ctx.limits.max_output_dimension)
+
+
+def load_and_resize(ctx: Context) -> None:
+    """Decode at the planned size: shrink-on-load through ``thumbnail`` unless a source crop is
+    asked for (then decode, crop, resize)."""
+    p = ctx.plan
+    width, height = p.resize
+    if ctx.spec.rotate in (90, 270):
+        width, height = height, width
+    crop = "attention" if p.smart else "none"
+    if p.source_crop is None:
+        ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated, crop=crop)
+    else:
+        region = vips.load_region(ctx.data, p.source_crop, animated=ctx.animated)
+        ctx.image = vips.resize(region, width, height, crop=crop)
+
+
+def rotate_flip(ctx: Context) -> None:
+    ctx.image = vips.rotate_flip(ctx.image, ctx.spec.rotate, ctx.spec.flip.value)
+
+
+def final_crop(ctx: Context) -> None:
+    if ctx.plan.final_crop:
+        ctx.image = vips.crop(ctx.image, *ctx.plan.final_crop)
+
+
+def effects(ctx: Context) -> None:
+    if ctx.spec.blur:
+        ctx.image = vips.blur(ctx.image, ctx.spec.blur)
+    if ctx.spec.sharpen:
+        ctx.image = vips.sharpen(ctx.image, ctx.spec.sharpen)
+
+
+def pad(ctx: Context) -> None:
+    if ctx.plan.canvas:
+        default = TRANSPARENT if ctx.format in ALPHA_FORMATS else WHITE
+        ctx.image = vips.pad(ctx.image, *ctx.plan.canvas, ctx.spec.background or default)
+
+
+def flatten(ctx: Context) -> None:
+    """Alpha onto ``background`` (default white) for formats without alpha; then 8-bit sRGB."""
+    if ctx.format not in ALPHA_FORMATS:
+        ctx.image = vips.flatten(ctx.image, ctx.spec.background or WHITE)
+    ctx.image = vips.to_srgb(ctx.image)
+
+
+def encode(ctx: Context) -> None:
+    quality = ctx.spec.quality or ctx.default_quality(ctx.format.value)
+    ctx.body = vips.encode(ctx.image, ctx.format.value, quality, ctx.spec.strip, ctx.encode_options)
+
+
+STEPS: tuple[Callable[[Context], None], ...] = (
+    probe,
+    check_limits,
+    choose_format,
+    plan_geometry,
+    load_and_resize,
+    rotate_flip,
+    final_crop,
+    effects,
+    pad,
+    flatten,
+    encode,
+)
+
+
+def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> Rendered:
+    """Run ``steps`` over ``ctx``, checking the deadline before each; record each step's time.
+
+    Raises:
+        ProxyError: 413/415/422 from the steps, 400 for a crop outside the image, 504 when the
+            deadline passes between steps.
+    """
+    for step in steps:
+        start = time.monotonic()
+        if start > ctx.deadline:
+            raise timed_out("render deadline exceeded")
+        step(ctx)
+        ctx.timings[step.__name__] = time.monotonic() - start
+    width, height = ctx.plan.output_size
+    frames = ctx.info.pages if ctx.animated else 1
+    return Rendered(ctx.body, ctx.format, width, height, frames, ctx.timings)

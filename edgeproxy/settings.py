@@ -1,0 +1,190 @@
+"""All configuration, in one place; the only module that reads the environment.
+
+Precedence: defaults < TOML file (``--config``) < ``EDGEPROXY_*`` environment < command line.
+``config/edgeproxy.example.toml`` documents every setting with its default. Invalid settings stop
+start-up with one message listing every problem (``SettingsError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+#: Folder of sample images shipped in the package: the embedded default origin ``samples``.
+SAMPLES_DIR = Path(__file__).parent / "samples"
+_ORIGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+#: Environment variable through which ``edgeproxy serve --workers N`` hands settings to workers.
+SERIALIZED_ENV = "EDGEPROXY_SETTINGS_JSON"
+INPUT_FORMATS = {"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg"}
+
+
+class SettingsError(Exception):
+    """Invalid configuration; ``str(error)`` lists every problem, one per line."""
+
+
+class Settings(BaseSettings):
+    """Every setting, with its default. Units are in the names' comments."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGEPROXY_", extra="forbid", frozen=True)
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=256)  # uvicorn processes
+    log_level: str = "info"
+
+    # Origins: name -> folder, http(s):// base URL (s3:// comes with the S3 issue)
+    origins: dict[str, str] = Field(default_factory=lambda: {"samples": str(SAMPLES_DIR)})
+
+    # Signing
+    signing_key: SecretStr | None = None  # signs and verifies
+    previous_signing_keys: list[SecretStr] = Field(default_factory=list)  # verify only (rotation)
+    allow_unsigned: bool = False  # accept the signature "unsafe": local development only
+
+    # Negotiation
+    client_hints: bool = False  # honour Sec-CH-DPR / Sec-CH-Width / Save-Data, send Accept-CH
+    save_data_quality: int = Field(45, ge=1, le=100)
+
+    # Output defaults
+    quality_jpeg: int = Field(80, ge=1, le=100)
+    quality_webp: int = Field(75, ge=1, le=100)
+    quality_avif: int = Field(60, ge=1, le=100)
+    avif_effort: int = Field(2, ge=0, le=9)  # libvips heifsave effort: 0 fastest .. 9 smallest
+    webp_effort: int = Field(4, ge=0, le=6)  # libvips webpsave effort: 0 fastest .. 6 smallest
+    jpeg_progressive: bool = False
+    png_compression: int = Field(6, ge=0, le=9)
+
+    # Limits
+    max_source_bytes: int = Field(32 * 1024 * 1024, ge=1)  # bytes
+    max_source_pixels: int = Field(50_000_000, ge=1)  # width × height × frames
+    max_frames: int = Field(256, ge=1)
+    max_output_dimension: int = Field(8192, ge=1, le=65535)  # device pixels, each side
+    allowed_input_formats: list[str] = Field(
+        default_factory=lambda: ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff"]
+    )
+    request_timeout: float = Field(20.0, gt=0)  # seconds, whole request
+    origin_timeout: float = Field(10.0, gt=0)  # seconds, whole origin fetch
+    origin_connect_timeout: float = Field(3.0, gt=0)  # seconds
+    origin_max_redirects: int = Field(3, ge=0, le=10)
+
+    # Concurrency
+    render_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=256)
+    render_queue: int = Field(64, ge=0)  # requests waiting for a render thread before 503
+    vips_concurrency: int = Field(1, ge=1, le=64)  # libvips threads per render
+    retry_after: int = Field(1, ge=1)  # seconds, on 503
+
+    # Caching
+    cache_max_age: int = Field(31_536_000, ge=0)  # seconds, successful derivatives (immutable)
+    error_max_age: int = Field(60, ge=0)  # seconds, 4xx answers
+    transient_error_max_age: int = Field(1, ge=0)  # seconds, 5xx answers
+    original_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)  # in-process LRU of originals
+    original_cache_ttl: float = Field(60.0, ge=0)  # seconds
+
+    @field_validator("origins")
+    @classmethod
+    def _check_origins(cls, origins: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for name, location in origins.items():
+            if not _ORIGIN_NAME.fullmatch(name):
+                problems.append(f"origin name {name!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
+            if location.startswith(("http://", "https://")):
+                continue
+            if location.startswith("s3://"):
+                problems.append(f"origin {name}: s3:// origins are not supported yet")
+            elif not Path(location).is_dir():
+                problems.append(f"origin {name}: {location!r} is not a folder or an http(s):// URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return origins
+
+    @field_validator("allowed_input_formats")
+    @classmethod
+    def _check_formats(cls, formats: list[str]) -> list[str]:
+        unknown = sorted(set(formats) - INPUT_FORMATS)
+        if unknown:
+            raise ValueError(f"unknown input formats {unknown}; known: {sorted(INPUT_FORMATS)}")
+        return formats
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Settings:
+        if self.signing_key is None and not self.allow_unsigned:
+            raise ValueError(
+                "no signing key: set EDGEPROXY_SIGNING_KEY (or --signing-key), "
+                "or allow_unsigned / --allow-unsigned for local development only"
+            )
+        if self.previous_signing_keys and self.signing_key is None:
+            raise ValueError("previous_signing_keys needs signing_key")
+        return self
+
+    def verify_keys(self) -> list[str]:
+        """Keys, signing key first, then previous keys (verify only)."""
+        keys = [self.signing_key] if self.signing_key else []
+        return [k.get_secret_value() for k in keys + list(self.previous_signing_keys)]
+
+    def default_quality(self, fmt: str) -> int:
+        """Configured quality (1..100) for output format ``fmt``."""
+        return {"jpeg": self.quality_jpeg, "webp": self.quality_webp, "avif": self.quality_avif}.get(fmt, 100)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, ``config_file`` (TOML), the environment, then ``overrides``.
+
+    ``overrides`` are command-line values; ``None`` values are ignored.
+
+    Raises:
+        SettingsError: any invalid value, listing every problem; also a missing config file.
+    """
+    if config_file is not None and not Path(config_file).is_file():
+        raise SettingsError(f"config file {config_file}: not found")
+    cls: type[Settings] = Settings
+    if config_file is not None:
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": str(config_file)})
+        cls = type("FileSettings", (Settings,), {"model_config": config})
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def env_signing_key() -> str | None:
+    """``EDGEPROXY_SIGNING_KEY`` for ``edgeproxy sign`` (which needs no other setting)."""
+    return os.environ.get("EDGEPROXY_SIGNING_KEY") or None
+
+
+def settings_from_serialized() -> Settings:
+    """Settings handed to a uvicorn worker process by ``edgeproxy serve --workers N``."""
+    return Settings.model_validate_json(os.environ[SERIALIZED_ENV])
+
+
+def serialize(settings: Settings) -> str:
+    """JSON for ``settings_from_serialized``, secrets included (it only travels to child processes)."""
+    data = settings.model_dump(mode="json")
+    data["signing_key"] = settings.signing_key.get_secret_value() if settings.signing_key else None
+    data["previous_signing_keys"] = [k.get_secret_value() for k in settings.previous_signing_keys]
+    return json.dumps(data)

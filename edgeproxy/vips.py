@@ -1,0 +1,288 @@
+"""Every libvips call, and the only module that imports pyvips.
+
+Functions take and return ``pyvips.Image`` (opaque to the rest of the code) or plain values. libvips
+evaluates lazily: the pixel work of a whole pipeline happens inside ``encode``. All of these are
+blocking and run in the render thread pool, never on the event loop.
+
+Animated images are a vertical strip of frames (``page-height`` pixels each); operations that
+move pixels between rows (crop, rotate, embed, blur) run frame by frame through ``_per_frame``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pyvips
+
+from edgeproxy.errors import undecodable, unsupported_format
+
+#: libvips loader (without ``_buffer``/``_source``) -> input format name used in settings.
+LOADER_FORMATS = {
+    "jpegload": "jpeg",
+    "uhdrload": "jpeg",
+    "pngload": "png",
+    "webpload": "webp",
+    "gifload": "gif",
+    "heifload": "heif",  # refined to "avif" by the compression field
+    "tiffload": "tiff",
+    "svgload": "svg",
+}
+#: Magic numbers of formats this build cannot decode: these are 415, not 422.
+_KNOWN_SIGNATURES = (
+    (b"BM", "bmp"),
+    (b"\x00\x00\x01\x00", "ico"),
+    (b"8BPS", "psd"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg2000"),
+    (b"\xff\x4f\xff\x51", "jpeg2000"),
+    (b"\xff\x0a", "jpegxl"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "jpegxl"),
+    (b"%PDF", "pdf"),
+)
+#: Fail on truncated data (a partial JPEG is a 422, not a half-grey image).
+_LOAD_OPTIONS = "fail_on=truncated"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Facts read from the original's header, without decoding pixels.
+
+    ``width``/``height`` are of one frame, upright (after EXIF orientation), in pixels.
+    """
+
+    format: str
+    width: int
+    height: int
+    pages: int
+    alpha: bool
+    orientation: int
+    animated: bool
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Turn a libvips failure while reading pixels into a 422 (never a 500 with internals)."""
+    try:
+        yield
+    except pyvips.Error:
+        raise undecodable() from None
+
+
+def configure(concurrency: int) -> None:
+    """Process-wide libvips set-up, once at start: threads per operation, no operation cache.
+
+    The operation cache only helps when identical operations repeat on the same image object; a
+    proxy decodes new buffers every time, so it would only hold memory.
+    """
+    pyvips.concurrency_set(concurrency)
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.cache_set_max_files(0)
+
+
+def version() -> str:
+    """libvips version, e.g. ``"8.18.7"``."""
+    return ".".join(str(pyvips.version(i)) for i in range(3))
+
+
+def _field(image: pyvips.Image, name: str, default):
+    return image.get(name) if image.get_typeof(name) else default
+
+
+def probe(data: bytes) -> SourceInfo:
+    """Read the header of ``data`` (bytes of an encoded image).
+
+    Raises:
+        ProxyError(415): a known image format this build cannot decode (BMP, ICO, PSD, JPEG 2000,
+            JPEG XL, PDF, HEIC), or a non-image format libvips happens to read (CSV, matrix, ...).
+        ProxyError(422): empty or unrecognisable bytes, or a corrupt header.
+    """
+    if not data:
+        raise undecodable("the original is empty")
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+    except pyvips.Error:
+        for magic, name in _KNOWN_SIGNATURES:
+            if data.startswith(magic):
+                raise unsupported_format(f"input format {name} is not supported") from None
+        raise undecodable() from None
+    loader = image.get("vips-loader").removesuffix("_buffer").removesuffix("_source")
+    fmt = LOADER_FORMATS.get(loader)
+    if fmt is None:
+        raise unsupported_format(f"input format {loader.removesuffix('load')} is not supported")
+    if fmt == "heif":
+        compression = _field(image, "heif-compression", "")
+        if compression == "av1":
+            fmt = "avif"
+        elif compression == "hevc":
+            raise unsupported_format("HEIC (HEVC) input is not supported by this build")
+    orientation = int(_field(image, "orientation", 1))
+    width, height = image.width, image.height
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    pages = int(_field(image, "n-pages", 1))
+    return SourceInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        pages=pages,
+        alpha=bool(image.hasalpha()),
+        orientation=orientation,
+        animated=fmt in ("gif", "webp") and pages > 1,
+    )
+
+
+def thumbnail(data: bytes, width: int, height: int, *, animated: bool, crop: str = "none",
+              size: str = "force") -> pyvips.Image:
+    """Decode and resize in one step, with shrink-on-load, EXIF autorotation and ICC → sRGB.
+
+    ``width`` × ``height`` is the output size in pixels (per frame when ``animated``, which keeps
+    every frame); ``crop="attention"`` covers the box and crops by libvips' attention measure.
+    """
+    options = "n=-1," + _LOAD_OPTIONS if animated else _LOAD_OPTIONS
+    with _decoding():
+        return pyvips.Image.thumbnail_buffer(
+            data, width, height=height, size=size, crop=crop, option_string=options
+        )
+
+
+def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: bool) -> pyvips.Image:
+    """Decode ``data``, apply EXIF orientation, and keep ``region`` (left, top, width, height) of
+    the upright image (of every frame when ``animated``). Colour is still the source's."""
+    kwargs = {"n": -1} if animated else {}
+    with _decoding():
+        image = pyvips.Image.new_from_buffer(data, "", fail_on="truncated", **kwargs)
+        if not animated:
+            image = image.autorot()
+        return crop(image, *region)
+
+
+def resize(image: pyvips.Image, width: int, height: int, *, crop: str = "none") -> pyvips.Image:
+    """Resize a decoded image (per frame) to ``width`` × ``height``, importing ICC to sRGB."""
+    with _decoding():
+        return _per_frame(
+            image, lambda frame: frame.thumbnail_image(width, height=height, size="force", crop=crop)
+        )
+
+
+def page_height(image: pyvips.Image) -> int:
+    """Height of one frame in pixels (the whole height for a still)."""
+    ph = _field(image, "page-height", image.height)
+    return ph if 0 < ph <= image.height and image.height % ph == 0 else image.height
+
+
+def _per_frame(image: pyvips.Image, op) -> pyvips.Image:
+    """Apply ``op`` to each frame of an animated strip and restack; a still is one frame."""
+    ph = page_height(image)
+    if ph == image.height:
+        return op(image)
+    frames = [op(image.crop(0, top, image.width, ph)) for top in range(0, image.height, ph)]
+    out = pyvips.Image.arrayjoin(frames, across=1)
+    out = out.copy()
+    out.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    return out
+
+
+def crop(image: pyvips.Image, left: int, top: int, width: int, height: int) -> pyvips.Image:
+    """Keep a region of every frame."""
+    return _per_frame(image, lambda frame: frame.crop(left, top, width, height))
+
+
+def rotate_flip(image: pyvips.Image, angle: int, flip: str) -> pyvips.Image:
+    """Rotate clockwise by ``angle`` (0/90/180/270), then flip (``h``, ``v``, ``hv`` or ``""``)."""
+
+    def op(frame: pyvips.Image) -> pyvips.Image:
+        if angle:
+            frame = frame.rot(f"d{angle}")
+        if "h" in flip:
+            frame = frame.fliphor()
+        if "v" in flip:
+            frame = frame.flipver()
+        return frame
+
+    return _per_frame(image, op) if angle or flip else image
+
+
+def blur(image: pyvips.Image, sigma: float) -> pyvips.Image:
+    """Gaussian blur with ``sigma`` pixels."""
+    return _per_frame(image, lambda frame: frame.gaussblur(sigma))
+
+
+def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:
+    """Unsharp mask on lightness (``vips_sharpen``) with ``sigma`` pixels."""
+    return _per_frame(image, lambda frame: frame.sharpen(sigma=sigma))
+
+
+def has_alpha(image: pyvips.Image) -> bool:
+    return bool(image.hasalpha())
+
+
+def pad(image: pyvips.Image, width: int, height: int, left: int, top: int,
+        background: tuple[int, int, int, int]) -> pyvips.Image:
+    """Place every frame at (``left``, ``top``) on a ``width`` × ``height`` canvas of ``background``
+    (RGBA 0..255). An alpha band is added when the background is not opaque."""
+    image = to_srgb(image)
+    if background[3] < 255 and not image.hasalpha():
+        image = image.bandjoin(255)
+    colour = list(background if image.hasalpha() else background[:3])
+    return _per_frame(
+        image, lambda frame: frame.embed(left, top, width, height, extend="background", background=colour)
+    )
+
+
+def flatten(image: pyvips.Image, background: tuple[int, int, int, int]) -> pyvips.Image:
+    """Composite alpha onto ``background`` (its RGB part) and drop the alpha band."""
+    if not image.hasalpha():
+        return image
+    colour = list(background[:3]) if image.bands >= 3 else [sum(background[:3]) / 3]
+    return image.flatten(background=colour)
+
+
+def to_srgb(image: pyvips.Image) -> pyvips.Image:
+    """Ensure 8-bit sRGB (or 8-bit grey) pixels, as every encoder here expects."""
+    if image.format == "uchar" and image.interpretation in ("srgb", "b-w"):
+        return image
+    if image.interpretation in ("b-w", "grey16"):
+        return image.colourspace("b-w")
+    return image.colourspace("srgb")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeOptions:
+    """Encoder settings that come from configuration, not from the URL."""
+
+    avif_effort: int = 2
+    webp_effort: int = 4
+    jpeg_progressive: bool = False
+    png_compression: int = 6
+
+
+def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions) -> bytes:
+    """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif); this is where pixels are computed.
+
+    ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed).
+
+    Raises:
+        ProxyError(422): libvips failed while decoding the original (corrupt or truncated data).
+    """
+    keep = pyvips.enums.ForeignKeep.NONE if strip else pyvips.enums.ForeignKeep.ALL
+    ph = page_height(image)
+    with _decoding():
+        if fmt == "jpeg":
+            return image.jpegsave_buffer(
+                Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep
+            )
+        if fmt == "webp":
+            return image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
+        if fmt == "avif":
+            if image.bands < 3:
+                image = image.colourspace("srgb")
+            return image.heifsave_buffer(
+                Q=quality, effort=options.avif_effort, compression="av1", bitdepth=8, keep=keep
+            )
+        if fmt == "png":
+            return image.pngsave_buffer(compression=options.png_compression, keep=keep)
+        if fmt == "gif":
+            return image.gifsave_buffer(keep=keep, page_height=ph)
+    raise ValueError(f"unknown output format {fmt}")
