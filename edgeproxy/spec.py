@@ -154,7 +154,7 @@ class TransformSpec:
 
 # --------------------------------------------------------------------------- value parsers
 
-_INT = re.compile(r"[0-9]{1,9}")
+_INT = re.compile(r"[0-9]{1,13}")
 _DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,20})?")
 _HEX = re.compile(r"[0-9a-fA-F]{6}([0-9a-fA-F]{2})?")
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,64}")

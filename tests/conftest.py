@@ -1,0 +1,98 @@
+"""Shared fixtures: the corpus, a signed-URL helper, and the app served by a real uvicorn on 127.0.0.1.
+
+The corpus is read from ``../shared/corpus`` (beside the repository); tests that need it skip
+cleanly where it is absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pyvips
+import uvicorn
+
+from edgeproxy.app import create_app
+from edgeproxy.settings import load_settings
+from edgeproxy.signing import sign_path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
+KEY = "test-signing-key"
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (CORPUS / "MANIFEST.json").is_file():
+        if IN_CI:
+            pytest.fail(f"CI=true but the corpus is missing at {CORPUS}")
+        pytest.skip(f"image corpus not found at {CORPUS}")
+    return CORPUS
+
+
+def signed(path: str, key: str = KEY) -> str:
+    """``/{signature}{path}`` signed with the test key."""
+    return sign_path(path, key)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(app, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread on 127.0.0.1; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def make_client(origins: dict[str, str], **overrides) -> Iterator[httpx.Client]:
+    """An httpx client bound to a running edgeproxy with ``origins`` and settings ``overrides``."""
+    settings = load_settings(origins=origins, signing_key=KEY, **overrides)
+    with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client(corpus: Path) -> Iterator[httpx.Client]:
+    """A client of edgeproxy serving the corpus as origin ``demo``."""
+    with make_client({"demo": str(corpus)}) as c:
+        yield c
+
+
+def decode(body: bytes) -> pyvips.Image:
+    """Decode a response body, every frame (so ``n-pages``/``page-height`` are visible)."""
+    image = pyvips.Image.new_from_buffer(body, "")
+    loader = image.get("vips-loader")
+    if loader.startswith(("gifload", "webpload")):
+        image = pyvips.Image.new_from_buffer(body, "", n=-1)
+    return image
+
+
+def loader_format(image: pyvips.Image) -> str:
+    """Format that decoded ``image``: jpeg, png, webp, gif or heif (AVIF decodes through heifload)."""
+    return image.get("vips-loader").removesuffix("_buffer").removesuffix("load")

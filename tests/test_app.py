@@ -1,0 +1,161 @@
+"""The HTTP contract: negotiation, headers, 304, HEAD and error statuses, against a running server."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import decode, loader_format, make_client, signed
+
+PHOTO = "flickr-2725x2225.jpg"
+CHROME_ACCEPT = "image/avif,image/webp,*/*"
+
+
+@pytest.mark.parametrize(
+    ("accept", "loader", "mime"),
+    [(CHROME_ACCEPT, "heif", "image/avif"), ("image/webp", "webp", "image/webp"), (None, "jpeg", "image/jpeg")],
+)
+def test_auto_format_follows_accept(client, accept, loader, mime):
+    headers = {"Accept": accept} if accept else {}
+    r = client.get(signed(f"/w:400/f:auto/demo/{PHOTO}"), headers=headers)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == mime
+    assert r.headers["vary"] == "Accept"
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert int(r.headers["content-length"]) == len(r.content)
+    image = decode(r.content)
+    assert loader_format(image) == loader
+    assert (image.width, image.height) == (400, 327)
+
+
+def test_etags_differ_per_variant_and_304_on_if_none_match(client):
+    url = signed(f"/w:400/demo/{PHOTO}")
+    etags = set()
+    for accept in (CHROME_ACCEPT, "image/webp", ""):
+        r = client.get(url, headers={"Accept": accept})
+        etag = r.headers["etag"]
+        assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+        etags.add(etag)
+        again = client.get(url, headers={"Accept": accept, "If-None-Match": etag})
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == etag
+        assert again.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert again.headers["vary"] == "Accept"
+        weak = client.get(url, headers={"Accept": accept, "If-None-Match": f"W/{etag}"})
+        assert weak.status_code == 200
+    assert len(etags) == 3
+
+
+def test_explicit_format_and_size_have_no_vary_and_exact_headers(client, corpus: Path):
+    key = "giunchedi-portrait.jpg"
+    r = client.get(signed(f"/w:200/h:200/fit:cover/f:webp/demo/{key}"), headers={"Accept": "image/jpeg"})
+    assert r.status_code == 200
+    assert "vary" not in r.headers
+    assert "accept-ch" not in r.headers
+    assert r.headers["content-type"] == "image/webp"
+    assert r.headers["surrogate-key"] == r.headers["cache-tag"]
+    assert r.headers["surrogate-key"].startswith("k") and len(r.headers["surrogate-key"]) == 17
+    assert r.headers["last-modified"].endswith(" GMT")
+    stages = [part.split(";")[0] for part in r.headers["server-timing"].split(", ")]
+    assert stages == ["fetch", "queue", "render", "total"]
+    image = decode(r.content)
+    assert (loader_format(image), image.width, image.height) == ("webp", 200, 200)
+    # Every derivative of one original carries the same surrogate key.
+    other = client.get(signed(f"/w:50/demo/{key}"))
+    assert other.headers["surrogate-key"] == r.headers["surrogate-key"]
+
+
+def test_head_answers_like_get_without_body(client):
+    url = signed(f"/w:120/demo/{PHOTO}")
+    get = client.get(url)
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-type", "content-length", "etag", "cache-control"):
+        assert head.headers[name] == get.headers[name]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/w:abc/demo/x.jpg", 400, "option w: 'abc' is not a whole number"),
+        ("/w:400/nope/x.jpg", 404, "unknown origin 'nope'"),
+        ("/w:400/demo/no-such-file.jpg", 404, "original not found"),
+        ("/w:400/demo/truncated.jpg", 422, "the original could not be decoded"),
+        ("/w:400/demo/empty.jpg", 422, "the original is empty"),
+        ("/w:400/demo/invalid-1byte.jpg", 422, "the original could not be decoded"),
+        ("/w:400/demo/huge-9643x10328.jpg", 413,
+         "the original has 99592904 pixels (9643x10328x1); the limit is 50000000"),
+        ("/w:400/demo/bomb-16384x16384.png", 413,
+         "the original has 268435456 pixels (16384x16384x1); the limit is 50000000"),
+        ("/w:400/demo/bmp-24.bmp", 415, "input format bmp is not supported"),
+        ("/w:400/demo/image.heic", 415, "HEIC (HEVC) input is not supported by this build"),
+        ("/w:400/demo/commons-logo.svg", 415, "input format svg is not allowed"),
+        ("/w:9000/demo/x.jpg", 400, "option width: 9000 device pixels is over the limit of 8192"),
+        ("/c:5000:0:10:10/demo/giunchedi-portrait.jpg", 400, "option crop: region is outside the 800x533 original"),
+        ("/exp:1000/demo/giunchedi-portrait.jpg", 403, "URL expired"),
+    ],
+)
+def test_errors_have_status_message_and_short_cache(client, path, status, message):
+    r = client.get(signed(path))
+    assert (r.status_code, r.text) == (status, message + "\n")
+    assert r.headers["cache-control"] == "public, max-age=60"
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "etag" not in r.headers
+
+
+def test_bad_signature_is_403(client):
+    good = signed(f"/w:400/demo/{PHOTO}")
+    tampered = good.replace("/w:400/", "/w:401/")
+    for url in (tampered, "/unsafe/w:400/demo/" + PHOTO, "/AAAA/w:400/demo/" + PHOTO):
+        r = client.get(url)
+        assert (r.status_code, r.text) == (403, "invalid signature\n")
+        assert r.headers["cache-control"] == "public, max-age=60"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../conftest.py", "..%2fconftest.py", "%2e%2e/conftest.py", "a/../../conftest.py", "%2fetc%2fpasswd",
+     "sub%5c..%5c..%5cconftest.py", "x%00.jpg", "escape/conftest.py"],
+)
+def test_local_origin_refuses_paths_out_of_its_root(tmp_path, key):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "conftest.py").write_bytes(b"secret")
+    os.symlink(tmp_path, root / "escape")
+    with make_client({"local": str(root)}) as c:
+        # http.client sends the path byte for byte (httpx would normalise the dot segments away).
+        conn = http.client.HTTPConnection(c.base_url.host, c.base_url.port, timeout=10)
+        conn.request("GET", signed(f"/local/{key}"))
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+    assert r.status in (400, 404), body
+    assert b"secret" not in body
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ok" and ready["origins"] == {"demo": True}
+
+
+def test_full_queue_is_503_with_retry_after(corpus: Path):
+    import concurrent.futures
+
+    import httpx
+
+    # One render thread, no queue: of several simultaneous slow renders, some must be refused.
+    with make_client({"demo": str(corpus)}, render_threads=1, render_queue=0) as c:
+        urls = [signed(f"/w:{1000 + i}/enlarge:1/f:avif/demo/{PHOTO}") for i in range(6)]
+        base = str(c.base_url)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda u: httpx.get(base + u, timeout=60), urls))
+    statuses = sorted(r.status_code for r in responses)
+    assert 200 in statuses and 503 in statuses, statuses
+    refused = next(r for r in responses if r.status_code == 503)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.headers["cache-control"] == "public, max-age=1"

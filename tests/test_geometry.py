@@ -1,0 +1,73 @@
+"""Fit, gravity, DPR, enlarge and crop as pure geometry."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeproxy.errors import ProxyError
+from edgeproxy.geometry import check_box, plan
+from edgeproxy.spec import Crop, Fit, Gravity, TransformSpec
+
+
+def out(spec: TransformSpec, w: int = 800, h: int = 600, max_dim: int = 8192):
+    return plan(spec, w, h, max_dim)
+
+
+@pytest.mark.parametrize(
+    ("spec", "size"),
+    [
+        (TransformSpec(), (800, 600)),
+        (TransformSpec(width=400), (400, 300)),
+        (TransformSpec(height=150), (200, 150)),
+        (TransformSpec(width=400, height=400), (400, 300)),  # inside
+        (TransformSpec(width=400, height=400, fit=Fit.COVER), (400, 400)),
+        (TransformSpec(width=400, height=400, fit=Fit.FILL), (400, 400)),
+        (TransformSpec(width=400, height=400, fit=Fit.OUTSIDE), (533, 400)),
+        (TransformSpec(width=400, height=400, fit=Fit.PAD), (400, 400)),
+        (TransformSpec(width=1600), (800, 600)),  # never enlarged by default
+        (TransformSpec(width=1600, enlarge=True), (1600, 1200)),
+        (TransformSpec(width=1600, fit=Fit.CONTAIN), (1600, 1200)),  # contain always reaches the box
+        (TransformSpec(width=200, dpr=2), (400, 300)),
+        (TransformSpec(width=200, dpr=1.5), (300, 225)),
+        (TransformSpec(width=1000, height=1000, fit=Fit.COVER), (800, 600)),  # no enlarge, no crop
+        (TransformSpec(width=1000, height=300, fit=Fit.COVER), (800, 300)),
+        (TransformSpec(width=300, rotate=90), (300, 400)),  # box applies after rotation
+        (TransformSpec(crop=Crop(0.5, 0.5, 0.5, 0.5, True)), (400, 300)),
+        (TransformSpec(crop=Crop(700, 500, 500, 500)), (100, 100)),  # clipped to the image
+    ],
+)
+def test_output_sizes(spec, size):
+    assert out(spec).output_size == size
+
+
+def test_cover_crop_follows_compass_gravity_and_focal_point():
+    def crop_of(gravity):
+        return out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=gravity)).final_crop
+
+    assert crop_of(Gravity()) == (50, 0, 300, 300)  # resized to 400x300 first
+    assert crop_of(Gravity("west", 0.0, 0.5)) == (0, 0, 300, 300)
+    assert crop_of(Gravity("east", 1.0, 0.5)) == (100, 0, 300, 300)
+    assert crop_of(Gravity("fp", 0.9, 0.5)) == (100, 0, 300, 300)  # clamped inside the image
+    assert crop_of(Gravity("fp", 0.3, 0.5)) == (0, 0, 300, 300)
+    assert out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=Gravity("smart"))).smart
+
+
+def test_pad_places_image_by_gravity():
+    p = out(TransformSpec(width=400, height=400, fit=Fit.PAD, gravity=Gravity("north", 0.5, 0.0)))
+    assert p.resize == (400, 300) and p.canvas == (400, 400, 0, 0)
+    p = out(TransformSpec(width=400, height=400, fit=Fit.PAD))
+    assert p.canvas == (400, 400, 0, 50)
+
+
+def test_output_is_capped_at_max_dimension():
+    assert out(TransformSpec(width=100, fit=Fit.OUTSIDE, height=5000, enlarge=True), 100, 100,
+               max_dim=1000).output_size == (1000, 1000)
+
+
+def test_box_over_limit_and_crop_outside_are_400():
+    with pytest.raises(ProxyError) as info:
+        check_box(TransformSpec(width=3000, dpr=3), 8192)
+    assert info.value.status == 400 and "9000 device pixels" in info.value.message
+    with pytest.raises(ProxyError) as info:
+        out(TransformSpec(crop=Crop(900, 0, 10, 10)))
+    assert info.value.status == 400

@@ -1,0 +1,70 @@
+"""Signatures: the published test vector, rotation, unsigned mode, malformed signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import subprocess
+import sys
+
+import pytest
+
+from edgeproxy.errors import ProxyError
+from edgeproxy.signing import PathSigner, sign_path
+
+# The README's test vector.
+VECTOR_KEY = "edgeproxy-test-key"
+VECTOR_PATH = "/w:400/f:auto/demo/photo.jpg"
+VECTOR_SIGNATURE = "rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc"
+
+
+def test_readme_vector_matches_plain_hmac_sha256():
+    expected = base64.urlsafe_b64encode(
+        hmac.new(VECTOR_KEY.encode(), VECTOR_PATH.encode(), hashlib.sha256).digest()
+    ).rstrip(b"=").decode()
+    assert expected == VECTOR_SIGNATURE
+    assert sign_path(VECTOR_PATH, VECTOR_KEY) == f"/{VECTOR_SIGNATURE}{VECTOR_PATH}"
+
+
+def test_sign_cli_prints_the_vector():
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", VECTOR_KEY, VECTOR_PATH],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout == f"/{VECTOR_SIGNATURE}{VECTOR_PATH}\n"
+
+
+def test_first_key_signs_and_every_key_verifies():
+    signer = PathSigner(["new", "old"])
+    assert signer.sign("/p") == PathSigner(["new"]).sign("/p")
+    signer.verify(PathSigner(["old"]).sign("/p"), "/p")
+    signer.verify(PathSigner(["new"]).sign("/p"), "/p")
+    with pytest.raises(ProxyError) as info:
+        signer.verify(PathSigner(["other"]).sign("/p"), "/p")
+    assert info.value.status == 403
+
+
+def test_signature_covers_the_raw_percent_encoded_path():
+    signer = PathSigner(["k"])
+    signature = signer.sign("/demo/a%20b.jpg")
+    signer.verify(signature, "/demo/a%20b.jpg")
+    with pytest.raises(ProxyError):
+        signer.verify(signature, "/demo/a b.jpg")
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "unsafe", "abc", VECTOR_SIGNATURE + "=", VECTOR_SIGNATURE[:-1], VECTOR_SIGNATURE[:-1] + "+",
+     VECTOR_SIGNATURE[:-1] + ("A" if VECTOR_SIGNATURE[-1] != "A" else "B")],
+)
+def test_malformed_or_wrong_signatures_are_403(signature):
+    with pytest.raises(ProxyError) as info:
+        PathSigner([VECTOR_KEY]).verify(signature, VECTOR_PATH)
+    assert (info.value.status, info.value.message) == (403, "invalid signature")
+
+
+def test_unsafe_only_when_allowed():
+    PathSigner([], allow_unsigned=True).verify("unsafe", "/anything")
+    with pytest.raises(ValueError):
+        PathSigner([])

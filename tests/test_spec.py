@@ -1,0 +1,141 @@
+"""URL grammar: parsing, canonical form, and errors that name the option."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeproxy.errors import ProxyError
+from edgeproxy.spec import (
+    COMPASS,
+    Crop,
+    Fit,
+    Flip,
+    Format,
+    Gravity,
+    TransformSpec,
+    build_path,
+    canonical,
+    parse_options,
+    parse_path,
+)
+
+
+def roundtrip(spec: TransformSpec) -> TransformSpec:
+    text = canonical(spec)
+    return parse_options(text.lstrip("/").split("/") if text else [])
+
+
+def test_full_url_parses_into_typed_fields():
+    spec, origin, key = parse_path(
+        "/w:800/h:600/fit:cover/g:fp:0.25:0.75/dpr:2/f:webp/q:70/c:10:20:300:200/rot:90/flip:h"
+        "/blur:1.5/sharpen:0.5/bg:FF000080/enlarge:1/strip:0/exp:2000000000/v:abc/media/a%20b/c.jpg"
+    )
+    assert (origin, key) == ("media", "a b/c.jpg")
+    assert spec == TransformSpec(
+        width=800, height=600, fit=Fit.COVER, gravity=Gravity("fp", 0.25, 0.75), dpr=2.0,
+        format=Format.WEBP, quality=70, crop=Crop(10, 20, 300, 200, False), rotate=90, flip=Flip.H,
+        blur=1.5, sharpen=0.5, background=(255, 0, 0, 128), enlarge=True, strip=False,
+        expires=2_000_000_000, version="abc",
+    )
+    assert spec.box() == (1600, 1200)
+
+
+def test_long_names_and_aliases_are_equal():
+    short, _, _ = parse_path("/w:10/h:20/g:ne/f:jpg/q:5/c:0:0:1:1/rot:180/bg:ffffff/o/k")
+    long, _, _ = parse_path(
+        "/width:10/height:20/gravity:northeast/format:jpeg/quality:5/crop:0:0:1:1/rotate:180"
+        "/background:FFFFFF/o/k"
+    )
+    assert short == long
+    assert canonical(short) == "/w:10/h:20/g:northeast/f:jpeg/q:5/c:0:0:1:1/rot:180/bg:ffffff"
+
+
+def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
+    spec, origin, key = parse_path("/demo/dir/a:b.jpg")
+    assert spec == TransformSpec() and canonical(spec) == ""
+    assert (origin, key) == ("demo", "dir/a:b.jpg")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/w:abc/o/k", "option w: 'abc' is not a whole number"),
+        ("/w:0/o/k", "option w: 0 is outside 1..16384"),
+        ("/width:99999/o/k", "option width: 99999 is outside 1..16384"),
+        ("/zoom:2/o/k", "unknown option 'zoom'"),
+        ("/fit:stretch/o/k", "option fit: 'stretch' is not one of inside|contain|cover|fill|outside|pad"),
+        ("/dpr:5/o/k", "option dpr: 5 is outside 1.0..4.0"),
+        ("/dpr:1e0/o/k", "option dpr: '1e0' is not a decimal number"),
+        ("/q:0/o/k", "option q: 0 is outside 1..100"),
+        ("/rot:45/o/k", "option rot: must be 0, 90, 180 or 270"),
+        ("/g:middle/o/k", "option g: unknown gravity 'middle'"),
+        ("/g:fp:2:0/o/k", "option g: 2 is outside 0.0..1.0"),
+        ("/g:face/o/k", "option g: face gravity needs the face model, which is not enabled"),
+        ("/c:1:2:3/o/k", "option c: expected c:X:Y:W:H"),
+        ("/c:0:0:0:5/o/k", "option c: 0 is outside 1..1000000000"),
+        ("/bg:red/o/k", "option bg: expected RRGGBB or RRGGBBAA hex, got 'red'"),
+        ("/blur:0/o/k", "option blur: 0 is outside 0.0..100.0"),
+        ("/pr:thumb/o/k", "option pr: no presets are configured"),
+        ("/w:1/w:2/o/k", "option w: given more than once"),
+        ("/w:1/width:2/o/k", "option width: given more than once"),
+        ("/v:a$b/o/k", "option v: expected 1-64 of A-Z a-z 0-9 . _ ~ -"),
+        ("/w:10/o/", "missing object key"),
+        ("/w:10", "missing origin name and object key"),
+        ("/w:10//k", "missing origin name"),
+        ("/o/%ff.jpg", "URL is not valid percent-encoded UTF-8"),
+    ],
+)
+def test_bad_options_are_400_naming_the_option(path, message):
+    with pytest.raises(ProxyError) as info:
+        parse_path(path)
+    assert info.value.status == 400
+    assert info.value.message == message
+
+
+# ---------------------------------------------------------------- property: canonical round trip
+
+decimals = st.decimals(min_value=0, max_value=1, places=4, allow_nan=False).map(float)
+gravities = st.one_of(
+    st.sampled_from([Gravity(k, *xy) for k, xy in COMPASS.items()] + [Gravity("smart")]),
+    st.builds(lambda x, y: Gravity("fp", x, y), decimals, decimals),
+)
+crops = st.one_of(
+    st.builds(Crop, st.integers(0, 5000), st.integers(0, 5000), st.integers(1, 5000), st.integers(1, 5000)),
+    st.builds(
+        lambda x, y, w, h: Crop(x, y, w, h, True),
+        decimals, decimals, decimals.filter(bool), decimals.filter(bool),
+    ),
+)
+specs = st.builds(
+    TransformSpec,
+    width=st.none() | st.integers(1, 16384),
+    height=st.none() | st.integers(1, 16384),
+    fit=st.sampled_from(Fit),
+    gravity=gravities,
+    dpr=st.decimals(min_value=1, max_value=4, places=3).map(float),
+    format=st.sampled_from(Format),
+    quality=st.none() | st.integers(1, 100),
+    crop=st.none() | crops,
+    rotate=st.sampled_from([0, 90, 180, 270]),
+    flip=st.sampled_from(Flip),
+    blur=st.none() | st.decimals(min_value="0.01", max_value=100, places=2).map(float),
+    sharpen=st.none() | st.decimals(min_value="0.01", max_value=10, places=2).map(float),
+    background=st.none() | st.tuples(*[st.integers(0, 255)] * 4),
+    enlarge=st.booleans(),
+    strip=st.booleans(),
+    expires=st.none() | st.integers(0, 2**40),
+    version=st.none() | st.from_regex(r"[A-Za-z0-9._~-]{1,64}", fullmatch=True),
+)
+
+
+@given(specs)
+def test_canonical_form_round_trips(spec):
+    assert roundtrip(spec) == spec
+
+
+@given(specs, st.text(min_size=1, max_size=40).filter(lambda k: "\x00" not in k))
+def test_build_path_is_the_inverse_of_parse_path(spec, key):
+    key = key.strip("/") or "k"
+    assert parse_path(build_path(spec, "origin", key)) == (spec, "origin", key)
