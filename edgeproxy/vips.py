@@ -137,13 +137,17 @@ def thumbnail(data: bytes, width: int, height: int, *, animated: bool, crop: str
               size: str = "force") -> pyvips.Image:
     """Decode and resize in one step, with shrink-on-load, EXIF autorotation and ICC → sRGB.
 
+    An embedded ICC profile is imported and the pixels exported as sRGB (``output_profile``);
+    CMYK without a profile goes through libvips' fallback CMYK profile.
+
     ``width`` × ``height`` is the output size in pixels (per frame when ``animated``, which keeps
     every frame); ``crop="attention"`` covers the box and crops by libvips' attention measure.
     """
     options = "n=-1," + _LOAD_OPTIONS if animated else _LOAD_OPTIONS
     with _decoding():
         return pyvips.Image.thumbnail_buffer(
-            data, width, height=height, size=size, crop=crop, option_string=options
+            data, width, height=height, size=size, crop=crop, option_string=options,
+            output_profile="srgb",
         )
 
 
@@ -162,7 +166,9 @@ def resize(image: pyvips.Image, width: int, height: int, *, crop: str = "none") 
     """Resize a decoded image (per frame) to ``width`` × ``height``, importing ICC to sRGB."""
     with _decoding():
         return _per_frame(
-            image, lambda frame: frame.thumbnail_image(width, height=height, size="force", crop=crop)
+            image, lambda frame: frame.thumbnail_image(
+                width, height=height, size="force", crop=crop, output_profile="srgb"
+            )
         )
 
 

@@ -1,0 +1,181 @@
+"""Pixels: orientation, colour management, alpha, animation and fit, decoded from real responses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pyvips
+
+from tests.conftest import decode, loader_format, signed
+
+
+def get_image(client, path: str, accept: str = "") -> pyvips.Image:
+    r = client.get(signed(path), headers={"Accept": accept})
+    assert r.status_code == 200, r.text
+    return decode(r.content)
+
+
+def mean_abs_diff(a: pyvips.Image, b: pyvips.Image) -> float:
+    return (a.cast("float") - b.cast("float")).abs().avg()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_comes_out_upright(client, corpus: Path, orientation):
+    upright = get_image(client, "/w:300/f:png/demo/landscape-orientation-1.jpg")
+    image = get_image(client, f"/w:300/f:png/demo/landscape-orientation-{orientation}.jpg")
+    assert (image.width, image.height) == (300, 200)
+    assert mean_abs_diff(image, upright) < 3
+    if orientation > 1:  # the raw pixels really are turned: the test would catch a missing autorotation
+        raw = pyvips.Image.new_from_file(str(corpus / f"landscape-orientation-{orientation}.jpg"))
+        raw = raw.resize(300 / raw.width)
+        if (raw.width, raw.height) == (300, 200):
+            assert mean_abs_diff(raw, upright) > 20
+
+
+def test_cmyk_jpeg_comes_out_srgb_resembling_the_rgb_original(client, corpus: Path):
+    rgb = get_image(client, "/w:400/f:png/demo/giunchedi-portrait.jpg")
+    cmyk = get_image(client, "/w:400/f:png/demo/giunchedi-cmyk.jpg")
+    assert (cmyk.bands, cmyk.interpretation) == (3, "srgb")
+    # The file carries no profile, so libvips' fallback CMYK profile renders it (shadows come out
+    # lighter than in the RGB original); reading the C, M, Y bands as R, G, B would be far off.
+    raw = pyvips.Image.new_from_file(str(corpus / "giunchedi-cmyk.jpg")).resize(0.5)[0:3]
+    raw = raw.copy(interpretation="srgb")
+    assert mean_abs_diff(cmyk, rgb) < 35
+    assert mean_abs_diff(raw, rgb) > 2 * mean_abs_diff(cmyk, rgb)
+
+
+@pytest.mark.parametrize("key", ["cmyk-icc.jpg", "cmyk-fogra39.tif"])
+def test_cmyk_inputs_come_out_srgb(client, key):
+    for accept, loader in (("", "jpeg"), ("image/webp", "webp"), ("image/avif", "heif")):
+        image = get_image(client, f"/w:100/demo/{key}", accept)
+        assert loader_format(image) == loader
+        assert (image.bands, image.interpretation) == (3, "srgb")
+
+
+@pytest.mark.parametrize("key", ["adobe-rgb-icc.jpg", "iphone-p3-orientation-6.jpg", "tiff-16bit-adobe-rgb.tiff"])
+def test_wide_gamut_icc_is_converted_to_srgb(client, corpus: Path, key):
+    image = get_image(client, f"/w:200/f:png/demo/{key}")
+    assert image.format == "uchar" and image.bands == 3
+    source = pyvips.Image.new_from_file(str(corpus / key)).autorot()
+    scale = image.width / source.width
+    reference = source.icc_transform("srgb", embedded=True, depth=8).resize(scale)
+    naive = source.resize(scale)
+    if naive.format != "uchar":
+        naive = naive.colourspace("srgb")
+    assert (reference.width, reference.height) == (image.width, image.height)
+    assert mean_abs_diff(image, reference) < 4
+    assert mean_abs_diff(image, reference) < mean_abs_diff(image, naive) / 2
+
+
+def test_output_keeps_no_icc_or_exif_by_default_but_strip_0_keeps_metadata(client):
+    stripped = get_image(client, "/w:100/f:jpeg/demo/exif-copyright.jpg")
+    assert not stripped.get_typeof("exif-data")
+    kept = get_image(client, "/w:100/f:jpeg/strip:0/demo/exif-copyright.jpg")
+    assert kept.get_typeof("exif-data")
+
+
+@pytest.mark.parametrize(("accept", "loader"), [("image/avif", "heif"), ("image/webp", "webp"), ("", "png")])
+def test_alpha_survives_to_avif_webp_and_png(client, accept, loader):
+    image = get_image(client, "/w:101/demo/gopher-alpha.png", accept)
+    assert loader_format(image) == loader
+    assert image.bands == 4
+    alpha = image[3]
+    assert alpha.min() < 10 and alpha.max() == 255
+
+
+def test_alpha_is_flattened_onto_background_for_jpeg(client, corpus: Path):
+    source = pyvips.Image.new_from_file(str(corpus / "gopher-alpha.png"))
+    assert source[3](0, 0)[0] == 0  # the corner is transparent
+    red = get_image(client, "/w:101/f:jpeg/bg:ff0000/demo/gopher-alpha.png")
+    assert red.bands == 3
+    r, g, b = red(1, 1)
+    assert r > 240 and g < 15 and b < 15
+    white = get_image(client, "/w:101/f:jpeg/demo/gopher-alpha.png")
+    assert min(white(1, 1)) > 240
+
+
+@pytest.mark.parametrize(("accept", "loader"), [("image/avif,image/webp", "webp"), ("", "gif")])
+def test_animation_is_kept_for_gif_and_webp(client, accept, loader):
+    image = get_image(client, "/w:60/demo/dancing-banana.gif", accept)
+    assert loader_format(image) == loader
+    assert image.get("n-pages") == 8
+    assert image.get("page-height") == 63
+    assert (image.width, image.height) == (60, 63 * 8)
+
+
+def test_animated_cover_crops_every_frame(client):
+    image = get_image(client, "/w:50/h:50/fit:cover/demo/animated-loop-3.webp", "image/webp")
+    assert image.get("n-pages") == 10
+    assert (image.width, image.get("page-height")) == (50, 50)
+
+
+def test_explicit_still_format_takes_the_first_frame(client):
+    image = get_image(client, "/w:60/f:png/demo/dancing-banana.gif")
+    assert (loader_format(image), image.width, image.height) == ("png", 60, 63)
+    assert not image.get_typeof("n-pages") or image.get("n-pages") == 1
+
+
+def test_fit_modes_produce_the_promised_sizes(client):
+    key = "giunchedi-portrait.jpg"  # 800x533
+    expect = {
+        "inside": (300, 200), "contain": (300, 200), "cover": (300, 300), "fill": (300, 300),
+        "outside": (450, 300), "pad": (300, 300),
+    }
+    for fit, size in expect.items():
+        image = get_image(client, f"/w:300/h:300/fit:{fit}/f:png/demo/{key}")
+        assert (image.width, image.height) == size, fit
+
+
+def test_pad_background_fills_the_letterbox(client):
+    image = get_image(client, "/w:300/h:300/fit:pad/bg:00ff00/f:jpeg/demo/giunchedi-portrait.jpg")
+    r, g, b = image(150, 5)  # inside the top band
+    assert g > 240 and r < 20 and b < 20
+    transparent = get_image(client, "/w:300/h:300/fit:pad/f:png/demo/giunchedi-portrait.jpg")
+    assert transparent.bands == 4 and transparent[3](150, 5)[0] == 0 and transparent[3](150, 150)[0] == 255
+
+
+def test_gravity_chooses_the_cropped_side(client, corpus: Path):
+    full = get_image(client, "/w:450/h:300/fit:fill/f:png/demo/giunchedi-portrait.jpg")  # 800x533 → 450x300
+    west = get_image(client, "/w:300/h:300/fit:cover/g:w/f:png/demo/giunchedi-portrait.jpg")
+    east = get_image(client, "/w:300/h:300/fit:cover/g:e/f:png/demo/giunchedi-portrait.jpg")
+    assert mean_abs_diff(west, full.crop(0, 0, 300, 300)) < 4
+    assert mean_abs_diff(east, full.crop(150, 0, 300, 300)) < 4
+    assert mean_abs_diff(west, east) > 10
+
+
+def test_smart_gravity_and_focal_point_give_the_box(client):
+    for g in ("smart", "fp:0.2:0.8"):
+        image = get_image(client, f"/w:200/h:200/fit:cover/g:{g}/f:png/demo/smart-crop.jpg")
+        assert (image.width, image.height) == (200, 200)
+
+
+def test_crop_rotate_flip_and_dpr(client, corpus: Path):
+    source = pyvips.Image.new_from_file(str(corpus / "giunchedi-portrait.jpg"))  # 800x533
+    image = get_image(client, "/c:0:0:400:200/rot:90/flip:h/f:png/demo/giunchedi-portrait.jpg")
+    assert (image.width, image.height) == (200, 400)
+    expected = source.crop(0, 0, 400, 200).rot("d90").fliphor()
+    assert mean_abs_diff(image, expected) < 3
+    dpr = get_image(client, "/w:100/dpr:2.5/f:png/demo/giunchedi-portrait.jpg")
+    assert dpr.width == 250
+
+
+def test_blur_and_sharpen_change_the_pixels(client):
+    plain = get_image(client, "/w:200/f:png/demo/giunchedi-portrait.jpg")
+    blurred = get_image(client, "/w:200/blur:3/f:png/demo/giunchedi-portrait.jpg")
+    sharpened = get_image(client, "/w:200/sharpen:1/f:png/demo/giunchedi-portrait.jpg")
+    assert blurred.deviate() < plain.deviate()
+    assert mean_abs_diff(sharpened, plain) > 0.5
+
+
+def test_quality_changes_the_size(client):
+    low = client.get(signed("/w:400/q:20/f:jpeg/demo/flickr-2725x2225.jpg"))
+    high = client.get(signed("/w:400/q:95/f:jpeg/demo/flickr-2725x2225.jpg"))
+    assert len(low.content) < len(high.content) / 2
+
+
+def test_file_with_lying_extension_is_decoded_by_content(client):
+    png_named_jpg = get_image(client, "/w:50/f:png/demo/png-named.jpg")  # a 200x100 PNG
+    assert (png_named_jpg.width, png_named_jpg.height) == (50, 25)
+    no_extension = get_image(client, "/w:150/f:png/demo/jpeg-no-extension")  # a 300x400 JPEG
+    assert (no_extension.width, no_extension.height) == (150, 200)
