@@ -1,0 +1,52 @@
+"""Configuration: precedence, validation messages, and the documented example file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from edgeproxy.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_precedence_defaults_file_environment_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEPROXY_PORT", raising=False)
+    monkeypatch.delenv("EDGEPROXY_QUALITY_WEBP", raising=False)
+    config = tmp_path / "edgeproxy.toml"
+    config.write_text('signing_key = "from-file"\nport = 9001\nquality_webp = 50\nquality_avif = 40\n')
+    assert load_settings(config).port == 9001
+    monkeypatch.setenv("EDGEPROXY_PORT", "9002")
+    monkeypatch.setenv("EDGEPROXY_QUALITY_WEBP", "55")
+    settings = load_settings(config, port=9003)
+    assert (settings.port, settings.quality_webp, settings.quality_avif, settings.quality_jpeg) == (9003, 55, 40, 80)
+    assert settings.signing_key.get_secret_value() == "from-file"
+
+
+def test_every_problem_is_listed_in_one_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEPROXY_SIGNING_KEY", raising=False)
+    with pytest.raises(SettingsError) as info:
+        load_settings(port=0, quality_avif=101, origins={"Bad Name": str(tmp_path), "x": "/nonexistent"},
+                      allowed_input_formats=["jpeg", "bmp"])
+    text = str(info.value)
+    for fragment in ("port:", "quality_avif:", "origin name 'Bad Name'", "'/nonexistent' is not a folder",
+                     "unknown input formats ['bmp']"):
+        assert fragment in text, text
+
+
+def test_missing_signing_key_says_how_to_set_one(monkeypatch):
+    monkeypatch.delenv("EDGEPROXY_SIGNING_KEY", raising=False)
+    with pytest.raises(SettingsError, match="set EDGEPROXY_SIGNING_KEY"):
+        load_settings()
+    assert load_settings(allow_unsigned=True).allow_unsigned
+
+
+def test_example_config_documents_every_setting_with_its_default():
+    text = (ROOT / "config" / "edgeproxy.example.toml").read_text()
+    assert tomllib.loads(text) == {}  # all commented out: the defaults are the code's
+    lines = [line.removeprefix("# ") for line in text.splitlines() if line.startswith("# ")]
+    documented = {line.split("=")[0].strip() for line in lines if "=" in line}
+    documented |= {line.strip("[]") for line in lines if line.startswith("[")}
+    assert set(Settings.model_fields) <= documented, set(Settings.model_fields) - documented
