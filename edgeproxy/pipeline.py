@@ -124,10 +124,11 @@ def load_and_resize(ctx: Context) -> None:
         width, height = height, width
     crop = "attention" if p.smart else "none"
     if p.source_crop is None:
-        ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated, crop=crop)
+        ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated, crop=crop,
+                                   colour_manage=ctx.info.colour_manage)
     else:
         region = vips.load_region(ctx.data, p.source_crop, animated=ctx.animated)
-        ctx.image = vips.resize(region, width, height, crop=crop)
+        ctx.image = vips.resize(region, width, height, crop=crop, colour_manage=ctx.info.colour_manage)
 
 
 def rotate_flip(ctx: Context) -> None:

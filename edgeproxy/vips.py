@@ -58,6 +58,7 @@ class SourceInfo:
     alpha: bool
     orientation: int
     animated: bool
+    colour_manage: bool = False  # an embedded ICC profile that is not sRGB: transform to sRGB
 
 
 @contextmanager
@@ -122,6 +123,7 @@ def probe(data: bytes) -> SourceInfo:
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     pages = int(_field(image, "n-pages", 1))
+    profile = _field(image, "icc-profile-data", None)
     return SourceInfo(
         format=fmt,
         width=width,
@@ -130,24 +132,56 @@ def probe(data: bytes) -> SourceInfo:
         alpha=bool(image.hasalpha()),
         orientation=orientation,
         animated=fmt in ("gif", "webp") and pages > 1,
+        colour_manage=profile is not None and not is_srgb_profile(profile),
     )
 
 
-def thumbnail(data: bytes, width: int, height: int, *, animated: bool, crop: str = "none",
-              size: str = "force") -> pyvips.Image:
+def is_srgb_profile(profile: bytes) -> bool:
+    """Whether an ICC profile's description names sRGB (so transforming to sRGB would be a no-op).
+
+    Reads the ``desc`` tag (ICC.1:2001-04 ``textDescriptionType`` or ICC.1:2010 ``multiLocalizedUnicodeType``)
+    from the tag table that follows the 128-byte header. Skipping the no-op transform halves the
+    cost of a typical camera JPEG (the lcms transform costs more than the decode).
+    """
+    try:
+        count = int.from_bytes(profile[128:132], "big")
+        for i in range(min(count, 64)):
+            entry = profile[132 + 12 * i : 144 + 12 * i]
+            if entry[:4] != b"desc":
+                continue
+            offset = int.from_bytes(entry[4:8], "big")
+            size = int.from_bytes(entry[8:12], "big")
+            tag = profile[offset : offset + size]
+            if tag[:4] == b"desc":
+                text = tag[12 : 12 + int.from_bytes(tag[8:12], "big")].decode("latin-1")
+            elif tag[:4] == b"mluc":
+                length = int.from_bytes(tag[20:24], "big")
+                start = int.from_bytes(tag[24:28], "big")
+                text = tag[start : start + length].decode("utf-16-be", "replace")
+            else:
+                return False
+            return "sRGB" in text
+    except (IndexError, ValueError):
+        return False
+    return False
+
+
+def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_manage: bool,
+              crop: str = "none", size: str = "force") -> pyvips.Image:
     """Decode and resize in one step, with shrink-on-load, EXIF autorotation and ICC → sRGB.
 
-    An embedded ICC profile is imported and the pixels exported as sRGB (``output_profile``);
-    CMYK without a profile goes through libvips' fallback CMYK profile.
+    With ``colour_manage`` (an embedded profile other than sRGB), the profile is imported and the
+    pixels exported as sRGB; CMYK always goes to sRGB (through libvips' fallback CMYK profile when
+    it has none). Images without a profile are taken as sRGB, as browsers do.
 
     ``width`` × ``height`` is the output size in pixels (per frame when ``animated``, which keeps
     every frame); ``crop="attention"`` covers the box and crops by libvips' attention measure.
     """
     options = "n=-1," + _LOAD_OPTIONS if animated else _LOAD_OPTIONS
+    profile = {"output_profile": "srgb"} if colour_manage else {}
     with _decoding():
         return pyvips.Image.thumbnail_buffer(
-            data, width, height=height, size=size, crop=crop, option_string=options,
-            output_profile="srgb",
+            data, width, height=height, size=size, crop=crop, option_string=options, **profile
         )
 
 
@@ -162,13 +196,13 @@ def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: boo
         return crop(image, *region)
 
 
-def resize(image: pyvips.Image, width: int, height: int, *, crop: str = "none") -> pyvips.Image:
-    """Resize a decoded image (per frame) to ``width`` × ``height``, importing ICC to sRGB."""
+def resize(image: pyvips.Image, width: int, height: int, *, colour_manage: bool,
+           crop: str = "none") -> pyvips.Image:
+    """Resize a decoded image (per frame) to ``width`` × ``height``; colour as in ``thumbnail``."""
+    profile = {"output_profile": "srgb"} if colour_manage else {}
     with _decoding():
         return _per_frame(
-            image, lambda frame: frame.thumbnail_image(
-                width, height=height, size="force", crop=crop, output_profile="srgb"
-            )
+            image, lambda frame: frame.thumbnail_image(width, height=height, size="force", crop=crop, **profile)
         )
 
 
@@ -231,7 +265,7 @@ def pad(image: pyvips.Image, width: int, height: int, left: int, top: int,
     image = to_srgb(image)
     if background[3] < 255 and not image.hasalpha():
         image = image.bandjoin(255)
-    colour = list(background if image.hasalpha() else background[:3])
+    colour = _colour(image, background)
     return _per_frame(
         image, lambda frame: frame.embed(left, top, width, height, extend="background", background=colour)
     )
@@ -241,8 +275,13 @@ def flatten(image: pyvips.Image, background: tuple[int, int, int, int]) -> pyvip
     """Composite alpha onto ``background`` (its RGB part) and drop the alpha band."""
     if not image.hasalpha():
         return image
-    colour = list(background[:3]) if image.bands >= 3 else [sum(background[:3]) / 3]
-    return image.flatten(background=colour)
+    return image.flatten(background=_colour(image, background)[: image.bands - 1])
+
+
+def _colour(image: pyvips.Image, rgba: tuple[int, int, int, int]) -> list[float]:
+    """``rgba`` as one value per band of ``image``: grey images get the mean of R, G and B."""
+    colour = list(rgba[:3]) if image.bands >= 3 else [sum(rgba[:3]) / 3]
+    return colour + [rgba[3]] if image.hasalpha() else colour
 
 
 def to_srgb(image: pyvips.Image) -> pyvips.Image:

@@ -179,3 +179,23 @@ def test_file_with_lying_extension_is_decoded_by_content(client):
     assert (png_named_jpg.width, png_named_jpg.height) == (50, 25)
     no_extension = get_image(client, "/w:150/f:png/demo/jpeg-no-extension")  # a 300x400 JPEG
     assert (no_extension.width, no_extension.height) == (150, 200)
+
+
+@pytest.mark.parametrize(("key", "fmt"), [("jpeg-arithmetic.jpg", "png"), ("grey-alpha.png", "jpeg"),
+                                          ("grey-alpha.png", "webp")])
+def test_grey_sources_pad_and_flatten(client, key, fmt):
+    image = get_image(client, f"/w:120/h:90/fit:pad/bg:ff000080/f:{fmt}/demo/{key}")
+    assert (image.width, image.height) == (120, 90)
+
+
+def test_srgb_profiles_are_not_transformed_but_others_are(corpus: Path):
+    from edgeproxy.vips import is_srgb_profile
+
+    def profile(name):
+        return pyvips.Image.new_from_file(str(corpus / name)).get("icc-profile-data")
+
+    assert is_srgb_profile(profile("giunchedi-portrait.jpg"))  # "sRGB IEC61966-2.1" (v2 desc)
+    assert is_srgb_profile(profile("iptc-xmp.jpg"))
+    assert not is_srgb_profile(profile("adobe-rgb-icc.jpg"))
+    assert not is_srgb_profile(profile("iphone-p3-orientation-6.jpg"))  # "Display P3" (v4 mluc)
+    assert not is_srgb_profile(b"\x00" * 10)
