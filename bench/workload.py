@@ -2,7 +2,8 @@
 
 imgproxy's image-servers-benchmark uses 2K DIV2K photos converted to each format under test; we
 make the same from the corpus's large photos: each is fitted into 2040×2040 (DIV2K's width), turned
-to sRGB without metadata, and saved as JPEG (Q 90), PNG, WebP (Q 90) and AVIF (Q 65, effort 0).
+to sRGB without metadata, and saved with `vips copy` defaults as JPEG (Q 75), PNG, WebP (Q 75), and as
+AVIF (Q 65, effort 0).
 The 12 MP workload uses the iPhone photo unchanged (4032×3024, EXIF orientation 6, Display P3).
 """
 
@@ -16,9 +17,9 @@ import pyvips
 PHOTOS = ["flickr-2725x2225.jpg", "progressive-2560x1600.jpg", "imaginary-large.jpg", "adobe-rgb-icc.jpg"]
 LARGE = "iphone-p3-orientation-6.jpg"
 SAVE = {
-    "jpg": dict(Q=90),
+    "jpg": {},  # vips copy defaults (Q 75), as in the harness
     "png": dict(compression=6),
-    "webp": dict(Q=90),
+    "webp": {},  # Q 75
     "avif": dict(Q=65, effort=0, compression="av1"),
 }
 

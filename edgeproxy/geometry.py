@@ -140,3 +140,17 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
             left, top = _anchor_offset(cw - rw, ax), _anchor_offset(ch - rh, ay)
             return Plan(region, (rw, rh), canvas=(cw, ch, left, top))
     return Plan(region, (rw, rh))
+
+
+def jpeg_shrink(width: int, height: int, target_width: int, target_height: int) -> int:
+    """Largest JPEG DCT-domain shrink (1, 2, 4 or 8) that keeps a ``width`` × ``height`` image at
+    least ``target_width`` × ``target_height`` (sizes rounded down, to keep a margin).
+
+    The same rule as Pillow's ``draft`` and imgproxy's scale-on-load: decode at the smallest size
+    that is still no smaller than the output, then resample the rest with Lanczos. (libvips'
+    ``thumbnail`` keeps a wider margin and decodes twice the pixels on a 4× reduction.)
+    """
+    for shrink in (8, 4, 2):
+        if width // shrink >= target_width and height // shrink >= target_height:
+            return shrink
+    return 1

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgeproxy import vips
 from edgeproxy.errors import timed_out, too_large, unsupported_format
-from edgeproxy.geometry import Plan, plan
+from edgeproxy.geometry import Plan, jpeg_shrink, plan
 from edgeproxy.negotiate import Negotiated
 from edgeproxy.spec import Format, TransformSpec
 
@@ -117,15 +117,22 @@ def plan_geometry(ctx: Context) -> None:
 
 def load_and_resize(ctx: Context) -> None:
     """Decode at the planned size: shrink-on-load through ``thumbnail`` unless a source crop is
-    asked for (then decode, crop, resize)."""
+    asked for (then decode, crop, resize); AVIF decodes through ``vips.load_avif``."""
     p = ctx.plan
     width, height = p.resize
     if ctx.spec.rotate in (90, 270):
         width, height = height, width
     crop = "attention" if p.smart else "none"
-    if p.source_crop is None:
+    if ctx.info.format == "avif":  # no shrink-on-load for AV1; a faster decoder instead
+        image = vips.load_avif(ctx.data, ctx.info)
+        if p.source_crop:
+            image = vips.crop(image, *p.source_crop)
+        ctx.image = vips.resize(image, width, height, crop=crop, colour_manage=ctx.info.colour_manage)
+    elif p.source_crop is None:
+        # width × height is in the upright frame of the source, as info's size is.
+        shrink = jpeg_shrink(ctx.info.width, ctx.info.height, width, height) if ctx.info.format == "jpeg" else 0
         ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated, crop=crop,
-                                   colour_manage=ctx.info.colour_manage)
+                                   colour_manage=ctx.info.colour_manage, jpeg_shrink=shrink)
     else:
         region = vips.load_region(ctx.data, p.source_crop, animated=ctx.animated)
         ctx.image = vips.resize(region, width, height, crop=crop, colour_manage=ctx.info.colour_manage)

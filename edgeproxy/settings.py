@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     quality_jpeg: int = Field(80, ge=1, le=100)
     quality_webp: int = Field(75, ge=1, le=100)
     quality_avif: int = Field(60, ge=1, le=100)
-    avif_effort: int = Field(2, ge=0, le=9)  # libvips heifsave effort: 0 fastest .. 9 smallest
-    webp_effort: int = Field(4, ge=0, le=6)  # libvips webpsave effort: 0 fastest .. 6 smallest
+    avif_effort: int = Field(0, ge=0, le=9)  # libvips heifsave effort: 0 fastest .. 9 smallest
+    webp_effort: int = Field(2, ge=0, le=6)  # libvips webpsave effort: 0 fastest .. 6 smallest
     jpeg_progressive: bool = False
     png_compression: int = Field(6, ge=0, le=9)
 

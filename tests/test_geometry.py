@@ -71,3 +71,14 @@ def test_box_over_limit_and_crop_outside_are_400():
     with pytest.raises(ProxyError) as info:
         out(TransformSpec(crop=Crop(900, 0, 10, 10)))
     assert info.value.status == 400
+
+
+def test_jpeg_shrink_keeps_at_least_the_target_size():
+    from edgeproxy.geometry import jpeg_shrink
+
+    assert jpeg_shrink(2040, 1666, 512, 418) == 2  # 1/4 would give 510 px
+    assert jpeg_shrink(2048, 1666, 512, 416) == 4
+    assert jpeg_shrink(4032, 3024, 300, 225) == 8
+    assert jpeg_shrink(800, 533, 800, 533) == 1
+    assert jpeg_shrink(801, 533, 400, 267) == 1  # 533 // 2 = 266 < 267
+    assert jpeg_shrink(1, 1, 1, 1) == 1
