@@ -132,8 +132,9 @@ def render_report(results, workloads, concurrencies, cores, storm, args) -> str:
         f"{platform.python_implementation()} {platform.python_version()}).",
         f"edgeproxy {__version__}, libvips {'.'.join(str(pyvips.version(i)) for i in range(3))} (pyvips-binary), "
         + ", ".join(f"{k} {v}" for k, v in thumbor_versions.items()) + ".",
-        "Ceiling: pyvips thumbnail_buffer + save in as many threads as cores, no HTTP. Load: wrk, one thread, "
-        "on the same machine (it takes some CPU from the server under test, equally for both).",
+        "Ceiling: the libvips operations edgeproxy runs for each URL (`bench/ceiling.py`), in as many threads "
+        "as cores, no HTTP. Load: wrk, one thread, on the same machine (it takes some CPU from the server "
+        "under test, for both servers alike; the ceiling runs without it). Inputs: `bench/workload.py`.",
         "",
         "| workload | c | edgeproxy req/s | thumbor req/s | ceiling img/s | edgeproxy/thumbor | edgeproxy/ceiling "
         "| p50 ms | p99 ms | p99/p50 | errors | peak RSS MB | CPU ms/req | thumbor p50/p99 ms | thumbor CPU ms/req |",

@@ -222,11 +222,12 @@ def load_avif(data: bytes, info: SourceInfo) -> pyvips.Image:
     from PIL import ImageOps
 
     try:
-        with PILImage.open(io.BytesIO(data), formats=["AVIF"]) as decoded:
-            picture = ImageOps.exif_transpose(decoded)
+        with PILImage.open(io.BytesIO(data), formats=["AVIF"]) as picture:
+            picture.load()
+            profile = picture.info.get("icc_profile")
+            ImageOps.exif_transpose(picture, in_place=True)  # no copy when already upright
             if picture.mode not in ("RGB", "RGBA"):
                 picture = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
-            profile = decoded.info.get("icc_profile")
             pixels = picture.tobytes()
             width, height, bands = picture.width, picture.height, len(picture.getbands())
     except (OSError, ValueError, SyntaxError):

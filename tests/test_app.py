@@ -159,3 +159,33 @@ def test_full_queue_is_503_with_retry_after(corpus: Path):
     refused = next(r for r in responses if r.status_code == 503)
     assert refused.headers["retry-after"] == "1"
     assert refused.headers["cache-control"] == "public, max-age=1"
+
+
+def test_future_expiry_is_served_and_changes_nothing_but_the_etag(client):
+    future = client.get(signed("/exp:4102444800/w:50/f:png/demo/giunchedi-portrait.jpg"))
+    plain = client.get(signed("/w:50/f:png/demo/giunchedi-portrait.jpg"))
+    assert future.status_code == 200 and future.content == plain.content
+    assert future.headers["etag"] != plain.headers["etag"]
+
+
+def test_request_deadline_gives_504(corpus: Path):
+    with make_client({"demo": str(corpus)}, request_timeout=0.001) as c:
+        r = c.get(signed(f"/w:300/f:avif/demo/{PHOTO}"))
+    assert (r.status_code, r.text) == (504, "render deadline exceeded\n")
+    assert r.headers["cache-control"] == "public, max-age=1"
+
+
+def test_client_hints_when_enabled(corpus: Path):
+    with make_client({"demo": str(corpus)}, client_hints=True) as c:
+        r = c.get(signed("/w:100/f:png/demo/giunchedi-portrait.jpg"), headers={"Sec-CH-DPR": "2"})
+        assert r.headers["accept-ch"] == "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, Save-Data"
+        assert r.headers["vary"] == "Sec-CH-DPR, Save-Data"
+        assert decode(r.content).width == 200
+        width = c.get(signed("/f:png/demo/giunchedi-portrait.jpg"), headers={"Sec-CH-Width": "320"})
+        assert width.headers["vary"] == "Sec-CH-Width, Save-Data"
+        assert decode(width.content).width == 320
+        lean = c.get(signed("/w:400/f:jpeg/demo/flickr-2725x2225.jpg"), headers={"Save-Data": "on"})
+        full = c.get(signed("/w:400/f:jpeg/demo/flickr-2725x2225.jpg"))
+        assert len(lean.content) < len(full.content)
+        assert lean.headers["etag"] != full.headers["etag"]
+        assert c.get(signed("/w:400/nope/x.jpg")).headers["accept-ch"].startswith("Sec-CH-DPR")
