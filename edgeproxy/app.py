@@ -13,11 +13,14 @@ All state (origins, HTTP client, render pool, caches) is built in the lifespan a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 
 import httpx
+from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,6 +30,9 @@ from edgeproxy import PIPELINE_VERSION, __version__, pipeline, vips
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError, bad_request, forbidden, not_found
 from edgeproxy.geometry import check_box
+from edgeproxy.logs import ACCESS, request_id
+from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edgeproxy.metrics import Metrics
 from edgeproxy.negotiate import ACCEPT_CH, Negotiated, negotiate
 from edgeproxy.origins import Origin, Original, build_origins
 from edgeproxy.responses import error_response, etag_matches, server_timing, strong_etag, surrogate_key
@@ -34,6 +40,9 @@ from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
 from edgeproxy.spec import canonical, parse_path
 from edgeproxy.workers import RenderPool
+
+_log = logging.getLogger("edgeproxy")
+_access = logging.getLogger(ACCESS)
 
 
 @dataclass
@@ -49,6 +58,7 @@ class Proxy:
     encode_options: vips.EncodeOptions
     fingerprint: str  # every setting that changes output bytes, for ETags
     originals: OriginalCache
+    metrics: Metrics
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
 
@@ -70,15 +80,22 @@ class Proxy:
             str(v) for v in (PIPELINE_VERSION, vips.version(), encode_options, settings.quality_jpeg,
                              settings.quality_webp, settings.quality_avif, settings.max_output_dimension)
         )
+        pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
+        metrics = Metrics(
+            version=__version__, libvips=vips.version(), formats="avif,webp,jpeg,png,gif",
+            queue_depth=pool.queue_depth, utilization=pool.utilization, vips_memory=vips.tracked_memory,
+            multiprocess_dir=settings.metrics_multiprocess_dir,
+        )
         return cls(
             settings=settings,
+            metrics=metrics,
             signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned),
             origins=build_origins(
                 settings.origins, client=client, max_bytes=settings.max_source_bytes,
                 max_redirects=settings.origin_max_redirects, timeout=settings.origin_timeout,
             ),
             client=client,
-            pool=RenderPool(settings.render_threads, settings.render_queue, settings.retry_after),
+            pool=pool,
             limits=pipeline.Limits(
                 max_source_pixels=settings.max_source_pixels,
                 max_frames=settings.max_frames,
@@ -95,21 +112,33 @@ class Proxy:
             await origin.aclose()
         await self.client.aclose()
         self.pool.close()
+        self.metrics.close()
 
-    async def original(self, origin: Origin, key: str) -> Original:
-        """The original, from the in-process cache or the origin (once for concurrent callers)."""
+    async def original(self, origin: Origin, key: str) -> tuple[Original, str]:
+        """The original, from the in-process cache or the origin (once for concurrent callers), and
+        the cache outcome: ``hit``, ``miss`` or ``coalesced``."""
         cache_key = (origin.name, key)
         cached = self.originals.get(cache_key)
         if cached is not None:
-            return cached
+            self.metrics.cache.labels("original", "hit").inc()
+            return cached, "hit"
 
         async def fetch() -> Original:
+            start = time.monotonic()
             original = await origin.fetch(key)
+            self.metrics.origin_duration.labels(origin.name).observe(time.monotonic() - start)
+            self.metrics.origin_bytes.labels(origin.name).inc(len(original.data))
             self.originals.put(cache_key, original)
             return original
 
-        original, _shared = await self.fetches.run(cache_key, fetch)
-        return original
+        try:
+            original, shared = await self.fetches.run(cache_key, fetch)
+        except ProxyError:
+            self.metrics.cache.labels("original", "miss").inc()
+            raise
+        outcome = "coalesced" if shared else "miss"
+        self.metrics.cache.labels("original", outcome).inc()
+        return original, outcome
 
     def render(self, data: bytes, negotiated: Negotiated, deadline: float) -> pipeline.Rendered:
         """Blocking: run the pipeline (in a render thread)."""
@@ -136,7 +165,9 @@ def _split_signature(request: Request) -> tuple[str, str]:
     return signature, "/" + rest
 
 
-async def _transform(proxy: Proxy, request: Request) -> Response:
+async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
+    """The transform route's work; fills ``record`` (origin, format, cache, stages, bytes) for the
+    access log and metrics."""
     start = time.monotonic()
     settings = proxy.settings
     deadline = start + settings.request_timeout
@@ -148,14 +179,16 @@ async def _transform(proxy: Proxy, request: Request) -> Response:
     origin = proxy.origins.get(origin_name)
     if origin is None:
         raise not_found(f"unknown origin {origin_name!r}")
+    record["origin"] = origin_name
     check_box(spec, settings.max_output_dimension)
     negotiated = negotiate(
         spec, request.headers, client_hints=settings.client_hints,
         save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
     )
 
-    original = await proxy.original(origin, key)
+    original, record["cache"] = await proxy.original(origin, key)
     fetched = time.monotonic()
+    record["stages"] = {"fetch": fetched - start}
     etag = strong_etag(
         canonical(negotiated.spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
         original.etag, proxy.fingerprint,
@@ -175,13 +208,18 @@ async def _transform(proxy: Proxy, request: Request) -> Response:
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
-    rendered, _shared = await proxy.renders.run(
+    (queued, rendered), shared = await proxy.renders.run(
         etag,
         lambda: proxy.pool.run(proxy.render, original.data, negotiated, deadline,
                                timeout=max(0.001, deadline - time.monotonic())),
     )
+    proxy.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
     done = time.monotonic()
     render_time = sum(rendered.timings.values())
+    if not shared:  # a coalesced request did none of this work
+        record["stages"].update(queue=queued, **rendered.stage_times())
+        record["bytes_in"] = len(original.data)
+    record["format"] = rendered.format.value
     headers["Server-Timing"] = server_timing([
         ("fetch", fetched - start),
         ("queue", max(0.0, done - fetched - render_time)),
@@ -192,16 +230,62 @@ async def _transform(proxy: Proxy, request: Request) -> Response:
 
 
 async def transform(request: Request) -> Response:
-    """``GET|HEAD /{signature}/{options...}/{origin}/{key...}``: a derivative or an error."""
+    """``GET|HEAD /{signature}/{options...}/{origin}/{key...}``: a derivative or an error.
+
+    Counts the request in the metrics and writes its access-log line; echoes ``X-Request-ID``.
+    """
     proxy: Proxy = request.app.state.proxy
+    metrics = proxy.metrics
+    start = time.monotonic()
+    rid = request_id(request.headers.get("x-request-id"))
+    record: dict = {"format": "none", "cache": None, "origin": None, "stages": {}, "bytes_in": 0}
+    error: ProxyError | None = None
+    metrics.in_flight.inc()
     try:
-        return await _transform(proxy, request)
-    except ProxyError as error:
+        response = await _transform(proxy, request, record)
+    except ProxyError as caught:
+        error = caught
         headers = {"Accept-CH": ACCEPT_CH} if proxy.settings.client_hints else None
-        return error_response(
+        response = error_response(
             error, error_max_age=proxy.settings.error_max_age,
             transient_error_max_age=proxy.settings.transient_error_max_age, extra_headers=headers,
         )
+    except Exception:
+        metrics.errors.labels("internal").inc()
+        _log.exception("internal error", extra={"fields": {"request_id": rid}})
+        response = Response("internal error\n", status_code=500, media_type="text/plain; charset=utf-8",
+                            headers={"Cache-Control": f"public, max-age={proxy.settings.transient_error_max_age}"})
+    finally:
+        metrics.in_flight.dec()
+    duration = time.monotonic() - start
+    status_class = f"{response.status_code // 100}xx"
+    response.headers["X-Request-ID"] = rid
+    sent = len(response.body) if response.status_code == 200 else 0
+    metrics.requests.labels(status_class, record["format"] if response.status_code == 200 else "none").inc()
+    metrics.duration.labels(status_class).observe(duration)
+    for stage, seconds in record["stages"].items():
+        metrics.stage.labels(stage).observe(seconds)
+    metrics.bytes_in.inc(record["bytes_in"])
+    metrics.bytes_out.inc(sent)
+    if error is not None:
+        metrics.errors.labels(error.category).inc()
+    if proxy.settings.access_log:
+        _access.info("request", extra={"fields": {
+            "request_id": rid, "method": request.method, "status": response.status_code,
+            "duration_ms": round(duration * 1000, 2),
+            "stages_ms": {k: round(v * 1000, 2) for k, v in record["stages"].items()},
+            "bytes_in": record["bytes_in"], "bytes_out": sent, "format": record["format"],
+            "cache": record["cache"], "origin": record["origin"],
+            "error": error.category if error else None,
+        }})
+    return response
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text exposition of the app's registry."""
+    proxy: Proxy = request.app.state.proxy
+    return Response(proxy.metrics.exposition(), media_type=METRICS_CONTENT_TYPE,
+                    headers={"Cache-Control": "no-store"})
 
 
 async def healthz(request: Request) -> Response:
@@ -214,8 +298,10 @@ async def readyz(request: Request) -> Response:
     """``GET /readyz``: libvips loads and every origin is reachable; 503 otherwise."""
     proxy: Proxy = request.app.state.proxy
     origins = {name: await origin.ready() for name, origin in proxy.origins.items()}
-    ok = all(origins.values())
-    body = {"status": "ok" if ok else "unavailable", "libvips": vips.version(), "origins": origins}
+    encoders = await asyncio.to_thread(vips.check_encoders, proxy.encode_options)
+    ok = all(origins.values()) and all(encoders.values())
+    body = {"status": "ok" if ok else "unavailable", "libvips": vips.version(), "encoders": encoders,
+            "origins": origins}
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
@@ -227,14 +313,22 @@ def create_app(settings: Settings) -> Starlette:
         vips.configure(settings.vips_concurrency)
         proxy = Proxy.build(settings)
         app.state.proxy = proxy
+        metrics_server = None
+        if settings.metrics_bind:
+            host, _, port = settings.metrics_bind.rpartition(":")
+            metrics_server, _thread = start_http_server(int(port), addr=host, registry=proxy.metrics.registry)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             await proxy.aclose()
 
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/{path:path}", transform, methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

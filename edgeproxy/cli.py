@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from edgeproxy import __version__
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from edgeproxy.logs import logging_config
     from edgeproxy.settings import SERIALIZED_ENV, SettingsError, load_settings, serialize
     from edgeproxy.signing import UNSIGNED, PathSigner
 
@@ -77,10 +80,18 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", file=sys.stderr)
 
     common = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
+                  log_config=logging_config(settings.log_level, settings.log_format),
                   access_log=False, server_header=False, date_header=True)
     if settings.workers > 1:
+        # prometheus-client's multiprocess mode: workers write metric files here, /metrics sums them.
+        metrics_dir = tempfile.mkdtemp(prefix="edgeproxy-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        settings = settings.model_copy(update={"metrics_multiprocess_dir": metrics_dir})
         os.environ[SERIALIZED_ENV] = serialize(settings)
-        uvicorn.run("edgeproxy.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+        try:
+            uvicorn.run("edgeproxy.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         from edgeproxy.app import create_app
 

@@ -62,6 +62,14 @@ class Rendered:
     def mime(self) -> str:
         return MIME[self.format]
 
+    def stage_times(self) -> dict[str, float]:
+        """Seconds per metrics stage (decode, transform, encode), summed over the steps."""
+        stages: dict[str, float] = {}
+        for step, seconds in self.timings.items():
+            stage = STAGE_OF.get(step, "transform")
+            stages[stage] = stages.get(stage, 0.0) + seconds
+        return stages
+
 
 @dataclass(slots=True)
 class Context:
@@ -185,6 +193,10 @@ STEPS: tuple[Callable[[Context], None], ...] = (
     flatten,
     encode,
 )
+
+
+#: Step -> metrics stage. libvips is lazy, so most decoding is counted where pixels are pulled: encode.
+STAGE_OF = {"probe": "decode", "load_and_resize": "decode", "encode": "encode"}
 
 
 def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> Rendered:

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=256)  # uvicorn processes
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True  # one JSON line per transform request (logger edgeproxy.access)
+    metrics_bind: str | None = None  # "127.0.0.1:9464": also serve /metrics there (main port always has it)
+    # Set by `edgeproxy serve --workers N` (N > 1), with PROMETHEUS_MULTIPROC_DIR for prometheus-client.
+    metrics_multiprocess_dir: str | None = None
 
     # Origins: name -> folder, http(s):// base URL (s3:// comes with the S3 issue)
     origins: dict[str, str] = Field(default_factory=lambda: {"samples": str(SAMPLES_DIR)})
@@ -108,6 +113,15 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return origins
 
+    @field_validator("metrics_bind")
+    @classmethod
+    def _check_bind(cls, bind: str | None) -> str | None:
+        if bind is not None:
+            host, sep, port = bind.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected HOST:PORT, got {bind!r}")
+        return bind
+
     @field_validator("allowed_input_formats")
     @classmethod
     def _check_formats(cls, formats: list[str]) -> list[str]:
@@ -125,6 +139,9 @@ class Settings(BaseSettings):
             )
         if self.previous_signing_keys and self.signing_key is None:
             raise ValueError("previous_signing_keys needs signing_key")
+        if self.metrics_bind and self.workers > 1:
+            raise ValueError("metrics_bind works with one worker; with several, scrape /metrics on the main port "
+                             "(it sums every worker)")
         return self
 
     def verify_keys(self) -> list[str]:

@@ -10,8 +10,10 @@ move pixels between rows (crop, rotate, embed, blur) run frame by frame through 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -85,6 +87,37 @@ def configure(concurrency: int) -> None:
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
     pyvips.cache_set_max_files(0)
+
+
+@functools.cache
+def _tracked_mem() -> Callable[[], int]:
+    # pyvips' cffi binding does not declare vips_tracked_get_mem; the symbol is in the same libvips
+    # that pyvips has loaded, reached through its extension module.
+    import _libvips
+
+    function = ctypes.CDLL(_libvips.__file__).vips_tracked_get_mem
+    function.restype = ctypes.c_size_t
+    return function
+
+
+def tracked_memory() -> int:
+    """Bytes libvips currently has allocated for pixel buffers (``vips_tracked_get_mem``)."""
+    try:
+        return int(_tracked_mem()())
+    except (ImportError, OSError, AttributeError):
+        return 0
+
+
+def check_encoders(options: EncodeOptions) -> dict[str, bool]:
+    """Encode a small image in every output format: {format: worked} (for ``/readyz``)."""
+    image = pyvips.Image.black(16, 16, bands=3).copy(interpretation="srgb")
+    result = {}
+    for fmt in ("avif", "webp", "jpeg", "png", "gif"):
+        try:
+            result[fmt] = len(encode(image, fmt, 50, True, options)) > 0
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            result[fmt] = False
+    return result
 
 
 def version() -> str:

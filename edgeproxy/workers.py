@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -34,6 +35,7 @@ class RenderPool:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._in_flight = 0
+        self._busy = 0
         self._lock = threading.Lock()
 
     @property
@@ -41,18 +43,37 @@ class RenderPool:
         """Jobs queued or running now."""
         return self._in_flight
 
+    def queue_depth(self) -> int:
+        """Jobs waiting for a thread."""
+        return max(0, self._in_flight - self._busy)
+
+    def utilization(self) -> float:
+        """Busy threads / threads, 0..1."""
+        return self._busy / self.threads
+
+    def _job(self, submitted: float, fn: Callable[..., T], args: tuple) -> tuple[float, T]:
+        started = time.monotonic()
+        with self._lock:
+            self._busy += 1
+        try:
+            return started - submitted, fn(*args)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
     def _release(self, _future) -> None:
         with self._lock:
             self._in_flight -= 1
         self._slots.release()
 
-    async def run(self, fn: Callable[..., T], *args, timeout: float) -> T:
+    async def run(self, fn: Callable[..., T], *args, timeout: float) -> tuple[float, T]:
+        """(seconds the job waited for a thread, ``fn(*args)``), run in a render thread."""
         if not self._slots.acquire(blocking=False):
             raise overloaded(self.retry_after)
         with self._lock:
             self._in_flight += 1
         try:
-            future = self._executor.submit(fn, *args)
+            future = self._executor.submit(self._job, time.monotonic(), fn, args)
         except BaseException:
             self._release(None)
             raise

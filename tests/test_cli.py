@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -94,7 +95,16 @@ def test_serve_without_a_key_refuses_to_start_and_says_why():
 def test_serve_with_several_workers(corpus: Path, workers):
     proc, base = start("--origin", f"demo={corpus}", "--signing-key", "K", "--workers", workers)
     try:
-        r = httpx.get(base + sign("/w:64/f:png/demo/giunchedi-portrait.jpg", "K"))
-        assert r.status_code == 200 and decode(r.content).width == 64
+        with httpx.Client(base_url=base) as client:  # new connections land on either worker
+            for width in range(60, 66):
+                r = client.get(sign(f"/w:{width}/f:png/demo/giunchedi-portrait.jpg", "K"),
+                               headers={"Connection": "close"})
+                assert r.status_code == 200 and decode(r.content).width == width
+            for _ in range(4):  # whichever worker answers the scrape, it sums both
+                text = client.get("/metrics", headers={"Connection": "close"}).text
+                assert 'edgeproxy_requests_total{format="png",status_class="2xx"} 6.0' in text
+        if shutil.which("promtool"):
+            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+            assert check.returncode == 0, check.stdout + check.stderr
     finally:
         stop(proc)

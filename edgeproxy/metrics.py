@@ -1,0 +1,117 @@
+"""Prometheus metrics, on the app's own ``CollectorRegistry`` (no module-level metrics).
+
+Every name starts with ``edgeproxy_``; labels are low-cardinality by construction: status class,
+output format, stage, configured origin name, cache, outcome, error category. No label ever
+carries a URL, an object key or any other user input. The exposition is Prometheus text format
+0.0.4 (``prometheus_client.generate_latest``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+#: Request latency buckets (seconds): image renders take 10 ms to several seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STAGES = ("queue", "fetch", "decode", "transform", "encode", "inference")
+ERROR_CATEGORIES = ("parse", "signature", "origin", "limit", "format", "decode", "timeout", "overload",
+                    "moderation", "internal")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """All of edgeproxy's metrics, registered on ``self.registry``.
+
+    Gauges that describe live state (in-flight requests, queue depth, worker utilisation, libvips
+    memory) read it at scrape time through the callbacks given here.
+    """
+
+    def __init__(self, *, version: str, libvips: str, formats: str, queue_depth: Callable[[], float],
+                 utilization: Callable[[], float], vips_memory: Callable[[], float],
+                 multiprocess_dir: str | None = None):
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        # Per-process, read at scrape time: never aggregated across worker processes.
+        live = self.live = CollectorRegistry(auto_describe=True) if multiprocess_dir else r
+        self.multiprocess_dir = multiprocess_dir
+        ProcessCollector(registry=live)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
+        PlatformCollector(registry=live)
+        if multiprocess_dir:  # Info does not work in prometheus-client's multiprocess mode
+            Gauge("edgeproxy_build_info", "Build and runtime versions.", ["version", "libvips", "formats"],
+                  multiprocess_mode="max", registry=r).labels(version, libvips, formats).set(1)
+        else:
+            Info("edgeproxy_build", "Build and runtime versions.", registry=r).info(
+                {"version": version, "libvips": libvips, "formats": formats}
+            )
+        self.requests = Counter("edgeproxy_requests", "Transform requests answered, by status class and "
+                                "output format (none for errors and 304s).", ["status_class", "format"], registry=r)
+        self.duration = Histogram("edgeproxy_request_duration_seconds", "Time to answer a transform request.",
+                                  ["status_class"], buckets=LATENCY_BUCKETS, registry=r)
+        self.stage = Histogram("edgeproxy_stage_duration_seconds", "Time per request stage. libvips is lazy: "
+                               "pixel decoding mostly happens inside encode.", ["stage"],
+                               buckets=LATENCY_BUCKETS, registry=r)
+        self.origin_duration = Histogram("edgeproxy_origin_fetch_duration_seconds", "Origin fetch time.",
+                                         ["origin"], buckets=LATENCY_BUCKETS, registry=r)
+        self.origin_bytes = Counter("edgeproxy_origin_bytes", "Bytes fetched from origins.", ["origin"], registry=r)
+        self.cache = Counter("edgeproxy_cache_lookups", "Original and variant lookups by outcome (hit, miss, "
+                             "coalesced: shared an identical request's work).", ["cache", "outcome"], registry=r)
+        self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)
+        self.bytes_out = Counter("edgeproxy_bytes_out", "Bytes of derivatives sent.", registry=r)
+        self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
+        self.in_flight = Gauge("edgeproxy_requests_in_flight", "Transform requests being answered.",
+                               multiprocess_mode="livesum", registry=r)
+        live.register(_LiveGauges([
+            ("edgeproxy_render_queue_depth", "Renders waiting for a render thread (this process).", queue_depth),
+            ("edgeproxy_worker_utilization", "Busy render threads / render threads, 0..1 (this process).",
+             utilization),
+            ("edgeproxy_vips_memory_bytes", "Memory libvips has allocated for pixels (this process).",
+             vips_memory),
+        ]))
+        for category in ERROR_CATEGORIES:  # every category is visible at 0 before its first error
+            self.errors.labels(category)
+        for stage in STAGES:
+            self.stage.labels(stage)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus text format.
+
+        With several uvicorn workers (``multiprocess_dir`` set, prometheus-client's multiprocess
+        mode), counters, histograms and ``requests_in_flight`` are summed over every worker from
+        their files, whichever worker answers the scrape; the live gauges and process metrics are
+        those of the answering worker.
+        """
+        if not self.multiprocess_dir:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged) + generate_latest(self.live)
+
+    def close(self) -> None:
+        """Forget this process's live values in multiprocess mode (at worker shutdown)."""
+        if self.multiprocess_dir:
+            mark_process_dead(os.getpid(), self.multiprocess_dir)
+
+
+class _LiveGauges(Collector):
+    """Gauges read from callbacks at scrape time (kept out of prometheus-client's multiprocess files)."""
+
+    def __init__(self, gauges: list[tuple[str, str, Callable[[], float]]]):
+        self._gauges = gauges
+
+    def collect(self):
+        for name, documentation, read in self._gauges:
+            yield GaugeMetricFamily(name, documentation, value=read())
