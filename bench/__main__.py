@@ -77,37 +77,45 @@ def main(argv: list[str] | None = None) -> int:
     settings = edgeproxy_settings()
     results: dict[tuple[str, str, int], dict] = {}
 
-    for w in workloads:
-        results[("ceiling", w.name, cores)] = ceiling.run(w, images, cores, args.seconds, settings)
-        print(f"ceiling    {w.name:14} {results[('ceiling', w.name, cores)]['rps']:7.1f} img/s", flush=True)
-
+    # Both servers run from the start (an idle one costs nothing); each workload then measures the
+    # ceiling, edgeproxy and thumbor back to back, so that drift in the machine's speed (a shared VM)
+    # hits all three of a workload alike.
+    running: dict[str, servers.Server] = {}
     storm = None
-    port = 18080
-    for name in args.servers.split(","):
-        if name == "thumbor":
-            venv = args.workdir / "thumbor-venv"
-            servers.install_thumbor(venv)
-            server = servers.start_thumbor(venv, images, port, cores, args.workdir)
-        else:
-            server = servers.start_edgeproxy(images, port, KEY, BENCH_ENV)
-        try:
-            for w in workloads:
+    try:
+        for port, name in enumerate(args.servers.split(","), start=18080):
+            if name == "thumbor":
+                venv = args.workdir / "thumbor-venv"
+                servers.install_thumbor(venv)
+                running[name] = servers.start_thumbor(venv, images, port, cores, args.workdir)
+            else:
+                running[name] = servers.start_edgeproxy(images, port, KEY, BENCH_ENV)
+        for w in workloads:
+            before = ceiling.run(w, images, cores, args.seconds / 2, settings)
+            print(f"ceiling    {w.name:14} {before['rps']:7.1f} img/s (before)", flush=True)
+            for name, server in running.items():
                 paths = edgeproxy_paths(w) if name == "edgeproxy" else [w.thumbor_path(f) for f in w.files]
                 for c in concurrencies:
-                    r = measure(server, paths, c, args.seconds)
-                    results[(name, w.name, c)] = r
+                    r = results[(name, w.name, c)] = measure(server, paths, c, args.seconds)
                     print(f"{name:10} {w.name:14} c={c:<3} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f} ms  "
                           f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  rss {r['peak_rss_mb']:.0f} MB  "
                           f"cpu {r['cpu_per_request_ms']:.1f} ms/req", flush=True)
-            if name == "edgeproxy" and not args.no_storm and workloads:
-                w = workloads[0]
-                one = [sign_path("/v:storm" + w.edgeproxy_path(w.files[0]), KEY)]
-                storm = measure(server, one, 16, args.seconds)
-                print(f"storm      {w.name:14} c=16  {storm['rps']:7.1f} req/s  cpu {storm['cpu_per_request_ms']:.2f} "
-                      f"ms/req", flush=True)
-        finally:
+            after = ceiling.run(w, images, cores, args.seconds / 2, settings)
+            print(f"ceiling    {w.name:14} {after['rps']:7.1f} img/s (after)", flush=True)
+            # The ceiling brackets the servers' measurements; its drift shows how steady the machine was.
+            results[("ceiling", w.name, cores)] = {
+                "rps": (before["rps"] + after["rps"]) / 2,
+                "drift": abs(after["rps"] - before["rps"]) / ((before["rps"] + after["rps"]) / 2),
+            }
+        if "edgeproxy" in running and not args.no_storm and workloads:
+            w = workloads[0]
+            one = [sign_path("/v:storm" + w.edgeproxy_path(w.files[0]), KEY)]
+            storm = measure(running["edgeproxy"], one, 16, args.seconds)
+            print(f"storm      {w.name:14} c=16  {storm['rps']:7.1f} req/s  cpu {storm['cpu_per_request_ms']:.2f} "
+                  f"ms/req", flush=True)
+    finally:
+        for server in running.values():
             server.stop()
-        port += 1
 
     report = render_report(results, workloads, concurrencies, cores, storm, args)
     print(report)
@@ -133,15 +141,21 @@ def render_report(results, workloads, concurrencies, cores, storm, args) -> str:
         f"edgeproxy {__version__}, libvips {'.'.join(str(pyvips.version(i)) for i in range(3))} (pyvips-binary), "
         + ", ".join(f"{k} {v}" for k, v in thumbor_versions.items()) + ".",
         "Ceiling: the libvips operations edgeproxy runs for each URL (`bench/ceiling.py`), in as many threads "
-        "as cores, no HTTP. Load: wrk, one thread, on the same machine (it takes some CPU from the server "
-        "under test, for both servers alike; the ceiling runs without it). Inputs: `bench/workload.py`.",
+        "as cores, measured right before and right after the servers on that workload (mean shown; "
+        "'ceiling drift' is the change between the two, a measure of how steady the machine was), "
+        "no HTTP. Load: wrk, one thread, on the same machine (it takes some CPU from the server "
+        "under test, for both servers alike; the ceiling runs without it). Both servers are up for the whole run "
+        "and measured one at a time, workload by workload, between that workload's two ceiling runs, so drift "
+        "in the machine's speed affects the columns of a row alike. Inputs: `bench/workload.py`.",
         "",
         "| workload | c | edgeproxy req/s | thumbor req/s | ceiling img/s | edgeproxy/thumbor | edgeproxy/ceiling "
-        "| p50 ms | p99 ms | p99/p50 | errors | peak RSS MB | CPU ms/req | thumbor p50/p99 ms | thumbor CPU ms/req |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p50 ms | p99 ms | p99/p50 | errors | peak RSS MB | CPU ms/req | thumbor p50/p99 ms | thumbor CPU ms/req "
+        "| ceiling drift |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w in workloads:
         ceil = results.get(("ceiling", w.name, cores), {}).get("rps")
+        drift = results.get(("ceiling", w.name, cores), {}).get("drift", 0.0)
         for c in concurrencies:
             e = results.get(("edgeproxy", w.name, c), {})
             t = results.get(("thumbor", w.name, c), {})
@@ -150,7 +164,8 @@ def render_report(results, workloads, concurrencies, cores, storm, args) -> str:
                 f"{_ratio(e.get('rps'), t.get('rps'))} | {_ratio(e.get('rps'), ceil)} | "
                 f"{e.get('p50_ms', 0):.0f} | {e.get('p99_ms', 0):.0f} | {_ratio(e.get('p99_ms'), e.get('p50_ms'))} | "
                 f"{e.get('errors', 'n/a')} | {e.get('peak_rss_mb', 0):.0f} | {e.get('cpu_per_request_ms', 0):.1f} | "
-                f"{t.get('p50_ms', 0):.0f}/{t.get('p99_ms', 0):.0f} | {t.get('cpu_per_request_ms', 0):.1f} |"
+                f"{t.get('p50_ms', 0):.0f}/{t.get('p99_ms', 0):.0f} | {t.get('cpu_per_request_ms', 0):.1f} | "
+                f"{drift:.0%} |"
             )
     if storm:
         diverse = results.get(("edgeproxy", workloads[0].name, 16), {}).get("cpu_per_request_ms")
