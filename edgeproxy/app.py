@@ -193,11 +193,12 @@ async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
         canonical(negotiated.spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
         original.etag, proxy.fingerprint,
     )
+    tag = surrogate_key(origin_name, key)
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={settings.cache_max_age}, immutable",
-        "Surrogate-Key": surrogate_key(origin_name, key),
-        "Cache-Tag": surrogate_key(origin_name, key),
+        "Surrogate-Key": tag,
+        "Cache-Tag": tag,
     }
     if negotiated.vary:
         headers["Vary"] = ", ".join(negotiated.vary)

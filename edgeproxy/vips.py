@@ -336,10 +336,6 @@ def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:
     return _per_frame(image, lambda frame: frame.sharpen(sigma=sigma))
 
 
-def has_alpha(image: pyvips.Image) -> bool:
-    return bool(image.hasalpha())
-
-
 def pad(image: pyvips.Image, width: int, height: int, left: int, top: int,
         background: tuple[int, int, int, int]) -> pyvips.Image:
     """Place every frame at (``left``, ``top``) on a ``width`` × ``height`` canvas of ``background``
