@@ -189,3 +189,28 @@ def test_client_hints_when_enabled(corpus: Path):
         assert len(lean.content) < len(full.content)
         assert lean.headers["etag"] != full.headers["etag"]
         assert c.get(signed("/w:400/nope/x.jpg")).headers["accept-ch"].startswith("Sec-CH-DPR")
+
+
+def test_hostile_signed_paths_never_give_a_5xx(client):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    raw = st.text(alphabet=st.sampled_from(list("aw:hfqcgp0123456789.%2eE/-_~+,;=@ ")), min_size=1, max_size=60)
+    conn = http.client.HTTPConnection(client.base_url.host, client.base_url.port, timeout=30)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(raw, st.booleans())
+    def check(text, sign_it):
+        path = "/" + text.replace(" ", "%20")
+        url = signed(path) if sign_it else "/" + text.replace(" ", "%20")
+        conn.request("GET", url)
+        response = conn.getresponse()
+        response.read()
+        assert response.status in (200, 400, 403, 404, 413, 415, 422), (url, response.status)
+        if response.status != 200:
+            assert response.getheader("Cache-Control") == "public, max-age=60"
+
+    try:
+        check()
+    finally:
+        conn.close()

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from edgeproxy.errors import ProxyError
 from edgeproxy.spec import (
     COMPASS,
+    OPTION_NAMES,
     Crop,
     Fit,
     Flip,
@@ -139,3 +140,24 @@ def test_canonical_form_round_trips(spec):
 def test_build_path_is_the_inverse_of_parse_path(spec, key):
     key = key.strip("/") or "k"
     assert parse_path(build_path(spec, "origin", key)) == (spec, "origin", key)
+
+
+# ---------------------------------------------------------------- property: hostile paths
+
+segment_text = st.text(alphabet=st.sampled_from(list("aw:hfqcgp0123456789.%2eEfF/-_~!$&'()*+,;=@xz \\")),
+                       max_size=30)
+option_like = st.builds(lambda name, args: name + ":" + ":".join(args),
+                        st.sampled_from(sorted(OPTION_NAMES) + ["zz", ""]),
+                        st.lists(st.text(alphabet="0123456789.abcdefx-:%", max_size=8), max_size=5))
+
+
+@given(st.lists(st.one_of(option_like, segment_text), max_size=8))
+def test_any_path_parses_or_is_a_400(segments):
+    path = "/" + "/".join(segments)
+    try:
+        spec, origin, key = parse_path(path)
+    except ProxyError as error:
+        assert error.status == 400 and error.message
+        return
+    assert origin and ":" not in origin and key
+    assert roundtrip(spec) == spec
