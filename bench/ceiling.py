@@ -16,7 +16,9 @@ from pathlib import Path
 
 from bench.workload import Workload
 from edgeproxy import vips
+from edgeproxy.app import encoder_options
 from edgeproxy.geometry import jpeg_shrink
+from edgeproxy.settings import Settings
 
 
 def render(data: bytes, info: vips.SourceInfo, workload: Workload, options: vips.EncodeOptions) -> bytes:
@@ -32,12 +34,10 @@ def render(data: bytes, info: vips.SourceInfo, workload: Workload, options: vips
     return vips.encode(image, workload.out_format, workload.quality or 100, True, options)
 
 
-def run(workload: Workload, folder: Path, threads: int, seconds: float, settings: dict) -> dict:
+def run(workload: Workload, folder: Path, threads: int, seconds: float, settings: Settings) -> dict:
     """Images per second over ``seconds`` with ``threads`` threads; also CPU seconds per image."""
-    vips.configure(settings["vips_concurrency"])
-    options = vips.EncodeOptions(avif_effort=settings["avif_effort"], webp_effort=settings["webp_effort"],
-                                 jpeg_progressive=settings["jpeg_progressive"],
-                                 png_compression=settings["png_compression"])
+    vips.configure(settings.vips_concurrency)
+    options = encoder_options(settings)
     inputs = []
     for f in workload.files:
         data = (folder / f).read_bytes()

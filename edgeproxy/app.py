@@ -45,6 +45,16 @@ _log = logging.getLogger("edgeproxy")
 _access = logging.getLogger(ACCESS)
 
 
+def encoder_options(settings: Settings) -> vips.EncodeOptions:
+    """The encoder part of ``settings``."""
+    return vips.EncodeOptions(
+        avif_effort=settings.avif_effort,
+        webp_effort=settings.webp_effort,
+        jpeg_progressive=settings.jpeg_progressive,
+        png_compression=settings.png_compression,
+    )
+
+
 @dataclass
 class Proxy:
     """The app's own objects, built once at start-up from ``settings``."""
@@ -70,12 +80,7 @@ class Proxy:
             follow_redirects=False,
             headers={"User-Agent": f"edgeproxy/{__version__}"},
         )
-        encode_options = vips.EncodeOptions(
-            avif_effort=settings.avif_effort,
-            webp_effort=settings.webp_effort,
-            jpeg_progressive=settings.jpeg_progressive,
-            png_compression=settings.png_compression,
-        )
+        encode_options = encoder_options(settings)
         fingerprint = "|".join(
             str(v) for v in (PIPELINE_VERSION, vips.version(), encode_options, settings.quality_jpeg,
                              settings.quality_webp, settings.quality_avif, settings.max_output_dimension)

@@ -38,12 +38,13 @@ TRANSPARENT = (0, 0, 0, 0)
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Source limits (bytes are checked by the origin; these from the header)."""
+    """Source limits (bytes are checked by the origin; these from the header). Values come from
+    ``Settings``; there are no defaults here, so configuration lives in one place."""
 
-    max_source_pixels: int = 50_000_000  # width × height × frames
-    max_frames: int = 256
-    max_output_dimension: int = 8192  # pixels per side
-    allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "gif", "avif", "heif", "tiff"})
+    max_source_pixels: int  # width × height × frames
+    max_frames: int
+    max_output_dimension: int  # pixels per side
+    allowed_formats: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -373,12 +373,12 @@ def to_srgb(image: pyvips.Image) -> pyvips.Image:
 
 @dataclass(frozen=True, slots=True)
 class EncodeOptions:
-    """Encoder settings that come from configuration, not from the URL."""
+    """Encoder settings that come from configuration (``Settings``), not from the URL."""
 
-    avif_effort: int = 0
-    webp_effort: int = 2
-    jpeg_progressive: bool = False
-    png_compression: int = 6
+    avif_effort: int  # 0..9
+    webp_effort: int  # 0..6
+    jpeg_progressive: bool
+    png_compression: int  # zlib level 0..9
 
 
 def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions) -> bytes:
