@@ -28,9 +28,6 @@ class SingleFlight:
     def __init__(self) -> None:
         self._running: dict[Hashable, asyncio.Task] = {}
 
-    def __len__(self) -> int:
-        return len(self._running)
-
     async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Result of ``work()`` for ``key``, and whether it was shared with an earlier caller."""
         task = self._running.get(key)

@@ -38,11 +38,6 @@ class RenderPool:
         self._busy = 0
         self._lock = threading.Lock()
 
-    @property
-    def in_flight(self) -> int:
-        """Jobs queued or running now."""
-        return self._in_flight
-
     def queue_depth(self) -> int:
         """Jobs waiting for a thread."""
         return max(0, self._in_flight - self._busy)
