@@ -35,6 +35,7 @@ from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edgeproxy.metrics import Metrics
 from edgeproxy.negotiate import ACCEPT_CH, Negotiated, negotiate
 from edgeproxy.origins import Origin, Original, build_origins
+from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.responses import error_response, etag_matches, server_timing, strong_etag, surrogate_key
 from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
@@ -74,10 +75,13 @@ class Proxy:
 
     @classmethod
     def build(cls, settings: Settings) -> Proxy:
+        limits = httpx.Limits(max_connections=settings.origin_max_connections,
+                              max_keepalive_connections=min(16, settings.origin_max_connections))
         client = httpx.AsyncClient(
+            transport=GuardedTransport(allowed=settings.allowed_networks(), limits=limits),
             timeout=httpx.Timeout(settings.origin_timeout, connect=settings.origin_connect_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             follow_redirects=False,
+            trust_env=False,
             headers={"User-Agent": f"edgeproxy/{__version__}"},
         )
         encode_options = encoder_options(settings)

@@ -9,7 +9,8 @@ from urllib.parse import quote
 import httpx
 
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
-from edgeproxy.origins.base import Original
+from edgeproxy.origins.base import Original, is_safe_key
+from edgeproxy.origins.guard import ForbiddenAddress
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 
@@ -17,6 +18,11 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 class HttpOrigin:
     """Originals from ``base_url`` + percent-encoded key.
 
+    - The key is appended to the base URL's path, never resolved against it: a key with an empty,
+      ``.`` or ``..`` segment, a backslash or NUL is a 404 (``is_safe_key``), so no key reaches
+      another path or host (``//evil.example/x`` would otherwise be a scheme-relative URL).
+    - Connections go through the client's transport, which refuses non-public addresses after DNS
+      resolution (``origins.guard``): 502.
     - Redirects are followed only to the same scheme, host and port, at most ``max_redirects``.
     - The body is streamed and cut at ``max_bytes`` (413), whatever ``Content-Length`` claims.
     - ``timeout`` seconds bound the whole fetch (connect, headers and body): 504 past it.
@@ -27,7 +33,8 @@ class HttpOrigin:
     def __init__(self, name: str, base_url: str, client: httpx.AsyncClient, *, max_bytes: int,
                  max_redirects: int = 3, timeout: float = 10.0):
         self.name = name
-        self.base = httpx.URL(base_url.rstrip("/") + "/")
+        self.base_url = base_url.rstrip("/") + "/"
+        self.base = httpx.URL(self.base_url)
         self.client = client
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -37,7 +44,9 @@ class HttpOrigin:
         return (url.scheme, url.host, url.port) == (self.base.scheme, self.base.host, self.base.port)
 
     async def fetch(self, key: str) -> Original:
-        url = self.base.join(quote(key, safe="/"))
+        if not is_safe_key(key):
+            raise not_found()
+        url = httpx.URL(self.base_url + quote(key, safe="/"))
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._fetch(url)
@@ -45,7 +54,9 @@ class HttpOrigin:
             raise timed_out("origin timed out") from None
         except httpx.TimeoutException:
             raise timed_out("origin timed out") from None
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            if isinstance(exc.__cause__, ForbiddenAddress):
+                raise origin_error(str(exc.__cause__)) from None
             raise origin_error("origin connection failed") from None
 
     async def _fetch(self, url: httpx.URL) -> Original:

@@ -9,7 +9,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 from edgeproxy.errors import not_found, too_large
-from edgeproxy.origins.base import Original
+from edgeproxy.origins.base import Original, is_safe_key
 
 
 class LocalOrigin:
@@ -27,8 +27,7 @@ class LocalOrigin:
         self.max_bytes = max_bytes
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if "\\" in key or "\x00" in key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        if not is_safe_key(key):
             raise not_found()
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
