@@ -98,7 +98,8 @@ class Proxy:
         return cls(
             settings=settings,
             metrics=metrics,
-            signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned),
+            signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned,
+                              size=settings.signature_size),
             origins=build_origins(
                 settings.origins, client=client, max_bytes=settings.max_source_bytes,
                 max_redirects=settings.origin_max_redirects, timeout=settings.origin_timeout,
@@ -185,6 +186,8 @@ async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
     spec, origin_name, key = parse_path(path)
     if spec.expires is not None and spec.expires < time.time():
         raise forbidden("URL expired")
+    if not spec.strip and not settings.allow_keep_metadata:
+        raise bad_request("option strip:0 is not allowed on this server (metadata is always stripped)")
     origin = proxy.origins.get(origin_name)
     if origin is None:
         raise not_found(f"unknown origin {origin_name!r}")

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sign = commands.add_parser("sign", help="print /{signature}PATH for PATH = /{options}/{origin}/{key}")
     sign.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
+    sign.add_argument("--signature-size", type=int,
+                      help="bytes of HMAC kept, 8..32 (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
     sign.add_argument("path")
     return parser
 
@@ -74,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
             example_key = files[0].relative_to(location).as_posix()
     path = f"/w:400/f:auto/{name}/{example_key}"
     keys = settings.verify_keys()
-    signature = PathSigner(keys).sign(path) if keys else UNSIGNED
+    signature = PathSigner(keys, size=settings.signature_size).sign(path) if keys else UNSIGNED
     print(f"edgeproxy {__version__}: serving {', '.join(settings.origins)} on http://{settings.host}:{settings.port}",
           file=sys.stderr)
     print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", file=sys.stderr)
@@ -100,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from edgeproxy.settings import env_signing_key
+    from edgeproxy.settings import env_signature_size, env_signing_key
     from edgeproxy.signing import sign_path
 
     key = args.signing_key or env_signing_key()
@@ -110,7 +112,11 @@ def _sign(args: argparse.Namespace) -> int:
     if not args.path.startswith("/"):
         print("edgeproxy sign: PATH must start with '/'", file=sys.stderr)
         return 2
-    print(sign_path(args.path, key))
+    size = args.signature_size or env_signature_size() or 32
+    if not 8 <= size <= 32:
+        print("edgeproxy sign: --signature-size must be 8..32", file=sys.stderr)
+        return 2
+    print(sign_path(args.path, key, size))
     return 0
 
 

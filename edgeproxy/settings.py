@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None  # signs and verifies
     previous_signing_keys: list[SecretStr] = Field(default_factory=list)  # verify only (rotation)
     allow_unsigned: bool = False  # accept the signature "unsafe": local development only
+    signature_size: int = Field(32, ge=8, le=32)  # bytes of HMAC-SHA256 kept in signatures (truncation)
 
     # Negotiation
     client_hints: bool = False  # honour Sec-CH-DPR / Sec-CH-Width / Save-Data, send Accept-CH
@@ -70,6 +71,9 @@ class Settings(BaseSettings):
     webp_effort: int = Field(2, ge=0, le=6)  # libvips webpsave effort: 0 fastest .. 6 smallest
     jpeg_progressive: bool = False
     png_compression: int = Field(6, ge=0, le=9)
+
+    # Privacy: strip:0 (keep EXIF incl. GPS, XMP, IPTC in the output) is a 400 unless allowed
+    allow_keep_metadata: bool = False
 
     # Limits
     max_source_bytes: int = Field(32 * 1024 * 1024, ge=1)  # bytes
@@ -214,6 +218,12 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 def env_signing_key() -> str | None:
     """``EDGEPROXY_SIGNING_KEY`` for ``edgeproxy sign`` (which needs no other setting)."""
     return os.environ.get("EDGEPROXY_SIGNING_KEY") or None
+
+
+def env_signature_size() -> int | None:
+    """``EDGEPROXY_SIGNATURE_SIZE`` for ``edgeproxy sign``, or None when unset or not a number."""
+    value = os.environ.get("EDGEPROXY_SIGNATURE_SIZE", "")
+    return int(value) if value.isdigit() else None
 
 
 def settings_from_serialized() -> Settings:

@@ -5,22 +5,29 @@ padding (RFC 2104 HMAC, RFC 4648 §5 alphabet), over the bytes exactly as they a
 line: still percent-encoded, so no decoding ambiguity can make two paths share a signature.
 
 Several keys may be configured for rotation: the first signs, all verify. Comparison is constant
-time (``hmac.compare_digest`` inside itsdangerous).
+time (``hmac.compare_digest``) over the encoded signature, so exactly one spelling is valid.
+
+Signatures may be truncated to the first ``size`` bytes of the HMAC (8..32, as imgproxy's
+``IMGPROXY_SIGNATURE_SIZE``; RFC 2104 §5 allows truncation to no less than half the hash length
+for general use, so 16 is the smallest size worth configuring for the internet) for shorter URLs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import math
 import re
 from collections.abc import Sequence
 
 from itsdangerous import Signer
+from itsdangerous.encoding import base64_encode
 
 from edgeproxy.errors import forbidden
 
 UNSIGNED = "unsafe"
-#: 32 bytes of HMAC-SHA256 in unpadded base64url.
-_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: Bytes of HMAC-SHA256 in a full signature.
+FULL_SIZE = 32
 
 
 class PathSigner:
@@ -30,43 +37,52 @@ class PathSigner:
         keys: secret keys, newest first; ``keys[0]`` signs, every key verifies. May be empty only
             when ``allow_unsigned`` is true.
         allow_unsigned: accept the literal signature ``unsafe`` (local development only).
+        size: bytes of the HMAC kept in the signature, 8..32 (32: the whole HMAC, 43 characters).
 
     Raises:
-        ValueError: no keys and unsigned URLs not allowed.
+        ValueError: no keys and unsigned URLs not allowed, or ``size`` out of range.
     """
 
-    def __init__(self, keys: Sequence[str | bytes], allow_unsigned: bool = False):
+    def __init__(self, keys: Sequence[str | bytes], allow_unsigned: bool = False, size: int = FULL_SIZE):
         if not keys and not allow_unsigned:
             raise ValueError("no signing key configured")
+        if not 8 <= size <= FULL_SIZE:
+            raise ValueError("signature size must be 8..32 bytes")
         self.allow_unsigned = allow_unsigned
-        # itsdangerous signs with the *last* key of its list and verifies with all of them.
-        self._signer = (
-            Signer(list(reversed(keys)), key_derivation="none", digest_method=hashlib.sha256)
-            if keys
-            else None
-        )
+        self.size = size
+        self._shape = re.compile(rf"[A-Za-z0-9_-]{{{math.ceil(size * 4 / 3)}}}")
+        # One itsdangerous signer per key (HMAC-SHA256 of the raw key, no derivation), newest first.
+        self._signers = [Signer(key, key_derivation="none", digest_method=hashlib.sha256) for key in keys]
+
+    def _signature(self, signer: Signer, path: str | bytes) -> str:
+        value = path.encode() if isinstance(path, str) else path
+        digest = signer.algorithm.get_signature(signer.derive_key(), value)
+        return base64_encode(digest[: self.size]).decode("ascii")
 
     def sign(self, path: str | bytes) -> str:
-        """Signature (43 base64url characters) of ``path``, which starts with ``/``."""
-        if self._signer is None:
+        """Signature (base64url, ``ceil(4 × size / 3)`` characters) of ``path``, which starts with ``/``."""
+        if not self._signers:
             raise ValueError("no signing key configured")
-        return self._signer.get_signature(path).decode("ascii")
+        return self._signature(self._signers[0], path)
 
     def verify(self, signature: str, path: str | bytes) -> None:
-        """Check ``signature`` for ``path``.
+        """Check ``signature`` for ``path`` against every key.
 
         Raises:
-            ProxyError(403): the signature is missing, malformed or does not match any key.
+            ProxyError(403): the signature is missing, malformed, of another length, or does not
+                match any key.
         """
         if signature == UNSIGNED and self.allow_unsigned:
             return
-        if self._signer is None or not _SIGNATURE.fullmatch(signature):
+        if not self._signers or not self._shape.fullmatch(signature):
             raise forbidden()
-        if not self._signer.verify_signature(path, signature):
+        given = signature.encode("ascii")
+        matches = [hmac.compare_digest(self._signature(s, path).encode("ascii"), given) for s in self._signers]
+        if not any(matches):
             raise forbidden()
 
 
-def sign_path(path: str, key: str | bytes) -> str:
+def sign_path(path: str, key: str | bytes, size: int = FULL_SIZE) -> str:
     """``/{signature}{path}`` for ``path`` = ``/{options}/{origin}/{key}`` (already percent-encoded).
 
     Example (the README's test vector)::
@@ -76,4 +92,4 @@ def sign_path(path: str, key: str | bytes) -> str:
     """
     if not path.startswith("/"):
         raise ValueError("path must start with '/'")
-    return "/" + PathSigner([key]).sign(path) + path
+    return "/" + PathSigner([key], size=size).sign(path) + path

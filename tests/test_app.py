@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import decode, loader_format, make_client, signed
+from edgeproxy.signing import sign_path
+from tests.conftest import KEY, decode, loader_format, make_client, signed
 
 PHOTO = "flickr-2725x2225.jpg"
 CHROME_ACCEPT = "image/avif,image/webp,*/*"
@@ -214,3 +215,11 @@ def test_hostile_signed_paths_never_give_a_5xx(client):
         check()
     finally:
         conn.close()
+
+
+def test_truncated_signatures_end_to_end(corpus: Path):
+    path = "/w:50/f:png/demo/giunchedi-portrait.jpg"
+    with make_client({"demo": str(corpus)}, signature_size=16) as c:
+        assert c.get(sign_path(path, KEY, 16)).status_code == 200
+        r = c.get(signed(path))  # a full-size signature is not the configured one
+        assert (r.status_code, r.text) == (403, "invalid signature\n")

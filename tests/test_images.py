@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from tests.conftest import decode, loader_format, signed
+from tests.conftest import decode, loader_format, make_client, signed
 
 
 def get_image(client, path: str, accept: str = "") -> pyvips.Image:
@@ -69,11 +69,23 @@ def test_wide_gamut_icc_is_converted_to_srgb(client, corpus: Path, key):
     assert colour_error(naive) > 2 * colour_error(reference)
 
 
-def test_output_keeps_no_icc_or_exif_by_default_but_strip_0_keeps_metadata(client):
-    stripped = get_image(client, "/w:100/f:jpeg/demo/exif-copyright.jpg")
-    assert not stripped.get_typeof("exif-data")
-    kept = get_image(client, "/w:100/f:jpeg/strip:0/demo/exif-copyright.jpg")
-    assert kept.get_typeof("exif-data")
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif", "png"])
+def test_output_never_carries_gps_or_exif_by_default(client, corpus: Path, fmt):
+    assert pyvips.Image.new_from_file(str(corpus / "canon-40d-exif.jpg")).get("exif-ifd3-GPSVersionID")
+    image = get_image(client, f"/w:80/f:{fmt}/demo/canon-40d-exif.jpg")
+    kept = [name for name in image.get_fields() if name.startswith(("exif", "xmp", "iptc"))]
+    assert kept == []
+    r = client.get(signed(f"/w:80/f:{fmt}/strip:0/demo/canon-40d-exif.jpg"))
+    assert (r.status_code, r.text) == (400, "option strip:0 is not allowed on this server (metadata is always "
+                                             "stripped)\n")
+
+
+def test_strip_0_keeps_metadata_where_config_allows_it(corpus: Path):
+    with make_client({"demo": str(corpus)}, allow_keep_metadata=True) as c:
+        stripped = decode(c.get(signed("/w:100/f:jpeg/demo/canon-40d-exif.jpg")).content)
+        assert not stripped.get_typeof("exif-data")
+        kept = decode(c.get(signed("/w:100/f:jpeg/strip:0/demo/canon-40d-exif.jpg")).content)
+        assert kept.get("exif-ifd3-GPSVersionID")
 
 
 @pytest.mark.parametrize(("accept", "loader"), [("image/avif", "heif"), ("image/webp", "webp"), ("", "png")])

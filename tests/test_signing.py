@@ -68,3 +68,34 @@ def test_unsafe_only_when_allowed():
     PathSigner([], allow_unsigned=True).verify("unsafe", "/anything")
     with pytest.raises(ValueError):
         PathSigner([])
+
+
+def test_truncated_signatures_when_configured():
+    """``signature_size = 16``: the first 16 bytes of the HMAC, 22 base64url characters, and nothing else."""
+    full = PathSigner([VECTOR_KEY]).sign(VECTOR_PATH)
+    short = PathSigner([VECTOR_KEY], size=16)
+    expected = base64.urlsafe_b64encode(
+        hmac.new(VECTOR_KEY.encode(), VECTOR_PATH.encode(), hashlib.sha256).digest()[:16]
+    ).rstrip(b"=").decode()
+    assert short.sign(VECTOR_PATH) == expected and len(expected) == 22
+    short.verify(expected, VECTOR_PATH)
+    # 22 characters carry 132 bits: a last character that differs only in the 4 unused bits decodes
+    # to the same 16 bytes but is not the signature.
+    twin = expected[:-1] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(expected[-1]) ^ 1]
+    for wrong in (full, twin, expected[:-1], expected + "A"):
+        with pytest.raises(ProxyError) as info:
+            short.verify(wrong, VECTOR_PATH)
+        assert info.value.status == 403
+    with pytest.raises(ProxyError):  # a full-size signer refuses truncated signatures
+        PathSigner([VECTOR_KEY]).verify(expected, VECTOR_PATH)
+    with pytest.raises(ValueError):
+        PathSigner([VECTOR_KEY], size=4)
+
+
+def test_sign_cli_truncates_when_asked():
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", VECTOR_KEY, "--signature-size", "16",
+         VECTOR_PATH], capture_output=True, text=True, check=True,
+    )
+    assert out.stdout == f"/{PathSigner([VECTOR_KEY], size=16).sign(VECTOR_PATH)}{VECTOR_PATH}\n"
