@@ -107,6 +107,7 @@ class Proxy:
             client=client,
             pool=pool,
             limits=pipeline.Limits(
+                max_source_bytes=settings.max_source_bytes,
                 max_source_pixels=settings.max_source_pixels,
                 max_frames=settings.max_frames,
                 max_output_dimension=settings.max_output_dimension,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeproxy import vips
+from edgeproxy import svg, vips
 from edgeproxy.errors import timed_out, too_large, unsupported_format
 from edgeproxy.geometry import Plan, jpeg_shrink, plan
 from edgeproxy.negotiate import Negotiated
@@ -41,6 +41,7 @@ class Limits:
     """Source limits (bytes are checked by the origin; these from the header). Values come from
     ``Settings``; there are no defaults here, so configuration lives in one place."""
 
+    max_source_bytes: int  # bytes of a decompressed SVGZ (the origin caps the bytes it fetches)
     max_source_pixels: int  # width × height × frames
     max_frames: int
     max_output_dimension: int  # pixels per side
@@ -96,7 +97,17 @@ class Context:
 
 
 def probe(ctx: Context) -> None:
+    """Read the header. SVG is refused (415) before any parser sees it unless allowed, and then
+    rebuilt by ``svg.sanitize`` first, as libvips parses the whole document to read its header."""
+    sanitized = False
+    if svg.looks_like_svg(ctx.data):
+        if "svg" not in ctx.limits.allowed_formats:
+            raise unsupported_format("input format svg is not allowed")
+        ctx.data = svg.sanitize(ctx.data, ctx.limits.max_source_bytes)
+        sanitized = True
     ctx.info = vips.probe(ctx.data)
+    if ctx.info.format == "svg" and not sanitized:  # libvips and looks_like_svg disagree: refuse
+        raise unsupported_format("input format svg is not allowed")
 
 
 def check_limits(ctx: Context) -> None:
