@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import httpx
@@ -93,6 +94,7 @@ class Proxy:
         metrics = Metrics(
             version=__version__, libvips=vips.version(), formats="avif,webp,jpeg,png,gif",
             queue_depth=pool.queue_depth, utilization=pool.utilization, vips_memory=vips.tracked_memory,
+            dropped_renders=lambda: pool.dropped,
             multiprocess_dir=settings.metrics_multiprocess_dir,
         )
         return cls(
@@ -243,10 +245,38 @@ async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
     return Response(rendered.body, media_type=rendered.mime, headers=headers)
 
 
+#: Logged (never sent) when the client went away first: nginx's "client closed request".
+CLIENT_CLOSED = 499
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone away (the ASGI ``http.disconnect`` message)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> Response | None:
+    """``work``'s response, or None (and ``work`` cancelled) if the client goes away first: its
+    queued render leaves the queue unless another request shares it (``SingleFlight``)."""
+    job = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((job, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if job.done():
+        return job.result()
+    job.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await job
+    return None
+
+
 async def transform(request: Request) -> Response:
     """``GET|HEAD /{signature}/{options...}/{origin}/{key...}``: a derivative or an error.
 
     Counts the request in the metrics and writes its access-log line; echoes ``X-Request-ID``.
+    A client that disconnects first cancels the work (logged with status 499, nothing sent).
     """
     proxy: Proxy = request.app.state.proxy
     metrics = proxy.metrics
@@ -256,7 +286,11 @@ async def transform(request: Request) -> Response:
     error: ProxyError | None = None
     metrics.in_flight.inc()
     try:
-        response = await _transform(proxy, request, record)
+        answered = await _unless_disconnected(request, _transform(proxy, request, record))
+        if answered is None:
+            metrics.disconnects.inc()
+            answered = Response(status_code=CLIENT_CLOSED)
+        response = answered
     except ProxyError as caught:
         error = caught
         headers = {"Accept-CH": ACCEPT_CH} if proxy.settings.client_hints else None

@@ -22,21 +22,31 @@ class SingleFlight:
     """Run one coroutine per key at a time; concurrent callers with the same key share its result.
 
     The shared work is a task of its own: a caller that goes away (client disconnect) does not
-    cancel it for the others. Exceptions are shared too.
+    cancel it for the others; when the last caller goes away, the work is cancelled (a queued
+    render leaves the queue). Exceptions are shared too.
     """
 
     def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Task] = {}
+        self._running: dict[Hashable, tuple[asyncio.Task, list[int]]] = {}
 
     async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Result of ``work()`` for ``key``, and whether it was shared with an earlier caller."""
-        task = self._running.get(key)
-        shared = task is not None
-        if task is None:
+        entry = self._running.get(key)
+        shared = entry is not None
+        if entry is None:
             task = asyncio.ensure_future(work())
-            self._running[key] = task
+            entry = self._running[key] = (task, [0])
             task.add_done_callback(lambda _t: self._running.pop(key, None))
-        return await asyncio.shield(task), shared
+        task, waiters = entry
+        waiters[0] += 1
+        try:
+            return await asyncio.shield(task), shared
+        except asyncio.CancelledError:
+            if waiters[0] == 1:
+                task.cancel()
+            raise
+        finally:
+            waiters[0] -= 1
 
 
 class OriginalCache:

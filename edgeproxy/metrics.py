@@ -21,7 +21,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -43,7 +43,7 @@ class Metrics:
 
     def __init__(self, *, version: str, libvips: str, formats: str, queue_depth: Callable[[], float],
                  utilization: Callable[[], float], vips_memory: Callable[[], float],
-                 multiprocess_dir: str | None = None):
+                 dropped_renders: Callable[[], float] = lambda: 0, multiprocess_dir: str | None = None):
         r = self.registry = CollectorRegistry(auto_describe=True)
         # Per-process, read at scrape time: never aggregated across worker processes.
         live = self.live = CollectorRegistry(auto_describe=True) if multiprocess_dir else r
@@ -72,6 +72,8 @@ class Metrics:
         self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)
         self.bytes_out = Counter("edgeproxy_bytes_out", "Bytes of derivatives sent.", registry=r)
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
+        self.disconnects = Counter("edgeproxy_client_disconnects", "Transform requests whose client went "
+                                   "away before the answer (their queued work is cancelled).", registry=r)
         self.in_flight = Gauge("edgeproxy_requests_in_flight", "Transform requests being answered.",
                                multiprocess_mode="livesum", registry=r)
         live.register(_LiveGauges([
@@ -80,6 +82,9 @@ class Metrics:
              utilization),
             ("edgeproxy_vips_memory_bytes", "Memory libvips has allocated for pixels (this process).",
              vips_memory),
+        ], [
+            ("edgeproxy_render_jobs_dropped", "Renders taken out of the queue before they started because "
+             "every client waiting for them went away (this process).", dropped_renders),
         ]))
         for category in ERROR_CATEGORIES:  # every category is visible at 0 before its first error
             self.errors.labels(category)
@@ -107,11 +112,16 @@ class Metrics:
 
 
 class _LiveGauges(Collector):
-    """Gauges read from callbacks at scrape time (kept out of prometheus-client's multiprocess files)."""
+    """Gauges and counters read from callbacks at scrape time (kept out of prometheus-client's
+    multiprocess files)."""
 
-    def __init__(self, gauges: list[tuple[str, str, Callable[[], float]]]):
+    def __init__(self, gauges: list[tuple[str, str, Callable[[], float]]],
+                 counters: list[tuple[str, str, Callable[[], float]]] = ()):
         self._gauges = gauges
+        self._counters = counters
 
     def collect(self):
         for name, documentation, read in self._gauges:
             yield GaugeMetricFamily(name, documentation, value=read())
+        for name, documentation, read in self._counters:
+            yield CounterMetricFamily(name, documentation, value=read())

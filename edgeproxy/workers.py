@@ -22,6 +22,9 @@ T = TypeVar("T")
 class RenderPool:
     """``threads`` render threads and up to ``queue`` waiting jobs.
 
+    A caller cancelled while its job waits for a thread (its client went away) takes the job out of
+    the queue: ``dropped`` counts those. A running job cannot be interrupted and finishes.
+
     Raises (from ``run``):
         ProxyError(503): ``threads + queue`` jobs already in flight.
         ProxyError(504): the job did not finish within its timeout (a queued job is cancelled; a
@@ -36,6 +39,7 @@ class RenderPool:
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._in_flight = 0
         self._busy = 0
+        self.dropped = 0  # jobs cancelled before they started
         self._lock = threading.Lock()
 
     def queue_depth(self) -> int:
@@ -80,7 +84,8 @@ class RenderPool:
             future.cancel()
             raise timed_out("render deadline exceeded") from None
         except asyncio.CancelledError:
-            future.cancel()
+            if future.cancel():
+                self.dropped += 1
             raise
 
     def close(self) -> None:

@@ -1,0 +1,81 @@
+"""Overload: clients that go away take their queued work with them; shared work survives them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from edgeproxy.cache import SingleFlight
+from tests.conftest import make_client, signed
+from tests.test_metrics import value
+
+SLOW = "/w:4000/enlarge:1/blur:60/f:webp/demo/giunchedi-portrait.jpg"  # ~4 s of one render thread
+
+
+def test_disconnected_clients_leave_the_render_queue(corpus: Path):
+    with make_client({"demo": str(corpus)}, render_threads=1, render_queue=8) as c:
+        slow: dict[str, httpx.Response] = {}
+        holder = threading.Thread(target=lambda: slow.update(r=c.get(signed(SLOW))))
+        holder.start()
+        time.sleep(0.5)  # the slow render now holds the only render thread
+        sockets = []
+        for width in range(100, 104):  # four quick renders, queued behind it
+            sock = socket.create_connection((c.base_url.host, c.base_url.port))
+            sock.sendall(f"GET {signed(f'/w:{width}/f:png/demo/giunchedi-portrait.jpg')} HTTP/1.1\r\n"
+                         f"Host: x\r\n\r\n".encode())
+            sockets.append(sock)
+        time.sleep(0.3)
+        assert value(c.get("/metrics").text, "edgeproxy_render_queue_depth") == 4
+        for sock in sockets:
+            sock.close()
+        deadline = time.monotonic() + 3
+        while value(c.get("/metrics").text, "edgeproxy_client_disconnects_total") < 4:
+            assert time.monotonic() < deadline, "disconnects not noticed"
+            time.sleep(0.05)
+        metrics = c.get("/metrics").text
+        assert holder.is_alive(), "the slow render finished too early for this test to mean anything"
+        assert value(metrics, "edgeproxy_render_jobs_dropped_total") == 4
+        assert value(metrics, "edgeproxy_render_queue_depth") == 0
+        holder.join()
+        assert slow["r"].status_code == 200
+        after = c.get("/metrics").text
+        # Only the slow render ran: the four dropped ones never reached a render thread.
+        assert value(after, "edgeproxy_requests_total", status_class="2xx", format="webp") == 1
+        assert value(after, "edgeproxy_requests_total", status_class="2xx", format="png") == 0
+        assert c.get(signed("/w:100/f:png/demo/giunchedi-portrait.jpg")).status_code == 200
+
+
+def test_single_flight_cancels_shared_work_only_when_every_caller_left():
+    async def scenario() -> tuple[str, bool, bool]:
+        flights = SingleFlight()
+        started = asyncio.Event()
+        outcome = {"cancelled": False}
+
+        async def work() -> str:
+            started.set()
+            try:
+                await asyncio.sleep(0.2)
+            except asyncio.CancelledError:
+                outcome["cancelled"] = True
+                raise
+            return "done"
+
+        first = asyncio.ensure_future(flights.run("k", work))
+        second = asyncio.ensure_future(flights.run("k", work))
+        await started.wait()
+        first.cancel()  # one caller leaves: the other still gets the result
+        result, shared = await second
+        kept = not outcome["cancelled"]
+
+        third = asyncio.ensure_future(flights.run("k2", work))
+        await asyncio.sleep(0.01)
+        third.cancel()  # the only caller leaves: the work is cancelled
+        await asyncio.sleep(0.01)
+        return result, shared and kept, outcome["cancelled"]
+
+    assert asyncio.run(scenario()) == ("done", True, True)
