@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from prometheus_client import start_http_server
@@ -71,6 +72,7 @@ class Proxy:
     fingerprint: str  # every setting that changes output bytes, for ETags
     originals: OriginalCache
     metrics: Metrics
+    fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
 
@@ -118,6 +120,7 @@ class Proxy:
             encode_options=encode_options,
             fingerprint=fingerprint,
             originals=OriginalCache(settings.original_cache_bytes, settings.original_cache_ttl),
+            fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
         )
 
     async def aclose(self) -> None:
@@ -200,7 +203,19 @@ async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
         spec, request.headers, client_hints=settings.client_hints,
         save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
     )
+    try:
+        return await _derivative(proxy, request, record, negotiated, origin, key, start, deadline)
+    except ProxyError as error:
+        if proxy.fallback is None or error.status not in FALLBACK_STATUSES:
+            raise
+        return await _fallback(proxy, error, negotiated, deadline, record)
 
+
+async def _derivative(proxy: Proxy, request: Request, record: dict, negotiated: Negotiated, origin: Origin,
+                      key: str, start: float, deadline: float) -> Response:
+    """Fetch, validate (304) and render: the derivative's response."""
+    settings = proxy.settings
+    origin_name = origin.name
     original, record["cache"] = await proxy.original(origin, key)
     fetched = time.monotonic()
     record["stages"] = {"fetch": fetched - start}
@@ -272,6 +287,39 @@ async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> R
     return None
 
 
+#: Errors about the original that the fallback image (when configured) stands in for.
+FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
+
+
+async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, deadline: float,
+                    record: dict) -> Response:
+    """The configured fallback image rendered for ``negotiated`` (size, fit, format), answered with
+    ``error``'s status (or ``fallback_status``) and its short caching, never ``immutable``; no ETag.
+
+    Raises:
+        ProxyError: ``error`` itself when the fallback cannot be rendered (e.g. 503, deadline).
+    """
+    settings = proxy.settings
+    try:
+        _queued, rendered = await proxy.pool.run(proxy.render, proxy.fallback, negotiated, deadline,
+                                                 timeout=max(0.001, deadline - time.monotonic()))
+    except ProxyError:
+        raise error from None
+    record["error"] = error
+    record["format"] = rendered.format.value
+    max_age = settings.transient_error_max_age if error.status >= 500 else settings.error_max_age
+    headers = {
+        "Cache-Control": f"public, max-age={max_age}",
+        "X-Fallback-Reason": f"{error.status} {error.message}".encode("ascii", "replace").decode(),
+    }
+    if negotiated.vary:
+        headers["Vary"] = ", ".join(negotiated.vary)
+    if settings.client_hints:
+        headers["Accept-CH"] = ACCEPT_CH
+    return Response(rendered.body, status_code=settings.fallback_status or error.status,
+                    media_type=rendered.mime, headers=headers)
+
+
 async def transform(request: Request) -> Response:
     """``GET|HEAD /{signature}/{options...}/{origin}/{key...}``: a derivative or an error.
 
@@ -291,6 +339,7 @@ async def transform(request: Request) -> Response:
             metrics.disconnects.inc()
             answered = Response(status_code=CLIENT_CLOSED)
         response = answered
+        error = record.get("error")  # a fallback image answered this error
     except ProxyError as caught:
         error = caught
         headers = {"Accept-CH": ACCEPT_CH} if proxy.settings.client_hints else None
@@ -308,8 +357,9 @@ async def transform(request: Request) -> Response:
     duration = time.monotonic() - start
     status_class = f"{response.status_code // 100}xx"
     response.headers["X-Request-ID"] = rid
-    sent = len(response.body) if response.status_code == 200 else 0
-    metrics.requests.labels(status_class, record["format"] if response.status_code == 200 else "none").inc()
+    sent = len(response.body) if response.status_code == 200 or record.get("error") else 0
+    shown = record["format"] if response.status_code == 200 or record.get("error") else "none"
+    metrics.requests.labels(status_class, shown).inc()
     metrics.duration.labels(status_class).observe(duration)
     for stage, seconds in record["stages"].items():
         metrics.stage.labels(stage).observe(seconds)

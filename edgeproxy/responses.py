@@ -31,15 +31,15 @@ def strong_etag(*parts: str) -> str:
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """True when ``If-None-Match`` lists ``etag`` (strong comparison; weak tags never match) or
-    is ``*``."""
+    """True when ``If-None-Match`` lists ``etag`` (strong comparison; weak tags never match).
+
+    ``*`` is not honoured: the proxy decides to answer 304 before rendering, so ``*`` would
+    validate a derivative that may not exist (an original that cannot be decoded); a cache
+    revalidates with the ETag it holds.
+    """
     if not if_none_match:
         return False
-    for candidate in if_none_match.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate == etag:
-            return True
-    return False
+    return any(candidate.strip() == etag for candidate in if_none_match.split(","))
 
 
 def server_timing(timings: Iterable[tuple[str, float]]) -> str:

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     vips_concurrency: int = Field(1, ge=1, le=64)  # libvips threads per render
     retry_after: int = Field(1, ge=1)  # seconds, on 503
 
+    # Fallback: an image (file path, read at start-up) rendered with the request's options in place
+    # of an error about the original (404, 413, 415, 422, 502, 504). Cached for error_max_age
+    # (transient_error_max_age after a 5xx), never immutable. Its status is the error's, or
+    # fallback_status when set (e.g. 200 for clients that hide images answered with an error).
+    fallback_image: str | None = None
+    fallback_status: int | None = Field(None, ge=200, le=599)
+
     # Caching
     cache_max_age: int = Field(31_536_000, ge=0)  # seconds, successful derivatives (immutable)
     error_max_age: int = Field(60, ge=0)  # seconds, 4xx answers
@@ -143,6 +150,13 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not IP networks (CIDR): {bad}")
         return networks
+
+    @field_validator("fallback_image")
+    @classmethod
+    def _check_fallback(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{path!r} is not a file")
+        return path
 
     @field_validator("allowed_input_formats")
     @classmethod

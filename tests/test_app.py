@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import pyvips
 
 from edgeproxy.signing import sign_path
 from tests.conftest import KEY, decode, loader_format, make_client, signed
@@ -223,3 +224,33 @@ def test_truncated_signatures_end_to_end(corpus: Path):
         assert c.get(sign_path(path, KEY, 16)).status_code == 200
         r = c.get(signed(path))  # a full-size signature is not the configured one
         assert (r.status_code, r.text) == (403, "invalid signature\n")
+
+
+def test_fallback_image_stands_in_for_errors_about_the_original(corpus: Path, tmp_path: Path):
+    placeholder = tmp_path / "placeholder.png"
+    placeholder.write_bytes(pyvips.Image.black(400, 200).new_from_image([0, 0, 255]).pngsave_buffer())
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    with make_client({"demo": str(corpus), "t": str(tmp_path)}, fallback_image=str(placeholder)) as c:
+        for path, status, reason in [
+            ("/w:80/f:webp/demo/missing.jpg", 404, "404 original not found"),
+            ("/w:80/f:webp/t/broken.jpg", 422, "422 the original could not be decoded"),
+            ("/w:80/f:webp/demo/bmp-24.bmp", 415, "415 input format bmp is not supported"),
+        ]:
+            r = c.get(signed(path))
+            assert r.status_code == status
+            assert r.headers["cache-control"] == "public, max-age=60"  # short, never immutable
+            assert r.headers["x-fallback-reason"] == reason
+            assert "etag" not in r.headers
+            image = decode(r.content)
+            assert (loader_format(image), image.width, image.height) == ("webp", 80, 40)
+            assert image(40, 20)[:3] == [0, 0, 255]
+            assert c.get(signed(path), headers={"If-None-Match": "*"}).status_code == status  # never a 304
+        # Errors about the URL itself are not the original's fault: no fallback.
+        r = c.get("/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/w:80/demo/missing.jpg")
+        assert (r.status_code, r.headers["content-type"]) == (403, "text/plain; charset=utf-8")
+        metrics = c.get("/metrics").text
+        assert 'edgeproxy_errors_total{category="origin"} 2.0' in metrics  # the 404, twice
+    with make_client({"demo": str(corpus)}, fallback_image=str(placeholder), fallback_status=200) as c:
+        r = c.get(signed("/w:80/f:png/demo/missing.jpg"))
+        assert (r.status_code, r.headers["cache-control"]) == (200, "public, max-age=60")
+        assert decode(r.content).width == 80
