@@ -96,3 +96,13 @@ def decode(body: bytes) -> pyvips.Image:
 def loader_format(image: pyvips.Image) -> str:
     """Format that decoded ``image``: jpeg, png, webp, gif or heif (AVIF decodes through heifload)."""
     return image.get("vips-loader").removesuffix("_buffer").removesuffix("load")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak-seconds", type=float, default=20.0,
+                     help="duration of tests/test_soak.py after its warm-up (CI: 20; full run: 120)")
+
+
+@pytest.fixture
+def soak_seconds(request) -> float:
+    return request.config.getoption("--soak-seconds")
