@@ -31,3 +31,14 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
     assert float(cells[2]) > 0  # edgeproxy req/s
     assert float(cells[4]) > 0  # ceiling img/s
     assert cells[10] == "0"  # errors
+
+
+def test_attack_bench_runs_and_reports_every_case():
+    out = subprocess.run([sys.executable, "-m", "bench.attacks", "--repeat", "3"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "median" not in line]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
+        "/healthz", "render 10-1199 px WebP (200)", "PNG 50000² bomb (413)", "GIF 50000² bomb (413)",
+        "JPEG 65000² bomb (413)", "WebP 16383² bomb (413)", "truncated JPEG (422)", "bad signature (403)",
+        "saturated (503)",
+    ]
