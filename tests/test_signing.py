@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
 from edgeproxy.signing import PathSigner, sign_path
@@ -99,3 +101,18 @@ def test_sign_cli_truncates_when_asked():
          VECTOR_PATH], capture_output=True, text=True, check=True,
     )
     assert out.stdout == f"/{PathSigner([VECTOR_KEY], size=16).sign(VECTOR_PATH)}{VECTOR_PATH}\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(signature=st.text(max_size=60), path=st.text(max_size=80), size=st.sampled_from([8, 16, 32]))
+def test_any_signature_verifies_only_when_it_is_the_hmac(signature, path, size):
+    """Arbitrary text as signature and path: verify either accepts (only the exact HMAC) or raises
+    a 403, never anything else."""
+    signer = PathSigner([VECTOR_KEY, "old-key"], size=size)
+    try:
+        signer.verify(signature, path)
+    except ProxyError as error:
+        assert error.status == 403
+    else:
+        assert signature in (signer.sign(path), PathSigner(["old-key"], size=size).sign(path))
+    signer.verify(signer.sign(path), path)
