@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench.workload import Workload
 from edgeproxy import vips
-from edgeproxy.app import encoder_options
 from edgeproxy.geometry import jpeg_shrink
+from edgeproxy.proxy import encoder_options
 from edgeproxy.settings import Settings
 
 

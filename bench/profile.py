@@ -19,8 +19,8 @@ from PIL import Image
 
 from bench.workload import Workload, prepare
 from edgeproxy import vips
-from edgeproxy.app import encoder_options
 from edgeproxy.geometry import jpeg_shrink
+from edgeproxy.proxy import encoder_options
 from edgeproxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ One request flows one way::
       -> origin.fetch (cache, single-flight) -> ETag -> 304?
       -> render pool: pipeline.run (single-flight by ETag) -> response
 
-All state (origins, HTTP client, render pool, caches) is built in the lifespan and lives on
-``app.state.proxy``; there is no module-level mutable state.
+All state (``proxy.Proxy``: origins, HTTP client, render pool, caches) is built in the lifespan
+and lives on ``app.state.proxy``; there is no module-level mutable state.
 """
 
 from __future__ import annotations
@@ -18,155 +18,27 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeproxy import PIPELINE_VERSION, __version__, pipeline, vips
-from edgeproxy.cache import OriginalCache, SingleFlight
+from edgeproxy import __version__, vips
 from edgeproxy.errors import ProxyError, bad_request, forbidden, not_found
 from edgeproxy.geometry import check_box
 from edgeproxy.logs import ACCESS, request_id
 from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edgeproxy.metrics import Metrics
 from edgeproxy.negotiate import ACCEPT_CH, Negotiated, negotiate
-from edgeproxy.origins import Origin, Original, build_origins
-from edgeproxy.origins.guard import GuardedTransport
+from edgeproxy.origins import Origin
+from edgeproxy.proxy import Proxy
 from edgeproxy.responses import error_response, etag_matches, server_timing, strong_etag, surrogate_key
 from edgeproxy.settings import Settings
-from edgeproxy.signing import PathSigner
 from edgeproxy.spec import canonical, parse_path
-from edgeproxy.workers import RenderPool
 
 _log = logging.getLogger("edgeproxy")
 _access = logging.getLogger(ACCESS)
-
-
-def encoder_options(settings: Settings) -> vips.EncodeOptions:
-    """The encoder part of ``settings``."""
-    return vips.EncodeOptions(
-        avif_effort=settings.avif_effort,
-        webp_effort=settings.webp_effort,
-        jpeg_progressive=settings.jpeg_progressive,
-        png_compression=settings.png_compression,
-    )
-
-
-@dataclass
-class Proxy:
-    """The app's own objects, built once at start-up from ``settings``."""
-
-    settings: Settings
-    signer: PathSigner
-    origins: dict[str, Origin]
-    client: httpx.AsyncClient
-    pool: RenderPool
-    limits: pipeline.Limits
-    encode_options: vips.EncodeOptions
-    fingerprint: str  # every setting that changes output bytes, for ETags
-    originals: OriginalCache
-    metrics: Metrics
-    fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
-    fetches: SingleFlight = field(default_factory=SingleFlight)
-    renders: SingleFlight = field(default_factory=SingleFlight)
-
-    @classmethod
-    def build(cls, settings: Settings) -> Proxy:
-        limits = httpx.Limits(max_connections=settings.origin_max_connections,
-                              max_keepalive_connections=min(16, settings.origin_max_connections))
-        client = httpx.AsyncClient(
-            transport=GuardedTransport(allowed=settings.allowed_networks(), limits=limits),
-            timeout=httpx.Timeout(settings.origin_timeout, connect=settings.origin_connect_timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": f"edgeproxy/{__version__}"},
-        )
-        encode_options = encoder_options(settings)
-        fingerprint = "|".join(
-            str(v) for v in (PIPELINE_VERSION, vips.version(), encode_options, settings.quality_jpeg,
-                             settings.quality_webp, settings.quality_avif, settings.max_output_dimension)
-        )
-        pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
-        metrics = Metrics(
-            version=__version__, libvips=vips.version(), formats="avif,webp,jpeg,png,gif",
-            queue_depth=pool.queue_depth, utilization=pool.utilization, vips_memory=vips.tracked_memory,
-            dropped_renders=lambda: pool.dropped,
-            multiprocess_dir=settings.metrics_multiprocess_dir,
-        )
-        return cls(
-            settings=settings,
-            metrics=metrics,
-            signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned,
-                              size=settings.signature_size),
-            origins=build_origins(
-                settings.origins, client=client, max_bytes=settings.max_source_bytes,
-                max_redirects=settings.origin_max_redirects, timeout=settings.origin_timeout,
-            ),
-            client=client,
-            pool=pool,
-            limits=pipeline.Limits(
-                max_source_bytes=settings.max_source_bytes,
-                max_source_pixels=settings.max_source_pixels,
-                max_frames=settings.max_frames,
-                max_output_dimension=settings.max_output_dimension,
-                allowed_formats=frozenset(settings.allowed_input_formats),
-            ),
-            encode_options=encode_options,
-            fingerprint=fingerprint,
-            originals=OriginalCache(settings.original_cache_bytes, settings.original_cache_ttl),
-            fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
-        )
-
-    async def aclose(self) -> None:
-        for origin in self.origins.values():
-            await origin.aclose()
-        await self.client.aclose()
-        self.pool.close()
-        self.metrics.close()
-
-    async def original(self, origin: Origin, key: str) -> tuple[Original, str]:
-        """The original, from the in-process cache or the origin (once for concurrent callers), and
-        the cache outcome: ``hit``, ``miss`` or ``coalesced``."""
-        cache_key = (origin.name, key)
-        cached = self.originals.get(cache_key)
-        if cached is not None:
-            self.metrics.cache.labels("original", "hit").inc()
-            return cached, "hit"
-
-        async def fetch() -> Original:
-            start = time.monotonic()
-            original = await origin.fetch(key)
-            self.metrics.origin_duration.labels(origin.name).observe(time.monotonic() - start)
-            self.metrics.origin_bytes.labels(origin.name).inc(len(original.data))
-            self.originals.put(cache_key, original)
-            return original
-
-        try:
-            original, shared = await self.fetches.run(cache_key, fetch)
-        except ProxyError:
-            self.metrics.cache.labels("original", "miss").inc()
-            raise
-        outcome = "coalesced" if shared else "miss"
-        self.metrics.cache.labels("original", outcome).inc()
-        return original, outcome
-
-    def render(self, data: bytes, negotiated: Negotiated, deadline: float) -> pipeline.Rendered:
-        """Blocking: run the pipeline (in a render thread)."""
-        ctx = pipeline.Context(
-            data=data,
-            negotiated=negotiated,
-            limits=self.limits,
-            encode_options=self.encode_options,
-            default_quality=self.settings.default_quality,
-            deadline=deadline,
-        )
-        return pipeline.run(ctx)
 
 
 def _split_signature(request: Request) -> tuple[str, str]:
