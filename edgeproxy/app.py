@@ -229,9 +229,9 @@ async def transform(request: Request) -> Response:
     duration = time.monotonic() - start
     status_class = f"{response.status_code // 100}xx"
     response.headers["X-Request-ID"] = rid
-    sent = len(response.body) if response.status_code == 200 or record.get("error") else 0
-    shown = record["format"] if response.status_code == 200 or record.get("error") else "none"
-    metrics.requests.labels(status_class, shown).inc()
+    image = response.status_code == 200 or "error" in record  # a derivative or the fallback image
+    sent = len(response.body) if image else 0
+    metrics.requests.labels(status_class, record["format"] if image else "none").inc()
     metrics.duration.labels(status_class).observe(duration)
     for stage, seconds in record["stages"].items():
         metrics.stage.labels(stage).observe(seconds)

@@ -112,11 +112,11 @@ def _sign(args: argparse.Namespace) -> int:
     if not args.path.startswith("/"):
         print("edgeproxy sign: PATH must start with '/'", file=sys.stderr)
         return 2
-    size = args.signature_size or env_signature_size() or 32
-    if not 8 <= size <= 32:
-        print("edgeproxy sign: --signature-size must be 8..32", file=sys.stderr)
+    try:
+        print(sign_path(args.path, key, args.signature_size or env_signature_size() or 32))
+    except ValueError as error:
+        print(f"edgeproxy sign: {error}", file=sys.stderr)
         return 2
-    print(sign_path(args.path, key, size))
     return 0
 
 

@@ -43,7 +43,7 @@ class Metrics:
 
     def __init__(self, *, version: str, libvips: str, formats: str, queue_depth: Callable[[], float],
                  utilization: Callable[[], float], vips_memory: Callable[[], float],
-                 dropped_renders: Callable[[], float] = lambda: 0, multiprocess_dir: str | None = None):
+                 dropped_renders: Callable[[], float], multiprocess_dir: str | None = None):
         r = self.registry = CollectorRegistry(auto_describe=True)
         # Per-process, read at scrape time: never aggregated across worker processes.
         live = self.live = CollectorRegistry(auto_describe=True) if multiprocess_dir else r

@@ -7,6 +7,7 @@ cleanly where it is absent.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import threading
@@ -75,6 +76,17 @@ def make_client(origins: dict[str, str], **overrides) -> Iterator[httpx.Client]:
     settings = load_settings(origins=origins, signing_key=KEY, **overrides)
     with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
+
+
+def raw_get(client: httpx.Client, path: str) -> tuple[int, bytes]:
+    """GET ``path`` byte for byte through http.client (httpx would normalise dot segments away)."""
+    conn = http.client.HTTPConnection(client.base_url.host, client.base_url.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import pyvips
 
 from edgeproxy.signing import sign_path
-from tests.conftest import KEY, decode, loader_format, make_client, signed
+from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
 
 PHOTO = "flickr-2725x2225.jpg"
 CHROME_ACCEPT = "image/avif,image/webp,*/*"
@@ -129,13 +129,8 @@ def test_local_origin_refuses_paths_out_of_its_root(tmp_path, key):
     (tmp_path / "conftest.py").write_bytes(b"secret")
     os.symlink(tmp_path, root / "escape")
     with make_client({"local": str(root)}) as c:
-        # http.client sends the path byte for byte (httpx would normalise the dot segments away).
-        conn = http.client.HTTPConnection(c.base_url.host, c.base_url.port, timeout=10)
-        conn.request("GET", signed(f"/local/{key}"))
-        r = conn.getresponse()
-        body = r.read()
-        conn.close()
-    assert r.status in (400, 404), body
+        status, body = raw_get(c, signed(f"/local/{key}"))
+    assert status in (400, 404), body
     assert b"secret" not in body
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import http.client
 import ipaddress
 import socket
 import struct
@@ -21,7 +20,7 @@ import psutil
 import pytest
 
 from edgeproxy.origins.guard import ForbiddenAddress, GuardedBackend, refusal
-from tests.conftest import decode, loader_format, make_client, signed
+from tests.conftest import decode, loader_format, make_client, raw_get, signed
 
 LOOPBACK = ["127.0.0.0/8"]  # the test origin is on 127.0.0.1, which the guard refuses by default
 
@@ -189,12 +188,7 @@ def test_readyz_reports_http_origin(remote):
 )
 def test_keys_cannot_leave_the_base_url(remote, requested, key):
     before = len(requested)
-    # http.client sends the path byte for byte (httpx would normalise the dot segments away).
-    conn = http.client.HTTPConnection(remote.base_url.host, remote.base_url.port, timeout=10)
-    conn.request("GET", signed(f"/w:100/web/{key}"))
-    r = conn.getresponse()
-    assert (r.status, r.read()) == (404, b"original not found\n")
-    conn.close()
+    assert raw_get(remote, signed(f"/w:100/web/{key}")) == (404, b"original not found\n")
     assert requested[before:] == []  # nothing was fetched, from this host or any other
 
 
@@ -251,6 +245,7 @@ def test_faults_leave_no_connections_behind(corpus):
         ("::10.0.0.1", "private (embedded in IPv6)"),  # IPv4-compatible (deprecated)
         ("64:ff9b::a00:1", "private (embedded in IPv6)"),  # NAT64 of 10.0.0.1
         ("64:ff9b::7f00:1", "loopback (embedded in IPv6)"),  # NAT64 of 127.0.0.1
+        ("64:ff9b:1::808:808", "private"),  # local-use NAT64 (RFC 8215): refused whatever it embeds
         ("2002:7f00:1::1", "loopback (embedded in IPv6)"),  # 6to4 of 127.0.0.1
         ("2002:a9fe:a9fe::1", "link-local (embedded in IPv6)"),  # 6to4 of 169.254.169.254
     ],

@@ -10,8 +10,9 @@ Refused unless inside an explicitly allowed network (``origin_allowed_networks``
 RFC 1918 / RFC 4193 private, link-local, RFC 6598 shared (CGNAT) ``100.64.0.0/10``, multicast,
 unspecified, reserved and every other non-global range of the IANA special-purpose registries
 (RFC 6890), and IPv6 addresses that embed such an IPv4 address: IPv4-mapped ``::ffff:0:0/96``,
-IPv4-compatible ``::/96``, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48`` (RFC 6052, RFC 8215),
-6to4 ``2002::/16`` (RFC 3056) and Teredo ``2001::/32`` (RFC 4380).
+IPv4-compatible ``::/96``, NAT64 ``64:ff9b::/96`` (RFC 6052), 6to4 ``2002::/16`` (RFC 3056) and
+Teredo ``2001::/32`` (RFC 4380). The local-use NAT64 prefix ``64:ff9b:1::/48`` (RFC 8215) is
+refused whole.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the IPv4 address is the last 32 bits (RFC 6052 §2.2)
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # local use, any prefix length: never public
 
 
 class ForbiddenAddress(httpcore.ConnectError):
@@ -46,7 +48,7 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
     if address.teredo is not None:
         found.extend(address.teredo)
     packed = address.packed
-    if any(address in net for net in _NAT64) or (packed[:12] == bytes(12) and int(address) > 1):
+    if address in _NAT64 or (packed[:12] == bytes(12) and int(address) > 1):
         found.append(ipaddress.IPv4Address(packed[12:]))
     return found
 
@@ -62,6 +64,8 @@ def _kind(address: IPAddress) -> str | None:
         return "multicast"
     if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
         return "shared (CGNAT)"
+    if isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_NAT64:
+        return "private"
     if address.is_reserved:
         return "reserved"
     if address.is_private:
@@ -149,7 +153,3 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend(allowed),
         )
-
-    def connection_count(self) -> int:
-        """Connections the pool holds now (open or being opened)."""
-        return len(self._pool.connections)
