@@ -2,7 +2,7 @@
 
     python -m bench.attacks [--repeat 200]
 
-Starts ``edgeproxy serve`` (one process) on a folder of hostile files (``tests/bombs.py``) and
+Starts ``edgeproxy serve`` (one process) on a folder of hostile files (``testkit/bombs.py``) and
 the bundled samples, and times sequential requests from one keep-alive client: ``/healthz`` (the
 floor: HTTP + routing), a small real render, each bomb (413 from the header), a truncated JPEG
 (422), a bad signature (403), and 503s while the only render thread is busy and the queue is 0.
@@ -24,8 +24,8 @@ import httpx
 from bench.servers import Server
 from edgeproxy.settings import SAMPLES_DIR
 from edgeproxy.signing import sign_path
-from tests import bombs
-from tests.conftest import free_port
+from testkit import bombs
+from testkit.net import free_port
 
 KEY = "bench-attacks"
 

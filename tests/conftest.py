@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +18,12 @@ import httpx
 import pytest
 import pyvips
 import uvicorn
+from starlette.applications import Starlette
 
 from edgeproxy.app import create_app
 from edgeproxy.settings import load_settings
 from edgeproxy.signing import sign_path
+from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -42,12 +43,6 @@ def corpus() -> Path:
 def signed(path: str, key: str = KEY) -> str:
     """``/{signature}{path}`` signed with the test key."""
     return sign_path(path, key)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -71,10 +66,19 @@ def serve_app(app, port: int | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def make_served(origins: dict[str, str], **overrides) -> Iterator[tuple[httpx.Client, Starlette]]:
+    """(httpx client, app) of a running edgeproxy with ``origins`` and settings ``overrides``; the
+    app's objects are on ``app.state.proxy`` once it serves."""
+    settings = load_settings(origins=origins, signing_key=KEY, **overrides)
+    app = create_app(settings)
+    with serve_app(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client, app
+
+
+@contextlib.contextmanager
 def make_client(origins: dict[str, str], **overrides) -> Iterator[httpx.Client]:
     """An httpx client bound to a running edgeproxy with ``origins`` and settings ``overrides``."""
-    settings = load_settings(origins=origins, signing_key=KEY, **overrides)
-    with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with make_served(origins, **overrides) as (client, _app):
         yield client
 
 

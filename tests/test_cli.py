@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import decode, free_port, loader_format
+from testkit.net import free_port
+from tests.conftest import decode, loader_format
 
 
 def sign(path: str, key: str) -> str:

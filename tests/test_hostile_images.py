@@ -10,7 +10,7 @@ import psutil
 import pytest
 import pyvips
 
-from tests import bombs
+from testkit import bombs
 from tests.conftest import make_client, signed
 
 BOMBS = {

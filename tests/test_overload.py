@@ -11,43 +11,62 @@ from pathlib import Path
 import httpx
 
 from edgeproxy.cache import SingleFlight
-from tests.conftest import make_client, signed
+from edgeproxy.spec import Format
+from tests.conftest import make_served, signed
 from tests.test_metrics import value
 
-SLOW = "/w:4000/enlarge:1/blur:60/f:webp/demo/giunchedi-portrait.jpg"  # ~4 s of one render thread
+SLOW = "/w:200/f:webp/demo/giunchedi-portrait.jpg"  # held in its render thread until the test releases it
 
 
 def test_disconnected_clients_leave_the_render_queue(corpus: Path):
-    with make_client({"demo": str(corpus)}, render_threads=1, render_queue=8) as c:
+    with make_served({"demo": str(corpus)}, render_threads=1, render_queue=8) as (c, app):
+        proxy = app.state.proxy
+        entered, release = threading.Event(), threading.Event()
+        render = proxy.render
+
+        def gated(data, negotiated, deadline):  # the WebP render holds the only render thread
+            if negotiated.spec.format is Format.WEBP:
+                entered.set()
+                assert release.wait(30), "the test never released the render"
+            return render(data, negotiated, deadline)
+
+        proxy.render = gated
         slow: dict[str, httpx.Response] = {}
         holder = threading.Thread(target=lambda: slow.update(r=c.get(signed(SLOW))))
         holder.start()
-        time.sleep(0.5)  # the slow render now holds the only render thread
-        sockets = []
-        for width in range(100, 104):  # four quick renders, queued behind it
-            sock = socket.create_connection((c.base_url.host, c.base_url.port))
-            sock.sendall(f"GET {signed(f'/w:{width}/f:png/demo/giunchedi-portrait.jpg')} HTTP/1.1\r\n"
-                         f"Host: x\r\n\r\n".encode())
-            sockets.append(sock)
-        time.sleep(0.3)
-        assert value(c.get("/metrics").text, "edgeproxy_render_queue_depth") == 4
-        for sock in sockets:
-            sock.close()
-        deadline = time.monotonic() + 3
-        while value(c.get("/metrics").text, "edgeproxy_client_disconnects_total") < 4:
-            assert time.monotonic() < deadline, "disconnects not noticed"
-            time.sleep(0.05)
-        metrics = c.get("/metrics").text
-        assert holder.is_alive(), "the slow render finished too early for this test to mean anything"
-        assert value(metrics, "edgeproxy_render_jobs_dropped_total") == 4
-        assert value(metrics, "edgeproxy_render_queue_depth") == 0
-        holder.join()
+        try:
+            assert entered.wait(10), "the slow render never started"
+            sockets = []
+            for width in range(100, 104):  # four quick renders, queued behind it
+                sock = socket.create_connection((c.base_url.host, c.base_url.port))
+                sock.sendall(f"GET {signed(f'/w:{width}/f:png/demo/giunchedi-portrait.jpg')} HTTP/1.1\r\n"
+                             f"Host: x\r\n\r\n".encode())
+                sockets.append(sock)
+            wait_for(lambda: value(c.get("/metrics").text, "edgeproxy_render_queue_depth") == 4, "queued")
+            for sock in sockets:
+                sock.close()
+            wait_for(lambda: value(c.get("/metrics").text, "edgeproxy_client_disconnects_total") == 4,
+                     "disconnects noticed")
+            metrics = c.get("/metrics").text
+            assert value(metrics, "edgeproxy_render_jobs_dropped_total") == 4
+            assert value(metrics, "edgeproxy_render_queue_depth") == 0
+        finally:
+            release.set()
+            holder.join(30)
         assert slow["r"].status_code == 200
         after = c.get("/metrics").text
         # Only the slow render ran: the four dropped ones never reached a render thread.
         assert value(after, "edgeproxy_requests_total", status_class="2xx", format="webp") == 1
         assert value(after, "edgeproxy_requests_total", status_class="2xx", format="png") == 0
         assert c.get(signed("/w:100/f:png/demo/giunchedi-portrait.jpg")).status_code == 200
+
+
+def wait_for(condition, what: str, timeout: float = 10) -> None:
+    """Poll ``condition`` until it holds (bounded by ``timeout`` seconds, else fail naming ``what``)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.02)
 
 
 def test_single_flight_cancels_shared_work_only_when_every_caller_left():

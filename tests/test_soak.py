@@ -20,8 +20,9 @@ import httpx
 import psutil
 import pytest
 
-from tests import bombs
-from tests.conftest import KEY, free_port, signed
+from testkit import bombs
+from testkit.net import free_port
+from tests.conftest import KEY, signed
 
 CONCURRENCY = 32
 DEADLINE = 10.0  # request_timeout of the process under test, seconds

@@ -1,6 +1,6 @@
 """Hostile images built in a few hundred bytes: headers that declare enormous canvases.
 
-Used by ``tests/test_hostile_images.py`` and ``bench/attacks.py``. Each is a well-formed header
+Used by ``tests/test_hostile_images.py``, ``tests/test_soak.py`` and ``bench/attacks.py``. Each is a well-formed header
 (and a tiny body) that a decoder would have to expand to gigabytes of pixels.
 """
 
