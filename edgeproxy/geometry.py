@@ -22,17 +22,17 @@ class Plan:
     - ``source_crop``: region of the upright original to keep first, or None.
     - ``resize``: (width, height) the (cropped) original is scaled to, in the frame after
       ``rotate`` (swap them to size the image before a 90°/270° rotation).
-    - ``smart``: let libvips choose the ``final_crop`` region by attention (``resize`` is then the
-      box and the scale is libvips' own cover scale).
     - ``final_crop``: region of the resized image to keep (``cover``), or None.
+    - ``smart``: the ``final_crop`` window is centred on the attention centre of the first frame
+      (``focal_window``) instead of where the plan put it (the centre); its size stays.
     - ``canvas``: (width, height, left, top) to pad the image onto (``pad``), or None.
     """
 
     source_crop: Box | None
     resize: tuple[int, int]
-    smart: bool = False
     final_crop: Box | None = None
     canvas: tuple[int, int, int, int] | None = None
+    smart: bool = False
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -88,6 +88,14 @@ def _focal_offset(full: int, window: int, fraction: float) -> int:
     return max(0, min(full - window, round(fraction * full - window / 2)))
 
 
+def focal_window(size: tuple[int, int], window: tuple[int, int], centre: tuple[float, float]) -> Box:
+    """The ``window`` (width, height) inside an image of ``size`` (width, height), centred as near
+    ``centre`` (x, y in pixels) as the image allows: the crop box of ``g:smart`` once libvips has
+    found the attention centre (and of face-aware crops, centred on the faces)."""
+    (width, height), (cw, ch) = size, window
+    return (_focal_offset(width, cw, centre[0] / width), _focal_offset(height, ch, centre[1] / height), cw, ch)
+
+
 def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Plan:
     """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original.
 
@@ -122,8 +130,6 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
 
     if fit is Fit.COVER and bw and bh:
         cw, ch = min(bw, rw), min(bh, rh)
-        if spec.gravity.kind == "smart" and (cw, ch) != (rw, rh):
-            return Plan(region, (cw, ch), smart=True)
         if (cw, ch) == (rw, rh):
             return Plan(region, (rw, rh))
         ax, ay = spec.gravity.anchor()
@@ -131,7 +137,7 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
             left, top = _focal_offset(rw, cw, ax), _focal_offset(rh, ch, ay)
         else:
             left, top = _anchor_offset(rw - cw, ax), _anchor_offset(rh - ch, ay)
-        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch))
+        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch), smart=spec.gravity.kind == "smart")
 
     if fit is Fit.PAD and (bw or bh):
         cw, ch = max(bw or rw, rw), max(bh or rh, rh)

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgeproxy import svg, vips
 from edgeproxy.errors import timed_out, too_large, unsupported_format
-from edgeproxy.geometry import Plan, jpeg_shrink, plan
+from edgeproxy.geometry import Plan, focal_window, jpeg_shrink, plan
 from edgeproxy.negotiate import Negotiated
 from edgeproxy.spec import Format, TransformSpec
 
@@ -142,20 +142,19 @@ def load_and_resize(ctx: Context) -> None:
     width, height = p.resize
     if ctx.spec.rotate in (90, 270):
         width, height = height, width
-    crop = "attention" if p.smart else "none"
     if ctx.info.format == "avif":  # no shrink-on-load for AV1; a faster decoder instead
         image = vips.load_avif(ctx.data, ctx.info)
         if p.source_crop:
             image = vips.crop(image, *p.source_crop)
-        ctx.image = vips.resize(image, width, height, crop=crop, colour_manage=ctx.info.colour_manage)
+        ctx.image = vips.resize(image, width, height, colour_manage=ctx.info.colour_manage)
     elif p.source_crop is None:
         # width × height is in the upright frame of the source, as info's size is.
         shrink = jpeg_shrink(ctx.info.width, ctx.info.height, width, height) if ctx.info.format == "jpeg" else 0
-        ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated, crop=crop,
+        ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated,
                                    colour_manage=ctx.info.colour_manage, jpeg_shrink=shrink)
     else:
         region = vips.load_region(ctx.data, p.source_crop, animated=ctx.animated)
-        ctx.image = vips.resize(region, width, height, crop=crop, colour_manage=ctx.info.colour_manage)
+        ctx.image = vips.resize(region, width, height, colour_manage=ctx.info.colour_manage)
 
 
 def rotate_flip(ctx: Context) -> None:
@@ -163,8 +162,16 @@ def rotate_flip(ctx: Context) -> None:
 
 
 def final_crop(ctx: Context) -> None:
-    if ctx.plan.final_crop:
-        ctx.image = vips.crop(ctx.image, *ctx.plan.final_crop)
+    """Crop every frame to the planned window; for ``g:smart``, the window is first centred on the
+    attention centre of the first frame, so an animation keeps one window for all its frames."""
+    box = ctx.plan.final_crop
+    if box is None:
+        return
+    if ctx.plan.smart:  # measured, then cropped: keep the resized pixels so the source decodes once
+        ctx.image = vips.in_memory(ctx.image)
+        size = (ctx.image.width, vips.page_height(ctx.image))
+        box = focal_window(size, box[2:], vips.attention_centre(ctx.image, *box[2:]))
+    ctx.image = vips.crop(ctx.image, *box)
 
 
 def effects(ctx: Context) -> None:

@@ -205,7 +205,7 @@ def is_srgb_profile(profile: bytes) -> bool:
 
 
 def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_manage: bool,
-              crop: str = "none", size: str = "force", jpeg_shrink: int = 0) -> pyvips.Image:
+              size: str = "force", jpeg_shrink: int = 0) -> pyvips.Image:
     """Decode and resize in one step, with shrink-on-load, EXIF autorotation and ICC → sRGB.
 
     With ``colour_manage`` (an embedded profile other than sRGB), the profile is imported and the
@@ -217,7 +217,7 @@ def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_ma
     ``thumbnail_buffer`` on a 2040 px photo fitted into 512 px.
 
     ``width`` × ``height`` is the output size in pixels (per frame when ``animated``, which keeps
-    every frame); ``crop="attention"`` covers the box and crops by libvips' attention measure.
+    every frame).
     """
     options = "n=-1," + _LOAD_OPTIONS if animated else _LOAD_OPTIONS
     profile = {"output_profile": "srgb"} if colour_manage else {}
@@ -225,10 +225,8 @@ def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_ma
         if jpeg_shrink:
             image = pyvips.Image.jpegload_buffer(data, shrink=jpeg_shrink, access="sequential",
                                                  fail_on="truncated")
-            return image.thumbnail_image(width, height=height, size=size, crop=crop, **profile)
-        return pyvips.Image.thumbnail_buffer(
-            data, width, height=height, size=size, crop=crop, option_string=options, **profile
-        )
+            return image.thumbnail_image(width, height=height, size=size, **profile)
+        return pyvips.Image.thumbnail_buffer(data, width, height=height, size=size, option_string=options, **profile)
 
 
 def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: bool) -> pyvips.Image:
@@ -278,14 +276,38 @@ def _load_libvips(data: bytes) -> pyvips.Image:
         return pyvips.Image.new_from_buffer(data, "", fail_on="truncated").autorot()
 
 
-def resize(image: pyvips.Image, width: int, height: int, *, colour_manage: bool,
-           crop: str = "none") -> pyvips.Image:
+def resize(image: pyvips.Image, width: int, height: int, *, colour_manage: bool) -> pyvips.Image:
     """Resize a decoded image (per frame) to ``width`` × ``height``; colour as in ``thumbnail``."""
     profile = {"output_profile": "srgb"} if colour_manage else {}
     with _decoding():
-        return _per_frame(
-            image, lambda frame: frame.thumbnail_image(width, height=height, size="force", crop=crop, **profile)
-        )
+        return _per_frame(image, lambda frame: frame.thumbnail_image(width, height=height, size="force", **profile))
+
+
+def in_memory(image: pyvips.Image) -> pyvips.Image:
+    """Compute ``image`` now into memory (width × height × bands bytes), so that it can be read
+    twice without decoding the original twice (a sequential decoder cannot be re-read).
+
+    Raises:
+        ProxyError(422): the original's pixels could not be decoded.
+    """
+    with _decoding():
+        return image.copy_memory()
+
+
+def attention_centre(image: pyvips.Image, width: int, height: int) -> tuple[int, int]:
+    """(x, y) in pixels of the first frame's attention centre, for a ``width`` × ``height`` crop.
+
+    libvips' ``smartcrop`` with ``interesting=attention`` (after sharp: edges, skin tones and
+    saturated colours on a downsized copy) reports where it would centre that crop. Only the first
+    frame is measured, so every frame of an animation can be cropped to one window.
+
+    Raises:
+        ProxyError(422): the original's pixels could not be decoded.
+    """
+    frame = image.crop(0, 0, image.width, page_height(image))
+    with _decoding():
+        _cropped, found = frame.smartcrop(width, height, interesting="attention", attention_x=True, attention_y=True)
+    return found["attention_x"], found["attention_y"]
 
 
 def page_height(image: pyvips.Image) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.geometry import check_box, plan
+from edgeproxy.geometry import check_box, focal_window, plan
 from edgeproxy.spec import Crop, Fit, Gravity, TransformSpec
 
 
@@ -49,7 +49,14 @@ def test_cover_crop_follows_compass_gravity_and_focal_point():
     assert crop_of(Gravity("east", 1.0, 0.5)) == (100, 0, 300, 300)
     assert crop_of(Gravity("fp", 0.9, 0.5)) == (100, 0, 300, 300)  # clamped inside the image
     assert crop_of(Gravity("fp", 0.3, 0.5)) == (0, 0, 300, 300)
-    assert out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=Gravity("smart"))).smart
+    smart = out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=Gravity("smart")))
+    assert smart.smart and smart.resize == (400, 300) and smart.final_crop == (50, 0, 300, 300)
+
+
+def test_focal_window_centres_on_a_point_and_stays_inside():
+    assert focal_window((400, 300), (300, 300), (200, 150)) == (50, 0, 300, 300)
+    assert focal_window((400, 300), (100, 100), (390, 10)) == (300, 0, 100, 100)  # clamped at the corner
+    assert focal_window((400, 300), (100, 100), (120, 200)) == (70, 150, 100, 100)
 
 
 def test_pad_places_image_by_gravity():

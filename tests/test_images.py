@@ -163,6 +163,34 @@ def test_smart_gravity_and_focal_point_give_the_box(client):
         assert (image.width, image.height) == (200, 200)
 
 
+def test_smart_gravity_crops_where_libvips_attention_looks(client, corpus: Path):
+    smart = get_image(client, "/w:200/h:200/fit:cover/g:smart/f:png/demo/smart-crop.jpg")
+    centre = get_image(client, "/w:200/h:200/fit:cover/f:png/demo/smart-crop.jpg")
+    reference = pyvips.Image.thumbnail(str(corpus / "smart-crop.jpg"), 200, height=200, crop="attention")
+    assert mean_abs_diff(smart, reference) < 3
+    assert mean_abs_diff(smart, centre) > 10  # the window really moved off the centre
+
+
+def frames(image: pyvips.Image) -> list[pyvips.Image]:
+    ph = image.get("page-height")
+    return [image.crop(0, top, image.width, ph) for top in range(0, image.height, ph)]
+
+
+def test_smart_gravity_keeps_animations_and_crops_every_frame_to_one_window(client):
+    # dancing-banana.gif: 8 frames; 60x63 once fitted outside 60x40, so the window can move 0..23 px down.
+    image = get_image(client, "/w:60/h:40/fit:cover/g:smart/f:webp/q:100/demo/dancing-banana.gif")
+    assert image.get("n-pages") == 8
+    assert (image.width, image.get("page-height")) == (60, 40)
+    full = frames(get_image(client, "/w:60/h:40/fit:outside/f:webp/q:100/demo/dancing-banana.gif"))
+    cropped = frames(image)
+    assert full[0].height == 63
+    # Every frame is cut at the same offset: the one that best explains each of them.
+    offsets = [min(range(0, 24), key=lambda t, got=got, whole=whole: mean_abs_diff(got, whole.crop(0, t, 60, 40)))
+               for got, whole in zip(cropped, full, strict=True)]
+    assert len(set(offsets)) == 1, offsets
+    assert max(mean_abs_diff(cropped[0], other) for other in cropped[1:]) > 5  # still an animation
+
+
 def test_crop_rotate_flip_and_dpr(client, corpus: Path):
     source = pyvips.Image.new_from_file(str(corpus / "giunchedi-portrait.jpg"))  # 800x533
     image = get_image(client, "/c:0:0:400:200/rot:90/flip:h/f:png/demo/giunchedi-portrait.jpg")
