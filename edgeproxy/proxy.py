@@ -56,7 +56,8 @@ class Proxy:
         limits = httpx.Limits(max_connections=settings.origin_max_connections,
                               max_keepalive_connections=min(16, settings.origin_max_connections))
         client = httpx.AsyncClient(
-            transport=GuardedTransport(allowed=settings.origin_allowed_networks, limits=limits),
+            transport=GuardedTransport(allowed=settings.origin_allowed_networks, limits=limits,
+                                       ca_file=settings.origin_ca_file),
             timeout=httpx.Timeout(settings.origin_timeout, connect=settings.origin_connect_timeout),
             follow_redirects=False,
             trust_env=False,

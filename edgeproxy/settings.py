@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # CIDRs an HTTP origin may resolve to although not public (loopback, private, CGNAT, ...):
     # everything non-public is refused otherwise, after DNS resolution. E.g. ["10.20.0.0/16"].
     origin_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    # PEM file of extra CA certificates trusted for HTTPS origins (e.g. a private CA), on top of the
+    # public ones; certificate and host name verification stay on either way.
+    origin_ca_file: str | None = None
 
     # Concurrency
     render_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=256)
@@ -137,7 +140,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected HOST:PORT, got {bind!r}")
         return bind
 
-    @field_validator("fallback_image")
+    @field_validator("fallback_image", "origin_ca_file")
     @classmethod
     def _check_fallback(cls, path: str | None) -> str | None:
         if path is not None and not Path(path).is_file():

@@ -3,11 +3,16 @@ SSRF guard that refuses non-public origin addresses after DNS resolution."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
+import inspect
 import ipaddress
+import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -16,10 +21,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpcore
+import httpx
 import psutil
 import pytest
+import trustme
 
-from edgeproxy.origins.guard import ForbiddenAddress, GuardedBackend, refusal
+import edgeproxy
+from edgeproxy.origins.guard import ForbiddenAddress, ForbiddenOrigin, GuardedBackend, public_errors, refusal
+from edgeproxy.settings import SettingsError, load_settings
 from tests.conftest import decode, loader_format, make_client, raw_get, signed
 
 LOOPBACK = ["127.0.0.0/8"]  # the test origin is on 127.0.0.1, which the guard refuses by default
@@ -291,3 +300,227 @@ def test_loopback_origin_is_refused_unless_allowed(corpus, host):
             assert c.get("/readyz").json()["origins"] == {"web": False}
         with make_client({"web": base}, origin_allowed_networks=["127.0.0.1/32", "::1/128"]) as c:
             assert c.get(signed("/w:100/web/giunchedi-portrait.jpg")).status_code == 200
+
+
+class TLSServer(QuietServer):
+    """``QuietServer`` over TLS: the handshake runs in each connection's handler thread. Records each
+    accepted connection and the SNI name of each ClientHello (None: no SNI sent)."""
+
+    def __init__(self, address, handler, context: ssl.SSLContext):
+        super().__init__(address, handler)
+        self.accepted: list[tuple[str, int]] = []
+        self.sni: list[str | None] = []
+        context.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+        self.context = context
+
+    def get_request(self):
+        sock, address = super().get_request()
+        self.accepted.append(address)
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+
+@pytest.fixture(scope="module")
+def origin_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@contextlib.contextmanager
+def https_origin(corpus: Path, ca: trustme.CA, requested: list[str]) -> Iterator[tuple[str, TLSServer]]:
+    """An HTTPS origin on 127.0.0.1 with a certificate for ``localhost`` issued by ``ca``; yields its
+    base URL (by host name, so the client sends SNI) and the server."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    server = TLSServer(("127.0.0.1", 0), origin_handler(corpus, 9, requested), context)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{server.server_address[1]}/img", server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_origin_goes_through_the_guard_with_sni(corpus, origin_ca, tmp_path):
+    """TLS runs over the guarded socket (opened to 127.0.0.1), verified against the CA of
+    ``origin_ca_file`` for the host name ``localhost``, which is also the SNI name sent."""
+    ca_file = tmp_path / "origin-ca.pem"
+    origin_ca.cert_pem.write_to_path(str(ca_file))
+    requested: list[str] = []
+    with https_origin(corpus, origin_ca, requested) as (base, server), make_client(
+        {"web": base}, origin_ca_file=str(ca_file), origin_allowed_networks=["127.0.0.0/8", "::1/128"],
+    ) as c:
+        r = c.get(signed("/w:200/web/giunchedi-portrait.jpg"), headers={"Accept": "image/webp"})
+        assert r.status_code == 200, r.text
+        image = decode(r.content)
+        assert (loader_format(image), image.width, image.height) == ("webp", 200, 133)
+        assert server.sni and set(server.sni) == {"localhost"}
+        assert requested == ["/img/giunchedi-portrait.jpg"]
+
+
+def test_https_origin_on_loopback_is_refused_before_connecting(corpus, origin_ca, tmp_path):
+    ca_file = tmp_path / "origin-ca.pem"
+    origin_ca.cert_pem.write_to_path(str(ca_file))
+    requested: list[str] = []
+    with https_origin(corpus, origin_ca, requested) as (base, server), make_client(
+        {"web": base}, origin_ca_file=str(ca_file),
+    ) as c:
+        r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
+        assert (r.status_code, r.text) == (502, "origin host resolves to a loopback address\n")
+        assert (server.accepted, server.sni, requested) == ([], [], [])  # no TCP connection, no handshake
+
+
+def test_https_origin_with_an_untrusted_certificate_is_a_502(corpus, origin_ca):
+    requested: list[str] = []
+    with https_origin(corpus, origin_ca, requested) as (base, server), make_client(
+        {"web": base}, origin_allowed_networks=["127.0.0.0/8", "::1/128"],
+    ) as c:
+        r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
+        assert (r.status_code, r.text) == (502, "origin connection failed\n")
+        assert server.sni  # the handshake was tried, and the client gave up on the certificate
+        assert requested == []
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (ForbiddenAddress("origin host resolves to a private address"), ForbiddenOrigin),
+        (httpcore.ConnectTimeout("t"), httpx.ConnectTimeout), (httpcore.ReadTimeout("t"), httpx.ReadTimeout),
+        (httpcore.WriteTimeout("t"), httpx.WriteTimeout), (httpcore.PoolTimeout("t"), httpx.PoolTimeout),
+        (httpcore.ConnectError("e"), httpx.ConnectError), (httpcore.ReadError("e"), httpx.ReadError),
+        (httpcore.WriteError("e"), httpx.WriteError), (httpcore.NetworkError("e"), httpx.NetworkError),
+        (httpcore.RemoteProtocolError("e"), httpx.RemoteProtocolError),
+        (httpcore.LocalProtocolError("e"), httpx.LocalProtocolError),
+        (httpcore.ProtocolError("e"), httpx.ProtocolError),
+        (httpcore.UnsupportedProtocol("e"), httpx.UnsupportedProtocol),
+        (httpcore.ProxyError("e"), httpx.ProxyError), (httpcore.TimeoutException("t"), httpx.TimeoutException),
+    ],
+)
+def test_transport_raises_the_matching_public_httpx_error(raised, expected):
+    request = httpx.Request("GET", "https://origin.example/x.jpg")
+    with pytest.raises(httpx.TransportError) as info, public_errors(request):
+        raise raised
+    assert type(info.value) is expected
+    assert (str(info.value), info.value.request, info.value.__cause__) == (str(raised), request, raised)
+
+
+def test_other_errors_pass_through_unmapped():
+    with pytest.raises(ValueError), public_errors(httpx.Request("GET", "https://origin.example/")):
+        raise ValueError("not a transport error")
+
+
+def test_origin_ca_file_must_be_a_file():
+    with pytest.raises(SettingsError, match=r"origin_ca_file: '/nonexistent.pem' is not a file"):
+        load_settings(signing_key="k", origin_ca_file="/nonexistent.pem")
+    assert load_settings(signing_key="k").origin_ca_file is None
+
+
+# -- No private httpx/httpcore internals: the guard plugs in through public seams only.
+
+HTTP_LIBRARIES = {"httpx", "httpcore"}
+#: httpx/httpcore internals a subclass might reach for, whatever the installed version's source says.
+KNOWN_INTERNALS = {"_pool", "_transport", "_transport_for_url", "_mounts", "_network_backend", "_ssl_context",
+                   "_connections", "_requests"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _inherited_private_names(cls: type) -> set[str]:
+    """``self._x`` names that httpx/httpcore classes in ``cls``'s MRO use (their own internals)."""
+    names = set(KNOWN_INTERNALS)
+    for base in cls.__mro__:
+        if base.__module__.partition(".")[0] in HTTP_LIBRARIES:
+            with contextlib.suppress(OSError, TypeError):
+                names.update(re.findall(r"\bself\.(_[A-Za-z]\w*)", inspect.getsource(base)))
+    return {name for name in names if _private(name)}
+
+
+def private_http_uses(source: str) -> list[str]:
+    """Where ``source`` touches a private part of httpx or httpcore, as ``line: what``.
+
+    - imports of a ``_``-prefixed module or name from httpx/httpcore (``httpx._transports``);
+    - in a module importing httpx/httpcore, ``x._name`` (or ``getattr(x, "_name")``) on anything but
+      ``self``/``cls``, whose own attributes are the module's business;
+    - in a subclass of an httpx/httpcore class, ``self._name`` when ``_name`` is an attribute of the
+      library's classes (e.g. ``AsyncHTTPTransport._pool``).
+    """
+    tree = ast.parse(source)
+    found: list[str] = []
+    imported: dict[str, object] = {}  # local name -> httpx/httpcore object
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] in HTTP_LIBRARIES:
+                    if any(_private(part) for part in parts):
+                        found.append(f"{node.lineno}: import {alias.name}")
+                    imported[alias.asname or parts[0]] = importlib.import_module(parts[0])
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in HTTP_LIBRARIES:
+            parts = node.module.split(".")
+            for alias in node.names:
+                if any(_private(part) for part in [*parts, alias.name]):
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
+                else:
+                    module = importlib.import_module(node.module)
+                    imported[alias.asname or alias.name] = getattr(module, alias.name, None)
+    if not imported:
+        return found
+
+    def library_object(expr: ast.expr) -> object:
+        if isinstance(expr, ast.Name):
+            return imported.get(expr.id)
+        if isinstance(expr, ast.Attribute):
+            owner = library_object(expr.value)
+            return None if owner is None else getattr(owner, expr.attr, None)
+        return None
+
+    for node in ast.walk(tree):
+        if _reaches_into_other_object(node):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ClassDef):
+            bases = [b for b in map(library_object, node.bases) if isinstance(b, type)]
+            internals = set().union(*map(_inherited_private_names, bases)) if bases else set()
+            for inner in ast.walk(node):
+                if (isinstance(inner, ast.Attribute) and inner.attr in internals
+                        and isinstance(inner.value, ast.Name) and inner.value.id == "self"):
+                    found.append(f"{inner.lineno}: self.{inner.attr} (an attribute of {node.name}'s base)")
+    return found
+
+
+def _reaches_into_other_object(node: ast.AST) -> bool:
+    """``x._name`` or ``getattr(x, "_name")`` (also set/has/delattr), ``x`` not ``self``/``cls``."""
+    if isinstance(node, ast.Attribute):
+        return _private(node.attr) and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) >= 2:
+        name = node.args[1]
+        return (node.func.id in ("getattr", "setattr", "hasattr", "delattr") and isinstance(name, ast.Constant)
+                and isinstance(name.value, str) and _private(name.value))
+    return False
+
+
+def test_no_module_touches_private_parts_of_httpx_or_httpcore():
+    package = Path(edgeproxy.__file__).parent
+    found = [f"{path.relative_to(package.parent)}:{where}"
+             for path in sorted(package.rglob("*.py")) for where in private_http_uses(path.read_text())]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # what origins/guard.py did before: replace the pool httpx.AsyncHTTPTransport built
+        "import httpcore, httpx\nclass T(httpx.AsyncHTTPTransport):\n"
+        "    def __init__(self):\n        super().__init__()\n        self._pool = httpcore.AsyncConnectionPool()\n",
+        "from httpx import AsyncHTTPTransport\nclass T(AsyncHTTPTransport):\n"
+        "    async def aclose(self):\n        await self._pool.aclose()\n",
+        "from httpx._transports.default import AsyncResponseStream\n",
+        "import httpx._config\n",
+        "from httpx import _exceptions\n",
+        "import httpx\nclient = httpx.AsyncClient()\npool = client._transport\n",
+        "import httpx\nbackend = getattr(httpx.AsyncHTTPTransport(), '_pool')\n",
+    ],
+)
+def test_private_use_check_catches_internals(source):
+    assert private_http_uses(source) != []

@@ -5,6 +5,8 @@ connection the origin client opens: the first request, each redirect hop, and ea
 host name is resolved once per connection and the socket is opened to the address that was
 checked, so a DNS answer that changes between check and connect (DNS rebinding) cannot slip
 through. An image proxy that fetched whatever a URL resolves to was imgproxy's CVE-2023-30019.
+``GuardedTransport`` plugs the backend into httpx through public seams only: an
+``httpx.AsyncBaseTransport`` over an ``httpcore.AsyncConnectionPool(network_backend=...)``.
 
 Refused unless inside an explicitly allowed network (``origin_allowed_networks``): loopback,
 RFC 1918 / RFC 4193 private, link-local, RFC 6598 shared (CGNAT) ``100.64.0.0/10``, multicast,
@@ -18,10 +20,13 @@ refused whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+import ssl
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
+import certifi
 import httpcore
 import httpx
 
@@ -99,8 +104,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     addresses is not allowed (``refusal``), then connects to a checked address.
 
     Raises (from ``connect_tcp``):
-        ForbiddenAddress: an address is refused (an ``httpcore.ConnectError``, so httpx maps it to
-            ``httpx.ConnectError`` with this as its ``__cause__``).
+        ForbiddenAddress: an address is refused (an ``httpcore.ConnectError``; ``GuardedTransport``
+            raises it as ``ForbiddenOrigin``).
         httpcore.ConnectError: the name does not resolve, or no address accepts the connection.
     """
 
@@ -137,19 +142,132 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` whose connections go through ``GuardedBackend``.
+def origin_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The TLS client context for HTTPS origins: certificate and host name verification on, trusting
+    the certifi bundle (httpx's default) plus the PEM certificates of ``ca_file`` when given.
 
-    httpx takes no network backend, so the connection pool it builds is replaced by an identical
-    one with the guard (no proxy: origin traffic never goes through one, ``trust_env`` is off).
+    Raises:
+        OSError: ``ca_file`` cannot be read.
+        ssl.SSLError: ``ca_file`` holds no usable PEM certificate.
+    """
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+class ForbiddenOrigin(httpx.ConnectError):
+    """The guard refused to connect (``ForbiddenAddress``), as raised by ``GuardedTransport``: a public
+    httpx exception type that callers catch by type. ``str()`` is the guard's message: the kind of
+    address, never the address."""
+
+
+# httpcore exceptions and the public httpx exceptions they become, looked up along the raised
+# exception's MRO, so the most specific entry wins (ForbiddenAddress before ConnectError before
+# NetworkError).
+_PUBLIC_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    ForbiddenAddress: ForbiddenOrigin,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProxyError: httpx.ProxyError,
+}
+
+
+@contextlib.contextmanager
+def public_errors(request: httpx.Request) -> Iterator[None]:
+    """Re-raise httpcore exceptions as the matching public httpx exception (``_PUBLIC_ERRORS``), the
+    original as its ``__cause__``; anything else (cancellation included) passes through."""
+    try:
+        yield
+    except Exception as exc:
+        for kind in type(exc).__mro__:
+            public = _PUBLIC_ERRORS.get(kind)
+            if public is not None:
+                raise public(str(exc), request=request) from exc
+        raise
+
+
+class GuardedBody(httpx.AsyncByteStream):
+    """A response body read from an ``httpcore.Response``, with its errors made public httpx ones."""
+
+    def __init__(self, response: httpcore.Response, request: httpx.Request):
+        self.response = response
+        self.request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with public_errors(self.request):
+            async for chunk in self.response.aiter_stream():
+                yield chunk
+
+    async def aclose(self) -> None:
+        """Release the connection (back to the pool once the body was read whole, else closed)."""
+        with public_errors(self.request):
+            await self.response.aclose()
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport whose connections all go through ``GuardedBackend``.
+
+    It owns an ``httpcore.AsyncConnectionPool`` (HTTP/1.1 only, no proxy: origin traffic never goes
+    through one) built with the guard as its ``network_backend``, httpcore's public seam for the
+    socket layer. TLS runs over the guarded socket, with SNI and certificate checks for the URL's
+    host name (RFC 6066 §3, RFC 6125), not for the address connected to.
+
+    Arguments:
+        allowed: networks accepted although not public (``refusal``).
+        limits: pool size, keep-alive connections and ``keepalive_expiry`` (seconds).
+        ca_file: PEM file of extra CA certificates trusted for HTTPS origins (``origin_ssl_context``).
+
+    Raises (from the constructor): what ``origin_ssl_context`` raises for an unreadable ``ca_file``.
+
+    Raises (from ``handle_async_request`` and while reading the body):
+        ForbiddenOrigin: the guard refused the address (an ``httpx.ConnectError``).
+        httpx.TransportError: the public httpx exception for any other httpcore error (connect,
+            read or pool timeouts, resets, TLS failures, malformed responses).
     """
 
-    def __init__(self, *, allowed: Iterable[IPNetwork], limits: httpx.Limits):
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+    def __init__(self, *, allowed: Iterable[IPNetwork], limits: httpx.Limits, ca_file: str | None = None):
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=origin_ssl_context(ca_file),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
             network_backend=GuardedBackend(allowed),
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through the guarded pool; the response body is streamed (``GuardedBody``).
+        The ``timeout`` extension set by ``httpx.AsyncClient`` (seconds per phase) is passed on."""
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
+                             port=request.url.port, target=request.url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with public_errors(request):
+            core_response = await self.pool.handle_async_request(core_request)
+        return httpx.Response(
+            status_code=core_response.status,
+            headers=core_response.headers,
+            stream=GuardedBody(core_response, request),
+            extensions=core_response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.pool.aclose()

@@ -10,7 +10,7 @@ import httpx
 
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
 from edgeproxy.origins.base import Original, is_safe_key
-from edgeproxy.origins.guard import ForbiddenAddress
+from edgeproxy.origins.guard import ForbiddenOrigin
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 
@@ -54,9 +54,9 @@ class HttpOrigin:
             raise timed_out("origin timed out") from None
         except httpx.TimeoutException:
             raise timed_out("origin timed out") from None
-        except httpx.HTTPError as exc:
-            if isinstance(exc.__cause__, ForbiddenAddress):
-                raise origin_error(str(exc.__cause__)) from None
+        except ForbiddenOrigin as exc:  # the SSRF guard's message: the kind of address, not the address
+            raise origin_error(str(exc)) from None
+        except httpx.HTTPError:
             raise origin_error("origin connection failed") from None
 
     async def _fetch(self, url: httpx.URL) -> Original:
