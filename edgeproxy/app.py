@@ -26,22 +26,32 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgeproxy import __version__, vips
-from edgeproxy.errors import ProxyError, bad_request, forbidden, not_found
+from edgeproxy.errors import ProxyError, bad_request, forbidden, internal_error, no_route, not_found
 from edgeproxy.geometry import check_box
-from edgeproxy.logs import ACCESS, request_id
+from edgeproxy.logs import ACCESS, AccessRecord, header_values, request_id
 from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edgeproxy.negotiate import ACCEPT_CH, Negotiated, negotiate
+from edgeproxy.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
 from edgeproxy.origins import Origin
 from edgeproxy.proxy import Proxy
-from edgeproxy.responses import error_response, etag_matches, server_timing, strong_etag, surrogate_key
+from edgeproxy.responses import etag_matches, server_timing, strong_etag, surrogate_key
 from edgeproxy.settings import Settings
-from edgeproxy.spec import canonical, parse_path
+from edgeproxy.spec import Format, canonical, parse_path
 
 _log = logging.getLogger("edgeproxy")
 _access = logging.getLogger(ACCESS)
 
 
 def _split_signature(request: Request) -> tuple[str, str]:
+    """(signature, path after it) of a transform URL, the path still percent-encoded as sent.
+
+    Raises:
+        ProxyError(400): a query string (it is not signed, and CDNs key on it: each new one would
+            buy a render), or a path that is not ASCII.
+        ProxyError(404): a path of one segment, which no transform URL is (``/metrics`` when it is
+            served on ``metrics_bind`` only, ``/favicon.ico``).
+    """
+    if request.scope.get("query_string"):
+        raise bad_request("query strings are not part of signed URLs: put every option in the path")
     raw = request.scope.get("raw_path") or request.scope["path"].encode()
     try:
         path = raw.decode("ascii")
@@ -49,32 +59,36 @@ def _split_signature(request: Request) -> tuple[str, str]:
         raise bad_request("URL path must be ASCII (percent-encode other bytes)") from None
     signature, sep, rest = path[1:].partition("/")
     if not sep or not rest:
-        raise not_found("no such route") if not signature else bad_request("missing options, origin and key")
+        raise no_route()
     return signature, "/" + rest
 
 
-async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
-    """The transform route's work; fills ``record`` (origin, format, cache, stages, bytes) for the
-    access log and metrics."""
+async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Response:
+    """The transform route's work; fills ``record`` for the access log and the metrics."""
     start = time.monotonic()
     settings = proxy.settings
     deadline = start + settings.request_timeout
     signature, path = _split_signature(request)
+    record.path = path
     proxy.signer.verify(signature, path)
     spec, origin_name, key = parse_path(path)
-    if spec.expires is not None and spec.expires < time.time():
-        raise forbidden("URL expired")
+    if spec.expires is not None:
+        if spec.expires < time.time():
+            raise forbidden("URL expired")
+        record.expires = spec.expires
     if not spec.strip and not settings.allow_keep_metadata:
         raise bad_request("option strip:0 is not allowed on this server (metadata is always stripped)")
     origin = proxy.origins.get(origin_name)
     if origin is None:
         raise not_found(f"unknown origin {origin_name!r}")
-    record["origin"] = origin_name
+    record.origin = origin_name
     check_box(spec, settings.max_output_dimension)
     negotiated = negotiate(
         spec, request.headers, client_hints=settings.client_hints,
         save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
     )
+    record.accept = accept_bucket(negotiated.accepts if spec.format is Format.AUTO
+                                  else accepted_image_types(request.headers.get("accept", "")))
     try:
         return await _derivative(proxy, request, record, negotiated, origin, key, start, deadline)
     except ProxyError as error:
@@ -83,31 +97,22 @@ async def _transform(proxy: Proxy, request: Request, record: dict) -> Response:
         return await _fallback(proxy, error, negotiated, deadline, record)
 
 
-async def _derivative(proxy: Proxy, request: Request, record: dict, negotiated: Negotiated, origin: Origin,
-                      key: str, start: float, deadline: float) -> Response:
+async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, negotiated: Negotiated,
+                      origin: Origin, key: str, start: float, deadline: float) -> Response:
     """Fetch, validate (304) and render: the derivative's response."""
-    settings = proxy.settings
     origin_name = origin.name
-    original, record["cache"] = await proxy.original(origin, key)
+    original, record.cache = await proxy.original(origin, key)
     fetched = time.monotonic()
-    record["stages"] = {"fetch": fetched - start}
+    record.stages["fetch"] = fetched - start
     etag = strong_etag(
         canonical(negotiated.spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
         original.etag, proxy.fingerprint,
     )
     tag = surrogate_key(origin_name, key)
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={settings.cache_max_age}, immutable",
-        "Surrogate-Key": tag,
-        "Cache-Tag": tag,
-    }
-    if negotiated.vary:
-        headers["Vary"] = ", ".join(negotiated.vary)
-    if settings.client_hints:
-        headers["Accept-CH"] = ACCEPT_CH
+    validators = {"ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag}
     if original.last_modified:
-        headers["Last-Modified"] = original.last_modified
+        validators["Last-Modified"] = original.last_modified
+    headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
@@ -120,9 +125,9 @@ async def _derivative(proxy: Proxy, request: Request, record: dict, negotiated: 
     done = time.monotonic()
     render_time = sum(rendered.timings.values())
     if not shared:  # a coalesced request did none of this work
-        record["stages"].update(queue=queued, **rendered.stage_times())
-        record["bytes_in"] = len(original.data)
-    record["format"] = rendered.format.value
+        record.stages.update(queue=queued, **rendered.stage_times())
+        record.bytes_in = len(original.data)
+    record.format = rendered.format.value
     headers["Server-Timing"] = server_timing([
         ("fetch", fetched - start),
         ("queue", max(0.0, done - fetched - render_time)),
@@ -164,31 +169,23 @@ FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
 
 
 async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, deadline: float,
-                    record: dict) -> Response:
+                    record: AccessRecord) -> Response:
     """The configured fallback image rendered for ``negotiated`` (size, fit, format), answered with
     ``error``'s status (or ``fallback_status``) and its short caching, never ``immutable``; no ETag.
 
     Raises:
         ProxyError: ``error`` itself when the fallback cannot be rendered (e.g. 503, deadline).
     """
-    settings = proxy.settings
     try:
         _queued, rendered = await proxy.pool.run(proxy.render, proxy.fallback, negotiated, deadline,
                                                  timeout=max(0.001, deadline - time.monotonic()))
     except ProxyError:
         raise error from None
-    record["error"] = error
-    record["format"] = rendered.format.value
-    max_age = settings.transient_error_max_age if error.status >= 500 else settings.error_max_age
-    headers = {
-        "Cache-Control": f"public, max-age={max_age}",
-        "X-Fallback-Reason": f"{error.status} {error.message}".encode("ascii", "replace").decode(),
-    }
-    if negotiated.vary:
-        headers["Vary"] = ", ".join(negotiated.vary)
-    if settings.client_hints:
-        headers["Accept-CH"] = ACCEPT_CH
-    return Response(rendered.body, status_code=settings.fallback_status or error.status,
+    record.error = error
+    record.format = rendered.format.value
+    headers = proxy.headers.image(error.status, vary=negotiated.vary, expires=record.expires)
+    headers["X-Fallback-Reason"] = f"{error.status} {error.message}".encode("ascii", "replace").decode()
+    return Response(rendered.body, status_code=proxy.settings.fallback_status or error.status,
                     media_type=rendered.mime, headers=headers)
 
 
@@ -202,52 +199,42 @@ async def transform(request: Request) -> Response:
     metrics = proxy.metrics
     start = time.monotonic()
     rid = request_id(request.headers.get("x-request-id"))
-    record: dict = {"format": "none", "cache": None, "origin": None, "stages": {}, "bytes_in": 0}
+    record = AccessRecord()
     error: ProxyError | None = None
     metrics.in_flight.inc()
     try:
-        answered = await _unless_disconnected(request, _transform(proxy, request, record))
-        if answered is None:
+        response = await _unless_disconnected(request, _transform(proxy, request, record))
+        if response is None:
             metrics.disconnects.inc()
-            answered = Response(status_code=CLIENT_CLOSED)
-        response = answered
-        error = record.get("error")  # a fallback image answered this error
+            response = Response(status_code=CLIENT_CLOSED)
+        error = record.error  # a fallback image answered this error
     except ProxyError as caught:
         error = caught
-        headers = {"Accept-CH": ACCEPT_CH} if proxy.settings.client_hints else None
-        response = error_response(
-            error, error_max_age=proxy.settings.error_max_age,
-            transient_error_max_age=proxy.settings.transient_error_max_age, extra_headers=headers,
-        )
+        response = proxy.headers.error(error, record.expires)
     except Exception:
-        metrics.errors.labels("internal").inc()
         _log.exception("internal error", extra={"fields": {"request_id": rid}})
-        response = Response("internal error\n", status_code=500, media_type="text/plain; charset=utf-8",
-                            headers={"Cache-Control": f"public, max-age={proxy.settings.transient_error_max_age}"})
+        error = internal_error()
+        response = proxy.headers.error(error)
     finally:
         metrics.in_flight.dec()
     duration = time.monotonic() - start
     status_class = f"{response.status_code // 100}xx"
     response.headers["X-Request-ID"] = rid
-    image = response.status_code == 200 or "error" in record  # a derivative or the fallback image
-    sent = len(response.body) if image else 0
-    metrics.requests.labels(status_class, record["format"] if image else "none").inc()
+    image = response.status_code == 200 or record.error is not None  # a derivative or the fallback image
+    sent = len(response.body) if image and request.method != "HEAD" else 0  # HEAD sends no body
+    metrics.requests.labels(status_class, record.format if image else "none").inc()
     metrics.duration.labels(status_class).observe(duration)
-    for stage, seconds in record["stages"].items():
+    for stage, seconds in record.stages.items():
         metrics.stage.labels(stage).observe(seconds)
-    metrics.bytes_in.inc(record["bytes_in"])
+    metrics.bytes_in.inc(record.bytes_in)
     metrics.bytes_out.inc(sent)
     if error is not None:
         metrics.errors.labels(error.category).inc()
     if proxy.settings.access_log:
-        _access.info("request", extra={"fields": {
-            "request_id": rid, "method": request.method, "status": response.status_code,
-            "duration_ms": round(duration * 1000, 2),
-            "stages_ms": {k: round(v * 1000, 2) for k, v in record["stages"].items()},
-            "bytes_in": record["bytes_in"], "bytes_out": sent, "format": record["format"],
-            "cache": record["cache"], "origin": record["origin"],
-            "error": error.category if error else None,
-        }})
+        _access.info("request", extra={"fields": record.fields(
+            request_id=rid, method=request.method, status=response.status_code, duration=duration,
+            bytes_out=sent, error=error, cdn=header_values(request.headers, proxy.settings.access_log_headers),
+        )})
     return response
 
 
@@ -298,7 +285,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        # With metrics_bind, /metrics is served there only: on the main port it is a 404.
+        *([] if settings.metrics_bind else [Route("/metrics", metrics_endpoint, methods=["GET"])]),
         Route("/{path:path}", transform, methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

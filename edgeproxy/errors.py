@@ -1,7 +1,7 @@
 """One exception type for every failure a client can see.
 
 Each error carries the HTTP status, a short public message (never a stack trace or a path on disk)
-and a metrics category, as imgproxy's ``errctx`` does. ``responses.error_response`` turns it into a
+and a metrics category, as imgproxy's ``errctx`` does. ``responses.HeaderPolicy.error`` turns it into a
 response with a short ``Cache-Control``.
 """
 
@@ -42,6 +42,11 @@ def not_found(message: str = "original not found") -> ProxyError:
     return ProxyError(404, message, "origin")
 
 
+def no_route() -> ProxyError:
+    """404: a path that is no route and no transform URL (one segment, e.g. ``/favicon.ico``)."""
+    return ProxyError(404, "no such route", "parse")
+
+
 def too_large(message: str) -> ProxyError:
     """413: original over the byte, pixel or frame limit."""
     return ProxyError(413, message, "limit")
@@ -70,3 +75,8 @@ def overloaded(retry_after: int) -> ProxyError:
 def timed_out(message: str = "timed out") -> ProxyError:
     """504: the origin or the request deadline ran out."""
     return ProxyError(504, message, "timeout")
+
+
+def internal_error() -> ProxyError:
+    """500: a bug; the details go to the log, never to the client."""
+    return ProxyError(500, "internal error", "internal")

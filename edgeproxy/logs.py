@@ -1,8 +1,10 @@
 """Logging set-up: JSON lines (default) or plain text, for edgeproxy and uvicorn alike.
 
-The access log (logger ``edgeproxy.access``) writes one record per transform request with the
-fields ``time, request_id, method, status, duration_ms, stages_ms, bytes_in, bytes_out, format,
-cache, origin, error``; request ids come from ``X-Request-ID`` when the client sends a sane one.
+The access log (logger ``edgeproxy.access``) writes one record per transform request
+(``AccessRecord.fields``): ``time, request_id, method, path, status, duration_ms, stages_ms,
+bytes_in, bytes_out, format, accept, cache, origin, error, cdn``; request ids come from
+``X-Request-ID`` when the client sends a sane one, and ``cdn`` carries the request ids that CDNs
+set (``access_log_headers``), so a CDN miss can be traced to the proxy's line.
 """
 
 from __future__ import annotations
@@ -12,15 +14,67 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from edgeproxy.errors import ProxyError
 
 ACCESS = "edgeproxy.access"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e ]")
+MAX_LOGGED_PATH = 1024  # characters of the path kept in a log line
+MAX_LOGGED_HEADER = 256  # characters of a CDN header kept in a log line
 
 
 def request_id(header: str | None) -> str:
     """The client's ``X-Request-ID`` if it is 1-128 of ``A-Z a-z 0-9 . _ : -``, else a new UUID4 hex."""
     return header if header and _REQUEST_ID.fullmatch(header) else uuid.uuid4().hex
+
+
+def header_values(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """{lower-case name: value} of the ``names`` present in ``headers``, each value cut to
+    ``MAX_LOGGED_HEADER`` printable ASCII characters (others become ``?``)."""
+    found = {}
+    for name in names:
+        value = headers.get(name)
+        if value is not None:
+            found[name.lower()] = _UNPRINTABLE.sub("?", value[:MAX_LOGGED_HEADER])
+    return found
+
+
+@dataclass(slots=True)
+class AccessRecord:
+    """What one transform request did, filled in as it flows (path, origin, negotiation, cache,
+    stage times, bytes) and read once at the end by the access log and the metrics.
+
+    ``stages`` are seconds per metrics stage; ``bytes_in`` the original's bytes when this request
+    rendered it; ``error`` the error a fallback image answered; ``expires`` the URL's ``exp``
+    (UNIX seconds) once it is known to be valid, which caps every answer's ``max-age``.
+    """
+
+    path: str | None = None  # after the signature: options, origin, key (as sent, percent-encoded)
+    origin: str | None = None
+    format: str = "none"  # output format, or none
+    accept: str | None = None  # the Accept bucket f:auto distinguishes (negotiate.accept_bucket)
+    cache: str | None = None  # original cache: hit, miss or coalesced
+    stages: dict[str, float] = field(default_factory=dict)
+    bytes_in: int = 0
+    error: ProxyError | None = None  # answered by the fallback image
+    expires: int | None = None
+
+    def fields(self, *, request_id: str, method: str, status: int, duration: float, bytes_out: int,
+               error: ProxyError | None, cdn: dict[str, str]) -> dict[str, Any]:
+        """The access-log line's fields (durations in milliseconds, sizes in bytes)."""
+        return {
+            "request_id": request_id, "method": method,
+            "path": self.path[:MAX_LOGGED_PATH] if self.path else None, "status": status,
+            "duration_ms": round(duration * 1000, 2),
+            "stages_ms": {k: round(v * 1000, 2) for k, v in self.stages.items()},
+            "bytes_in": self.bytes_in, "bytes_out": bytes_out, "format": self.format, "accept": self.accept,
+            "cache": self.cache, "origin": self.origin, "error": error.category if error else None,
+            "cdn": cdn,
+        }
 
 
 class JsonFormatter(logging.Formatter):

@@ -73,6 +73,13 @@ def accepted_image_types(accept: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def accept_bucket(accepts: frozenset[str]) -> str:
+    """The name of what ``Accept`` allowed ``f:auto`` to choose: ``avif+webp``, ``avif``, ``webp``
+    or ``none``. Clients in one bucket get the same bytes; these are the buckets a CDN should
+    collapse ``Accept`` into before its ``Vary`` lookup."""
+    return "+".join(sorted(accepts)) or "none"
+
+
 def _hint_number(value: str | None, lo: float, hi: float) -> float | None:
     if not value:
         return None

@@ -18,6 +18,7 @@ from edgeproxy.metrics import Metrics
 from edgeproxy.negotiate import Negotiated
 from edgeproxy.origins import Origin, Original, build_origins
 from edgeproxy.origins.guard import GuardedTransport
+from edgeproxy.responses import HeaderPolicy
 from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
 from edgeproxy.workers import RenderPool
@@ -47,6 +48,7 @@ class Proxy:
     fingerprint: str  # every setting that changes output bytes, for ETags
     originals: OriginalCache
     metrics: Metrics
+    headers: HeaderPolicy  # caching headers of every answer
     fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
@@ -96,6 +98,8 @@ class Proxy:
             encode_options=encode_options,
             fingerprint=fingerprint,
             originals=OriginalCache(settings.original_cache_bytes, settings.original_cache_ttl),
+            headers=HeaderPolicy(settings.cache_max_age, settings.error_max_age, settings.transient_error_max_age,
+                                 settings.client_hints),
             fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
         )
 

@@ -45,7 +45,12 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True  # one JSON line per transform request (logger edgeproxy.access)
-    metrics_bind: str | None = None  # "127.0.0.1:9464": also serve /metrics there (main port always has it)
+    # Request headers logged in the access line's "cdn" field: the request ids CDNs set, to trace a
+    # CDN miss to the proxy's line (values cut to 256 characters).
+    access_log_headers: list[str] = Field(
+        default_factory=lambda: ["X-Varnish", "CF-Ray", "X-Amz-Cf-Id", "Fastly-Trace"]
+    )
+    metrics_bind: str | None = None  # "127.0.0.1:9464": serve /metrics there only (404 on the main port)
     # Set by `edgeproxy serve --workers N` (N > 1), with PROMETHEUS_MULTIPROC_DIR for prometheus-client.
     metrics_multiprocess_dir: str | None = None
 

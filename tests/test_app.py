@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import http.client
 import os
+import time
+from email.utils import formatdate
 from pathlib import Path
 
+import httpx
 import pytest
 import pyvips
 
@@ -47,8 +50,14 @@ def test_etags_differ_per_variant_and_304_on_if_none_match(client):
         assert again.headers["etag"] == etag
         assert again.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert again.headers["vary"] == "Accept"
-        weak = client.get(url, headers={"Accept": accept, "If-None-Match": f"W/{etag}"})
-        assert weak.status_code == 200
+        # If-None-Match compares weakly (RFC 9110 §13.1.2): a cache that gzipped the answer sends W/.
+        for validators in (f"W/{etag}", f'"other", W/{etag}'):
+            weak = client.get(url, headers={"Accept": accept, "If-None-Match": validators})
+            assert weak.status_code == 304, validators
+            assert weak.headers["etag"] == etag
+            assert weak.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert client.get(url, headers={"Accept": accept, "If-None-Match": 'W/"other"'}).status_code == 200
+        assert client.get(url, headers={"Accept": accept, "If-None-Match": "*"}).status_code == 200  # README
     assert len(etags) == 3
 
 
@@ -163,6 +172,54 @@ def test_future_expiry_is_served_and_changes_nothing_but_the_etag(client):
     plain = client.get(signed("/w:50/f:png/demo/giunchedi-portrait.jpg"))
     assert future.status_code == 200 and future.content == plain.content
     assert future.headers["etag"] != plain.headers["etag"]
+
+
+def max_age(response: httpx.Response) -> int:
+    """The ``max-age`` of a ``Cache-Control: public, max-age=N`` answer (the exact form asserted)."""
+    prefix = "public, max-age="
+    assert response.headers["cache-control"].startswith(prefix), response.headers["cache-control"]
+    return int(response.headers["cache-control"].removeprefix(prefix))
+
+
+def test_expiring_url_is_cached_no_longer_than_it_is_valid(corpus: Path, tmp_path: Path):
+    placeholder = tmp_path / "placeholder.png"
+    placeholder.write_bytes(pyvips.Image.black(40, 20).pngsave_buffer())
+    with make_client({"demo": str(corpus)}, fallback_image=str(placeholder)) as c:
+        exp = int(time.time()) + 300
+        url = signed(f"/w:50/exp:{exp}/f:png/demo/{PHOTO}")
+        first = c.get(url)
+        assert first.status_code == 200
+        assert 295 <= max_age(first) <= 300  # no immutable, at most the seconds left
+        assert first.headers["expires"] == formatdate(exp, usegmt=True)
+        revalidated = c.get(url, headers={"If-None-Match": first.headers["etag"]})
+        assert revalidated.status_code == 304
+        assert 295 <= max_age(revalidated) <= 300 and revalidated.headers["expires"] == first.headers["expires"]
+        # An error or a fallback image for a URL that expires sooner than error_max_age: capped too.
+        soon = int(time.time()) + 30
+        missing = c.get(signed(f"/w:50/exp:{soon}/f:png/demo/missing.jpg"))
+        assert missing.status_code == 404 and missing.headers["x-fallback-reason"] == "404 original not found"
+        assert 25 <= max_age(missing) <= 30 and missing.headers["expires"] == formatdate(soon, usegmt=True)
+        bad = c.get(signed(f"/w:50/exp:{soon}/f:png/demo/bmp-24.bmp"))
+        assert bad.status_code == 415 and 25 <= max_age(bad) <= 30
+        # Once expired the answer is final: a normal short-cached 403, no Expires.
+        gone = c.get(signed(f"/w:50/exp:{int(time.time()) - 1}/f:png/demo/{PHOTO}"))
+        assert (gone.status_code, gone.text, max_age(gone)) == (403, "URL expired\n", 60)
+        assert "expires" not in gone.headers
+
+
+def test_query_strings_are_refused_before_any_work(corpus: Path):
+    with make_client({"demo": str(corpus)}) as c:
+        url = signed(f"/w:333/f:auto/demo/{PHOTO}")
+        for suffix in ("?cb=1", "?cb=2", "?w=10", "?"+"x" * 100):
+            r = c.get(url + suffix)
+            assert (r.status_code, r.text) == (
+                400, "query strings are not part of signed URLs: put every option in the path\n")
+            assert r.headers["cache-control"] == "public, max-age=60"
+        assert c.get("/AAAA/w:1/demo/x.jpg?cb=1").status_code == 400  # before the signature is checked
+        metrics = c.get("/metrics").text
+        assert 'edgeproxy_cache_lookups_total{cache="variant",outcome="miss"}' not in metrics  # nothing rendered
+        assert 'edgeproxy_cache_lookups_total{cache="original",outcome="miss"}' not in metrics  # nothing fetched
+        assert c.get(url).status_code == 200
 
 
 def test_request_deadline_gives_504(corpus: Path):

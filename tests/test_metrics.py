@@ -15,7 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, make_client, signed
+from testkit.net import free_port
+from tests.conftest import make_client, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = "giunchedi-portrait.jpg"
@@ -128,17 +129,19 @@ def test_real_prometheus_scrapes_the_values(corpus: Path, tmp_path: Path):
                 return body.get("data", {}).get("result", []) if body.get("status") == "success" else []
 
             deadline = time.monotonic() + 60
-            avif = []
+            avif, up = [], []
             while time.monotonic() < deadline:
                 avif = query('edgeproxy_requests_total{format="avif",status_class="2xx"}')
-                if len(avif) == 2:  # scraped through both the main port and metrics_bind
+                up = query('up{job=~"edgeproxy.*"}')
+                if avif and len(up) == 2:  # both targets scraped at least once
                     break
                 time.sleep(0.5)
-            assert sorted(r["metric"]["job"] for r in avif) == ["edgeproxy-bind", "edgeproxy-main"]
-            assert all(float(r["value"][1]) == 4 for r in avif)
-            signature = query('edgeproxy_errors_total{category="signature",job="edgeproxy-main"}')
+            # With metrics_bind, only that bind serves /metrics: the public port answers 404.
+            assert [r["metric"]["job"] for r in avif] == ["edgeproxy-bind"]
+            assert float(avif[0]["value"][1]) == 4
+            assert {r["metric"]["job"]: float(r["value"][1]) for r in up} == {"edgeproxy-bind": 1, "edgeproxy-main": 0}
+            signature = query('edgeproxy_errors_total{category="signature"}')
             assert float(signature[0]["value"][1]) == 1
-            assert query('up{job=~"edgeproxy.*"} == 1') and len(query('up{job=~"edgeproxy.*"} == 1')) == 2
         finally:
             proc.terminate()
             proc.wait(10)
@@ -158,6 +161,57 @@ def test_request_id_is_echoed_and_access_log_is_structured(corpus: Path, caplog)
     assert line["bytes_out"] == len(ok.content) and line["bytes_in"] == (corpus / PHOTO).stat().st_size
     assert set(line["stages_ms"]) == {"fetch", "queue", "decode", "transform", "encode"}
     assert records[bad.headers["x-request-id"]]["error"] == "signature"
+
+
+def test_access_log_says_what_was_asked_for_and_carries_cdn_request_ids(corpus: Path, caplog):
+    caplog.set_level(logging.INFO, logger="edgeproxy.access")
+    path = f"/w:64/demo/{PHOTO}"
+    with make_client({"demo": str(corpus)}, access_log_headers=["X-Varnish", "CF-Ray", "X-Edge-Id"]) as client:
+        ok = client.get(signed(path), headers={
+            "Accept": "image/webp,*/*", "X-Varnish": "32770", "CF-Ray": "8f1e2d3c4b5a6978-CDG",
+            "X-Edge-Id": "id\twith tab", "X-Amz-Cf-Id": "not configured here"})
+        explicit = client.get(signed(f"/w:65/f:png/demo/{PHOTO}"), headers={"Accept": "image/avif,image/webp"})
+        refused = client.get(signed(path) + "?cb=1", headers={"X-Varnish": "32771"})
+    lines = {r.fields["request_id"]: r.fields for r in caplog.records if hasattr(r, "fields")}
+    line = lines[ok.headers["x-request-id"]]
+    assert (line["path"], line["format"], line["accept"], line["status"]) == (path, "webp", "webp", 200)
+    assert line["cdn"] == {"x-varnish": "32770", "cf-ray": "8f1e2d3c4b5a6978-CDG", "x-edge-id": "id?with tab"}
+    # The client's Accept bucket is logged even when the URL fixes the format.
+    other = lines[explicit.headers["x-request-id"]]
+    assert (other["format"], other["accept"]) == ("png", "avif+webp")
+    # A refused request is traced too: no path after the signature was accepted, but the CDN id is there.
+    assert refused.status_code == 400
+    assert lines[refused.headers["x-request-id"]]["cdn"] == {"x-varnish": "32771"}
+    assert lines[refused.headers["x-request-id"]]["error"] == "parse"
+
+
+def test_head_sends_no_body_and_counts_no_bytes(corpus: Path, caplog):
+    caplog.set_level(logging.INFO, logger="edgeproxy.access")
+    url = signed(f"/w:300/f:webp/demo/{PHOTO}")
+    with make_client({"demo": str(corpus)}) as client:
+        heads = [client.head(url) for _ in range(3)]
+        after_heads = value(client.get("/metrics").text, "edgeproxy_bytes_out_total")
+        got = client.get(url)
+        after_get = value(client.get("/metrics").text, "edgeproxy_bytes_out_total")
+    assert all(h.status_code == 200 and h.content == b"" for h in heads)
+    assert {h.headers["content-length"] for h in heads} == {str(len(got.content))}  # HEAD answers like GET
+    assert after_heads == 0
+    assert after_get == len(got.content)
+    logged = [r.fields for r in caplog.records if hasattr(r, "fields")]
+    assert [(f["method"], f["bytes_out"]) for f in logged] == [("HEAD", 0)] * 3 + [("GET", len(got.content))]
+
+
+def test_metrics_bind_takes_metrics_off_the_public_port(corpus: Path):
+    metrics_port = free_port()
+    with make_client({"demo": str(corpus)}, metrics_bind=f"127.0.0.1:{metrics_port}") as client:
+        assert client.get(signed(f"/w:64/f:png/demo/{PHOTO}")).status_code == 200
+        public = client.get("/metrics")
+        private = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+    assert public.status_code == 404
+    assert public.headers["cache-control"] == "public, max-age=60"
+    assert "edgeproxy_" not in public.text
+    assert private.status_code == 200
+    assert value(private.text, "edgeproxy_requests_total", status_class="2xx", format="png") == 1
 
 
 def test_json_formatter_writes_one_object_per_line():
