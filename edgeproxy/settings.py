@@ -147,7 +147,7 @@ class Settings(BaseSettings):
 
     @field_validator("fallback_image", "origin_ca_file")
     @classmethod
-    def _check_fallback(cls, path: str | None) -> str | None:
+    def _check_file(cls, path: str | None) -> str | None:
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{path!r} is not a file")
         return path

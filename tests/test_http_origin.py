@@ -29,6 +29,7 @@ import trustme
 import edgeproxy
 from edgeproxy.origins.guard import ForbiddenAddress, ForbiddenOrigin, GuardedBackend, public_errors, refusal
 from edgeproxy.settings import SettingsError, load_settings
+from testkit.net import serving
 from tests.conftest import decode, loader_format, make_client, raw_get, signed
 
 LOOPBACK = ["127.0.0.0/8"]  # the test origin is on 127.0.0.1, which the guard refuses by default
@@ -124,13 +125,8 @@ def http_origin(corpus: Path, requested: list[str] | None = None) -> Iterator[st
     """An origin server on 127.0.0.1; appends each requested path to ``requested``."""
     server = QuietServer(("127.0.0.1", 0), origin_handler(corpus, 9, requested))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/img"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}/img"
 
 
 @pytest.fixture(scope="module")
@@ -332,13 +328,8 @@ def https_origin(corpus: Path, ca: trustme.CA, requested: list[str]) -> Iterator
     ca.issue_cert("localhost").configure_cert(context)
     server = TLSServer(("127.0.0.1", 0), origin_handler(corpus, 9, requested), context)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://localhost:{server.server_address[1]}/img", server
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as port:
+        yield f"https://localhost:{port}/img", server
 
 
 def test_https_origin_goes_through_the_guard_with_sni(corpus, origin_ca, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import pyvips
 
 from edgeproxy import svg
+from testkit.net import serving
 from tests.conftest import decode, loader_format, make_client, signed
 
 ALL_FORMATS = ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg"]
@@ -36,14 +36,8 @@ def watched_server() -> Iterator[tuple[str, list[str]]]:
             self.end_headers()
             self.wfile.write(RED_PNG)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        yield f"http://127.0.0.1:{port}", requested
 
 
 def write(root: Path, name: str, body: str | bytes) -> None:
