@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
+import re
 import time
 from collections.abc import Awaitable
 
@@ -238,6 +241,74 @@ async def transform(request: Request) -> Response:
     return response
 
 
+#: Largest ``POST /purge`` body read, in bytes.
+MAX_PURGE_BODY = 4096
+_TAG = re.compile(r"k[0-9a-f]{16}")
+
+
+def _purge_target(proxy: Proxy, body: bytes) -> tuple[str, str | None, str | None]:
+    """(surrogate key, origin, key) from a purge body ``{"origin", "key"}`` or ``{"surrogate_key"}``.
+
+    Raises:
+        ProxyError(400): not JSON, neither form, an unknown origin or a malformed surrogate key.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request('body must be JSON: {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
+    if isinstance(data, dict) and set(data) == {"origin", "key"}:
+        origin, key = data["origin"], data["key"]
+        if not (isinstance(origin, str) and isinstance(key, str) and key):
+            raise bad_request("origin and key must be non-empty strings")
+        if origin not in proxy.origins:
+            raise bad_request(f"unknown origin {origin!r}")
+        return surrogate_key(origin, key), origin, key
+    if isinstance(data, dict) and set(data) == {"surrogate_key"}:
+        tag = data["surrogate_key"]
+        if not (isinstance(tag, str) and _TAG.fullmatch(tag)):
+            raise bad_request("surrogate_key must be k followed by 16 hex digits (edgeproxy surrogate-key ORIGIN KEY)")
+        return tag, None, None
+    raise bad_request('body must be {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}')
+
+
+async def purge(request: Request) -> Response:
+    """``POST /purge`` (``Authorization: Bearer <admin_token>``): drop an original from the proxy's
+    caches, then purge its surrogate key through every configured hook.
+
+    Answers 200 with ``{"surrogate_key", "dropped", "hooks": [...]}`` when every hook succeeded,
+    502 with the same body when one failed; 404 when no ``admin_token`` is configured; 401 for a
+    missing or wrong token (compared in constant time); 400 for a bad body; 405 for other methods.
+    Never cached (``no-store``).
+    """
+    proxy: Proxy = request.app.state.proxy
+    token = proxy.settings.admin_token
+    if token is None:
+        return proxy.headers.error(no_route())
+    if request.method != "POST":
+        return Response("method not allowed\n", status_code=405, media_type="text/plain; charset=utf-8",
+                        headers={"Allow": "POST", "Cache-Control": "no-store"})
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        return JSONResponse({"error": "missing or wrong admin token"}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="edgeproxy"', "Cache-Control": "no-store"})
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_PURGE_BODY:
+            return JSONResponse({"error": f"body over {MAX_PURGE_BODY} bytes"}, status_code=413,
+                                headers={"Cache-Control": "no-store"})
+    try:
+        tag, origin, key = _purge_target(proxy, body)
+    except ProxyError as error:
+        return JSONResponse({"error": error.message}, status_code=error.status, headers={"Cache-Control": "no-store"})
+    dropped, hooks = await proxy.purge(tag, origin, key)
+    ok = all(hook["ok"] for hook in hooks)
+    _log.info("purge", extra={"fields": {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped,
+                                         "hooks": hooks}})
+    return JSONResponse({"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "hooks": hooks},
+                        status_code=200 if ok else 502, headers={"Cache-Control": "no-store"})
+
+
 async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition of the app's registry."""
     proxy: Proxy = request.app.state.proxy
@@ -285,6 +356,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        # Every method reaches purge(): 404 without admin_token, whatever the method; else 405 but POST.
+        Route("/purge", purge, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         # With metrics_bind, /metrics is served there only: on the main port it is a 404.
         *([] if settings.metrics_bind else [Route("/metrics", metrics_endpoint, methods=["GET"])]),
         Route("/{path:path}", transform, methods=["GET", "HEAD"]),

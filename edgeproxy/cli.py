@@ -1,4 +1,4 @@
-"""Command line: ``edgeproxy serve`` and ``edgeproxy sign`` (argparse)."""
+"""Command line: ``edgeproxy serve``, ``sign``, ``surrogate-key`` and ``purge`` (argparse)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--signature-size", type=int,
                       help="bytes of HMAC kept, 8..32 (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
     sign.add_argument("path")
+
+    tag = commands.add_parser("surrogate-key", help="print an original's surrogate key (Surrogate-Key, Cache-Tag)")
+    tag.add_argument("origin")
+    tag.add_argument("key", help="object key, as in URLs but percent-decoded")
+
+    purge = commands.add_parser("purge", help="purge an original from a running proxy and, through its purge "
+                                              "hooks, from the CDN (POST /purge)")
+    purge.add_argument("--url", default="http://127.0.0.1:8080", help="the proxy's base URL (default %(default)s)")
+    purge.add_argument("--admin-token", help="admin token (default: EDGEPROXY_ADMIN_TOKEN)")
+    purge.add_argument("--timeout", type=float, default=60.0, help="seconds (default %(default)s)")
+    purge.add_argument("origin")
+    purge.add_argument("key", help="object key, as in URLs but percent-decoded")
     return parser
 
 
@@ -120,7 +132,34 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _surrogate_key(args: argparse.Namespace) -> int:
+    from edgeproxy.responses import surrogate_key
+
+    print(surrogate_key(args.origin, args.key))
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    import httpx
+
+    from edgeproxy.settings import env_admin_token
+
+    token = args.admin_token or env_admin_token()
+    if not token:
+        print("edgeproxy purge: give --admin-token or set EDGEPROXY_ADMIN_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.post(args.url.rstrip("/") + "/purge", json={"origin": args.origin, "key": args.key},
+                              headers={"Authorization": f"Bearer {token}"}, timeout=args.timeout)
+    except httpx.HTTPError as error:
+        print(f"edgeproxy purge: {args.url}: {error}", file=sys.stderr)
+        return 1
+    print(response.text.strip())
+    return 0 if response.status_code == 200 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    return _serve(args) if args.command == "serve" else _sign(args)
+    commands = {"serve": _serve, "sign": _sign, "surrogate-key": _surrogate_key, "purge": _purge}
+    return commands[args.command](args)

@@ -67,8 +67,11 @@ class Metrics:
         self.origin_duration = Histogram("edgeproxy_origin_fetch_duration_seconds", "Origin fetch time.",
                                          ["origin"], buckets=LATENCY_BUCKETS, registry=r)
         self.origin_bytes = Counter("edgeproxy_origin_bytes", "Bytes fetched from origins.", ["origin"], registry=r)
-        self.cache = Counter("edgeproxy_cache_lookups", "Original and variant lookups by outcome (hit, miss, "
-                             "coalesced: shared an identical request's work).", ["cache", "outcome"], registry=r)
+        self.cache = Counter("edgeproxy_cache_lookups", "Original and variant lookups by outcome: hit, miss, "
+                             "coalesced (shared an identical request's work); for originals also revalidated "
+                             "(a conditional request found it unchanged), refreshed (fetched again because the "
+                             "origin changed it) and negative_hit (a remembered 404).", ["cache", "outcome"],
+                             registry=r)
         self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)
         self.bytes_out = Counter("edgeproxy_bytes_out", "Bytes of derivatives sent.", registry=r)
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)

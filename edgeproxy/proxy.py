@@ -18,10 +18,17 @@ from edgeproxy.metrics import Metrics
 from edgeproxy.negotiate import Negotiated
 from edgeproxy.origins import Origin, Original, build_origins
 from edgeproxy.origins.guard import GuardedTransport
-from edgeproxy.responses import HeaderPolicy
+from edgeproxy.purge import PurgeHook, run_hooks
+from edgeproxy.responses import HeaderPolicy, surrogate_key
 from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
 from edgeproxy.workers import RenderPool
+
+#: Outcomes of an original lookup (the ``outcome`` label of ``edgeproxy_cache_lookups_total``):
+#: served from memory; fetched (first time); fetched again because the origin changed it;
+#: revalidated unchanged by a conditional request; shared an identical request's fetch; a
+#: remembered 404.
+ORIGINAL_OUTCOMES = ("hit", "miss", "refreshed", "revalidated", "coalesced", "negative_hit")
 
 
 def encoder_options(settings: Settings) -> vips.EncodeOptions:
@@ -49,6 +56,8 @@ class Proxy:
     originals: OriginalCache
     metrics: Metrics
     headers: HeaderPolicy  # caching headers of every answer
+    hooks_client: httpx.AsyncClient  # purge hooks: operator-configured CDN endpoints (no SSRF guard)
+    purge_hooks: list[PurgeHook]
     fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
@@ -97,9 +106,12 @@ class Proxy:
             ),
             encode_options=encode_options,
             fingerprint=fingerprint,
-            originals=OriginalCache(settings.original_cache_bytes, settings.original_cache_ttl),
+            originals=OriginalCache(settings.original_cache_bytes, settings.origin_negative_ttl),
             headers=HeaderPolicy(settings.cache_max_age, settings.error_max_age, settings.transient_error_max_age,
                                  settings.client_hints),
+            hooks_client=httpx.AsyncClient(timeout=settings.purge_timeout, trust_env=False, follow_redirects=False,
+                                           headers={"User-Agent": f"edgeproxy/{__version__}"}),
+            purge_hooks=[PurgeHook.parse(hook) for hook in settings.purge_hooks],
             fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
         )
 
@@ -107,34 +119,68 @@ class Proxy:
         for origin in self.origins.values():
             await origin.aclose()
         await self.client.aclose()
+        await self.hooks_client.aclose()
         self.pool.close()
         self.metrics.close()
 
     async def original(self, origin: Origin, key: str) -> tuple[Original, str]:
         """The original, from the in-process cache or the origin (once for concurrent callers), and
-        the cache outcome: ``hit``, ``miss`` or ``coalesced``."""
-        cache_key = (origin.name, key)
-        cached = self.originals.get(cache_key)
-        if cached is not None:
-            self.metrics.cache.labels("original", "hit").inc()
-            return cached, "hit"
+        the cache outcome (``ORIGINAL_OUTCOMES``).
 
-        async def fetch() -> Original:
+        Never stale: a cached local file is compared with ``stat`` on every request; a cached
+        HTTP/S3 original older than ``original_cache_ttl`` is revalidated with a conditional
+        request; a purge drops it. A remote origin's 404 is remembered ``origin_negative_ttl``.
+
+        Raises:
+            ProxyError: the origin's error (404, 413, 502, 504).
+        """
+        cache_key = (origin.name, key)
+        missing = self.originals.missing(cache_key)
+        if missing is not None:
+            self.metrics.cache.labels("original", "negative_hit").inc()
+            raise missing
+        entry = self.originals.get(cache_key)
+        stale: Original | None = None  # a cached original to revalidate
+        if entry is not None:
+            verdict = origin.unchanged(key, entry.original)
+            if verdict or (verdict is None and time.monotonic() - entry.checked < self.settings.original_cache_ttl):
+                self.metrics.cache.labels("original", "hit").inc()
+                return entry.original, "hit"
+            stale = entry.original if verdict is None else None
+
+        async def fetch() -> tuple[Original, str]:
             start = time.monotonic()
-            original = await origin.fetch(key)
+            try:
+                original = await origin.fetch(key, stale)
+            except ProxyError as error:
+                if error.status == 404 and origin.remote:
+                    self.originals.put_missing(cache_key, error)
+                raise
             self.metrics.origin_duration.labels(origin.name).observe(time.monotonic() - start)
-            self.metrics.origin_bytes.labels(origin.name).inc(len(original.data))
             self.originals.put(cache_key, original)
-            return original
+            if original is stale:
+                return original, "revalidated"
+            self.metrics.origin_bytes.labels(origin.name).inc(len(original.data))
+            return original, "miss" if entry is None else "refreshed"
 
         try:
-            original, shared = await self.fetches.run(cache_key, fetch)
+            (original, outcome), shared = await self.fetches.run(cache_key, fetch)
         except ProxyError:
             self.metrics.cache.labels("original", "miss").inc()
             raise
-        outcome = "coalesced" if shared else "miss"
+        outcome = "coalesced" if shared else outcome
         self.metrics.cache.labels("original", outcome).inc()
         return original, outcome
+
+    async def purge(self, tag: str, origin: str | None = None, key: str | None = None) -> tuple[int, list[dict]]:
+        """Purge the original whose surrogate key is ``tag``: first drop it (and a remembered 404)
+        from the proxy's caches, so the next request fetches it from the origin, then call every
+        purge hook so each CDN drops its derivatives. Returns (cache entries dropped, one result
+        per hook: ``purge.run_hooks``)."""
+        dropped = self.originals.drop(lambda origin_key: surrogate_key(*origin_key) == tag)
+        results = await run_hooks(self.hooks_client, self.purge_hooks, tag, origin=origin, key=key,
+                                  apis=self.settings.cdn_apis(), retries=self.settings.purge_retries)
+        return dropped, results
 
     def render(self, data: bytes, negotiated: Negotiated, deadline: float) -> pipeline.Rendered:
         """Blocking: run the pipeline (in a render thread)."""

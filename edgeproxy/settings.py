@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edgeproxy.purge import CdnApis, PurgeHook
+
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
 _ORIGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -116,8 +118,23 @@ class Settings(BaseSettings):
     cache_max_age: int = Field(31_536_000, ge=0)  # seconds, successful derivatives (immutable)
     error_max_age: int = Field(60, ge=0)  # seconds, 4xx answers
     transient_error_max_age: int = Field(1, ge=0)  # seconds, 5xx answers
-    original_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)  # in-process LRU of originals
-    original_cache_ttl: float = Field(60.0, ge=0)  # seconds
+    original_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)  # in-process LRU of originals, bytes
+    # Seconds a cached HTTP/S3 original is used before a conditional request revalidates it (a local
+    # file is checked with stat on every request; a purge drops it at once).
+    original_cache_ttl: float = Field(60.0, ge=0)
+    origin_negative_ttl: float = Field(10.0, ge=0)  # seconds an HTTP/S3 origin's 404 is remembered
+
+    # Purge (POST /purge): answered only when admin_token is set (404 otherwise); never the signing key.
+    admin_token: SecretStr | None = None  # Authorization: Bearer <admin_token>
+    # After dropping the original from the proxy's caches, purge its surrogate key in each CDN:
+    # "varnish:http://HOST:PORT", "fastly:SERVICE_ID", "cloudflare:ZONE_ID", "webhook:URL".
+    purge_hooks: list[str] = Field(default_factory=list)
+    purge_timeout: float = Field(5.0, gt=0)  # seconds per hook attempt
+    purge_retries: int = Field(2, ge=0, le=10)  # extra attempts after a transport error, 429 or 5xx
+    fastly_api_token: SecretStr | None = None  # for fastly: hooks (EDGEPROXY_FASTLY_API_TOKEN)
+    fastly_api_url: str = "https://api.fastly.com"
+    cloudflare_api_token: SecretStr | None = None  # for cloudflare: hooks (EDGEPROXY_CLOUDFLARE_API_TOKEN)
+    cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
 
     @field_validator("origins")
     @classmethod
@@ -152,6 +169,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{path!r} is not a file")
         return path
 
+    @field_validator("purge_hooks")
+    @classmethod
+    def _check_hooks(cls, hooks: list[str]) -> list[str]:
+        for hook in hooks:
+            PurgeHook.parse(hook)
+        return hooks
+
     @field_validator("allowed_input_formats")
     @classmethod
     def _check_formats(cls, formats: list[str]) -> list[str]:
@@ -169,10 +193,26 @@ class Settings(BaseSettings):
             )
         if self.previous_signing_keys and self.signing_key is None:
             raise ValueError("previous_signing_keys needs signing_key")
+        kinds = {PurgeHook.parse(hook).kind for hook in self.purge_hooks}
+        for kind, token in (("fastly", self.fastly_api_token), ("cloudflare", self.cloudflare_api_token)):
+            if kind in kinds and token is None:
+                raise ValueError(f"purge hook {kind}: needs {kind}_api_token (EDGEPROXY_{kind.upper()}_API_TOKEN)")
+        if self.admin_token is not None and self.signing_key is not None and (
+                self.admin_token.get_secret_value() == self.signing_key.get_secret_value()):
+            raise ValueError("admin_token must not be the signing key")
         if self.metrics_bind and self.workers > 1:
             raise ValueError("metrics_bind works with one worker; with several, scrape /metrics on the main port "
                              "(it sums every worker)")
         return self
+
+    def cdn_apis(self) -> CdnApis:
+        """Where and as whom purge hooks call the CDN APIs."""
+        return CdnApis(
+            fastly_url=self.fastly_api_url,
+            fastly_token=self.fastly_api_token.get_secret_value() if self.fastly_api_token else None,
+            cloudflare_url=self.cloudflare_api_url,
+            cloudflare_token=self.cloudflare_api_token.get_secret_value() if self.cloudflare_api_token else None,
+        )
 
     def verify_keys(self) -> list[str]:
         """Keys, signing key first, then previous keys (verify only)."""
@@ -224,6 +264,11 @@ def env_signing_key() -> str | None:
     return os.environ.get("EDGEPROXY_SIGNING_KEY") or None
 
 
+def env_admin_token() -> str | None:
+    """``EDGEPROXY_ADMIN_TOKEN`` for ``edgeproxy purge`` (which needs no other setting)."""
+    return os.environ.get("EDGEPROXY_ADMIN_TOKEN") or None
+
+
 def env_signature_size() -> int | None:
     """``EDGEPROXY_SIGNATURE_SIZE`` for ``edgeproxy sign``, or None when unset or not a number."""
     value = os.environ.get("EDGEPROXY_SIGNATURE_SIZE", "")
@@ -238,6 +283,10 @@ def settings_from_serialized() -> Settings:
 def serialize(settings: Settings) -> str:
     """JSON for ``settings_from_serialized``, secrets included (it only travels to child processes)."""
     data = settings.model_dump(mode="json")
-    data["signing_key"] = settings.signing_key.get_secret_value() if settings.signing_key else None
-    data["previous_signing_keys"] = [k.get_secret_value() for k in settings.previous_signing_keys]
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+        elif isinstance(value, list) and any(isinstance(v, SecretStr) for v in value):
+            data[name] = [v.get_secret_value() for v in value]
     return json.dumps(data)

@@ -27,8 +27,12 @@ class HttpOrigin:
     - The body is streamed and cut at ``max_bytes`` (413), whatever ``Content-Length`` claims.
     - ``timeout`` seconds bound the whole fetch (connect, headers and body): 504 past it.
     - 404/410 → 404; any other status or a broken connection → 502.
-    - The origin's ETag (else a hash of the body) and Last-Modified are kept.
+    - The origin's ETag (else a hash of the body) and Last-Modified are kept. Given a ``cached``
+      original, the request is conditional (``If-None-Match`` with the origin's ETag, else
+      ``If-Modified-Since``; RFC 9110 §13.1) and a 304 returns ``cached`` itself.
     """
+
+    remote = True
 
     def __init__(self, name: str, base_url: str, client: httpx.AsyncClient, *, max_bytes: int,
                  max_redirects: int = 3, timeout: float = 10.0):
@@ -43,13 +47,13 @@ class HttpOrigin:
     def _same_origin(self, url: httpx.URL) -> bool:
         return (url.scheme, url.host, url.port) == (self.base.scheme, self.base.host, self.base.port)
 
-    async def fetch(self, key: str) -> Original:
+    async def fetch(self, key: str, cached: Original | None = None) -> Original:
         if not is_safe_key(key):
             raise not_found()
         url = httpx.URL(self.base_url + quote(key, safe="/"))
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._fetch(url)
+                return await self._fetch(url, cached)
         except TimeoutError:
             raise timed_out("origin timed out") from None
         except httpx.TimeoutException:
@@ -59,15 +63,25 @@ class HttpOrigin:
         except httpx.HTTPError:
             raise origin_error("origin connection failed") from None
 
-    async def _fetch(self, url: httpx.URL) -> Original:
+    def unchanged(self, key: str, cached: Original) -> None:
+        return None  # only a conditional request can tell
+
+    async def _fetch(self, url: httpx.URL, cached: Original | None) -> Original:
+        headers = {}
+        if cached is not None and cached.stamp:
+            headers["If-None-Match"] = str(cached.stamp)
+        elif cached is not None and cached.last_modified:
+            headers["If-Modified-Since"] = cached.last_modified
         for _ in range(self.max_redirects + 1):
-            async with self.client.stream("GET", url) as response:
+            async with self.client.stream("GET", url, headers=headers) as response:
                 if response.status_code in _REDIRECTS:
                     target = url.join(response.headers.get("location", ""))
                     if not self._same_origin(target):
                         raise origin_error("origin redirected off its host")
                     url = target
                     continue
+                if response.status_code == 304 and cached is not None:
+                    return cached
                 if response.status_code in (404, 410):
                     raise not_found()
                 if response.status_code != 200:
@@ -82,8 +96,9 @@ class HttpOrigin:
                         raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
                     chunks.append(chunk)
                 data = b"".join(chunks)
-                etag = response.headers.get("etag") or hashlib.blake2b(data, digest_size=16).hexdigest()
-                return Original(data, etag, response.headers.get("last-modified"))
+                stamp = response.headers.get("etag")
+                etag = stamp or hashlib.blake2b(data, digest_size=16).hexdigest()
+                return Original(data, etag, response.headers.get("last-modified"), stamp=stamp)
         raise origin_error("origin redirected too many times")
 
     async def ready(self) -> bool:

@@ -8,8 +8,12 @@ import os
 from email.utils import formatdate
 from pathlib import Path
 
-from edgeproxy.errors import not_found, too_large
+from edgeproxy.errors import ProxyError, not_found, too_large
 from edgeproxy.origins.base import Original, is_safe_key
+
+
+def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 class LocalOrigin:
@@ -18,8 +22,12 @@ class LocalOrigin:
     A key must name a regular file inside ``root`` after resolving symlinks: ``..`` segments,
     absolute paths, backslashes, NUL and symlinks that leave the root all give 404 (the same answer
     as a missing file, so the tree's layout outside the root is not revealed). The ETag is a BLAKE2b
-    hash of the content, so it changes exactly when the bytes do.
+    hash of the content, so it changes exactly when the bytes do. The stamp is the file's
+    ``(mtime_ns, size, inode)``: ``unchanged`` compares it with one ``stat`` (microseconds), so a
+    replaced file (rewritten in place or renamed over) is never served from a cache.
     """
+
+    remote = False
 
     def __init__(self, name: str, root: str | os.PathLike[str], *, max_bytes: int):
         self.name = name
@@ -49,10 +57,19 @@ class LocalOrigin:
         if len(data) > self.max_bytes:
             raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
         etag = hashlib.blake2b(data, digest_size=16).hexdigest()
-        return Original(data, etag, formatdate(stat.st_mtime, usegmt=True))
+        return Original(data, etag, formatdate(stat.st_mtime, usegmt=True), stamp=_stamp(stat))
 
-    async def fetch(self, key: str) -> Original:
+    async def fetch(self, key: str, cached: Original | None = None) -> Original:
+        if cached is not None and self.unchanged(key, cached):
+            return cached
         return await asyncio.to_thread(self._read, key)
+
+    def unchanged(self, key: str, cached: Original) -> bool:
+        """Whether the file under ``key`` still has ``cached``'s (mtime_ns, size, inode)."""
+        try:
+            return _stamp(os.stat(self._path(key))) == cached.stamp
+        except (OSError, ProxyError):
+            return False
 
     async def ready(self) -> bool:
         return self.root.is_dir()
