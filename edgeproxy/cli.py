@@ -1,4 +1,4 @@
-"""Command line: ``edgeproxy serve``, ``sign``, ``surrogate-key`` and ``purge`` (argparse)."""
+"""Command line: ``edgeproxy serve``, ``sign``, ``surrogate-key``, ``purge`` and ``prewarm`` (argparse)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--timeout", type=float, default=60.0, help="seconds (default %(default)s)")
     purge.add_argument("origin")
     purge.add_argument("key", help="object key, as in URLs but percent-decoded")
+
+    prewarm = commands.add_parser("prewarm", help="request derivatives ahead of traffic, through the CDN or directly, "
+                                                  "once per Accept bucket for f:auto")
+    prewarm.add_argument("--base-url", required=True, help="the CDN's (or the proxy's) base URL")
+    prewarm.add_argument("--variant", action="append", required=True, metavar="OPTIONS",
+                         help="an option path such as w:400/f:auto (repeatable: small, medium, large...)")
+    prewarm.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
+    prewarm.add_argument("--signature-size", type=int,
+                         help="bytes of HMAC kept (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
+    prewarm.add_argument("--concurrency", type=int, default=8, help="requests at a time (default %(default)s)")
+    prewarm.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
+    prewarm.add_argument("--no-progress", action="store_true", help="no progress bar")
+    prewarm.add_argument("keys_file", type=Path, help="one ORIGIN/KEY per line (# comments)")
     return parser
 
 
@@ -158,8 +171,25 @@ def _purge(args: argparse.Namespace) -> int:
     return 0 if response.status_code == 200 else 1
 
 
+def _prewarm(args: argparse.Namespace) -> int:
+    from edgeproxy import prewarm
+    from edgeproxy.settings import env_signature_size, env_signing_key
+
+    key = args.signing_key or env_signing_key()
+    if not key:
+        print("edgeproxy prewarm: give --signing-key or set EDGEPROXY_SIGNING_KEY", file=sys.stderr)
+        return 2
+    if not 1 <= args.concurrency <= 256:
+        print("edgeproxy prewarm: --concurrency must be 1..256", file=sys.stderr)
+        return 2
+    return prewarm.main(args.base_url, args.keys_file, args.variant, signing_key=key,
+                        signature_size=args.signature_size or env_signature_size() or 32,
+                        concurrency=args.concurrency, timeout=args.timeout, progress=not args.no_progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "sign": _sign, "surrogate-key": _surrogate_key, "purge": _purge}
+    commands = {"serve": _serve, "sign": _sign, "surrogate-key": _surrogate_key, "purge": _purge,
+                "prewarm": _prewarm}
     return commands[args.command](args)

@@ -20,6 +20,10 @@ from dataclasses import dataclass, replace
 from edgeproxy.spec import Format, TransformSpec
 
 ACCEPT_CH = "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, Save-Data"
+#: The ``Accept`` values a CDN normalises every request's ``Accept`` to before its ``Vary`` lookup
+#: (``config/accept-buckets.json``, the shipped VCL and CloudFront Function): one per answer ``f:auto``
+#: gives a still image. A client listing AVIF but not WebP goes to ``none`` (always acceptable).
+ACCEPT_BUCKETS = {"avif+webp": "image/avif,image/webp", "webp": "image/webp", "none": "*/*"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,130 @@
+"""``edgeproxy prewarm``: request the critical derivatives of a list of originals ahead of traffic,
+through the CDN (so it caches them) or directly, once per ``Accept`` bucket for ``f:auto`` variants.
+
+Work: originals × variants × buckets signed URLs, fetched with GET (so every cache stores the
+answer) by at most ``concurrency`` requests at a time, a progress bar on stderr (tqdm), and a
+summary of what failed. Nothing is retried: a failure is reported, and the exit status says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from edgeproxy.errors import ProxyError
+from edgeproxy.negotiate import ACCEPT_BUCKETS
+from edgeproxy.signing import sign_path
+from edgeproxy.spec import Format, build_path, parse_options
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One request: the signed path and the ``Accept`` it is sent with (a bucket's value)."""
+
+    path: str
+    accept: str
+    bucket: str
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a prewarm did: requests sent, answered 200, and (path, bucket, why) for each failure."""
+
+    total: int = 0
+    ok: int = 0
+    bytes: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def read_keys(lines: Iterable[str]) -> list[tuple[str, str]]:
+    """(origin, key) pairs from ``ORIGIN/KEY`` lines (the part of a URL after the options, key not
+    percent-encoded); blank lines and ``#`` comments are skipped.
+
+    Raises:
+        ValueError: a line without ``/`` or with an empty key, naming its line number.
+    """
+    pairs = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        origin, sep, key = line.partition("/")
+        if not sep or not origin or not key:
+            raise ValueError(f"line {number}: expected ORIGIN/KEY, got {line!r}")
+        pairs.append((origin, key))
+    return pairs
+
+
+def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, signature_size: int) -> list[Job]:
+    """Every request to send: for each original and variant (an option path such as
+    ``w:400/f:auto``), one per ``Accept`` bucket when the variant's format is ``auto`` (the CDN
+    stores one answer per bucket), else one.
+
+    Raises:
+        ProxyError(400): a variant with a bad option (the message names it).
+    """
+    jobs = []
+    for variant in variants:
+        spec = parse_options([segment for segment in variant.strip("/").split("/") if segment])
+        buckets = ACCEPT_BUCKETS if spec.format is Format.AUTO else {"any": ACCEPT_BUCKETS["none"]}
+        for origin, key in keys:
+            path = sign_path(build_path(spec, origin, key), signing_key, signature_size)
+            jobs.extend(Job(path, accept, bucket) for bucket, accept in buckets.items())
+    return jobs
+
+
+async def run(base_url: str, jobs: list[Job], *, concurrency: int, timeout: float,
+              progress: bool = True) -> Summary:
+    """GET every job from ``base_url``, at most ``concurrency`` at a time; never raises for a
+    failed request (it is counted in the summary)."""
+    summary = Summary(total=len(jobs))
+    slots = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with tqdm(total=len(jobs), unit="req", disable=not progress, file=sys.stderr) as bar:
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
+
+            async def one(job: Job) -> None:
+                async with slots:
+                    try:
+                        response = await client.get(job.path, headers={"Accept": job.accept})
+                    except httpx.HTTPError as error:
+                        summary.failures.append((job.path, job.bucket, f"{type(error).__name__}: {error}"))
+                    else:
+                        if response.status_code == 200:
+                            summary.ok += 1
+                            summary.bytes += len(response.content)
+                        else:
+                            why = f"{response.status_code} {response.text.strip()[:200]}"
+                            summary.failures.append((job.path, job.bucket, why))
+                    bar.update()
+
+            await asyncio.gather(*(one(job) for job in jobs))
+    return summary
+
+
+def main(base_url: str, keys_file: Path, variants: list[str], *, signing_key: str, signature_size: int,
+         concurrency: int, timeout: float, progress: bool = True) -> int:
+    """The ``prewarm`` command: exit status 0 when every request answered 200, 1 when any failed,
+    2 for bad arguments."""
+    try:
+        jobs = plan(read_keys(keys_file.read_text().splitlines()), variants, signing_key, signature_size)
+    except (OSError, ValueError) as error:
+        print(f"edgeproxy prewarm: {error}", file=sys.stderr)
+        return 2
+    except ProxyError as error:  # a bad option in a variant
+        print(f"edgeproxy prewarm: variant: {error.message}", file=sys.stderr)
+        return 2
+    summary = asyncio.run(run(base_url, jobs, concurrency=concurrency, timeout=timeout, progress=progress))
+    print(f"prewarmed {summary.ok} of {summary.total} derivatives ({summary.bytes} bytes); "
+          f"{len(summary.failures)} failed")
+    for path, bucket, why in summary.failures[:20]:
+        print(f"  FAILED {path} [{bucket}]: {why}")
+    if len(summary.failures) > 20:
+        print(f"  ... and {len(summary.failures) - 20} more")
+    return 1 if summary.failures else 0
