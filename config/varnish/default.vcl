@@ -1,0 +1,234 @@
+vcl 4.1;
+
+# edgeproxy behind Varnish (6.0 LTS or 7.x, with varnish-modules for xkey).
+#
+#   varnishd -a :80 -f /etc/varnish/default.vcl -s malloc,1g
+#
+# What this file does, in the order a request meets it (each part is commented where it is made):
+#
+#   vcl_recv              PURGE by surrogate key (xkey) for the purgers ACL; only GET, HEAD and
+#                         PURGE; only transform URLs (/metrics, /readyz, /healthz, /purge and any
+#                         other one-segment path are a 404 here and never reach the proxy); a query
+#                         string is a 400 here; Accept is rewritten into one of three buckets
+#                         before the Vary: Accept lookup, so that one URL makes at most three
+#                         objects (and three renders) instead of one per browser build.
+#   vcl_backend_response  Surrogate-Key -> xkey; the proxy's 4xx are cached for their max-age
+#                         (Varnish caches only 404 and a few others by default), 5xx for their
+#                         max-age=1, never as a long hit-for-miss; no grace for errors or for
+#                         URLs that expire (exp:).
+#   vcl_deliver           Surrogate-Key, Cache-Tag, Server-Timing and xkey are stripped, unless
+#                         the client is in the show_internal_headers ACL (the switch below).
+#
+# The Accept buckets are shared with the CloudFront Function (config/cloudfront/) and documented
+# with real-world Accept strings in config/accept-buckets.json; tests/test_cdn_recipes.py runs this
+# file in front of the proxy with every row of that table. Change them together.
+
+import std;
+import xkey;
+
+# The proxy (edgeproxy serve --host 127.0.0.1 --port 8080). Its own request deadline decides how
+# long a render may take; keep .first_byte_timeout (default 60 s) above it.
+backend default {
+    .host = "127.0.0.1";
+    .port = "8080";
+}
+
+# --------------------------------------------------------------------------------------------------
+# SWITCH: who sees the proxy's internal headers.
+#
+# Surrogate-Key, Cache-Tag (the original's purge tag), Server-Timing (fetch, queue, render, total
+# in ms) and xkey are stripped from every response, except to the clients listed here. Empty (the
+# default): stripped for everyone. List addresses to keep them for those clients, e.g.
+# "127.0.0.1"; to debug from the cache host, or "0.0.0.0"/0; and "::"/0; to keep them for
+# everybody (a staging cache).
+acl show_internal_headers {
+}
+
+# Who may send PURGE (cache invalidation by surrogate key). Localhost by default: run the purging
+# job on the cache host, or add its addresses. Behind a TLS terminator that speaks the PROXY
+# protocol, client.ip is the real client; otherwise it is the terminator's address.
+acl purgers {
+    "127.0.0.1";
+    "::1";
+}
+# --------------------------------------------------------------------------------------------------
+
+sub vcl_recv {
+    # Invalidation: `PURGE / HTTP/1.1` with `xkey-purge: k0123456789abcdef [k... ...]` (one or
+    # more Surrogate-Key tags, space-separated) removes every cached derivative of those originals,
+    # whatever their URL, options or Accept bucket. The answer is 200 with the number of objects
+    # removed (body and the Xkey-Purged header). For a softer invalidation that keeps the objects
+    # for grace and revalidation, use xkey.softpurge instead.
+    if (req.method == "PURGE") {
+        unset req.http.Xkey-Purged;  # set below, from xkey's count, never by the client
+        if (client.ip !~ purgers) {
+            return (synth(403, "Forbidden"));
+        }
+        if (!req.http.xkey-purge) {
+            return (synth(400, "PURGE needs an xkey-purge header: TAG [TAG...]"));
+        }
+        set req.http.Xkey-Purged = xkey.purge(req.http.xkey-purge);
+        return (synth(200, "Purged"));
+    }
+
+    # The proxy serves GET and HEAD; nothing else is forwarded (POST /purge is the proxy's admin
+    # route and is reached directly, never through the cache).
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (synth(405, "Method Not Allowed"));
+    }
+
+    # Only transform URLs go to the proxy. A transform URL is /{signature}/{options...}/{origin}/
+    # {key}, and a signature is base64url (or the development-only "unsafe"), so the first segment
+    # is [A-Za-z0-9_-]+ and at least one segment follows. Everything else is a 404 here: the
+    # operator routes (/metrics, /readyz: README "Observability"; /healthz has no business at the
+    # edge either; /purge is an admin route), their percent-encoded spellings (the proxy decodes
+    # %6D before routing, Varnish does not), and one-segment paths such as /favicon.ico, which the
+    # proxy would answer 404 anyway. The routes are also named explicitly, for whoever edits the
+    # rule below.
+    if (req.url ~ "(?i)^/(metrics|readyz|healthz|purge)(/|\?|$)" ||
+        req.url !~ "^/[A-Za-z0-9_-]+/[^/?]") {
+        return (synth(404, "Not Found"));
+    }
+
+    # Query strings: refused here with the proxy's own answer (400), not stripped. The query is not
+    # signed and the proxy refuses it (README "URL grammar"); answering here saves the round trip
+    # and keeps the CDN's behaviour identical to the proxy's, whereas stripping would silently
+    # serve a URL other than the one asked for (a page relying on ?w=300 would get the wrong image,
+    # cached). A bare trailing "?" carries no query (the proxy serves it): it is dropped, so it
+    # shares the object of the URL without it.
+    if (req.url ~ "\?$") {
+        set req.url = regsub(req.url, "\?$", "");
+    }
+    if (req.url ~ "\?") {
+        return (synth(400, "query strings are not part of signed URLs: put every option in the path"));
+    }
+
+    # The proxy reads neither cookies nor credentials (URLs are signed), and the builtin VCL would
+    # pass (never cache) every request that carries them.
+    unset req.http.Cookie;
+    unset req.http.Authorization;
+
+    # Accept -> one of three buckets (config/accept-buckets.json), before the Vary: Accept lookup.
+    # f:auto answers differ only by which of AVIF and WebP Accept lists with q > 0, so:
+    #
+    #   AVIF and WebP with q > 0      -> Accept: image/avif,image/webp   (bucket avif+webp)
+    #   WebP with q > 0, AVIF not     -> Accept: image/webp              (bucket webp)
+    #   anything else                 -> Accept: */*                     (bucket none)
+    #
+    # "Anything else" includes no Accept, an empty one, wildcards only (*/* and image/* never
+    # count: old clients send them without decoding either format), image/jxl (the proxy does not
+    # negotiate JPEG XL), and AVIF without WebP (the proxy would answer GIF for an animated source
+    # to such a client: none is always acceptable, a fourth bucket not worth its renders).
+    #
+    # The rules are the proxy's (edgeproxy.negotiate.accepted_image_types), in regular expressions:
+    # - Every "," ";" "=" loses the whitespace around it, and the header is wrapped in commas, so
+    #   each entry is ",type;param;param," and spacing such as "image/avif ; q = 0" is read right.
+    # - An entry counts when its type is exactly image/avif or image/webp, case ignored ((?i)),
+    #   followed by ";" or "," (so image/avif-sequence and image/webpx do not).
+    # - Its q is its LAST parameter named q (Q too). It counts when there is no q parameter at all,
+    #   or when that last q is a positive decimal: optional "+", digits with at most one ".", at
+    #   least one non-zero digit (0, 0.0, 0.000, .0 are refusals; 1, 1.000, 0.001, .5 are not), and
+    #   an optional exponent of up to two digits. An empty, bare or unparsable q ("q=", "q",
+    #   "q=abc", "q=1x", "q=-1") is 0, as in the proxy. Any one counting entry is enough.
+    # The vmod accept from varnish-modules is no substitute: it ignores parameters, so
+    # "image/avif;q=0" would count as AVIF.
+    # Only transform URLs reach this point (see above). If this Varnish also fronts other
+    # applications, apply this block only to the proxy's host or prefix.
+    set req.http.X-Accept-Entries = regsuball("," + req.http.Accept + ",", "\s*([,;=])\s*", "\1");
+    if (req.http.X-Accept-Entries ~ "(?i),image/webp((;[^;,]*)*;q=\+?(?=[0-9.]*[1-9])([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?0*[0-9]{1,2})?)?(;(?!q[=;,])[^;,]*)*,") {
+        if (req.http.X-Accept-Entries ~ "(?i),image/avif((;[^;,]*)*;q=\+?(?=[0-9.]*[1-9])([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?0*[0-9]{1,2})?)?(;(?!q[=;,])[^;,]*)*,") {
+            set req.http.Accept = "image/avif,image/webp";
+        } else {
+            set req.http.Accept = "image/webp";
+        }
+    } else {
+        set req.http.Accept = "*/*";
+    }
+    unset req.http.X-Accept-Entries;
+
+    # Cache lookup (the builtin vcl_hash: URL and Host). If several host names front the same
+    # proxy, hash on req.url alone in a vcl_hash of your own to share their objects.
+    return (hash);
+}
+
+sub vcl_backend_response {
+    # Purge tags: the proxy sends one Surrogate-Key per original (also as Cache-Tag); xkey indexes
+    # the object under the keys of its xkey header.
+    if (beresp.http.Surrogate-Key) {
+        set beresp.http.xkey = beresp.http.Surrogate-Key;
+    }
+
+    if (bereq.uncacheable) {
+        return (deliver);
+    }
+
+    # Errors are cached for the max-age the proxy gives them: public, max-age=60 for 4xx (a bad
+    # signature, an unsupported or corrupt original: the answer will not change), max-age=1 for
+    # 5xx (an overload or origin failure should not be held). Varnish itself computes a TTL only
+    # for 200, 203, 204, 300, 301, 302, 304, 307, 308, 404, 410 and 414 and gives every other
+    # status -1, so without this 400, 403, 413, 415, 422 and the 5xx would all reach the proxy
+    # every time (and become 120 s hit-for-miss objects in the builtin VCL).
+    if (beresp.status >= 400 && beresp.ttl <= 0s &&
+        beresp.http.Cache-Control !~ "(?i)no-store|no-cache|private") {
+        if (beresp.http.Cache-Control ~ "(?i)(^|[,\s])s-maxage=[0-9]+") {
+            set beresp.ttl = std.duration(regsub(beresp.http.Cache-Control,
+                "(?i)^(.*[,\s])?s-maxage=([0-9]+).*$", "\2") + "s", 0s);
+        } elsif (beresp.http.Cache-Control ~ "(?i)(^|[,\s])max-age=[0-9]+") {
+            set beresp.ttl = std.duration(regsub(beresp.http.Cache-Control,
+                "(?i)^(.*[,\s])?max-age=([0-9]+).*$", "\2") + "s", 0s);
+        }
+    }
+
+    # Not serving stale: an error, or an answer that is not immutable (a URL signed with exp:T is
+    # cacheable only until T, and a stale copy would outlive its expiry), is never served in grace
+    # nor kept for revalidation. Immutable derivatives keep the defaults (default_grace).
+    if (beresp.status >= 400 || beresp.http.Cache-Control !~ "(?i)immutable") {
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
+    }
+
+    # What Varnish must not store (no TTL, no-store, cookies, Vary: *): a hit-for-miss of 1 s
+    # instead of the builtin 120 s, so that one uncacheable answer (say, a 500 without
+    # Cache-Control from a crashing worker) does not switch off request coalescing for that URL
+    # for two minutes.
+    if (beresp.ttl <= 0s || beresp.http.Set-Cookie || beresp.http.Vary == "*" ||
+        beresp.http.Cache-Control ~ "(?i)no-store|no-cache|private") {
+        set beresp.ttl = 1s;
+        set beresp.grace = 0s;
+        set beresp.uncacheable = true;
+    }
+    return (deliver);
+}
+
+sub vcl_deliver {
+    # The switch at the top: internal headers are for the CDN and for debugging, not for clients.
+    if (client.ip !~ show_internal_headers) {
+        unset resp.http.Surrogate-Key;
+        unset resp.http.Cache-Tag;
+        unset resp.http.Server-Timing;
+        unset resp.http.xkey;
+    }
+}
+
+sub vcl_synth {
+    # Answers made here (404 for non-transform paths, 400 for query strings, 405, PURGE results):
+    # short plain text like the proxy's errors, and the proxy's error caching for 4xx.
+    set resp.http.Content-Type = "text/plain; charset=utf-8";
+    if (req.method == "PURGE") {
+        set resp.http.Cache-Control = "no-store";
+        if (req.http.Xkey-Purged) {
+            set resp.http.Xkey-Purged = req.http.Xkey-Purged;
+            synthetic("purged " + req.http.Xkey-Purged + " objects" + {"
+"});
+            return (deliver);
+        }
+    } elsif (resp.status >= 400 && resp.status < 500) {
+        set resp.http.Cache-Control = "public, max-age=60";
+    }
+    if (resp.status == 405) {
+        set resp.http.Allow = "GET, HEAD";
+    }
+    synthetic(resp.status + " " + resp.reason + {"
+"});
+    return (deliver);
+}
