@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--config", help="TOML settings file")
     serve.add_argument("--origin", action="append", type=_origin, metavar="NAME=LOCATION",
-                       help="origin: a folder or an http(s):// base URL; repeatable. "
+                       help="origin: a folder, an http(s):// base URL or s3://bucket/prefix; repeatable. "
                             "Default: the bundled sample images as 'samples'")
     serve.add_argument("--signing-key", help="HMAC key that signs and verifies URLs")
     serve.add_argument("--allow-unsigned", action="store_true", default=None,

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from edgeproxy import PIPELINE_VERSION, __version__, pipeline, vips
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.metrics import Metrics
 from edgeproxy.negotiate import Negotiated
-from edgeproxy.origins import Origin, Original, build_origins
+from edgeproxy.origins import Origin, Original, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.purge import PurgeHook, run_hooks
 from edgeproxy.responses import HeaderPolicy, surrogate_key
@@ -29,6 +30,10 @@ from edgeproxy.workers import RenderPool
 #: revalidated unchanged by a conditional request; shared an identical request's fetch; a
 #: remembered 404.
 ORIGINAL_OUTCOMES = ("hit", "miss", "refreshed", "revalidated", "coalesced", "negative_hit")
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def encoder_options(settings: Settings) -> vips.EncodeOptions:
@@ -94,6 +99,14 @@ class Proxy:
             origins=build_origins(
                 settings.origins, client=client, max_bytes=settings.max_source_bytes,
                 max_redirects=settings.origin_max_redirects, timeout=settings.origin_timeout,
+                s3=S3Options(
+                    endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+                    access_key_id=settings.s3_access_key_id,
+                    secret_access_key=_secret(settings.s3_secret_access_key),
+                    session_token=_secret(settings.s3_session_token),
+                    virtual_hosted_style=settings.s3_virtual_hosted_style,
+                    connect_timeout=settings.origin_connect_timeout,
+                ),
             ),
             client=client,
             pool=pool,

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
@@ -56,7 +57,7 @@ class Settings(BaseSettings):
     # Set by `edgeproxy serve --workers N` (N > 1), with PROMETHEUS_MULTIPROC_DIR for prometheus-client.
     metrics_multiprocess_dir: str | None = None
 
-    # Origins: name -> folder, http(s):// base URL (s3:// comes with the S3 issue)
+    # Origins: name -> folder, http(s):// base URL or s3://bucket/prefix
     origins: dict[str, str] = Field(default_factory=lambda: {"samples": str(SAMPLES_DIR)})
 
     # Signing
@@ -100,6 +101,15 @@ class Settings(BaseSettings):
     # PEM file of extra CA certificates trusted for HTTPS origins (e.g. a private CA), on top of the
     # public ones; certificate and host name verification stay on either way.
     origin_ca_file: str | None = None
+    # S3 origins (s3://bucket/prefix), all of them. Unset: the standard AWS variables (AWS_ENDPOINT_URL,
+    # AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN...), then web identity,
+    # ECS or EC2 instance credentials. Timeouts and max_source_bytes as for HTTP origins.
+    s3_endpoint_url: str | None = None  # e.g. "http://127.0.0.1:9000" (MinIO, moto); unset: AWS
+    s3_region: str | None = None  # unset: AWS_REGION, else us-east-1
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_session_token: SecretStr | None = None  # temporary (STS) credentials
+    s3_virtual_hosted_style: bool = False  # https://BUCKET.host/key instead of https://host/BUCKET/key
 
     # Concurrency
     render_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=256)
@@ -146,12 +156,29 @@ class Settings(BaseSettings):
             if location.startswith(("http://", "https://")):
                 continue
             if location.startswith("s3://"):
-                problems.append(f"origin {name}: s3:// origins are not supported yet")
+                try:
+                    parse_s3_location(location)
+                except ValueError as exc:
+                    problems.append(f"origin {name}: {exc}")
             elif not Path(location).is_dir():
-                problems.append(f"origin {name}: {location!r} is not a folder or an http(s):// URL")
+                problems.append(f"origin {name}: {location!r} is not a folder, an http(s):// URL or s3://bucket")
         if problems:
             raise ValueError("; ".join(problems))
         return origins
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"https?://[^/?#@\s]+/?", url):
+            raise ValueError(f"expected http(s)://HOST[:PORT], got {url!r}")
+        return url
+
+    @field_validator("s3_region")
+    @classmethod
+    def _check_region(cls, region: str | None) -> str | None:
+        if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
+            raise ValueError(f"expected an AWS region name such as eu-west-1, got {region!r}")
+        return region
 
     @field_validator("metrics_bind")
     @classmethod
@@ -193,6 +220,10 @@ class Settings(BaseSettings):
             )
         if self.previous_signing_keys and self.signing_key is None:
             raise ValueError("previous_signing_keys needs signing_key")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("s3_access_key_id and s3_secret_access_key go together (or neither: AWS_* variables)")
+        if self.s3_session_token is not None and self.s3_access_key_id is None:
+            raise ValueError("s3_session_token needs s3_access_key_id and s3_secret_access_key")
         kinds = {PurgeHook.parse(hook).kind for hook in self.purge_hooks}
         for kind, token in (("fastly", self.fastly_api_token), ("cloudflare", self.cloudflare_api_token)):
             if kind in kinds and token is None:
