@@ -54,6 +54,10 @@ def measure(server: servers.Server, paths: list[str], connections: int, seconds:
     return result
 
 
+#: The heading of the section ``python -m bench.cdn`` keeps in the same file.
+CDN_SECTION = "## CDN replay"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
@@ -118,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
 
     report = render_report(results, workloads, concurrencies, cores, storm, args)
     print(report)
-    args.output.write_text(report)
+    # Keep the sections other benchmarks wrote (python -m bench.cdn's "## CDN replay").
+    old = args.output.read_text() if args.output.exists() else ""
+    kept = old[old.find(CDN_SECTION):] if CDN_SECTION in old else ""
+    args.output.write_text(report.rstrip("\n") + "\n\n" + kept if kept else report)
     return 0
 
 
