@@ -72,7 +72,7 @@ def test_table_covers_the_real_world_and_the_edge_cases():
     assert len(CASES) >= 20
     assert set(BUCKETS) == {"avif+webp", "webp", "none"}
     assert BUCKETS["none"] == "*/*"
-    for needed in ("image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8",  # Chromium with JPEG XL
+    for needed in ("image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8",  # the Accept that lists JPEG XL first
                    "image/avif;q=0,image/webp", "image/webp;q=0", "*/*", "", None):
         assert needed in accepts, needed
     assert {case["bucket"] for case in CASES} == set(BUCKETS)
