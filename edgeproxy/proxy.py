@@ -25,12 +25,6 @@ from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
 from edgeproxy.workers import RenderPool
 
-#: Outcomes of an original lookup (the ``outcome`` label of ``edgeproxy_cache_lookups_total``):
-#: served from memory; fetched (first time); fetched again because the origin changed it;
-#: revalidated unchanged by a conditional request; shared an identical request's fetch; a
-#: remembered 404.
-ORIGINAL_OUTCOMES = ("hit", "miss", "refreshed", "revalidated", "coalesced", "negative_hit")
-
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
@@ -138,7 +132,10 @@ class Proxy:
 
     async def original(self, origin: Origin, key: str) -> tuple[Original, str]:
         """The original, from the in-process cache or the origin (once for concurrent callers), and
-        the cache outcome (``ORIGINAL_OUTCOMES``).
+        the cache outcome (the ``outcome`` label of ``edgeproxy_cache_lookups_total``): ``hit``
+        (memory), ``miss`` (first fetch), ``refreshed`` (fetched again: the origin changed it),
+        ``revalidated`` (a conditional request found it unchanged), ``coalesced`` (shared an
+        identical request's fetch); a remembered 404 counts ``negative_hit`` and is raised.
 
         Never stale: a cached local file is compared with ``stat`` on every request; a cached
         HTTP/S3 original older than ``original_cache_ttl`` is revalidated with a conditional
