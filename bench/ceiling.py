@@ -25,8 +25,8 @@ def render(data: bytes, info: vips.SourceInfo, workload: Workload, options: vips
     w, h = workload.box
     scale = min(w / info.width, h / info.height) if h else w / info.width
     width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
-    if info.format == "avif":
-        image = vips.resize(vips.load_avif(data, info), width, height, colour_manage=info.colour_manage)
+    if info.pillow:
+        image = vips.resize(vips.load_pillow(data, info), width, height, colour_manage=info.colour_manage)
     else:
         shrink = jpeg_shrink(info.width, info.height, width, height) if info.format == "jpeg" else 0
         image = vips.thumbnail(data, width, height, animated=False, colour_manage=info.colour_manage,

@@ -41,8 +41,8 @@ def edgeproxy_stages(data: bytes, w: Workload, repeat: int) -> list[float]:
     bw, bh = w.box
     scale = min(bw / info.width, bh / info.height) if bh else bw / info.width
     width, height = round(info.width * scale), round(info.height * scale)
-    if info.format == "avif":
-        decode_ms, decoded = cpu_ms(lambda: vips.load_avif(data, info).copy_memory(), repeat)
+    if info.pillow:
+        decode_ms, decoded = cpu_ms(lambda: vips.load_pillow(data, info).copy_memory(), repeat)
     elif info.format == "jpeg":
         shrink = jpeg_shrink(info.width, info.height, width, height)
         decode_ms, decoded = cpu_ms(lambda: pyvips.Image.jpegload_buffer(data, shrink=shrink).copy_memory(), repeat)

@@ -29,7 +29,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgeproxy import __version__, vips
-from edgeproxy.errors import ProxyError, bad_request, forbidden, internal_error, no_route, not_found
+from edgeproxy.errors import (
+    ProxyError,
+    bad_request,
+    forbidden,
+    internal_error,
+    no_route,
+    not_found,
+    unsupported_format,
+)
 from edgeproxy.geometry import check_box
 from edgeproxy.logs import ACCESS, AccessRecord, header_values, request_id
 from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -81,6 +89,8 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
         record.expires = spec.expires
     if not spec.strip and not settings.allow_keep_metadata:
         raise bad_request("option strip:0 is not allowed on this server (metadata is always stripped)")
+    if spec.format is Format.JXL and not proxy.jxl_output:
+        raise unsupported_format("output format jxl needs the [jxl] extra: pip install 'edgeproxy[jxl]'")
     origin = proxy.origins.get(origin_name)
     if origin is None:
         raise not_found(f"unknown origin {origin_name!r}")
@@ -89,9 +99,10 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
     negotiated = negotiate(
         spec, request.headers, client_hints=settings.client_hints,
         save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
+        jxl=settings.auto_jxl and proxy.jxl_output,
     )
     record.accept = accept_bucket(negotiated.accepts if spec.format is Format.AUTO
-                                  else accepted_image_types(request.headers.get("accept", "")))
+                                  else accepted_image_types(request.headers.get("accept", ""), settings.auto_jxl))
     try:
         return await _derivative(proxy, request, record, negotiated, origin, key, start, deadline)
     except ProxyError as error:

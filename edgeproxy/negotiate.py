@@ -1,7 +1,8 @@
 """Content negotiation: output format from ``Accept``, size and quality from client hints.
 
-Format (``f:auto``, the default): AVIF when ``Accept`` lists ``image/avif`` with q > 0, else WebP when
-it lists ``image/webp`` with q > 0, else the legacy format the source calls for (GIF when animated,
+Format (``f:auto``, the default): JPEG XL when enabled (``auto_jxl``) and ``Accept`` lists
+``image/jxl`` with q > 0, else AVIF when it lists ``image/avif`` with q > 0, else WebP when it lists
+``image/webp`` with q > 0, else the legacy format the source calls for (GIF when animated,
 PNG when it has alpha, JPEG otherwise). An animated source prefers WebP over AVIF, since libvips
 writes AVIF as a still. Wildcards (``image/*``, ``*/*``) do not count as AVIF or WebP support: old
 clients send them without decoding either. ``q`` parameters follow RFC 9110 §12.5.1 / §12.4.2.
@@ -30,7 +31,8 @@ ACCEPT_BUCKETS = {"avif+webp": "image/avif,image/webp", "webp": "image/webp", "n
 class Negotiated:
     """The concrete request: spec with hints applied, what ``Accept`` allows, and ``Vary``.
 
-    ``accepts`` is a subset of {"avif", "webp"}: what ``resolve_format`` may choose for ``f:auto``.
+    ``accepts`` is a subset of {"avif", "jxl", "webp"}: what ``resolve_format`` may choose for ``f:auto``
+    (``jxl`` only where JPEG XL output is enabled).
     ``vary`` lists request header names that changed (or would change) the bytes, in a fixed order.
     """
 
@@ -45,6 +47,8 @@ class Negotiated:
             return fmt
         if animated:
             return Format.WEBP if "webp" in self.accepts else Format.GIF
+        if "jxl" in self.accepts:
+            return Format.JXL
         if "avif" in self.accepts:
             return Format.AVIF
         if "webp" in self.accepts:
@@ -52,17 +56,18 @@ class Negotiated:
         return Format.PNG if alpha else Format.JPEG
 
 
-def accepted_image_types(accept: str) -> frozenset[str]:
-    """Which of AVIF and WebP an ``Accept`` header names explicitly with q > 0.
+def accepted_image_types(accept: str, jxl: bool = False) -> frozenset[str]:
+    """Which of AVIF and WebP (and JPEG XL when ``jxl``) an ``Accept`` header names explicitly with q > 0.
 
     >>> sorted(accepted_image_types("image/avif;q=0, image/webp, */*;q=0.8"))
     ['webp']
     """
+    wanted = ("image/avif", "image/webp", "image/jxl") if jxl else ("image/avif", "image/webp")
     found = set()
     for item in accept.split(","):
         media, *params = (p.strip() for p in item.split(";"))
         media = media.lower()
-        if media not in ("image/avif", "image/webp"):
+        if media not in wanted:
             continue
         q = 1.0
         for param in params:
@@ -79,8 +84,8 @@ def accepted_image_types(accept: str) -> frozenset[str]:
 
 def accept_bucket(accepts: frozenset[str]) -> str:
     """The name of what ``Accept`` allowed ``f:auto`` to choose: ``avif+webp``, ``avif``, ``webp``
-    or ``none``. Clients in one bucket get the same bytes; these are the buckets a CDN should
-    collapse ``Accept`` into before its ``Vary`` lookup."""
+    or ``none`` (and ``avif+jxl+webp`` and the like with ``auto_jxl``). Clients in one bucket get the
+    same bytes; these are the buckets a CDN should collapse ``Accept`` into before its ``Vary`` lookup."""
     return "+".join(sorted(accepts)) or "none"
 
 
@@ -103,18 +108,20 @@ def negotiate(
     client_hints: bool,
     save_data_quality: int,
     max_dimension: int,
+    jxl: bool = False,
 ) -> Negotiated:
     """Apply ``Accept`` and (if ``client_hints``) the client hints in ``headers`` to ``spec``.
 
     ``headers`` is case-insensitive (Starlette's ``Headers``). Explicit URL options always win over
-    hints. ``Sec-CH-Width`` is in device pixels, so it sets the width with dpr 1; it is used only
+    hints. ``jxl``: JPEG XL may be chosen for ``f:auto`` (``auto_jxl`` with the encoder installed).
+    ``Sec-CH-Width`` is in device pixels, so it sets the width with dpr 1; it is used only
     when the URL gives neither width nor height, and is capped at ``max_dimension``.
     """
     vary: list[str] = []
     accepts: frozenset[str] = frozenset()
     if spec.format is Format.AUTO:
         vary.append("Accept")
-        accepts = accepted_image_types(headers.get("accept", ""))
+        accepts = accepted_image_types(headers.get("accept", ""), jxl)
     if client_hints:
         changes: dict[str, object] = {}
         if spec.width is None and spec.height is None:

@@ -24,13 +24,14 @@ from edgeproxy.negotiate import Negotiated
 from edgeproxy.spec import Format, TransformSpec
 
 #: Formats that keep an alpha band; JPEG output is flattened onto the background.
-ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF}
+ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF, Format.JXL}
 MIME = {
     Format.AVIF: "image/avif",
     Format.WEBP: "image/webp",
     Format.JPEG: "image/jpeg",
     Format.PNG: "image/png",
     Format.GIF: "image/gif",
+    Format.JXL: "image/jxl",
 }
 WHITE = (255, 255, 255, 255)
 TRANSPARENT = (0, 0, 0, 0)
@@ -137,13 +138,14 @@ def plan_geometry(ctx: Context) -> None:
 
 def load_and_resize(ctx: Context) -> None:
     """Decode at the planned size: shrink-on-load through ``thumbnail`` unless a source crop is
-    asked for (then decode, crop, resize); AVIF decodes through ``vips.load_avif``."""
+    asked for (then decode, crop, resize); AVIF and the formats libvips lacks decode through
+    ``vips.load_pillow`` (no shrink-on-load there)."""
     p = ctx.plan
     width, height = p.resize
     if ctx.spec.rotate in (90, 270):
         width, height = height, width
-    if ctx.info.format == "avif":  # no shrink-on-load for AV1; a faster decoder instead
-        image = vips.load_avif(ctx.data, ctx.info)
+    if ctx.info.pillow:
+        image = vips.load_pillow(ctx.data, ctx.info)
         if p.source_crop:
             image = vips.crop(image, *p.source_crop)
         ctx.image = vips.resize(image, width, height, colour_manage=ctx.info.colour_manage)

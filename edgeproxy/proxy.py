@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from edgeproxy import PIPELINE_VERSION, __version__, pipeline, vips
+from edgeproxy import PIPELINE_VERSION, __version__, pillow, pipeline, vips
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.metrics import Metrics
@@ -37,6 +37,8 @@ def encoder_options(settings: Settings) -> vips.EncodeOptions:
         webp_effort=settings.webp_effort,
         jpeg_progressive=settings.jpeg_progressive,
         png_compression=settings.png_compression,
+        jxl_effort=settings.jxl_effort,
+        threads=settings.vips_concurrency,
     )
 
 
@@ -58,6 +60,7 @@ class Proxy:
     hooks_client: httpx.AsyncClient  # purge hooks: operator-configured CDN endpoints (no SSRF guard)
     purge_hooks: list[PurgeHook]
     fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
+    jxl_output: bool = False  # the [jxl] extra is installed: f:jxl (and auto_jxl) can be served
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
 
@@ -75,18 +78,22 @@ class Proxy:
         )
         encode_options = encoder_options(settings)
         fingerprint = "|".join(
-            str(v) for v in (PIPELINE_VERSION, vips.version(), encode_options, settings.quality_jpeg,
-                             settings.quality_webp, settings.quality_avif, settings.max_output_dimension)
+            str(v) for v in (PIPELINE_VERSION, vips.version(), pillow.versions(), encode_options,
+                             settings.quality_jpeg, settings.quality_webp, settings.quality_avif,
+                             settings.quality_jxl, settings.max_output_dimension)
         )
+        jxl_output = pillow.missing_extra("jxl") is None
         pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
         metrics = Metrics(
-            version=__version__, libvips=vips.version(), formats="avif,webp,jpeg,png,gif",
+            version=__version__, libvips=vips.version(),
+            formats="avif,webp,jpeg,png,gif" + (",jxl" if jxl_output else ""),
             queue_depth=pool.queue_depth, utilization=pool.utilization, vips_memory=vips.tracked_memory,
             dropped_renders=lambda: pool.dropped,
             multiprocess_dir=settings.metrics_multiprocess_dir,
         )
         return cls(
             settings=settings,
+            jxl_output=jxl_output,
             metrics=metrics,
             signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned,
                               size=settings.signature_size),

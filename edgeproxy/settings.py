@@ -29,7 +29,9 @@ SAMPLES_DIR = Path(__file__).parent / "samples"
 _ORIGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 #: Environment variable through which ``edgeproxy serve --workers N`` hands settings to workers.
 SERIALIZED_ENV = "EDGEPROXY_SETTINGS_JSON"
-INPUT_FORMATS = {"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg"}
+#: Input formats. bmp, ico, psd, jp2 decode through Pillow; heif (HEIC) and jxl need the [heif] and
+#: [jxl] extras (a 415 naming the extra without them). See edgeproxy/pillow.py.
+INPUT_FORMATS = {"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "bmp", "ico", "psd", "jp2", "jxl"}
 
 
 class SettingsError(Exception):
@@ -78,6 +80,11 @@ class Settings(BaseSettings):
     webp_effort: int = Field(2, ge=0, le=6)  # libvips webpsave effort: 0 fastest .. 6 smallest
     jpeg_progressive: bool = False
     png_compression: int = Field(6, ge=0, le=9)
+    # JPEG XL output (f:jxl; needs the [jxl] extra). auto_jxl: f:auto picks JPEG XL first for clients
+    # whose Accept lists image/jxl (off: see bench/results.md, "Formats", for why).
+    quality_jxl: int = Field(75, ge=1, le=100)  # libjxl quality scale (90 = distance 1)
+    jxl_effort: int = Field(4, ge=1, le=9)  # libjxl effort: 1 fastest .. 9 smallest
+    auto_jxl: bool = False
 
     # Privacy: strip:0 (keep EXIF incl. GPS, XMP, IPTC in the output) is a 400 unless allowed
     allow_keep_metadata: bool = False
@@ -88,7 +95,8 @@ class Settings(BaseSettings):
     max_frames: int = Field(256, ge=1)
     max_output_dimension: int = Field(8192, ge=1, le=65535)  # device pixels, each side
     allowed_input_formats: list[str] = Field(
-        default_factory=lambda: ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff"]
+        default_factory=lambda: ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "bmp", "ico", "psd", "jp2",
+                                 "jxl"]
     )
     request_timeout: float = Field(20.0, gt=0)  # seconds, whole request
     origin_timeout: float = Field(10.0, gt=0)  # seconds, whole origin fetch
@@ -252,7 +260,8 @@ class Settings(BaseSettings):
 
     def default_quality(self, fmt: str) -> int:
         """Configured quality (1..100) for output format ``fmt``."""
-        return {"jpeg": self.quality_jpeg, "webp": self.quality_webp, "avif": self.quality_avif}.get(fmt, 100)
+        return {"jpeg": self.quality_jpeg, "webp": self.quality_webp, "avif": self.quality_avif,
+                "jxl": self.quality_jxl}.get(fmt, 100)
 
     @classmethod
     def settings_customise_sources(

@@ -58,6 +58,7 @@ class Format(enum.StrEnum):
     JPEG = "jpeg"
     PNG = "png"
     GIF = "gif"
+    JXL = "jxl"  # JPEG XL: only with the [jxl] extra installed (edgeproxy.pillow.encode_jxl)
 
 
 class Flip(enum.StrEnum):

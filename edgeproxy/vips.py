@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyvips
 
+from edgeproxy import pillow
 from edgeproxy.errors import undecodable, unsupported_format
 
 #: libvips loader (without ``_buffer``/``_source``) -> input format name used in settings.
@@ -32,17 +32,8 @@ LOADER_FORMATS = {
     "tiffload": "tiff",
     "svgload": "svg",
 }
-#: Magic numbers of formats this build cannot decode: these are 415, not 422.
-_KNOWN_SIGNATURES = (
-    (b"BM", "bmp"),
-    (b"\x00\x00\x01\x00", "ico"),
-    (b"8BPS", "psd"),
-    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg2000"),
-    (b"\xff\x4f\xff\x51", "jpeg2000"),
-    (b"\xff\x0a", "jpegxl"),
-    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "jpegxl"),
-    (b"%PDF", "pdf"),
-)
+#: Magic numbers of formats nothing here decodes: these are 415, not 422.
+_UNSUPPORTED_SIGNATURES = ((b"%PDF", "pdf"), (b"8BPS\x00\x02", "psb"))
 #: Fail on truncated data (a partial JPEG is a 422, not a half-grey image).
 _LOAD_OPTIONS = "fail_on=truncated"
 
@@ -62,6 +53,7 @@ class SourceInfo:
     orientation: int
     animated: bool
     colour_manage: bool = False  # an embedded ICC profile that is not sRGB: transform to sRGB
+    pillow: bool = False  # decoded by Pillow (edgeproxy.pillow), not libvips: see load_pillow
 
 
 @contextmanager
@@ -74,16 +66,14 @@ def _decoding() -> Iterator[None]:
 
 
 def configure(concurrency: int) -> None:
-    """Process-wide decoder set-up, once at start: threads per operation (libvips and Pillow's
-    libavif), no libvips operation cache.
+    """Process-wide decoder set-up, once at start: threads per operation (libvips and the Pillow
+    codecs, ``pillow.configure``), no libvips operation cache.
 
     The operation cache only helps when identical operations repeat on the same image object; a
     proxy decodes new buffers every time, so it would only hold memory.
     """
     pyvips.concurrency_set(concurrency)
-    from PIL import AvifImagePlugin  # AVIF decoding threads, as for libvips (see load_avif)
-
-    AvifImagePlugin.DEFAULT_MAX_THREADS = concurrency
+    pillow.configure(concurrency)
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
     pyvips.cache_set_max_files(0)
@@ -112,7 +102,7 @@ def check_encoders(options: EncodeOptions) -> dict[str, bool]:
     """Encode a small image in every output format: {format: worked} (for ``/readyz``)."""
     image = pyvips.Image.black(16, 16, bands=3).copy(interpretation="srgb")
     result = {}
-    for fmt in ("avif", "webp", "jpeg", "png", "gif"):
+    for fmt in ("avif", "webp", "jpeg", "png", "gif") + (("jxl",) if pillow.missing_extra("jxl") is None else ()):
         try:
             result[fmt] = len(encode(image, fmt, 50, True, options)) > 0
         except Exception:  # noqa: BLE001 - any failure means "not ready"
@@ -130,11 +120,15 @@ def _field(image: pyvips.Image, name: str, default):
 
 
 def probe(data: bytes) -> SourceInfo:
-    """Read the header of ``data`` (bytes of an encoded image).
+    """Read the header of ``data`` (bytes of an encoded image), without decoding pixels.
+
+    libvips reads JPEG, PNG, WebP, GIF, AVIF, HEIF, TIFF and SVG headers; BMP, ICO, PSD, JPEG 2000,
+    JPEG XL and HEIC (HEVC, which the wheel's libheif cannot decode) go to ``edgeproxy.pillow``.
 
     Raises:
-        ProxyError(415): a known image format this build cannot decode (BMP, ICO, PSD, JPEG 2000,
-            JPEG XL, PDF, HEIC), or a non-image format libvips happens to read (CSV, matrix, ...).
+        ProxyError(415): a format nothing here decodes (PDF, PSB, ...), HEIC or JPEG XL without
+            the extra that decodes it (the message names it), or a non-image format libvips
+            happens to read (CSV, matrix, ...).
         ProxyError(422): empty or unrecognisable bytes, or a corrupt header.
     """
     if not data:
@@ -142,7 +136,10 @@ def probe(data: bytes) -> SourceInfo:
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
     except pyvips.Error:
-        for magic, name in _KNOWN_SIGNATURES:
+        fmt = pillow.sniff(data)
+        if fmt is not None:
+            return _probe_pillow(data, fmt)
+        for magic, name in _UNSUPPORTED_SIGNATURES:
             if data.startswith(magic):
                 raise unsupported_format(f"input format {name} is not supported") from None
         raise undecodable() from None
@@ -155,7 +152,7 @@ def probe(data: bytes) -> SourceInfo:
         if compression == "av1":
             fmt = "avif"
         elif compression == "hevc":
-            raise unsupported_format("HEIC (HEVC) input is not supported by this build")
+            return _probe_pillow(data, "heif")
     orientation = int(_field(image, "orientation", 1))
     width, height = image.width, image.height
     if orientation in (5, 6, 7, 8):
@@ -171,7 +168,24 @@ def probe(data: bytes) -> SourceInfo:
         orientation=orientation,
         animated=fmt in ("gif", "webp") and pages > 1,
         colour_manage=profile is not None and not is_srgb_profile(profile),
+        pillow=fmt == "avif",
     )
+
+
+def _probe_pillow(data: bytes, fmt: str) -> SourceInfo:
+    """``probe`` for a format only ``edgeproxy.pillow`` reads. Whether the ICC profile is sRGB is known only
+    once decoded, so ``colour_manage`` is always on (a no-op transform for untagged pixels)."""
+    extra = pillow.missing_extra(fmt)
+    if extra is not None:
+        raise unsupported_format(
+            f"input format {fmt} needs the [{extra}] extra: pip install 'edgeproxy[{extra}]'"
+        )
+    try:
+        header = pillow.read_header(data, fmt)
+    except pillow.DecodeError as exc:
+        raise undecodable(f"the original could not be decoded: {exc}") from None
+    return SourceInfo(format=fmt, width=header.width, height=header.height, pages=1, alpha=header.alpha,
+                      orientation=1, animated=False, colour_manage=True, pillow=True)
 
 
 def is_srgb_profile(profile: bytes) -> bool:
@@ -240,34 +254,29 @@ def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: boo
         return crop(image, *region)
 
 
-def load_avif(data: bytes, info: SourceInfo) -> pyvips.Image:
-    """Decode a still AVIF with Pillow's libavif (dav1d), upright, as an 8-bit sRGB-tagged image.
+def load_pillow(data: bytes, info: SourceInfo) -> pyvips.Image:
+    """Decode through ``edgeproxy.pillow``: upright, 8- or 16-bit, the ICC profile attached.
 
-    Why not libvips: the ``pyvips-binary`` build decodes AV1 through libheif with libaom, which on
-    a 2040×1666 photo costs 159 ms of CPU against 59 ms here (``python -m bench`` workload, one
-    thread each). The pixels are handed to libvips without another decode; the embedded ICC
-    profile travels with them. Falls back to libvips when Pillow disagrees with libvips' header
-    about the upright size (an exotic transform) or cannot decode the file.
+    The pixels are handed to libvips without another copy (``new_from_memory`` keeps a reference).
+    AVIF comes here too: the ``pyvips-binary`` build decodes AV1 through libheif with libaom, which
+    on a 2040×1666 photo costs 159 ms of CPU against 59 ms for Pillow's libavif with dav1d
+    (``python -m bench`` workload, one thread each); an AVIF that Pillow cannot decode, or whose size
+    Pillow and libvips disagree on (an exotic transform), goes back to libvips.
+
+    Raises:
+        ProxyError(422): corrupt or truncated data, or pixels that disagree with the header.
     """
-    from PIL import Image as PILImage
-    from PIL import ImageOps
-
     try:
-        with PILImage.open(io.BytesIO(data), formats=["AVIF"]) as picture:
-            picture.load()
-            profile = picture.info.get("icc_profile")
-            ImageOps.exif_transpose(picture, in_place=True)  # no copy when already upright
-            if picture.mode not in ("RGB", "RGBA"):
-                picture = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
-            pixels = picture.tobytes()
-            width, height, bands = picture.width, picture.height, len(picture.getbands())
-    except (OSError, ValueError, SyntaxError):
-        return _load_libvips(data)
-    if (width, height) != (info.width, info.height):
-        return _load_libvips(data)
-    image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar").copy(interpretation="srgb")
-    if profile:
-        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
+        pixels = pillow.decode(data, info.format, (info.width, info.height))
+    except pillow.DecodeError as exc:
+        if info.format == "avif":
+            return _load_libvips(data)
+        raise undecodable(f"the original could not be decoded: {exc}") from None
+    band_format = "ushort" if pixels.depth == 16 else "uchar"
+    image = pyvips.Image.new_from_memory(pixels.data, pixels.width, pixels.height, pixels.bands, band_format)
+    image = image.copy(interpretation=pixels.interpretation)
+    if pixels.icc and not is_srgb_profile(pixels.icc):  # an sRGB profile would be a costly no-op
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", pixels.icc)
     return image
 
 
@@ -277,8 +286,9 @@ def _load_libvips(data: bytes) -> pyvips.Image:
 
 
 def resize(image: pyvips.Image, width: int, height: int, *, colour_manage: bool) -> pyvips.Image:
-    """Resize a decoded image (per frame) to ``width`` × ``height``; colour as in ``thumbnail``."""
-    profile = {"output_profile": "srgb"} if colour_manage else {}
+    """Resize a decoded image (per frame) to ``width`` × ``height``; colour as in ``thumbnail``, when
+    ``image`` carries a profile to transform from (untagged pixels are sRGB or grey already)."""
+    profile = {"output_profile": "srgb"} if colour_manage and image.get_typeof("icc-profile-data") else {}
     with _decoding():
         return _per_frame(image, lambda frame: frame.thumbnail_image(width, height=height, size="force", **profile))
 
@@ -401,12 +411,16 @@ class EncodeOptions:
     webp_effort: int  # 0..6
     jpeg_progressive: bool
     png_compression: int  # zlib level 0..9
+    jxl_effort: int  # 1..9 (libjxl)
+    threads: int  # encoder threads outside libvips (libjxl)
 
 
 def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions) -> bytes:
-    """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif); this is where pixels are computed.
+    """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif, jxl); this is where pixels are computed.
 
-    ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed).
+    ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed). JPEG XL
+    goes through ``pillow.encode_jxl`` (the wheel's libvips has no ``jxlsave``): the first frame,
+    computed into memory here.
 
     Raises:
         ProxyError(422): libvips failed while decoding the original (corrupt or truncated data).
@@ -430,4 +444,10 @@ def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: En
             return image.pngsave_buffer(compression=options.png_compression, keep=keep)
         if fmt == "gif":
             return image.gifsave_buffer(keep=keep, page_height=ph)
+        if fmt == "jxl":
+            frame = image.crop(0, 0, image.width, ph) if ph != image.height else image
+            exif = None if strip else _field(frame, "exif-data", None)
+            return pillow.encode_jxl(frame.write_to_memory(), frame.width, frame.height, frame.bands,
+                                     quality=quality, effort=options.jxl_effort, threads=options.threads,
+                                     exif=exif)
     raise ValueError(f"unknown output format {fmt}")

@@ -20,6 +20,7 @@ import pyvips
 import uvicorn
 from starlette.applications import Starlette
 
+from edgeproxy import pillow
 from edgeproxy.app import create_app
 from edgeproxy.settings import load_settings
 from edgeproxy.signing import sign_path
@@ -29,6 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
 KEY = "test-signing-key"
 IN_CI = os.environ.get("CI") == "true"
+#: Optional extras this install has (pip install '.[heif,jxl]'); tests expect what the install can
+#: do. ``EDGEPROXY_TEST_EXTRAS=1`` (the second pass of .ci/run) says they must all be there.
+EXTRAS = {extra: pillow.missing_extra(fmt) is None for extra, fmt in (("heif", "heif"), ("jxl", "jxl"))}
+if os.environ.get("EDGEPROXY_TEST_EXTRAS") == "1" and not all(EXTRAS.values()):
+    raise RuntimeError(f"EDGEPROXY_TEST_EXTRAS=1 but extras are missing: {EXTRAS}")
 
 
 @pytest.fixture(scope="session")

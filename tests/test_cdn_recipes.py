@@ -233,7 +233,7 @@ def test_accept_table_through_varnish(stack: Stack, original: str):
 #: only for 404: it gives 400, 403, 413, 415 and 422 no TTL at all.
 ERRORS = {
     "403 bad signature": (403, lambda: signed(f"/w:300/demo/{OTHER_PHOTO}").replace("/w:300/", "/w:301/")),
-    "415 BMP": (415, lambda: signed("/w:300/demo/bmp-24.bmp")),
+    "415 SVG": (415, lambda: signed("/w:300/demo/commons-logo.svg")),
     "400 bad option": (400, lambda: signed(f"/w:abc/demo/{OTHER_PHOTO}")),
     "413 pixel bomb": (413, lambda: signed("/w:300/demo/bomb-16384x16384.png")),
     "422 empty original": (422, lambda: signed("/w:300/demo/empty.jpg")),

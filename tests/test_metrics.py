@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.net import free_port
-from tests.conftest import make_client, signed
+from tests.conftest import EXTRAS, make_client, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = "giunchedi-portrait.jpg"
@@ -78,7 +78,8 @@ def test_metric_values_match_what_was_done(corpus: Path):
     assert value(text, "edgeproxy_worker_utilization") == 0
     assert value(text, "process_resident_memory_bytes") > 10_000_000
     build = [k for k in samples(text) if k[0] == "edgeproxy_build_info"]
-    assert len(build) == 1 and ("formats", "avif,webp,jpeg,png,gif") in build[0][1]
+    formats = "avif,webp,jpeg,png,gif" + (",jxl" if EXTRAS["jxl"] else "")
+    assert len(build) == 1 and ("formats", formats) in build[0][1]
     assert "zz-secret-key" not in text and "w:abc" not in text  # no user input in any label
 
 
@@ -225,4 +226,5 @@ def test_json_formatter_writes_one_object_per_line():
 
 def test_readyz_checks_encoders(client):
     body = client.get("/readyz").json()
-    assert body["encoders"] == {"avif": True, "webp": True, "jpeg": True, "png": True, "gif": True}
+    jxl = {"jxl": True} if EXTRAS["jxl"] else {}  # JPEG XL output only with the [jxl] extra
+    assert body["encoders"] == {"avif": True, "webp": True, "jpeg": True, "png": True, "gif": True, **jxl}

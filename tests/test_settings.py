@@ -29,11 +29,11 @@ def test_every_problem_is_listed_in_one_message(tmp_path, monkeypatch):
     monkeypatch.delenv("EDGEPROXY_SIGNING_KEY", raising=False)
     with pytest.raises(SettingsError) as info:
         load_settings(port=0, quality_avif=101, origins={"Bad Name": str(tmp_path), "x": "/nonexistent"},
-                      allowed_input_formats=["jpeg", "bmp"], origin_allowed_networks=["10.0.0.0/33"],
+                      allowed_input_formats=["jpeg", "bpm"], origin_allowed_networks=["10.0.0.0/33"],
                       fallback_image="/nonexistent.png")
     text = str(info.value)
     for fragment in ("port:", "quality_avif:", "origin name 'Bad Name'", "'/nonexistent' is not a folder",
-                     "unknown input formats ['bmp']", "origin_allowed_networks.0:",
+                     "unknown input formats ['bpm']", "origin_allowed_networks.0:",
                      "fallback_image: '/nonexistent.png' is not a file"):
         assert fragment in text, text
 

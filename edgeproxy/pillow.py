@@ -1,0 +1,387 @@
+"""Every Pillow call, and the only module that imports Pillow: decoders for the originals libvips
+cannot read here, and the JPEG XL encoder.
+
+The ``pyvips-binary`` wheel has no BMP, ICO, PSD, JPEG 2000 or JPEG XL loader and no HEVC decoder.
+Pillow decodes BMP, ICO, PSD and JPEG 2000 (OpenJPEG) itself; HEIC/HEIF needs the ``heif`` extra
+(``pillow-heif``: libheif + libde265, its wheel bundles x265, GPL-2.0) and JPEG XL the ``jxl`` extra
+(``pillow-jxl-plugin``: libjxl, GPL-3.0-or-later). AVIF also decodes here (libavif + dav1d), faster
+than the wheel's libaom (see ``vips.load_pillow``).
+
+The contract is libvips' one: ``read_header`` gives the upright size and alpha **before any pixel is
+decoded**, so that the pipeline applies its limits first (413); Pillow's own decompression-bomb
+check comes too late for ICO (Pillow decodes an icon while opening it) and JPEG XL (the plugin
+decodes the whole file while opening it), so their headers are parsed here. ``decode`` returns
+8- or 16-bit pixels, upright, with the embedded ICC profile, for ``vips.load_pillow`` to wrap
+without another copy. Every Pillow failure is ``DecodeError`` (the caller's 422).
+
+Multi-image files give one image: ICO its largest icon, PSD its flattened composite, HEIF its
+primary image, JPEG XL its first frame (pillow-jxl-plugin 1.3 does not decode animation).
+
+JPEG XL output (``f:jxl``) is encoded here too, since the wheel's libvips has no ``jxlsave``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import math
+import struct
+from dataclasses import dataclass
+from importlib import util as importlib_util
+
+#: Our format name -> (Pillow plugin's format name, extra that provides it or None).
+FORMATS = {
+    "bmp": ("BMP", None),
+    "ico": ("ICO", None),
+    "psd": ("PSD", None),
+    "jp2": ("JPEG2000", None),
+    "avif": ("AVIF", None),
+    "heif": ("HEIF", "heif"),
+    "jxl": ("JXL", "jxl"),
+}
+#: Extra -> the module it installs (pyproject ``[project.optional-dependencies]``).
+EXTRAS = {"heif": "pillow_heif", "jxl": "pillow_jxl"}
+#: Magic numbers of the formats only these decoders read (HEIC is recognised by libvips' header).
+_SIGNATURES = (
+    (b"BM", "bmp"),
+    (b"\x00\x00\x01\x00", "ico"),
+    (b"\x00\x00\x02\x00", "ico"),  # .cur: the same container
+    (b"8BPS\x00\x01", "psd"),  # version 1; 2 is PSB, which Pillow does not read
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jp2"),
+    (b"\xff\x4f\xff\x51", "jp2"),  # a raw JPEG 2000 codestream (.j2k)
+    (b"\xff\x0a", "jxl"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "jxl"),
+)
+#: EXIF orientation 2..8 (TIFF 6.0 / EXIF 2.32 tag 0x0112) -> the ``PIL.Image.Transpose`` that uprights it.
+_ORIENT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+           7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+class DecodeError(Exception):
+    """The data could not be decoded (corrupt, truncated, or a variant Pillow does not read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What a file says about itself: upright ``width`` × ``height`` in pixels and ``alpha``."""
+
+    width: int
+    height: int
+    alpha: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pixels:
+    """Decoded, upright pixels: ``data`` is ``height`` rows of ``width`` × ``bands`` samples,
+    ``depth`` bits each (8 or 16, native byte order); ``interpretation`` is a libvips one (``srgb``,
+    ``b-w``, ``grey16``, ``rgb16``, ``cmyk``); ``icc`` the embedded ICC profile, if any."""
+
+    data: bytes
+    width: int
+    height: int
+    bands: int
+    depth: int
+    interpretation: str
+    icc: bytes | None
+
+
+def sniff(data: bytes) -> str | None:
+    """The format of ``data`` among those only Pillow reads here (``bmp``, ``ico``, ``psd``, ``jp2``,
+    ``jxl``), from its magic number; None otherwise."""
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def versions() -> str:
+    """Versions of Pillow and the installed extras, e.g. ``"pillow 12.0.0, pillow-heif 1.8.1"`` (a
+    decoder upgrade can change a derivative's bytes, so this goes into ETags)."""
+    from importlib import metadata
+
+    found = []
+    for name in ("pillow", "pillow-heif", "pillow-jxl-plugin"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    return ", ".join(found)
+
+
+def missing_extra(fmt: str) -> str | None:
+    """The extra to install for ``fmt`` (``"heif"``, ``"jxl"``) when it is not installed, else None."""
+    extra = FORMATS[fmt][1]
+    if extra is None or importlib_util.find_spec(EXTRAS[extra]) is not None:
+        return None
+    return extra
+
+
+@functools.cache
+def _register(fmt: str) -> None:
+    """Import the Pillow plugin for ``fmt`` once (registering it is Pillow's own, process-wide)."""
+    if fmt == "heif":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener(thumbnails=False)
+    elif fmt == "jxl":
+        import pillow_jxl  # noqa: F401 - registers the JXL plugin on import
+
+
+def configure(threads: int) -> None:
+    """Process-wide set-up, once at start: decoder threads per image (as libvips' concurrency), and
+    Pillow's pixel limit off, since ``read_header`` and the pipeline's ``max_source_pixels`` check
+    every file first (Pillow's fixed 89 Mpx would override the operator's limit)."""
+    from PIL import AvifImagePlugin, Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    AvifImagePlugin.DEFAULT_MAX_THREADS = threads
+    if missing_extra("heif") is None:
+        _register("heif")
+        import pillow_heif
+
+        pillow_heif.options.DECODE_THREADS = threads
+    if missing_extra("jxl") is None:
+        _register("jxl")
+        from pillow_jxl import JpegXLImagePlugin
+
+        JpegXLImagePlugin.DECODE_THREADS = threads
+
+
+def _open(data: bytes, fmt: str):
+    from PIL import Image
+
+    _register(fmt)
+    return Image.open(io.BytesIO(data), formats=[FORMATS[fmt][0]])
+
+
+def read_header(data: bytes, fmt: str) -> Header:
+    """Upright size and alpha of ``data`` in format ``fmt``, without decoding pixels.
+
+    ICO and JPEG XL are parsed here (ICO: every icon's own PNG or BMP header, the largest wins;
+    JPEG XL: the codestream's SizeHeader and ImageMetadata, ISO/IEC 18181-1 §A); the others through
+    Pillow's lazy ``open`` (which reads the header only).
+
+    Raises:
+        DecodeError: not a well-formed header.
+    """
+    try:
+        if fmt == "ico":
+            return _ico_header(data)
+        if fmt == "jxl":
+            return _jxl_header(data)
+        with _open(data, fmt) as picture:
+            width, height = picture.size
+            # libheif reports the size after its irot/imir transforms (and resets the Exif tag)
+            orientation = 1 if fmt == "heif" else picture.getexif().get(0x0112, 1)
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+            return Header(width, height, _has_alpha(picture))
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise anything on hostile input
+        raise DecodeError(str(exc)) from None
+
+
+def _has_alpha(picture) -> bool:
+    return picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info
+
+
+def decode(data: bytes, fmt: str, expected: tuple[int, int] | None = None) -> Pixels:
+    """Decode ``data`` (format ``fmt``) to upright pixels with their ICC profile.
+
+    ``expected`` is the upright (width, height) the header promised: a file whose pixels disagree
+    (a lying header) is a ``DecodeError`` rather than a surprise for the geometry already planned.
+
+    Raises:
+        DecodeError: corrupt or truncated data, an unsupported variant, or a size mismatch.
+    """
+    from PIL import Image
+
+    try:
+        with _open(data, fmt) as picture:
+            picture.load()
+            icc = picture.info.get("icc_profile") or None
+            if fmt == "jxl" and not getattr(picture, "jpeg", False):
+                orientation = 1  # libjxl applied the codestream's orientation; the Exif box is informative
+            elif fmt == "heif":
+                orientation = 1  # libheif applied irot/imir and reset the Exif orientation
+            else:
+                orientation = picture.getexif().get(0x0112, 1)
+            image = _normalise(picture)
+            if orientation in _ORIENT:
+                image = image.transpose(Image.Transpose[_ORIENT[orientation]])
+            depth = 16 if image.mode == "I;16" else 8
+            pixels = Pixels(image.tobytes(), image.width, image.height, len(image.getbands()), depth,
+                            _INTERPRETATION[image.mode], icc if isinstance(icc, bytes) else None)
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise anything on hostile input
+        raise DecodeError(str(exc) or type(exc).__name__) from None
+    if expected is not None and (pixels.width, pixels.height) != expected:
+        raise DecodeError(f"the header says {expected[0]}x{expected[1]}, the data {pixels.width}x{pixels.height}")
+    return pixels
+
+
+_INTERPRETATION = {"L": "b-w", "LA": "b-w", "RGB": "srgb", "RGBA": "srgb", "CMYK": "cmyk", "I;16": "grey16"}
+
+
+def _normalise(picture):
+    """``picture`` in one of the modes libvips takes as is (``_INTERPRETATION``)."""
+    mode = picture.mode
+    if mode in _INTERPRETATION:
+        return picture
+    if mode in ("I;16L", "I;16N"):
+        return picture.convert("I;16") if mode != "I;16" else picture
+    if mode in ("1", "I;16B", "I", "F"):
+        return picture.convert("L") if mode == "1" else picture.convert("I;16")
+    if mode in ("La",):
+        return picture.convert("LA")
+    return picture.convert("RGBA" if _has_alpha(picture) else "RGB")
+
+
+# -- ICO: Microsoft's icon container (a directory of PNG or BMP DIB images) -----------------------
+
+
+def _ico_header(data: bytes) -> Header:
+    """The size of the icon Pillow will decode (the largest; among equals, the fewest bits per
+    pixel), from that image's own PNG IHDR or BITMAPINFOHEADER: the directory holds one byte per
+    side, so a 65535-pixel image can hide behind an entry saying 16. An image that disagrees with
+    its entry is a lie (``DecodeError``), except behind 0 (= 256 or more, as large PNG icons say)."""
+    count = struct.unpack_from("<H", data, 4)[0]
+    if not count:
+        raise DecodeError("an icon file without icons")
+    entries = []
+    for i in range(count):
+        width, height, colours, _, _, bpp, _, offset = struct.unpack_from("<BBBBHHII", data, 6 + 16 * i)
+        depth = bpp or (colours and math.ceil(math.log2(colours))) or 256
+        entries.append((width or 256, height or 256, depth, offset))
+    entries.sort(key=lambda e: e[2])
+    width, height, _, offset = max(entries, key=lambda e: e[0] * e[1])  # the first of the largest
+    head = data[offset : offset + 26]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        real = struct.unpack_from(">II", head, 16)
+    else:
+        real_width, real_height = struct.unpack_from("<ii", head, 4)
+        real = (abs(real_width), abs(real_height) // 2)  # XOR bitmap and AND mask, stacked
+    if real != (width, height) and not (width == height == 256 and min(real) >= 256):
+        raise DecodeError(f"the icon directory says {width}x{height}, its image {real[0]}x{real[1]}")
+    return Header(real[0], real[1], True)
+
+
+# -- JPEG XL: the codestream header (ISO/IEC 18181-1:2022, Annex A) ------------------------------
+
+
+class _Bits:
+    """LSB-first bit reader over a JPEG XL codestream (ISO/IEC 18181-1 §A.3)."""
+
+    def __init__(self, data: bytes, start: int = 0) -> None:
+        self.data, self.pos = data, start * 8
+
+    def u(self, n: int) -> int:
+        value = 0
+        for i in range(n):
+            byte = self.data[self.pos >> 3]  # IndexError on truncated data: a DecodeError above
+            value |= ((byte >> (self.pos & 7)) & 1) << i
+            self.pos += 1
+        return value
+
+    def u32(self, *dists: tuple[int, int]) -> int:
+        """``U32(d0, d1, d2, d3)``: a 2-bit selector, then (offset, bits) of that distribution."""
+        offset, bits = dists[self.u(2)]
+        return offset + self.u(bits)
+
+
+_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
+_SIZE = ((1, 9), (1, 13), (1, 18), (1, 30))
+
+
+def _size_header(bits: _Bits, dists=_SIZE, div8_dist=None) -> tuple[int, int]:
+    small = bits.u(1)
+    height = (bits.u32(*div8_dist) if div8_dist else bits.u(5) + 1) * 8 if small else bits.u32(*dists)
+    ratio = bits.u(3)
+    if ratio:
+        num, den = _RATIOS[ratio]
+        return height * num // den, height
+    width = (bits.u32(*div8_dist) if div8_dist else bits.u(5) + 1) * 8 if small else bits.u32(*dists)
+    return width, height
+
+
+def _codestream(data: bytes) -> bytes:
+    """The codestream of a bare (``FF 0A``) or boxed (ISO/IEC 18181-2) JPEG XL file."""
+    if data.startswith(b"\xff\x0a"):
+        return data
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = len(data) - pos
+        if size < header:
+            break
+        if kind == b"jxlc":
+            return data[pos + header : pos + size]
+        if kind == b"jxlp":  # partial codestreams: the header is in the first one
+            return data[pos + header + 4 : pos + size]
+        pos += size
+    raise DecodeError("no JPEG XL codestream box")
+
+
+def _jxl_header(data: bytes) -> Header:
+    stream = _codestream(data)
+    if not stream.startswith(b"\xff\x0a"):
+        raise DecodeError("not a JPEG XL codestream")
+    bits = _Bits(stream, 2)
+    width, height = _size_header(bits)
+    orientation, alpha = 1, False
+    if not bits.u(1):  # ImageMetadata.all_default
+        if bits.u(1):  # extra_fields
+            orientation = bits.u(3) + 1
+            if bits.u(1):  # have_intr_size
+                _size_header(bits)
+            if bits.u(1):  # have_preview: PreviewHeader
+                _size_header(bits, ((1, 6), (65, 8), (321, 10), (1345, 12)), ((16, 0), (32, 0), (1, 5), (33, 9)))
+            if bits.u(1):  # have_animation: AnimationHeader
+                bits.u32((100, 0), (1000, 0), (1, 10), (1, 30))
+                bits.u32((1, 0), (1001, 0), (1, 8), (1, 10))
+                bits.u32((0, 0), (0, 3), (0, 16), (0, 32))
+                bits.u(1)
+        if bits.u(1):  # BitDepth.float_sample
+            bits.u32((32, 0), (16, 0), (24, 0), (1, 6))
+            bits.u(4)
+        else:
+            bits.u32((8, 0), (10, 0), (12, 0), (1, 6))
+        bits.u(1)  # modular_16bit_buffers
+        extra_channels = bits.u32((0, 0), (1, 0), (2, 4), (1, 12))
+        if extra_channels:  # the first ExtraChannelInfo: d_alpha, else its type (0 = kAlpha)
+            alpha = bool(bits.u(1)) or bits.u32((0, 0), (1, 0), (2, 4), (18, 6)) == 0
+    if orientation > 4:
+        width, height = height, width
+    return Header(width, height, alpha)
+
+
+# -- JPEG XL output ----------------------------------------------------------------------------
+
+
+def encode_jxl(data: bytes | memoryview, width: int, height: int, bands: int, *, quality: int, effort: int,
+               threads: int, exif: bytes | None = None) -> bytes:
+    """Encode 8-bit sRGB (or grey) pixels as JPEG XL with libjxl (the ``jxl`` extra).
+
+    ``data`` is ``height`` rows of ``width`` × ``bands`` bytes (1 grey, 2 grey + alpha, 3 RGB,
+    4 RGBA); ``quality`` 1..100 is libjxl's quality scale (mapped to a Butteraugli distance: 90 is
+    distance 1, visually lossless); ``effort`` 1..9 trades encode time for bytes (libjxl's default
+    is 7; see bench/results.md for what a proxy should pick); ``exif`` is kept when given.
+
+    Raises:
+        RuntimeError: the ``jxl`` extra is not installed (the URL parser refuses ``f:jxl`` first).
+    """
+    if missing_extra("jxl") is not None:
+        raise RuntimeError("JPEG XL output needs the [jxl] extra: pip install 'edgeproxy[jxl]'")
+    from PIL import Image
+
+    _register("jxl")
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+    picture = Image.frombuffer(mode, (width, height), data, "raw", mode, 0, 1)
+    out = io.BytesIO()
+    picture.save(out, "JXL", quality=quality, effort=effort, num_threads=threads, exif=exif or b"")
+    return out.getvalue()
