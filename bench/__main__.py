@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -54,8 +55,9 @@ def measure(server: servers.Server, paths: list[str], connections: int, seconds:
     return result
 
 
-#: The heading of the section ``python -m bench.cdn`` keeps in the same file.
-CDN_SECTION = "## CDN replay"
+#: Where the sections other benchmarks keep in the same file begin (``## CDN replay`` by bench.cdn,
+#: ``## Formats: ...`` by bench.formats): the first level-2 heading, which this report never writes.
+OTHER_SECTIONS = re.compile(r"^## ", re.MULTILINE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
     report = render_report(results, workloads, concurrencies, cores, storm, args)
     print(report)
-    # Keep the sections other benchmarks wrote (python -m bench.cdn's "## CDN replay").
+    # Keep the sections other benchmarks wrote (every "## " section: bench.cdn, bench.formats).
     old = args.output.read_text() if args.output.exists() else ""
-    kept = old[old.find(CDN_SECTION):] if CDN_SECTION in old else ""
+    other = OTHER_SECTIONS.search(old)
+    kept = old[other.start():] if other else ""
     args.output.write_text(report.rstrip("\n") + "\n\n" + kept if kept else report)
     return 0
 

@@ -42,3 +42,45 @@ def test_attack_bench_runs_and_reports_every_case():
         "JPEG 65000² bomb (413)", "WebP 16383² bomb (413)", "truncated JPEG (422)", "bad signature (403)",
         "saturated (503)",
     ]
+
+
+def test_format_bench_quality_search_bisects_to_the_first_quality_meeting_each_target():
+    from bench.formats import smallest_qualities
+
+    calls = []
+
+    def score_at(q: int) -> float:  # a rising curve: 0.9 per quality step
+        calls.append(q)
+        return 0.9 * q
+
+    found, scores = smallest_qualities(score_at, [70, 50, 85, 95])
+    assert found == {70: 78, 50: 56, 85: 95, 95: None}  # 0.9 × 100 = 90 never reaches 95
+    assert len(calls) == len(set(calls)) == len(scores)  # each quality scored once, shared by the targets
+    assert len(calls) < 4 * 7
+
+
+def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metric(corpus: Path):
+    pytest.importorskip("pillow_jxl", reason="bench.formats needs pillow-jxl-plugin (the jxl extra)")
+    pytest.importorskip("ssimulacra2", reason="bench.formats needs ssimulacra2 (the bench extra)")
+    from bench import formats
+
+    image = formats.reference(corpus / formats.select_photos(corpus, 1)[0], width=192)
+    ref = formats.to_ppm(image)
+    for codec in (formats.CODECS[0], formats.CODECS[4]):  # JPEG, JPEG XL at edgeproxy's effort
+        def score_at(q: int, codec=codec) -> float:
+            return formats.ssimulacra2(ref, formats.decode(codec, formats.encode(image, codec, q)))
+
+        found, scores = formats.smallest_qualities(score_at, [70])
+        q = found[70]
+        assert q is not None and scores[q] >= 70, (codec.label, scores)
+        assert q == 1 or scores[q - 1] < 70, (codec.label, scores)  # the quality below was scored and fails
+
+
+def test_format_bench_encodes_as_edgeproxy_does_by_default():
+    from bench import formats
+    from edgeproxy.settings import Settings
+
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    bench = {"avif_effort": formats.AVIF_EFFORT, "webp_effort": formats.WEBP_EFFORT,
+             "vips_concurrency": formats.THREADS, "jxl_effort": formats.JXL_EFFORT}
+    assert bench == {name: defaults.get(name, value) for name, value in bench.items()}
