@@ -106,7 +106,7 @@ def probe(ctx: Context) -> None:
             raise unsupported_format("input format svg is not allowed")
         ctx.data = svg.sanitize(ctx.data, ctx.limits.max_source_bytes)
         sanitized = True
-    ctx.info = vips.probe(ctx.data)
+    ctx.info = vips.probe(ctx.data, ctx.limits.allowed_formats)
     if ctx.info.format == "svg" and not sanitized:  # libvips and looks_like_svg disagree: refuse
         raise unsupported_format("input format svg is not allowed")
 

@@ -119,16 +119,17 @@ def _field(image: pyvips.Image, name: str, default):
     return image.get(name) if image.get_typeof(name) else default
 
 
-def probe(data: bytes) -> SourceInfo:
+def probe(data: bytes, allowed: frozenset[str] | None = None) -> SourceInfo:
     """Read the header of ``data`` (bytes of an encoded image), without decoding pixels.
 
     libvips reads JPEG, PNG, WebP, GIF, AVIF, HEIF, TIFF and SVG headers; BMP, ICO, PSD, JPEG 2000,
-    JPEG XL and HEIC (HEVC, which the wheel's libheif cannot decode) go to ``edgeproxy.pillow``.
+    JPEG XL and HEIC (HEVC, which the wheel's libheif cannot decode) go to ``edgeproxy.pillow``,
+    unless ``allowed`` (input format names) leaves them out: then no Pillow code sees the bytes.
 
     Raises:
-        ProxyError(415): a format nothing here decodes (PDF, PSB, ...), HEIC or JPEG XL without
-            the extra that decodes it (the message names it), or a non-image format libvips
-            happens to read (CSV, matrix, ...).
+        ProxyError(415): a format nothing here decodes (PDF, PSB, ...), a Pillow format not in
+            ``allowed``, HEIC or JPEG XL without the extra that decodes it (the message names it),
+            or a non-image format libvips happens to read (CSV, matrix, ...).
         ProxyError(422): empty or unrecognisable bytes, or a corrupt header.
     """
     if not data:
@@ -138,7 +139,7 @@ def probe(data: bytes) -> SourceInfo:
     except pyvips.Error:
         fmt = pillow.sniff(data)
         if fmt is not None:
-            return _probe_pillow(data, fmt)
+            return _probe_pillow(data, fmt, allowed)
         for magic, name in _UNSUPPORTED_SIGNATURES:
             if data.startswith(magic):
                 raise unsupported_format(f"input format {name} is not supported") from None
@@ -152,7 +153,7 @@ def probe(data: bytes) -> SourceInfo:
         if compression == "av1":
             fmt = "avif"
         elif compression == "hevc":
-            return _probe_pillow(data, "heif")
+            return _probe_pillow(data, "heif", allowed)
     orientation = int(_field(image, "orientation", 1))
     width, height = image.width, image.height
     if orientation in (5, 6, 7, 8):
@@ -172,9 +173,12 @@ def probe(data: bytes) -> SourceInfo:
     )
 
 
-def _probe_pillow(data: bytes, fmt: str) -> SourceInfo:
-    """``probe`` for a format only ``edgeproxy.pillow`` reads. Whether the ICC profile is sRGB is known only
-    once decoded, so ``colour_manage`` is always on (a no-op transform for untagged pixels)."""
+def _probe_pillow(data: bytes, fmt: str, allowed: frozenset[str] | None) -> SourceInfo:
+    """``probe`` for a format only ``edgeproxy.pillow`` reads. Whether the ICC profile is sRGB is
+    known only once decoded (``load_pillow`` then keeps a profile only when it is not sRGB), so
+    ``colour_manage`` is on."""
+    if allowed is not None and fmt not in allowed:
+        raise unsupported_format(f"input format {fmt} is not allowed")
     extra = pillow.missing_extra(fmt)
     if extra is not None:
         raise unsupported_format(

@@ -291,3 +291,14 @@ def test_hostile_files_are_refused_from_the_header_or_fail_cleanly(served, corpu
             assert r.headers["cache-control"] == "public, max-age=60"
     grown = (process.memory_info().rss - before) / 2**20
     assert grown < 64, f"memory grew by {grown:.0f} MiB over {3 * len(cases)} hostile requests"
+
+
+def test_a_format_left_out_of_allowed_input_formats_never_reaches_pillow(corpus: Path, tmp_path: Path):
+    (tmp_path / "broken.psd").write_bytes(b"8BPS\x00\x01" + b"\xff" * 20)  # Pillow's header parser fails
+    (tmp_path / "ok.bmp").write_bytes((corpus / "bmp-24.bmp").read_bytes())
+    with make_client({"t": str(tmp_path)}) as everything:
+        assert everything.get(signed("/w:10/t/broken.psd")).status_code == 422
+    with make_client({"t": str(tmp_path)}, allowed_input_formats=["jpeg", "png", "bmp"]) as narrow:
+        refused = narrow.get(signed("/w:10/t/broken.psd"))
+        assert (refused.status_code, refused.text) == (415, "input format psd is not allowed\n")
+        assert narrow.get(signed("/w:10/f:png/t/ok.bmp")).status_code == 200
