@@ -49,6 +49,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.sections import publish
 from bench.servers import Server, start_edgeproxy
 from edgeproxy import __version__, prewarm
 from edgeproxy.negotiate import accepted_image_types
@@ -419,21 +420,6 @@ def report(results: Sequence[Result], requests: Sequence[Request], photos: Seque
     ])
 
 
-def write_section(output: Path, section: str) -> None:
-    """Append ``section`` to ``output``, or replace the previous ``## CDN replay`` section there
-    (up to the next heading of level 1 or 2); the rest of the file is kept."""
-    text = output.read_text() if output.exists() else ""
-    heading = section.splitlines()[0]
-    start = text.find(heading)
-    if start < 0:
-        output.write_text(text.rstrip("\n") + "\n\n" + section if text else section)
-        return
-    following = re.search(r"^#{1,2} ", text[start + len(heading):], re.MULTILINE)
-    end = start + len(heading) + following.start() if following else len(text)
-    rest = text[end:]
-    output.write_text(text[:start] + section + ("\n" + rest if rest else ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cdn", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="requests in the replay (default %(default)s)")
@@ -464,11 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(f"{name}: done in {time.monotonic() - started:.0f} s", flush=True)
     command = " ".join(["python -m bench.cdn", *(sys.argv[1:] if argv is None else argv)])
-    section = report(results, requests, photos, command, args.seed, args.clients)
-    print(section)
-    if not args.no_write:
-        write_section(args.output, section)
-        print(f"written to {args.output}")
+    publish(report(results, requests, photos, command, args.seed, args.clients), args.output, not args.no_write)
     return 0
 
 

@@ -18,7 +18,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench.cdn import write_section
+from bench.sections import publish
 from edgeproxy import pillow, vips
 from edgeproxy.errors import ProxyError
 
@@ -88,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         *rows(args.corpus, args.repeat),
         "",
     ])
-    print(section)
-    if not args.no_write:
-        write_section(args.output, section)
+    publish(section, args.output, not args.no_write)
     return 0
 
 

@@ -50,6 +50,8 @@ from pathlib import Path
 import pyvips
 from PIL import Image
 
+from bench.sections import publish
+
 ROOT = Path(__file__).resolve().parent.parent
 HEADING = "## Formats: bytes at equal quality (python -m bench.formats)"
 WIDTH = 1024  # px: the derivative's width
@@ -442,13 +444,6 @@ def report(results: dict, photos: Sequence[str], sizes: dict[str, str], targets:
     return "\n".join(lines)
 
 
-def write_section(output: Path, section: str) -> None:
-    """Append ``section`` to ``output`` or replace its previous version there (bench.cdn's way)."""
-    from bench.cdn import write_section as replace
-
-    replace(output, section)
-
-
 # --- main ----------------------------------------------------------------------------------------------
 
 
@@ -522,10 +517,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join(["python -m bench.formats", *(sys.argv[1:] if argv is None else argv)])
     section = report(results, photos, sizes, targets, command, time.monotonic() - started, notes)
-    print(section)
-    if not args.no_write:
-        write_section(args.output, section)
-        print(f"written to {args.output}")
+    publish(section, args.output, not args.no_write)
     return 0
 
 
