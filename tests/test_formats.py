@@ -38,8 +38,10 @@ FILES = {
 TRANSPARENT = {"gopher-alpha.heif"}  # its background is transparent (the icon's alpha band is all 255)
 NEEDS = {"heif": "input format heif needs the [heif] extra: pip install 'edgeproxy[heif]'\n",
          "jxl": "input format jxl needs the [jxl] extra: pip install 'edgeproxy[jxl]'\n"}
-needs_heif = pytest.mark.skipif(not EXTRAS["heif"], reason="the [heif] extra (pillow-heif) is not installed")
-needs_jxl = pytest.mark.skipif(not EXTRAS["jxl"], reason="the [jxl] extra (pillow-jxl-plugin) is not installed")
+needs_heif = pytest.mark.skipif(not EXTRAS["heif"], reason="the [heif] extra (pillow-heif) is not installed; "
+                                "the second pass of .ci/run installs it")
+needs_jxl = pytest.mark.skipif(not EXTRAS["jxl"], reason="the [jxl] extra (pillow-jxl-plugin) is not installed; "
+                               "the second pass of .ci/run installs it")
 
 
 @pytest.fixture(scope="module")
