@@ -46,7 +46,6 @@ EXTRAS = {"heif": "pillow_heif", "jxl": "pillow_jxl"}
 _SIGNATURES = (
     (b"BM", "bmp"),
     (b"\x00\x00\x01\x00", "ico"),
-    (b"\x00\x00\x02\x00", "ico"),  # .cur: the same container
     (b"8BPS\x00\x01", "psd"),  # version 1; 2 is PSB, which Pillow does not read
     (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jp2"),
     (b"\xff\x4f\xff\x51", "jp2"),  # a raw JPEG 2000 codestream (.j2k)
@@ -75,7 +74,7 @@ class Header:
 class Pixels:
     """Decoded, upright pixels: ``data`` is ``height`` rows of ``width`` × ``bands`` samples,
     ``depth`` bits each (8 or 16, native byte order); ``interpretation`` is a libvips one (``srgb``,
-    ``b-w``, ``grey16``, ``rgb16``, ``cmyk``); ``icc`` the embedded ICC profile, if any."""
+    ``b-w``, ``grey16``, ``cmyk``); ``icc`` the embedded ICC profile, if any."""
 
     data: bytes
     width: int
@@ -156,7 +155,7 @@ def _open(data: bytes, fmt: str):
 def read_header(data: bytes, fmt: str) -> Header:
     """Upright size and alpha of ``data`` in format ``fmt``, without decoding pixels.
 
-    ICO and JPEG XL are parsed here (ICO: every icon's own PNG or BMP header, the largest wins;
+    ICO and JPEG XL are parsed here (ICO: the own PNG or BMP header of the icon Pillow will decode;
     JPEG XL: the codestream's SizeHeader and ImageMetadata, ISO/IEC 18181-1 §A); the others through
     Pillow's lazy ``open`` (which reads the header only).
 
@@ -229,11 +228,11 @@ def _normalise(picture):
     mode = picture.mode
     if mode in _INTERPRETATION:
         return picture
-    if mode in ("I;16L", "I;16N"):
-        return picture.convert("I;16") if mode != "I;16" else picture
-    if mode in ("1", "I;16B", "I", "F"):
-        return picture.convert("L") if mode == "1" else picture.convert("I;16")
-    if mode in ("La",):
+    if mode == "1":
+        return picture.convert("L")
+    if mode in ("I;16L", "I;16N", "I;16B", "I", "F"):
+        return picture.convert("I;16")
+    if mode == "La":
         return picture.convert("LA")
     return picture.convert("RGBA" if _has_alpha(picture) else "RGB")
 
