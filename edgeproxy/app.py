@@ -96,13 +96,14 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
         raise not_found(f"unknown origin {origin_name!r}")
     record.origin = origin_name
     check_box(spec, settings.max_output_dimension)
+    auto_jxl = settings.auto_jxl and proxy.jxl_output
     negotiated = negotiate(
         spec, request.headers, client_hints=settings.client_hints,
         save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
-        jxl=settings.auto_jxl and proxy.jxl_output,
+        jxl=auto_jxl,
     )
     record.accept = accept_bucket(negotiated.accepts if spec.format is Format.AUTO
-                                  else accepted_image_types(request.headers.get("accept", ""), settings.auto_jxl))
+                                  else accepted_image_types(request.headers.get("accept", ""), auto_jxl))
     try:
         return await _derivative(proxy, request, record, negotiated, origin, key, start, deadline)
     except ProxyError as error:

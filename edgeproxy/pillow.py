@@ -106,8 +106,10 @@ def versions() -> str:
     return ", ".join(found)
 
 
+@functools.cache
 def missing_extra(fmt: str) -> str | None:
-    """The extra to install for ``fmt`` (``"heif"``, ``"jxl"``) when it is not installed, else None."""
+    """The extra to install for ``fmt`` (``"heif"``, ``"jxl"``) when it is not installed, else None
+    (looked up once per process: installed packages do not change under a running server)."""
     extra = FORMATS[fmt][1]
     if extra is None or importlib_util.find_spec(EXTRAS[extra]) is not None:
         return None

@@ -187,7 +187,7 @@ def test_jpeg_xl_output_keeps_alpha(client):
         assert image.mode == "RGBA" and image.getextrema()[3] == (0, 255)
 
 
-JXL_ACCEPT = "image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8"  # Chromium 156
+JXL_ACCEPT = "image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8"  # what a JPEG XL browser sends
 
 
 def test_f_auto_chooses_jpeg_xl_only_when_enabled(corpus: Path):
