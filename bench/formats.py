@@ -44,13 +44,16 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyvips
 from PIL import Image
 
 from bench.sections import publish
+from edgeproxy import vips
+from edgeproxy.proxy import encoder_options
+from edgeproxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADING = "## Formats: bytes at equal quality (python -m bench.formats)"
@@ -64,36 +67,37 @@ NOT_PHOTOS = {"c2pa-signed.jpg": "a smooth synthetic colour gradient, tagged pho
 TARGETS = (50, 70, 85)  # SSIMULACRA2 scores
 QUICK_TARGETS = (70,)
 REPEATS = 3  # encodes per chosen quality for its timing (median)
-#: The JPEG XL effort edgeproxy encodes with (edgeproxy/settings.py jxl_effort; libjxl: 1 fastest .. 9
-#: slowest, 7 its default).
-JXL_EFFORT = 4
+#: edgeproxy's encoder settings at their defaults (and EDGEPROXY_* from the environment): the
+#: benchmark encodes through ``vips.encode`` with them, so it measures what the proxy serves.
+SETTINGS = load_settings(allow_unsigned=True)
+OPTIONS = encoder_options(SETTINGS)
+JXL_EFFORT = OPTIONS.jxl_effort  # libjxl: 1 fastest .. 9 slowest
 LIBJXL_DEFAULT_EFFORT = 7
-#: edgeproxy's defaults (edgeproxy/settings.py: avif_effort, webp_effort) and a slower AVIF effort.
-AVIF_EFFORT = 0
+AVIF_EFFORT = OPTIONS.avif_effort
 AVIF_SLOW_EFFORT = 4
-WEBP_EFFORT = 2
-#: Threads per encode, libvips' and libjxl's: edgeproxy's ``vips_concurrency`` default (it renders
-#: many images side by side, one thread each). The thread count changes AVIF's output a little.
-THREADS = 1
+WEBP_EFFORT = OPTIONS.webp_effort
+#: Threads per encode, libvips' and libjxl's: edgeproxy's ``vips_concurrency`` (it renders many
+#: images side by side, one thread each by default). The thread count changes AVIF's output a little.
+THREADS = OPTIONS.threads
 _THREADS = f"{THREADS} thread" + ("s" if THREADS != 1 else "")
 
 
 @dataclass(frozen=True)
 class Codec:
-    """An encoder as the benchmark runs it: its column label, format and effort (None: JPEG)."""
+    """An encoder as the benchmark runs it: its column label, format and edgeproxy encoder options."""
 
     label: str
     fmt: str
-    effort: int | None
+    options: vips.EncodeOptions = OPTIONS
 
 
 CODECS = (
-    Codec("JPEG", "jpeg", None),
-    Codec("WebP", "webp", WEBP_EFFORT),
-    Codec(f"AVIF e{AVIF_EFFORT}", "avif", AVIF_EFFORT),
-    Codec(f"AVIF e{AVIF_SLOW_EFFORT}", "avif", AVIF_SLOW_EFFORT),
-    Codec(f"JXL e{JXL_EFFORT}", "jxl", JXL_EFFORT),
-    Codec(f"JXL e{LIBJXL_DEFAULT_EFFORT}", "jxl", LIBJXL_DEFAULT_EFFORT),
+    Codec("JPEG", "jpeg"),
+    Codec("WebP", "webp"),
+    Codec(f"AVIF e{AVIF_EFFORT}", "avif"),
+    Codec(f"AVIF e{AVIF_SLOW_EFFORT}", "avif", replace(OPTIONS, avif_effort=AVIF_SLOW_EFFORT)),
+    Codec(f"JXL e{JXL_EFFORT}", "jxl"),
+    Codec(f"JXL e{LIBJXL_DEFAULT_EFFORT}", "jxl", replace(OPTIONS, jxl_effort=LIBJXL_DEFAULT_EFFORT)),
 )
 #: Ratio columns: (numerator, denominator) labels.
 RATIOS = ((CODECS[4].label, CODECS[2].label), (CODECS[4].label, CODECS[1].label),
@@ -101,9 +105,8 @@ RATIOS = ((CODECS[4].label, CODECS[2].label), (CODECS[4].label, CODECS[1].label)
 
 
 def configure() -> None:
-    """As edgeproxy's ``vips.configure``: ``THREADS`` threads per operation, no operation cache."""
-    pyvips.concurrency_set(THREADS)
-    pyvips.cache_set_max(0)
+    """edgeproxy's own decoder and encoder set-up, ``THREADS`` threads per operation."""
+    vips.configure(THREADS)
 
 
 # --- the photos and the reference ----------------------------------------------------------------
@@ -140,22 +143,9 @@ def reference(path: Path | str, width: int = WIDTH) -> pyvips.Image:
 
 
 def encode(image: pyvips.Image, codec: Codec, quality: int) -> bytes:
-    """``image`` encoded by ``codec`` at ``quality`` (1..100), metadata stripped, as edgeproxy does."""
-    keep = pyvips.enums.ForeignKeep.NONE
-    if codec.fmt == "jpeg":
-        return image.jpegsave_buffer(Q=quality, optimize_coding=True, keep=keep)
-    if codec.fmt == "webp":
-        return image.webpsave_buffer(Q=quality, effort=codec.effort, keep=keep)
-    if codec.fmt == "avif":
-        return image.heifsave_buffer(Q=quality, effort=codec.effort, compression="av1", bitdepth=8, keep=keep)
-    if codec.fmt == "jxl":
-        import pillow_jxl  # noqa: F401  (registers Pillow's "JXL" format)
-
-        out = io.BytesIO()
-        Image.frombuffer("RGB", (image.width, image.height), image.write_to_memory()).save(
-            out, "JXL", quality=quality, effort=codec.effort, num_threads=THREADS)
-        return out.getvalue()
-    raise ValueError(f"unknown format {codec.fmt}")
+    """``image`` encoded by ``codec`` at ``quality`` (1..100), metadata stripped: edgeproxy's own
+    ``vips.encode`` (JPEG XL through ``edgeproxy.pillow.encode_jxl``)."""
+    return vips.encode(image, codec.fmt, quality, True, codec.options)
 
 
 def to_ppm(image: pyvips.Image | Image.Image) -> bytes:

@@ -74,13 +74,3 @@ def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metr
         q = found[70]
         assert q is not None and scores[q] >= 70, (codec.label, scores)
         assert q == 1 or scores[q - 1] < 70, (codec.label, scores)  # the quality below was scored and fails
-
-
-def test_format_bench_encodes_as_edgeproxy_does_by_default():
-    from bench import formats
-    from edgeproxy.settings import Settings
-
-    defaults = {name: field.default for name, field in Settings.model_fields.items()}
-    bench = {"avif_effort": formats.AVIF_EFFORT, "webp_effort": formats.WEBP_EFFORT,
-             "vips_concurrency": formats.THREADS, "jxl_effort": formats.JXL_EFFORT}
-    assert bench == {name: defaults.get(name, value) for name, value in bench.items()}
