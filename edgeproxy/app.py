@@ -82,7 +82,7 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
     signature, path = _split_signature(request)
     record.path = path
     proxy.signer.verify(signature, path)
-    spec, origin_name, key = parse_path(path)
+    spec, origin_name, key = parse_path(path, proxy.presets, only_presets=settings.only_presets)
     if spec.expires is not None:
         if spec.expires < time.time():
             raise forbidden("URL expired")
@@ -100,7 +100,7 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
     negotiated = negotiate(
         spec, request.headers, client_hints=settings.client_hints,
         save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
-        jxl=auto_jxl,
+        jxl=auto_jxl, auto=proxy.auto_size,
     )
     record.accept = accept_bucket(negotiated.accepts if spec.format is Format.AUTO
                                   else accepted_image_types(request.headers.get("accept", ""), auto_jxl))

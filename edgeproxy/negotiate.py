@@ -8,19 +8,28 @@ writes AVIF as a still. Wildcards (``image/*``, ``*/*``) do not count as AVIF or
 clients send them without decoding either. ``q`` parameters follow RFC 9110 §12.5.1 / §12.4.2.
 
 An explicit ``f:webp`` is served whatever ``Accept`` says: the URL is the contract, and no ``Vary``
-is needed. Client hints (``Sec-CH-DPR``, ``Sec-CH-Width``, ``Save-Data``; RFC 8942 and the W3C
-Client Hints drafts) are honoured only when enabled; each one the URL leaves open goes into ``Vary``.
+is needed. Client hints (RFC 8942; ``Sec-CH-Width`` and ``Sec-CH-DPR`` from the W3C/WICG
+"Responsive Image Client Hints", ``Save-Data`` from WICG "Save Data") are honoured only when enabled
+(``client_hints``), and only where the URL asks for them: ``w:auto`` reads ``Sec-CH-Width``,
+``dpr:auto`` reads ``Sec-CH-DPR``, and a URL without ``q`` reads ``Save-Data``. Each header read goes
+into ``Vary``, and no other: a URL that asks for no hint has no hint in its ``Vary``. Widths and DPRs
+from hints are rounded up to configured buckets (``AutoSize``), so that a CDN (which keys on the
+normalised header: config/cdn.md) stores a handful of variants, not one per device.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from edgeproxy.spec import Format, TransformSpec
 
-ACCEPT_CH = "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, Save-Data"
+#: The hints the proxy reads (``Accept-CH`` when ``client_hints`` is on). Chromium ignores
+#: ``Accept-CH`` on image responses: the page itself must send it and delegate the hints to the
+#: proxy's origin (README, "Client hints in browsers").
+ACCEPT_CH = "Sec-CH-DPR, Sec-CH-Width, Save-Data"
 #: The ``Accept`` values a CDN normalises every request's ``Accept`` to before its ``Vary`` lookup
 #: (``config/accept-buckets.json``, the shipped VCL and CloudFront Function): one per answer ``f:auto``
 #: gives a still image. A client listing AVIF but not WebP goes to ``none`` (always acceptable).
@@ -101,6 +110,30 @@ def _hint_number(value: str | None, lo: float, hi: float) -> float | None:
     return min(max(number, lo), hi)
 
 
+@dataclass(frozen=True, slots=True)
+class AutoSize:
+    """How ``w:auto`` and ``dpr:auto`` turn hints into sizes (the ``auto_*`` settings).
+
+    ``width_buckets``: ascending widths in device pixels; a width is rounded up to the first bucket
+    at or above it (the last bucket above them all). ``width_fallback``: CSS pixels for ``w:auto``
+    without a hint or a fallback in the URL. ``dpr_buckets``: ascending DPRs (1..4), likewise.
+    """
+
+    width_buckets: tuple[int, ...] = (160, 320, 480, 640, 960, 1280, 1920, 2560, 3840)
+    width_fallback: int = 640
+    dpr_buckets: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def round_up(value: float, buckets: Sequence[float]) -> float:
+    """The first of ascending ``buckets`` at or above ``value``; the last one when ``value`` is above
+    them all.
+
+    >>> round_up(600, (320, 640, 960)), round_up(2.625, (1, 1.5, 2, 3)), round_up(5000, (320, 640))
+    (640, 3, 640)
+    """
+    return buckets[min(bisect_left(buckets, value), len(buckets) - 1)]
+
+
 def negotiate(
     spec: TransformSpec,
     headers: Mapping[str, str],
@@ -109,35 +142,51 @@ def negotiate(
     save_data_quality: int,
     max_dimension: int,
     jxl: bool = False,
+    auto: AutoSize = AutoSize(),
 ) -> Negotiated:
     """Apply ``Accept`` and (if ``client_hints``) the client hints in ``headers`` to ``spec``.
 
-    ``headers`` is case-insensitive (Starlette's ``Headers``). Explicit URL options always win over
-    hints. ``jxl``: JPEG XL may be chosen for ``f:auto`` (``auto_jxl`` with the encoder installed).
-    ``Sec-CH-Width`` is in device pixels, so it sets the width with dpr 1; it is used only
-    when the URL gives neither width nor height, and is capped at ``max_dimension``.
+    ``headers`` is case-insensitive (Starlette's ``Headers``). ``jxl``: JPEG XL may be chosen for
+    ``f:auto`` (``auto_jxl`` with the encoder installed). The returned spec is concrete: no
+    ``width_auto`` or ``dpr_auto`` left.
+
+    - ``dpr:auto``: ``Sec-CH-DPR`` (clamped to 1..4) rounded up to ``auto.dpr_buckets``; 1 without
+      the hint.
+    - ``w:auto[:N]``: ``Sec-CH-Width`` (device pixels: the image's layout width × DPR, which the
+      browser sends for an ``<img>`` with ``sizes``), else N or ``auto.width_fallback`` CSS pixels ×
+      the DPR; rounded up to ``auto.width_buckets`` and capped at ``max_dimension``; the spec then
+      holds device pixels with dpr 1.
+    - ``Save-Data: on`` with no ``q`` in the URL: quality ``save_data_quality``.
+
+    With ``client_hints`` off, no hint is read: ``w:auto`` gives its fallback, ``dpr:auto`` 1.
     """
     vary: list[str] = []
     accepts: frozenset[str] = frozenset()
     if spec.format is Format.AUTO:
         vary.append("Accept")
         accepts = accepted_image_types(headers.get("accept", ""), jxl)
+    changes: dict[str, object] = {}
+    if spec.dpr_auto:
+        dpr = 1.0
+        hint = _hint_number(headers.get("sec-ch-dpr"), 1.0, 4.0) if client_hints else None
+        if hint is not None:
+            dpr = float(round_up(hint, auto.dpr_buckets))
+        changes.update(dpr=dpr, dpr_auto=False)
+    if spec.width_auto:
+        hint = _hint_number(headers.get("sec-ch-width"), 1, max_dimension) if client_hints else None
+        if hint is None:
+            hint = (spec.width or auto.width_fallback) * changes.get("dpr", spec.dpr)
+        width = min(int(round_up(math.ceil(hint), auto.width_buckets)), max_dimension)
+        changes.update(width=width, dpr=1.0, width_auto=False)
     if client_hints:
-        changes: dict[str, object] = {}
-        if spec.width is None and spec.height is None:
+        if spec.width_auto:
             vary.append("Sec-CH-Width")
-            width = _hint_number(headers.get("sec-ch-width"), 1, max_dimension)
-            if width is not None:
-                changes.update(width=int(width), dpr=1.0)
-        if spec.dpr == 1.0 and (spec.width or spec.height):
+        if spec.dpr_auto:
             vary.append("Sec-CH-DPR")
-            dpr = _hint_number(headers.get("sec-ch-dpr"), 1.0, 4.0)
-            if dpr is not None:
-                changes["dpr"] = dpr
         if spec.quality is None:
             vary.append("Save-Data")
             if headers.get("save-data", "").strip().lower() == "on":
                 changes["quality"] = save_data_quality
-        if changes:
-            spec = replace(spec, **changes)
+    if changes:
+        spec = replace(spec, **changes)
     return Negotiated(spec, accepts, tuple(vary))

@@ -63,18 +63,26 @@ def read_keys(lines: Iterable[str]) -> list[tuple[str, str]]:
 
 def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, signature_size: int) -> list[Job]:
     """Every request to send: for each original and variant (an option path such as
-    ``w:400/f:auto``), one per ``Accept`` bucket when the variant's format is ``auto`` (the CDN
-    stores one answer per bucket), else one.
+    ``w:400/f:auto`` or ``pr:thumb``), one per ``Accept`` bucket when the variant's format is
+    ``auto`` (the CDN stores one answer per bucket), else one. Paths are written as
+    ``edgeproxy.urls`` writes them (presets first, then the options in canonical order), so the
+    CDN caches the URLs pages use. A preset's own options are the server's: a variant that sets no
+    ``f`` is warmed for every bucket.
 
     Raises:
         ProxyError(400): a variant with a bad option (the message names it).
     """
     jobs = []
     for variant in variants:
-        spec = parse_options([segment for segment in variant.strip("/").split("/") if segment])
-        buckets = ACCEPT_BUCKETS if spec.format is Format.AUTO else {"any": ACCEPT_BUCKETS["none"]}
+        segments = [segment for segment in variant.strip("/").split("/") if segment]
+        presets = [s for s in segments if s.partition(":")[0].lower() in ("pr", "preset")]
+        spec = parse_options([s for s in segments if s not in presets])
+        prefix = "".join(f"/pr:{s.partition(':')[2]}" for s in presets)  # first, as edgeproxy.urls writes it
+        # A preset may set the format, which only the server knows: one request per bucket, to be sure.
+        auto = spec.format is Format.AUTO
+        buckets = ACCEPT_BUCKETS if auto else {"any": ACCEPT_BUCKETS["none"]}
         for origin, key in keys:
-            path = sign_path(build_path(spec, origin, key), signing_key, signature_size)
+            path = sign_path(prefix + build_path(spec, origin, key), signing_key, signature_size)
             jobs.extend(Job(path, accept, bucket) for bucket, accept in buckets.items())
     return jobs
 

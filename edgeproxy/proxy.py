@@ -16,13 +16,14 @@ from edgeproxy import PIPELINE_VERSION, __version__, pillow, pipeline, vips
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.metrics import Metrics
-from edgeproxy.negotiate import Negotiated
+from edgeproxy.negotiate import AutoSize, Negotiated
 from edgeproxy.origins import Origin, Original, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.purge import PurgeHook, run_hooks
 from edgeproxy.responses import HeaderPolicy, surrogate_key
 from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
+from edgeproxy.spec import compile_presets
 from edgeproxy.workers import RenderPool
 
 
@@ -59,6 +60,8 @@ class Proxy:
     headers: HeaderPolicy  # caching headers of every answer
     hooks_client: httpx.AsyncClient  # purge hooks: operator-configured CDN endpoints (no SSRF guard)
     purge_hooks: list[PurgeHook]
+    presets: dict[str, dict[str, object]] = field(default_factory=dict)  # spec.compile_presets(settings.presets)
+    auto_size: AutoSize = AutoSize()  # w:auto and dpr:auto buckets
     fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
     jxl_output: bool = False  # the [jxl] extra is installed: f:jxl (and auto_jxl) can be served
     fetches: SingleFlight = field(default_factory=SingleFlight)
@@ -126,6 +129,8 @@ class Proxy:
             hooks_client=httpx.AsyncClient(timeout=settings.purge_timeout, trust_env=False, follow_redirects=False,
                                            headers={"User-Agent": f"edgeproxy/{__version__}"}),
             purge_hooks=[PurgeHook.parse(hook) for hook in settings.purge_hooks],
+            presets=compile_presets(settings.presets),
+            auto_size=settings.auto_size(),
             fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
         )
 

@@ -7,13 +7,22 @@ start-up with one message listing every problem (``SettingsError``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,8 +30,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edgeproxy.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
+from edgeproxy.spec import compile_presets
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -71,6 +82,20 @@ class Settings(BaseSettings):
     # Negotiation
     client_hints: bool = False  # honour Sec-CH-DPR / Sec-CH-Width / Save-Data, send Accept-CH
     save_data_quality: int = Field(45, ge=1, le=100)
+    # w:auto: Sec-CH-Width (device pixels) rounded up to one of these widths, so a CDN stores a
+    # handful of variants per URL; without the hint (client_hints off, Firefox, Safari, an <img>
+    # without sizes) the URL's w:auto:N or auto_width_fallback CSS pixels × DPR, rounded up likewise.
+    auto_width_buckets: list[int] = Field(
+        default_factory=lambda: [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840], min_length=1)
+    auto_width_fallback: int = Field(640, ge=1, le=16384)  # CSS pixels
+    # dpr:auto: Sec-CH-DPR rounded up to one of these (1..4); 1 without the hint.
+    auto_dpr_buckets: list[float] = Field(default_factory=lambda: [1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
+
+    # Presets: name -> option path, used as pr:NAME (pr:a:b applies a then b; the URL's own options
+    # override them). A preset named "default" applies to every URL. TOML: [presets] thumb = "w:200/h:200/fit:cover";
+    # environment: EDGEPROXY_PRESETS='{"thumb": "w:200/h:200/fit:cover"}'.
+    presets: dict[str, str] = Field(default_factory=dict)
+    only_presets: bool = False  # URLs may carry only pr, exp and v: no transform outside the presets
 
     # Output defaults
     quality_jpeg: int = Field(80, ge=1, le=100)
@@ -211,6 +236,20 @@ class Settings(BaseSettings):
             PurgeHook.parse(hook)
         return hooks
 
+    @field_validator("presets")
+    @classmethod
+    def _check_presets(cls, presets: dict[str, str]) -> dict[str, str]:
+        compile_presets(presets)
+        return presets
+
+    @field_validator("auto_width_buckets", "auto_dpr_buckets")
+    @classmethod
+    def _check_buckets(cls, buckets: list[float], info: ValidationInfo) -> list[float]:
+        lo, hi = (1, 65535) if info.field_name == "auto_width_buckets" else (1.0, 4.0)
+        if any(not lo <= b <= hi for b in buckets) or any(a >= b for a, b in itertools.pairwise(buckets)):
+            raise ValueError(f"expected strictly ascending values in {lo}..{hi}, got {buckets}")
+        return buckets
+
     @field_validator("allowed_input_formats")
     @classmethod
     def _check_formats(cls, formats: list[str]) -> list[str]:
@@ -252,6 +291,10 @@ class Settings(BaseSettings):
             cloudflare_url=self.cloudflare_api_url,
             cloudflare_token=self.cloudflare_api_token.get_secret_value() if self.cloudflare_api_token else None,
         )
+
+    def auto_size(self) -> AutoSize:
+        """The ``auto_*`` settings for ``negotiate`` (``w:auto``, ``dpr:auto``)."""
+        return AutoSize(tuple(self.auto_width_buckets), self.auto_width_fallback, tuple(self.auto_dpr_buckets))
 
     def verify_keys(self) -> list[str]:
         """Keys, signing key first, then previous keys (verify only)."""
@@ -330,3 +373,4 @@ def serialize(settings: Settings) -> str:
         elif isinstance(value, list) and any(isinstance(v, SecretStr) for v in value):
             data[name] = [v.get_secret_value() for v in value]
     return json.dumps(data)
+

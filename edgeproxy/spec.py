@@ -6,7 +6,13 @@ Grammar (see README, "URL grammar")::
 
 The first segment without ``:`` names the origin; everything after it is the object key
 (percent-decoded, may contain ``/``). Options may come in any order, each at most once. Parsing does
-no I/O and knows no configuration: limits that depend on settings are checked by the caller.
+no I/O; the only configuration it takes is the presets (``Presets``, compiled once at start-up);
+limits that depend on settings are checked by the caller.
+
+Presets (``pr:NAME[:NAME...]``) are expanded while parsing: the ``default`` preset (when configured)
+first, then each named one in order, then the URL's own options, each overriding what came before.
+A spec never holds a preset name, so the canonical form, and with it the ETag, is always the
+expanded options: changing a preset's definition changes the ETags of the URLs that use it.
 
 ``canonical(spec)`` is the exact inverse of ``parse_options``: ``parse_options(canonical(s)) == s``
 for every valid spec (tested as a property), and equal specs have equal canonical forms, so the
@@ -17,11 +23,12 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from urllib.parse import quote, unquote
 
-from edgeproxy.errors import bad_request
+from edgeproxy.errors import ProxyError, bad_request
 
 #: Upper bound on width/height in the grammar itself (CSS pixels); the configured
 #: ``max_output_dimension`` (device pixels) is usually lower.
@@ -142,9 +149,13 @@ class TransformSpec:
     background: tuple[int, int, int, int] | None = None  # RGBA 0..255
     enlarge: bool = False
     strip: bool = True
-    preset: str | None = None  # reserved: presets come with a later issue
     expires: int | None = None  # UNIX seconds; the URL is refused after it
     version: str | None = None  # cache buster; no effect on pixels
+    # w:auto[:N]: the width comes from the Sec-CH-Width client hint (``width``, when given, is the
+    # fallback N in CSS pixels); dpr:auto: the dpr from Sec-CH-DPR. ``negotiate`` resolves both, so
+    # the spec a render sees never has them set.
+    width_auto: bool = False
+    dpr_auto: bool = False
 
     def box(self) -> tuple[int | None, int | None]:
         """Target box in device pixels: (width × dpr, height × dpr), rounded; None where not given."""
@@ -252,6 +263,31 @@ def _enum(name: str, arg: str, enum_cls: type[enum.StrEnum], aliases: dict[str, 
     return member
 
 
+def _parse_auto_width(name: str, args: list[str]) -> dict[str, object]:
+    """``w:N`` or ``w:auto[:N]`` (N the fallback in CSS pixels) as spec fields."""
+    if args[0].lower() == "auto":
+        if len(args) > 2:
+            raise bad_request(f"option {name}: expected {name}:auto or {name}:auto:FALLBACK")
+        fallback = _int(name, args[1], 1, MAX_DIMENSION) if len(args) == 2 else None
+        return {"width": fallback, "width_auto": True}
+    return {"width": _int(name, _one(name, args), 1, MAX_DIMENSION), "width_auto": False}
+
+
+def _parse_fields(field: str, name: str, args: list[str]) -> dict[str, object]:
+    """Spec fields set by option ``name`` (as written, for ``field``) with arguments ``args``.
+
+    Most options set their one field; ``w`` also sets ``width_auto`` and ``dpr`` sets ``dpr_auto``,
+    so that a URL's ``w:300`` overrides a preset's ``w:auto`` wholly, and the other way round.
+    """
+    if field == "width":
+        return _parse_auto_width(name, args)
+    if field == "dpr":
+        if len(args) == 1 and args[0].lower() == "auto":
+            return {"dpr": 1.0, "dpr_auto": True}
+        return {"dpr": _num(name, _one(name, args), 1.0, 4.0), "dpr_auto": False}
+    return {field: _parse_one(field, name, args)}
+
+
 def _parse_one(field: str, name: str, args: list[str]) -> object:
     """Value of spec field ``field`` from option ``name`` (as written) with arguments ``args``."""
     if field == "gravity":
@@ -260,12 +296,10 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
         return _parse_crop(name, args)
     arg = _one(name, args)
     match field:
-        case "width" | "height":
+        case "height":
             return _int(name, arg, 1, MAX_DIMENSION)
         case "fit":
             return _enum(name, arg, Fit)
-        case "dpr":
-            return _num(name, arg, 1.0, 4.0)
         case "format":
             return _enum(name, arg, Format, {"jpg": "jpeg"})
         case "quality":
@@ -285,8 +319,6 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
             return _parse_background(name, arg)
         case "enlarge" | "strip":
             return _bool(name, arg)
-        case "preset":
-            raise bad_request(f"option {name}: no presets are configured")
         case "expires":
             return _int(name, arg, 0, 2**40)
         case "version":
@@ -321,29 +353,119 @@ _CANONICAL_NAME = {field: name for name, field in reversed(OPTION_NAMES.items())
 _DEFAULTS = TransformSpec()
 
 
-def parse_options(segments: list[str]) -> TransformSpec:
-    """Build a spec from option segments (``["w:400", "f:auto"]``, already percent-decoded).
+#: Preset names: what ``pr:NAME`` accepts and the ``presets`` setting's keys.
+PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The preset applied to every URL before its own ``pr:`` presets, when configured (as imgproxy's).
+DEFAULT_PRESET = "default"
+#: Options a URL may carry under ``only_presets``: they change no pixels.
+PRESET_ONLY_ALLOWED = frozenset({"expires", "version"})
+
+#: Compiled presets: name -> the spec fields its option path sets (``compile_presets``).
+Presets = Mapping[str, Mapping[str, object]]
+
+
+def _split_segments(segments: list[str]) -> tuple[dict[str, object], dict[str, str], list[str] | None]:
+    """(spec fields, field -> option name as written, preset names or None) of option segments.
 
     Raises:
-        ProxyError(400): unknown option, bad value, or an option given twice; the message names it.
+        ProxyError(400): unknown option, bad value, or an option given twice.
     """
     values: dict[str, object] = {}
+    written: dict[str, str] = {}
+    names: list[str] | None = None
     for segment in segments:
         name, _, rest = segment.partition(":")
         field = OPTION_NAMES.get(name.lower())
         if field is None:
             raise bad_request(f"unknown option {name!r}")
-        if field in values:
+        if field in written:
             raise bad_request(f"option {name}: given more than once")
-        values[field] = _parse_one(field, name, rest.split(":"))
+        written[field] = name
+        args = rest.split(":")
+        if field == "preset":
+            bad = [arg for arg in args if not PRESET_NAME.fullmatch(arg)]
+            if bad:
+                raise bad_request(f"option {name}: {bad[0]!r} is not a preset name (1-64 of A-Z a-z 0-9 _ -)")
+            names = args
+            continue
+        values.update(_parse_fields(field, name, args))
+    return values, written, names
+
+
+def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """Parse the ``presets`` setting (name -> option path such as ``"w:200/h:200/fit:cover"``, a
+    leading ``/`` allowed) once, at start-up, into the spec fields each preset sets.
+
+    Raises:
+        ValueError: a bad name, an empty preset, an option that does not parse (the parser's
+            message), or ``pr``/``exp`` inside a preset (presets do not nest, and an expiry belongs
+            to one signed URL, not to every URL of a preset). Every problem is listed.
+    """
+    compiled: dict[str, dict[str, object]] = {}
+    problems: list[str] = []
+    for name, path in presets.items():
+        if not PRESET_NAME.fullmatch(name):
+            problems.append(f"preset {name!r}: names are 1-64 of A-Z a-z 0-9 _ -")
+            continue
+        segments = [segment for segment in path.split("/") if segment]
+        try:
+            values, written, nested = _split_segments(segments)
+        except ProxyError as error:
+            problems.append(f"preset {name}: {error.message}")
+            continue
+        if nested is not None or "expires" in written:
+            problems.append(f"preset {name}: may not contain pr or exp")
+        elif not values:
+            problems.append(f"preset {name}: no options")
+        else:
+            compiled[name] = values
+    if problems:
+        raise ValueError("; ".join(problems))
+    return compiled
+
+
+def parse_options(segments: list[str], presets: Presets | None = None, *,
+                  only_presets: bool = False) -> TransformSpec:
+    """Build a spec from option segments (``["w:400", "f:auto"]``, already percent-decoded).
+
+    ``presets`` (from ``compile_presets``) expands ``pr:NAME[:NAME...]``: the ``default`` preset
+    when configured, then each named preset in order, then the URL's own options, each overriding
+    the ones before. ``only_presets``: the URL may carry only ``pr``, ``exp`` and ``v`` (imgproxy's
+    only-presets mode), so no URL can ask for a transform the operator did not configure.
+
+    Raises:
+        ProxyError(400): unknown option, bad value, an option given twice, an unknown preset (named),
+            an option other than ``pr``/``exp``/``v`` under ``only_presets``, or ``w:auto`` with ``h``
+            (the hint gives a width only); the message names the option or preset.
+    """
+    values, written, names = _split_segments(segments)
+    presets = presets or {}
+    if only_presets:
+        extra = [written[field] for field in written if field not in PRESET_ONLY_ALLOWED | {"preset"}]
+        if extra:
+            raise bad_request(f"only presets are allowed on this server (pr:NAME); not {', '.join(extra)}")
+    if names is not None or DEFAULT_PRESET in presets:
+        merged: dict[str, object] = dict(presets.get(DEFAULT_PRESET, {}))
+        for name in names or ():
+            preset = presets.get(name)
+            if preset is None:
+                raise bad_request(f"option {written['preset']}: unknown preset {name!r}")
+            merged.update(preset)
+        merged.update(values)
+        values = merged
+    if values.get("width_auto") and values.get("height") is not None:
+        raise bad_request("option w:auto: sets the width only and cannot be combined with h")
     return TransformSpec(**values)
 
 
-def parse_path(path: str) -> tuple[TransformSpec, str, str]:
-    """Split ``/{options...}/{origin}/{key...}`` (raw, percent-encoded) into (spec, origin, key).
+def parse_path(path: str, presets: Presets | None = None, *,
+               only_presets: bool = False) -> tuple[TransformSpec, str, str]:
+    """Split ``/{options...}/{origin}/{key...}`` (raw, percent-encoded) into (spec, origin, key);
+    ``presets`` and ``only_presets`` as for ``parse_options``.
 
     Raises:
-        ProxyError(400): no origin or key, a bad option, or a key that does not percent-decode to UTF-8.
+        ProxyError(400): no origin or key, a bad option or preset, or a key that does not
+            percent-decode to UTF-8.
     """
     segments = path.lstrip("/").split("/")
     try:
@@ -355,7 +477,7 @@ def parse_path(path: str) -> tuple[TransformSpec, str, str]:
                 key = unquote("/".join(segments[i + 1 :]), errors="strict")
                 if not key:
                     raise bad_request("missing object key")
-                return parse_options(decoded[:i]), segment, key
+                return parse_options(decoded[:i], presets, only_presets=only_presets), segment, key
     except UnicodeDecodeError:
         raise bad_request("URL is not valid percent-encoded UTF-8") from None
     raise bad_request("missing origin name and object key")
@@ -386,14 +508,20 @@ def _format_field(field: str, value: object) -> str:
 def canonical(spec: TransformSpec) -> str:
     """The canonical option path of ``spec``: non-default options in field order, short names.
 
-    Example: ``"/w:400/fit:cover/f:webp"``; the default spec gives ``""``.
+    Example: ``"/w:400/fit:cover/f:webp"``; the default spec gives ``""``. Presets never appear: a
+    spec holds the options they expanded to.
     """
     parts = []
     for f in fields(spec):
         value = getattr(spec, f.name)
-        if value == getattr(_DEFAULTS, f.name):
+        if f.name == "width" and spec.width_auto:
+            parts.append("w:auto" + (f":{value}" if value is not None else ""))
+        elif f.name == "dpr" and spec.dpr_auto:
+            parts.append("dpr:auto")
+        elif f.name in ("width_auto", "dpr_auto") or value == getattr(_DEFAULTS, f.name):
             continue
-        parts.append(f"{_CANONICAL_NAME[f.name]}:{_format_field(f.name, value)}")
+        else:
+            parts.append(f"{_CANONICAL_NAME[f.name]}:{_format_field(f.name, value)}")
     return "".join("/" + p for p in parts)
 
 

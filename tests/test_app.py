@@ -229,18 +229,83 @@ def test_request_deadline_gives_504(corpus: Path):
 
 def test_client_hints_when_enabled(corpus: Path):
     with make_client({"demo": str(corpus)}, client_hints=True) as c:
-        r = c.get(signed("/w:100/f:png/demo/giunchedi-portrait.jpg"), headers={"Sec-CH-DPR": "2"})
-        assert r.headers["accept-ch"] == "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, Save-Data"
+        # dpr:auto reads Sec-CH-DPR (rounded up to a bucket: 1.8 -> 2) and says so in Vary.
+        r = c.get(signed("/w:100/dpr:auto/f:png/demo/giunchedi-portrait.jpg"), headers={"Sec-CH-DPR": "1.8"})
+        assert r.headers["accept-ch"] == "Sec-CH-DPR, Sec-CH-Width, Save-Data"
         assert r.headers["vary"] == "Sec-CH-DPR, Save-Data"
         assert decode(r.content).width == 200
-        width = c.get(signed("/f:png/demo/giunchedi-portrait.jpg"), headers={"Sec-CH-Width": "320"})
-        assert width.headers["vary"] == "Sec-CH-Width, Save-Data"
-        assert decode(width.content).width == 320
+        # A URL without w:auto / dpr:auto reads no size hint: no Sec-CH-* in Vary, the URL's size.
+        plain = c.get(signed("/w:100/f:png/demo/giunchedi-portrait.jpg"),
+                      headers={"Sec-CH-DPR": "2", "Sec-CH-Width": "900"})
+        assert (plain.headers["vary"], decode(plain.content).width) == ("Save-Data", 100)
+        # w:auto: Sec-CH-Width in device pixels, rounded up to the next bucket (600 -> 640).
+        auto = c.get(signed("/w:auto/f:png/demo/flickr-2725x2225.jpg"), headers={"Sec-CH-Width": "600"})
+        assert auto.headers["vary"] == "Sec-CH-Width, Save-Data"
+        assert decode(auto.content).width == 640
+        same_bucket = c.get(signed("/w:auto/f:png/demo/flickr-2725x2225.jpg"), headers={"Sec-CH-Width": "500"})
+        assert same_bucket.headers["etag"] == auto.headers["etag"]
+        # Without the hint (Firefox, Safari): the URL's fallback in CSS pixels x dpr, rounded up.
+        fallback = c.get(signed("/w:auto:300/dpr:auto/f:png/demo/flickr-2725x2225.jpg"), headers={"Sec-CH-DPR": "2"})
+        assert fallback.headers["vary"] == "Sec-CH-Width, Sec-CH-DPR, Save-Data"
+        assert decode(fallback.content).width == 640
         lean = c.get(signed("/w:400/f:jpeg/demo/flickr-2725x2225.jpg"), headers={"Save-Data": "on"})
         full = c.get(signed("/w:400/f:jpeg/demo/flickr-2725x2225.jpg"))
         assert len(lean.content) < len(full.content)
         assert lean.headers["etag"] != full.headers["etag"]
         assert c.get(signed("/w:400/nope/x.jpg")).headers["accept-ch"].startswith("Sec-CH-DPR")
+
+
+def test_client_hints_off_ignores_hints_and_w_auto_gives_its_fallback(corpus: Path):
+    with make_client({"demo": str(corpus)}, auto_width_fallback=200) as c:
+        r = c.get(signed("/w:auto/dpr:auto/f:png/demo/flickr-2725x2225.jpg"),
+                  headers={"Sec-CH-Width": "900", "Sec-CH-DPR": "3"})
+        assert r.status_code == 200
+        assert "vary" not in r.headers and "accept-ch" not in r.headers
+        assert decode(r.content).width == 320  # 200 CSS px x dpr 1, rounded up to the 320 bucket
+
+
+PRESETS = {"thumb": "w:120/h:120/fit:cover", "png": "f:png", "small": "w:60"}
+
+
+def test_presets_render_as_their_options_and_share_their_etag(corpus: Path):
+    with make_client({"demo": str(corpus)}, presets=PRESETS) as c:
+        preset = c.get(signed(f"/pr:thumb:png/demo/{PHOTO}"))
+        assert preset.status_code == 200, preset.text
+        image = decode(preset.content)
+        assert (loader_format(image), image.width, image.height) == ("png", 120, 120)
+        spelled = c.get(signed(f"/w:120/h:120/fit:cover/f:png/demo/{PHOTO}"))
+        assert spelled.headers["etag"] == preset.headers["etag"]
+        assert spelled.content == preset.content
+        # Later presets override earlier ones, the URL's own options override both.
+        later = decode(c.get(signed(f"/pr:thumb:small:png/demo/{PHOTO}")).content)
+        assert (later.width, later.height) == (60, 120)
+        own = decode(c.get(signed(f"/pr:thumb:png/w:80/demo/{PHOTO}")).content)
+        assert (own.width, own.height) == (80, 120)
+        unknown = c.get(signed(f"/pr:thumb:huge/demo/{PHOTO}"))
+        assert (unknown.status_code, unknown.text) == (400, "option pr: unknown preset 'huge'\n")
+        assert unknown.headers["cache-control"] == "public, max-age=60"
+
+
+def test_changing_a_preset_changes_the_etag(corpus: Path):
+    with make_client({"demo": str(corpus)}, presets={"thumb": "w:120/f:png"}) as c:
+        before = c.get(signed(f"/pr:thumb/demo/{PHOTO}"))
+    with make_client({"demo": str(corpus)}, presets={"thumb": "w:100/f:png"}) as c:
+        after = c.get(signed(f"/pr:thumb/demo/{PHOTO}"))
+    assert before.headers["etag"] != after.headers["etag"]
+    assert (decode(before.content).width, decode(after.content).width) == (120, 100)
+
+
+def test_only_presets_refuses_other_options_and_applies_the_default_preset(corpus: Path):
+    presets = {**PRESETS, "default": "f:png/w:50"}
+    with make_client({"demo": str(corpus)}, presets=presets, only_presets=True) as c:
+        ok = c.get(signed(f"/pr:thumb/exp:4102444800/v:2/demo/{PHOTO}"))
+        assert ok.status_code == 200, ok.text
+        assert (decode(ok.content).width, loader_format(decode(ok.content))) == (120, "png")
+        bare = decode(c.get(signed(f"/demo/{PHOTO}")).content)  # the default preset alone
+        assert (bare.width, loader_format(bare)) == (50, "png")
+        refused = c.get(signed(f"/pr:thumb/w:2000/q:100/demo/{PHOTO}"))
+        assert (refused.status_code, refused.text) == (
+            400, "only presets are allowed on this server (pr:NAME); not w, q\n")
 
 
 def test_hostile_signed_paths_never_give_a_5xx(client):

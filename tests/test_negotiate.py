@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeproxy.negotiate import accepted_image_types, negotiate
-from edgeproxy.spec import Format, TransformSpec
+from edgeproxy.negotiate import AutoSize, accepted_image_types, negotiate
+from edgeproxy.spec import Format, TransformSpec, canonical
 
 
 @pytest.mark.parametrize(
@@ -51,22 +51,66 @@ def test_explicit_format_is_served_whatever_accept_says_and_does_not_vary():
     assert n.vary == ()
 
 
-def test_client_hints_apply_only_when_enabled_and_only_to_open_parameters():
-    headers = {"sec-ch-dpr": "2", "save-data": "on", "accept": ""}
-    off = negotiate(TransformSpec(width=100), headers, client_hints=False, save_data_quality=40,
-                    max_dimension=8192)
-    assert off.spec == TransformSpec(width=100) and off.vary == ("Accept",)
-    on = negotiate(TransformSpec(width=100), headers, client_hints=True, save_data_quality=40,
-                   max_dimension=8192)
-    assert (on.spec.dpr, on.spec.quality, on.spec.box()) == (2.0, 40, (200, None))
-    assert on.vary == ("Accept", "Sec-CH-DPR", "Save-Data")
-    explicit = negotiate(TransformSpec(width=100, dpr=3, quality=90, format=Format.PNG), headers,
-                         client_hints=True, save_data_quality=40, max_dimension=8192)
-    assert (explicit.spec.dpr, explicit.spec.quality, explicit.vary) == (3, 90, ())
+def _hints(spec: TransformSpec, headers: dict[str, str], client_hints: bool = True, **kw):
+    return negotiate(spec, {"accept": "", **headers}, client_hints=client_hints, save_data_quality=40,
+                     max_dimension=kw.pop("max_dimension", 8192), **kw)
 
 
-def test_width_hint_sets_device_pixels_and_is_capped():
-    n = negotiate(TransformSpec(), {"sec-ch-width": "99999", "sec-ch-dpr": "2"}, client_hints=True,
-                  save_data_quality=40, max_dimension=4000)
-    assert n.spec.box() == (4000, None)
-    assert n.vary == ("Accept", "Sec-CH-Width", "Save-Data")
+ALL_HINTS = {"sec-ch-dpr": "2", "sec-ch-width": "600", "save-data": "on"}
+
+
+def test_hints_apply_only_where_the_url_asks_and_vary_names_exactly_those():
+    # A URL with a size and no w:auto / dpr:auto reads no size hint, whatever the browser sends.
+    plain = _hints(TransformSpec(width=100), ALL_HINTS)
+    assert (plain.spec.box(), plain.spec.quality) == ((100, None), 40)
+    assert plain.vary == ("Accept", "Save-Data")
+    # An explicit q: Save-Data is not read either.
+    fixed = _hints(TransformSpec(width=100, quality=90, format=Format.PNG), ALL_HINTS)
+    assert (fixed.spec, fixed.vary) == (TransformSpec(width=100, quality=90, format=Format.PNG), ())
+    dpr = _hints(TransformSpec(width=100, dpr_auto=True, quality=90, format=Format.PNG), ALL_HINTS)
+    assert (dpr.spec.box(), dpr.spec.dpr_auto, dpr.vary) == ((200, None), False, ("Sec-CH-DPR",))
+    width = _hints(TransformSpec(width_auto=True, quality=90, format=Format.PNG), ALL_HINTS)
+    assert (width.spec.box(), width.spec.width_auto, width.vary) == ((640, None), False, ("Sec-CH-Width",))
+    both = _hints(TransformSpec(width_auto=True, dpr_auto=True), ALL_HINTS)
+    assert both.vary == ("Accept", "Sec-CH-Width", "Sec-CH-DPR", "Save-Data")
+    assert (both.spec.width, both.spec.dpr) == (640, 1.0)  # the width hint is in device pixels already
+
+
+def test_hints_are_ignored_when_client_hints_is_off():
+    off = _hints(TransformSpec(width_auto=True, dpr_auto=True), ALL_HINTS, client_hints=False)
+    assert (off.spec.box(), off.spec.quality, off.vary) == ((640, None), None, ("Accept",))
+    assert not off.spec.width_auto and not off.spec.dpr_auto
+
+
+@pytest.mark.parametrize(
+    ("hint", "width"),
+    [("1", 160), ("160", 160), ("161", 320), ("600", 640), ("641", 960), ("1921", 2560), ("3840", 3840),
+     ("99999", 3840), ("600.4", 640), ("abc", 640), ("", 640), ("-5", 160), ("inf", 640)],
+)
+def test_width_hint_is_rounded_up_to_a_bucket(hint, width):
+    n = _hints(TransformSpec(width_auto=True), {"sec-ch-width": hint})
+    assert n.spec.box() == (width, None)
+
+
+def test_width_fallback_is_css_pixels_times_dpr_rounded_up_and_capped():
+    assert _hints(TransformSpec(width_auto=True, width=300), {}).spec.box() == (320, None)
+    assert _hints(TransformSpec(width_auto=True, width=300, dpr=2), {}).spec.box() == (640, None)
+    assert _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-dpr": "2"}).spec.box() == (1280, None)
+    custom = AutoSize(width_buckets=(100, 1000), width_fallback=50, dpr_buckets=(1.0, 2.0))
+    assert _hints(TransformSpec(width_auto=True), {}, auto=custom).spec.box() == (100, None)
+    assert _hints(TransformSpec(width_auto=True), {"sec-ch-width": "5000"}, max_dimension=900,
+                  auto=custom).spec.box() == (900, None)
+
+
+@pytest.mark.parametrize(("hint", "dpr"), [("1", 1.0), ("1.25", 1.5), ("2", 2.0), ("2.625", 3.0), ("9", 4.0),
+                                           ("0.5", 1.0), ("x", 1.0)])
+def test_dpr_hint_is_rounded_up_to_a_bucket(hint, dpr):
+    n = _hints(TransformSpec(width=100, dpr_auto=True), {"sec-ch-dpr": hint})
+    assert n.spec.dpr == dpr
+
+
+def test_hints_in_one_bucket_give_one_concrete_spec():
+    """What the ETag is computed from: two devices in one bucket share the derivative."""
+    a = _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-width": "500", "sec-ch-dpr": "1.7"})
+    b = _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-width": "640", "sec-ch-dpr": "2"})
+    assert canonical(a.spec) == canonical(b.spec) == "/w:640"

@@ -53,6 +53,23 @@ def test_prewarm_succeeds_with_exit_status_zero_and_refuses_bad_variants(corpus:
     assert bad.stderr.strip() == "edgeproxy prewarm: variant: option w: 'abc' is not a whole number"
 
 
+def test_prewarm_warms_preset_urls_as_pages_write_them(corpus: Path, tmp_path: Path):
+    """``--variant pr:thumb/q:50``: the URL starts with the preset, as edgeproxy.urls writes it, and is
+    sent once per Accept bucket (the preset's format is the server's to know)."""
+    from edgeproxy.prewarm import plan
+
+    jobs = plan([("demo", "giunchedi-portrait.jpg")], ["q:50/pr:thumb:png"], KEY, 32)
+    assert {job.path.split("/", 2)[2] for job in jobs} == {"pr:thumb:png/q:50/demo/giunchedi-portrait.jpg"}
+    assert len(jobs) == 3
+    keys = tmp_path / "keys.txt"
+    keys.write_text("demo/giunchedi-portrait.jpg\n")
+    with make_client({"demo": str(corpus)}, presets={"thumb": "w:64/h:64/fit:cover", "png": "f:png"}) as c:
+        done = prewarm(str(c.base_url), keys, "pr:thumb:png/q:50")
+        metrics = c.get("/metrics").text
+    assert (done.returncode, done.stdout.splitlines()[0].split(" (")[0]) == (0, "prewarmed 3 of 3 derivatives")
+    assert value(metrics, "edgeproxy_requests_total", status_class="2xx", format="png") == 3
+
+
 def test_prewarm_buckets_are_the_cdn_buckets():
     table = json.loads((ROOT / "config" / "accept-buckets.json").read_text())
     assert table["buckets"] == ACCEPT_BUCKETS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +20,7 @@ from edgeproxy.spec import (
     TransformSpec,
     build_path,
     canonical,
+    compile_presets,
     parse_options,
     parse_path,
 )
@@ -78,7 +81,11 @@ def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
         ("/c:0:0:0:5/o/k", "option c: 0 is outside 1..1000000000"),
         ("/bg:red/o/k", "option bg: expected RRGGBB or RRGGBBAA hex, got 'red'"),
         ("/blur:0/o/k", "option blur: 0 is outside 0.0..100.0"),
-        ("/pr:thumb/o/k", "option pr: no presets are configured"),
+        ("/pr:thumb/o/k", "option pr: unknown preset 'thumb'"),
+            ("/pr:a%20b/o/k", "option pr: 'a b' is not a preset name (1-64 of A-Z a-z 0-9 _ -)"),
+            ("/w:auto/h:10/o/k", "option w:auto: sets the width only and cannot be combined with h"),
+            ("/w:auto:1:2/o/k", "option w: expected w:auto or w:auto:FALLBACK"),
+            ("/dpr:auto:2/o/k", "option dpr: expected one value, got 2"),
         ("/w:1/w:2/o/k", "option w: given more than once"),
         ("/w:1/width:2/o/k", "option width: given more than once"),
         ("/v:a$b/o/k", "option v: expected 1-64 of A-Z a-z 0-9 . _ ~ -"),
@@ -109,7 +116,7 @@ crops = st.one_of(
         decimals, decimals, decimals.filter(bool), decimals.filter(bool),
     ),
 )
-specs = st.builds(
+base_specs = st.builds(
     TransformSpec,
     width=st.none() | st.integers(1, 16384),
     height=st.none() | st.integers(1, 16384),
@@ -129,6 +136,15 @@ specs = st.builds(
     expires=st.none() | st.integers(0, 2**40),
     version=st.none() | st.from_regex(r"[A-Za-z0-9._~-]{1,64}", fullmatch=True),
 )
+
+
+def _with_auto(spec: TransformSpec, width_auto: bool, dpr_auto: bool) -> TransformSpec:
+    """``w:auto`` (never with ``h``) and ``dpr:auto`` (dpr then holds 1) on a generated spec."""
+    return replace(spec, width_auto=width_auto and spec.height is None, dpr_auto=dpr_auto,
+                   dpr=1.0 if dpr_auto else spec.dpr)
+
+
+specs = st.builds(_with_auto, base_specs, st.booleans(), st.booleans())
 
 
 @given(specs)
@@ -161,3 +177,72 @@ def test_any_path_parses_or_is_a_400(segments):
         return
     assert origin and ":" not in origin and key
     assert roundtrip(spec) == spec
+
+
+# --------------------------------------------------------------------------- presets and auto sizes
+
+PRESETS = compile_presets({"thumb": "w:200/h:200/fit:cover", "sharp": "/sharpen:1/q:90/", "auto": "w:auto:320"})
+
+
+def test_presets_expand_in_order_and_the_url_overrides_them():
+    assert parse_options(["pr:thumb"], PRESETS) == TransformSpec(width=200, height=200, fit=Fit.COVER)
+    both = parse_options(["pr:thumb:sharp", "q:50", "fit:fill"], PRESETS)
+    assert canonical(both) == "/w:200/h:200/fit:fill/q:50/sharpen:1"
+    # A URL's w:300 replaces a preset's w:auto wholly (and the other way round).
+    assert parse_options(["pr:auto", "w:300"], PRESETS) == TransformSpec(width=300)
+    assert parse_options(["pr:auto"], PRESETS) == TransformSpec(width=320, width_auto=True)
+    assert parse_options(["pr:small", "w:auto"], compile_presets({"small": "w:60/fit:cover"})) == \
+        TransformSpec(width_auto=True, fit=Fit.COVER)
+
+
+def test_canonical_form_never_names_a_preset():
+    """The ETag is over the expanded options: a preset's new definition changes it."""
+    spec = parse_options(["pr:thumb"], PRESETS)
+    assert canonical(spec) == "/w:200/h:200/fit:cover"
+    assert canonical(parse_options(["pr:thumb"], compile_presets({"thumb": "w:100"}))) == "/w:100"
+
+
+def test_the_default_preset_applies_to_every_url_first():
+    presets = compile_presets({"default": "f:webp/q:70", "hq": "q:95"})
+    assert parse_options([], presets) == TransformSpec(format=Format.WEBP, quality=70)
+    assert parse_options(["pr:hq"], presets) == TransformSpec(format=Format.WEBP, quality=95)
+    assert parse_options(["q:10"], presets) == TransformSpec(format=Format.WEBP, quality=10)
+
+
+@pytest.mark.parametrize(
+    ("segments", "only", "message"),
+    [
+        (["pr:nope"], False, "option pr: unknown preset 'nope'"),
+        (["preset:thumb:nope"], False, "option preset: unknown preset 'nope'"),
+        (["pr:thumb", "pr:sharp"], False, "option pr: given more than once"),
+        (["pr:"], False, "option pr: '' is not a preset name (1-64 of A-Z a-z 0-9 _ -)"),
+        (["pr:thumb", "w:auto"], False, "option w:auto: sets the width only and cannot be combined with h"),
+        (["pr:thumb", "w:10", "f:png"], True, "only presets are allowed on this server (pr:NAME); not w, f"),
+    ],
+)
+def test_bad_presets_are_400_naming_them(segments, only, message):
+    with pytest.raises(ProxyError) as info:
+        parse_options(segments, PRESETS, only_presets=only)
+    assert (info.value.status, info.value.message) == (400, message)
+
+
+def test_only_presets_allows_expiry_and_version():
+    spec = parse_options(["pr:thumb", "exp:4102444800", "v:3"], PRESETS, only_presets=True)
+    assert (spec.width, spec.expires, spec.version) == (200, 4102444800, "3")
+
+
+def test_compile_presets_lists_every_problem():
+    with pytest.raises(ValueError) as info:
+        compile_presets({"a b": "w:1", "nested": "pr:x", "expiring": "exp:1", "empty": "/", "bad": "q:101",
+                         "ok": "w:1"})
+    assert str(info.value) == (
+        "preset 'a b': names are 1-64 of A-Z a-z 0-9 _ -; preset nested: may not contain pr or exp; "
+        "preset expiring: may not contain pr or exp; preset empty: no options; "
+        "preset bad: option q: 101 is outside 1..100")
+
+
+def test_auto_width_and_dpr_parse_and_print_back():
+    spec = parse_options(["w:auto:480", "dpr:auto"])
+    assert (spec.width, spec.width_auto, spec.dpr, spec.dpr_auto) == (480, True, 1.0, True)
+    assert canonical(spec) == "/w:auto:480/dpr:auto"
+    assert canonical(parse_options(["width:AUTO"])) == "/w:auto"
