@@ -1,4 +1,5 @@
-"""Command line: ``edgeproxy serve``, ``sign``, ``surrogate-key``, ``purge`` and ``prewarm`` (argparse)."""
+"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge`` and ``prewarm``
+(argparse)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-unsigned", action="store_true", default=None,
                        help="accept 'unsafe' as a signature (local development only)")
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+
+    check = commands.add_parser(
+        "check-config", help="validate a TOML settings file as serve would, print the effective settings "
+                             "(secrets masked); exit 1 listing every problem")
+    check.add_argument("file", help="TOML settings file")
+    check.add_argument("--no-env", action="store_true",
+                       help="ignore EDGEPROXY_* variables (check the file alone, with the defaults)")
 
     sign = commands.add_parser("sign", help="print /{signature}PATH for PATH = /{options}/{origin}/{key}")
     sign.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
@@ -126,6 +134,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    """Validate ``args.file`` with the same model (and, unless ``--no-env``, the same environment) as
+    ``serve``. A signing key that neither the file nor the environment gives is a warning, not an
+    error: deployments give it through ``EDGEPROXY_SIGNING_KEY`` (a Kubernetes Secret, say)."""
+    import tomllib
+
+    from edgeproxy.settings import SettingsError, describe, load_settings
+
+    if args.no_env:
+        for name in [name for name in os.environ if name.startswith("EDGEPROXY_")]:
+            del os.environ[name]
+    overrides: dict[str, object] = {}
+    warnings = []
+    try:
+        with open(args.file, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        print(f"edgeproxy check-config: {args.file}: invalid settings:\n  {error}", file=sys.stderr)
+        return 1
+    unsigned = data.get("allow_unsigned") is True or os.environ.get("EDGEPROXY_ALLOW_UNSIGNED", "").lower() in (
+        "1", "true", "yes", "on")
+    if not (data.get("signing_key") or os.environ.get("EDGEPROXY_SIGNING_KEY") or unsigned):
+        overrides["signing_key"] = "check-config-placeholder"
+        warnings.append("signing_key is not set here: serve needs EDGEPROXY_SIGNING_KEY (or --signing-key)")
+    try:
+        settings = load_settings(args.file, **overrides)
+    except SettingsError as error:
+        print(f"edgeproxy check-config: {args.file}: {error}", file=sys.stderr)
+        return 1
+    print(describe(settings, frozenset({"signing_key"} if overrides else ())))
+    for warning in warnings:
+        print(f"edgeproxy check-config: warning: {warning}", file=sys.stderr)
+    print(f"edgeproxy check-config: {args.file}: OK", file=sys.stderr)
+    return 0
+
+
 def _sign(args: argparse.Namespace) -> int:
     from edgeproxy.settings import env_signature_size, env_signing_key
     from edgeproxy.signing import sign_path
@@ -190,6 +234,6 @@ def _prewarm(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "sign": _sign, "surrogate-key": _surrogate_key, "purge": _purge,
-                "prewarm": _prewarm}
+    commands = {"serve": _serve, "check-config": _check_config, "sign": _sign, "surrogate-key": _surrogate_key,
+                "purge": _purge, "prewarm": _prewarm}
     return commands[args.command](args)

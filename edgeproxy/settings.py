@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -324,7 +325,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     ``overrides`` are command-line values; ``None`` values are ignored.
 
     Raises:
-        SettingsError: any invalid value, listing every problem; also a missing config file.
+        SettingsError: any invalid value, listing every problem; also a missing config file or one
+            that is not TOML.
     """
     if config_file is not None and not Path(config_file).is_file():
         raise SettingsError(f"config file {config_file}: not found")
@@ -334,6 +336,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         cls = type("FileSettings", (Settings,), {"model_config": config})
     try:
         return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {config_file}: not valid TOML: {exc}") from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -374,3 +378,39 @@ def serialize(settings: Settings) -> str:
             data[name] = [v.get_secret_value() for v in value]
     return json.dumps(data)
 
+
+#: What ``describe`` prints in place of a secret.
+MASK = "********"
+
+
+def _toml(value: Any) -> str:
+    """``value`` (from ``model_dump(mode="json")``) as a TOML value: strings and numbers as JSON
+    writes them (valid TOML for these), lists as arrays, dicts as inline tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def describe(settings: Settings, unset: frozenset[str] = frozenset()) -> str:
+    """Every setting, one ``name = value`` line each in field order (TOML), secrets (``SecretStr``
+    values: keys, tokens) shown as ``MASK``; a setting that is unset (None, or named in ``unset``) as
+    the comment ``# name = (unset)``. What ``edgeproxy check-config`` prints."""
+    data = settings.model_dump(mode="json")
+    lines = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None or name in unset:
+            lines.append(f"# {name} = (unset)")
+            continue
+        if isinstance(value, SecretStr):
+            shown = json.dumps(MASK)
+        elif isinstance(value, list) and any(isinstance(v, SecretStr) for v in value):
+            shown = _toml([MASK] * len(value))
+        else:
+            shown = _toml(data[name])
+        lines.append(f"{name} = {shown}")
+    return "\n".join(lines)

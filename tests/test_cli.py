@@ -109,3 +109,67 @@ def test_serve_with_several_workers(corpus: Path, workers):
             assert check.returncode == 0, check.stdout + check.stderr
     finally:
         stop(proc)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def check_config(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
+    return subprocess.run([sys.executable, "-m", "edgeproxy", "check-config", *args], capture_output=True,
+                          text=True, env={**clean, **env}, timeout=60)
+
+
+def test_check_config_passes_the_example_and_prints_effective_settings(tmp_path: Path):
+    result = check_config(str(ROOT / "config" / "edgeproxy.example.toml"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "port = 8080" in lines and "quality_avif = 60" in lines and "# signing_key = (unset)" in lines
+    assert result.stderr.splitlines() == [
+        "edgeproxy check-config: warning: signing_key is not set here: serve needs EDGEPROXY_SIGNING_KEY "
+        "(or --signing-key)",
+        f"edgeproxy check-config: {ROOT / 'config' / 'edgeproxy.example.toml'}: OK",
+    ]
+    # What it prints is TOML that passes again: the effective settings can be kept as a file.
+    effective = tmp_path / "effective.toml"
+    effective.write_text(result.stdout)
+    assert check_config(str(effective)).returncode == 0
+
+
+def test_check_config_masks_secrets_and_takes_the_environment(tmp_path: Path):
+    config = tmp_path / "edgeproxy.toml"
+    config.write_text('signing_key = "s3cret-signing"\nadmin_token = "s3cret-admin"\nquality_webp = 70\n'
+                      f'[origins]\nmedia = "{tmp_path}"\n[presets]\nthumb = "w:200/h:200/fit:cover"\n')
+    result = check_config(str(config), EDGEPROXY_QUALITY_JPEG="70", EDGEPROXY_PREVIOUS_SIGNING_KEYS='["old-key"]')
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout and "old-key" not in result.stdout
+    lines = result.stdout.splitlines()
+    for line in ('signing_key = "********"', 'admin_token = "********"', 'previous_signing_keys = ["********"]',
+                 "quality_webp = 70", "quality_jpeg = 70", f'origins = {{ "media" = "{tmp_path}" }}',
+                 'presets = { "thumb" = "w:200/h:200/fit:cover" }'):
+        assert line in lines, line
+    assert "warning" not in result.stderr
+    ignored = check_config(str(config), "--no-env", EDGEPROXY_QUALITY_JPEG="abc")
+    assert ignored.returncode == 0 and "quality_jpeg = 80" in ignored.stdout.splitlines()
+
+
+def test_check_config_lists_every_problem_and_fails(tmp_path: Path):
+    config = tmp_path / "bad.toml"
+    config.write_text('port = 0\nquality_avif = "high"\nqualty_webp = 70\nauto_width_buckets = [640, 320]\n'
+                      '[presets]\nthumb = "w:x"\n[origins]\nmedia = "/nonexistent"\n')
+    result = check_config(str(config))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"edgeproxy check-config: {config}: invalid settings:",
+        "  port: Input should be greater than or equal to 1",
+        "  origins: origin media: '/nonexistent' is not a folder, an http(s):// URL or s3://bucket",
+        "  auto_width_buckets: expected strictly ascending values in 1..65535, got [640, 320]",
+        "  presets: preset thumb: option w: 'x' is not a whole number",
+        "  quality_avif: Input should be a valid integer, unable to parse string as an integer",
+        "  qualty_webp: Extra inputs are not permitted",
+    ]
+    config.write_text("port = \n")
+    broken = check_config(str(config))
+    assert broken.returncode == 1 and "Invalid value (at line 1, column 8)" in broken.stderr
+    missing = check_config(str(tmp_path / "nope.toml"))
+    assert missing.returncode == 1 and "No such file" in missing.stderr
