@@ -1,0 +1,116 @@
+// Types for edgeproxy-urls (index.js). Units: CSS pixels for width/height and srcset widths,
+// pixels of the upright original for crop (or fractions 0..1), UNIX seconds for expires.
+
+export type OptionValue = string | number | boolean | bigint;
+
+export type Fit = "inside" | "contain" | "cover" | "fill" | "outside" | "pad";
+export type Format = "auto" | "avif" | "webp" | "jpeg" | "jpg" | "png" | "gif" | "jxl";
+export type SourceFormat = "avif" | "webp" | "jxl" | "jpeg" | "png";
+export type Compass =
+  | "center" | "north" | "south" | "east" | "west" | "northeast" | "northwest" | "southeast" | "southwest"
+  | "c" | "ce" | "centre" | "n" | "no" | "s" | "so" | "e" | "ea" | "w" | "we" | "ne" | "nw" | "se" | "sw";
+export type Gravity = Compass | "smart" | ["fp", number, number] | `fp:${number}:${number}`;
+/** [width, height], or width / height. */
+export type Aspect = [number, number] | number;
+
+/** Transform options, by long or short name (not both); null/undefined leave an option out. */
+export interface TransformOptions {
+  /** Preset name(s), 1-64 of A-Z a-z 0-9 _ - each: pr:NAME[:NAME...]. */
+  preset?: string | string[] | null;
+  pr?: string | string[] | null;
+  /** 1..16384 CSS pixels, "auto" (Sec-CH-Width) or ["auto", fallback]. */
+  width?: number | "auto" | ["auto", number] | string | null;
+  w?: number | "auto" | ["auto", number] | string | null;
+  /** 1..16384 CSS pixels (not with w:auto). */
+  height?: number | string | null;
+  h?: number | string | null;
+  fit?: Fit | null;
+  gravity?: Gravity | null;
+  g?: Gravity | null;
+  /** Device pixel ratio 1..4, or "auto" (Sec-CH-DPR). */
+  dpr?: number | "auto" | null;
+  format?: Format | null;
+  f?: Format | null;
+  /** 1..100. */
+  quality?: number | null;
+  q?: number | null;
+  /** [x, y, width, height]: whole pixels, or fractions 0..1 when any value is written with a ".". */
+  crop?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;
+  c?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;
+  /** Clockwise degrees: 0, 90, 180, 270. */
+  rotate?: 0 | 90 | 180 | 270 | null;
+  rot?: 0 | 90 | 180 | 270 | null;
+  flip?: "h" | "v" | "hv" | null;
+  /** Gaussian sigma, pixels, > 0 and <= 100. */
+  blur?: number | null;
+  /** Sigma, pixels, > 0 and <= 10. */
+  sharpen?: number | null;
+  /** RRGGBB or RRGGBBAA hex. */
+  background?: string | null;
+  bg?: string | null;
+  enlarge?: boolean | 0 | 1 | null;
+  strip?: boolean | 0 | 1 | null;
+  /** UNIX seconds after which the URL is refused. */
+  expires?: number | null;
+  exp?: number | null;
+  /** Cache buster, 1-64 of A-Z a-z 0-9 . _ ~ -. */
+  version?: string | null;
+  v?: string | null;
+}
+
+export interface SrcsetOptions extends TransformOptions {
+  /** Device pixel ratios, one "Nx" candidate each (instead of widths). */
+  densities?: number[];
+  /** Sets each candidate's height (rounded half up) and fit "cover" unless fit is given. */
+  aspect?: Aspect;
+}
+
+export interface PictureOptions extends TransformOptions {
+  /** CSS pixel widths, one "Nw" candidate each. */
+  widths: number[];
+  /** <source> formats in order of preference; default ["avif", "webp"]. */
+  formats?: SourceFormat[];
+  /** The sizes attribute; default "100vw". */
+  sizes?: string;
+  /** The img's text alternative; default "". */
+  alt?: string;
+  /** [width, height] of the upright original, pixels: gives the img's width/height attributes. */
+  original?: [number, number] | null;
+  aspect?: Aspect | null;
+  /** Default "lazy"; null: no attribute. */
+  loading?: "lazy" | "eager" | null;
+}
+
+export interface UrlBuilderConfig {
+  /** e.g. "https://img.example.com"; "" (default) for paths only. */
+  baseUrl?: string;
+  /** The proxy's signing_key. Server side only: never send it to a browser. */
+  signingKey: string | Uint8Array;
+  /** Bytes of HMAC-SHA256 kept, 8..32; default 32. */
+  signatureSize?: number;
+}
+
+export class UrlBuilder {
+  /** @throws {RangeError} an empty key, a signatureSize outside 8..32, a baseUrl with whitespace , ? or #. */
+  constructor(config: UrlBuilderConfig);
+  readonly baseUrl: string;
+  readonly signatureSize: number;
+  /** "/{signature}/{options...}/{origin}/{key}". @throws {RangeError} bad origin, key or option. */
+  path(origin: string, key: string, options?: TransformOptions): string;
+  /** baseUrl + path(). */
+  url(origin: string, key: string, options?: TransformOptions): string;
+  /** "URL 320w, URL 640w" or, with options.densities, "URL 1x, URL 2x". */
+  srcset(origin: string, key: string, widths: number[] | null | undefined, options?: SrcsetOptions): string;
+  srcset(origin: string, key: string, options: SrcsetOptions): string;
+  /** A <picture> element: one <source> per format, then the <img>. */
+  picture(origin: string, key: string, options: PictureOptions): string;
+}
+
+export const OPTION_NAMES: Readonly<Record<string, string>>;
+export const OPTION_ORDER: readonly string[];
+export const MIME_TYPES: Readonly<Record<SourceFormat, string>>;
+export const SRC_MAX_WIDTH: number;
+/** One option value as the path writes it (numbers never in exponent notation). */
+export function formatValue(value: OptionValue | OptionValue[]): string;
+/** As Python's html.escape(text, quote=True). */
+export function escapeHtml(text: unknown): string;

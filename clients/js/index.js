@@ -1,0 +1,471 @@
+// Signed edgeproxy URLs, srcset strings and <picture> elements, for Node back ends.
+//
+// The same bytes as the Python builder (edgeproxy/urls.py): options in one fixed order with their
+// short names, the key percent-encoded as Python's quote(key, safe="/"), HMAC-SHA256 over the path
+// truncated to signatureSize bytes, base64url without padding. Both are held to
+// ../url-fixtures.json. Never ship the signing key to a browser: sign on the server.
+
+import { createHmac } from "node:crypto";
+
+/** Option name (long or short) -> the short name written in the path. */
+export const OPTION_NAMES = Object.freeze({
+  preset: "pr", pr: "pr",
+  width: "w", w: "w",
+  height: "h", h: "h",
+  fit: "fit",
+  gravity: "g", g: "g",
+  dpr: "dpr",
+  format: "f", f: "f",
+  quality: "q", q: "q",
+  crop: "c", c: "c",
+  rotate: "rot", rot: "rot",
+  flip: "flip",
+  blur: "blur",
+  sharpen: "sharpen",
+  background: "bg", bg: "bg",
+  enlarge: "enlarge",
+  strip: "strip",
+  expires: "exp", exp: "exp",
+  version: "v", v: "v",
+});
+
+/** The order options are written in, whatever order they were given in. */
+export const OPTION_ORDER = Object.freeze([
+  "pr", "w", "h", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "enlarge",
+  "strip", "exp", "v",
+]);
+
+/** <source type> of each format picture() can offer. */
+export const MIME_TYPES = Object.freeze({
+  avif: "image/avif",
+  webp: "image/webp",
+  jxl: "image/jxl",
+  jpeg: "image/jpeg",
+  png: "image/png",
+});
+
+/** The widest candidate picture() picks for <img src>, CSS pixels. */
+export const SRC_MAX_WIDTH = 1024;
+
+const ORIGIN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const PRESET = /^[A-Za-z0-9_-]{1,64}$/;
+const SEGMENT = /^[A-Za-z0-9._~:-]+$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const UNRESERVED = /^[A-Za-z0-9_.~\/-]$/;
+
+// ------------------------------------------------------------------------ value formatting
+
+/** "1.5e-7" -> "0.00000015", "1e+21" -> "1000000000000000000000" (as Python's Decimal 'f'). */
+function expandExponent(text) {
+  const m = /^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
+  if (!m) throw new Error(`cannot expand ${text}`);
+  const [, sign, lead, frac = "", exp] = m;
+  const digits = lead + frac;
+  const point = 1 + Number(exp); // decimal point after this many digits
+  if (point <= 0) return `${sign}0.${"0".repeat(-point)}${digits}`;
+  if (point >= digits.length) return sign + digits + "0".repeat(point - digits.length);
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+}
+
+function formatNumber(n) {
+  if (!Number.isFinite(n)) throw new RangeError(`${n} is no option value`);
+  if (n === 0) return "0"; // -0 too
+  const text = String(n); // the shortest decimal that reads back as n
+  return /e/.test(text) ? expandExponent(text) : text;
+}
+
+/**
+ * One option value as the path writes it: boolean -> "1"/"0"; number -> the shortest decimal that
+ * reads back as the same number, never in exponent notation ("2", "0.25", "0.0000001"); string as
+ * given; an array -> its items formatted so and joined with ":".
+ * @throws {RangeError} NaN, an infinity, or an empty or nested array.
+ * @throws {TypeError} any other type.
+ */
+export function formatValue(value) {
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new RangeError("an empty array is no option value");
+    if (value.some(Array.isArray)) throw new RangeError("nested arrays are no option value");
+    return value.map(formatValue).join(":");
+  }
+  switch (typeof value) {
+    case "boolean":
+      return value ? "1" : "0";
+    case "number":
+      return formatNumber(value);
+    case "bigint":
+      return value.toString();
+    case "string":
+      return value;
+    default:
+      throw new TypeError(`option values are boolean, number, string or an array of them, not ${typeof value}`);
+  }
+}
+
+// ------------------------------------------------------------------------ validation (the proxy's grammar)
+
+const INT = /^[0-9]{1,13}$/;
+const DECIMAL = /^[0-9]{1,9}(\.[0-9]{1,20})?$/;
+const HEX = /^[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$/;
+const TOKEN = /^[A-Za-z0-9._~-]{1,64}$/;
+const FITS = new Set(["inside", "contain", "cover", "fill", "outside", "pad"]);
+const FORMATS = new Set(["auto", "avif", "webp", "jpeg", "jpg", "png", "gif", "jxl"]);
+const FLIPS = new Set(["h", "v", "hv", "vh"]);
+const GRAVITIES = new Set([
+  "center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "smart",
+  "c", "ce", "centre", "n", "no", "s", "so", "e", "ea", "w", "we", "ne", "nw", "se", "sw",
+]);
+const MAX_DIMENSION = 16384;
+
+function bad(message) {
+  return new RangeError(message);
+}
+
+function one(name, args) {
+  if (args.length !== 1) throw bad(`option ${name}: expected one value, got ${args.length}`);
+  return args[0];
+}
+
+function int(name, arg, lo, hi) {
+  if (!INT.test(arg)) throw bad(`option ${name}: '${arg}' is not a whole number`);
+  const value = Number(arg);
+  if (value < lo || value > hi) throw bad(`option ${name}: ${value} is outside ${lo}..${hi}`);
+  return value;
+}
+
+function num(name, arg, lo, hi, openLo = false) {
+  if (!DECIMAL.test(arg)) throw bad(`option ${name}: '${arg}' is not a decimal number`);
+  const value = Number(arg);
+  if (!(openLo ? lo < value : lo <= value) || value > hi) throw bad(`option ${name}: ${arg} is outside ${lo}..${hi}`);
+  return value;
+}
+
+function oneOf(name, arg, allowed) {
+  if (!allowed.has(arg.toLowerCase())) throw bad(`option ${name}: '${arg}' is not one of ${[...allowed].join("|")}`);
+}
+
+/** Check one option (short name, its ":"-separated arguments) as the proxy's parser does. */
+function checkOption(name, args) {
+  switch (name) {
+    case "pr": {
+      const badNames = args.filter((a) => !PRESET.test(a));
+      if (badNames.length) throw bad(`option pr: preset names are 1-64 of A-Z a-z 0-9 _ -, got ${badNames}`);
+      return;
+    }
+    case "w":
+      if (args[0].toLowerCase() === "auto") {
+        if (args.length > 2) throw bad("option w: expected w:auto or w:auto:FALLBACK");
+        if (args.length === 2) int(name, args[1], 1, MAX_DIMENSION);
+        return;
+      }
+      int(name, one(name, args), 1, MAX_DIMENSION);
+      return;
+    case "h":
+      int(name, one(name, args), 1, MAX_DIMENSION);
+      return;
+    case "fit":
+      oneOf(name, one(name, args), FITS);
+      return;
+    case "g": {
+      const kind = args[0].toLowerCase();
+      if (kind === "fp") {
+        if (args.length !== 3) throw bad("option g: fp needs fp:X:Y");
+        num(name, args[1], 0, 1);
+        num(name, args[2], 0, 1);
+        return;
+      }
+      if (args.length !== 1) throw bad("option g: expected one value");
+      if (kind === "face") throw bad("option g: face gravity needs the face model, which is not enabled");
+      if (!GRAVITIES.has(kind)) throw bad(`option g: unknown gravity '${args[0]}'`);
+      return;
+    }
+    case "dpr":
+      if (args.length === 1 && args[0].toLowerCase() === "auto") return;
+      num(name, one(name, args), 1, 4);
+      return;
+    case "f":
+      oneOf(name, one(name, args), FORMATS);
+      return;
+    case "q":
+      int(name, one(name, args), 1, 100);
+      return;
+    case "c": {
+      if (args.length !== 4) throw bad("option c: expected c:X:Y:W:H");
+      if (args.some((a) => a.includes("."))) {
+        const [, , w, h] = args.map((a) => num(name, a, 0, 1));
+        if (w === 0 || h === 0) throw bad("option c: width and height must be above 0");
+      } else {
+        args.forEach((a, i) => int(name, a, i < 2 ? 0 : 1, 1e9));
+      }
+      return;
+    }
+    case "rot":
+      if (int(name, one(name, args), 0, 270) % 90) throw bad("option rot: must be 0, 90, 180 or 270");
+      return;
+    case "flip":
+      oneOf(name, one(name, args), FLIPS);
+      return;
+    case "blur":
+      num(name, one(name, args), 0, 100, true);
+      return;
+    case "sharpen":
+      num(name, one(name, args), 0, 10, true);
+      return;
+    case "bg":
+      if (!HEX.test(one(name, args))) throw bad(`option bg: expected RRGGBB or RRGGBBAA hex, got '${args[0]}'`);
+      return;
+    case "enlarge":
+    case "strip":
+      if (!["0", "1"].includes(one(name, args))) throw bad(`option ${name}: expected 0 or 1, got '${args[0]}'`);
+      return;
+    case "exp":
+      int(name, one(name, args), 0, 2 ** 40);
+      return;
+    case "v":
+      if (!TOKEN.test(one(name, args))) throw bad("option v: expected 1-64 of A-Z a-z 0-9 . _ ~ -");
+      return;
+    default:
+      throw bad(`unknown option '${name}'`);
+  }
+}
+
+// ------------------------------------------------------------------------ helpers
+
+/** options keyed by short name, null/undefined dropped. @throws {RangeError} unknown or twice given. */
+function shortNames(options) {
+  const out = {};
+  for (const [name, value] of Object.entries(options ?? {})) {
+    const short = Object.hasOwn(OPTION_NAMES, name) ? OPTION_NAMES[name] : undefined;
+    if (short === undefined) throw bad(`unknown option '${name}'`);
+    if (value === null || value === undefined) continue;
+    if (Object.hasOwn(out, short)) throw bad(`option ${short} (${name}): given more than once`);
+    out[short] = value;
+  }
+  return out;
+}
+
+/** The option segments ("w:400", ...) in OPTION_ORDER, validated. */
+function segments(options) {
+  const values = shortNames(options);
+  const out = [];
+  for (const short of OPTION_ORDER) {
+    if (!Object.hasOwn(values, short)) continue;
+    const text = formatValue(values[short]);
+    const segment = `${short}:${text}`;
+    if (!SEGMENT.test(segment)) throw bad(`option ${short}: '${text}' has characters outside A-Z a-z 0-9 . _ ~ - :`);
+    checkOption(short, text.split(":"));
+    out.push(segment);
+  }
+  if (Object.hasOwn(values, "h") && /^auto(:|$)/i.test(formatValue(values.w ?? ""))) {
+    throw bad("option w:auto: sets the width only and cannot be combined with h");
+  }
+  return out;
+}
+
+/** key percent-encoded as Python's urllib.parse.quote(key, safe="/"). */
+function quoteKey(key) {
+  if (typeof key !== "string") throw new TypeError(`key must be a string, not ${typeof key}`);
+  if (key === "") throw bad("the object key is empty");
+  if (key.includes("\\") || key.includes("\0") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
+    throw bad(`object key '${key}' has an empty, '.' or '..' segment, a backslash or NUL`);
+  }
+  if (LONE_SURROGATE.test(key)) throw bad(`object key '${key}' is not valid Unicode (a lone surrogate)`);
+  let out = "";
+  for (const byte of new TextEncoder().encode(key)) {
+    const char = String.fromCharCode(byte);
+    out += byte < 0x80 && UNRESERVED.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+const isPositive = (v) => typeof v === "number" && Number.isFinite(v) && v > 0;
+const halfUp = (v) => Math.floor(v + 0.5);
+
+/** Height (pixels) for width at aspect ([w, h] or a number w/h), rounded half up. */
+function ratioHeight(width, aspect) {
+  if (Array.isArray(aspect)) {
+    if (aspect.length !== 2 || !aspect.every(isPositive)) {
+      throw bad(`aspect must be [width, height], two positive numbers, got ${JSON.stringify(aspect)}`);
+    }
+    return halfUp((width * aspect[1]) / aspect[0]);
+  }
+  if (!isPositive(aspect)) throw bad(`aspect must be [width, height] or a positive number, got ${aspect}`);
+  return halfUp(width / aspect);
+}
+
+/** HTML-escape as Python's html.escape(text, quote=True). */
+export function escapeHtml(text) {
+  return String(text)
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#x27;");
+}
+
+function popOption(options, short) {
+  let value;
+  for (const name of Object.keys(options)) {
+    if (OPTION_NAMES[name] !== short) continue;
+    const found = options[name];
+    delete options[name];
+    if (found === null || found === undefined) continue;
+    if (value !== undefined) throw bad(`option ${short} (${name}): given more than once`);
+    value = found;
+  }
+  return value;
+}
+
+// ------------------------------------------------------------------------ the builder
+
+export class UrlBuilder {
+  #key;
+  #size;
+
+  /**
+   * @param {{baseUrl?: string, signingKey: string | Uint8Array, signatureSize?: number}} config
+   *   baseUrl: e.g. "https://img.example.com" ("" for paths only; a trailing "/" is dropped);
+   *   signingKey: the proxy's signing_key (a string is UTF-8 encoded); signatureSize: 8..32 bytes.
+   * @throws {RangeError} an empty key, a bad signatureSize, or a baseUrl with whitespace , ? or #.
+   */
+  constructor({ baseUrl = "", signingKey, signatureSize = 32 } = {}) {
+    if (typeof baseUrl !== "string" || /[\s,?#]/.test(baseUrl)) {
+      throw bad(`baseUrl ${JSON.stringify(baseUrl)} has whitespace, ',', '?' or '#'`);
+    }
+    if (signingKey === undefined || signingKey === null || signingKey.length === 0) {
+      throw bad("a signing key is required");
+    }
+    if (!Number.isInteger(signatureSize) || signatureSize < 8 || signatureSize > 32) {
+      throw bad("signature size must be 8..32 bytes");
+    }
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.signatureSize = signatureSize;
+    this.#key = typeof signingKey === "string" ? signingKey : Buffer.from(signingKey);
+    this.#size = signatureSize;
+  }
+
+  /** The signed path "/{signature}/{options...}/{origin}/{key}". */
+  path(origin, key, options = {}) {
+    if (typeof origin !== "string" || !ORIGIN.test(origin)) {
+      throw bad(`origin name '${origin}': use 1-32 of a-z 0-9 _ - (starting alphanumeric)`);
+    }
+    const unsigned = segments(options).map((s) => `/${s}`).join("") + `/${origin}/${quoteKey(key)}`;
+    const digest = createHmac("sha256", this.#key).update(unsigned, "utf8").digest();
+    return `/${digest.subarray(0, this.#size).toString("base64url")}${unsigned}`;
+  }
+
+  /** baseUrl + path(origin, key, options). */
+  url(origin, key, options = {}) {
+    return this.baseUrl + this.path(origin, key, options);
+  }
+
+  /**
+   * A srcset value: "URL 320w, URL 640w" (widths), or "URL 1x, URL 2x" (options.densities).
+   * Exactly one of widths and options.densities; options.aspect ([w, h] or w/h) sets each
+   * candidate's height and fit "cover" (unless fit is given). widths may be left out:
+   * srcset(origin, key, { densities: [1, 2], width: 300 }).
+   */
+  srcset(origin, key, widths, options = {}) {
+    if (widths !== null && widths !== undefined && !Array.isArray(widths) && typeof widths === "object") {
+      options = widths;
+      widths = undefined;
+    }
+    const { densities, aspect, ...rest } = options ?? {};
+    return this.#candidates(widths, densities, aspect, rest)
+      .map(([descriptor, opts]) => `${this.url(origin, key, opts)} ${descriptor}`)
+      .join(", ");
+  }
+
+  #candidates(widths, densities, aspect, options) {
+    options = shortNames(options);
+    const hasWidths = widths !== null && widths !== undefined;
+    const hasDensities = densities !== null && densities !== undefined;
+    if (hasWidths === hasDensities) throw bad("give exactly one of widths and densities");
+    const hasAspect = aspect !== null && aspect !== undefined;
+    if (hasAspect) {
+      if (Object.hasOwn(options, "h")) throw bad("aspect sets the height of every candidate: do not give height too");
+      if (!Object.hasOwn(options, "fit")) options.fit = "cover";
+    }
+    if (hasWidths) {
+      if (!Array.isArray(widths)) throw new TypeError("widths is an array of integers");
+      const sorted = [...new Set(widths)].sort((a, b) => a - b);
+      if (sorted.length === 0) throw bad("widths is empty");
+      if (Object.hasOwn(options, "w")) throw bad("srcset sets width per candidate (widths): do not give width too");
+      return sorted.map((w) => {
+        if (!Number.isInteger(w)) throw bad(`widths are whole CSS pixels, got ${w}`);
+        const extra = hasAspect ? { w, h: ratioHeight(w, aspect) } : { w };
+        return [`${w}w`, { ...options, ...extra }];
+      });
+    }
+    if (!Array.isArray(densities)) throw new TypeError("densities is an array of numbers");
+    const sorted = [...new Set(densities)].sort((a, b) => a - b);
+    if (sorted.length === 0) throw bad("densities is empty");
+    if (Object.hasOwn(options, "dpr")) throw bad("srcset sets dpr per candidate (densities): do not give dpr too");
+    if (hasAspect) {
+      if (!Number.isInteger(options.w)) throw bad("aspect with densities needs a numeric width");
+      options.h = ratioHeight(options.w, aspect);
+    }
+    return sorted.map((d) => {
+      if (!isPositive(d)) throw bad(`densities are positive numbers, got ${d}`);
+      return [`${formatNumber(d)}x`, { ...options, dpr: d }];
+    });
+  }
+
+  /**
+   * A <picture>: one <source type srcset sizes> per format, then <img src srcset sizes alt
+   * [width height] [loading] decoding="async">. The img's candidates use options' own format (none:
+   * f:auto); src is the largest width up to 1024 (else the smallest). width/height attributes come
+   * from aspect (the largest width, capped at original's width when given), else from original
+   * ([w, h] of the upright original, pixels); left out when neither is known.
+   */
+  picture(origin, key, args = {}) {
+    const {
+      widths,
+      formats = ["avif", "webp"],
+      sizes = "100vw",
+      alt = "",
+      original,
+      aspect,
+      loading = "lazy",
+      ...options
+    } = args;
+    const fmts = [...formats].map((f) => String(f).toLowerCase());
+    const unknown = fmts.filter((f) => !Object.hasOwn(MIME_TYPES, f));
+    if (unknown.length) throw bad(`formats ${unknown}: <source> types are known for ${Object.keys(MIME_TYPES).join("|")}`);
+    if (new Set(fmts).size !== fmts.length) throw bad(`a format is given twice in ${fmts}`);
+    if (!["lazy", "eager", null].includes(loading)) throw bad(`loading must be "lazy", "eager" or null, got ${loading}`);
+    if (
+      original !== undefined && original !== null &&
+      !(Array.isArray(original) && original.length === 2 && original.every((v) => Number.isInteger(v) && v > 0))
+    ) {
+      throw bad(`original must be [width, height], two positive integers (pixels), got ${JSON.stringify(original)}`);
+    }
+    if (!Array.isArray(widths)) throw new TypeError("picture needs widths, an array of integers");
+    const sorted = [...new Set(widths)].sort((a, b) => a - b);
+    const ownFormat = popOption(options, "f");
+    const esc = escapeHtml;
+    const parts = ["<picture>"];
+    for (const fmt of fmts) {
+      const srcset = this.srcset(origin, key, sorted, { ...options, aspect, f: fmt });
+      parts.push(`<source type="${MIME_TYPES[fmt]}" srcset="${esc(srcset)}" sizes="${esc(sizes)}">`);
+    }
+    const candidates = this.#candidates(sorted, undefined, aspect, { ...options, f: ownFormat });
+    const srcset = candidates.map(([d, opts]) => `${this.url(origin, key, opts)} ${d}`).join(", ");
+    const fitting = sorted.filter((w) => w <= SRC_MAX_WIDTH);
+    const srcWidth = fitting.length ? fitting[fitting.length - 1] : sorted[0];
+    const src = this.url(origin, key, candidates[sorted.indexOf(srcWidth)][1]);
+    let img = `<img src="${esc(src)}" srcset="${esc(srcset)}" sizes="${esc(sizes)}" alt="${esc(alt)}"`;
+    const box = imgBox(sorted[sorted.length - 1], original, aspect);
+    if (box) img += ` width="${box[0]}" height="${box[1]}"`;
+    if (loading) img += ` loading="${loading}"`;
+    parts.push(`${img} decoding="async">`, "</picture>");
+    return parts.join("");
+  }
+}
+
+function imgBox(widest, original, aspect) {
+  const hasOriginal = original !== undefined && original !== null;
+  if (hasOriginal) widest = Math.min(widest, original[0]);
+  if (aspect !== undefined && aspect !== null) return [widest, ratioHeight(widest, aspect)];
+  if (hasOriginal) return [widest, halfUp((widest * original[1]) / original[0])];
+  return null;
+}

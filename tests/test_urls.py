@@ -1,0 +1,366 @@
+"""The URL builders: edgeproxy/urls.py and clients/js, held to one fixture, and accepted by the proxy.
+
+``clients/url-fixtures.json`` is generated from the Python builder by ``scripts/url-fixtures``; here
+every case is rebuilt (and every error case refused), the file is checked to be current, the
+JavaScript package runs the same cases under ``node --test``, and builder-made URLs (srcset
+candidates, picture sources, presets, awkward keys) are requested from a running edgeproxy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeproxy.signing import PathSigner
+from edgeproxy.spec import parse_path
+from edgeproxy.urls import OPTION_ORDER, UrlBuilder, format_value
+from tests.conftest import IN_CI, KEY, ROOT, decode, loader_format, make_client, raw_get
+
+FIXTURE = ROOT / "clients" / "url-fixtures.json"
+SCRIPT = ROOT / "scripts" / "url-fixtures"
+JS = ROOT / "clients" / "js"
+CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
+GOOD = [c for c in CASES if not c.get("error")]
+BAD = [c for c in CASES if c.get("error")]
+PHOTO = "giunchedi-portrait.jpg"  # 800 × 533 JPEG in the corpus
+#: Awkward keys, served from a temporary origin: percent-encoding must round-trip through the proxy.
+ODD_KEYS = ["фото/ä ö.jpg", "a+b&c#d?e%f.jpg", "!'()*~.jpg", "emoji/😀.jpg", "x:y;z=@,$.jpg"]
+
+
+def run_case(case: dict) -> str:
+    builder = UrlBuilder(case["base_url"], case["signing_key"], signature_size=case["signature_size"])
+    return getattr(builder, case["call"])(case["origin"], case["key"], **case["args"])
+
+
+# --------------------------------------------------------------------------- the shared fixture
+
+
+def test_fixture_covers_the_brief():
+    names = " ".join(c["name"] for c in CASES)
+    for word in ("readme test vector", "16-byte", "scrambled", "dpr 1.5", "dpr 2.0", "bools", "crop",
+                 "focal-point", "presets list", "w:auto with a fallback", "dpr:auto", "spaces", "unicode key",
+                 "plus", "percent", "question mark", "hash", "ampersand", "aspect 16:9", "densities", "picture"):
+        assert word in names, word
+    calls = {c["call"] for c in GOOD}
+    assert calls == {"url", "srcset", "picture"}
+    assert len(BAD) >= 20
+    vector = next(c for c in GOOD if c["name"] == "readme test vector (path only)")
+    assert vector["expected"] == "/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg"
+    short = next(c for c in GOOD if c["name"] == "readme test vector, 16-byte signature")
+    assert short["expected"] == "/rqufbFtvkzI1TYyIM7jKdQ/w:400/f:auto/demo/photo.jpg"
+
+
+@pytest.mark.parametrize("case", GOOD, ids=[c["name"] for c in GOOD])
+def test_fixture_case(case):
+    assert run_case(case) == case["expected"]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c["name"] for c in BAD])
+def test_fixture_error_case(case):
+    with pytest.raises(ValueError):
+        run_case(case)
+
+
+def test_fixture_is_current():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_fixture_check_fails_on_a_stale_file_and_regenerates_it(tmp_path):
+    stale = tmp_path / "url-fixtures.json"
+    stale.write_text(FIXTURE.read_text(encoding="utf-8").replace("rqufbFtvkzI1", "rqufbFtvkzI2", 1), encoding="utf-8")
+    check = [sys.executable, str(SCRIPT), "--check", "--file", str(stale)]
+    result = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "out of date" in result.stderr
+    subprocess.run([sys.executable, str(SCRIPT), "--file", str(stale)], check=True, capture_output=True, timeout=60)
+    assert stale.read_text(encoding="utf-8") == FIXTURE.read_text(encoding="utf-8")
+
+
+def test_url_cases_parse_back_and_verify():
+    """Every URL case without a preset (the parser needs the proxy's presets) is a path the proxy's
+    parser reads back to the same origin and key, signed with the case's key."""
+    checked = 0
+    for case in GOOD:
+        if case["call"] != "url" or "pr:" in case["expected"]:
+            continue
+        path = case["expected"].removeprefix(case["base_url"].rstrip("/"))
+        signature, _, unsigned = path[1:].partition("/")
+        _spec, origin, key = parse_path("/" + unsigned)
+        assert (origin, key) == (case["origin"], case["key"]), case["name"]
+        PathSigner([case["signing_key"]], size=case["signature_size"]).verify(signature, "/" + unsigned)
+        checked += 1
+    assert checked >= 30
+
+
+# --------------------------------------------------------------------------- the JavaScript package
+
+
+def test_js_package_node_tests():
+    """``node --test`` in clients/js: every fixture case and the package's own API tests. The test
+    file is named rather than the folder: Node 21+ reads a folder argument as a module path."""
+    node = shutil.which("node")
+    if node is None:
+        if IN_CI:
+            pytest.fail("CI=true but node is missing (.ci/run installs Debian's nodejs)")
+        pytest.skip("node not installed (apt-get install nodejs): the JavaScript URL builder is untested")
+    files = sorted(str(path.relative_to(JS)) for path in (JS / "test").glob("*.test.js"))
+    assert files, f"no *.test.js in {JS / 'test'}"
+    result = subprocess.run([node, "--test", *files], cwd=JS, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"node --test failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    passed = re.search(r"^# pass (\d+)$", result.stdout, re.MULTILINE)
+    assert passed and int(passed.group(1)) >= len(CASES), result.stdout[-2000:]
+
+
+def test_js_package_metadata():
+    package = json.loads((JS / "package.json").read_text(encoding="utf-8"))
+    assert package["name"] == "edgeproxy-urls" and package["type"] == "module"
+    assert package["license"] == "Apache-2.0" and package["scripts"]["test"] == "node --test"
+    assert not package.get("dependencies"), "the JavaScript builder has no runtime dependencies"
+    for name in package["files"]:
+        assert (JS / name).is_file(), name
+
+
+# --------------------------------------------------------------------------- the Python API
+
+
+def test_format_value():
+    assert format_value(True) == "1" and format_value(False) == "0"
+    assert format_value(2.0) == "2" and format_value(0.25) == "0.25" and format_value(-0.0) == "0"
+    assert format_value(1e-7) == "0.0000001" and format_value(1e21) == "1000000000000000000000"
+    assert format_value(0.1 + 0.2) == "0.30000000000000004"
+    assert format_value(("fp", 0.3, 0.4)) == "fp:0.3:0.4" and format_value(["auto", 640]) == "auto:640"
+    for bad in (float("nan"), float("inf"), (), [1, [2]]):
+        with pytest.raises(ValueError):
+            format_value(bad)
+    with pytest.raises(TypeError):
+        format_value({"a": 1})
+
+
+OPTIONS = {"version": "v1", "q": 70, "width": 300, "fit": "cover", "gravity": ("fp", 0.25, 0.75), "dpr": 1.5,
+           "f": "webp", "h": 200, "sharpen": 0.5, "exp": 1900000000, "enlarge": True, "preset": "thumb"}
+
+
+@given(st.permutations(list(OPTIONS.items())))
+def test_option_order_is_fixed(items):
+    builder = UrlBuilder("", KEY)
+    path = builder.path("demo", "a.jpg", **dict(items))
+    assert path == builder.path("demo", "a.jpg", **OPTIONS)
+    names = [segment.partition(":")[0] for segment in path.split("/")[2:-2]]
+    assert names == ["pr", "w", "h", "fit", "g", "dpr", "f", "q", "sharpen", "enlarge", "exp", "v"]
+    assert names == sorted(names, key=OPTION_ORDER.index)
+
+
+def test_long_and_short_names_are_the_same_option():
+    builder = UrlBuilder("", KEY)
+    long = builder.path("demo", "a.jpg", width=100, height=50, gravity="smart", format="png", quality=9,
+                        crop=(0, 0, 10, 10), rotate=90, background="ffffff", expires=2000000000, version="x")
+    short = builder.path("demo", "a.jpg", w=100, h=50, g="smart", f="png", q=9, c=(0, 0, 10, 10), rot=90,
+                         bg="ffffff", exp=2000000000, v="x")
+    assert long == short
+    with pytest.raises(ValueError, match="more than once"):
+        builder.path("demo", "a.jpg", width=100, w=100)
+    assert builder.path("demo", "a.jpg", width=None, w=100) == builder.path("demo", "a.jpg", w=100)
+
+
+def test_builder_errors_and_repr():
+    with pytest.raises(ValueError, match="1..100"):
+        UrlBuilder("", KEY).url("demo", "a.jpg", quality=0)  # the parser's own message
+    with pytest.raises(ValueError, match="w:auto"):
+        UrlBuilder("", KEY).url("demo", "a.jpg", width="auto", height=100)
+    with pytest.raises(ValueError):
+        UrlBuilder("https://x.example/a b", KEY)
+    with pytest.raises(ValueError):
+        UrlBuilder("", KEY, signature_size=40)
+    builder = UrlBuilder("https://img.example.com//", "s3cret")
+    assert builder.base_url == "https://img.example.com" and "s3cret" not in repr(builder)
+    assert builder.url("demo", "a.jpg").startswith("https://img.example.com/")
+
+
+def test_import_needs_no_jinja2():
+    code = "import sys, edgeproxy.urls; assert not {'jinja2', 'markupsafe'} & set(sys.modules), sys.modules.keys()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --------------------------------------------------------------------------- picture's HTML
+
+
+class Tags(HTMLParser):
+    """Start tags in order, attributes unescaped."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def candidates(srcset: str) -> list[tuple[str, str]]:
+    """(url, descriptor) of each srcset candidate."""
+    return [tuple(candidate.rsplit(" ", 1)) for candidate in srcset.split(", ")]
+
+
+ALT = 'Tom\'s "cat" <b> & co'
+
+
+def test_picture_html():
+    builder = UrlBuilder("https://img.example.com", KEY)
+    sizes = "(min-width: 800px) 50vw, 100vw"
+    html = builder.picture("demo", "cats/tom & jerry.jpg", [1280, 320, 640, 2048, 640], formats=("avif", "webp"),
+                           sizes=sizes, alt=ALT, original=(1600, 1067), quality=70)
+    tags = Tags(html).tags
+    assert [t for t, _ in tags] == ["picture", "source", "source", "img"]
+    assert html.endswith("</picture>") and "\n" not in html
+    for (_, attrs), (mime, fmt) in zip(tags[1:3], [("image/avif", "avif"), ("image/webp", "webp")], strict=True):
+        assert attrs["type"] == mime and attrs["sizes"] == sizes
+        got = candidates(attrs["srcset"])
+        assert [d for _, d in got] == ["320w", "640w", "1280w", "2048w"]
+        for url, descriptor in got:
+            assert url == builder.url("demo", "cats/tom & jerry.jpg", width=int(descriptor[:-1]), f=fmt, q=70)
+    img = tags[3][1]
+    assert img["alt"] == ALT and img["sizes"] == sizes
+    assert (img["width"], img["height"]) == ("1600", "1067")  # 2048 capped at the original's 1600
+    assert img["loading"] == "lazy" and img["decoding"] == "async"
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "1280w", "2048w"]
+    assert "/f:" not in img["srcset"]  # the img negotiates (f:auto)
+    assert img["src"] == builder.url("demo", "cats/tom & jerry.jpg", width=640, q=70)  # largest <= 1024
+    assert 'alt="Tom&#x27;s &quot;cat&quot; &lt;b&gt; &amp; co"' in html
+
+
+def test_picture_box_and_src_choices():
+    builder = UrlBuilder("", KEY)
+    img = Tags(builder.picture("demo", "a.jpg", [400, 800], aspect=(16, 9), format="jpeg", loading=None)).tags[-1][1]
+    assert (img["width"], img["height"]) == ("800", "450") and "loading" not in img
+    assert img["src"] == builder.url("demo", "a.jpg", w=800, h=450, fit="cover", f="jpeg")
+    img = Tags(builder.picture("demo", "a.jpg", [480, 960])).tags[-1][1]
+    assert "width" not in img and "height" not in img  # neither aspect nor original: unknown
+    img = Tags(builder.picture("demo", "a.jpg", [2048, 1536], original=(4000, 3000))).tags[-1][1]
+    assert img["src"] == builder.url("demo", "a.jpg", w=1536)  # every width over 1024: the smallest
+    assert (img["width"], img["height"]) == ("2048", "1536")
+    img = Tags(builder.picture("demo", "a.jpg", [8], aspect=(16, 9))).tags[-1][1]
+    assert img["height"] == "5"  # 4.5 rounds half up, as JavaScript's Math.round
+
+
+def test_srcset_densities_and_aspect():
+    builder = UrlBuilder("", KEY)
+    got = candidates(builder.srcset("demo", "a.jpg", densities=[2, 1, 1.5], width=300, aspect=(4, 3)))
+    assert [d for _, d in got] == ["1x", "1.5x", "2x"]
+    assert got[1][0] == builder.path("demo", "a.jpg", w=300, h=225, fit="cover", dpr=1.5)
+    got = candidates(builder.srcset("demo", "a.jpg", [300], aspect=2.0, fit="fill"))
+    assert got == [(builder.path("demo", "a.jpg", w=300, h=150, fit="fill"), "300w")]
+
+
+# --------------------------------------------------------------------------- Jinja2
+
+
+def test_jinja2_filters_with_autoescape():
+    import jinja2
+    import markupsafe
+
+    builder = UrlBuilder("https://img.example.com", KEY)
+    env = jinja2.Environment(autoescape=True)
+    builder.install_jinja2(env)
+    template = env.from_string(
+        '<img src="{{ key | edgeproxy_url("demo", width=400) }}"'
+        ' srcset="{{ key | edgeproxy_srcset("demo", [640, 320], aspect=(16, 9)) }}">'
+        '<img srcset="{{ key | edgeproxy_srcset("demo", densities=[1, 2], width=100) }}">'
+        '{{ key | edgeproxy_picture("demo", [320, 640], alt=alt, original=(800, 533)) }}'
+    )
+    key = "a b/c&d.jpg"
+    out = template.render(key=key, alt=ALT)
+    assert builder.url("demo", key, width=400) in out
+    assert builder.srcset("demo", key, [320, 640], aspect=(16, 9)) in out
+    assert builder.srcset("demo", key, densities=[1, 2], width=100) in out
+    picture = builder.picture("demo", key, [320, 640], alt=ALT, original=(800, 533))
+    assert out.endswith(picture)  # not escaped a second time
+    assert "&amp;quot;" not in out and "&lt;picture" not in out
+    filters = builder.jinja2_filters()
+    assert set(filters) == {"edgeproxy_url", "edgeproxy_srcset", "edgeproxy_picture"}
+    assert isinstance(filters["edgeproxy_picture"](key, "demo", [320]), markupsafe.Markup)
+    assert not isinstance(filters["edgeproxy_url"](key, "demo"), markupsafe.Markup)
+
+
+# --------------------------------------------------------------------------- a running proxy
+
+
+@pytest.fixture(scope="module")
+def served(corpus: Path, tmp_path_factory) -> Iterator[httpx.Client]:
+    """edgeproxy serving the corpus as ``demo``, the ODD_KEYS (copies of PHOTO) as ``odd``, and a
+    preset ``thumb``."""
+    odd = tmp_path_factory.mktemp("odd")
+    for key in ODD_KEYS:
+        (odd / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(corpus / PHOTO, odd / key)
+    with make_client({"demo": str(corpus), "odd": str(odd)}, presets={"thumb": "w:200/h:200/fit:cover"}) as c:
+        yield c
+
+
+def fetch(client: httpx.Client, path: str):
+    status, body = raw_get(client, path)
+    assert status == 200, (path, status, body[:200])
+    return decode(body)
+
+
+def test_proxy_serves_srcset_candidates(served):
+    builder = UrlBuilder("", KEY)
+    for url, descriptor in candidates(builder.srcset("demo", PHOTO, [320, 640])):
+        image = fetch(served, url)
+        assert image.width == int(descriptor[:-1]) and loader_format(image) == "jpeg"
+    for url, descriptor in candidates(builder.srcset("demo", PHOTO, [320, 480], aspect=(16, 9))):
+        image = fetch(served, url)
+        width = int(descriptor[:-1])
+        assert (image.width, image.height) == (width, round(width * 9 / 16))
+    for url, descriptor in candidates(builder.srcset("demo", PHOTO, densities=[1, 2], width=100)):
+        assert fetch(served, url).width == 100 * int(descriptor[:-1])
+
+
+def test_proxy_serves_picture_sources(served):
+    builder = UrlBuilder("", KEY)
+    tags = Tags(builder.picture("demo", PHOTO, [320, 640], formats=("avif", "webp"), alt="x")).tags
+    expected = {"image/avif": "heif", "image/webp": "webp"}  # AVIF decodes through heifload
+    for _, attrs in tags[1:3]:
+        for url, descriptor in candidates(attrs["srcset"]):
+            image = fetch(served, url)
+            assert loader_format(image) == expected[attrs["type"]] and image.width == int(descriptor[:-1])
+    assert fetch(served, tags[3][1]["src"]).width == 640
+
+
+def test_proxy_serves_builder_options(served):
+    builder = UrlBuilder("", KEY)
+    assert fetch(served, builder.path("demo", PHOTO, width=("auto", 640))).width == 640  # no hint: the fallback
+    image = fetch(served, builder.path("demo", PHOTO, preset="thumb", f="png"))
+    assert (image.width, image.height, loader_format(image)) == (200, 200, "png")
+    image = fetch(served, builder.path("demo", PHOTO, crop=(0.0, 0.0, 0.5, 0.5), dpr=1.5, width=100, strip=True,
+                                       gravity=("fp", 0.3, 0.4), quality=50))
+    assert image.width == 150
+    for key in ODD_KEYS:
+        assert fetch(served, builder.path("odd", key, w=64)).width == 64, key
+
+
+def test_proxy_refuses_a_wrong_key_or_size(served):
+    status, _ = raw_get(served, UrlBuilder("", "not-the-key").path("demo", PHOTO, w=100))
+    assert status == 403
+    status, _ = raw_get(served, UrlBuilder("", KEY, signature_size=16).path("demo", PHOTO, w=100))
+    assert status == 403
+
+
+def test_proxy_with_truncated_signatures(corpus):
+    with make_client({"demo": str(corpus)}, signature_size=16) as client:
+        url = UrlBuilder("", KEY, signature_size=16).path("demo", PHOTO, w=120)
+        assert len(url.split("/")[1]) == 22
+        status, body = raw_get(client, url)
+        assert status == 200 and decode(body).width == 120
+
