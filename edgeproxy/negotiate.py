@@ -153,9 +153,9 @@ def negotiate(
     - ``dpr:auto``: ``Sec-CH-DPR`` (clamped to 1..4) rounded up to ``auto.dpr_buckets``; 1 without
       the hint.
     - ``w:auto[:N]``: ``Sec-CH-Width`` (device pixels: the image's slot width × DPR, which Chromium
-      sends for an ``<img>`` whose ``sizes`` or ``width`` attribute states its slot), else N or ``auto.width_fallback`` CSS pixels ×
-      the DPR; rounded up to ``auto.width_buckets`` and capped at ``max_dimension``; the spec then
-      holds device pixels with dpr 1.
+      sends for an ``<img>`` whose ``sizes`` or ``width`` attribute states its slot), else N or
+      ``auto.width_fallback`` CSS pixels × the DPR; rounded up to ``auto.width_buckets`` and capped
+      at ``max_dimension``; the spec then holds device pixels with dpr 1.
     - ``Save-Data: on`` with no ``q`` in the URL: quality ``save_data_quality``.
 
     With ``client_hints`` off, no hint is read: ``w:auto`` gives its fallback, ``dpr:auto`` 1.
