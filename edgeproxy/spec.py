@@ -349,7 +349,8 @@ OPTION_NAMES: dict[str, str] = {
     "exp": "expires", "expires": "expires",
     "v": "version", "version": "version",
 }
-_CANONICAL_NAME = {field: name for name, field in reversed(OPTION_NAMES.items())}
+#: spec field (and ``preset``) -> the short name canonical paths and URL builders write.
+SHORT_NAMES = {field: name for name, field in reversed(OPTION_NAMES.items())}
 _DEFAULTS = TransformSpec()
 
 
@@ -521,7 +522,7 @@ def canonical(spec: TransformSpec) -> str:
         elif f.name in ("width_auto", "dpr_auto") or value == getattr(_DEFAULTS, f.name):
             continue
         else:
-            parts.append(f"{_CANONICAL_NAME[f.name]}:{_format_field(f.name, value)}")
+            parts.append(f"{SHORT_NAMES[f.name]}:{_format_field(f.name, value)}")
     return "".join("/" + p for p in parts)
 
 

@@ -30,42 +30,25 @@ import html
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from edgeproxy.errors import ProxyError
 from edgeproxy.signing import FULL_SIZE, PathSigner
-from edgeproxy.spec import parse_options
+from edgeproxy.spec import OPTION_NAMES as SPEC_OPTION_NAMES
+from edgeproxy.spec import SHORT_NAMES, TransformSpec, parse_options
 
 __all__ = ["MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "format_value"]
 
-#: Option keyword (long name or short name) -> the short name written in the path.
-OPTION_NAMES: dict[str, str] = {
-    "preset": "pr", "pr": "pr",
-    "width": "w", "w": "w",
-    "height": "h", "h": "h",
-    "fit": "fit",
-    "gravity": "g", "g": "g",
-    "dpr": "dpr",
-    "format": "f", "f": "f",
-    "quality": "q", "q": "q",
-    "crop": "c", "c": "c",
-    "rotate": "rot", "rot": "rot",
-    "flip": "flip",
-    "blur": "blur",
-    "sharpen": "sharpen",
-    "background": "bg", "bg": "bg",
-    "enlarge": "enlarge",
-    "strip": "strip",
-    "expires": "exp", "exp": "exp",
-    "version": "v", "v": "v",
-}
-#: The order options are written in, whatever order they were given in.
-OPTION_ORDER: tuple[str, ...] = (
-    "pr", "w", "h", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "enlarge", "strip",
-    "exp", "v",
-)
+#: Option keyword (long name or short name) -> the short name written in the path: the grammar's own
+#: names (``edgeproxy.spec.OPTION_NAMES``).
+OPTION_NAMES: dict[str, str] = {name: SHORT_NAMES[field] for name, field in SPEC_OPTION_NAMES.items()}
+#: The order options are written in, whatever order they were given in: presets first, then the
+#: canonical order (``edgeproxy.spec.canonical``), ``pr, w, h, fit, g, dpr, f, q, c, rot, flip, blur,
+#: sharpen, bg, enlarge, strip, exp, v``.
+OPTION_ORDER: tuple[str, ...] = ("pr", *(SHORT_NAMES[f.name] for f in fields(TransformSpec) if f.name in SHORT_NAMES))
 #: ``<source type>`` of each output format ``picture`` can offer.
 MIME_TYPES: dict[str, str] = {
     "avif": "image/avif",
