@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -128,3 +130,25 @@ def pytest_addoption(parser):
 @pytest.fixture
 def soak_seconds(request) -> float:
     return request.config.getoption("--soak-seconds")
+
+
+def node_or_skip(untested: str) -> str:
+    """Path of ``node``; the test skips without it, naming what goes ``untested`` (and fails under
+    ``CI=true``, where .ci/run installs Debian's nodejs)."""
+    node = shutil.which("node")
+    if node is None:
+        if IN_CI:
+            pytest.fail("CI=true but node is missing (.ci/run installs Debian's nodejs)")
+        pytest.skip(f"node not installed (apt-get install nodejs): {untested} is untested")
+    return node
+
+
+def run_node_tests(folder: Path, untested: str) -> subprocess.CompletedProcess:
+    """``node --test`` over ``folder``'s ``*.test.js``, run from the repository root, asserted to pass.
+    The files are named rather than the folder: Node 21+ reads a folder argument as a module path."""
+    node = node_or_skip(untested)
+    files = sorted(str(path.relative_to(ROOT)) for path in folder.glob("*.test.js"))
+    assert files, f"no *.test.js in {folder}"
+    result = subprocess.run([node, "--test", *files], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"node --test failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    return result

@@ -9,6 +9,14 @@ the VCL's contract: 4xx cached for their ``max-age``, 5xx for their one second a
 operator routes and query strings stopped at the edge, internal headers stripped (and the switch
 that keeps them), and PURGE by surrogate key.
 
+``config/client-hint-buckets.json`` does the same for the client hints (``Sec-CH-Width``,
+``Sec-CH-DPR``, ``Save-Data``): the shipped VCL (seen by an echo backend) and the CloudFront Function
+forward exactly each row's bucket or remove the header; every bucket is one the proxy renders as
+itself, and for values browsers send it is the proxy's own rounding (``edgeproxy.negotiate``). On
+seeded random values, both recipes give a bucket or nothing, and the proxy's rounding for
+browser-shaped ones. Through Varnish in front of the proxy, every row is served the proxy's answer
+to its bucket, and many hint values make one render per bucket.
+
 What Varnish did is read from ``X-Varnish`` (two ids on a hit) and varnishstat's
 ``MAIN.backend_req``; what the proxy did from its own ``/metrics``, read directly.
 """
@@ -19,30 +27,39 @@ import contextlib
 import hashlib
 import http.client
 import json
+import random
 import re
-import shutil
+import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import pyvips
 
-from edgeproxy.negotiate import accepted_image_types
+from edgeproxy.negotiate import AutoSize, Negotiated, _hint_number, accepted_image_types, negotiate
 from edgeproxy.responses import surrogate_key
+from edgeproxy.settings import Settings
+from edgeproxy.spec import TransformSpec
 from testkit.net import free_port
 from testkit.varnish import Varnish, counter, is_hit, start_varnish
-from tests.conftest import IN_CI, ROOT, decode, loader_format, make_client, signed
+from tests.conftest import ROOT, decode, loader_format, make_client, node_or_skip, run_node_tests, signed
 from tests.test_metrics import value
 from tests.varnish import require_varnish
 
 TABLE = json.loads((ROOT / "config" / "accept-buckets.json").read_text())
 BUCKETS: dict[str, str] = TABLE["buckets"]
 CASES: list[dict] = TABLE["cases"]
+HINT_TABLE = json.loads((ROOT / "config" / "client-hint-buckets.json").read_text())
+HINT_CASES: list[dict] = HINT_TABLE["cases"]
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
+#: The line of vcl_recv that rewrites the client hints; without it Varnish varies on them as sent.
+HINT_REWRITE = "    call edgeproxy_client_hints;\n"
 CLOUDFRONT = ROOT / "config" / "cloudfront"
 
 PHOTO = "flickr-2725x2225.jpg"
@@ -96,17 +113,9 @@ def test_table_agrees_with_the_proxy(case: dict):
 def test_cloudfront_function_node_tests():
     """``node --test`` over config/cloudfront/ (every table row through the function). The test
     files are named rather than the folder: Node 21+ reads a folder argument as a module path."""
-    node = shutil.which("node")
-    if node is None:
-        if IN_CI:
-            pytest.fail("CI=true but node is missing (.ci/run installs Debian's nodejs)")
-        pytest.skip("node not installed (apt-get install nodejs): the CloudFront Function is untested")
-    files = sorted(str(path.relative_to(ROOT)) for path in CLOUDFRONT.glob("*.test.js"))
-    assert files, f"no *.test.js in {CLOUDFRONT}"
-    result = subprocess.run([node, "--test", *files], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"node --test failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    result = run_node_tests(CLOUDFRONT, "the CloudFront Function")
     passed = re.search(r"^# pass (\d+)$", result.stdout, re.MULTILINE)
-    assert passed and int(passed.group(1)) >= len(CASES), result.stdout[-2000:]
+    assert passed and int(passed.group(1)) >= len(CASES) + len(HINT_CASES), result.stdout[-2000:]
 
 
 # --- the shipped VCL in front of the proxy -------------------------------------------------------
@@ -132,11 +141,12 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack_with(corpus: Path, vcl: str) -> Iterator[Stack]:
-    """edgeproxy (fresh metrics) serving the corpus as ``demo``, behind Varnish running ``vcl``.
-    Origin ``broken`` is an HTTP origin the SSRF guard refuses (loopback): a 502 on every key."""
+def stack_with(corpus: Path, vcl: str, **settings) -> Iterator[Stack]:
+    """edgeproxy (fresh metrics, ``settings`` overridden) serving the corpus as ``demo``, behind
+    Varnish running ``vcl``. Origin ``broken`` is an HTTP origin the SSRF guard refuses (loopback):
+    a 502 on every key."""
     require_varnish()
-    with make_client({"demo": str(corpus), "broken": "http://127.0.0.1:9/"}) as proxy:
+    with make_client({"demo": str(corpus), "broken": "http://127.0.0.1:9/"}, **settings) as proxy:
         host, port = proxy.base_url.host, proxy.base_url.port
         with start_varnish(host, port, vcl=vcl) as varnish, \
                 httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
@@ -403,3 +413,349 @@ def test_internal_headers_switch(corpus: Path):
 def test_vcl_points_at_the_default_proxy_port():
     """The shipped VCL's backend is the proxy's default address (the tests rewrite the port)."""
     assert re.search(r'backend default \{\s*\.host = "127\.0\.0\.1";\s*\.port = "8080";', SHIPPED_VCL)
+
+
+# --- client hints: the table, the proxy, the VCL and the CloudFront Function ---------------------
+
+_DEFAULTS = Settings.model_fields
+SAVE_DATA_QUALITY: int = _DEFAULTS["save_data_quality"].default
+MAX_DIMENSION: int = _DEFAULTS["max_output_dimension"].default
+HINT_BUCKETS: dict[str, list[str]] = HINT_TABLE["buckets"]
+#: Specs that read each hint, the ones that show it best: w:auto with the default fallback and with
+#: two fallbacks far apart (a hint gives the same width to both, no hint does not), with dpr:auto;
+#: dpr:auto with a fixed and with an auto width; any URL without q.
+READERS: dict[str, list[TransformSpec]] = {
+    "Sec-CH-Width": [TransformSpec(width_auto=True), TransformSpec(width_auto=True, width=1),
+                     TransformSpec(width_auto=True, width=3000), TransformSpec(width_auto=True, dpr_auto=True)],
+    "Sec-CH-DPR": [TransformSpec(width=100, dpr_auto=True), TransformSpec(width_auto=True, width=300, dpr_auto=True)],
+    "Save-Data": [TransformSpec(width=100)],
+}
+#: A URL (after the signature) that reads each hint, for the tests through Varnish and the proxy.
+HINT_URLS: dict[str, str] = {
+    "Sec-CH-Width": f"/w:auto/f:webp/demo/{PHOTO}",
+    "Sec-CH-DPR": f"/w:200/dpr:auto/f:webp/demo/{PHOTO}",
+    "Save-Data": f"/w:300/f:webp/demo/{PHOTO}",
+}
+
+
+def hint_case_id(case: dict) -> str:
+    return f"{case['header']}: {case['value']!r}"
+
+
+def negotiated(spec: TransformSpec, header: str, hint: str | None) -> Negotiated:
+    """The proxy's negotiation (default settings, ``client_hints`` on) of ``spec`` with ``header:
+    hint`` (``None``: no such header)."""
+    headers = {} if hint is None else {header.lower(): hint}
+    return negotiate(spec, headers, client_hints=True, save_data_quality=SAVE_DATA_QUALITY,
+                     max_dimension=MAX_DIMENSION)
+
+
+def proxy_bucket(header: str, hint: str | None) -> str | None:
+    """The bucket the proxy itself rounds ``header: hint`` to, as a header value; None where it
+    reads no hint at all."""
+    if header == "Save-Data":
+        quality = negotiated(TransformSpec(width=100), header, hint).spec.quality
+        return "on" if quality == SAVE_DATA_QUALITY else None
+    if header == "Sec-CH-Width":
+        low, high = (negotiated(TransformSpec(width_auto=True, width=fallback), header, hint).spec.width
+                     for fallback in (1, 3000))
+        return str(low) if low == high else None  # no hint: each fallback gives its own bucket
+    if _hint_number(hint, 1.0, 4.0) is None:  # a hint of 1 and no hint both give dpr 1
+        return None
+    return f"{negotiated(TransformSpec(width=100, dpr_auto=True), header, hint).spec.dpr:g}"
+
+
+def assert_same_answer(header: str, sent: str | None, normalised: str | None, context: str) -> None:
+    """The header the CDN forwards (``normalised``) makes the proxy answer exactly as the client's
+    own (``sent``) would."""
+    for spec in READERS[header]:
+        direct, through = negotiated(spec, header, sent), negotiated(spec, header, normalised)
+        assert through == direct, f"{context}: {spec} reads {sent!r} as {direct.spec}, {normalised!r} as {through.spec}"
+
+
+def test_hint_table_buckets_are_the_proxy_defaults():
+    assert HINT_BUCKETS["Sec-CH-Width"] == [str(w) for w in AutoSize().width_buckets]
+    assert HINT_BUCKETS["Sec-CH-DPR"] == [f"{d:g}" for d in AutoSize().dpr_buckets]
+    assert AutoSize().width_buckets == tuple(_DEFAULTS["auto_width_buckets"].default_factory())
+    assert AutoSize().dpr_buckets == tuple(_DEFAULTS["auto_dpr_buckets"].default_factory())
+    assert AutoSize().width_fallback == _DEFAULTS["auto_width_fallback"].default
+    values = {(case["header"], case["value"]) for case in HINT_CASES}
+    assert len(values) == len(HINT_CASES), "a row is listed twice"
+    assert all(isinstance(case["browser"], bool) for case in HINT_CASES), "every row says browser: true or false"
+    for header, needed in {"Sec-CH-Width": ["601", "602", "0", "", "abc", "-5", "1e9", "inf", "600.4", " 640 ",
+                                            "1000000", None],
+                           "Sec-CH-DPR": ["2.625", "1.75", "1", "1.100000023841858", "0.5", "", "abc", "-1", None],
+                           "Save-Data": ["on", "On", "off", None]}.items():
+        for hint in needed:
+            assert (header, hint) in values, (header, hint)
+    for header, buckets in HINT_BUCKETS.items():
+        rows = [case for case in HINT_CASES if case["header"] == header]
+        assert {case["bucket"] for case in rows if case["browser"]} == {*buckets, None}, \
+            f"{header}: a browser value for every bucket, and no header"
+        assert any(case["bucket"] is None and not case["browser"] and case["value"] is not None for case in rows), \
+            f"{header}: a junk value that is removed"
+
+
+@pytest.mark.parametrize("case", HINT_CASES, ids=hint_case_id)
+def test_hint_table_agrees_with_the_proxy(case: dict):
+    """Every bucket is one the proxy renders as itself (what keeps a CDN's cache coherent: the
+    backend sees the bucket, never the client's value). For what browsers send, the bucket is also
+    the proxy's own rounding of the value: a browser gets the answer it would get without the CDN.
+    Junk rows are held only to the recipes' bucket (usually none: no hint)."""
+    header, hint, bucket = case["header"], case["value"], case["bucket"]
+    if bucket is not None:
+        assert bucket in HINT_BUCKETS[header]
+        assert proxy_bucket(header, bucket) == bucket, "the proxy rounds a bucket to another one"
+    if case["browser"]:
+        assert proxy_bucket(header, hint) == bucket
+        assert_same_answer(header, hint, bucket, hint_case_id(case))
+
+
+class _EchoHints(BaseHTTPRequestHandler):
+    """Answers every GET with the hint headers it received (every copy) and any X-Hint* header, as
+    JSON, uncacheable."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        seen = {name.lower(): self.headers.get_all(name) for name in (*HINT_BUCKETS, "Accept")}
+        seen["leaked"] = [name for name in self.headers if name.lower().startswith("x-hint")]
+        body = json.dumps(seen).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def hint_echo() -> Iterator[Varnish]:
+    """The shipped VCL in front of a backend that echoes the hint headers Varnish forwards."""
+    require_varnish()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHints)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with start_varnish("127.0.0.1", server.server_port, vcl=SHIPPED_VCL) as varnish:
+            yield varnish
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def send_hint(port: int, path: str, header: str, hint: str | None) -> tuple[int, bytes]:
+    """GET ``path`` with ``header: hint`` sent byte for byte (as Latin-1; httpx would refuse or trim
+    some values), plus an ``X-Hint`` (the VCL's working header) that the VCL must not trust."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.putheader("X-Hint", "1")
+        if hint is not None:
+            conn.putheader(header, hint.encode("latin-1"))
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def forwarded(varnish: Varnish, header: str, hint: str | None) -> str | None:
+    """The ``header`` Varnish forwards for a w:auto/dpr:auto URL requested with ``header: hint``;
+    None when it forwards none. Exactly one copy, and no X-Hint reaches the backend."""
+    status, body = send_hint(varnish.port, "/sig/w:auto/dpr:auto/demo/photo.jpg", header, hint)
+    assert status == 200, (header, hint, status, body[:200])
+    seen = json.loads(body)
+    assert seen["leaked"] == [], f"{header}: {hint!r}: working headers reached the backend: {seen['leaked']}"
+    copies = seen[header.lower()]
+    assert copies is None or len(copies) == 1, copies
+    return copies[0] if copies else None
+
+
+def test_hint_table_through_varnish():
+    """Every row through the shipped VCL: the backend sees exactly the row's bucket, or no header."""
+    with hint_echo() as varnish:
+        wrong = {hint_case_id(case): got for case in HINT_CASES
+                 if (got := forwarded(varnish, case["header"], case["value"])) != case["bucket"]}
+    assert not wrong, f"the VCL forwards other buckets than the table: {wrong}"
+
+
+def test_hint_table_through_varnish_and_the_proxy(corpus: Path):
+    """Coherence, end to end: for every row, Varnish in front of the proxy serves the very bytes
+    the proxy answers to the row's bucket (or to no header); for what browsers send, also the bytes
+    it answers to the value itself. One render per bucket (and one without the header) per URL."""
+    direct: dict[tuple[str, str, str | None], bytes] = {}
+
+    def from_proxy(stack: Stack, url: str, header: str, hint: str | None) -> bytes:
+        if (url, header, hint) not in direct:
+            status, body = send_hint(stack.proxy.base_url.port, url, header, hint)
+            assert status == 200, (header, hint, body[:200])
+            direct[url, header, hint] = body
+        return direct[url, header, hint]
+
+    with stack_with(corpus, SHIPPED_VCL, client_hints=True) as stack:
+        for case in HINT_CASES:
+            header, hint, bucket = case["header"], case["value"], case["bucket"]
+            url = signed(HINT_URLS[header])
+            status, served = send_hint(stack.varnish.port, url, header, hint)
+            assert status == 200, (hint_case_id(case), served[:200])
+            assert served == from_proxy(stack, url, header, bucket), f"{hint_case_id(case)}: not the bucket's answer"
+            if case["browser"]:
+                assert served == from_proxy(stack, url, header, hint), f"{hint_case_id(case)}: not the proxy's answer"
+        assert stack.backend_requests() == sum(len(buckets) + 1 for buckets in HINT_BUCKETS.values())
+
+
+def random_hints(count: int, seed: int = 20261123) -> list[tuple[str, str, bool]]:
+    """``count`` seeded (header, hint, browser) triples for each header. Browser-shaped: integer
+    widths 0..5000; DPRs 0.5..5 with up to 3 decimals, or a float32 printed as a double
+    (1.100000023841858), as Chromium sends them, often at a bucket edge or next to it; Save-Data
+    "on". Junk: numbers within 1e-9 of a
+    bucket edge, decimals with signs, exponents (some overflowing), underscores or many digits,
+    random characters, other Save-Data spellings."""
+    rng = random.Random(seed)
+    edges = [float(b) for b in HINT_BUCKETS["Sec-CH-Width"] + HINT_BUCKETS["Sec-CH-DPR"]]
+
+    def digits(n: int) -> str:
+        return "".join(rng.choice("0123456789") for _ in range(n))
+
+    def junk() -> str:
+        kind = rng.random()
+        if kind < 0.3:
+            offset = rng.choice([0, 1, -1, 0.5, -0.5, 1e-3, -1e-3, 1e-6, -1e-6, 1e-9, -1e-9, 0.0004])
+            return repr(round(rng.choice(edges) + offset, 10))
+        if kind < 0.7:
+            text = rng.choice(["", "", "+", "-"]) + digits(rng.randint(0, 8))
+            if rng.random() < 0.5:
+                text += "." + digits(rng.randint(0, 24))
+            if rng.random() < 0.3:
+                exponent = rng.choice([rng.randint(0, 5), rng.randint(0, 400)])
+                text += rng.choice("eE") + rng.choice(["", "+", "-"]) + str(exponent)
+            if rng.random() < 0.1 and len(text) > 2:
+                cut = rng.randint(1, len(text) - 1)
+                text = text[:cut] + "_" + text[cut:]
+            return text
+        return "".join(rng.choice("0123456789._eE+- inaf\t\xa0\x85") for _ in range(rng.randint(0, 8)))
+
+    def width() -> str:
+        if rng.random() < 0.3:  # at a bucket edge or next to one
+            return str(int(rng.choice(HINT_BUCKETS["Sec-CH-Width"])) + rng.choice([-1, 0, 1]))
+        return str(rng.randint(0, 5000))
+
+    def dpr() -> str:
+        kind = rng.random()
+        if kind < 0.4:
+            return repr(struct.unpack("f", struct.pack("f", rng.uniform(0.5, 5)))[0])
+        thousandths = rng.randint(500, 5000)
+        if kind < 0.7:  # at a bucket edge or next to one
+            thousandths = round(1000 * float(rng.choice(HINT_BUCKETS["Sec-CH-DPR"]))) + rng.choice([-1, 0, 1])
+        return f"{thousandths / 1000:.3f}".rstrip("0").rstrip(".")
+
+    triples = []
+    for _ in range(count):
+        browser = rng.random() < 0.5
+        triples.append(("Sec-CH-Width", width() if browser else junk(), browser))
+        browser = rng.random() < 0.5
+        triples.append(("Sec-CH-DPR", dpr() if browser else junk(), browser))
+    save_data = ["on", "On", "oN", "\ton", "on\xa0", "o n", "onn", "0", "off", ""]
+    return triples + [("Save-Data", value, value == "on") for value in save_data]
+
+
+RANDOM_HINTS = random_hints(300)
+
+
+def assert_random_hints(recipe: str, results: list[str | None]) -> None:
+    """Every random value became a bucket or was removed; a browser-shaped one became the proxy's
+    own rounding of it."""
+    assert len(results) == len(RANDOM_HINTS)
+    for (header, hint, browser), sent in zip(RANDOM_HINTS, results, strict=True):
+        assert sent is None or sent in HINT_BUCKETS[header], (recipe, header, hint, sent)
+        if browser:
+            assert sent == proxy_bucket(header, hint), (recipe, header, hint, sent)
+            assert_same_answer(header, hint, sent, f"{recipe}, {header}: {hint!r}")
+    assert sum(browser for *_, browser in RANDOM_HINTS) > 250
+    assert len({sent for sent in results}) >= 12, "the random values should reach most buckets"
+
+
+def test_vcl_on_random_hints():
+    """Seeded random values through the shipped VCL (seen by the echo backend)."""
+    with hint_echo() as varnish:
+        assert_random_hints("VCL", [forwarded(varnish, header, hint) for header, hint, _ in RANDOM_HINTS])
+
+
+def test_cloudfront_function_on_random_hints():
+    """The same values through the CloudFront Function's hint rules (run by node)."""
+    node = node_or_skip("the CloudFront Function")
+    script = ("const fn = require(process.argv[1]);"
+              "const pairs = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              "console.log(JSON.stringify(pairs.map(([h, v]) => fn.HINTS[h.toLowerCase()](v))));")
+    pairs = [(header, hint) for header, hint, _ in RANDOM_HINTS]
+    result = subprocess.run([node, "-e", script, str(CLOUDFRONT / "accept-bucket.js")], input=json.dumps(pairs),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert_random_hints("CloudFront", json.loads(result.stdout))
+
+
+#: 20 distinct Sec-CH-Width values (integers, as Chromium sends them) in three buckets, and junk
+#: that the VCL removes (served as no hint: w:auto's fallback, 640 px).
+WIDTHS: dict[str | None, list[str | None]] = {
+    "640": ["481", "500", "512", "540", "600", "601", "602", "639", "640"],
+    "960": ["641", "700", "750", "800", "828", "960"],
+    "1280": ["961", "1000", "1080", "1170", "1280"],
+    None: [None, "1e3", "+1000", "1000px", "inf"],
+}
+#: 15 distinct Sec-CH-DPR values in three buckets, and junk.
+DPRS: dict[str | None, list[str | None]] = {
+    "1.5": ["1.1", "1.25", "1.3", "1.333", "1.5"],
+    "2": ["1.6", "1.75", "1.8", "2", "2.0"],
+    "3": ["2.2", "2.5", "2.625", "2.75", "3"],
+    None: [None, "2e0", "+2", "2x"],
+}
+#: Save-Data values: "on" in any case, and others (no header among them).
+SAVE_DATA: dict[str | None, list[str | None]] = {"on": ["on", "On", "ON", "oN"], None: ["off", "", "1", None]}
+
+
+@pytest.mark.parametrize("vcl", ["shipped", "without-hint-rewrite"])
+def test_client_hints_through_varnish(corpus: Path, vcl: str):
+    """The proxy (client_hints on) behind the shipped VCL: 20 Sec-CH-Width values of one w:auto URL
+    make 3 renders, one per bucket, and junk values one more (the no-hint answer); 15 Sec-CH-DPR
+    values of a dpr:auto URL make 3, and junk one; Save-Data in any spelling makes 2. Every answer is
+    the proxy's for the header Varnish forwards. Without the VCL's hint rewrite (the control)
+    Varnish varies on the raw header and every distinct value is a render, although the proxy
+    answers the same pixels."""
+    shipped = vcl == "shipped"
+    # (VCC refuses a sub that is never called: the control calls it under a condition never true.)
+    never = "    if (false) {\n" + HINT_REWRITE + "    }\n"
+    text = SHIPPED_VCL if shipped else SHIPPED_VCL.replace(HINT_REWRITE, never)
+    assert text != SHIPPED_VCL or shipped, "the hint rewrite is no longer one `call` line in vcl_recv"
+    with stack_with(corpus, text, client_hints=True) as stack:
+        def run(header: str, groups: dict, width_of) -> list[bytes]:
+            url, spec = signed(HINT_URLS[header]), READERS[header][0]
+            before = stack.renders()
+            bodies = []
+            for bucket, values in groups.items():
+                for hint in values:
+                    request = stack.cdn.build_request("GET", url)
+                    if hint is not None:
+                        request.headers[header] = hint
+                    response = stack.cdn.send(request)
+                    assert response.status_code == 200, (header, hint, response.text[:200])
+                    assert header.lower() in response.headers["vary"].lower(), response.headers["vary"]
+                    seen = negotiated(spec, header, bucket if shipped else hint).spec
+                    assert decode(response.content).width == width_of(seen), (header, hint)
+                    bodies.append(response.content)
+            distinct = sum(len(values) for values in groups.values())
+            assert stack.renders() - before == (len(groups) if shipped else distinct), header
+            return bodies
+
+        assert sum(len(values) for bucket, values in WIDTHS.items() if bucket) == 20
+        run("Sec-CH-Width", WIDTHS, lambda spec: spec.width)
+        assert sum(len(values) for bucket, values in DPRS.items() if bucket) == 15
+        run("Sec-CH-DPR", DPRS, lambda spec: round(200 * spec.dpr))
+
+        bodies = run("Save-Data", SAVE_DATA, lambda spec: 300)
+        on, off = bodies[:len(SAVE_DATA["on"])], bodies[len(SAVE_DATA["on"]):]
+        assert len(set(on)) == len(set(off)) == 1 and max(map(len, on)) < min(map(len, off)), \
+            "Save-Data: on should give one, smaller, answer"
+
+        assert stack.backend_requests() == stack.renders()

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from edgeproxy.signing import PathSigner
 from edgeproxy.spec import parse_path
 from edgeproxy.urls import OPTION_ORDER, UrlBuilder, format_value
-from tests.conftest import IN_CI, KEY, ROOT, decode, loader_format, make_client, raw_get
+from tests.conftest import KEY, ROOT, decode, loader_format, make_client, raw_get, run_node_tests
 
 FIXTURE = ROOT / "clients" / "url-fixtures.json"
 SCRIPT = ROOT / "scripts" / "url-fixtures"
@@ -107,17 +107,8 @@ def test_url_cases_parse_back_and_verify():
 
 
 def test_js_package_node_tests():
-    """``node --test`` in clients/js: every fixture case and the package's own API tests. The test
-    file is named rather than the folder: Node 21+ reads a folder argument as a module path."""
-    node = shutil.which("node")
-    if node is None:
-        if IN_CI:
-            pytest.fail("CI=true but node is missing (.ci/run installs Debian's nodejs)")
-        pytest.skip("node not installed (apt-get install nodejs): the JavaScript URL builder is untested")
-    files = sorted(str(path.relative_to(JS)) for path in (JS / "test").glob("*.test.js"))
-    assert files, f"no *.test.js in {JS / 'test'}"
-    result = subprocess.run([node, "--test", *files], cwd=JS, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"node --test failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    """``node --test`` in clients/js: every fixture case and the package's own API tests."""
+    result = run_node_tests(JS / "test", "the JavaScript URL builder")
     passed = re.search(r"^# pass (\d+)$", result.stdout, re.MULTILINE)
     assert passed and int(passed.group(1)) >= len(CASES), result.stdout[-2000:]
 

@@ -26,6 +26,10 @@
 // is a 404, and a query string is a 400 (the proxy refuses it anyway: it is not signed). The
 // cache policy must still leave query strings out of the cache key (config/cloudfront/README.md).
 //
+// Client hints (config/client-hint-buckets.json, README.md): Sec-CH-Width and Sec-CH-DPR become
+// the bucket they round up to (THE PROXY'S auto_width_buckets AND auto_dpr_buckets), Save-Data "on";
+// other values are removed. CloudFront ignores Vary, so a hint the URL does not read is removed too.
+//
 // Outside CloudFront (node --test config/cloudfront/) the pure functions are exported through
 // module.exports; CloudFront's runtime has no `module`, and the typeof check keeps it quiet there.
 
@@ -86,6 +90,72 @@ function normaliseAccept(accept) {
     return BUCKETS[acceptBucket(accept)];
 }
 
+var DEFAULT_PRESET_READS_HINTS = false;
+var WIDTH_BUCKETS = [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840];
+var DPR_BUCKETS = [1, 1.5, 2, 3, 4];
+
+// A plain decimal, spaces or tabs around it, as browsers send; anything else is removed.
+var HINT = /^[ \t]*([0-9]{1,6})(?:\.([0-9]{1,20}))?[ \t]*$/;
+
+// The first bucket at or above the hint (the last above them all), or null. Exact: ceil(1000 x) in
+// integers, the first three decimals plus one when a non-zero digit follows, as in the VCL.
+function hintBucket(value, buckets) {
+    var match = HINT.exec(String(value || ''));
+    if (!match) {
+        return null;
+    }
+    var decimals = (match[2] || '') + '000';
+    var thousandths = Number(match[1]) * 1000 + Number(decimals.slice(0, 3)) +
+        (/[1-9]/.test(decimals.slice(3)) ? 1 : 0);
+    for (var i = 0; i < buckets.length - 1 && buckets[i] * 1000 < thousandths; i++) {}
+    return String(buckets[i]);
+}
+
+// Each hint header -> its bucket as a header value, or null (remove the header).
+var HINTS = {
+    'sec-ch-width': function (value) {
+        return hintBucket(value, WIDTH_BUCKETS);
+    },
+    'sec-ch-dpr': function (value) {
+        return hintBucket(value, DPR_BUCKETS);
+    },
+    'save-data': function (value) {
+        return /^[ \t]*on[ \t]*$/i.test(String(value || '')) ? 'on' : null;
+    }
+};
+
+// Which hints the URL's options can read: w:auto (width:auto), dpr:auto, no q (quality); all of
+// them with pr: (preset:) or a segment that does not decode. Option names and "auto" are
+// case-insensitive; options end at the first segment without ":" (the origin).
+function hintsRead(uri) {
+    var all = {'sec-ch-width': true, 'sec-ch-dpr': true, 'save-data': true};
+    var read = {'sec-ch-width': false, 'sec-ch-dpr': false, 'save-data': true};
+    var segments = uri.split('/');
+    for (var i = 2; i < segments.length; i++) {
+        var args;
+        try {
+            args = decodeURIComponent(segments[i]).split(':');
+        } catch (e) {
+            return all;
+        }
+        if (args.length < 2) {
+            break;
+        }
+        var name = args[0].toLowerCase();
+        var auto = args[1].toLowerCase() === 'auto';
+        if (name === 'pr' || name === 'preset') {
+            return all;
+        } else if (name === 'w' || name === 'width') {
+            read['sec-ch-width'] = auto;
+        } else if (name === 'dpr') {
+            read['sec-ch-dpr'] = auto && args.length === 2;
+        } else if (name === 'q' || name === 'quality') {
+            read['save-data'] = false;
+        }
+    }
+    return DEFAULT_PRESET_READS_HINTS ? all : read;
+}
+
 // A transform URL: /{signature}/{at least one more segment}. A signature is base64url (or the
 // development-only "unsafe"), so /metrics, /readyz, /healthz, /purge and percent-encoded
 // spellings of them never match.
@@ -113,6 +183,16 @@ function handler(event) {
     }
     var header = request.headers.accept;
     request.headers.accept = {value: normaliseAccept(header ? header.value : '')};
+    var read = hintsRead(request.uri);
+    for (var name in HINTS) {
+        header = request.headers[name];
+        var bucket = read[name] && header ? HINTS[name](header.value) : null;
+        if (bucket === null) {
+            delete request.headers[name];
+        } else {
+            request.headers[name] = {value: bucket};
+        }
+    }
     return request;
 }
 
@@ -122,6 +202,8 @@ if (typeof module !== 'undefined') {
         acceptedImageTypes: acceptedImageTypes,
         acceptBucket: acceptBucket,
         normaliseAccept: normaliseAccept,
+        HINTS: HINTS,
+        hintsRead: hintsRead,
         handler: handler
     };
 }

@@ -11,7 +11,9 @@ vcl 4.1;
 #                         other one-segment path are a 404 here and never reach the proxy); a query
 #                         string is a 400 here; Accept is rewritten into one of three buckets
 #                         before the Vary: Accept lookup, so that one URL makes at most three
-#                         objects (and three renders) instead of one per browser build.
+#                         objects (and three renders) instead of one per browser build; the
+#                         client hints (Sec-CH-Width, Sec-CH-DPR, Save-Data) are rewritten to the
+#                         bucket the proxy rounds them to (sub edgeproxy_client_hints).
 #   vcl_backend_response  Surrogate-Key -> xkey; the proxy's 4xx are cached for their max-age
 #                         (Varnish caches only 404 and a few others by default), 5xx for their
 #                         max-age=1, never as a long hit-for-miss; no grace for errors or for
@@ -21,7 +23,8 @@ vcl 4.1;
 #
 # The Accept buckets are shared with the CloudFront Function (config/cloudfront/) and documented
 # with real-world Accept strings in config/accept-buckets.json; tests/test_cdn_recipes.py runs this
-# file in front of the proxy with every row of that table. Change them together.
+# file in front of the proxy with every row of that table. Change them together. Likewise the
+# client hint buckets and config/client-hint-buckets.json.
 
 import std;
 import xkey;
@@ -146,9 +149,100 @@ sub vcl_recv {
     }
     unset req.http.X-Accept-Entries;
 
+    # Sec-CH-Width, Sec-CH-DPR, Save-Data -> the proxy's buckets, before the Vary lookup (below).
+    call edgeproxy_client_hints;
+
     # Cache lookup (the builtin vcl_hash: URL and Host). If several host names front the same
     # proxy, hash on req.url alone in a vcl_hash of your own to share their objects.
     return (hash);
+}
+
+# --------------------------------------------------------------------------------------------------
+# Client hints -> buckets (config/client-hint-buckets.json). With client_hints = true the proxy
+# reads Sec-CH-Width for w:auto URLs, Sec-CH-DPR for dpr:auto URLs and Save-Data for URLs without
+# q, names each one it read in Vary, and rounds the hints UP to buckets. Varnish varies on the header
+# as the client sent it, so Sec-CH-Width: 601, 602, ... would each make an object (and a render) of
+# the same 640-pixel answer. So each header is rewritten to one of a few values, or removed:
+#
+#   Sec-CH-Width   160 320 480 640 960 1280 1920 2560 3840   (the first at or above the value,
+#   Sec-CH-DPR     1 1.5 2 3 4                                the last one above them all)
+#   Save-Data      on                                         ("on" in any case, else removed)
+#
+# THE BUCKETS MUST MATCH THE PROXY'S auto_width_buckets AND auto_dpr_buckets (these are the
+# defaults): with other ones the proxy rounds Varnish's bucket up again, so clients get a larger
+# image than they asked for, and two Varnish buckets may render the same proxy bucket twice.
+# A hint is read only as a plain decimal, [ \t]*[0-9]{1,6}(\.[0-9]{1,20})?[ \t]*, which covers what
+# browsers send (integer widths; DPRs such as 1, 1.5, 2.625, 1.100000023841858), and is rounded up
+# exactly: 0 and 0.5 go to the first bucket (the proxy clamps them to 1), 640.0001 to 960 (and
+# 1.0000000000000001 to 1.5, which the proxy's float() reads as 1; no browser sends it). Anything
+# else (a sign, an exponent, "_", "inf", "640px", 7 integer digits) is removed, and the proxy
+# answers as to no hint. That is safe because the backend sees the rewritten header, not the
+# client's: the proxy renders for exactly the value the object is keyed on, so the cache stays
+# coherent whatever a client sends. With client_hints off the proxy reads none of these headers.
+
+sub edgeproxy_client_hints {
+    set req.http.X-Hint = req.http.Sec-CH-Width;
+    call edgeproxy_hint_thousandths;
+    if (!req.http.X-Hint) {
+        unset req.http.Sec-CH-Width;
+    } elsif (std.integer(req.http.X-Hint, 0) <= 160000) {
+        set req.http.Sec-CH-Width = "160";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 320000) {
+        set req.http.Sec-CH-Width = "320";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 480000) {
+        set req.http.Sec-CH-Width = "480";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 640000) {
+        set req.http.Sec-CH-Width = "640";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 960000) {
+        set req.http.Sec-CH-Width = "960";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1280000) {
+        set req.http.Sec-CH-Width = "1280";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1920000) {
+        set req.http.Sec-CH-Width = "1920";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 2560000) {
+        set req.http.Sec-CH-Width = "2560";
+    } else {
+        set req.http.Sec-CH-Width = "3840";
+    }
+
+    set req.http.X-Hint = req.http.Sec-CH-DPR;
+    call edgeproxy_hint_thousandths;
+    if (!req.http.X-Hint) {
+        unset req.http.Sec-CH-DPR;
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1000) {
+        set req.http.Sec-CH-DPR = "1";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1500) {
+        set req.http.Sec-CH-DPR = "1.5";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 2000) {
+        set req.http.Sec-CH-DPR = "2";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 3000) {
+        set req.http.Sec-CH-DPR = "3";
+    } else {
+        set req.http.Sec-CH-DPR = "4";
+    }
+    unset req.http.X-Hint;
+
+    if (req.http.Save-Data ~ "(?i)^[ \t]*on[ \t]*$") {
+        set req.http.Save-Data = "on";
+    } else {
+        unset req.http.Save-Data;
+    }
+}
+
+# req.http.X-Hint: a plain decimal x -> ceil(1000 x) (its integer part and first three decimals,
+# padded with zeros, plus one when a non-zero decimal follows), exact at any number of decimals,
+# so x <= bucket exactly when ceil(1000 x) <= 1000 bucket. Anything else -> removed.
+sub edgeproxy_hint_thousandths {
+    if (req.http.X-Hint !~ "^[ \t]*[0-9]{1,6}(\.[0-9]{1,20})?[ \t]*$") {
+        unset req.http.X-Hint;
+    } else {
+        set req.http.X-Hint = regsub(req.http.X-Hint, "^[ \t]*([0-9]+)\.?([0-9]*)[ \t]*$", "\1.\2000");
+        if (req.http.X-Hint ~ "\.[0-9]{3}[0-9]*[1-9]") {
+            set req.http.X-Hint = 1 + std.integer(regsub(req.http.X-Hint, "^([0-9]+)\.([0-9]{3}).*$", "\1\2"), 0);
+        } else {
+            set req.http.X-Hint = regsub(req.http.X-Hint, "^([0-9]+)\.([0-9]{3}).*$", "\1\2");
+        }
+    }
 }
 
 sub vcl_backend_response {
