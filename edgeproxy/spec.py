@@ -399,8 +399,9 @@ def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
 
     Raises:
         ValueError: a bad name, an empty preset, an option that does not parse (the parser's
-            message), or ``pr``/``exp`` inside a preset (presets do not nest, and an expiry belongs
-            to one signed URL, not to every URL of a preset). Every problem is listed.
+            message), ``pr``/``exp`` inside a preset (presets do not nest, and an expiry belongs
+            to one signed URL, not to every URL of a preset), or ``w:auto`` with ``h``. Every problem
+            is listed.
     """
     compiled: dict[str, dict[str, object]] = {}
     problems: list[str] = []
@@ -416,6 +417,8 @@ def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
             continue
         if nested is not None or "expires" in written:
             problems.append(f"preset {name}: may not contain pr or exp")
+        elif values.get("width_auto") and values.get("height") is not None:
+            problems.append(f"preset {name}: w:auto sets the width only and cannot be combined with h")
         elif not values:
             problems.append(f"preset {name}: no options")
         else:

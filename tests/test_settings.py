@@ -52,3 +52,19 @@ def test_example_config_documents_every_setting_with_its_default():
     documented = {line.split("=")[0].strip() for line in lines if "=" in line}
     documented |= {line.strip("[]") for line in lines if line.startswith("[")}
     assert set(Settings.model_fields) <= documented, set(Settings.model_fields) - documented
+
+
+def test_presets_come_from_toml_or_from_json_in_the_environment(tmp_path, monkeypatch):
+    config = tmp_path / "edgeproxy.toml"
+    config.write_text('allow_unsigned = true\n[presets]\nthumb = "w:200/h:200/fit:cover"\n')
+    assert load_settings(config).presets == {"thumb": "w:200/h:200/fit:cover"}
+    monkeypatch.setenv("EDGEPROXY_PRESETS", '{"hero": "w:auto:960/q:70"}')
+    monkeypatch.setenv("EDGEPROXY_ONLY_PRESETS", "true")
+    settings = load_settings(config)  # the environment's table is merged into the file's, name by name
+    assert settings.presets == {"thumb": "w:200/h:200/fit:cover", "hero": "w:auto:960/q:70"}
+    assert settings.only_presets
+    monkeypatch.setenv("EDGEPROXY_PRESETS", '{"thumb": "w:auto/h:10"}')
+    with pytest.raises(SettingsError) as info:
+        load_settings(config)
+    assert str(info.value) == "invalid settings:\n  presets: preset thumb: w:auto sets the width only and cannot " \
+                              "be combined with h"
