@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
+import shutil
+import tempfile
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -369,3 +372,39 @@ def test_fallback_image_stands_in_for_errors_about_the_original(corpus: Path, tm
         r = c.get(signed("/w:80/f:png/demo/missing.jpg"))
         assert (r.status_code, r.headers["cache-control"]) == (200, "public, max-age=60")
         assert decode(r.content).width == 80
+
+
+@contextlib.contextmanager
+def _unprivileged():
+    """Run the block as a user who cannot read a mode-000 file: as is when not root; as root, with
+    the effective uid of ``nobody`` (65534) for the block, restored after."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_unreadable_original_is_an_origin_error_not_a_404(tmp_path: Path, caplog):
+    """A mounted folder the proxy's user may not read (a container's UID 10001) is the deployment's
+    fault, not a missing original: 502, short caching, and a warning naming the origin and key."""
+    root = Path(tempfile.mkdtemp(prefix="edgeproxy-unreadable-"))
+    try:
+        root.chmod(0o755)
+        photo = root / "photo.png"
+        photo.write_bytes(pyvips.Image.black(8, 8).pngsave_buffer())
+        photo.chmod(0)
+        with (make_client({"media": str(root)}) as c, caplog.at_level("WARNING", "edgeproxy.origins.local"),
+              _unprivileged()):
+            denied = c.get(signed("/w:4/f:png/media/photo.png"))
+            missing = c.get(signed("/w:4/f:png/media/nope.png"))
+        assert (denied.status_code, denied.text) == (502, "the origin may not read the original (permission denied)\n")
+        assert denied.headers["cache-control"] == "public, max-age=1"
+        assert missing.status_code == 404
+        assert any("local origin 'media' cannot read 'photo.png': permission denied" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        shutil.rmtree(root)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from email.utils import formatdate
 from pathlib import Path
 
-from edgeproxy.errors import ProxyError, not_found, too_large
+from edgeproxy.errors import ProxyError, not_found, origin_error, too_large
 from edgeproxy.origins.base import Original, is_safe_key
+
+_log = logging.getLogger("edgeproxy.origins.local")
 
 
 def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
@@ -22,7 +25,9 @@ class LocalOrigin:
     A key must name a regular file inside ``root`` after resolving symlinks: ``..`` segments,
     absolute paths, backslashes, NUL and symlinks that leave the root all give 404 (the same answer
     as a missing file, so the tree's layout outside the root is not revealed). The ETag is a BLAKE2b
-    hash of the content, so it changes exactly when the bytes do. The stamp is the file's
+    hash of the content, so it changes exactly when the bytes do. A file the process may not read
+    (permissions: a mounted folder not readable by the container's user) is a 502 with a warning
+    naming the origin and key, not a 404: the original exists, the deployment is at fault. The stamp is the file's
     ``(mtime_ns, size, inode)``: ``unchanged`` compares it with one ``stat`` (microseconds), so a
     replaced file (rewritten in place or renamed over) is never served from a cache.
     """
@@ -52,8 +57,11 @@ class LocalOrigin:
                 if stat.st_size > self.max_bytes:
                     raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
                 data = handle.read(self.max_bytes + 1)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise not_found() from None
+        except PermissionError:
+            _log.warning("local origin %r cannot read %r: permission denied (uid %d)", self.name, key, os.geteuid())
+            raise origin_error("the origin may not read the original (permission denied)") from None
         if len(data) > self.max_bytes:
             raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
         etag = hashlib.blake2b(data, digest_size=16).hexdigest()
