@@ -79,8 +79,7 @@ def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, sig
         spec = parse_options([s for s in segments if s not in presets])
         prefix = "".join(f"/pr:{s.partition(':')[2]}" for s in presets)  # first, as edgeproxy.urls writes it
         # A preset may set the format, which only the server knows: one request per bucket, to be sure.
-        auto = spec.format is Format.AUTO
-        buckets = ACCEPT_BUCKETS if auto else {"any": ACCEPT_BUCKETS["none"]}
+        buckets = ACCEPT_BUCKETS if spec.format is Format.AUTO else {"any": ACCEPT_BUCKETS["none"]}
         for origin, key in keys:
             path = sign_path(prefix + build_path(spec, origin, key), signing_key, signature_size)
             jobs.extend(Job(path, accept, bucket) for bucket, accept in buckets.items())
