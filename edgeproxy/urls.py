@@ -131,6 +131,21 @@ def _positive(value: object) -> bool:
             and value > 0)
 
 
+def _ascending(values: Iterable[Any], name: str, kind: str) -> list[Any]:
+    """``values`` (widths or densities) sorted ascending without repeats.
+
+    Raises:
+        TypeError: a str or bytes instead of a list.
+        ValueError: no values.
+    """
+    if isinstance(values, str | bytes):
+        raise TypeError(f"{name} is a list of {kind}")
+    ordered = sorted(set(values))
+    if not ordered:
+        raise ValueError(f"{name} is empty")
+    return ordered
+
+
 def _quote_key(key: str) -> str:
     """``key`` percent-encoded as UTF-8, ``/`` and the unreserved characters kept.
 
@@ -328,11 +343,7 @@ class UrlBuilder:
             options.setdefault("fit", "cover")
         out = []
         if widths is not None:
-            if isinstance(widths, str | bytes):
-                raise TypeError("widths is a list of integers")
-            widths = sorted(set(widths))
-            if not widths:
-                raise ValueError("widths is empty")
+            widths = _ascending(widths, "widths", "integers")
             if "w" in options:
                 raise ValueError("srcset sets width per candidate (widths): do not give width too")
             for w in widths:
@@ -341,11 +352,7 @@ class UrlBuilder:
                 extra = {"w": w} if aspect is None else {"w": w, "h": _ratio_height(w, aspect)}
                 out.append((f"{w}w", {**options, **extra}))
             return out
-        if isinstance(densities, str | bytes):
-            raise TypeError("densities is a list of numbers")
-        densities = sorted(set(densities))
-        if not densities:
-            raise ValueError("densities is empty")
+        densities = _ascending(densities, "densities", "numbers")
         if "dpr" in options:
             raise ValueError("srcset sets dpr per candidate (densities): do not give dpr too")
         if aspect is not None:
