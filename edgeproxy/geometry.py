@@ -137,12 +137,13 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
             left, top = _focal_offset(rw, cw, ax), _focal_offset(rh, ch, ay)
         else:
             left, top = _anchor_offset(rw - cw, ax), _anchor_offset(rh - ch, ay)
-        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch), smart=spec.gravity.kind == "smart")
+        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch),
+                    smart=spec.gravity.kind in ("smart", "face"))
 
     if fit is Fit.PAD and (bw or bh):
         cw, ch = max(bw or rw, rw), max(bh or rh, rh)
         if (cw, ch) != (rw, rh):
-            ax, ay = (0.5, 0.5) if spec.gravity.kind in ("fp", "smart") else spec.gravity.anchor()
+            ax, ay = (0.5, 0.5) if spec.gravity.kind in ("fp", "smart", "face") else spec.gravity.anchor()
             left, top = _anchor_offset(cw - rw, ax), _anchor_offset(ch - rh, ay)
             return Plan(region, (rw, rh), canvas=(cw, ch, left, top))
     return Plan(region, (rw, rh))
@@ -160,3 +161,32 @@ def jpeg_shrink(width: int, height: int, target_width: int, target_height: int) 
         if width // shrink >= target_width and height // shrink >= target_height:
             return shrink
     return 1
+
+
+def map_box(box: tuple[float, float, float, float], size: tuple[int, int], source_crop: Box | None = None,
+            rotate: int = 0, flip: str = "") -> tuple[float, float, float, float] | None:
+    """Where ``box`` (x, y, width, height: fractions 0..1 of an upright ``size`` = (width, height)
+    pixels original, e.g. a detected face) lies after the pipeline's ``source_crop`` (left, top,
+    width, height pixels of that original), a clockwise ``rotate`` (0, 90, 180, 270) and ``flip``
+    (``h``, ``v``, ``hv``), in fractions 0..1 of the image at that point; clipped to it. None
+    when the box lies wholly outside the crop. Resizing does not move fractions, so the result
+    times any stage's pixel size gives pixels."""
+    x, y, w, h = box
+    if source_crop is not None:
+        left, top, cw, ch = source_crop
+        x, y, w, h = (x * size[0] - left) / cw, (y * size[1] - top) / ch, w * size[0] / cw, h * size[1] / ch
+    x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(1.0, x + w), min(1.0, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    x, y, w, h = x0, y0, x1 - x0, y1 - y0
+    if rotate == 90:  # a point (x, y) goes to (1 - y, x)
+        x, y, w, h = 1 - (y + h), x, h, w
+    elif rotate == 180:
+        x, y = 1 - (x + w), 1 - (y + h)
+    elif rotate == 270:  # (x, y) goes to (y, 1 - x)
+        x, y, w, h = y, 1 - (x + w), h, w
+    if "h" in flip:
+        x = 1 - (x + w)
+    if "v" in flip:
+        y = 1 - (y + h)
+    return x, y, w, h

@@ -3,8 +3,8 @@
 ``render(original bytes, negotiated spec) -> Rendered``. Runs in a render thread (blocking). The
 steps, in order:
 
-    probe -> check_limits -> choose_format -> plan_geometry -> load_and_resize -> rotate_flip
-    -> final_crop -> effects -> pad -> flatten -> encode
+    probe -> check_limits -> choose_format -> plan_geometry -> load_and_resize -> redact
+    -> rotate_flip -> final_crop -> effects -> pad -> flatten -> encode
 
 Only ``vips`` touches pyvips; the geometry is ``geometry.plan``. As in imgproxy's processing
 pipeline, each step is a function of the context, so a step can be added without touching others.
@@ -19,9 +19,9 @@ from typing import Any
 
 from edgeproxy import svg, vips
 from edgeproxy.errors import timed_out, too_large, unsupported_format
-from edgeproxy.geometry import Plan, focal_window, jpeg_shrink, plan
+from edgeproxy.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
 from edgeproxy.negotiate import Negotiated
-from edgeproxy.spec import Format, TransformSpec
+from edgeproxy.spec import Format, Redact, TransformSpec
 
 #: Formats that keep an alpha band; JPEG output is flattened onto the background.
 ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF, Format.JXL}
@@ -32,6 +32,12 @@ MIME = {
     Format.PNG: "image/png",
     Format.GIF: "image/gif",
     Format.JXL: "image/jxl",
+}
+#: Media type of each input format (``vips.SourceInfo.format``).
+INPUT_MIME = {
+    "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif", "avif": "image/avif",
+    "heif": "image/heif", "tiff": "image/tiff", "svg": "image/svg+xml", "bmp": "image/bmp",
+    "ico": "image/vnd.microsoft.icon", "psd": "image/vnd.adobe.photoshop", "jp2": "image/jp2", "jxl": "image/jxl",
 }
 WHITE = (255, 255, 255, 255)
 TRANSPARENT = (0, 0, 0, 0)
@@ -60,6 +66,8 @@ class Rendered:
     height: int
     frames: int
     timings: dict[str, float]
+    source: vips.SourceInfo | None = None  # the original's header facts
+    plan: Plan | None = None  # what was done to it (crop, resize, pad)
 
     @property
     def mime(self) -> str:
@@ -84,6 +92,13 @@ class Context:
     encode_options: vips.EncodeOptions
     default_quality: Callable[[str], int]
     deadline: float  # time.monotonic() value
+    # From the analysis of the original (edgeproxy.vision), not the URL: the faces found (objects
+    # with x, y, w, h: fractions 0..1 of the upright original), None when no detector ran or it
+    # failed; how to redact them (the URL's redact, or the origin's redact_origins); and whether
+    # moderation asks for the whole derivative blurred.
+    faces: tuple[Any, ...] | None = None
+    redact: Redact | None = None
+    moderation_blur: bool = False
     info: vips.SourceInfo | None = None
     format: Format = Format.JPEG
     animated: bool = False
@@ -159,20 +174,68 @@ def load_and_resize(ctx: Context) -> None:
         ctx.image = vips.resize(region, width, height, colour_manage=ctx.info.colour_manage)
 
 
+#: Margin added around each detected face before redaction, as a fraction of its width and height
+#: on each side: CenterFace's boxes run from brow to chin; hair, ears and jaw line identify too.
+REDACT_MARGIN = 0.2
+
+
+def redact(ctx: Context) -> None:
+    """Obscure every detected face (``vips.obscure``) when redaction is asked for, on the image as
+    loaded (upright, source-cropped, resized), so the boxes are mapped once, before any rotation.
+    An animation gets the first frame's boxes on every frame. When the detector failed
+    (``faces`` None), the whole image is obscured: redaction fails closed, never open."""
+    if ctx.redact is None:
+        return
+    size = (ctx.info.width, ctx.info.height)
+    width, height = ctx.image.width, vips.page_height(ctx.image)
+    if ctx.faces is None:
+        ctx.image = vips.obscure(ctx.image, [(0, 0, width, height)], ctx.redact.value)
+        return
+    boxes = []
+    for face in ctx.faces:
+        mx, my = face.w * REDACT_MARGIN, face.h * REDACT_MARGIN
+        mapped = map_box((face.x - mx, face.y - my, face.w + 2 * mx, face.h + 2 * my), size, ctx.plan.source_crop)
+        if mapped is not None:
+            x, y, w, h = mapped
+            left, top = int(x * width), int(y * height)
+            boxes.append((left, top, max(1, round((x + w) * width) - left), max(1, round((y + h) * height) - top)))
+    ctx.image = vips.obscure(ctx.image, boxes, ctx.redact.value)
+
+
+def faces_centre(ctx: Context) -> tuple[float, float] | None:
+    """(x, y) in pixels of the current image: the centre of the union of the detected faces after
+    the source crop, rotation and flip; None when there is no face (or no detector)."""
+    if not ctx.faces:
+        return None
+    size = (ctx.info.width, ctx.info.height)
+    boxes = [map_box((f.x, f.y, f.w, f.h), size, ctx.plan.source_crop, ctx.spec.rotate, ctx.spec.flip.value)
+             for f in ctx.faces]
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return (x0 + x1) / 2 * ctx.image.width, (y0 + y1) / 2 * vips.page_height(ctx.image)
+
+
 def rotate_flip(ctx: Context) -> None:
     ctx.image = vips.rotate_flip(ctx.image, ctx.spec.rotate, ctx.spec.flip.value)
 
 
 def final_crop(ctx: Context) -> None:
     """Crop every frame to the planned window; for ``g:smart``, the window is first centred on the
-    attention centre of the first frame, so an animation keeps one window for all its frames."""
+    attention centre of the first frame, so an animation keeps one window for all its frames; for
+    ``g:face``, on the centre of the union of the faces found, or as ``smart`` where none was."""
     box = ctx.plan.final_crop
     if box is None:
         return
-    if ctx.plan.smart:  # measured, then cropped: keep the resized pixels so the source decodes once
-        ctx.image = vips.in_memory(ctx.image)
+    if ctx.plan.smart:
         size = (ctx.image.width, vips.page_height(ctx.image))
-        box = focal_window(size, box[2:], vips.attention_centre(ctx.image, *box[2:]))
+        centre = faces_centre(ctx) if ctx.spec.gravity.kind == "face" else None
+        if centre is None:  # measured, then cropped: keep the resized pixels so the source decodes once
+            ctx.image = vips.in_memory(ctx.image)
+            centre = vips.attention_centre(ctx.image, *box[2:])
+        box = focal_window(size, box[2:], centre)
     ctx.image = vips.crop(ctx.image, *box)
 
 
@@ -181,6 +244,8 @@ def effects(ctx: Context) -> None:
         ctx.image = vips.blur(ctx.image, ctx.spec.blur)
     if ctx.spec.sharpen:
         ctx.image = vips.sharpen(ctx.image, ctx.spec.sharpen)
+    if ctx.moderation_blur:  # the whole derivative, as its viewer would see it: no detail left
+        ctx.image = vips.obscure(ctx.image, [(0, 0, ctx.image.width, vips.page_height(ctx.image))], "blur")
 
 
 def pad(ctx: Context) -> None:
@@ -207,6 +272,7 @@ STEPS: tuple[Callable[[Context], None], ...] = (
     choose_format,
     plan_geometry,
     load_and_resize,
+    redact,
     rotate_flip,
     final_crop,
     effects,
@@ -235,4 +301,4 @@ def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> R
         ctx.timings[step.__name__] = time.monotonic() - start
     width, height = ctx.plan.output_size
     frames = ctx.info.pages if ctx.animated else 1
-    return Rendered(ctx.body, ctx.format, width, height, frames, ctx.timings)
+    return Rendered(ctx.body, ctx.format, width, height, frames, ctx.timings, ctx.info, ctx.plan)

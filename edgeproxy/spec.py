@@ -68,6 +68,15 @@ class Format(enum.StrEnum):
     JXL = "jxl"  # JPEG XL: only with the [jxl] extra installed (edgeproxy.pillow.encode_jxl)
 
 
+class Redact(enum.StrEnum):
+    """How ``redact:faces`` hides each detected face: ``blur`` (a Gaussian blur whose sigma is a
+    quarter of the face's size) or ``pixelate`` (blocks of a sixth of the face's size): both leave
+    no facial features to recognise. See ``pipeline.redact``."""
+
+    BLUR = "blur"
+    PIXELATE = "pixelate"
+
+
 class Flip(enum.StrEnum):
     NONE = ""
     H = "h"
@@ -100,8 +109,9 @@ class Gravity:
     """Where to anchor a crop or a pad.
 
     ``kind`` is a compass name (``center``, ``north``, ... ``southwest``), ``smart`` (libvips
-    attention: edges, skin tones and saturated colour, as ``vips_smartcrop``), ``face`` (reserved;
-    needs the face model) or ``fp`` (focal point at ``x``, ``y``, fractions 0..1 of the width and
+    attention: edges, skin tones and saturated colour, as ``vips_smartcrop``), ``face`` (the crop
+    centred on the union of the faces the face model finds, ``smart`` where it finds none; needs the
+    ``face_model`` setting) or ``fp`` (focal point at ``x``, ``y``, fractions 0..1 of the width and
     height, 0,0 = top-left).
     """
 
@@ -147,6 +157,7 @@ class TransformSpec:
     blur: float | None = None  # Gaussian sigma, pixels
     sharpen: float | None = None  # sigma, pixels
     background: tuple[int, int, int, int] | None = None  # RGBA 0..255
+    redact: Redact | None = None  # redact:faces[:blur|:pixelate]: every detected face hidden
     enlarge: bool = False
     strip: bool = True
     expires: int | None = None  # UNIX seconds; the URL is refused after it
@@ -221,11 +232,16 @@ def _parse_gravity(name: str, args: list[str]) -> Gravity:
     kind = _COMPASS_ALIASES.get(kind, kind)
     if kind in COMPASS:
         return Gravity(kind, *COMPASS[kind])
-    if kind == "smart":
-        return Gravity("smart")
-    if kind == "face":
-        raise bad_request(f"option {name}: face gravity needs the face model, which is not enabled")
+    if kind in ("smart", "face"):
+        return Gravity(kind)
     raise bad_request(f"option {name}: unknown gravity {args[0]!r}")
+
+
+def _parse_redact(name: str, args: list[str]) -> Redact:
+    """``redact:faces`` (blur) or ``redact:faces:blur|pixelate``."""
+    if not args or args[0].lower() != "faces" or len(args) > 2:
+        raise bad_request(f"option {name}: expected {name}:faces, {name}:faces:blur or {name}:faces:pixelate")
+    return _enum(name, args[1], Redact) if len(args) == 2 else Redact.BLUR
 
 
 def _parse_crop(name: str, args: list[str]) -> Crop:
@@ -294,6 +310,8 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
         return _parse_gravity(name, args)
     if field == "crop":
         return _parse_crop(name, args)
+    if field == "redact":
+        return _parse_redact(name, args)
     arg = _one(name, args)
     match field:
         case "height":
@@ -343,6 +361,7 @@ OPTION_NAMES: dict[str, str] = {
     "blur": "blur",
     "sharpen": "sharpen",
     "bg": "background", "background": "background",
+    "redact": "redact",
     "enlarge": "enlarge",
     "strip": "strip",
     "pr": "preset", "preset": "preset",
@@ -495,6 +514,8 @@ def _format_field(field: str, value: object) -> str:
             return f"fp:{_fmt_num(x)}:{_fmt_num(y)}"
         case Gravity(kind=kind):
             return kind
+        case Redact():
+            return f"faces:{value.value}"
         case Crop(x=x, y=y, width=w, height=h, fraction=True):
             return ":".join(_fmt_num(v) if v not in (0, 1) else f"{v:.1f}" for v in (x, y, w, h))
         case Crop(x=x, y=y, width=w, height=h):

@@ -11,7 +11,7 @@ percent-encoded, and the whole path signed with the proxy's key (README, "URL gr
     'https://img.example.com/.../w:320/demo/photo.jpg 320w, https://img.example.com/.../w:640/demo/photo.jpg 640w'
 
 The builder writes options with their short names in one fixed order (``pr, w, h, fit, g, dpr, f,
-q, c, rot, flip, blur, sharpen, bg, enlarge, strip, exp, v``), so the same options always give the
+q, c, rot, flip, blur, sharpen, bg, redact, enlarge, strip, exp, v``), so the same options always give the
 same URL, hence one CDN cache entry. Every option is checked with the proxy's own parser
 (``edgeproxy.spec.parse_options``) before it is signed, so a URL the builder returns does not answer
 400 for its options (presets excepted: they are the proxy's configuration, so only their names are
@@ -47,7 +47,7 @@ __all__ = ["MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "format_value"]
 OPTION_NAMES: dict[str, str] = {name: SHORT_NAMES[field] for name, field in SPEC_OPTION_NAMES.items()}
 #: The order options are written in, whatever order they were given in: presets first, then the
 #: canonical order (``edgeproxy.spec.canonical``), ``pr, w, h, fit, g, dpr, f, q, c, rot, flip, blur,
-#: sharpen, bg, enlarge, strip, exp, v``.
+#: sharpen, bg, redact, enlarge, strip, exp, v``.
 OPTION_ORDER: tuple[str, ...] = ("pr", *(SHORT_NAMES[f.name] for f in fields(TransformSpec) if f.name in SHORT_NAMES))
 #: ``<source type>`` of each output format ``picture`` can offer.
 MIME_TYPES: dict[str, str] = {
@@ -181,10 +181,11 @@ class UrlBuilder:
     ``height``, source pixels or fractions for ``crop``, UNIX seconds for ``expires``)::
 
         preset (pr)  width (w)  height (h)  fit  gravity (g)  dpr  format (f)  quality (q)
-        crop (c)  rotate (rot)  flip  blur  sharpen  background (bg)  enlarge  strip  expires (exp)
-        version (v)
+        crop (c)  rotate (rot)  flip  blur  sharpen  background (bg)  redact  enlarge  strip
+        expires (exp)  version (v)
 
     e.g. ``width=640``, ``width=("auto", 640)`` (``w:auto:640``), ``gravity=("fp", 0.3, 0.4)``,
+    ``redact="faces"`` or ``redact=("faces", "pixelate")``,
     ``crop=(10, 20, 300, 200)`` (pixels; fractions need a value with a ``.`` in the path, so pass
     ``(0, 0, 0.5, 0.5)`` or strings such as ``("0", "0", "1.0", "1.0")``), ``preset=["thumb", "sharp"]``.
 

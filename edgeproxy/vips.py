@@ -54,6 +54,7 @@ class SourceInfo:
     animated: bool
     colour_manage: bool = False  # an embedded ICC profile that is not sRGB: transform to sRGB
     pillow: bool = False  # decoded by Pillow (edgeproxy.pillow), not libvips: see load_pillow
+    icc: str | None = None  # the embedded ICC profile's description ("" when unnamed); None: no profile read
 
 
 @contextmanager
@@ -170,6 +171,7 @@ def probe(data: bytes, allowed: frozenset[str] | None = None) -> SourceInfo:
         animated=fmt in ("gif", "webp") and pages > 1,
         colour_manage=profile is not None and not is_srgb_profile(profile),
         pillow=fmt == "avif",
+        icc=(icc_description(profile) or "") if profile is not None else None,
     )
 
 
@@ -194,10 +196,16 @@ def _probe_pillow(data: bytes, fmt: str, allowed: frozenset[str] | None) -> Sour
 
 def is_srgb_profile(profile: bytes) -> bool:
     """Whether an ICC profile's description names sRGB (so transforming to sRGB would be a no-op).
+    Skipping the no-op transform halves the cost of a typical camera JPEG (the lcms transform costs
+    more than the decode)."""
+    return "sRGB" in (icc_description(profile) or "")
+
+
+def icc_description(profile: bytes) -> str | None:
+    """An ICC profile's description (``"sRGB IEC61966-2.1"``), or None when it has none readable.
 
     Reads the ``desc`` tag (ICC.1:2001-04 ``textDescriptionType`` or ICC.1:2010 ``multiLocalizedUnicodeType``)
-    from the tag table that follows the 128-byte header. Skipping the no-op transform halves the
-    cost of a typical camera JPEG (the lcms transform costs more than the decode).
+    from the tag table that follows the 128-byte header.
     """
     try:
         count = int.from_bytes(profile[128:132], "big")
@@ -209,17 +217,15 @@ def is_srgb_profile(profile: bytes) -> bool:
             size = int.from_bytes(entry[8:12], "big")
             tag = profile[offset : offset + size]
             if tag[:4] == b"desc":
-                text = tag[12 : 12 + int.from_bytes(tag[8:12], "big")].decode("latin-1")
-            elif tag[:4] == b"mluc":
+                return tag[12 : 12 + int.from_bytes(tag[8:12], "big")].decode("latin-1").rstrip("\x00")
+            if tag[:4] == b"mluc":
                 length = int.from_bytes(tag[20:24], "big")
                 start = int.from_bytes(tag[24:28], "big")
-                text = tag[start : start + length].decode("utf-16-be", "replace")
-            else:
-                return False
-            return "sRGB" in text
+                return tag[start : start + length].decode("utf-16-be", "replace").rstrip("\x00")
+            return None
     except (IndexError, ValueError):
-        return False
-    return False
+        return None
+    return None
 
 
 def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_manage: bool,
@@ -324,6 +330,19 @@ def attention_centre(image: pyvips.Image, width: int, height: int) -> tuple[int,
     return found["attention_x"], found["attention_y"]
 
 
+def rgb_array(image: pyvips.Image):
+    """The pixels of ``image`` (8-bit sRGB or grey, any alpha already flattened) as a numpy array,
+    height × width × 3 ``uint8``: what the vision models take (``edgeproxy.vision``).
+
+    Raises:
+        ProxyError(422): the original's pixels could not be decoded.
+    """
+    if image.bands == 1:
+        image = image.colourspace("srgb")
+    with _decoding():
+        return image.extract_band(0, n=3).numpy()
+
+
 def page_height(image: pyvips.Image) -> int:
     """Height of one frame in pixels (the whole height for a still)."""
     ph = _field(image, "page-height", image.height)
@@ -365,6 +384,50 @@ def rotate_flip(image: pyvips.Image, angle: int, flip: str) -> pyvips.Image:
 def blur(image: pyvips.Image, sigma: float) -> pyvips.Image:
     """Gaussian blur with ``sigma`` pixels."""
     return _per_frame(image, lambda frame: frame.gaussblur(sigma))
+
+
+#: Samples across the long side of an obscured region: ``blur`` resamples it through a grid this
+#: small (then a Gaussian), ``pixelate`` draws blocks of this many per side at most. Eight samples
+#: across a face leave no features a person or a face recogniser can match; pixelation at 12-16
+#: blocks across has been shown to be defeated by recognisers (Newton, Sweeney and Malin,
+#: "Preserving privacy by de-identifying face images", IEEE TKDE 17(2), 2005; McPherson, Shokri
+#: and Shmatikov, "Defeating image obfuscation with deep learning", arXiv:1609.00408, 2016).
+OBSCURE_CELLS = {"blur": 8, "pixelate": 6}
+
+
+def _obscured(region: pyvips.Image, mode: str) -> pyvips.Image:
+    """``region`` (one frame's box) with its detail destroyed; same size, bands and format."""
+    width, height = region.width, region.height
+    cells = OBSCURE_CELLS[mode]
+    scale = min(1.0, cells / max(width, height))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if mode == "pixelate":
+        small = region.resize(small_w / width, vscale=small_h / height, kernel="linear")
+        big = small.resize(width / small.width, vscale=height / small.height, kernel="nearest")
+    else:
+        small = region.thumbnail_image(small_w, height=small_h, size="force").gaussblur(0.8)
+        big = small.resize(width / small.width, vscale=height / small.height, kernel="linear")
+    if (big.width, big.height) != (width, height):  # rounding in resize
+        big = big.embed(0, 0, width, height, extend="copy")
+    return big.cast(region.format)
+
+
+def obscure(image: pyvips.Image, boxes: list[tuple[int, int, int, int]], mode: str) -> pyvips.Image:
+    """Destroy the detail inside each box (left, top, width, height in pixels of one frame) of
+    every frame: ``blur`` (resampled through an 8-sample grid, then smoothed: a colour wash) or
+    ``pixelate`` (blocks, at most 6 across the box's long side). See ``OBSCURE_CELLS`` for why
+    so coarse. Boxes are clipped to the frame; pixels outside every box are untouched."""
+
+    def op(frame: pyvips.Image) -> pyvips.Image:
+        for left, top, width, height in boxes:
+            left, top = max(0, left), max(0, top)
+            width, height = min(width, frame.width - left), min(height, frame.height - top)
+            if width < 1 or height < 1:
+                continue
+            frame = frame.insert(_obscured(frame.crop(left, top, width, height), mode), left, top)
+        return frame
+
+    return _per_frame(image, op) if boxes else image
 
 
 def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.geometry import check_box, focal_window, plan
+from edgeproxy.geometry import check_box, focal_window, map_box, plan
 from edgeproxy.spec import Crop, Fit, Gravity, TransformSpec
 
 
@@ -89,3 +89,38 @@ def test_jpeg_shrink_keeps_at_least_the_target_size():
     assert jpeg_shrink(800, 533, 800, 533) == 1
     assert jpeg_shrink(801, 533, 400, 267) == 1  # 533 // 2 = 266 < 267
     assert jpeg_shrink(1, 1, 1, 1) == 1
+
+
+# map_box: a face box (fractions of the upright original) through crop, rotation and flip. Each
+# expectation is worked out by hand on a 200 x 100 original with a box at x 10..50, y 20..40 px.
+BOX = (0.05, 0.2, 0.2, 0.2)
+
+
+@pytest.mark.parametrize(
+    ("crop", "rotate", "flip", "expected"),
+    [
+        (None, 0, "", (0.05, 0.2, 0.2, 0.2)),
+        ((0, 0, 100, 100), 0, "", (0.1, 0.2, 0.4, 0.2)),  # the left half: x 10..50 of 100 px
+        ((30, 0, 100, 100), 0, "", (0.0, 0.2, 0.2, 0.2)),  # clipped at the crop's left edge: x 30..50
+        (None, 90, "", (0.6, 0.05, 0.2, 0.2)),  # clockwise: top-left goes to top-right
+        (None, 180, "", (0.75, 0.6, 0.2, 0.2)),
+        (None, 270, "", (0.2, 0.75, 0.2, 0.2)),  # counter-clockwise: top-left goes to bottom-left
+        (None, 0, "h", (0.75, 0.2, 0.2, 0.2)),
+        (None, 0, "v", (0.05, 0.6, 0.2, 0.2)),
+        (None, 90, "h", (0.2, 0.05, 0.2, 0.2)),  # rotated, then mirrored
+    ],
+)
+def test_map_box_follows_crop_rotation_and_flip(crop, rotate, flip, expected):
+    mapped = map_box(BOX, (200, 100), crop, rotate, flip)
+    assert mapped == pytest.approx(expected)
+
+
+def test_map_box_outside_the_crop_is_none():
+    assert map_box(BOX, (200, 100), (100, 0, 100, 100)) is None
+
+
+def test_face_gravity_plans_a_measured_crop_like_smart():
+    spec = TransformSpec(width=100, height=100, fit=Fit.COVER, gravity=Gravity("face"))
+    assert plan(spec, 400, 200, 8192).smart
+    padded = plan(TransformSpec(width=100, height=100, fit=Fit.PAD, gravity=Gravity("face")), 400, 200, 8192)
+    assert padded.canvas == (100, 100, 0, 25)  # centred, as smart and fp pad

@@ -17,6 +17,7 @@ from edgeproxy.spec import (
     Flip,
     Format,
     Gravity,
+    Redact,
     TransformSpec,
     build_path,
     canonical,
@@ -76,7 +77,10 @@ def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
         ("/rot:45/o/k", "option rot: must be 0, 90, 180 or 270"),
         ("/g:middle/o/k", "option g: unknown gravity 'middle'"),
         ("/g:fp:2:0/o/k", "option g: 2 is outside 0.0..1.0"),
-        ("/g:face/o/k", "option g: face gravity needs the face model, which is not enabled"),
+        ("/redact:eyes/o/k", "option redact: expected redact:faces, redact:faces:blur or redact:faces:pixelate"),
+        ("/redact:faces:smudge/o/k", "option redact: 'smudge' is not one of blur|pixelate"),
+        ("/redact:faces:blur:x/o/k",
+         "option redact: expected redact:faces, redact:faces:blur or redact:faces:pixelate"),
         ("/c:1:2:3/o/k", "option c: expected c:X:Y:W:H"),
         ("/c:0:0:0:5/o/k", "option c: 0 is outside 1..1000000000"),
         ("/bg:red/o/k", "option bg: expected RRGGBB or RRGGBBAA hex, got 'red'"),
@@ -106,7 +110,7 @@ def test_bad_options_are_400_naming_the_option(path, message):
 
 decimals = st.decimals(min_value=0, max_value=1, places=4, allow_nan=False).map(float)
 gravities = st.one_of(
-    st.sampled_from([Gravity(k, *xy) for k, xy in COMPASS.items()] + [Gravity("smart")]),
+    st.sampled_from([Gravity(k, *xy) for k, xy in COMPASS.items()] + [Gravity("smart"), Gravity("face")]),
     st.builds(lambda x, y: Gravity("fp", x, y), decimals, decimals),
 )
 crops = st.one_of(
@@ -131,6 +135,7 @@ base_specs = st.builds(
     blur=st.none() | st.decimals(min_value="0.01", max_value=100, places=2).map(float),
     sharpen=st.none() | st.decimals(min_value="0.01", max_value=10, places=2).map(float),
     background=st.none() | st.tuples(*[st.integers(0, 255)] * 4),
+    redact=st.none() | st.sampled_from(Redact),
     enlarge=st.booleans(),
     strip=st.booleans(),
     expires=st.none() | st.integers(0, 2**40),
@@ -246,3 +251,23 @@ def test_auto_width_and_dpr_parse_and_print_back():
     assert (spec.width, spec.width_auto, spec.dpr, spec.dpr_auto) == (480, True, 1.0, True)
     assert canonical(spec) == "/w:auto:480/dpr:auto"
     assert canonical(parse_options(["width:AUTO"])) == "/w:auto"
+
+
+@pytest.mark.parametrize(
+    ("path", "redact", "canonical_path"),
+    [
+        ("/redact:faces/o/k", Redact.BLUR, "/redact:faces:blur"),
+        ("/redact:faces:pixelate/o/k", Redact.PIXELATE, "/redact:faces:pixelate"),
+        ("/REDACT:Faces:Blur/o/k", Redact.BLUR, "/redact:faces:blur"),
+    ],
+)
+def test_redact_faces_parses_to_one_canonical_form(path, redact, canonical_path):
+    spec, _, _ = parse_path(path)
+    assert spec.redact is redact
+    assert canonical(spec) == canonical_path
+
+
+def test_face_gravity_parses_and_round_trips():
+    spec, _, _ = parse_path("/w:200/h:200/fit:cover/g:face/o/k")
+    assert spec.gravity == Gravity("face")
+    assert canonical(spec) == "/w:200/h:200/fit:cover/g:face"

@@ -9,7 +9,7 @@ export type SourceFormat = "avif" | "webp" | "jxl" | "jpeg" | "png";
 export type Compass =
   | "center" | "north" | "south" | "east" | "west" | "northeast" | "northwest" | "southeast" | "southwest"
   | "c" | "ce" | "centre" | "n" | "no" | "s" | "so" | "e" | "ea" | "w" | "we" | "ne" | "nw" | "se" | "sw";
-export type Gravity = Compass | "smart" | ["fp", number, number] | `fp:${number}:${number}`;
+export type Gravity = Compass | "smart" | "face" | ["fp", number, number] | `fp:${number}:${number}`;
 /** [width, height], or width / height. */
 export type Aspect = [number, number] | number;
 
@@ -45,6 +45,8 @@ export interface TransformOptions {
   blur?: number | null;
   /** Sigma, pixels, > 0 and <= 10. */
   sharpen?: number | null;
+  /** "faces" (blurred), "faces:pixelate", ["faces", "blur" | "pixelate"]: every detected face hidden. */
+  redact?: "faces" | "faces:blur" | "faces:pixelate" | ["faces", "blur" | "pixelate"] | null;
   /** RRGGBB or RRGGBBAA hex. */
   background?: string | null;
   bg?: string | null;

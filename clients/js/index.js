@@ -23,6 +23,7 @@ export const OPTION_NAMES = Object.freeze({
   blur: "blur",
   sharpen: "sharpen",
   background: "bg", bg: "bg",
+  redact: "redact",
   enlarge: "enlarge",
   strip: "strip",
   expires: "exp", exp: "exp",
@@ -31,8 +32,8 @@ export const OPTION_NAMES = Object.freeze({
 
 /** The order options are written in, whatever order they were given in. */
 export const OPTION_ORDER = Object.freeze([
-  "pr", "w", "h", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "enlarge",
-  "strip", "exp", "v",
+  "pr", "w", "h", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
+  "enlarge", "strip", "exp", "v",
 ]);
 
 /** <source type> of each format picture() can offer. */
@@ -109,9 +110,10 @@ const HEX = /^[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$/;
 const TOKEN = /^[A-Za-z0-9._~-]{1,64}$/;
 const FITS = new Set(["inside", "contain", "cover", "fill", "outside", "pad"]);
 const FORMATS = new Set(["auto", "avif", "webp", "jpeg", "jpg", "png", "gif", "jxl"]);
+const REDACTIONS = new Set(["blur", "pixelate"]);
 const FLIPS = new Set(["h", "v", "hv", "vh"]);
 const GRAVITIES = new Set([
-  "center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "smart",
+  "center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest", "smart", "face",
   "c", "ce", "centre", "n", "no", "s", "so", "e", "ea", "w", "we", "ne", "nw", "se", "sw",
 ]);
 const MAX_DIMENSION = 16384;
@@ -174,7 +176,6 @@ function checkOption(name, args) {
         return;
       }
       if (args.length !== 1) throw bad("option g: expected one value");
-      if (kind === "face") throw bad("option g: face gravity needs the face model, which is not enabled");
       if (!GRAVITIES.has(kind)) throw bad(`option g: unknown gravity '${args[0]}'`);
       return;
     }
@@ -212,6 +213,12 @@ function checkOption(name, args) {
       return;
     case "bg":
       if (!HEX.test(one(name, args))) throw bad(`option bg: expected RRGGBB or RRGGBBAA hex, got '${args[0]}'`);
+      return;
+    case "redact":
+      if (args[0].toLowerCase() !== "faces" || args.length > 2) {
+        throw bad("option redact: expected redact:faces, redact:faces:blur or redact:faces:pixelate");
+      }
+      if (args.length === 2) oneOf(name, args[1], REDACTIONS);
       return;
     case "enlarge":
     case "strip":
