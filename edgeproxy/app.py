@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -28,10 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeproxy import __version__, vips
+from edgeproxy import __version__, info, vips
 from edgeproxy.errors import (
     ProxyError,
     bad_request,
+    blocked,
     forbidden,
     internal_error,
     no_route,
@@ -41,9 +43,10 @@ from edgeproxy.errors import (
 from edgeproxy.geometry import check_box
 from edgeproxy.logs import ACCESS, AccessRecord, header_values, request_id
 from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edgeproxy.moderation import Action
 from edgeproxy.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
 from edgeproxy.origins import Origin
-from edgeproxy.proxy import Proxy
+from edgeproxy.proxy import Proxy, StartupError
 from edgeproxy.responses import etag_matches, server_timing, strong_etag, surrogate_key
 from edgeproxy.settings import Settings
 from edgeproxy.spec import Format, canonical, parse_path
@@ -52,8 +55,9 @@ _log = logging.getLogger("edgeproxy")
 _access = logging.getLogger(ACCESS)
 
 
-def _split_signature(request: Request) -> tuple[str, str]:
-    """(signature, path after it) of a transform URL, the path still percent-encoded as sent.
+def _split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
+    """(signature, path after it) of a transform URL (or of an ``/info`` URL after ``prefix``
+    ``/info``), the path still percent-encoded as sent.
 
     Raises:
         ProxyError(400): a query string (it is not signed, and CDNs key on it: each new one would
@@ -68,7 +72,7 @@ def _split_signature(request: Request) -> tuple[str, str]:
         path = raw.decode("ascii")
     except UnicodeDecodeError:
         raise bad_request("URL path must be ASCII (percent-encode other bytes)") from None
-    signature, sep, rest = path[1:].partition("/")
+    signature, sep, rest = path[1 + len(prefix):].partition("/")
     if not sep or not rest:
         raise no_route()
     return signature, "/" + rest
@@ -96,6 +100,9 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
         raise not_found(f"unknown origin {origin_name!r}")
     record.origin = origin_name
     check_box(spec, settings.max_output_dimension)
+    face_model = proxy.vision is not None and proxy.vision.faces is not None
+    if (spec.gravity.kind == "face" or spec.redact is not None) and not face_model:
+        raise bad_request("g:face and redact:faces need the face model: this server has no face_model setting")
     auto_jxl = settings.auto_jxl and proxy.jxl_output
     negotiated = negotiate(
         spec, request.headers, client_hints=settings.client_hints,
@@ -114,27 +121,65 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
 
 async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, negotiated: Negotiated,
                       origin: Origin, key: str, start: float, deadline: float) -> Response:
-    """Fetch, validate (304) and render: the derivative's response."""
+    """Fetch, moderate, validate (304) and render: the derivative's response.
+
+    Vision and moderation, when configured, come between the fetch and the ETag, since both can
+    change the bytes: the original's analysis (cached per original) gives the faces for
+    ``g:face`` and redaction and the nsfw score; moderation may block (451), blur, or shorten the
+    caching of the answer. A model that failed degrades the answer (``smart`` gravity, the whole
+    image redacted, a pending verdict) and caches it ``error_max_age`` at most.
+    """
+    settings = proxy.settings
     origin_name = origin.name
+    spec = negotiated.spec
     original, record.cache = await proxy.original(origin, key)
     fetched = time.monotonic()
     record.stages["fetch"] = fetched - start
-    etag = strong_etag(
-        canonical(negotiated.spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
-        original.etag, proxy.fingerprint,
-    )
     tag = surrogate_key(origin_name, key)
+    redact = spec.redact or proxy.forced_redaction(origin_name)
+    want_faces = redact is not None or spec.gravity.kind == "face"
+    metadata = await proxy.metadata(origin, key, original) if settings.moderation else None
+    want_nsfw = (metadata is not None and metadata.verdict is None and metadata.error is None
+                 and proxy.vision is not None and proxy.vision.nsfw is not None)
+    analysis = None
+    if want_faces or want_nsfw:
+        analysed = time.monotonic()
+        analysis = await proxy.analysis(origin, key, original, deadline)
+        record.stages["inference"] = time.monotonic() - analysed  # a cache hit: microseconds
+    short: int | None = None  # max-age of an answer that may change soon
+    blur = False
+    if metadata is not None:
+        decision = proxy.moderate(metadata, analysis if want_nsfw else None, tag)
+        if decision.action is Action.BLOCK:
+            raise blocked("withheld by moderation", settings.moderation_max_age,
+                          {"Surrogate-Key": tag, "Cache-Tag": tag})
+        blur = decision.action is Action.BLUR
+        if decision.short_lived:
+            short = settings.moderation_max_age
+    faces = analysis.faces if analysis is not None else None
+    degraded = want_faces and faces is None
+    if degraded:
+        short = min(short if short is not None else settings.error_max_age, settings.error_max_age)
+    signed_c2pa = proxy.c2pa is not None and origin_name in settings.c2pa_origins
+    stamp = f"redact={redact or ''};moderation-blur={int(blur)};degraded={int(degraded)};c2pa={int(signed_c2pa)}"
+    etag = strong_etag(
+        canonical(spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
+        original.etag, proxy.fingerprint, stamp,
+    )
+    if signed_c2pa:  # a C2PA signature differs on every render (its time, its ids): the same content, not bytes
+        etag = "W/" + etag
     validators = {"ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag}
     if original.last_modified:
         validators["Last-Modified"] = original.last_modified
-    headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators)
+    headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators,
+                                  short=short)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
+    render = functools.partial(proxy.render, original.data, negotiated, deadline, faces=faces, redact=redact,
+                               moderation_blur=blur, provenance_title=key if signed_c2pa else None)
     (queued, rendered), shared = await proxy.renders.run(
-        etag,
-        lambda: proxy.pool.run(proxy.render, original.data, negotiated, deadline,
-                               timeout=max(0.001, deadline - time.monotonic())),
+        etag, lambda: proxy.pool.run(render, timeout=max(0.001, deadline - time.monotonic())),
     )
     proxy.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
     done = time.monotonic()
@@ -321,6 +366,23 @@ async def purge(request: Request) -> Response:
                         status_code=200 if ok else 502, headers={"Cache-Control": "no-store"})
 
 
+async def info_endpoint(request: Request) -> Response:
+    """``GET|HEAD /info/{signature}/{origin}/{key}``: what is known about an original, as JSON
+    (``edgeproxy.info.document``). Signed over ``/{origin}/{key}`` exactly as a transform path
+    without options is, so a signature for ``/info`` is one for the untransformed original too.
+    Cached ``moderation_max_age`` (verdicts change), with the original's surrogate key; errors as
+    for transforms (403, 404, 413, 415, 422, 503, 504)."""
+    proxy: Proxy = request.app.state.proxy
+    try:
+        signature, path = _split_signature(request, "/info")
+        return await info.answer(proxy, signature, path, request.headers.get("if-none-match"))
+    except ProxyError as error:
+        return proxy.headers.error(error)
+    except Exception:
+        _log.exception("internal error in /info")
+        return proxy.headers.error(internal_error())
+
+
 async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition of the app's registry."""
     proxy: Proxy = request.app.state.proxy
@@ -335,13 +397,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """``GET /readyz``: libvips loads and every origin is reachable; 503 otherwise."""
+    """``GET /readyz``: libvips loads and every origin is reachable; 503 otherwise. With vision
+    models, ``vision`` names the ONNX Runtime execution providers each one got."""
     proxy: Proxy = request.app.state.proxy
     origins = {name: await origin.ready() for name, origin in proxy.origins.items()}
     encoders = await asyncio.to_thread(vips.check_encoders, proxy.encode_options)
     ok = all(origins.values()) and all(encoders.values())
     body = {"status": "ok" if ok else "unavailable", "libvips": vips.version(), "encoders": encoders,
             "origins": origins}
+    if proxy.vision is not None:  # the execution provider each model got (CUDA, or CPU)
+        body["vision"] = proxy.vision.providers()
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
@@ -351,7 +416,11 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         vips.configure(settings.vips_concurrency)
-        proxy = Proxy.build(settings)
+        try:
+            proxy = Proxy.build(settings)
+        except StartupError as exc:  # a model or certificate that cannot be used: say which, once
+            _log.error("cannot start: %s", exc)
+            raise
         app.state.proxy = proxy
         metrics_server = None
         if settings.metrics_bind:
@@ -372,6 +441,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/purge", purge, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         # With metrics_bind, /metrics is served there only: on the main port it is a 404.
         *([] if settings.metrics_bind else [Route("/metrics", metrics_endpoint, methods=["GET"])]),
+        Route("/info/{path:path}", info_endpoint, methods=["GET", "HEAD"]),
         Route("/{path:path}", transform, methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

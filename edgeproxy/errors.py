@@ -17,14 +17,20 @@ class ProxyError(Exception):
         category: low-cardinality label for metrics and logs (``parse``, ``signature``, ``origin``,
             ``limit``, ``decode``, ``timeout``, ``overload``, ``format``).
         retry_after: seconds for a ``Retry-After`` header (503 only), else None.
+        max_age: seconds of ``Cache-Control: max-age`` when the error sets its own (451), else None
+            (the policy's error max-age).
+        headers: extra response headers (a 451's ``Surrogate-Key``, so a purge reaches it).
     """
 
-    def __init__(self, status: int, message: str, category: str, retry_after: int | None = None):
+    def __init__(self, status: int, message: str, category: str, retry_after: int | None = None,
+                 max_age: int | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.category = category
         self.retry_after = retry_after
+        self.max_age = max_age
+        self.headers = headers or {}
 
 
 def bad_request(message: str) -> ProxyError:
@@ -75,6 +81,13 @@ def overloaded(retry_after: int) -> ProxyError:
 def timed_out(message: str = "timed out") -> ProxyError:
     """504: the origin or the request deadline ran out."""
     return ProxyError(504, message, "timeout")
+
+
+def blocked(message: str, max_age: int, headers: dict[str, str]) -> ProxyError:
+    """451 Unavailable For Legal Reasons (RFC 7725): moderation withholds the original (rejected,
+    over the block threshold, or pending where pending is blocked); cached ``max_age`` seconds,
+    with ``headers`` (its surrogate key)."""
+    return ProxyError(451, message, "moderation", max_age=max_age, headers=headers)
 
 
 def internal_error() -> ProxyError:

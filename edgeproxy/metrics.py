@@ -77,6 +77,16 @@ class Metrics:
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
         self.disconnects = Counter("edgeproxy_client_disconnects", "Transform requests whose client went "
                                    "away before the answer (their queued work is cancelled).", registry=r)
+        self.moderation = Counter("edgeproxy_moderation", "Moderation decisions, one per answered derivative "
+                                  "of a moderated origin: verdict allow, blur, block or pending; source metadata, "
+                                  "sidecar (a human verdict), classifier (the nsfw score), none (neither) or error "
+                                  "(the classifier or the sidecar failed).", ["verdict", "source"], registry=r)
+        self.vision = Histogram("edgeproxy_vision_seconds", "Time per vision stage of one original's analysis: "
+                                "decode (the small copy), nsfw, faces (inference, pre- and post-processing).",
+                                ["stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.vision_failures = Counter("edgeproxy_vision_failures", "Model inferences that failed (the answer "
+                                       "degraded: smart gravity, pending verdict, short max-age).", ["model"],
+                                       registry=r)
         self.in_flight = Gauge("edgeproxy_requests_in_flight", "Transform requests being answered.",
                                multiprocess_mode="livesum", registry=r)
         live.register(_LiveGauges([

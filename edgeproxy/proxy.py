@@ -5,9 +5,16 @@ request uses (``original`` and ``render``). No module-level mutable state: all o
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
@@ -16,6 +23,7 @@ from edgeproxy import PIPELINE_VERSION, __version__, pillow, pipeline, vips
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.metrics import Metrics
+from edgeproxy.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
 from edgeproxy.negotiate import AutoSize, Negotiated
 from edgeproxy.origins import Origin, Original, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
@@ -23,8 +31,23 @@ from edgeproxy.purge import PurgeHook, run_hooks
 from edgeproxy.responses import HeaderPolicy, surrogate_key
 from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
-from edgeproxy.spec import compile_presets
+from edgeproxy.spec import Redact, compile_presets
 from edgeproxy.workers import RenderPool
+
+if TYPE_CHECKING:
+    from edgeproxy.provenance import DerivativeSigner
+    from edgeproxy.vision.analysis import Analysis, Vision
+
+_log = logging.getLogger("edgeproxy")
+
+
+class StartupError(Exception):
+    """Something ``Proxy.build`` loads cannot be used: a vision model (``vision.runtime.ModelError``)
+    or the C2PA certificate and key (``provenance.ProvenanceError``); the message names the file."""
+
+
+#: A local or HTTP original's metadata lives beside it, in ``KEY`` + this (README, "Moderation").
+SIDECAR_SUFFIX = ".json"
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -66,9 +89,45 @@ class Proxy:
     jxl_output: bool = False  # the [jxl] extra is installed: f:jxl (and auto_jxl) can be served
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
+    vision: Vision | None = None  # the loaded models (nsfw_model, face_model); None when neither is set
+    policy: Policy = Policy(0.85, 0.6, Action.BLOCK)  # the moderation policy (applied when settings.moderation)
+    c2pa: DerivativeSigner | None = None  # signs the derivatives of c2pa_origins
+    analyses: SingleFlight = field(default_factory=SingleFlight)
 
     @classmethod
     def build(cls, settings: Settings) -> Proxy:
+        """Everything, from ``settings``; models and certificates are loaded and checked here.
+
+        Raises:
+            StartupError: a vision model that is missing, malformed or cannot load, or C2PA
+                certificate and key files that cannot sign (the message names the file).
+        """
+        vision = c2pa = None
+        c2pa_id = ""
+        with contextlib.suppress(ImportError):  # c2pa-python comes with the [vision] extra (for /info)
+            from edgeproxy import provenance
+
+            provenance.configure()  # remote manifest fetch and OCSP off before any manifest is read
+        if settings.nsfw_model or settings.face_model:
+            from edgeproxy.vision.analysis import Vision
+            from edgeproxy.vision.runtime import ModelError
+
+            try:
+                vision = Vision.load(settings)
+            except ModelError as exc:
+                raise StartupError(f"vision model {exc}") from None
+        if settings.c2pa_origins:
+            try:
+                from edgeproxy import provenance
+            except ImportError as exc:
+                raise StartupError(f"c2pa_origins needs the [vision] extra (c2pa-python): {exc}") from None
+            try:
+                c2pa = provenance.DerivativeSigner.from_files(
+                    settings.c2pa_certificate, settings.c2pa_private_key, alg=settings.c2pa_algorithm,
+                    tsa_url=settings.c2pa_tsa_url, claim_generator=f"edgeproxy/{__version__}")
+            except provenance.ProvenanceError as exc:
+                raise StartupError(f"c2pa: {exc}") from None
+            c2pa_id = hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
         limits = httpx.Limits(max_connections=settings.origin_max_connections,
                               max_keepalive_connections=min(16, settings.origin_max_connections))
         client = httpx.AsyncClient(
@@ -83,7 +142,8 @@ class Proxy:
         fingerprint = "|".join(
             str(v) for v in (PIPELINE_VERSION, vips.version(), pillow.versions(), encode_options,
                              settings.quality_jpeg, settings.quality_webp, settings.quality_avif,
-                             settings.quality_jxl, settings.max_output_dimension)
+                             settings.quality_jxl, settings.max_output_dimension,
+                             vision.fingerprint() if vision else "no-vision", c2pa_id)
         )
         jxl_output = pillow.missing_extra("jxl") is None
         pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
@@ -132,6 +192,10 @@ class Proxy:
             presets=compile_presets(settings.presets),
             auto_size=settings.auto_size(),
             fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
+            vision=vision,
+            policy=Policy(settings.moderation_block_threshold, settings.moderation_blur_threshold,
+                          Action(settings.moderation_pending)),
+            c2pa=c2pa,
         )
 
     async def aclose(self) -> None:
@@ -195,17 +259,83 @@ class Proxy:
         return original, outcome
 
     async def purge(self, tag: str, origin: str | None = None, key: str | None = None) -> tuple[int, list[dict]]:
-        """Purge the original whose surrogate key is ``tag``: first drop it (and a remembered 404)
-        from the proxy's caches, so the next request fetches it from the origin, then call every
-        purge hook so each CDN drops its derivatives. Returns (cache entries dropped, one result
-        per hook: ``purge.run_hooks``)."""
-        dropped = self.originals.drop(lambda origin_key: surrogate_key(*origin_key) == tag)
+        """Purge the original whose surrogate key is ``tag``: first drop it (and a remembered 404,
+        and its sidecar ``KEY.json``) from the proxy's caches, so the next request fetches it from
+        the origin, then call every purge hook so each CDN drops its derivatives. Returns (cache
+        entries dropped, one result per hook: ``purge.run_hooks``)."""
+        dropped = self.originals.drop(lambda origin_key: tag in (
+            surrogate_key(*origin_key), surrogate_key(origin_key[0], origin_key[1].removesuffix(SIDECAR_SUFFIX))))
         results = await run_hooks(self.hooks_client, self.purge_hooks, tag, origin=origin, key=key,
                                   apis=self.settings.cdn_apis(), retries=self.settings.purge_retries)
         return dropped, results
 
-    def render(self, data: bytes, negotiated: Negotiated, deadline: float) -> pipeline.Rendered:
-        """Blocking: run the pipeline (in a render thread)."""
+    async def metadata(self, origin: Origin, key: str, original: Original) -> Metadata:
+        """The original's metadata: the origin's own (S3 object metadata), else for origins with
+        sidecars the ``KEY.json`` beside it, fetched, cached and revalidated as originals are (a
+        purge of the original drops it too). A missing sidecar is no metadata; one that cannot be
+        fetched or parsed is ``Metadata.error`` (so a pending verdict, never an approval)."""
+        if original.metadata or not origin.sidecars:
+            return Metadata(MappingProxyType(dict(original.metadata)), "metadata") if original.metadata else Metadata()
+        try:
+            sidecar, _outcome = await self.original(origin, key + SIDECAR_SUFFIX)
+        except ProxyError as error:
+            if error.status == 404:
+                return Metadata()
+            return Metadata(source="sidecar", error=f"sidecar: {error.message}")
+        return parse_sidecar(sidecar.data, self.settings.sidecar_max_bytes)
+
+    async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
+        """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original
+        cache (keyed by origin, key and the origin's ETag), else computed once in the render pool
+        for every concurrent caller.
+
+        Raises:
+            ProxyError: 413/415/422 decoding the original, 503 when the render queue is full, 504
+                when ``deadline`` passes.
+        """
+        vision = self.vision
+        cache_key = (origin.name, key, original.etag)
+        cached = vision.cached(cache_key)
+        if cached is not None:
+            self.metrics.cache.labels("analysis", "hit").inc()
+            return cached
+        job = functools.partial(vision.analyse, cache_key, original.data, self.limits)
+        (_queued, analysis), shared = await self.analyses.run(
+            cache_key, lambda: self.pool.run(job, timeout=max(0.001, deadline - time.monotonic())))
+        self.metrics.cache.labels("analysis", "coalesced" if shared else "miss").inc()
+        if not shared:
+            for stage, seconds in analysis.timings.items():
+                self.metrics.vision.labels(stage).observe(seconds)
+            for error in analysis.errors:
+                self.metrics.vision_failures.labels(error.partition(":")[0]).inc()
+        return analysis
+
+    def forced_redaction(self, origin: str) -> Redact | None:
+        """How ``redact_origins`` says every image of ``origin`` is redacted, or None."""
+        mode = self.settings.redact_origins.get(origin)
+        return Redact(mode) if mode else None
+
+    def moderate(self, metadata: Metadata, analysis: Analysis | None, tag: str) -> Decision:
+        """The moderation decision for an original (``moderation.decide``), counted in
+        ``edgeproxy_moderation_total`` and logged with its surrogate key ``tag``, so that a verdict
+        that changes later can be purged."""
+        score = analysis.nsfw if analysis is not None else None
+        failed = analysis is not None and any(e.startswith("nsfw:") for e in analysis.errors)
+        decision = decide(metadata, score, self.policy, classifier_failed=failed)
+        self.metrics.moderation.labels(decision.verdict, decision.source).inc()
+        if decision.verdict != "allow" or metadata.error:
+            _log.info("moderation", extra={"fields": {
+                "surrogate_key": tag, "verdict": decision.verdict, "source": decision.source,
+                "score": decision.score, "action": decision.action.value, "error": metadata.error}})
+        return decision
+
+    def render(self, data: bytes, negotiated: Negotiated, deadline: float, faces: tuple | None = None,
+               redact: Redact | None = None, moderation_blur: bool = False,
+               provenance_title: str | None = None) -> pipeline.Rendered:
+        """Blocking: run the pipeline (in a render thread). ``faces``, ``redact`` and
+        ``moderation_blur`` come from the original's analysis and moderation (``pipeline.Context``);
+        with ``provenance_title`` (the original's key) the derivative is signed with a C2PA
+        manifest (``sign``)."""
         ctx = pipeline.Context(
             data=data,
             negotiated=negotiated,
@@ -213,5 +343,32 @@ class Proxy:
             encode_options=self.encode_options,
             default_quality=self.settings.default_quality,
             deadline=deadline,
+            faces=faces,
+            redact=redact,
+            moderation_blur=moderation_blur,
         )
-        return pipeline.run(ctx)
+        rendered = pipeline.run(ctx)
+        return self.sign(rendered, data, provenance_title, ctx) if provenance_title is not None else rendered
+
+    def sign(self, rendered: pipeline.Rendered, original: bytes, title: str,
+             ctx: pipeline.Context) -> pipeline.Rendered:
+        """``rendered`` with a C2PA manifest (``provenance.DerivativeSigner``): the original as its
+        parent ingredient, titled ``title``, and the actions done (``c2pa.resized``,
+        ``c2pa.cropped``, ``c2pa.filtered``, ``c2pa.transcoded``) with the output's width, height
+        and format. Blocking; its time is the ``c2pa`` step of ``rendered.timings``."""
+        from edgeproxy.provenance import derivative_actions
+
+        start = time.monotonic()
+        source, plan, spec = rendered.source, rendered.plan, ctx.spec
+        actions = derivative_actions(
+            resized=plan.resize != (source.width, source.height),
+            cropped=plan.source_crop is not None or plan.final_crop is not None,
+            transcoded=True,
+            filtered=bool(spec.blur or spec.sharpen or ctx.redact or ctx.moderation_blur),
+            parameters={"width": rendered.width, "height": rendered.height, "format": rendered.format.value},
+        )
+        body = self.c2pa.sign(rendered.body, rendered.mime, original=original,
+                              original_mime=pipeline.INPUT_MIME.get(source.format, "application/octet-stream"),
+                              original_title=title, actions=actions)
+        timings = {**rendered.timings, "c2pa": time.monotonic() - start}
+        return dataclasses.replace(rendered, body=body, timings=timings)

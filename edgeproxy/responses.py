@@ -37,9 +37,9 @@ def strong_etag(*parts: str) -> str:
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """True when ``If-None-Match`` lists ``etag`` by the weak comparison (RFC 9110 §13.1.2 and
-    §8.8.3.2): ``W/"x"`` matches ``"x"``, as caches send the weak form of a tag after they
-    transform a response (Varnish after gzipping it).
+    """True when ``If-None-Match`` lists ``etag`` (strong, or weak: ``W/"x"``) by the weak
+    comparison (RFC 9110 §13.1.2 and §8.8.3.2): ``W/"x"`` matches ``"x"``, as caches send the
+    weak form of a tag after they transform a response (Varnish after gzipping it).
 
     ``*`` is not honoured: the proxy decides to answer 304 before rendering, so ``*`` would
     validate a derivative that may not exist (an original that cannot be decoded); a cache
@@ -47,6 +47,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """
     if not if_none_match:
         return False
+    etag = etag.removeprefix("W/")
     return any(candidate.strip().removeprefix("W/") == etag for candidate in if_none_match.split(","))
 
 
@@ -74,11 +75,16 @@ class HeaderPolicy:
     transient_error_max_age: int  # seconds
     client_hints: bool
 
-    def caching(self, status: int, expires: int | None = None, now: float | None = None) -> dict[str, str]:
+    def caching(self, status: int, expires: int | None = None, now: float | None = None,
+                short: int | None = None) -> dict[str, str]:
         """``Cache-Control`` (and ``Expires``, ``Accept-CH``) for an answer about ``status``: the
         status of the error a fallback image stands in for, else the response's own. ``expires``:
-        the URL's ``exp`` (UNIX seconds) while it is still valid, else None."""
-        if status < 400:
+        the URL's ``exp`` (UNIX seconds) while it is still valid, else None. ``short``: seconds of
+        ``max-age`` for an answer that may change soon (a moderated or degraded derivative, a
+        451): never ``immutable``."""
+        if short is not None:
+            max_age, immutable = short, False
+        elif status < 400:
             max_age, immutable = self.max_age, True
         else:
             max_age, immutable = (self.transient_error_max_age if status >= 500 else self.error_max_age), False
@@ -93,11 +99,12 @@ class HeaderPolicy:
         return headers
 
     def image(self, status: int, *, vary: tuple[str, ...], expires: int | None,
-              validators: dict[str, str] | None = None) -> dict[str, str]:
+              validators: dict[str, str] | None = None, short: int | None = None) -> dict[str, str]:
         """Headers of an image answer (a derivative, its 304, or the fallback image standing in for
-        an error of ``status``): caching, ``Vary`` when negotiation read request headers, and
-        ``validators`` (ETag, Last-Modified, Surrogate-Key, Cache-Tag) when there are any."""
-        headers = self.caching(status, expires)
+        an error of ``status``): caching (``short`` as for ``caching``), ``Vary`` when negotiation
+        read request headers, and ``validators`` (ETag, Last-Modified, Surrogate-Key, Cache-Tag)
+        when there are any."""
+        headers = self.caching(status, expires, short=short)
         if vary:
             headers["Vary"] = ", ".join(vary)
         if validators:
@@ -107,7 +114,8 @@ class HeaderPolicy:
     def error(self, error: ProxyError, expires: int | None = None) -> Response:
         """The plain-text answer to ``error``: its message, status, short caching and
         ``Retry-After`` on 503."""
-        headers = self.caching(error.status, expires)
+        headers = self.caching(error.status, expires, short=error.max_age)
+        headers.update(error.headers)
         if error.retry_after is not None:
             headers["Retry-After"] = str(error.retry_after)
         return Response(error.message + "\n", status_code=error.status, headers=headers,

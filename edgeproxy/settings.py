@@ -168,6 +168,42 @@ class Settings(BaseSettings):
     original_cache_ttl: float = Field(60.0, ge=0)
     origin_negative_ttl: float = Field(10.0, ge=0)  # seconds an HTTP/S3 origin's 404 is remembered
 
+    # Vision (README, "Vision"): pip install '.[vision]', then `edgeproxy models fetch`. A model path
+    # left unset turns off what needs it: g:face and redact:faces are a 400 naming face_model.
+    nsfw_model: str | None = None  # open_nsfw as ONNX (open-nsfw.onnx): the moderation classifier
+    face_model: str | None = None  # CenterFace as ONNX (centerface.onnx): g:face, redact:faces
+    # ONNX Runtime execution providers, tried in order; the ones this install lacks are skipped and
+    # /readyz and the start-up log say which one each model got (CPU when no GPU can be used).
+    vision_providers: list[str] = Field(
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"], min_length=1)
+    vision_threads: int = Field(1, ge=1, le=64)  # ONNX Runtime threads per inference (one render thread's share)
+    vision_max_side: int = Field(640, ge=64, le=4096)  # pixels: the long side of the copy the models see
+    vision_cache_entries: int = Field(10_000, ge=0)  # analyses (per original) kept in memory, LRU
+    face_min_score: float = Field(0.5, gt=0, lt=1)  # CenterFace confidence a face needs
+    # Origins whose every image has its faces redacted, whatever the URL says: origin -> blur | pixelate.
+    redact_origins: dict[str, Literal["blur", "pixelate"]] = Field(default_factory=dict)
+
+    # Moderation (README, "Moderation"): a verdict per original from its metadata (S3 x-amz-meta-moderation,
+    # or "moderation" in a sidecar KEY.json for local and HTTP origins: approved | pending | rejected),
+    # else the nsfw_model's score: >= block threshold answers 451, >= blur threshold a blurred
+    # derivative. Answers that are not "allow" are cached moderation_max_age, never immutable.
+    moderation: bool = False
+    moderation_block_threshold: float = Field(0.85, ge=0, le=1)  # nsfw score
+    moderation_blur_threshold: float = Field(0.6, ge=0, le=1)  # nsfw score
+    # A pending verdict, or no verdict and no score (no classifier, or it failed): serve, blur or block.
+    moderation_pending: Literal["serve", "blur", "block"] = "block"
+    moderation_max_age: int = Field(60, ge=0)  # seconds: blocked, blurred and pending answers
+    sidecar_max_bytes: int = Field(65_536, ge=2)  # bytes of a sidecar KEY.json
+
+    # Provenance: sign the derivatives of these origins with a C2PA manifest (the original as parent
+    # ingredient, the actions done), with this certificate chain and key (PEM files). Costs bytes and
+    # milliseconds: bench/results.md, "Vision".
+    c2pa_origins: list[str] = Field(default_factory=list)
+    c2pa_certificate: str | None = None  # PEM: the signing certificate, then its chain
+    c2pa_private_key: str | None = None  # PEM: its private key
+    c2pa_algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    c2pa_tsa_url: str | None = None  # RFC 3161 time-stamp authority; unset: no time-stamp
+
     # Purge (POST /purge): answered only when admin_token is set (404 otherwise); never the signing key.
     admin_token: SecretStr | None = None  # Authorization: Bearer <admin_token>
     # After dropping the original from the proxy's caches, purge its surrogate key in each CDN:
@@ -223,7 +259,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected HOST:PORT, got {bind!r}")
         return bind
 
-    @field_validator("fallback_image", "origin_ca_file")
+    @field_validator("fallback_image", "origin_ca_file", "nsfw_model", "face_model", "c2pa_certificate",
+                     "c2pa_private_key")
     @classmethod
     def _check_file(cls, path: str | None) -> str | None:
         if path is not None and not Path(path).is_file():
@@ -279,6 +316,17 @@ class Settings(BaseSettings):
         if self.admin_token is not None and self.signing_key is not None and (
                 self.admin_token.get_secret_value() == self.signing_key.get_secret_value()):
             raise ValueError("admin_token must not be the signing key")
+        for name, origins in (("redact_origins", self.redact_origins), ("c2pa_origins", self.c2pa_origins)):
+            unknown = sorted(set(origins) - set(self.origins))
+            if unknown:
+                raise ValueError(f"{name}: unknown origins {unknown}")
+        if self.redact_origins and self.face_model is None:
+            raise ValueError("redact_origins needs face_model (CenterFace, edgeproxy models fetch): "
+                             "without a detector no face could be redacted")
+        if self.c2pa_origins and (self.c2pa_certificate is None or self.c2pa_private_key is None):
+            raise ValueError("c2pa_origins needs c2pa_certificate and c2pa_private_key")
+        if self.moderation_blur_threshold > self.moderation_block_threshold:
+            raise ValueError("moderation_blur_threshold must not be above moderation_block_threshold")
         if self.metrics_bind and self.workers > 1:
             raise ValueError("metrics_bind works with one worker; with several, scrape /metrics on the main port "
                              "(it sums every worker)")

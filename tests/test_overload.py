@@ -24,11 +24,11 @@ def test_disconnected_clients_leave_the_render_queue(corpus: Path):
         entered, release = threading.Event(), threading.Event()
         render = proxy.render
 
-        def gated(data, negotiated, deadline):  # the WebP render holds the only render thread
+        def gated(data, negotiated, deadline, **analysis):  # the WebP render holds the only render thread
             if negotiated.spec.format is Format.WEBP:
                 entered.set()
                 assert release.wait(30), "the test never released the render"
-            return render(data, negotiated, deadline)
+            return render(data, negotiated, deadline, **analysis)
 
         proxy.render = gated
         slow: dict[str, httpx.Response] = {}

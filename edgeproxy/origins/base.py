@@ -46,6 +46,9 @@ class Origin(Protocol):
     #: Whether a fetch costs a network round trip (HTTP, S3): such an origin's 404s are remembered
     #: briefly (``origin_negative_ttl``); a local folder is asked every time.
     remote: bool
+    #: Whether the original's metadata (a moderation verdict, provenance) comes from a sidecar
+    #: ``KEY.json`` beside it (local folders, HTTP): an S3 origin has object metadata instead.
+    sidecars: bool
 
     async def fetch(self, key: str, cached: Original | None = None) -> Original:
         """The original stored under ``key`` (a percent-decoded object key, may contain ``/``).

@@ -33,6 +33,7 @@ class HttpOrigin:
     """
 
     remote = True
+    sidecars = True
 
     def __init__(self, name: str, base_url: str, client: httpx.AsyncClient, *, max_bytes: int,
                  max_redirects: int = 3, timeout: float = 10.0):

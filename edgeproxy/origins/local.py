@@ -33,6 +33,7 @@ class LocalOrigin:
     """
 
     remote = False
+    sidecars = True
 
     def __init__(self, name: str, root: str | os.PathLike[str], *, max_bytes: int):
         self.name = name

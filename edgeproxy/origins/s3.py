@@ -97,6 +97,7 @@ class S3Origin:
     """
 
     remote = True
+    sidecars = False
 
     def __init__(self, name: str, location: str, options: S3Options | None = None, *, max_bytes: int,
                  timeout: float = 10.0):

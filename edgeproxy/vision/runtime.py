@@ -72,6 +72,13 @@ def _import_ort(path_for_errors: str | Path):
     return onnxruntime
 
 
+#: Options per execution provider. CUDA: cuDNN's convolution algorithm chosen by heuristics, not
+#: by an exhaustive benchmark (ONNX Runtime's default) that runs again for every new input shape:
+#: CenterFace sees one shape per aspect ratio (ONNX Runtime docs, "CUDA Execution Provider",
+#: ``cudnn_conv_algo_search``). Untested on a GPU here (none is lent to this project).
+PROVIDER_OPTIONS: dict[str, dict[str, str]] = {"CUDAExecutionProvider": {"cudnn_conv_algo_search": "HEURISTIC"}}
+
+
 def create_session(model: str | Path | bytes, *, providers: Sequence[str], threads: int,
                    path_for_errors: str | Path | None = None) -> onnxruntime.InferenceSession:
     """An ``onnxruntime.InferenceSession`` for ``model`` (a file path, or the serialized model).
@@ -111,15 +118,16 @@ def create_session(model: str | Path | bytes, *, providers: Sequence[str], threa
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     quiet = any(name != _CPU for name in chosen)
+    with_options = [(name, PROVIDER_OPTIONS[name]) if name in PROVIDER_OPTIONS else name for name in chosen]
     try:
         if quiet:
             with _logger_lock:
                 ort.set_default_logger_severity(_QUIET_SEVERITY)
                 try:
-                    return ort.InferenceSession(bytes(model), sess_options=options, providers=chosen)
+                    return ort.InferenceSession(bytes(model), sess_options=options, providers=with_options)
                 finally:
                     ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
-        return ort.InferenceSession(bytes(model), sess_options=options, providers=chosen)
+        return ort.InferenceSession(bytes(model), sess_options=options, providers=with_options)
     except Exception as error:  # onnxruntime's pybind errors (InvalidProtobuf, Fail...) derive from Exception only
         message = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", str(error)).strip()
         raise ModelError(path_for_errors, f"onnxruntime cannot load it as an ONNX model: {message}") from None

@@ -1,0 +1,129 @@
+"""What vision and moderation add to a request: ``python -m bench.vision_cost``.
+
+One edgeproxy process per configuration on 127.0.0.1, requests one at a time (latency, not
+throughput), over N copies of a corpus photo stored under distinct keys, so that each key is a new
+original to the proxy (its own fetch, analysis and render):
+
+- ``cold``: the first derivative of each original (``w:400/f:webp``): fetch + (analysis) + render;
+- ``warm``: a second derivative of each original, another width (``w:320/f:webp``): the original
+  and its analysis are cached, the render is new.
+
+Configurations: ``plain`` (no vision), ``moderated`` (``moderation`` on with ``nsfw_model``),
+``g:face`` (``face_model``, URLs with ``w:400/h:400/fit:cover/g:face``, against ``g:smart`` URLs on
+the plain server), ``redact`` (``redact:faces`` against the same URL without it), ``c2pa`` is in
+``python -m bench.c2pa``. Prints medians and the difference in ms, and puts a
+section into bench/results.md (unless ``--no-write``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.sections import publish
+from bench.servers import start_edgeproxy
+from edgeproxy.signing import PathSigner
+from edgeproxy.vision.models import default_dir
+from testkit.net import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
+KEY = "bench-key"
+PHOTOS = ("giunchedi-portrait.jpg", "flickr-2725x2225.jpg")
+
+
+def _times(base: str, paths: list[str]) -> list[float]:
+    """Milliseconds per request, one at a time; every answer must be a 200."""
+    signer = PathSigner([KEY])
+    out = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for path in paths:
+            start = time.perf_counter()
+            response = client.get(f"/{signer.sign(path)}{path}")
+            out.append((time.perf_counter() - start) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+    return out
+
+
+def run(photo: str, copies: int, models: Path) -> list[tuple[str, str, float, float]]:
+    """(configuration, phase, median ms, the plain server's median ms for the same phase)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        nsfw, faces = str(models / "open-nsfw.onnx"), str(models / "centerface.onnx")
+        servers = {
+            "plain": {},
+            "moderated": {"EDGEPROXY_MODERATION": "true", "EDGEPROXY_NSFW_MODEL": nsfw},
+            "faces": {"EDGEPROXY_FACE_MODEL": faces},
+        }
+        cases = {  # configuration -> (server, cold option path, warm option path)
+            "plain": ("plain", "/w:400/f:webp", "/w:320/f:webp"),
+            "moderated": ("moderated", "/w:400/f:webp", "/w:320/f:webp"),
+            "plain g:smart": ("plain", "/w:400/h:400/fit:cover/g:smart/f:webp",
+                              "/w:320/h:320/fit:cover/g:smart/f:webp"),
+            "g:face": ("faces", "/w:400/h:400/fit:cover/g:face/f:webp", "/w:320/h:320/fit:cover/g:face/f:webp"),
+            "redact:faces": ("faces", "/w:400/redact:faces/f:webp", "/w:320/redact:faces/f:webp"),
+        }
+        baseline = {"moderated": "plain", "g:face": "plain g:smart", "redact:faces": "plain", "plain": "plain",
+                    "plain g:smart": "plain g:smart"}
+        keys = {case: [f"{n}-{i:03d}-{photo}" for i in range(copies)] for n, case in enumerate(cases)}
+        for key in ["warm-up.jpg", *(k for case_keys in keys.values() for k in case_keys)]:
+            shutil.copyfile(CORPUS / photo, folder / key)  # distinct keys: new originals to the proxy
+        results: dict[tuple[str, str], float] = {}
+        for server_name, env in servers.items():
+            server = start_edgeproxy(folder, free_port(), KEY, {"EDGEPROXY_RENDER_THREADS": "1", **env})
+            try:
+                _times(server.base, ["/w:64/f:webp/bench/warm-up.jpg"])  # the models' first run
+                for case, (name, cold, warm) in cases.items():
+                    if name != server_name:
+                        continue
+                    mine = keys[case]
+                    results[case, "cold"] = statistics.median(_times(server.base, [f"{cold}/bench/{k}" for k in mine]))
+                    results[case, "warm"] = statistics.median(_times(server.base, [f"{warm}/bench/{k}" for k in mine]))
+            finally:
+                server.stop()
+        for case in cases:
+            for phase in ("cold", "warm"):
+                rows.append((case, phase, results[case, phase], results[baseline[case], phase]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=40, help="distinct originals per photo (default 40)")
+    parser.add_argument("--models", type=Path, default=default_dir())
+    parser.add_argument("--no-write", action="store_true", help="print only; do not update bench/results.md")
+    args = parser.parse_args(argv)
+    lines = [
+        "## Vision: cost per request (python -m bench.vision_cost)",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m bench.vision_cost` on "
+        f"{os.cpu_count()} cores ({platform.machine()}, CPython {platform.python_version()}), CPU only "
+        "(onnxruntime-gpu falling back to CPUExecutionProvider), one render thread, requests one at a time. "
+        "cold: the first derivative of an original (fetch, analysis, render); warm: a second derivative of the same "
+        "original at another width (analysis cached). Baseline: the same URL on a server without vision "
+        "(g:face against g:smart).",
+        "",
+        "| photo | URL | phase | median ms | baseline ms | added ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for photo in PHOTOS:
+        for case, phase, ms, base in run(photo, args.copies, args.models):
+            if case.startswith("plain"):
+                continue
+            lines.append(f"| {photo} | {case} | {phase} | {ms:.1f} | {base:.1f} | {ms - base:+.1f} |")
+    publish("\n".join(lines) + "\n", ROOT / "bench" / "results.md", not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

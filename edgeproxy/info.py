@@ -1,0 +1,108 @@
+"""What ``GET /info/{signature}/{origin}/{key}`` says about an original: its header facts, its
+moderation, the faces found, its provenance and its Content Credentials (C2PA), as one JSON object.
+
+``answer`` is the route's work; ``facts`` is blocking (it parses the header and, when c2pa-python
+is installed, the C2PA manifest): it runs in the render pool. ``document`` assembles the answer
+from the parts the proxy already has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse, Response
+
+from edgeproxy import pipeline
+from edgeproxy.errors import bad_request, not_found
+from edgeproxy.moderation import Decision, Metadata, decide
+from edgeproxy.responses import etag_matches, strong_etag, surrogate_key
+from edgeproxy.spec import TransformSpec, parse_path
+
+if TYPE_CHECKING:
+    from edgeproxy.proxy import Proxy
+
+
+async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | None) -> Response:
+    """The ``/info`` answer for ``path`` (``/{origin}/{key}``, percent-encoded as sent) signed with
+    ``signature``: the JSON ``document``, cached ``moderation_max_age`` with an ETag and the
+    original's surrogate key; a 304 when ``if_none_match`` lists the ETag.
+
+    Raises:
+        ProxyError: 403 (signature), 400 (options in the path), 404 (origin or original), 413, 415,
+            422 (the original), 502/504 (the origin), 503 (render queue full).
+    """
+    deadline = time.monotonic() + proxy.settings.request_timeout
+    proxy.signer.verify(signature, path)
+    spec, origin_name, key = parse_path(path)
+    if spec != TransformSpec():
+        raise bad_request("/info takes no options: /info/{signature}/{origin}/{key}")
+    origin = proxy.origins.get(origin_name)
+    if origin is None:
+        raise not_found(f"unknown origin {origin_name!r}")
+    original, _outcome = await proxy.original(origin, key)
+    metadata = await proxy.metadata(origin, key, original)
+    analysis = await proxy.analysis(origin, key, original, deadline) if proxy.vision is not None else None
+    _queued, found = await proxy.pool.run(facts, original.data, proxy.limits,
+                                          timeout=max(0.001, deadline - time.monotonic()))
+    failed = analysis is not None and any(e.startswith("nsfw:") for e in analysis.errors)
+    decision = decide(metadata, analysis.nsfw if analysis is not None else None, proxy.policy,
+                      classifier_failed=failed)
+    body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
+    tag = surrogate_key(origin_name, key)
+    etag = strong_etag(json.dumps(body, sort_keys=True), proxy.fingerprint)
+    headers = proxy.headers.caching(200, short=proxy.settings.moderation_max_age)
+    headers.update({"ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag})
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body, headers=headers)
+
+
+def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
+    """Header facts of an original (``data``, its bytes): ``format`` (the input format name),
+    ``width`` and ``height`` (pixels of one frame, upright: after EXIF orientation), ``pages``
+    (frames or pages), ``alpha``, ``icc`` (the embedded profile's description, None without one),
+    ``bytes``, ``sha256`` (hex), ``mime``, and ``c2pa`` (``provenance.read_manifest``: None when the
+    original carries no manifest or c2pa-python is not installed).
+
+    Raises:
+        ProxyError: 413, 415 or 422 as a render would (the same ``probe`` and ``check_limits``).
+    """
+    ctx = pipeline.Context(data=data, negotiated=None, limits=limits, encode_options=None,
+                           default_quality=None, deadline=float("inf"))
+    pipeline.probe(ctx)
+    pipeline.check_limits(ctx)
+    info = ctx.info
+    mime = pipeline.INPUT_MIME.get(info.format, "application/octet-stream")
+    try:
+        from edgeproxy import provenance
+    except ImportError:  # c2pa-python comes with the [vision] extra
+        manifest = None
+    else:
+        manifest = provenance.read_manifest(data, mime)
+    return {
+        "format": info.format, "mime": mime, "width": info.width, "height": info.height, "pages": info.pages,
+        "alpha": info.alpha, "icc": info.icc, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "c2pa": manifest,
+    }
+
+
+def document(facts: dict[str, Any], metadata: Metadata, decision: Decision,
+             faces: tuple[Any, ...] | None) -> dict[str, Any]:
+    """The ``/info`` JSON: ``facts``, then ``moderation`` (``verdict``, ``score``, ``source``:
+    ``moderation.Decision``), ``faces`` (``{x, y, w, h, score}`` fractions 0..1 of the upright
+    original, best first; None without a face model or when it failed), ``provenance`` (every
+    metadata member but the verdict, and where it came from: ``metadata`` or ``sidecar``; None
+    when there is none), and ``c2pa``."""
+    out = {k: v for k, v in facts.items() if k != "c2pa"}
+    out["moderation"] = {"verdict": decision.verdict, "score": decision.score, "source": decision.source}
+    out["faces"] = None if faces is None else [
+        {"x": round(f.x, 4), "y": round(f.y, 4), "w": round(f.w, 4), "h": round(f.h, 4), "score": round(f.score, 4)}
+        for f in faces
+    ]
+    provenance = metadata.provenance
+    out["provenance"] = {"source": metadata.source, **provenance} if provenance else None
+    out["c2pa"] = facts["c2pa"]
+    return out

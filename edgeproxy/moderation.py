@@ -1,0 +1,134 @@
+"""What is known about an original besides its pixels (its metadata: a moderation verdict and
+provenance), and the moderation policy that turns it and the classifier's score into an action.
+
+Metadata comes from the origin: S3 object metadata (``x-amz-meta-moderation``, ``x-amz-meta-model``,
+...; ``Original.metadata``), or for local folders and HTTP origins a sidecar ``KEY.json`` beside the
+original: one JSON object whose ``moderation`` member is the human verdict and whose other members
+are provenance, e.g. ``{"moderation": "approved", "model": "sdxl-1.0", "created_at":
+"2026-11-02T10:00:00Z", "license": "CC-BY-4.0"}``.
+
+The policy (``decide``), in order:
+
+1. a human verdict overrides everything: ``approved`` allows, ``rejected`` blocks, ``pending`` (or
+   any other value: a typo must not publish an image) is pending;
+2. else the nsfw score: at or above ``block_threshold`` blocks, at or above ``blur_threshold``
+   blurs, else allows;
+3. else (no classifier, or it failed) pending.
+
+A pending original is served, blurred or blocked as ``moderation_pending`` says. Every answer that
+is not a plain allow is cached briefly (``moderation_max_age``), so a verdict given later reaches
+the CDN within that time, or at once through a purge of the original's surrogate key.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+#: The metadata member (S3: ``x-amz-meta-moderation``) holding the human verdict.
+VERDICT_FIELD = "moderation"
+_HUMAN = {"approved": "allow", "rejected": "block", "pending": "pending"}
+
+
+class Action(enum.StrEnum):
+    """What an answer does with the derivative."""
+
+    SERVE = "serve"
+    BLUR = "blur"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """An original's metadata: ``values`` (JSON values by member name) and where they came from,
+    ``source``: ``metadata`` (the origin's object metadata), ``sidecar`` (``KEY.json``) or ``none``.
+    ``error``: why a sidecar that exists could not be used (then ``values`` is empty and the
+    verdict is pending: an unreadable verdict never publishes an image)."""
+
+    values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    source: str = "none"
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str | None:
+        """The human verdict as given (``approved``, ``pending``, ``rejected``, ...), or None."""
+        value = self.values.get(VERDICT_FIELD)
+        return str(value).strip().lower() if value is not None else None
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Every member but the verdict: generator or model id, creation time, licence, ..."""
+        return {k: v for k, v in self.values.items() if k != VERDICT_FIELD}
+
+
+def parse_sidecar(data: bytes, max_bytes: int) -> Metadata:
+    """The ``Metadata`` of a sidecar ``KEY.json`` (UTF-8 JSON, one object, at most ``max_bytes``
+    bytes). Never raises: a sidecar that is too large, not JSON or not an object gives a
+    ``Metadata`` with ``error`` set, and so a pending verdict."""
+    if len(data) > max_bytes:
+        return Metadata(source="sidecar", error=f"sidecar is {len(data)} bytes; the limit is {max_bytes}")
+    try:
+        values = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Metadata(source="sidecar", error=f"sidecar is not JSON: {exc}")
+    if not isinstance(values, dict):
+        return Metadata(source="sidecar", error="sidecar is not a JSON object")
+    return Metadata(MappingProxyType(values), "sidecar")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The moderation settings (``Settings.moderation_*``); thresholds are nsfw scores 0..1."""
+
+    block_threshold: float
+    blur_threshold: float
+    pending: Action
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The moderation outcome for one original.
+
+    - ``verdict``: ``allow``, ``blur``, ``block`` or ``pending`` (the label of
+      ``edgeproxy_moderation_total``);
+    - ``source``: ``metadata``, ``sidecar`` (a human verdict), ``classifier`` (the nsfw score),
+      ``none`` (no verdict and no classifier) or ``error`` (the classifier, or the sidecar, failed);
+    - ``score``: the nsfw score when the classifier ran, else None;
+    - ``action``: what the answer does (``pending`` resolved through the policy).
+    """
+
+    verdict: str
+    source: str
+    score: float | None
+    action: Action
+
+    @property
+    def short_lived(self) -> bool:
+        """True for every answer but a plain allow: cached ``moderation_max_age``, not immutable."""
+        return self.verdict != "allow"
+
+
+def decide(metadata: Metadata, score: float | None, policy: Policy, *, classifier_failed: bool = False) -> Decision:
+    """The moderation decision for an original with ``metadata`` and nsfw ``score`` (0..1, None
+    when there is no classifier or it failed, ``classifier_failed`` telling which)."""
+    human = metadata.verdict
+    if metadata.error is not None:
+        verdict, source = "pending", "error"
+    elif human is not None:
+        verdict, source = _HUMAN.get(human, "pending"), metadata.source
+    elif score is not None:
+        source = "classifier"
+        if score >= policy.block_threshold:
+            verdict = "block"
+        elif score >= policy.blur_threshold:
+            verdict = "blur"
+        else:
+            verdict = "allow"
+    else:
+        verdict, source = "pending", "error" if classifier_failed else "none"
+    action = {"allow": Action.SERVE, "blur": Action.BLUR, "block": Action.BLOCK}.get(verdict, policy.pending)
+    return Decision(verdict, source, score, action)

@@ -1,0 +1,180 @@
+"""Per-original analysis: every configured model runs once per original, on one small copy.
+
+``Vision.analyse(key, original bytes)`` (blocking: it runs in a render thread, never on the event
+loop) decodes the first frame of the original, upright and in sRGB, at most ``vision_max_side``
+pixels on its long side (shrink-on-load, so a 24-megapixel JPEG costs a fraction of a full
+decode), within the same source limits as a render (413/415/422 as the render would answer), and
+hands that copy to the nsfw classifier and the face detector. The result (``Analysis``) is cached
+per (origin, key, origin ETag): the second derivative of an original, in any size or format,
+costs a dictionary lookup. A model that fails at inference time does not fail the request: its
+part of the analysis is None, the failure is named in ``errors`` (never cached), and callers
+degrade (``g:face`` falls back to ``smart``, moderation to ``pending``) with a short max-age.
+
+Animated originals are analysed on their first frame only; the boxes found there are applied to
+every frame (README, "Vision").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cachetools
+
+from edgeproxy import pipeline, vips
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgeproxy.settings import Settings
+    from edgeproxy.vision.faces import Face, FaceModel
+    from edgeproxy.vision.nsfw import NsfwModel
+
+_log = logging.getLogger("edgeproxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What the models found in one original.
+
+    - ``nsfw``: the classifier's nsfw probability 0..1; None without a classifier or when it failed;
+    - ``faces``: the faces found (``Face``: fractions 0..1 of the upright original), best first;
+      None without a detector or when it failed; an empty tuple when there are none;
+    - ``errors``: one line per model that failed (``"faces: ..."``); empty when all ran;
+    - ``timings``: seconds per stage (``decode``, ``nsfw``, ``faces``).
+    """
+
+    nsfw: float | None = None
+    faces: tuple[Face, ...] | None = None
+    errors: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def degraded(self) -> bool:
+        """True when a model failed: answers built on this analysis are cached briefly."""
+        return bool(self.errors)
+
+
+def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> np.ndarray:
+    """The first frame of ``data`` as an upright sRGB array, height × width × 3 ``uint8``, at most
+    ``max_side`` pixels on its long side (never enlarged); alpha flattened onto white.
+
+    Raises:
+        ProxyError: 413 (over the source limits), 415 (format not allowed), 422 (undecodable): the
+            same checks, in the same order, as a render's ``probe`` and ``check_limits``.
+    """
+    ctx = pipeline.Context(data=data, negotiated=None, limits=limits, encode_options=None,
+                           default_quality=None, deadline=float("inf"))
+    pipeline.probe(ctx)
+    pipeline.check_limits(ctx)
+    info = ctx.info
+    scale = min(1.0, max_side / max(info.width, info.height))
+    width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
+    if info.pillow:
+        image = vips.resize(vips.load_pillow(ctx.data, info), width, height, colour_manage=info.colour_manage)
+    else:
+        image = vips.thumbnail(ctx.data, width, height, animated=False, colour_manage=info.colour_manage)
+    return vips.rgb_array(vips.to_srgb(vips.flatten(image, pipeline.WHITE)))
+
+
+class Vision:
+    """The loaded models (either may be None) and the per-original analysis cache.
+
+    One ONNX Runtime session per model per process, built at start-up (``load``); sessions are
+    shared by every render thread (``InferenceSession.run`` is thread-safe).
+    """
+
+    def __init__(self, nsfw: NsfwModel | None, faces: FaceModel | None, *, max_side: int, min_score: float,
+                 cache_entries: int):
+        self.nsfw = nsfw
+        self.faces = faces
+        self.max_side = max_side
+        self.min_score = min_score
+        self._cache: cachetools.LRUCache[Hashable, Analysis] | None = (
+            cachetools.LRUCache(maxsize=cache_entries) if cache_entries else None)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: Settings) -> Vision:
+        """The models named by ``settings`` (``nsfw_model``, ``face_model``), loaded and checked.
+
+        Raises:
+            ModelError: a missing or malformed model file, or the vision extra not installed; the
+                message names the path and what is wrong.
+        """
+        from edgeproxy.vision.runtime import ModelError
+
+        try:
+            from edgeproxy.vision.faces import FaceModel
+            from edgeproxy.vision.nsfw import NsfwModel
+        except ImportError as exc:
+            raise ModelError(f"the vision models need the [vision] extra: pip install 'edgeproxy[vision]' ({exc})") \
+                from None
+        options: dict[str, Any] = {"providers": tuple(settings.vision_providers), "threads": settings.vision_threads}
+        nsfw = NsfwModel.load(settings.nsfw_model, **options) if settings.nsfw_model else None
+        faces = FaceModel.load(settings.face_model, **options) if settings.face_model else None
+        vision = cls(nsfw, faces, max_side=settings.vision_max_side, min_score=settings.face_min_score,
+                     cache_entries=settings.vision_cache_entries)
+        _log.info("vision models loaded", extra={"fields": {"providers": vision.providers()}})
+        return vision
+
+    def providers(self) -> dict[str, list[str]]:
+        """Execution providers each loaded model got, e.g. ``{"nsfw": ["CPUExecutionProvider"]}``."""
+        models = {"nsfw": self.nsfw, "faces": self.faces}
+        return {name: list(model.providers) for name, model in models.items() if model is not None}
+
+    def fingerprint(self) -> str:
+        """Everything here that changes a derivative's pixels or moderation, for ETags."""
+        return "|".join((
+            f"nsfw={self.nsfw.sha256 if self.nsfw else '-'}",
+            f"faces={self.faces.sha256 if self.faces else '-'}",
+            f"side={self.max_side}",
+            f"min={self.min_score}",
+        ))
+
+    def cached(self, key: Hashable) -> Analysis | None:
+        """The cached analysis of the original ``key`` (origin, object key, origin ETag), or None."""
+        if self._cache is None:
+            return None
+        with self._lock:
+            return self._cache.get(key)
+
+    def analyse(self, key: Hashable, data: bytes, limits: pipeline.Limits) -> Analysis:
+        """Blocking: run every loaded model on ``data`` (an original's bytes) and cache the result
+        under ``key`` unless a model failed.
+
+        Raises:
+            ProxyError: 413/415/422 from decoding the original (``small_rgb``); model failures are
+                not raised but reported in ``Analysis.errors``.
+        """
+        start = time.monotonic()
+        rgb = small_rgb(data, limits, self.max_side)
+        timings = {"decode": time.monotonic() - start}
+        nsfw: float | None = None
+        faces: tuple[Face, ...] | None = None
+        errors: list[str] = []
+        if self.nsfw is not None:
+            start = time.monotonic()
+            try:
+                nsfw = float(self.nsfw.score(rgb))
+            except Exception as exc:  # an inference failure degrades the answer, never a 500
+                errors.append(f"nsfw: {type(exc).__name__}: {exc}")
+            timings["nsfw"] = time.monotonic() - start
+        if self.faces is not None:
+            start = time.monotonic()
+            try:
+                faces = tuple(self.faces.detect(rgb, min_score=self.min_score))
+            except Exception as exc:
+                errors.append(f"faces: {type(exc).__name__}: {exc}")
+            timings["faces"] = time.monotonic() - start
+        analysis = Analysis(nsfw, faces, tuple(errors), timings)
+        if errors:
+            _log.warning("vision model failed", extra={"fields": {"errors": errors}})
+        elif self._cache is not None:
+            with self._lock:
+                self._cache[key] = analysis
+        return analysis
