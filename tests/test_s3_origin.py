@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from edgeproxy.errors import ProxyError
 from edgeproxy.origins.s3 import S3Options, S3Origin, parse_location
+from edgeproxy.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from testkit.net import free_port, serving
 from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
@@ -391,3 +392,36 @@ def test_s3_locations_and_settings():
         load_settings(signing_key=KEY, s3_endpoint_url="ftp://example.com")
     with pytest.raises(SettingsError, match="s3_region"):
         load_settings(signing_key=KEY, s3_region="Mars 1")
+
+
+def test_moderation_reads_the_verdict_from_object_metadata(s3, corpus, tmp_path):
+    """x-amz-meta-moderation is the human verdict (S3 has no sidecars); the other x-amz-meta-*
+    members are provenance in /info; a changed verdict reaches the proxy after a purge."""
+    body = (corpus / PORTRAIT).read_bytes()
+    s3.put(f"{PREFIX}/moderated/rejected.jpg", body, moderation="rejected", model="sdxl-1.0")
+    s3.put(f"{PREFIX}/moderated/approved.jpg", body, moderation="approved", model="sdxl-1.0",
+           **{"created-at": "2026-11-02T10:00:00Z"})
+    s3.put(f"{PREFIX}/moderated/unmoderated.jpg", body)
+    s3.put(f"{PREFIX}/moderated/unmoderated.jpg.json", b'{"moderation": "approved"}')  # never read on S3
+    with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, moderation=True, moderation_pending="block",
+                     admin_token="purge-token", **s3.settings()) as client:
+        rejected = client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg"))
+        assert rejected.status_code == 451
+        assert rejected.headers["cache-control"] == "public, max-age=60"
+        assert rejected.headers["surrogate-key"] == surrogate_key("s3", "moderated/rejected.jpg")
+        approved = client.get(signed("/w:200/f:webp/s3/moderated/approved.jpg"))
+        assert approved.status_code == 200
+        assert approved.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert decode(approved.content).width == 200
+        # no verdict and no classifier: pending, blocked; the .json object beside it is not a sidecar
+        assert client.get(signed("/w:200/f:webp/s3/moderated/unmoderated.jpg")).status_code == 451
+        info = client.get("/info" + signed("/s3/moderated/approved.jpg")).json()
+        assert info["moderation"] == {"verdict": "allow", "score": None, "source": "metadata"}
+        assert info["provenance"] == {"source": "metadata", "model": "sdxl-1.0", "created-at": "2026-11-02T10:00:00Z"}
+        # the verdict changes: the cached original still says rejected until it is purged
+        s3.put(f"{PREFIX}/moderated/rejected.jpg", body, moderation="approved")
+        assert client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg")).status_code == 451
+        purged = client.post("/purge", json={"origin": "s3", "key": "moderated/rejected.jpg"},
+                             headers={"Authorization": "Bearer purge-token"})
+        assert purged.status_code == 200
+        assert client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg")).status_code == 200
