@@ -718,3 +718,19 @@ def test_304_and_one_analysis_per_original(vision: httpx.Client):
     assert get(vision, "/w:50/f:png/v/revalidate.jpg").status_code == 200  # no face option: no analysis
     after = analyses(vision)
     assert {k: after[k] - before[k] for k in after} == {"miss": 1, "hit": 4, "coalesced": 0}
+
+
+@pytest.mark.parametrize(("setting", "model", "expected"), [
+    ("nsfw_model", "face", "expected input [N,224,224,3] float, found input.1 [10,3,32,32] float"),
+    ("face_model", "nsfw", "expected input [N,3,H,W] float"),
+])
+def test_a_model_of_the_wrong_shape_stops_start_up_naming_it(models: dict[str, Path], setting, model, expected):
+    from edgeproxy.proxy import Proxy, StartupError
+    from edgeproxy.settings import load_settings
+
+    settings = load_settings(origins={"v": str(models["face"].parent)}, signing_key="k",
+                             **{setting: str(models[model])})
+    with pytest.raises(StartupError) as info:
+        Proxy.build(settings)
+    assert str(info.value).startswith(f"vision model {models[model]}: ")
+    assert expected in str(info.value)
