@@ -33,7 +33,6 @@ from edgeproxy import __version__, info, vips
 from edgeproxy.errors import (
     ProxyError,
     bad_request,
-    blocked,
     forbidden,
     internal_error,
     no_route,
@@ -43,7 +42,6 @@ from edgeproxy.errors import (
 from edgeproxy.geometry import check_box
 from edgeproxy.logs import ACCESS, AccessRecord, header_values, request_id
 from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edgeproxy.moderation import Action
 from edgeproxy.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
 from edgeproxy.origins import Origin
 from edgeproxy.proxy import Proxy, StartupError
@@ -124,10 +122,7 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
     """Fetch, moderate, validate (304) and render: the derivative's response.
 
     Vision and moderation, when configured, come between the fetch and the ETag, since both can
-    change the bytes: the original's analysis (cached per original) gives the faces for
-    ``g:face`` and redaction and the nsfw score; moderation may block (451), blur, or shorten the
-    caching of the answer. A model that failed degrades the answer (``smart`` gravity, the whole
-    image redacted, a pending verdict) and caches it ``error_max_age`` at most.
+    change the bytes (``Proxy.treatment``: 451, blur, faces, redaction, a short max-age).
     """
     settings = proxy.settings
     origin_name = origin.name
@@ -136,32 +131,9 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
     fetched = time.monotonic()
     record.stages["fetch"] = fetched - start
     tag = surrogate_key(origin_name, key)
-    redact = spec.redact or proxy.forced_redaction(origin_name)
-    want_faces = redact is not None or spec.gravity.kind == "face"
-    metadata = await proxy.metadata(origin, key, original) if settings.moderation else None
-    want_nsfw = (metadata is not None and metadata.verdict is None and metadata.error is None
-                 and proxy.vision is not None and proxy.vision.nsfw is not None)
-    analysis = None
-    if want_faces or want_nsfw:
-        analysed = time.monotonic()
-        analysis = await proxy.analysis(origin, key, original, deadline)
-        record.stages["inference"] = time.monotonic() - analysed  # a cache hit: microseconds
-    short: int | None = None  # max-age of an answer that may change soon
-    blur = False
-    if metadata is not None:
-        decision = proxy.moderate(metadata, analysis if want_nsfw else None, tag)
-        if decision.action is Action.BLOCK:
-            raise blocked("withheld by moderation", settings.moderation_max_age,
-                          {"Surrogate-Key": tag, "Cache-Tag": tag})
-        blur = decision.action is Action.BLUR
-        if decision.short_lived:
-            short = settings.moderation_max_age
-    faces = analysis.faces if analysis is not None else None
-    degraded = want_faces and faces is None
-    if degraded:
-        short = min(short if short is not None else settings.error_max_age, settings.error_max_age)
+    treatment = await proxy.treatment(origin, key, original, spec, deadline, record.stages)
     signed_c2pa = proxy.c2pa is not None and origin_name in settings.c2pa_origins
-    stamp = f"redact={redact or ''};moderation-blur={int(blur)};degraded={int(degraded)};c2pa={int(signed_c2pa)}"
+    stamp = f"{treatment.stamp};c2pa={int(signed_c2pa)}"
     etag = strong_etag(
         canonical(spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
         original.etag, proxy.fingerprint, stamp,
@@ -172,12 +144,13 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
     if original.last_modified:
         validators["Last-Modified"] = original.last_modified
     headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators,
-                                  short=short)
+                                  short=treatment.max_age)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
-    render = functools.partial(proxy.render, original.data, negotiated, deadline, faces=faces, redact=redact,
-                               moderation_blur=blur, provenance_title=key if signed_c2pa else None)
+    render = functools.partial(proxy.render, original.data, negotiated, deadline, faces=treatment.faces,
+                               redact=treatment.redact, moderation_blur=treatment.blur,
+                               provenance_title=key if signed_c2pa else None)
     (queued, rendered), shared = await proxy.renders.run(
         etag, lambda: proxy.pool.run(render, timeout=max(0.001, deadline - time.monotonic())),
     )

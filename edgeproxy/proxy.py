@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from edgeproxy import PIPELINE_VERSION, __version__, pillow, pipeline, vips
 from edgeproxy.cache import OriginalCache, SingleFlight
-from edgeproxy.errors import ProxyError
+from edgeproxy.errors import ProxyError, blocked
 from edgeproxy.metrics import Metrics
 from edgeproxy.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
 from edgeproxy.negotiate import AutoSize, Negotiated
@@ -31,7 +31,7 @@ from edgeproxy.purge import PurgeHook, run_hooks
 from edgeproxy.responses import HeaderPolicy, surrogate_key
 from edgeproxy.settings import Settings
 from edgeproxy.signing import PathSigner
-from edgeproxy.spec import Redact, compile_presets
+from edgeproxy.spec import Redact, TransformSpec, compile_presets
 from edgeproxy.workers import RenderPool
 
 if TYPE_CHECKING:
@@ -39,6 +39,25 @@ if TYPE_CHECKING:
     from edgeproxy.vision.analysis import Analysis, Vision
 
 _log = logging.getLogger("edgeproxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Treatment:
+    r"""What vision and moderation do to one derivative (``Proxy.treatment``): the ``faces`` found
+    (None: no detector ran, or it failed), how to ``redact`` them, whether moderation ``blur``\ s
+    the whole derivative, whether a model failure ``degraded`` it, and the short ``max_age``
+    (seconds) of an answer that may change soon, else None (immutable)."""
+
+    faces: tuple | None = None
+    redact: Redact | None = None
+    blur: bool = False
+    degraded: bool = False
+    max_age: int | None = None
+
+    @property
+    def stamp(self) -> str:
+        """The part of the ETag that says how the pixels were treated."""
+        return f"redact={self.redact or ''};moderation-blur={int(self.blur)};degraded={int(self.degraded)}"
 
 
 class StartupError(Exception):
@@ -309,6 +328,48 @@ class Proxy:
             for error in analysis.errors:
                 self.metrics.vision_failures.labels(error.partition(":")[0]).inc()
         return analysis
+
+    async def treatment(self, origin: Origin, key: str, original: Original, spec: TransformSpec, deadline: float,
+                        stages: dict[str, float]) -> Treatment:
+        """What vision and moderation do to a derivative of ``original`` asked for by ``spec``.
+
+        The original's analysis (faces, nsfw score; cached per original) runs only when the
+        derivative needs it: ``g:face``, redaction (the URL's or the origin's ``redact_origins``),
+        or moderation without a human verdict. Its time goes into ``stages["inference"]``. A model
+        that failed degrades the answer (``smart`` gravity, the whole image redacted, a pending
+        verdict) and caches it ``error_max_age`` at most.
+
+        Raises:
+            ProxyError: 451 when moderation blocks (cached ``moderation_max_age``, with the
+                original's surrogate key); the analysis' errors (413/415/422 decoding, 503, 504).
+        """
+        settings = self.settings
+        redact = spec.redact or self.forced_redaction(origin.name)
+        want_faces = redact is not None or spec.gravity.kind == "face"
+        metadata = await self.metadata(origin, key, original) if settings.moderation else None
+        want_nsfw = (metadata is not None and metadata.verdict is None and metadata.error is None
+                     and self.vision is not None and self.vision.nsfw is not None)
+        analysis = None
+        if want_faces or want_nsfw:
+            start = time.monotonic()
+            analysis = await self.analysis(origin, key, original, deadline)
+            stages["inference"] = time.monotonic() - start  # a cache hit: microseconds
+        max_age: int | None = None
+        blur = False
+        if metadata is not None:
+            tag = surrogate_key(origin.name, key)
+            decision = self.moderate(metadata, analysis if want_nsfw else None, tag)
+            if decision.action is Action.BLOCK:
+                raise blocked("withheld by moderation", settings.moderation_max_age,
+                              {"Surrogate-Key": tag, "Cache-Tag": tag})
+            blur = decision.action is Action.BLUR
+            if decision.short_lived:
+                max_age = settings.moderation_max_age
+        faces = analysis.faces if analysis is not None else None
+        degraded = want_faces and faces is None
+        if degraded:
+            max_age = min(max_age if max_age is not None else settings.error_max_age, settings.error_max_age)
+        return Treatment(faces, redact, blur, degraded, max_age)
 
     def forced_redaction(self, origin: str) -> Redact | None:
         """How ``redact_origins`` says every image of ``origin`` is redacted, or None."""
