@@ -161,9 +161,11 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
         record.stages.update(queue=queued, **rendered.stage_times())
         record.bytes_in = len(original.data)
     record.format = rendered.format.value
+    inference = record.stages.get("inference")  # the original's analysis (vision), when it was needed
     headers["Server-Timing"] = server_timing([
         ("fetch", fetched - start),
-        ("queue", max(0.0, done - fetched - render_time)),
+        *([("inference", inference)] if inference is not None else []),
+        ("queue", max(0.0, done - fetched - (inference or 0.0) - render_time)),
         ("render", render_time),
         ("total", done - start),
     ])

@@ -709,6 +709,11 @@ def test_304_and_one_analysis_per_original(vision: httpx.Client):
     path = "/w:120/h:200/fit:cover/g:face/f:png/v/revalidate.jpg"
     first = get(vision, path)
     assert first.status_code == 200 and first.headers["cache-control"] == IMMUTABLE
+    # the analysis has its own Server-Timing entry (it is not queueing); a plain derivative has none
+    timing = [entry.split(";")[0] for entry in first.headers["server-timing"].split(", ")]
+    assert timing == ["fetch", "inference", "queue", "render", "total"]
+    plain = get(vision, "/w:60/f:png/v/revalidate.jpg").headers["server-timing"]
+    assert [entry.split(";")[0] for entry in plain.split(", ")] == ["fetch", "queue", "render", "total"]
     again = get(vision, path, headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
     assert again.headers["etag"] == first.headers["etag"]
