@@ -109,7 +109,7 @@ class Proxy:
     fetches: SingleFlight = field(default_factory=SingleFlight)
     renders: SingleFlight = field(default_factory=SingleFlight)
     vision: Vision | None = None  # the loaded models (nsfw_model, face_model); None when neither is set
-    policy: Policy = Policy(0.85, 0.6, Action.BLOCK)  # the moderation policy (applied when settings.moderation)
+    policy: Policy | None = None  # settings.moderation_policy() (applied when settings.moderation; /info always)
     c2pa: DerivativeSigner | None = None  # signs the derivatives of c2pa_origins
     analyses: SingleFlight = field(default_factory=SingleFlight)
 
@@ -212,8 +212,7 @@ class Proxy:
             auto_size=settings.auto_size(),
             fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
             vision=vision,
-            policy=Policy(settings.moderation_block_threshold, settings.moderation_blur_threshold,
-                          Action(settings.moderation_pending)),
+            policy=settings.moderation_policy(),
             c2pa=c2pa,
         )
 

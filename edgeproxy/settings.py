@@ -31,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edgeproxy.moderation import Action, Policy
 from edgeproxy.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
@@ -344,6 +345,11 @@ class Settings(BaseSettings):
     def auto_size(self) -> AutoSize:
         """The ``auto_*`` settings for ``negotiate`` (``w:auto``, ``dpr:auto``)."""
         return AutoSize(tuple(self.auto_width_buckets), self.auto_width_fallback, tuple(self.auto_dpr_buckets))
+
+    def moderation_policy(self) -> Policy:
+        """The ``moderation_*`` settings for ``moderation.decide``."""
+        return Policy(self.moderation_block_threshold, self.moderation_blur_threshold,
+                      Action(self.moderation_pending))
 
     def verify_keys(self) -> list[str]:
         """Keys, signing key first, then previous keys (verify only)."""
