@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from edgeproxy import pipeline
 from edgeproxy.errors import bad_request, not_found
-from edgeproxy.moderation import Decision, Metadata, decide
+from edgeproxy.moderation import Decision, Metadata
 from edgeproxy.responses import etag_matches, strong_etag, surrogate_key
 from edgeproxy.spec import TransformSpec, parse_path
 
@@ -47,9 +47,7 @@ async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | N
     analysis = await proxy.analysis(origin, key, original, deadline) if proxy.vision is not None else None
     _queued, found = await proxy.pool.run(facts, original.data, proxy.limits,
                                           timeout=max(0.001, deadline - time.monotonic()))
-    failed = analysis is not None and any(e.startswith("nsfw:") for e in analysis.errors)
-    decision = decide(metadata, analysis.nsfw if analysis is not None else None, proxy.policy,
-                      classifier_failed=failed)
+    decision = proxy.decide(metadata, analysis)  # what moderation would decide; not counted: no answer served
     body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
     tag = surrogate_key(origin_name, key)
     etag = strong_etag(json.dumps(body, sort_keys=True), proxy.fingerprint)

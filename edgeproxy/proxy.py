@@ -375,13 +375,18 @@ class Proxy:
         mode = self.settings.redact_origins.get(origin)
         return Redact(mode) if mode else None
 
-    def moderate(self, metadata: Metadata, analysis: Analysis | None, tag: str) -> Decision:
-        """The moderation decision for an original (``moderation.decide``), counted in
-        ``edgeproxy_moderation_total`` and logged with its surrogate key ``tag``, so that a verdict
-        that changes later can be purged."""
+    def decide(self, metadata: Metadata, analysis: Analysis | None) -> Decision:
+        """The moderation decision for an original with ``metadata`` and ``analysis`` (its nsfw
+        score, or the classifier's failure), under the configured policy (``moderation.decide``)."""
         score = analysis.nsfw if analysis is not None else None
         failed = analysis is not None and any(e.startswith("nsfw:") for e in analysis.errors)
-        decision = decide(metadata, score, self.policy, classifier_failed=failed)
+        return decide(metadata, score, self.policy, classifier_failed=failed)
+
+    def moderate(self, metadata: Metadata, analysis: Analysis | None, tag: str) -> Decision:
+        """``decide``, counted in ``edgeproxy_moderation_total`` and logged with the original's
+        surrogate key ``tag``, so that a verdict that changes later can be purged: what a
+        derivative's answer does."""
+        decision = self.decide(metadata, analysis)
         self.metrics.moderation.labels(decision.verdict, decision.source).inc()
         if decision.verdict != "allow" or metadata.error:
             _log.info("moderation", extra={"fields": {
