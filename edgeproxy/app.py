@@ -152,7 +152,7 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
                                redact=treatment.redact, moderation_blur=treatment.blur,
                                provenance_title=key if signed_c2pa else None)
     (queued, rendered), shared = await proxy.renders.run(
-        etag, lambda: proxy.pool.run(render, timeout=max(0.001, deadline - time.monotonic())),
+        etag, lambda: proxy.pool.run(render, deadline=deadline),
     )
     proxy.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
     done = time.monotonic()
@@ -213,7 +213,7 @@ async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, dea
     """
     try:
         _queued, rendered = await proxy.pool.run(proxy.render, proxy.fallback, negotiated, deadline,
-                                                 timeout=max(0.001, deadline - time.monotonic()))
+                                                 deadline=deadline)
     except ProxyError:
         raise error from None
     record.error = error

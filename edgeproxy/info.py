@@ -45,8 +45,7 @@ async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | N
     original, _outcome = await proxy.original(origin, key)
     metadata = await proxy.metadata(origin, key, original)
     analysis = await proxy.analysis(origin, key, original, deadline) if proxy.vision is not None else None
-    _queued, found = await proxy.pool.run(facts, original.data, proxy.limits,
-                                          timeout=max(0.001, deadline - time.monotonic()))
+    _queued, found = await proxy.pool.run(facts, original.data, proxy.limits, deadline=deadline)
     decision = proxy.decide(metadata, analysis)  # what moderation would decide; not counted: no answer served
     body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
     tag = surrogate_key(origin_name, key)

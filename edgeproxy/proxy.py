@@ -319,7 +319,7 @@ class Proxy:
             return cached
         job = functools.partial(vision.analyse, cache_key, original.data, self.limits)
         (_queued, analysis), shared = await self.analyses.run(
-            cache_key, lambda: self.pool.run(job, timeout=max(0.001, deadline - time.monotonic())))
+            cache_key, lambda: self.pool.run(job, deadline=deadline))
         self.metrics.cache.labels("analysis", "coalesced" if shared else "miss").inc()
         if not shared:
             for stage, seconds in analysis.timings.items():
