@@ -129,7 +129,7 @@ def test_cold_originals_are_answered_across_the_batch_not_at_its_end(tmp_path: P
         threads = [threading.Thread(target=get, args=(i,)) for i in range(count)]
         for thread in threads:  # arrival order = deadline order
             thread.start()
-            time.sleep(0.03)
+            time.sleep(0.005)
         for thread in threads:
             thread.join(60)
     assert statuses == dict.fromkeys(range(count), 200)
