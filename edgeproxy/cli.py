@@ -67,8 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     prewarm = commands.add_parser("prewarm", help="request derivatives ahead of traffic, through the CDN or directly, "
                                                   "once per Accept bucket for f:auto")
     prewarm.add_argument("--base-url", required=True, help="the CDN's (or the proxy's) base URL")
-    prewarm.add_argument("--variant", action="append", required=True, metavar="OPTIONS",
-                         help="an option path such as w:400/f:auto (repeatable: small, medium, large...)")
+    prewarm.add_argument("--variant", action="append", default=[], metavar="OPTIONS",
+                         help="an option path such as w:400/f:auto, written as UrlBuilder writes the same options "
+                              "(repeatable: small, medium, large...)")
+    prewarm.add_argument("--preset", action="append", default=[], metavar="NAME",
+                         help="a configured preset: the same as --variant pr:NAME (repeatable)")
     prewarm.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
     prewarm.add_argument("--signature-size", type=int,
                          help="bytes of HMAC kept (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
@@ -236,7 +239,11 @@ def _prewarm(args: argparse.Namespace) -> int:
     if not 1 <= args.concurrency <= 256:
         print("edgeproxy prewarm: --concurrency must be 1..256", file=sys.stderr)
         return 2
-    return prewarm.main(args.base_url, args.keys_file, args.variant, signing_key=key,
+    variants = [*args.variant, *(f"pr:{name}" for name in args.preset)]
+    if not variants:
+        print("edgeproxy prewarm: give at least one --variant or --preset", file=sys.stderr)
+        return 2
+    return prewarm.main(args.base_url, args.keys_file, variants, signing_key=key,
                         signature_size=args.signature_size or env_signature_size() or 32,
                         concurrency=args.concurrency, timeout=args.timeout, progress=not args.no_progress)
 

@@ -17,10 +17,8 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from edgeproxy.errors import ProxyError
 from edgeproxy.negotiate import ACCEPT_BUCKETS
-from edgeproxy.signing import sign_path
-from edgeproxy.spec import Format, build_path, parse_options
+from edgeproxy.urls import UrlBuilder
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,27 +59,51 @@ def read_keys(lines: Iterable[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def variant_options(variant: str) -> dict[str, str]:
+    """The options of a variant as ``UrlBuilder`` keywords: ``"pr:thumb/w:400/f:auto"`` ->
+    ``{"pr": "thumb", "w": "400", "f": "auto"}`` (names as written, long or short; values as
+    written, ``:`` kept between a value's parts).
+
+    Raises:
+        ValueError: a segment without ``name:value``, or an option given twice.
+    """
+    options: dict[str, str] = {}
+    for segment in (s for s in variant.strip("/").split("/") if s):
+        name, sep, value = segment.partition(":")
+        if not sep or not name or not value:
+            raise ValueError(f"variant {variant!r}: {segment!r} is not an option (name:value)")
+        if name in options:
+            raise ValueError(f"variant {variant!r}: option {name} is given twice")
+        options[name] = value
+    return options
+
+
 def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, signature_size: int) -> list[Job]:
     """Every request to send: for each original and variant (an option path such as
     ``w:400/f:auto`` or ``pr:thumb``), one per ``Accept`` bucket when the variant's format is
-    ``auto`` (the CDN stores one answer per bucket), else one. Paths are written as
-    ``edgeproxy.urls`` writes them (presets first, then the options in canonical order), so the
-    CDN caches the URLs pages use. A preset's own options are the server's: a variant that sets no
-    ``f`` is warmed for every bucket.
+    ``auto`` or not given (the CDN stores one answer per bucket; a preset's own format is the
+    server's to know), else one.
+
+    Paths are built by ``edgeproxy.urls.UrlBuilder`` from the same options a page passes to it
+    (``UrlBuilder.url("media", key, width=640, format="auto")`` is ``--variant w:640/f:auto``), so
+    the CDN caches exactly the URLs pages request: the same options in the same order, the same
+    signature.
 
     Raises:
-        ProxyError(400): a variant with a bad option (the message names it).
+        ValueError: a variant with a malformed or bad option (the message names it), or a key
+            that the builder refuses.
     """
+    builder = UrlBuilder("", signing_key, signature_size=signature_size)
     jobs = []
     for variant in variants:
-        segments = [segment for segment in variant.strip("/").split("/") if segment]
-        presets = [s for s in segments if s.partition(":")[0].lower() in ("pr", "preset")]
-        spec = parse_options([s for s in segments if s not in presets])
-        prefix = "".join(f"/pr:{s.partition(':')[2]}" for s in presets)  # first, as edgeproxy.urls writes it
-        # A preset may set the format, which only the server knows: one request per bucket, to be sure.
-        buckets = ACCEPT_BUCKETS if spec.format is Format.AUTO else {"any": ACCEPT_BUCKETS["none"]}
+        options = variant_options(variant)
+        fmt = next((v for k, v in options.items() if k in ("f", "format")), "auto")
+        buckets = ACCEPT_BUCKETS if fmt == "auto" else {"any": ACCEPT_BUCKETS["none"]}
         for origin, key in keys:
-            path = sign_path(prefix + build_path(spec, origin, key), signing_key, signature_size)
+            try:
+                path = builder.path(origin, key, **options)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"variant {variant!r}: {error}") from None
             jobs.extend(Job(path, accept, bucket) for bucket, accept in buckets.items())
     return jobs
 
@@ -123,9 +145,6 @@ def main(base_url: str, keys_file: Path, variants: list[str], *, signing_key: st
         jobs = plan(read_keys(keys_file.read_text().splitlines()), variants, signing_key, signature_size)
     except (OSError, ValueError) as error:
         print(f"edgeproxy prewarm: {error}", file=sys.stderr)
-        return 2
-    except ProxyError as error:  # a bad option in a variant
-        print(f"edgeproxy prewarm: variant: {error.message}", file=sys.stderr)
         return 2
     summary = asyncio.run(run(base_url, jobs, concurrency=concurrency, timeout=timeout, progress=progress))
     print(f"prewarmed {summary.ok} of {summary.total} derivatives ({summary.bytes} bytes); "
