@@ -115,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     name, location = next(iter(settings.origins.items()))
     example_key = "photo.jpg"
-    if not location.startswith(("http://", "https://")):
+    if not location.startswith(("http://", "https://", "s3://")):
         files = sorted(p for p in Path(location).rglob("*") if p.is_file() and not p.name.startswith("."))
         files.sort(key=lambda p: p.suffix.lower() not in (".jpg", ".jpeg"))
         if files:
@@ -123,9 +123,9 @@ def _serve(args: argparse.Namespace) -> int:
     path = f"/w:400/f:auto/{name}/{example_key}"
     keys = settings.verify_keys()
     signature = PathSigner(keys, size=settings.signature_size).sign(path) if keys else UNSIGNED
-    print(f"edgeproxy {__version__}: serving {', '.join(settings.origins)} on http://{settings.host}:{settings.port}",
-          file=sys.stderr)
-    print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", file=sys.stderr)
+    # For the person at the terminal, on stdout: stderr carries the logs (JSON lines by default).
+    print(f"edgeproxy {__version__}: serving {', '.join(settings.origins)} on http://{settings.host}:{settings.port}")
+    print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", flush=True)
 
     common = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
                   log_config=logging_config(settings.log_level, settings.log_format),

@@ -9,6 +9,7 @@ builds are used from several render threads at once: ``InferenceSession.run`` is
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -23,14 +24,15 @@ if TYPE_CHECKING:
 #: session then falls back to the next provider, so always read :func:`providers_used`.
 DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
-#: ONNX Runtime's default logger severity (0 verbose .. 4 fatal): 2, warnings. Restored once a
-#: session is built with the logger silenced.
-_ORT_DEFAULT_SEVERITY = 2
-#: Severity while a session that may try to load CUDA is built: the failed load of the CUDA provider
-#: library is logged at error level (3) before ONNX Runtime falls back, so only 4 hides it.
-_QUIET_SEVERITY = 4
-_CPU = "CPUExecutionProvider"
-_logger_lock = threading.Lock()
+#: ONNX Runtime's own logger severity (0 verbose .. 4 fatal; its default is 2, warnings), set once
+#: when it is imported: fatal only. Its lines are not edgeproxy's JSON (README: logs are JSON lines
+#: on stderr); its errors reach edgeproxy as Python exceptions, which are logged as JSON (a model
+#: that fails to load stops start-up naming it, a failed inference degrades the answer and is
+#: logged), and which providers a session got is logged at start-up and shown on /readyz. The
+#: failed load of the CUDA provider library on a machine without a GPU is one of the error lines
+#: this hides.
+_ORT_SEVERITY = 4
+_import_lock = threading.Lock()
 
 
 class ModelError(Exception):
@@ -64,11 +66,21 @@ def read_model(path: str | Path) -> tuple[bytes, str]:
 
 
 def _import_ort(path_for_errors: str | Path):
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise ModelError(path_for_errors, f"onnxruntime is not installed ({error}): "
-                                          "pip install 'edgeproxy[vision]'") from None
+    """The onnxruntime module, imported with its telemetry off and its logger at ``_ORT_SEVERITY``.
+
+    ``ORT_DISABLE_TELEMETRY=1`` (unless the environment sets it) is read when onnxruntime is first
+    imported: without it, ONNX Runtime 1.31 builds a telemetry client that writes a device id under
+    ``$HOME/.cache/Microsoft`` and, where it cannot (a read-only container), prints a coloured
+    warning that is not a JSON line. A proxy has no business sending usage data either.
+    """
+    with _import_lock:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ModelError(path_for_errors, f"onnxruntime is not installed ({error}): "
+                                              "pip install 'edgeproxy[vision]'") from None
+        onnxruntime.set_default_logger_severity(_ORT_SEVERITY)
     return onnxruntime
 
 
@@ -87,10 +99,9 @@ def create_session(model: str | Path | bytes, *, providers: Sequence[str], threa
     ``inter_op_num_threads=1`` and sequential execution: the proxy runs several renders at once, so
     parallelism comes from callers, not from inside one inference. ``providers`` are tried in the
     order given; those that this onnxruntime build does not list in ``get_available_providers()``
-    are skipped. When a provider other than the CPU is requested (CUDA may fail to load on a machine
-    without a GPU), ONNX Runtime's default logger is silenced to severity 4 while the session is
-    built, then set back to its default (2, warnings). Which providers the session really got:
-    :func:`providers_used`.
+    are skipped. ONNX Runtime's own logger is at fatal only (``_import_ort``): a CUDA provider that
+    cannot load on a machine without a GPU falls back silently. Which providers the session really
+    got: :func:`providers_used`.
 
     ``path_for_errors`` names the model in errors (default: ``model`` when it is a path, else
     ``<bytes>``). Raises :class:`ModelError` for a missing or unreadable file, bytes that ONNX
@@ -117,16 +128,8 @@ def create_session(model: str | Path | bytes, *, providers: Sequence[str], threa
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    quiet = any(name != _CPU for name in chosen)
     with_options = [(name, PROVIDER_OPTIONS[name]) if name in PROVIDER_OPTIONS else name for name in chosen]
     try:
-        if quiet:
-            with _logger_lock:
-                ort.set_default_logger_severity(_QUIET_SEVERITY)
-                try:
-                    return ort.InferenceSession(bytes(model), sess_options=options, providers=with_options)
-                finally:
-                    ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
         return ort.InferenceSession(bytes(model), sess_options=options, providers=with_options)
     except Exception as error:  # onnxruntime's pybind errors (InvalidProtobuf, Fail...) derive from Exception only
         message = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", str(error)).strip()
