@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -98,6 +99,22 @@ def test_promtool_accepts_exposition_and_rules(corpus: Path, tmp_path: Path):
     assert config.returncode == 0, config.stdout + config.stderr
 
 
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target of the shipped Grafana dashboard."""
+    dashboard = json.loads((ROOT / "config" / "grafana" / "edgeproxy.json").read_text())
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def test_every_dashboard_query_filters_by_the_job_variable():
+    """Each metric selector of every panel carries ``job=~"$job"`` (one panel of eight did)."""
+    selectors = re.compile(r"\b((?:edgeproxy|process)_[a-z_]+)(\{[^}]*\})?")
+    queries = dashboard_queries()
+    assert len({panel for panel, _ in queries}) == 8
+    unfiltered = [(panel, m.group(0)) for panel, expr in queries for m in selectors.finditer(expr)
+                  if 'job=~"$job"' not in (m.group(2) or "")]
+    assert unfiltered == []
+
+
 def test_real_prometheus_scrapes_the_values(corpus: Path, tmp_path: Path):
     prometheus = need("prometheus")
     metrics_port = free_port()
@@ -143,6 +160,17 @@ def test_real_prometheus_scrapes_the_values(corpus: Path, tmp_path: Path):
             assert {r["metric"]["job"]: float(r["value"][1]) for r in up} == {"edgeproxy-bind": 1, "edgeproxy-main": 0}
             signature = query('edgeproxy_errors_total{category="signature"}')
             assert float(signature[0]["value"][1]) == 1
+            # Every query of the shipped Grafana dashboard is valid PromQL and follows its $job
+            # variable: a job that scraped nothing leaves every panel empty.
+            for panel, expr in dashboard_queries():
+                for job, expect_data in (("edgeproxy-bind", panel in ("Saturation", "Memory")), ("nope", False)):
+                    concrete = expr.replace("$job", job).replace("$__rate_interval", "1m")
+                    body = httpx.get(api, params={"query": concrete}, timeout=5).json()
+                    assert body["status"] == "success", (panel, concrete, body)
+                    if expect_data:
+                        assert body["data"]["result"], (panel, concrete)
+                    elif job == "nope":
+                        assert body["data"]["result"] == [], (panel, concrete)
         finally:
             proc.terminate()
             proc.wait(10)
