@@ -153,7 +153,7 @@ def _check_config(args: argparse.Namespace) -> int:
     error: deployments give it through ``EDGEPROXY_SIGNING_KEY`` (a Kubernetes Secret, say)."""
     import tomllib
 
-    from edgeproxy.settings import SettingsError, describe, load_settings
+    from edgeproxy.settings import SettingsError, describe, env_allow_unsigned, env_signing_key, load_settings
 
     if args.no_env:
         for name in [name for name in os.environ if name.startswith("EDGEPROXY_")]:
@@ -166,9 +166,8 @@ def _check_config(args: argparse.Namespace) -> int:
     except (OSError, tomllib.TOMLDecodeError) as error:
         print(f"edgeproxy check-config: {args.file}: invalid settings:\n  {error}", file=sys.stderr)
         return 1
-    unsigned = data.get("allow_unsigned") is True or os.environ.get("EDGEPROXY_ALLOW_UNSIGNED", "").lower() in (
-        "1", "true", "yes", "on")
-    if not (data.get("signing_key") or os.environ.get("EDGEPROXY_SIGNING_KEY") or unsigned):
+    unsigned = data.get("allow_unsigned") is True or env_allow_unsigned()
+    if not (data.get("signing_key") or env_signing_key() or unsigned):
         overrides["signing_key"] = "check-config-placeholder"
         warnings.append("signing_key is not set here: serve needs EDGEPROXY_SIGNING_KEY (or --signing-key)")
     try:

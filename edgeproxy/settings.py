@@ -410,6 +410,20 @@ def env_admin_token() -> str | None:
     return os.environ.get("EDGEPROXY_ADMIN_TOKEN") or None
 
 
+def env_allow_unsigned() -> bool:
+    """``EDGEPROXY_ALLOW_UNSIGNED`` is on (``1``, ``true``, ``yes``, ``on``), for ``check-config``."""
+    return os.environ.get("EDGEPROXY_ALLOW_UNSIGNED", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_models_dir() -> Path:
+    """The vision models' folder for ``edgeproxy models fetch`` and the benchmarks:
+    ``$EDGEPROXY_MODELS_DIR`` when set, else ``$XDG_CACHE_HOME/edgeproxy/models``
+    (``~/.cache/edgeproxy/models`` when ``XDG_CACHE_HOME`` is unset or empty)."""
+    if os.environ.get("EDGEPROXY_MODELS_DIR"):
+        return Path(os.environ["EDGEPROXY_MODELS_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeproxy" / "models"
+
+
 def env_signature_size() -> int | None:
     """``EDGEPROXY_SIGNATURE_SIZE`` for ``edgeproxy sign``, or None when unset or not a number."""
     value = os.environ.get("EDGEPROXY_SIGNATURE_SIZE", "")

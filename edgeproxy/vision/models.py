@@ -71,10 +71,11 @@ PIP_TIMEOUT = 900
 
 def default_dir() -> Path:
     """The models folder: ``$EDGEPROXY_MODELS_DIR`` when set, else ``$XDG_CACHE_HOME/edgeproxy/models``
-    (``~/.cache/edgeproxy/models`` when ``XDG_CACHE_HOME`` is unset or empty)."""
-    if os.environ.get("EDGEPROXY_MODELS_DIR"):
-        return Path(os.environ["EDGEPROXY_MODELS_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeproxy" / "models"
+    (``~/.cache/edgeproxy/models`` when ``XDG_CACHE_HOME`` is unset or empty); read by
+    ``edgeproxy.settings.env_models_dir``, the one reader of the environment."""
+    from edgeproxy.settings import env_models_dir
+
+    return env_models_dir()
 
 
 def _sha256_file(path: Path) -> str:
