@@ -114,12 +114,14 @@ class Vision:
         except ImportError as exc:
             raise ModelError(f"the vision models need the [vision] extra: pip install 'edgeproxy[vision]' ({exc})") \
                 from None
+        start = time.monotonic()
         options: dict[str, Any] = {"providers": tuple(settings.vision_providers), "threads": settings.vision_threads}
         nsfw = NsfwModel.load(settings.nsfw_model, **options) if settings.nsfw_model else None
         faces = FaceModel.load(settings.face_model, **options) if settings.face_model else None
         vision = cls(nsfw, faces, max_side=settings.vision_max_side, min_score=settings.face_min_score,
                      cache_entries=settings.vision_cache_entries)
-        _log.info("vision models loaded", extra={"fields": {"providers": vision.providers()}})
+        _log.info("vision models loaded", extra={"fields": {"providers": vision.providers(),
+                                                            "seconds": round(time.monotonic() - start, 3)}})
         return vision
 
     def providers(self) -> dict[str, list[str]]:
