@@ -11,8 +11,16 @@ Standard: the C2PA Technical Specification 2.x (spec.c2pa.org), through ``c2pa-p
   starts with ``c2pa.opened`` (linked to that ingredient, as "Mandatory presence of at least one
   actions assertion" requires of an asset with a parent) followed by what edgeproxy did
   (:func:`derivative_actions`: ``c2pa.resized``, ``c2pa.cropped``, ``c2pa.filtered``,
-  ``c2pa.transcoded``). When the original carries a manifest, c2pa embeds that manifest in the
-  derivative's store, so the chain of custody goes on.
+  ``c2pa.transcoded``). When the original carries a manifest store, c2pa embeds that store in the
+  derivative's, so the chain of custody goes on, but REDACTED ("Redaction of Assertions"): in every
+  manifest of it (the original's and each one before it), every assertion but those the chain needs
+  (:data:`KEPT_ASSERTIONS`: actions, hard bindings, ingredients, time-stamps, certificate status) is
+  removed and its URI listed in the new claim's ``redacted_assertions`` and in a ``c2pa.redacted``
+  action (reason ``c2pa.PII.present``). Claim thumbnails and ingredient thumbnails (clear pictures of the
+  original: a redacted or blurred derivative would otherwise carry the face it hides), EXIF (GPS,
+  serial numbers), XMP, IPTC, ``*.metadata``, CreativeWork, identity, soft bindings... are gone from
+  the derivative's bytes, as ``strip`` removes them from its pixels' file (:func:`redactions`). A
+  store that cannot be carried that way is not carried at all (see :meth:`DerivativeSigner.sign`).
 
 Network: originals are untrusted input, and c2pa by default fetches the remote manifest an asset
 points to ("Remote manifests"). :data:`SETTINGS` turns that off, keeps OCSP fetching off
@@ -30,8 +38,9 @@ ignores unknown keys, so a renamed key would otherwise quietly leave fetching on
 must not call ``c2pa.Reader`` without one of these contexts.
 
 Thumbnails are off (``builder.thumbnail.enabled: false``): c2pa would otherwise decode the untrusted
-original with its own decoders to embed a thumbnail of it and of the derivative (tens of KB, and the
-derivative already is a small picture of the original). Measured costs: ``bench/c2pa.py``.
+original with its own decoders to embed a thumbnail of it (a clear copy of the picture the derivative
+may hide) and of the derivative (tens of KB, and the derivative already is its own thumbnail). Measured
+costs: ``bench/c2pa.py``.
 """
 
 from __future__ import annotations
@@ -65,6 +74,9 @@ SETTINGS: dict[str, Any] = {
     "core": {"allowed_network_hosts": [], "decode_identity_assertions": False},
     "builder": {"thumbnail": {"enabled": False}},
 }
+#: What :func:`redactions` changes in :data:`SETTINGS` to list a store's assertions: no validation
+#: (the signature that follows validates the store anyway), which halves its time (``bench/c2pa.py``).
+LISTING_SETTINGS: dict[str, Any] = {"verify": {"verify_after_reading": False}}
 
 #: Signing algorithms c2pa offers (COSE names, lower case) and the key each needs.
 ALGORITHMS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
@@ -74,8 +86,23 @@ _EC_CURVES = {"es256": ec.SECP256R1, "es384": ec.SECP384R1, "es512": ec.SECP521R
 MAX_ITEMS = 50  # actions, ingredients, errors
 MAX_TEXT = 256  # characters of any string
 
+#: Assertions of an original's manifest store (every manifest of it) that a derivative keeps; every
+#: other one is redacted ("Redaction of Assertions"). Actions and hard bindings (``c2pa.hash.*``) may
+#: not be redacted; ingredients hold the chain (redacting one drops the manifest it points to);
+#: time-stamps and certificate status make the signatures checkable. None is about the picture's
+#: content or the people in it (but actions keep whatever free text their signer wrote into them).
+#: Labels may carry an instance suffix (``__1``), ignored here.
+KEPT_ASSERTIONS = frozenset({"c2pa.actions", "c2pa.actions.v2", "c2pa.ingredient", "c2pa.ingredient.v2",
+                             "c2pa.ingredient.v3", "c2pa.time-stamp", "c2pa.certificate-status"})
+#: JUMBF labels of manifest parts that are not assertions and may hold anything: deprecated data boxes
+#: and C2PA 1.x W3C verifiable credentials. A store with one is not carried (:func:`redactions`).
+UNREDACTABLE_STORES = (b"c2pa.databoxes", b"c2pa.credentials")
+#: The ``reason`` of each ``c2pa.redacted`` action ("Actions", reasons for redaction).
+REDACTION_REASON = "c2pa.PII.present"
+
 _lock = threading.Lock()
 _read_context: c2pa.Context | None = None
+_list_context: c2pa.Context | None = None
 _read_context_pid: int | None = None
 _mime_types: frozenset[str] | None = None
 
@@ -96,15 +123,15 @@ def _setting_paths(settings: dict[str, Any], prefix: str = "") -> list[tuple[str
     return out
 
 
-def _check_settings_known() -> None:
-    """Raise RuntimeError unless this c2pa knows every setting of :data:`SETTINGS`.
+def _check_settings_known(settings: dict[str, Any]) -> None:
+    """Raise RuntimeError unless this c2pa knows every setting of ``settings``.
 
     c2pa accepts any unknown key silently but type-checks the known ones: each path is set to a JSON
     string, which c2pa must refuse for these boolean and list settings (it would accept it for an
     unknown key)."""
     probe = c2pa.Settings()
     try:
-        for path, value in _setting_paths(SETTINGS):
+        for path, value in _setting_paths(settings):
             if isinstance(value, str):
                 raise RuntimeError(f"{path}: the probe works for boolean and list settings only")
             try:
@@ -129,21 +156,24 @@ def configure() -> None:
 
     Idempotent and thread-safe; called once at start-up (``read_manifest`` calls it too, so that no
     read ever runs with c2pa's defaults). Builds the reading ``c2pa.Context`` shared by every
-    :func:`read_manifest` of this process (again after a fork: a context belongs to the process that
-    made it).
+    :func:`read_manifest` of this process, and the listing one of :func:`redactions` (the same with
+    :data:`LISTING_SETTINGS`), again after a fork: a context belongs to the process that made it.
 
     Raises:
         RuntimeError: this c2pa does not know one of the settings (a c2pa upgrade renamed it).
         c2pa.C2paError: c2pa refused the settings.
     """
-    global _read_context, _read_context_pid
+    global _read_context, _list_context, _read_context_pid
     pid = os.getpid()
     if _read_context is not None and _read_context_pid == pid:
         return
     with _lock:
         if _read_context is not None and _read_context_pid == pid:
             return
-        _check_settings_known()
+        _check_settings_known(SETTINGS)
+        _check_settings_known(LISTING_SETTINGS)
+        _list_context = c2pa.Context.from_dict(
+            {**SETTINGS, **{key: {**SETTINGS.get(key, {}), **value} for key, value in LISTING_SETTINGS.items()}})
         _read_context = c2pa.Context.from_dict(SETTINGS)
         _read_context_pid = pid
 
@@ -273,6 +303,64 @@ def read_manifest(data: bytes, mime: str) -> dict[str, Any] | None:
                                                                 "error": "the manifest store is not an object"}
     except Exception as error:
         return {"validation_state": "Invalid", "error": _text(f"unreadable manifest store: {error}")}
+
+
+def _kept(label: str) -> bool:
+    """Whether an assertion ``label`` (with its instance suffix, if any) is in :data:`KEPT_ASSERTIONS`
+    or a hard binding."""
+    base = label.split("__", 1)[0]
+    return base in KEPT_ASSERTIONS or base.startswith("c2pa.hash.")
+
+
+def redactions(original: bytes, mime: str) -> list[str] | None:
+    """The JUMBF URIs of every assertion of ``original``'s manifest store a derivative must not carry.
+
+    Every manifest of the store (the active one and every one before it, as c2pa-python reports them:
+    ``Reader.detailed_json``, read under :data:`SETTINGS` without validation: :data:`LISTING_SETTINGS`),
+    every assertion present in its assertion store whose label is not kept (:data:`KEPT_ASSERTIONS`,
+    ``c2pa.hash.*``), as
+    ``self#jumbf=/c2pa/{manifest label}/c2pa.assertions/{assertion label}`` ("URI References"), the
+    form c2pa's ``ManifestDefinition.redactions`` takes. Assertions an earlier manifest already
+    redacted are absent from the store and not listed again.
+
+    Args:
+        original: the original's bytes, as fetched.
+        mime: its media type, as given to :meth:`DerivativeSigner.sign`.
+
+    Returns:
+        ``[]`` when the original has no manifest store (or c2pa cannot read one in this format), only
+        a remote one (never fetched, so never carried), or nothing to redact; the URIs otherwise
+        (sorted); None when the store must not be carried at all: c2pa cannot enumerate it (malformed
+        beyond what validation reports, a format mismatch), or it holds what cannot be redacted
+        (:data:`UNREDACTABLE_STORES`: data boxes, verifiable credentials).
+
+    Never raises; blocking: c2pa parses the store, 1.5-3 ms for a store of two manifests with
+    thumbnails, 0.2 ms for a JPEG without one (``bench/c2pa.py``).
+    """
+    if any(label in original for label in UNREDACTABLE_STORES):
+        return None
+    configure()
+    try:
+        with c2pa.Reader(mime or None, io.BytesIO(original), context=_list_context) as reader:
+            store = json.loads(reader.detailed_json())
+    except (c2pa.C2paError.ManifestNotFound, c2pa.C2paError.NotSupported):
+        return []
+    except Exception as error:
+        if isinstance(error, c2pa.C2paError.RemoteManifest) or str(error).startswith("Remote:"):
+            return []  # only a reference to a remote store, never fetched (SETTINGS): nothing to carry
+        return None  # any other failure: a store c2pa cannot enumerate is not carried
+    uris = []
+    manifests = store.get("manifests") if isinstance(store, dict) else None
+    if not isinstance(manifests, dict):
+        return None
+    for label, manifest in manifests.items():
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("assertion_store"), dict):
+            return None
+        if manifest.get("credential_store"):
+            return None
+        uris += [f"self#jumbf=/c2pa/{label}/c2pa.assertions/{name}" for name in manifest["assertion_store"]
+                 if not _kept(name)]
+    return sorted(uris)
 
 
 def derivative_actions(*, resized: bool, cropped: bool, transcoded: bool, filtered: bool = False,
@@ -459,25 +547,35 @@ class DerivativeSigner:
         The manifest ("Claim", claim version 2): ``title`` = ``original_title``;
         ``claim_generator_info`` = this signer's name and edgeproxy's version; one ingredient
         ("Ingredient", ``c2pa.ingredient.v3``): the original with ``title``, ``format`` =
-        ``original_mime``, relationship ``parentOf``, its hash and, if it has one, its own manifest
-        store (validated under :data:`SETTINGS`: a bad one is recorded, not fatal); one
+        ``original_mime``, relationship ``parentOf`` and, if it has one, its manifest store (validated
+        under :data:`SETTINGS`: a bad one is recorded, not fatal; the ingredient then names the
+        original's active manifest and claim signature by their hashes), redacted: every assertion
+        :func:`redactions` lists is removed from it (its bytes are gone; c2pa keeps the claims, which
+        still reference it by hash) and listed in the claim's ``redacted_assertions``; one
         ``c2pa.actions.v2`` assertion: ``c2pa.opened`` (c2pa adds it, linked to the ingredient: the
-        builder intent "edit") then ``actions`` (:func:`derivative_actions`). No thumbnails. The
-        signature is an ``alg`` COSE signature with the certificate chain, time-stamped when
-        ``tsa_url`` was given (the only network request).
+        builder intent "edit"), one ``c2pa.redacted`` action per redacted assertion (reason
+        :data:`REDACTION_REASON`, the URI as parameter ``redacted``), then ``actions``
+        (:func:`derivative_actions`). No thumbnails. The signature is an ``alg`` COSE signature with
+        the certificate chain, time-stamped when ``tsa_url`` was given (the only network request).
+
+        When the store cannot be carried redacted (:func:`redactions` says None, c2pa refuses one of
+        the redactions, or the signed file still holds a data box or credential store), the original
+        is the ingredient as opaque bytes: title, format and relationship only, no manifest store
+        (the chain then stops at the derivative, rather than carry what it may not).
 
         Args:
             body: the encoded derivative, as it will be served.
             mime: its media type; :meth:`supports` must be true for it.
-            original: the original's bytes as fetched (hashed into the ingredient).
+            original: the original's bytes as fetched.
             original_mime: the original's media type (any: an original c2pa cannot parse as that type,
                 or a type it does not know, is taken as opaque bytes).
             original_title: the name of the original, e.g. its key's last path segment.
-            actions: the actions after ``c2pa.opened``, in order.
+            actions: the actions after ``c2pa.opened`` (and ``c2pa.redacted``), in order.
 
         Returns:
             The signed file: ``body`` plus about 3.5 KB with an ES256 chain of two certificates
-            (plus the original's own manifest store, when it has one). Decodes like ``body``.
+            (plus the original's redacted manifest store, when it has one: its claims, signatures
+            and kept assertions, a few KB a manifest). Decodes like ``body``.
 
         Raises:
             ProvenanceError: ``mime`` not supported, or c2pa failing (its message is kept, and the
@@ -485,12 +583,32 @@ class DerivativeSigner:
         """
         if not self.supports(mime):
             raise ProvenanceError(f"c2pa cannot embed a manifest in {mime}")
+        redacted = redactions(original, original_mime)
+        try:
+            signed = self._sign(body, mime, original, original_mime, original_title, actions, redacted)
+            if redacted is not None and any(label in signed for label in UNREDACTABLE_STORES):
+                raise ProvenanceError("the original's manifest store holds parts that cannot be redacted")
+        except ProvenanceError:
+            if redacted is None:
+                raise
+            # c2pa refused a redaction, or a store got through that may not: carry no store at all.
+            signed = self._sign(body, mime, original, original_mime, original_title, actions, None)
+        return signed
+
+    def _sign(self, body: bytes, mime: str, original: bytes, original_mime: str, original_title: str,
+              actions: list[dict[str, Any]], redacted: list[str] | None) -> bytes:
+        """:meth:`sign` with the original's store redacted by the URIs ``redacted`` ([]: nothing to
+        redact), or, with None, an opaque original (no store)."""
+        redacting = [{"action": "c2pa.redacted", "reason": REDACTION_REASON, "parameters": {"redacted": uri},
+                      "softwareAgent": {"name": SOFTWARE_AGENT, "version": __version__}} for uri in redacted or ()]
         definition = {
             "claim_generator_info": [{"name": self._claim_generator, "version": __version__}],
             "title": original_title,
             "format": mime.split(";")[0].strip().lower(),
-            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}],
+            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [*redacting, *actions]}}],
         }
+        if redacted:
+            definition["redactions"] = list(redacted)
         info = c2pa.C2paSignerInfo(self._alg.encode(), self._cert_chain, self._private_key,
                                    self._tsa_url.encode() if self._tsa_url else None)
         output = io.BytesIO()
@@ -499,11 +617,14 @@ class DerivativeSigner:
                     c2pa.Builder(definition, context=context) as builder:
                 builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
                 ingredient = {"title": original_title, "relationship": "parentOf"}
-                try:
-                    builder.add_ingredient(ingredient, original_mime, io.BytesIO(original))
-                except c2pa.C2paError:
-                    # c2pa cannot parse the original as original_mime (truncated, mislabelled): it is
-                    # then taken as opaque bytes, still named with its media type.
+                opaque = redacted is None
+                if not opaque:
+                    try:
+                        builder.add_ingredient(ingredient, original_mime, io.BytesIO(original))
+                    except c2pa.C2paError:
+                        # c2pa cannot parse the original as original_mime (truncated, mislabelled)
+                        opaque = True
+                if opaque:  # the original's bytes only, still named with its media type; no store
                     builder.add_ingredient({**ingredient, "format": original_mime}, "application/octet-stream",
                                            io.BytesIO(original))
                 builder.sign(signer, definition["format"], io.BytesIO(body), output)

@@ -381,13 +381,15 @@ def test_an_original_c2pa_cannot_parse_is_still_the_parent(signer: DerivativeSig
 
 def test_signing_is_thread_safe(signer: DerivativeSigner, corpus: Path):
     original = (corpus / "giunchedi-portrait.jpg").read_bytes()
+    credentialed = (corpus / "c2pa-signed.jpg").read_bytes()  # its store is listed and redacted: shared context
     bodies = [pyvips.Image.thumbnail_buffer(original, width).copy_memory().write_to_buffer(suffix)
               for width, suffix in ((120, ".jpg"), (140, ".webp"), (160, ".png"), (180, ".jpg"))]
     mimes = ["image/jpeg", "image/webp", "image/png", "image/jpeg"]
 
     def job(i: int) -> str:
         body, mime = bodies[i % 4], mimes[i % 4]
-        signed = signer.sign(body, mime, original=original, original_mime="image/jpeg", original_title=f"t{i}",
+        signed = signer.sign(body, mime, original=credentialed if i % 3 else original, original_mime="image/jpeg",
+                             original_title=f"t{i}",
                              actions=derivative_actions(resized=True, cropped=i % 2 == 0, transcoded=True))
         summary = read_manifest(signed, mime)
         return f"{summary['validation_state']} {summary['title']}"
