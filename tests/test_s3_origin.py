@@ -258,9 +258,42 @@ def test_conditional_fetch_returns_the_cached_original_itself(s3, corpus, spy):
     assert first.last_modified.endswith(" GMT")
     assert origin.unchanged("revalidated.jpg", first) is None  # only a conditional GET can tell
     assert same is first
-    assert spy.calls[1] == ("revalidated.jpg", {"if_none_match": first.stamp})
+    assert spy.calls[1] == ("revalidated.jpg", {"head": True})  # attributes without the body
+    assert [path for path, _ in spy.calls] == ["revalidated.jpg"] * 4  # GET, HEAD, HEAD, GET
+    assert spy.calls[3] == ("revalidated.jpg", {})  # the ETag changed: the new body
     assert changed is not first and changed.data == (corpus / OTHER).read_bytes()
     assert changed.etag != first.etag
+
+
+def test_metadata_only_change_is_seen_at_revalidation(s3, corpus, spy):
+    """A verdict changed in place (``copy_object`` onto itself with ``MetadataDirective=REPLACE``,
+    what a moderation tool does): the bytes and so the ETag stay the same, LastModified and the user
+    metadata change. Revalidation sees the new metadata (issue 19, item 4: a conditional GET with
+    ``If-None-Match`` answered 304 and the proxy kept the old verdict) without fetching the body
+    again; an unchanged object is still the cached original itself."""
+    key = f"{PREFIX}/verdict.jpg"
+    s3.put(key, (corpus / PORTRAIT).read_bytes(), moderation="rejected", model="sdxl-1.0")
+
+    async def go():
+        origin = s3.origin()
+        first = await origin.fetch("verdict.jpg")
+        streamed = spy.streamed
+        same = await origin.fetch("verdict.jpg", cached=first)
+        time.sleep(1.05)  # S3's LastModified has one-second resolution
+        s3.client.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": key},
+                              Metadata={"moderation": "approved", "model": "sdxl-1.0"},
+                              MetadataDirective="REPLACE")
+        approved = await origin.fetch("verdict.jpg", cached=first)
+        return first, same, approved, spy.streamed - streamed
+
+    first, same, approved, streamed_again = asyncio.run(go())
+    assert s3.client.head_object(Bucket=BUCKET, Key=key)["ETag"] == first.etag  # S3 kept the ETag
+    assert same is first
+    assert dict(first.metadata) == {"moderation": "rejected", "model": "sdxl-1.0"}
+    assert dict(approved.metadata) == {"moderation": "approved", "model": "sdxl-1.0"}
+    assert approved.etag == approved.stamp == first.etag
+    assert approved.last_modified != first.last_modified
+    assert approved.data is first.data and streamed_again == 0  # the body was not fetched again
 
 
 def test_user_metadata_reaches_the_original(s3):
