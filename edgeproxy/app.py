@@ -149,6 +149,9 @@ async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecor
     fetched = time.monotonic()
     record.stages["fetch"] = fetched - start
     treatment = await proxy.treatment(origin, key, original, spec, deadline, record.stages)
+    short = treatment.max_age
+    if record.cache == "stale":  # the origin could not vouch for it: may change once the origin is back
+        short = min(short, settings.error_max_age) if short is not None else settings.error_max_age
     signed_c2pa = proxy.c2pa is not None and origin_name in settings.c2pa_origins
     stamp = f"{treatment.stamp};c2pa={int(signed_c2pa)}"
     etag = strong_etag(
@@ -161,7 +164,7 @@ async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecor
     if original.last_modified:
         validators["Last-Modified"] = original.last_modified
     headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators,
-                                  short=treatment.max_age)
+                                  short=short)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
@@ -393,14 +396,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """``GET /readyz``: libvips loads and every origin is reachable; 503 otherwise. With vision
-    models, ``vision`` names the ONNX Runtime execution providers each one got."""
+    """``GET /readyz``: whether this pod can serve, for a readiness probe. 200 when every encoder
+    works, 503 otherwise. Readiness is about the pod, not its origins: an origin that does not
+    answer (2 s per origin) is reported in ``origins`` and makes ``status`` ``degraded``, but the
+    answer stays 200, since every pod shares the origin and taking them all out of the Service at
+    once would also stop the originals cached in memory from being served (``origin_stale_if_error``).
+    With vision models, ``vision`` names the ONNX Runtime execution providers each one got."""
     proxy: Proxy = request.app.state.proxy
     origins = {name: await origin.ready() for name, origin in proxy.origins.items()}
     encoders = await asyncio.to_thread(vips.check_encoders, proxy.encode_options)
-    ok = all(origins.values()) and all(encoders.values())
-    body = {"status": "ok" if ok else "unavailable", "libvips": vips.version(), "encoders": encoders,
-            "origins": origins}
+    ok = all(encoders.values())
+    status = ("ok" if all(origins.values()) else "degraded") if ok else "unavailable"
+    body = {"status": status, "libvips": vips.version(), "encoders": encoders, "origins": origins}
     if proxy.vision is not None:  # the execution provider each model got (CUDA, or CPU)
         body["vision"] = proxy.vision.providers()
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
