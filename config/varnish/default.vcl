@@ -305,8 +305,9 @@ sub edgeproxy_hint_thousandths {
 }
 
 sub vcl_backend_response {
-    # Purge tags: the proxy sends one Surrogate-Key per original (also as Cache-Tag); xkey indexes
-    # the object under the keys of its xkey header.
+    # Purge tags: the proxy sends one Surrogate-Key per original (also as Cache-Tag), on its
+    # errors about the original too (404, 422, 451, 5xx...); xkey indexes the object, whatever its
+    # status, under the keys of its xkey header, so one purge also clears a cached 404.
     if (beresp.http.Surrogate-Key) {
         set beresp.http.xkey = beresp.http.Surrogate-Key;
     }
