@@ -13,6 +13,7 @@ failure under ``CI=true``).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _varnish_installed() -> None:
 @pytest.fixture(autouse=True)
 def no_aws_environment(monkeypatch):
     """The machine's AWS_* variables must not steer the proxy's S3 client."""
-    for name in [n for n in __import__("os").environ if n.startswith("AWS_")]:
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
 
 
