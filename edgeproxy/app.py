@@ -123,15 +123,35 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
 
     Vision and moderation, when configured, come between the fetch and the ETag, since both can
     change the bytes (``Proxy.treatment``: 451, blur, faces, redaction, a short max-age).
+
+    Every answer about the original carries its ``Surrogate-Key`` and ``Cache-Tag``: the 200 and
+    304, and every ``ProxyError`` raised from here (404, 413, 415, 422, 451, 502, 503, 504), so
+    that one purge of the original clears whatever a CDN cached for it, errors included.
     """
+    tag = surrogate_key(origin.name, key)
+    try:
+        return await _render_derivative(proxy, request, record, negotiated, origin, key, start, deadline, tag)
+    except ProxyError as error:
+        # The same error object may be shared (single-flight, the remembered 404), but always for this
+        # original: the tag it gets is the same whoever adds it.
+        error.headers.setdefault("Surrogate-Key", tag)
+        error.headers.setdefault("Cache-Tag", tag)
+        raise
+
+
+async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecord, negotiated: Negotiated,
+                             origin: Origin, key: str, start: float, deadline: float, tag: str) -> Response:
+    """``_derivative``'s work; ``tag`` is the original's surrogate key."""
     settings = proxy.settings
     origin_name = origin.name
     spec = negotiated.spec
     original, record.cache = await proxy.original(origin, key)
     fetched = time.monotonic()
     record.stages["fetch"] = fetched - start
-    tag = surrogate_key(origin_name, key)
     treatment = await proxy.treatment(origin, key, original, spec, deadline, record.stages)
+    short = treatment.max_age
+    if record.cache == "stale":  # the origin could not vouch for it: may change once the origin is back
+        short = min(short, settings.error_max_age) if short is not None else settings.error_max_age
     signed_c2pa = proxy.c2pa is not None and origin_name in settings.c2pa_origins
     stamp = f"{treatment.stamp};c2pa={int(signed_c2pa)}"
     etag = strong_etag(
@@ -144,7 +164,7 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
     if original.last_modified:
         validators["Last-Modified"] = original.last_modified
     headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators,
-                                  short=treatment.max_age)
+                                  short=short)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
@@ -206,7 +226,9 @@ FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
 async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, deadline: float,
                     record: AccessRecord) -> Response:
     """The configured fallback image rendered for ``negotiated`` (size, fit, format), answered with
-    ``error``'s status (or ``fallback_status``) and its short caching, never ``immutable``; no ETag.
+    ``error``'s status (or ``fallback_status``) and its short caching, never ``immutable``; no ETag;
+    the original's ``Surrogate-Key`` and ``Cache-Tag`` (from ``error``, see ``_derivative``), so a
+    purge of the original clears the fallback image a CDN cached in its place.
 
     Raises:
         ProxyError: ``error`` itself when the fallback cannot be rendered (e.g. 503, deadline).
@@ -218,7 +240,9 @@ async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, dea
         raise error from None
     record.error = error
     record.format = rendered.format.value
-    headers = proxy.headers.image(error.status, vary=negotiated.vary, expires=record.expires)
+    headers = proxy.headers.image(error.status, vary=negotiated.vary, expires=record.expires,
+                                  validators={name: error.headers[name] for name in ("Surrogate-Key", "Cache-Tag")
+                                              if name in error.headers})
     headers["X-Fallback-Reason"] = f"{error.status} {error.message}".encode("ascii", "replace").decode()
     return Response(rendered.body, status_code=proxy.settings.fallback_status or error.status,
                     media_type=rendered.mime, headers=headers)
@@ -372,14 +396,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """``GET /readyz``: libvips loads and every origin is reachable; 503 otherwise. With vision
-    models, ``vision`` names the ONNX Runtime execution providers each one got."""
+    """``GET /readyz``: whether this pod can serve, for a readiness probe. 200 when every encoder
+    works, 503 otherwise. Readiness is about the pod, not its origins: an origin that does not
+    answer (2 s per origin) is reported in ``origins`` and makes ``status`` ``degraded``, but the
+    answer stays 200, since every pod shares the origin and taking them all out of the Service at
+    once would also stop the originals cached in memory from being served (``origin_stale_if_error``).
+    With vision models, ``vision`` names the ONNX Runtime execution providers each one got."""
     proxy: Proxy = request.app.state.proxy
     origins = {name: await origin.ready() for name, origin in proxy.origins.items()}
     encoders = await asyncio.to_thread(vips.check_encoders, proxy.encode_options)
-    ok = all(origins.values()) and all(encoders.values())
-    body = {"status": "ok" if ok else "unavailable", "libvips": vips.version(), "encoders": encoders,
-            "origins": origins}
+    ok = all(encoders.values())
+    status = ("ok" if all(origins.values()) else "degraded") if ok else "unavailable"
+    body = {"status": status, "libvips": vips.version(), "encoders": encoders, "origins": origins}
     if proxy.vision is not None:  # the execution provider each model got (CUDA, or CPU)
         body["vision"] = proxy.vision.providers()
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})

@@ -9,7 +9,7 @@ carries a URL, an object key or any other user input. The exposition is Promethe
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -37,13 +37,15 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     """All of edgeproxy's metrics, registered on ``self.registry``.
 
+    ``origins``: the configured origin names, whose per-origin series start at 0.
     Gauges that describe live state (in-flight requests, queue depth, worker utilisation, libvips
     memory) read it at scrape time through the callbacks given here.
     """
 
     def __init__(self, *, version: str, libvips: str, formats: str, queue_depth: Callable[[], float],
                  utilization: Callable[[], float], vips_memory: Callable[[], float],
-                 dropped_renders: Callable[[], float], multiprocess_dir: str | None = None):
+                 dropped_renders: Callable[[], float], multiprocess_dir: str | None = None,
+                 origins: Iterable[str] = ()):
         r = self.registry = CollectorRegistry(auto_describe=True)
         # Per-process, read at scrape time: never aggregated across worker processes.
         live = self.live = CollectorRegistry(auto_describe=True) if multiprocess_dir else r
@@ -72,6 +74,9 @@ class Metrics:
                              "(a conditional request found it unchanged), refreshed (fetched again because the "
                              "origin changed it) and negative_hit (a remembered 404).", ["cache", "outcome"],
                              registry=r)
+        self.origin_stale = Counter("edgeproxy_origin_stale_served", "Answers rendered from a cached original "
+                                    "whose revalidation failed (the origin was unreachable, timed out or answered "
+                                    "5xx), within origin_stale_if_error.", ["origin"], registry=r)
         self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)
         self.bytes_out = Counter("edgeproxy_bytes_out", "Bytes of derivatives sent.", registry=r)
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
@@ -103,6 +108,8 @@ class Metrics:
             self.errors.labels(category)
         for stage in STAGES:
             self.stage.labels(stage)
+        for origin in origins:  # configured origin names: each visible at 0 before its first stale answer
+            self.origin_stale.labels(origin)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format.

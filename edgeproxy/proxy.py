@@ -67,6 +67,9 @@ class StartupError(Exception):
 
 #: A local or HTTP original's metadata lives beside it, in ``KEY`` + this (README, "Moderation").
 SIDECAR_SUFFIX = ".json"
+#: Origin failures (the proxy's status for them) after which a cached original may be served stale:
+#: 502 (connection failed, 5xx, refused credentials, missing bucket) and 504 (origin timeout).
+STALE_IF_ERROR = frozenset({502, 504})
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -171,7 +174,7 @@ class Proxy:
             formats="avif,webp,jpeg,png,gif" + (",jxl" if jxl_output else ""),
             queue_depth=pool.queue_depth, utilization=pool.utilization, vips_memory=vips.tracked_memory,
             dropped_renders=lambda: pool.dropped,
-            multiprocess_dir=settings.metrics_multiprocess_dir,
+            multiprocess_dir=settings.metrics_multiprocess_dir, origins=settings.origins,
         )
         return cls(
             settings=settings,
@@ -227,13 +230,23 @@ class Proxy:
     async def original(self, origin: Origin, key: str) -> tuple[Original, str]:
         """The original, from the in-process cache or the origin (once for concurrent callers), and
         the cache outcome (the ``outcome`` label of ``edgeproxy_cache_lookups_total``): ``hit``
-        (memory), ``miss`` (first fetch), ``refreshed`` (fetched again: the origin changed it),
-        ``revalidated`` (a conditional request found it unchanged), ``coalesced`` (shared an
-        identical request's fetch); a remembered 404 counts ``negative_hit`` and is raised.
+        (memory), ``miss`` (first fetch), ``refreshed`` (the origin changed it: new bytes, or for S3
+        the same bytes with new metadata), ``revalidated`` (the origin found it unchanged),
+        ``coalesced`` (shared an identical request's fetch), ``stale`` (its revalidation failed and
+        it is served within ``origin_stale_if_error``); a remembered 404 counts ``negative_hit`` and
+        is raised.
 
-        Never stale: a cached local file is compared with ``stat`` on every request; a cached
-        HTTP/S3 original older than ``original_cache_ttl`` is revalidated with a conditional
-        request; a purge drops it. A remote origin's 404 is remembered ``origin_negative_ttl``.
+        Never stale while the origin answers: a cached local file is compared with ``stat`` on every
+        request; a cached HTTP/S3 original older than ``original_cache_ttl`` is revalidated (HTTP: a
+        conditional GET; S3: a HEAD that also reads the metadata); a purge drops it. A remote
+        origin's 404 is remembered ``origin_negative_ttl``.
+
+        Stale only while it does not (stale-if-error, as RFC 5861 defines it for HTTP caches): when
+        the revalidation of a cached HTTP/S3 original fails with a 502 or 504 (connection error,
+        timeout, 5xx, refused credentials) at most ``origin_stale_if_error`` seconds after the origin
+        last vouched for it, the cached original is returned with outcome ``stale``, counted in
+        ``edgeproxy_origin_stale_served_total{origin}`` and, once per failed revalidation, logged as
+        a warning; the entry is not vouched for again, so the next request tries the origin again.
 
         Raises:
             ProxyError: the origin's error (404, 413, 502, 504).
@@ -259,11 +272,21 @@ class Proxy:
             except ProxyError as error:
                 if error.status == 404 and origin.remote:
                     self.originals.put_missing(cache_key, error)
-                raise
+                age = time.monotonic() - entry.checked if stale is not None else 0.0
+                if stale is None or error.status not in STALE_IF_ERROR or age > self.settings.origin_stale_if_error:
+                    raise
+                _log.warning("origin %r failed to revalidate a cached original (%d %s): serving it stale, "
+                             "vouched for %.0f s ago (origin_stale_if_error %g s)", origin.name, error.status,
+                             error.message, age, self.settings.origin_stale_if_error,
+                             extra={"fields": {"origin": origin.name, "key": key[:256],
+                                               "surrogate_key": surrogate_key(origin.name, key)}})
+                return stale, "stale"
             self.metrics.origin_duration.labels(origin.name).observe(time.monotonic() - start)
             self.originals.put(cache_key, original)
             if original is stale:
                 return original, "revalidated"
+            if stale is not None and original.data is stale.data:  # new metadata, the same bytes (S3 HEAD)
+                return original, "refreshed"
             self.metrics.origin_bytes.labels(origin.name).inc(len(original.data))
             return original, "miss" if entry is None else "refreshed"
 
@@ -272,7 +295,10 @@ class Proxy:
         except ProxyError:
             self.metrics.cache.labels("original", "miss").inc()
             raise
-        outcome = "coalesced" if shared else outcome
+        if outcome == "stale":  # every caller served stale is counted (and told: a short max-age)
+            self.metrics.origin_stale.labels(origin.name).inc()
+        elif shared:
+            outcome = "coalesced"
         self.metrics.cache.labels("original", outcome).inc()
         return original, outcome
 

@@ -7,7 +7,9 @@ Header rules (RFC 9111 caching, RFC 9110 §8.8.3 ETag and §13.1.2 If-None-Match
   ``Surrogate-Key`` / ``Cache-Tag`` naming the original, ``Server-Timing`` with stage times;
 - 304: the same validators and caching headers, no body;
 - errors: ``Cache-Control: public, max-age=<error_max_age>`` (4xx) or
-  ``<transient_error_max_age>`` (5xx), never ``immutable``; ``Retry-After`` on 503;
+  ``<transient_error_max_age>`` (5xx), never ``immutable``; ``Retry-After`` on 503; an error about
+  an original carries its ``Surrogate-Key`` / ``Cache-Tag`` (``ProxyError.headers``, set by the
+  app), as the fallback image standing in for it does;
 - a URL with ``exp``: ``max-age`` capped at the seconds left, no ``immutable``, ``Expires``.
 """
 

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     # file is checked with stat on every request; a purge drops it at once).
     original_cache_ttl: float = Field(60.0, ge=0)
     origin_negative_ttl: float = Field(10.0, ge=0)  # seconds an HTTP/S3 origin's 404 is remembered
+    # Seconds after an HTTP/S3 origin last vouched for a cached original during which a failed
+    # revalidation (connection error, timeout, 5xx: the proxy's 502/504) serves that original stale,
+    # its derivatives cached error_max_age (never immutable), with a warning and
+    # edgeproxy_origin_stale_served_total. 0: an origin failure is always the 502/504.
+    origin_stale_if_error: float = Field(300.0, ge=0)
 
     # Vision (README, "Vision"): pip install '.[vision]', then `edgeproxy models fetch`. A model path
     # left unset turns off what needs it: g:face and redact:faces are a 400 naming face_model.

@@ -3,8 +3,10 @@
 ``start_varnish(host, port, vcl_body)`` writes a VCL 4.1 file whose default backend is
 ``host:port`` (plus ``vcl_body``), or, with ``vcl=TEXT``, a whole VCL file such as the shipped
 ``config/varnish/default.vcl`` with its ``backend default`` pointed at ``host:port``
-(:func:`with_backend`), runs Debian's ``varnishd`` in the foreground on a free port of
-127.0.0.1 and yields a :class:`Varnish` with its ``.url`` and ``.port``; on exit it stops it.
+(:func:`with_backend`) and, with ``more_backends=[(host, port), ...]``, one more backend per
+pair added to the VCL's round-robin director (:func:`with_backends`), runs Debian's ``varnishd``
+in the foreground on a free port of 127.0.0.1 and yields a :class:`Varnish` with its ``.url``
+and ``.port``; on exit it stops it.
 
 How varnishd is run:
 
@@ -26,12 +28,14 @@ How varnishd is run:
 or a failure under ``CI=true``). ``is_hit(response)`` reads Varnish's view
 from ``X-Varnish`` (one transaction id on a miss or pass, two on a hit); ``age(response)``
 reads ``Age``; ``counter(varnish, "MAIN.backend_req")`` reads a varnishstat counter (how many
-requests Varnish sent to the backend, for instance).
+requests Varnish sent to the backend, for instance); ``backend_health(varnish)`` says which
+backends the VCL's health probe finds healthy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -39,7 +43,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +102,40 @@ def with_backend(vcl: str, backend_host: str, backend_port: int) -> str:
     return vcl[:block.start()] + body + vcl[block.end():]
 
 
+_ROUND_ROBIN = re.compile(r"new\s+(\w+)\s*=\s*directors\.round_robin\(\)\s*;")
+
+
+def with_backends(vcl: str, backends: Sequence[tuple[str, int]]) -> str:
+    """``vcl`` with its ``backend default`` pointed at ``backends[0]`` (:func:`with_backend`) and
+    one more backend for each further ``(host, port)``: ``backend proxyN``, a copy of
+    ``backend default`` (its probe and timeouts included) at that address, added to the VCL's
+    round-robin director right after ``default``.
+
+    Raises:
+        ValueError: no backend given, no ``backend default``, or for more than one backend no
+            ``directors.round_robin()`` director with an ``add_backend(default)`` line.
+    """
+    if not backends:
+        raise ValueError("give at least one backend")
+    vcl = with_backend(vcl, *backends[0])
+    if len(backends) == 1:
+        return vcl
+    director = _ROUND_ROBIN.search(vcl)
+    if director is None:
+        raise ValueError("the VCL has no `new NAME = directors.round_robin();` to add backends to")
+    adding = re.search(rf"^([ \t]*){director.group(1)}\.add_backend\(default\);[ \t]*\n", vcl, re.MULTILINE)
+    if adding is None:
+        raise ValueError(f"the VCL has no `{director.group(1)}.add_backend(default);` line")
+    default = _BACKEND_DEFAULT.search(vcl)
+    blocks, lines = [], []
+    for number, (host, port) in enumerate(backends[1:], start=2):
+        block = with_backend(default.group(0), host, port).replace("backend default", f"backend proxy{number}", 1)
+        blocks.append(block)
+        lines.append(f"{adding.group(1)}{director.group(1)}.add_backend(proxy{number});\n")
+    vcl = vcl[:adding.end()] + "".join(lines) + vcl[adding.end():]
+    return vcl[:default.end()] + "\n\n" + "\n\n".join(blocks) + vcl[default.end():]
+
+
 def _output(log: Path) -> str:
     try:
         return log.read_text(errors="replace").strip() or "(no output)"
@@ -136,12 +174,16 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def start_varnish(backend_host: str, backend_port: int, vcl_body: str = "", *,
-                  vcl: str | None = None, port: int | None = None) -> Iterator[Varnish]:
+                  vcl: str | None = None, port: int | None = None,
+                  more_backends: Sequence[tuple[str, int]] = ()) -> Iterator[Varnish]:
     """Run varnishd on 127.0.0.1 in front of ``backend_host:backend_port``; yields a
     :class:`Varnish`. ``vcl_body`` is appended to the VCL after the backend definition; or ``vcl``
-    is the whole VCL file, whose ``backend default`` is pointed at the backend."""
+    is the whole VCL file, whose ``backend default`` is pointed at the backend, and
+    ``more_backends`` are added to its round-robin director (:func:`with_backends`)."""
     if vcl is not None and vcl_body:
         raise ValueError("give vcl_body or vcl, not both")
+    if more_backends and vcl is None:
+        raise ValueError("more_backends needs a whole VCL file (vcl=...) with a round-robin director")
     found = find_varnish()
     if found is None:
         raise RuntimeError("varnishd is not installed (apt-get install varnish varnish-modules)")
@@ -152,7 +194,7 @@ def start_varnish(backend_host: str, backend_port: int, vcl_body: str = "", *,
         if vcl is None:
             vcl = vcl_source(backend_host, backend_port, vcl_body)
         else:
-            vcl = with_backend(vcl, backend_host, backend_port)
+            vcl = with_backends(vcl, [(backend_host, backend_port), *more_backends])
         vcl_file = root / "default.vcl"
         vcl_file.write_text(vcl)
         vcl_file.chmod(0o644)  # compiled by the varnish user
@@ -185,6 +227,20 @@ def counter(varnish: Varnish, name: str) -> int:
         if fields and fields[0] == name:
             return int(fields[1])
     raise LookupError(f"varnishstat has no counter {name!r}: {result.stdout!r} {result.stderr!r}")
+
+
+def backend_health(varnish: Varnish) -> dict[str, bool]:
+    """Each backend's health as its probe sees it (``varnishadm backend.list -j``): name (without
+    the VCL's prefix, e.g. ``default``, ``proxy2``) -> healthy; a backend without a probe is
+    healthy. Directors are left out."""
+    found = find_varnish()
+    if found is None:
+        raise RuntimeError("varnishadm not found (Debian's varnish package installs it)")
+    result = subprocess.run([found[1], "-n", str(varnish.workdir), "backend.list", "-j"],
+                            capture_output=True, text=True, timeout=10, check=True)
+    backends = json.loads(result.stdout)[3]
+    return {name.rpartition(".")[2]: info.get("probe_message", [0, 0, "healthy"])[2] == "healthy"
+            for name, info in backends.items() if info.get("type") == "backend"}  # not the directors
 
 
 def varnish_ids(response: httpx.Response) -> list[str]:

@@ -6,8 +6,10 @@ against the CloudFront Function (``node --test``), and against the shipped VCL: 
 through a real Varnish running that file in front of edgeproxy, which must make at most one render
 per bucket and give each client a format its ``Accept`` allows. The other tests prove the rest of
 the VCL's contract: 4xx cached for their ``max-age``, 5xx for their one second and no longer,
-operator routes and query strings stopped at the edge, internal headers stripped (and the switch
-that keeps them), and PURGE by surrogate key.
+operator routes and query strings stopped at the edge (``/info`` URLs pass, cached and purged
+with their original), internal headers stripped (and the switch that keeps them), PURGE by
+surrogate key, and grace only for immutable derivatives while no proxy is healthy (the restart
+itself, with two proxies and a retry, is ``tests/test_varnish_restart.py``).
 
 ``config/client-hint-buckets.json`` does the same for the client hints (``Sec-CH-Width``,
 ``Sec-CH-DPR``, ``Save-Data``): the shipped VCL (seen by an echo backend) and the CloudFront Function
@@ -42,13 +44,24 @@ import httpx
 import pytest
 import pyvips
 
+from edgeproxy.app import create_app
 from edgeproxy.negotiate import AutoSize, Negotiated, _hint_number, accepted_image_types, negotiate
 from edgeproxy.responses import surrogate_key
-from edgeproxy.settings import Settings
+from edgeproxy.settings import Settings, load_settings
 from edgeproxy.spec import TransformSpec
 from testkit.net import free_port
-from testkit.varnish import Varnish, counter, is_hit, start_varnish
-from tests.conftest import ROOT, decode, loader_format, make_client, node_or_skip, run_node_tests, signed
+from testkit.varnish import Varnish, age, backend_health, counter, is_hit, start_varnish
+from tests.conftest import (
+    KEY,
+    ROOT,
+    decode,
+    loader_format,
+    make_client,
+    node_or_skip,
+    run_node_tests,
+    serve_app,
+    signed,
+)
 from tests.test_metrics import value
 from tests.varnish import require_varnish
 
@@ -394,6 +407,66 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path,
         assert is_hit(cdn.get(unrelated)), "an unrelated original was purged"
 
 
+def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
+    """``/info`` is signed and cacheable (``moderation_max_age``, the original's surrogate key), so
+    the VCL forwards it, as config/cdn.md says: the proxy's JSON, a hit the second time, gone
+    after a PURGE of the original's tag. Its look-alikes without a signature stay a 404 here."""
+    url = "/info" + signed(f"/demo/{OTHER_PHOTO}")  # README "GET /info": signed like the option-less path
+    direct = stack.proxy.get(url)
+    assert direct.status_code == 200, direct.text
+    first = stack.cdn.get(url)
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+    assert first.json()["width"] == direct.json()["width"] == 800
+    assert is_hit(stack.cdn.get(url))
+    assert_no_internal_headers(first)
+    tag = surrogate_key("demo", OTHER_PHOTO)
+    assert stack.cdn.request("PURGE", "/", headers={"xkey-purge": tag}).headers["xkey-purged"] == "1"
+    assert not is_hit(stack.cdn.get(url))
+    for path in ("/info", "/info/", "/info?x=1"):
+        status, _, _ = raw(stack.varnish, "GET", path)
+        assert status in (400, 404), (path, status)
+
+
+def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Path):
+    """With ``cache_max_age = 1`` (immutable derivatives expire after 1 s) and ``error_max_age = 1``:
+    once the only proxy is stopped and the /healthz probe has marked it sick, an expired immutable
+    derivative is served from grace (a hit, older than its TTL), while an expired URL signed with
+    ``exp:`` and an expired 404 are not (no grace for answers that are not immutable, nor for
+    errors): those get the VCL's 503, never a stale copy."""
+    require_varnish()
+    port = free_port()
+    settings = load_settings(origins={"demo": str(corpus)}, signing_key=KEY, cache_max_age=1, error_max_age=1)
+    immutable = signed(f"/w:90/f:webp/demo/{OTHER_PHOTO}")
+    expiring = signed(f"/w:91/exp:{int(time.time()) + 3600}/f:webp/demo/{OTHER_PHOTO}")
+    missing = signed("/w:92/f:webp/demo/zz-no-such-image.jpg")  # error_max_age 1: a 404 cached 1 s
+    with start_varnish("127.0.0.1", port, vcl=SHIPPED_VCL) as varnish, \
+            httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
+        with serve_app(create_app(settings), port=port):
+            deadline = time.monotonic() + 10
+            while cdn.get(missing).status_code == 503:  # probed sick before it started: wait for 2 good probes
+                assert time.monotonic() < deadline, "the probe never found the proxy healthy"
+                time.sleep(0.25)
+            first = {url: cdn.get(url) for url in (immutable, expiring, missing)}
+        stopped = time.monotonic()
+        assert first[immutable].headers["cache-control"] == "public, max-age=1, immutable"
+        assert first[expiring].headers["cache-control"] == "public, max-age=1"
+        assert first[missing].status_code == 404
+        deadline = stopped + 10
+        while backend_health(varnish) != {"default": False}:  # the probe: sick after 2 failures of 3, 1/s
+            assert time.monotonic() < deadline, backend_health(varnish)
+            time.sleep(0.25)
+        time.sleep(max(0.0, stopped + 2 - time.monotonic()))
+        down = cdn.get(missing)
+        assert down.status_code == 503 and down.headers["cache-control"] == "no-store", down.text
+        assert down.text == "503 no proxy answered\n"
+
+        graced = cdn.get(immutable)
+        assert graced.status_code == 200 and is_hit(graced), graced.headers
+        assert age(graced) >= 2  # past its 1 s TTL: served from grace
+        assert graced.content == first[immutable].content
+        assert cdn.get(expiring).status_code == 503  # an exp: URL is never served past its max-age
+
+
 def test_internal_headers_switch(corpus: Path):
     """The documented switch at the top of the VCL: a client listed in ``show_internal_headers``
     sees Surrogate-Key, Cache-Tag, Server-Timing and xkey (they are stripped for everyone else)."""
@@ -411,8 +484,12 @@ def test_internal_headers_switch(corpus: Path):
 
 
 def test_vcl_points_at_the_default_proxy_port():
-    """The shipped VCL's backend is the proxy's default address (the tests rewrite the port)."""
-    assert re.search(r'backend default \{\s*\.host = "127\.0\.0\.1";\s*\.port = "8080";', SHIPPED_VCL)
+    """The shipped VCL's backend is the proxy's default address (the tests rewrite the port), probed
+    on /healthz, alone in the round-robin director (config/cdn.md, "Restarts", adds more)."""
+    assert re.search(r'backend default \{\s*\.host = "127\.0\.0\.1";\s*\.port = "8080";\s*'
+                     r'\.probe = edgeproxy_health;\s*\}', SHIPPED_VCL)
+    assert re.search(r'probe edgeproxy_health \{\s*\.url = "/healthz";', SHIPPED_VCL)
+    assert re.findall(r"^\s*proxies\.add_backend\((\w+)\);", SHIPPED_VCL, re.MULTILINE) == ["default"]
 
 
 # --- client hints: the table, the proxy, the VCL and the CloudFront Function ---------------------

@@ -299,6 +299,39 @@ def test_probes(monkeypatch, tmp_path):
     assert probes["livenessProbe"].get("timeoutSeconds", 1) >= 2
 
 
+def test_readiness_stays_ready_when_every_origin_fails(monkeypatch, tmp_path):
+    """Readiness is about the pod (issue 20, item 5): with the pod's own settings and every remote
+    origin failing (the S3 endpoint refusing connections, the HTTP origin refused by the SSRF
+    guard), the readiness probe's path answers 200 and reports the origins, so an origin outage
+    never takes every pod out of the Service at once."""
+    import httpx
+    from pydantic import SecretStr
+
+    from edgeproxy.app import create_app
+    from testkit.net import free_port
+    from tests.conftest import serve_app
+
+    settings = build_settings(monkeypatch, tmp_path)
+    closed = f"http://127.0.0.1:{free_port()}"
+    origins = {name: (closed + "/uploads" if location.startswith(("http://", "https://")) else location)
+               for name, location in settings.origins.items()}
+    assert any(location.startswith("s3://") for location in origins.values()), "the example has an S3 origin"
+    settings = settings.model_copy(update={
+        "origins": origins, "s3_endpoint_url": closed, "metrics_bind": None,
+        "s3_access_key_id": "AKIATEST", "s3_secret_access_key": SecretStr("test-secret")})
+    probe = container()["readinessProbe"]["httpGet"]["path"]
+    with serve_app(create_app(settings)) as base:
+        response = httpx.get(base + probe, timeout=probe_timeout())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    remote = [name for name, location in origins.items() if location.startswith(("http://", "s3://"))]
+    assert body["status"] == "degraded" and all(body["origins"][name] is False for name in remote), body
+
+
+def probe_timeout() -> float:
+    return float(container()["readinessProbe"].get("timeoutSeconds", 1))
+
+
 def test_metrics_port_is_separate(monkeypatch, tmp_path):
     settings = build_settings(monkeypatch, tmp_path)
     host, _, port = settings.metrics_bind.rpartition(":")

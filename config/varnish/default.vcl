@@ -6,18 +6,25 @@ vcl 4.1;
 #
 # What this file does, in the order a request meets it (each part is commented where it is made):
 #
+#   backends, vcl_init    the proxies, each probed on /healthz, in a round-robin director
+#                         (one by default; add a backend and one add_backend line per proxy).
 #   vcl_recv              PURGE by surrogate key (xkey) for the purgers ACL; only GET, HEAD and
-#                         PURGE; only transform URLs (/metrics, /readyz, /healthz, /purge and any
-#                         other one-segment path are a 404 here and never reach the proxy); a query
-#                         string is a 400 here; Accept is rewritten into one of three buckets
-#                         before the Vary: Accept lookup, so that one URL makes at most three
-#                         objects (and three renders) instead of one per browser build; the
-#                         client hints (Sec-CH-Width, Sec-CH-DPR, Save-Data) are rewritten to the
-#                         bucket the proxy rounds them to (sub edgeproxy_client_hints).
-#   vcl_backend_response  Surrogate-Key -> xkey; the proxy's 4xx are cached for their max-age
-#                         (Varnish caches only 404 and a few others by default), 5xx for their
-#                         max-age=1, never as a long hit-for-miss; no grace for errors or for
-#                         URLs that expire (exp:).
+#                         PURGE; only transform URLs and /info URLs (/metrics, /readyz, /healthz,
+#                         /purge and any other one-segment path are a 404 here and never reach the
+#                         proxy); a query string is a 400 here; Accept is rewritten into one of
+#                         three buckets before the Vary: Accept lookup, so that one URL makes at
+#                         most three objects (and three renders) instead of one per browser build;
+#                         the client hints (Sec-CH-Width, Sec-CH-DPR, Save-Data) are rewritten to
+#                         the bucket the proxy rounds them to (sub edgeproxy_client_hints); grace
+#                         (serving an expired object) is short while a proxy is healthy, long
+#                         while none is.
+#   vcl_backend_response  Surrogate-Key -> xkey (errors included); the proxy's 4xx are cached for
+#                         their max-age (Varnish caches only 404 and a few others by default), 5xx
+#                         for their max-age=1, never as a long hit-for-miss; grace for immutable
+#                         derivatives only: none for errors, for URLs that expire (exp:) or for
+#                         any other answer that is not immutable (moderation, origin outage).
+#   vcl_backend_error     a fetch that failed (a proxy restarting: connection refused or reset,
+#                         timeout) is retried once, on the director's next proxy.
 #   vcl_deliver           Surrogate-Key, Cache-Tag, Server-Timing and xkey are stripped, unless
 #                         the client is in the show_internal_headers ACL (the switch below).
 #
@@ -26,14 +33,48 @@ vcl 4.1;
 # file in front of the proxy with every row of that table. Change them together. Likewise the
 # client hint buckets and config/client-hint-buckets.json.
 
+import directors;
 import std;
 import xkey;
+
+# Health: Varnish asks every proxy GET /healthz each second (answered by the event loop even under
+# full render load, README "Observability"); a proxy is sick after 2 failures among the last 3
+# probes (about 2 s after it stops) and healthy again after 2 successes (1 to 2 s after it
+# answers). A sick proxy gets no requests from the director. .initial = .threshold: healthy from
+# Varnish's start, before the first probe.
+probe edgeproxy_health {
+    .url = "/healthz";
+    .interval = 1s;
+    .timeout = 1s;
+    .window = 3;
+    .threshold = 2;
+    .initial = 2;
+}
 
 # The proxy (edgeproxy serve --host 127.0.0.1 --port 8080). Its own request deadline decides how
 # long a render may take; keep .first_byte_timeout (default 60 s) above it.
 backend default {
     .host = "127.0.0.1";
     .port = "8080";
+    .probe = edgeproxy_health;
+}
+
+# More proxies (several pods, or two processes for restarts without errors): one backend each,
+# with the same probe, and one add_backend line each in vcl_init below, e.g.
+#
+#   backend proxy2 {
+#       .host = "10.0.0.12";
+#       .port = "8080";
+#       .probe = edgeproxy_health;
+#   }
+#
+# With a single proxy, a restart still costs the requests that miss while it is down (a 503
+# after the retry): run two behind this director (config/cdn.md, "Restarts").
+
+sub vcl_init {
+    new proxies = directors.round_robin();
+    proxies.add_backend(default);
+    # proxies.add_backend(proxy2);
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -48,8 +89,13 @@ acl show_internal_headers {
 }
 
 # Who may send PURGE (cache invalidation by surrogate key). Localhost by default: run the purging
-# job on the cache host, or add its addresses. Behind a TLS terminator that speaks the PROXY
-# protocol, client.ip is the real client; otherwise it is the terminator's address.
+# job on the cache host, or add its addresses. THE PROXY ITSELF must be listed when its `varnish:`
+# purge hook is used (POST /purge and `edgeproxy purge` send PURGE from the proxy's address): in
+# the container example (README "Container", EDGEPROXY_PURGE_HOOKS='["varnish:http://varnish:6081"]')
+# that is the proxy container's address on the container network, e.g. "10.88.0.0"/16 for
+# podman's default network or "172.17.0.0"/16 for Docker's; in Kubernetes the pod network's CIDR.
+# Otherwise the hook gets a 403 and POST /purge answers 502. Behind a TLS terminator that speaks
+# the PROXY protocol, client.ip is the real client; otherwise it is the terminator's address.
 acl purgers {
     "127.0.0.1";
     "::1";
@@ -80,14 +126,17 @@ sub vcl_recv {
         return (synth(405, "Method Not Allowed"));
     }
 
-    # Only transform URLs go to the proxy. A transform URL is /{signature}/{options...}/{origin}/
-    # {key}, and a signature is base64url (or the development-only "unsafe"), so the first segment
-    # is [A-Za-z0-9_-]+ and at least one segment follows. Everything else is a 404 here: the
-    # operator routes (/metrics, /readyz: README "Observability"; /healthz has no business at the
-    # edge either; /purge is an admin route), their percent-encoded spellings (the proxy decodes
-    # %6D before routing, Varnish does not), and one-segment paths such as /favicon.ico, which the
-    # proxy would answer 404 anyway. The routes are also named explicitly, for whoever edits the
-    # rule below.
+    # Only transform URLs and /info URLs go to the proxy. A transform URL is /{signature}/{options...}/
+    # {origin}/{key}, and a signature is base64url (or the development-only "unsafe"), so the first
+    # segment is [A-Za-z0-9_-]+ and at least one segment follows. /info/{signature}/{origin}/{key}
+    # (README "GET /info") has the same shape and passes on purpose: it is signed, answers JSON
+    # cached moderation_max_age with the original's surrogate key (so a purge clears it), and the
+    # Authorization header is removed below, so the CDN only ever stores the public answer.
+    # Everything else is a 404 here: the operator routes (/metrics, /readyz: README
+    # "Observability"; /healthz has no business at the edge either; /purge is an admin route),
+    # their percent-encoded spellings (the proxy decodes %6D before routing, Varnish does not), and
+    # one-segment paths such as /favicon.ico, which the proxy would answer 404 anyway. The routes
+    # are also named explicitly, for whoever edits the rule below.
     if (req.url ~ "(?i)^/(metrics|readyz|healthz|purge)(/|\?|$)" ||
         req.url !~ "^/[A-Za-z0-9_-]+/[^/?]") {
         return (synth(404, "Not Found"));
@@ -151,6 +200,16 @@ sub vcl_recv {
 
     # Sec-CH-Width, Sec-CH-DPR, Save-Data -> the proxy's buckets, before the Vary lookup (below).
     call edgeproxy_client_hints;
+
+    # Misses go to the proxies in turn, skipping sick ones (the probe above).
+    set req.backend_hint = proxies.backend();
+
+    # Grace: only immutable derivatives have any (vcl_backend_response). While a proxy is healthy,
+    # an expired one is served at most 10 s past its TTL while it is fetched again in the
+    # background; while none is (every proxy restarting or down), for as long as its grace (24 h).
+    if (std.healthy(req.backend_hint)) {
+        set req.grace = 10s;
+    }
 
     # Cache lookup (the builtin vcl_hash: URL and Host). If several host names front the same
     # proxy, hash on req.url alone in a vcl_hash of your own to share their objects.
@@ -246,8 +305,9 @@ sub edgeproxy_hint_thousandths {
 }
 
 sub vcl_backend_response {
-    # Purge tags: the proxy sends one Surrogate-Key per original (also as Cache-Tag); xkey indexes
-    # the object under the keys of its xkey header.
+    # Purge tags: the proxy sends one Surrogate-Key per original (also as Cache-Tag), on its
+    # errors about the original too (404, 422, 451, 5xx...); xkey indexes the object, whatever its
+    # status, under the keys of its xkey header, so one purge also clears a cached 404.
     if (beresp.http.Surrogate-Key) {
         set beresp.http.xkey = beresp.http.Surrogate-Key;
     }
@@ -274,11 +334,16 @@ sub vcl_backend_response {
     }
 
     # Not serving stale: an error, or an answer that is not immutable (a URL signed with exp:T is
-    # cacheable only until T, and a stale copy would outlive its expiry), is never served in grace
-    # nor kept for revalidation. Immutable derivatives keep the defaults (default_grace).
+    # cacheable only until T, and a stale copy would outlive its expiry; a moderated answer must
+    # not outlive its verdict; an original served stale by the proxy during an origin outage is
+    # already stale), is never served in grace nor kept for revalidation. Immutable derivatives,
+    # which change only through a purge (xkey.purge removes them, grace included), may be served
+    # up to 24 h past their TTL while no proxy is healthy (vcl_recv).
     if (beresp.status >= 400 || beresp.http.Cache-Control !~ "(?i)immutable") {
         set beresp.grace = 0s;
         set beresp.keep = 0s;
+    } else {
+        set beresp.grace = 24h;
     }
 
     # What Varnish must not store (no TTL, no-store, cookies, Vary: *): a hit-for-miss of 1 s
@@ -291,6 +356,27 @@ sub vcl_backend_response {
         set beresp.grace = 0s;
         set beresp.uncacheable = true;
     }
+    return (deliver);
+}
+
+sub vcl_backend_error {
+    # A fetch that failed (connection refused or reset, no answer within the timeouts: a proxy
+    # stopping or starting before the probe noticed) is tried once more; the director hands the
+    # retry to its next healthy proxy. Only GET and HEAD, which are idempotent (a miss is always
+    # fetched with GET). An answer from the proxy, even a 5xx, is not retried: it is the proxy's
+    # own answer (a 503 overload with Retry-After, a 502/504 about the origin).
+    if (bereq.retries < 1 && (bereq.method == "GET" || bereq.method == "HEAD")) {
+        return (retry);
+    }
+    # Still failing: a short plain-text 503, never cached.
+    set beresp.http.Content-Type = "text/plain; charset=utf-8";
+    set beresp.http.Cache-Control = "no-store";
+    set beresp.http.Retry-After = "1";
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    set beresp.keep = 0s;
+    synthetic("503 no proxy answered" + {"
+"});
     return (deliver);
 }
 

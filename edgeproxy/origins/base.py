@@ -18,8 +18,9 @@ class Original:
       ETag, or a content hash where the origin gives none.
     - ``last_modified``: an HTTP date (RFC 9110 §5.6.7) or None.
     - ``stamp``: what the origin compares to tell that the stored original is unchanged: the
-      origin's own ETag as it sent it (HTTP, S3; sent back in ``If-None-Match``), or
-      ``(mtime_ns, size, inode)`` of a local file; None when the origin gave nothing to compare.
+      origin's own ETag as it sent it (HTTP: sent back in ``If-None-Match``; S3: compared with the
+      ETag of a HEAD), or ``(mtime_ns, size, inode)`` of a local file; None when the origin gave
+      nothing to compare.
     - ``metadata``: the origin's user metadata (S3 ``x-amz-meta-*``: lower-case names without the
       prefix), e.g. a moderation verdict or provenance; empty where the origin has none.
     """
@@ -54,8 +55,10 @@ class Origin(Protocol):
         """The original stored under ``key`` (a percent-decoded object key, may contain ``/``).
 
         With ``cached`` (an earlier answer for this key), the origin revalidates it (a conditional
-        request with ``cached.stamp``) and returns ``cached`` itself, the same object, when the
-        stored original has not changed.
+        request with ``cached.stamp``, or for S3 a HEAD) and returns ``cached`` itself, the same
+        object, when the stored original has not changed; a copy of ``cached`` with the same
+        ``data`` object when only its metadata or ``last_modified`` changed (S3: a verdict changed
+        in place keeps the ETag).
         """
         ...
 

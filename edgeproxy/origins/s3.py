@@ -4,11 +4,13 @@ streaming, conditional GET; see README, Configuration, for why this client)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from types import MappingProxyType
 from typing import Any
@@ -16,7 +18,6 @@ from typing import Any
 import obstore
 from obstore.exceptions import (
     BaseError,
-    NotModifiedError,
     PermissionDeniedError,
     UnauthenticatedError,
 )
@@ -92,8 +93,15 @@ class S3Origin:
       bucket, the endpoint and the S3 error code or connection failure; never the credentials.
     - ``etag`` and ``stamp`` are the object's ETag as S3 sent it (quotes included);
       ``last_modified`` an HTTP date; ``metadata`` the ``x-amz-meta-*`` user metadata, names
-      lower-case without the prefix. Given ``cached``, the GET carries ``If-None-Match`` and a
-      304 returns ``cached`` itself.
+      lower-case without the prefix.
+    - Given ``cached``, the object is revalidated with a HEAD-style request (obstore
+      ``GetOptions(head=True)``: the attributes, no body), not with ``If-None-Match``: a verdict
+      changed in place (``copy_object`` onto itself with ``MetadataDirective=REPLACE``) keeps the
+      bytes and so the ETag, and S3 would answer a conditional GET 304 without the new metadata.
+      The same ETag, LastModified and user metadata return ``cached`` itself; the same ETag with
+      another LastModified or metadata returns a copy of ``cached`` with them (the bytes are not
+      fetched again); another ETag (or a HEAD 404, whose empty body cannot tell a missing key
+      from a missing bucket) fetches the object with a GET.
     """
 
     remote = True
@@ -135,16 +143,13 @@ class S3Origin:
     async def fetch(self, key: str, cached: Original | None = None) -> Original:
         if not is_safe_key(key):
             raise not_found()
-        options: dict[str, Any] = {}
-        if cached is not None and isinstance(cached.stamp, str):
-            options["if_none_match"] = cached.stamp
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._fetch(key, options)
-        except NotModifiedError:
-            if cached is None:  # cannot happen without If-None-Match
-                raise origin_error("origin answered 304 to an unconditional request") from None
-            return cached
+                if cached is not None and isinstance(cached.stamp, str):
+                    current = await self._revalidate(key, cached)
+                    if current is not None:
+                        return current
+                return await self._fetch(key)
         except TimeoutError:
             self._warn(key, f"timed out after {self.timeout:g} s", None)
             raise timed_out("origin timed out") from None
@@ -168,8 +173,25 @@ class S3Origin:
             self._warn(key, "S3 answered an error", exc)
             raise origin_error("origin answered an error") from None
 
-    async def _fetch(self, key: str, options: dict[str, Any]) -> Original:
-        result = await obstore.get_async(self.store, key, options=options)
+    async def _revalidate(self, key: str, cached: Original) -> Original | None:
+        """``cached`` (itself, or with the current LastModified and user metadata) when the object
+        still has its ETag, from a HEAD-style request; None when the body must be fetched (another
+        ETag, or a 404 that only a GET can tell from a missing bucket)."""
+        try:
+            result = await obstore.get_async(self.store, key, options={"head": True})
+        except FileNotFoundError:
+            return None
+        meta = result.meta
+        if meta.get("e_tag") != cached.stamp:
+            return None
+        last_modified = _http_date(meta.get("last_modified"))
+        metadata = _user_metadata(result.attributes)
+        if last_modified == cached.last_modified and metadata == cached.metadata:
+            return cached
+        return dataclasses.replace(cached, last_modified=last_modified, metadata=MappingProxyType(metadata))
+
+    async def _fetch(self, key: str) -> Original:
+        result = await obstore.get_async(self.store, key)
         meta = result.meta
         if meta["size"] > self.max_bytes:
             raise too_large(f"the original is over the limit of {self.max_bytes} bytes")
@@ -182,10 +204,8 @@ class S3Origin:
         data = b"".join(chunks)
         stamp = meta.get("e_tag")
         etag = stamp or hashlib.blake2b(data, digest_size=16).hexdigest()
-        modified = meta.get("last_modified")
-        metadata = {k.lower(): v for k, v in result.attributes.items() if k not in _STANDARD_ATTRIBUTES}
-        return Original(data, etag, format_datetime(modified, usegmt=True) if modified else None,
-                        stamp=stamp, metadata=MappingProxyType(metadata))
+        return Original(data, etag, _http_date(meta.get("last_modified")), stamp=stamp,
+                        metadata=MappingProxyType(_user_metadata(result.attributes)))
 
     def unchanged(self, key: str, cached: Original) -> None:
         return None  # only a conditional request can tell
@@ -227,6 +247,16 @@ class S3Origin:
         for secret in self._secrets:
             detail = detail.replace(secret, "***")
         return detail
+
+
+def _http_date(moment: datetime | None) -> str | None:
+    """An HTTP date (RFC 9110 §5.6.7) of ``moment``, or None."""
+    return format_datetime(moment, usegmt=True) if moment else None
+
+
+def _user_metadata(attributes: Mapping[str, Any]) -> dict[str, str]:
+    """The ``x-amz-meta-*`` user metadata among obstore's attributes: names lower-case, without the prefix."""
+    return {k.lower(): v for k, v in attributes.items() if k not in _STANDARD_ATTRIBUTES}
 
 
 def _code(exc: BaseException) -> str | None:
