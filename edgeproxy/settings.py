@@ -40,6 +40,11 @@ from edgeproxy.spec import compile_presets
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
 _ORIGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+#: Origin names no origin may have: ``info`` would make ``/info/{origin}/{key}`` (what /info
+#: signatures cover) a transform path too.
+RESERVED_ORIGIN_NAMES = frozenset({"info"})
+#: Fewest bytes an ``admin_token`` may have.
+MIN_ADMIN_TOKEN_BYTES = 16
 #: Environment variable through which ``edgeproxy serve --workers N`` hands settings to workers.
 SERIALIZED_ENV = "EDGEPROXY_SETTINGS_JSON"
 #: Input formats. bmp, ico, psd, jp2 decode through Pillow; heif (HEIC) and jxl need the [heif] and
@@ -206,6 +211,7 @@ class Settings(BaseSettings):
     c2pa_tsa_url: str | None = None  # RFC 3161 time-stamp authority; unset: no time-stamp
 
     # Purge (POST /purge): answered only when admin_token is set (404 otherwise); never the signing key.
+    # At least 16 bytes (an empty or short token stops start-up). Also opens /info of blocked originals.
     admin_token: SecretStr | None = None  # Authorization: Bearer <admin_token>
     # After dropping the original from the proxy's caches, purge its surrogate key in each CDN:
     # "varnish:http://HOST:PORT", "fastly:SERVICE_ID", "cloudflare:ZONE_ID", "webhook:URL".
@@ -224,6 +230,8 @@ class Settings(BaseSettings):
         for name, location in origins.items():
             if not _ORIGIN_NAME.fullmatch(name):
                 problems.append(f"origin name {name!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
+            if name in RESERVED_ORIGIN_NAMES:
+                problems.append(f"origin name {name!r} is reserved (GET /{name}/...): choose another")
             if location.startswith(("http://", "https://")):
                 continue
             if location.startswith("s3://"):
@@ -267,6 +275,16 @@ class Settings(BaseSettings):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{path!r} is not a file")
         return path
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value().strip().encode()) < MIN_ADMIN_TOKEN_BYTES:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (a random value: python -c \"import "
+                             "secrets; print(secrets.token_urlsafe(32))\"), or unset to turn POST /purge off")
+        if token is not None and token.get_secret_value() != token.get_secret_value().strip():
+            raise ValueError("must not start or end with whitespace (HTTP drops it from the Authorization header)")
+        return token
 
     @field_validator("purge_hooks")
     @classmethod

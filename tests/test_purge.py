@@ -170,7 +170,8 @@ def test_purge_hooks_are_checked_at_start_up(corpus: Path):
         with pytest.raises(SettingsError, match=re.escape(message)):
             load_settings(origins={"demo": str(corpus)}, signing_key="k", purge_hooks=hooks)
     with pytest.raises(SettingsError, match="admin_token must not be the signing key"):
-        load_settings(origins={"demo": str(corpus)}, signing_key="same", admin_token="same")
+        load_settings(origins={"demo": str(corpus)}, signing_key="same-secret-16-bytes",
+                      admin_token="same-secret-16-bytes")
 
 
 def test_cli_surrogate_key_and_purge(corpus: Path):
