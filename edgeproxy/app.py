@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import json
 import logging
 import re
 import time
@@ -29,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeproxy import __version__, info, vips
+from edgeproxy import __version__, boundedjson, info, vips
 from edgeproxy.errors import (
     ProxyError,
     bad_request,
@@ -276,6 +275,8 @@ async def transform(request: Request) -> Response:
 
 #: Largest ``POST /purge`` body read, in bytes.
 MAX_PURGE_BODY = 4096
+#: Deepest nesting of ``[]``/``{}`` in a purge body (a valid one has 1), checked before parsing.
+MAX_PURGE_DEPTH = 4
 _TAG = re.compile(r"k[0-9a-f]{16}")
 
 
@@ -283,11 +284,15 @@ def _purge_target(proxy: Proxy, body: bytes) -> tuple[str, str | None, str | Non
     """(surrogate key, origin, key) from a purge body ``{"origin", "key"}`` or ``{"surrogate_key"}``.
 
     Raises:
-        ProxyError(400): not JSON, neither form, an unknown origin or a malformed surrogate key.
+        ProxyError(400): not JSON (or nested over ``MAX_PURGE_DEPTH``), neither form, an unknown origin
+            or a malformed surrogate key.
     """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = boundedjson.loads(body, max_bytes=MAX_PURGE_BODY, max_depth=MAX_PURGE_DEPTH)
+    except boundedjson.LimitError:
+        raise bad_request(f"body must be JSON nested at most {MAX_PURGE_DEPTH} deep: "
+                          '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
+    except ValueError:  # not UTF-8, not JSON
         raise bad_request('body must be JSON: {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
     if isinstance(data, dict) and set(data) == {"origin", "key"}:
         origin, key = data["origin"], data["key"]

@@ -31,7 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edgeproxy.moderation import Action, Policy
+from edgeproxy.moderation import SIDECAR_MAX_DEPTH, Action, Policy
 from edgeproxy.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
@@ -200,6 +200,8 @@ class Settings(BaseSettings):
     moderation_pending: Literal["serve", "blur", "block"] = "block"
     moderation_max_age: int = Field(60, ge=0)  # seconds: blocked, blurred and pending answers
     sidecar_max_bytes: int = Field(65_536, ge=2)  # bytes of a sidecar KEY.json
+    # Deepest nesting of arrays/objects in a sidecar, checked before parsing (a deeper one is pending)
+    sidecar_max_depth: int = Field(SIDECAR_MAX_DEPTH, ge=1, le=512)
 
     # Provenance: sign the derivatives of these origins with a C2PA manifest (the original as parent
     # ingredient, the actions done), with this certificate chain and key (PEM files). Costs bytes and
@@ -469,7 +471,8 @@ def _toml(value: Any) -> str:
 
 def describe(settings: Settings, unset: frozenset[str] = frozenset()) -> str:
     """Every setting, one ``name = value`` line each in field order (TOML), secrets (``SecretStr``
-    values: keys, tokens) shown as ``MASK``; a setting that is unset (None, or named in ``unset``) as
+    values: keys, tokens) shown as ``MASK`` and purge hooks as ``PurgeHook.shown`` (their
+    credentials and tokens masked); a setting that is unset (None, or named in ``unset``) as
     the comment ``# name = (unset)``. What ``edgeproxy check-config`` prints."""
     data = settings.model_dump(mode="json")
     lines = []
@@ -480,6 +483,8 @@ def describe(settings: Settings, unset: frozenset[str] = frozenset()) -> str:
             continue
         if isinstance(value, SecretStr):
             shown = json.dumps(MASK)
+        elif name == "purge_hooks":  # webhook URLs may carry credentials or tokens
+            shown = _toml([PurgeHook.parse(hook).shown for hook in value])
         elif isinstance(value, list) and any(isinstance(v, SecretStr) for v in value):
             shown = _toml([MASK] * len(value))
         else:
