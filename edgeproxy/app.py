@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import json
 import logging
 import re
 import time
@@ -29,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeproxy import __version__, info, vips
+from edgeproxy import __version__, boundedjson, info, vips
 from edgeproxy.errors import (
     ProxyError,
     bad_request,
@@ -47,6 +46,7 @@ from edgeproxy.origins import Origin
 from edgeproxy.proxy import Proxy, StartupError
 from edgeproxy.responses import etag_matches, server_timing, strong_etag, surrogate_key
 from edgeproxy.settings import Settings
+from edgeproxy.signing import INFO_PREFIX
 from edgeproxy.spec import Format, canonical, parse_path
 
 _log = logging.getLogger("edgeproxy")
@@ -299,6 +299,8 @@ async def transform(request: Request) -> Response:
 
 #: Largest ``POST /purge`` body read, in bytes.
 MAX_PURGE_BODY = 4096
+#: Deepest nesting of ``[]``/``{}`` in a purge body (a valid one has 1), checked before parsing.
+MAX_PURGE_DEPTH = 4
 _TAG = re.compile(r"k[0-9a-f]{16}")
 
 
@@ -306,11 +308,15 @@ def _purge_target(proxy: Proxy, body: bytes) -> tuple[str, str | None, str | Non
     """(surrogate key, origin, key) from a purge body ``{"origin", "key"}`` or ``{"surrogate_key"}``.
 
     Raises:
-        ProxyError(400): not JSON, neither form, an unknown origin or a malformed surrogate key.
+        ProxyError(400): not JSON (or nested over ``MAX_PURGE_DEPTH``), neither form, an unknown origin
+            or a malformed surrogate key.
     """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = boundedjson.loads(body, max_bytes=MAX_PURGE_BODY, max_depth=MAX_PURGE_DEPTH)
+    except boundedjson.LimitError:
+        raise bad_request(f"body must be JSON nested at most {MAX_PURGE_DEPTH} deep: "
+                          '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
+    except ValueError:  # not UTF-8, not JSON
         raise bad_request('body must be JSON: {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
     if isinstance(data, dict) and set(data) == {"origin", "key"}:
         origin, key = data["origin"], data["key"]
@@ -327,14 +333,27 @@ def _purge_target(proxy: Proxy, body: bytes) -> tuple[str, str | None, str | Non
     raise bad_request('body must be {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}')
 
 
+def _admin(request: Request, proxy: Proxy) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer <admin_token>`` (RFC 6750 §2.1), compared
+    in constant time. Never without an ``admin_token``, for an empty one (settings refuse it at
+    start-up) or for an empty credential."""
+    token = proxy.settings.admin_token
+    secret = token.get_secret_value().encode() if token is not None else b""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    credential = given.strip().encode()
+    if scheme.lower() != "bearer" or not credential or not secret:
+        return False
+    return hmac.compare_digest(credential, secret)
+
+
 async def purge(request: Request) -> Response:
     """``POST /purge`` (``Authorization: Bearer <admin_token>``): drop an original from the proxy's
     caches, then purge its surrogate key through every configured hook.
 
     Answers 200 with ``{"surrogate_key", "dropped", "hooks": [...]}`` when every hook succeeded,
-    502 with the same body when one failed; 404 when no ``admin_token`` is configured; 401 for a
-    missing or wrong token (compared in constant time); 400 for a bad body; 405 for other methods.
-    Never cached (``no-store``).
+    502 with the same body when one failed (hook targets shown with their secrets masked:
+    ``PurgeHook.shown``); 404 when no ``admin_token`` is configured; 401 for a missing, empty or
+    wrong token (``_admin``); 400 for a bad body; 405 for other methods. Never cached (``no-store``).
     """
     proxy: Proxy = request.app.state.proxy
     token = proxy.settings.admin_token
@@ -343,8 +362,7 @@ async def purge(request: Request) -> Response:
     if request.method != "POST":
         return Response("method not allowed\n", status_code=405, media_type="text/plain; charset=utf-8",
                         headers={"Allow": "POST", "Cache-Control": "no-store"})
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    if not _admin(request, proxy):
         return JSONResponse({"error": "missing or wrong admin token"}, status_code=401,
                             headers={"WWW-Authenticate": 'Bearer realm="edgeproxy"', "Cache-Control": "no-store"})
     body = b""
@@ -367,14 +385,17 @@ async def purge(request: Request) -> Response:
 
 async def info_endpoint(request: Request) -> Response:
     """``GET|HEAD /info/{signature}/{origin}/{key}``: what is known about an original, as JSON
-    (``edgeproxy.info.document``). Signed over ``/{origin}/{key}`` exactly as a transform path
-    without options is, so a signature for ``/info`` is one for the untransformed original too.
-    Cached ``moderation_max_age`` (verdicts change), with the original's surrogate key; errors as
-    for transforms (403, 404, 413, 415, 422, 503, 504)."""
+    (``edgeproxy.info.answer``). Signed over ``/info/{origin}/{key}``, its own signature domain: an
+    ``/info`` signature renders no image and a transform signature answers no ``/info``. A blocked
+    original is described only as blocked unless the request carries the admin token (``_admin``),
+    whose answers are ``private, no-store``. Public answers are cached ``moderation_max_age``
+    (verdicts change), with the original's surrogate key; errors as for transforms (403, 404, 413,
+    415, 422, 503, 504)."""
     proxy: Proxy = request.app.state.proxy
     try:
-        signature, path = _split_signature(request, "/info")
-        return await info.answer(proxy, signature, path, request.headers.get("if-none-match"))
+        signature, path = _split_signature(request, INFO_PREFIX)
+        return await info.answer(proxy, signature, path, request.headers.get("if-none-match"),
+                                 admin=_admin(request, proxy))
     except ProxyError as error:
         return proxy.headers.error(error)
     except Exception:

@@ -46,10 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-env", action="store_true",
                        help="ignore EDGEPROXY_* variables (check the file alone, with the defaults)")
 
-    sign = commands.add_parser("sign", help="print /{signature}PATH for PATH = /{options}/{origin}/{key}")
+    sign = commands.add_parser(
+        "sign", help="print /{signature}PATH for PATH = /{options}/{origin}/{key}, or the /info URL path "
+                     "/info/{signature}/{origin}/{key} for PATH = /info/{origin}/{key} (or --info /{origin}/{key})")
     sign.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
     sign.add_argument("--signature-size", type=int,
                       help="bytes of HMAC kept, 8..32 (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
+    sign.add_argument("--info", action="store_true",
+                      help="sign PATH = /{origin}/{key} for GET /info (the same as giving /info/{origin}/{key})")
     sign.add_argument("path")
 
     tag = commands.add_parser("surrogate-key", help="print an original's surrogate key (Surrogate-Key, Cache-Tag)")
@@ -184,7 +188,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     from edgeproxy.settings import env_signature_size, env_signing_key
-    from edgeproxy.signing import sign_path
+    from edgeproxy.signing import INFO_PREFIX, sign_path
 
     key = args.signing_key or env_signing_key()
     if not key:
@@ -193,8 +197,14 @@ def _sign(args: argparse.Namespace) -> int:
     if not args.path.startswith("/"):
         print("edgeproxy sign: PATH must start with '/'", file=sys.stderr)
         return 2
+    path = args.path
+    if args.info:
+        if path.startswith(INFO_PREFIX + "/"):
+            print(f"edgeproxy sign: with --info, give PATH without {INFO_PREFIX}: /{{origin}}/{{key}}", file=sys.stderr)
+            return 2
+        path = INFO_PREFIX + path
     try:
-        print(sign_path(args.path, key, args.signature_size or env_signature_size() or 32))
+        print(sign_path(path, key, args.signature_size or env_signature_size() or 32))
     except ValueError as error:
         print(f"edgeproxy sign: {error}", file=sys.stderr)
         return 2

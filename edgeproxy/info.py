@@ -4,6 +4,17 @@ moderation, the faces found, its provenance and its Content Credentials (C2PA), 
 ``answer`` is the route's work; ``facts`` is blocking (it parses the header and, when c2pa-python
 is installed, the C2PA manifest): it runs in the render pool. ``document`` assembles the answer
 from the parts the proxy already has.
+
+Who sees what:
+
+- The signature covers ``/info/{origin}/{key}`` (``edgeproxy.signing``): an ``/info`` URL is no
+  transform URL, and a transform URL is no ``/info`` URL.
+- An original that moderation blocks (its derivatives answer 451) is described only as blocked,
+  ``BLOCKED``: no facts, faces, hash, score, provenance or C2PA, which would describe what is
+  withheld. That answer is public and cached ``moderation_max_age`` like the 451 itself.
+- A request with the admin token (``Authorization: Bearer <admin_token>``) gets the whole document,
+  blocked or not, with ``Cache-Control: private, no-store``: no shared cache (nor the browser's)
+  stores it, so it is never served to anyone else. Every answer says ``Vary: Authorization``.
 """
 
 from __future__ import annotations
@@ -17,25 +28,37 @@ from starlette.responses import JSONResponse, Response
 
 from edgeproxy import pipeline
 from edgeproxy.errors import bad_request, not_found
-from edgeproxy.moderation import Decision, Metadata
+from edgeproxy.moderation import Action, Decision, Metadata
 from edgeproxy.responses import etag_matches, strong_etag, surrogate_key
+from edgeproxy.signing import INFO_PREFIX
 from edgeproxy.spec import TransformSpec, parse_path
 
 if TYPE_CHECKING:
     from edgeproxy.proxy import Proxy
 
 
-async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | None) -> Response:
-    """The ``/info`` answer for ``path`` (``/{origin}/{key}``, percent-encoded as sent) signed with
-    ``signature``: the JSON ``document``, cached ``moderation_max_age`` with an ETag and the
-    original's surrogate key; a 304 when ``if_none_match`` lists the ETag.
+#: The whole public ``/info`` answer about an original that moderation blocks.
+BLOCKED: dict[str, Any] = {"moderation": {"verdict": "block"}}
+#: ``Cache-Control`` of an answer to the admin token: stored by no cache, shared or private.
+PRIVATE = "private, no-store"
+
+
+async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | None, *,
+                 admin: bool = False) -> Response:
+    """The ``/info`` answer for ``path`` (``/{origin}/{key}``, percent-encoded as sent, after the
+    signature) signed with ``signature`` over ``/info{path}``: the JSON ``document``, or only
+    ``BLOCKED`` when moderation blocks the original and the request is not ``admin`` (it carried
+    the admin token). Public answers are cached ``moderation_max_age`` with an ETag and the
+    original's surrogate key; ``admin`` answers are ``private, no-store``. A 304 when
+    ``if_none_match`` lists the ETag.
 
     Raises:
         ProxyError: 403 (signature), 400 (options in the path), 404 (origin or original), 413, 415,
             422 (the original), 502/504 (the origin), 503 (render queue full).
     """
-    deadline = time.monotonic() + proxy.settings.request_timeout
-    proxy.signer.verify(signature, path)
+    settings = proxy.settings
+    deadline = time.monotonic() + settings.request_timeout
+    proxy.signer.verify(signature, INFO_PREFIX + path)
     spec, origin_name, key = parse_path(path)
     if spec != TransformSpec():
         raise bad_request("/info takes no options: /info/{signature}/{origin}/{key}")
@@ -45,13 +68,16 @@ async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | N
     original, _outcome = await proxy.original(origin, key)
     metadata = await proxy.metadata(origin, key, original)
     analysis = await proxy.analysis(origin, key, original, deadline) if proxy.vision is not None else None
-    _queued, found = await proxy.pool.run(facts, original.data, proxy.limits, deadline=deadline)
     decision = proxy.decide(metadata, analysis)  # what moderation would decide; not counted: no answer served
-    body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
+    if settings.moderation and decision.action is Action.BLOCK and not admin:
+        body = BLOCKED
+    else:
+        _queued, found = await proxy.pool.run(facts, original.data, proxy.limits, deadline=deadline)
+        body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
     tag = surrogate_key(origin_name, key)
     etag = strong_etag(json.dumps(body, sort_keys=True), proxy.fingerprint)
-    headers = proxy.headers.caching(200, short=proxy.settings.moderation_max_age)
-    headers.update({"ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag})
+    headers = {"Cache-Control": PRIVATE} if admin else proxy.headers.caching(200, short=settings.moderation_max_age)
+    headers.update({"Vary": "Authorization", "ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag})
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(body, headers=headers)

@@ -23,12 +23,15 @@ the CDN within that time, or at once through a purge of the original's surrogate
 from __future__ import annotations
 
 import enum
-import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from edgeproxy import boundedjson
+
+_log = logging.getLogger("edgeproxy.moderation")
 #: The metadata member (S3: ``x-amz-meta-moderation``) holding the human verdict.
 VERDICT_FIELD = "moderation"
 _HUMAN = {"approved": "allow", "rejected": "block", "pending": "pending"}
@@ -65,19 +68,30 @@ class Metadata:
         return {k: v for k, v in self.values.items() if k != VERDICT_FIELD}
 
 
-def parse_sidecar(data: bytes, max_bytes: int) -> Metadata:
+#: Deepest nesting of arrays and objects a sidecar may have by default (``sidecar_max_depth``).
+SIDECAR_MAX_DEPTH = 32
+
+
+def parse_sidecar(data: bytes, max_bytes: int, *, max_depth: int = SIDECAR_MAX_DEPTH,
+                  name: str | None = None) -> Metadata:
     """The ``Metadata`` of a sidecar ``KEY.json`` (UTF-8 JSON, one object, at most ``max_bytes``
-    bytes). Never raises: a sidecar that is too large, not JSON or not an object gives a
-    ``Metadata`` with ``error`` set, and so a pending verdict."""
-    if len(data) > max_bytes:
-        return Metadata(source="sidecar", error=f"sidecar is {len(data)} bytes; the limit is {max_bytes}")
+    bytes and nested at most ``max_depth`` levels, both checked before it is parsed:
+    ``edgeproxy.boundedjson``). Never raises: a sidecar that is too large, too deep, not JSON or
+    not an object gives a ``Metadata`` with ``error`` set, and so a pending verdict, and a warning
+    (logger ``edgeproxy.moderation``) naming the sidecar (``name``, e.g. ``origin/key.json``) and
+    the problem, never its content."""
     try:
-        values = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Metadata(source="sidecar", error=f"sidecar is not JSON: {exc}")
-    if not isinstance(values, dict):
-        return Metadata(source="sidecar", error="sidecar is not a JSON object")
-    return Metadata(MappingProxyType(values), "sidecar")
+        values = boundedjson.loads(data, max_bytes=max_bytes, max_depth=max_depth)
+    except boundedjson.LimitError as exc:
+        error = f"sidecar is {exc}"
+    except ValueError as exc:  # not UTF-8, not JSON
+        error = f"sidecar is not JSON: {exc}"
+    else:
+        if isinstance(values, dict):
+            return Metadata(MappingProxyType(values), "sidecar")
+        error = "sidecar is not a JSON object"
+    _log.warning("unusable sidecar", extra={"fields": {"sidecar": name, "error": error}})
+    return Metadata(source="sidecar", error=error)
 
 
 @dataclass(frozen=True, slots=True)

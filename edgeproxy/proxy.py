@@ -326,7 +326,8 @@ class Proxy:
             if error.status == 404:
                 return Metadata()
             return Metadata(source="sidecar", error=f"sidecar: {error.message}")
-        return parse_sidecar(sidecar.data, self.settings.sidecar_max_bytes)
+        return parse_sidecar(sidecar.data, self.settings.sidecar_max_bytes, max_depth=self.settings.sidecar_max_depth,
+                             name=f"{origin.name}/{key}{SIDECAR_SUFFIX}")
 
     async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
         """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original

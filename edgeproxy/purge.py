@@ -12,7 +12,12 @@ A hook is configured as ``KIND:TARGET`` (setting ``purge_hooks``):
 - ``webhook:URL`` -> ``POST URL`` with ``{"surrogate_key", "origin", "key"}`` as JSON.
 
 Each hook is tried up to ``1 + retries`` times (a transport error, 429 or 5xx is retried after
-0.2 s, 0.4 s, ...); its result says what happened. Tokens never appear in a result or a log line.
+0.2 s, 0.4 s, ...); its result says what happened. Tokens never appear in a result or a log line:
+the CDN API tokens are settings of their own, and a URL target is shown as ``PurgeHook.shown``,
+with what may be a secret in it masked (``mask_url``): its userinfo (``https://user:pass@host``),
+its query values (``?token=...``), its fragment, and path segments that look like tokens (Slack's
+``/services/T…/B…/TOKEN``, Discord's ``/api/webhooks/ID/TOKEN``). The request itself is sent with
+them (userinfo as HTTP Basic authentication, RFC 7617).
 """
 
 from __future__ import annotations
@@ -21,16 +26,62 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 _log = logging.getLogger("edgeproxy.purge")
 HOOK_KINDS = ("varnish", "fastly", "cloudflare", "webhook")
+#: What a masked secret is shown as.
+HIDDEN = "***"
+#: Path segments treated as tokens: 16+ characters with a digit, or with both cases (random-looking),
+#: or 32+ characters of anything.
+_TOKEN_CHARS = 16
+_LONG_SEGMENT = 32
+
+
+def _looks_like_token(segment: str) -> bool:
+    if len(segment) >= _LONG_SEGMENT:
+        return True
+    return len(segment) >= _TOKEN_CHARS and (
+        any(c.isdigit() for c in segment) or (any(c.islower() for c in segment) and any(c.isupper() for c in segment)))
+
+
+def _secrets(url: str) -> list[str]:
+    """The parts of ``url`` that ``mask_url`` hides, raw and percent-decoded, longest first."""
+    parts = urlsplit(url)
+    found = []
+    userinfo, at, _host = parts.netloc.rpartition("@")
+    if at:
+        found += [userinfo, *userinfo.split(":")]
+    found += [segment for segment in parts.path.split("/") if _looks_like_token(segment)]
+    for pair in parts.query.split("&"):
+        name, eq, value = pair.partition("=")
+        found.append(value if eq else name)
+    found.append(parts.fragment)
+    found += [unquote(piece) for piece in found]
+    return sorted({piece for piece in found if piece}, key=len, reverse=True)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with every part that may be a secret replaced by ``HIDDEN``: the userinfo
+    (``https://***@host/``), each query value (``?token=***&team=***``; a bare query item whole), the
+    fragment, and each path segment that looks like a token (16 characters or more with a digit or
+    both cases, or 32 or more). Scheme, host, port and the other path segments stay readable."""
+    parts = urlsplit(url)
+    _userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{HIDDEN}@{host}" if at else parts.netloc
+    path = "/".join(HIDDEN if _looks_like_token(segment) else segment for segment in parts.path.split("/"))
+    query = "&".join(f"{name}={HIDDEN}" if eq else (HIDDEN if name else "")
+                     for name, eq, _value in (pair.partition("=") for pair in parts.query.split("&"))) \
+        if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, path, query, HIDDEN if parts.fragment else ""))
 
 
 @dataclass(frozen=True, slots=True)
 class PurgeHook:
-    """One configured hook: ``kind`` (``HOOK_KINDS``) and its ``target`` (a URL, service or zone id)."""
+    """One configured hook: ``kind`` (``HOOK_KINDS``) and its ``target`` (a URL, service or zone id).
+    ``str()`` and ``repr()`` give ``shown``, never the target's secrets."""
 
     kind: str
     target: str
@@ -49,8 +100,26 @@ class PurgeHook:
             raise ValueError(f"purge hook {text!r}: the target must be an http(s):// URL")
         return cls(kind, target)
 
+    @property
+    def shown(self) -> str:
+        """``KIND:TARGET`` as answers, logs and ``check-config`` show it: a URL target through
+        ``mask_url`` (service and zone ids are no secrets)."""
+        return f"{self.kind}:{mask_url(self.target) if self.kind in ('varnish', 'webhook') else self.target}"
+
+    def mask(self, text: str) -> str:
+        """``text`` (an error message) with every secret of the target replaced by ``HIDDEN``."""
+        if self.kind not in ("varnish", "webhook"):
+            return text
+        text = text.replace(self.target, mask_url(self.target))
+        for secret in _secrets(self.target):
+            text = text.replace(secret, HIDDEN)
+        return text
+
     def __str__(self) -> str:
-        return f"{self.kind}:{self.target}"
+        return self.shown
+
+    def __repr__(self) -> str:
+        return f"PurgeHook({self.shown!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +147,7 @@ def hook_request(hook: PurgeHook, tag: str, origin: str | None, key: str | None,
 
 
 async def _call(client: httpx.AsyncClient, hook: PurgeHook, request: httpx.Request, retries: int) -> dict[str, Any]:
-    result: dict[str, Any] = {"hook": str(hook), "ok": False, "status": None, "attempts": 0, "error": None}
+    result: dict[str, Any] = {"hook": hook.shown, "ok": False, "status": None, "attempts": 0, "error": None}
     for attempt in range(retries + 1):
         if attempt:
             await asyncio.sleep(0.2 * 2 ** (attempt - 1))
@@ -86,7 +155,8 @@ async def _call(client: httpx.AsyncClient, hook: PurgeHook, request: httpx.Reque
         try:
             response = await client.send(request)
         except httpx.HTTPError as exc:
-            result["status"], result["error"] = None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            result["status"], result["error"] = None, hook.mask(f"{type(exc).__name__}: {exc}" if str(exc)
+                                                                else type(exc).__name__)
             continue
         result["status"] = response.status_code
         if response.is_success:

@@ -31,7 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edgeproxy.moderation import Action, Policy
+from edgeproxy.moderation import SIDECAR_MAX_DEPTH, Action, Policy
 from edgeproxy.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
@@ -40,6 +40,11 @@ from edgeproxy.spec import compile_presets
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
 _ORIGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+#: Origin names no origin may have: ``info`` would make ``/info/{origin}/{key}`` (what /info
+#: signatures cover) a transform path too.
+RESERVED_ORIGIN_NAMES = frozenset({"info"})
+#: Fewest bytes an ``admin_token`` may have.
+MIN_ADMIN_TOKEN_BYTES = 16
 #: Environment variable through which ``edgeproxy serve --workers N`` hands settings to workers.
 SERIALIZED_ENV = "EDGEPROXY_SETTINGS_JSON"
 #: Input formats. bmp, ico, psd, jp2 decode through Pillow; heif (HEIC) and jxl need the [heif] and
@@ -200,6 +205,8 @@ class Settings(BaseSettings):
     moderation_pending: Literal["serve", "blur", "block"] = "block"
     moderation_max_age: int = Field(60, ge=0)  # seconds: blocked, blurred and pending answers
     sidecar_max_bytes: int = Field(65_536, ge=2)  # bytes of a sidecar KEY.json
+    # Deepest nesting of arrays/objects in a sidecar, checked before parsing (a deeper one is pending)
+    sidecar_max_depth: int = Field(SIDECAR_MAX_DEPTH, ge=1, le=512)
 
     # Provenance: sign the derivatives of these origins with a C2PA manifest (the original as parent
     # ingredient, the actions done), with this certificate chain and key (PEM files). Costs bytes and
@@ -211,6 +218,7 @@ class Settings(BaseSettings):
     c2pa_tsa_url: str | None = None  # RFC 3161 time-stamp authority; unset: no time-stamp
 
     # Purge (POST /purge): answered only when admin_token is set (404 otherwise); never the signing key.
+    # At least 16 bytes (an empty or short token stops start-up). Also opens /info of blocked originals.
     admin_token: SecretStr | None = None  # Authorization: Bearer <admin_token>
     # After dropping the original from the proxy's caches, purge its surrogate key in each CDN:
     # "varnish:http://HOST:PORT", "fastly:SERVICE_ID", "cloudflare:ZONE_ID", "webhook:URL".
@@ -229,6 +237,8 @@ class Settings(BaseSettings):
         for name, location in origins.items():
             if not _ORIGIN_NAME.fullmatch(name):
                 problems.append(f"origin name {name!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
+            if name in RESERVED_ORIGIN_NAMES:
+                problems.append(f"origin name {name!r} is reserved (GET /{name}/...): choose another")
             if location.startswith(("http://", "https://")):
                 continue
             if location.startswith("s3://"):
@@ -272,6 +282,16 @@ class Settings(BaseSettings):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{path!r} is not a file")
         return path
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value().strip().encode()) < MIN_ADMIN_TOKEN_BYTES:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (a random value: python -c \"import "
+                             "secrets; print(secrets.token_urlsafe(32))\"), or unset to turn POST /purge off")
+        if token is not None and token.get_secret_value() != token.get_secret_value().strip():
+            raise ValueError("must not start or end with whitespace (HTTP drops it from the Authorization header)")
+        return token
 
     @field_validator("purge_hooks")
     @classmethod
@@ -470,7 +490,8 @@ def _toml(value: Any) -> str:
 
 def describe(settings: Settings, unset: frozenset[str] = frozenset()) -> str:
     """Every setting, one ``name = value`` line each in field order (TOML), secrets (``SecretStr``
-    values: keys, tokens) shown as ``MASK``; a setting that is unset (None, or named in ``unset``) as
+    values: keys, tokens) shown as ``MASK`` and purge hooks as ``PurgeHook.shown`` (their
+    credentials and tokens masked); a setting that is unset (None, or named in ``unset``) as
     the comment ``# name = (unset)``. What ``edgeproxy check-config`` prints."""
     data = settings.model_dump(mode="json")
     lines = []
@@ -481,6 +502,8 @@ def describe(settings: Settings, unset: frozenset[str] = frozenset()) -> str:
             continue
         if isinstance(value, SecretStr):
             shown = json.dumps(MASK)
+        elif name == "purge_hooks":  # webhook URLs may carry credentials or tokens
+            shown = _toml([PurgeHook.parse(hook).shown for hook in value])
         elif isinstance(value, list) and any(isinstance(v, SecretStr) for v in value):
             shown = _toml([MASK] * len(value))
         else:

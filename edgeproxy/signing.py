@@ -7,6 +7,12 @@ line: still percent-encoded, so no decoding ambiguity can make two paths share a
 Several keys may be configured for rotation: the first signs, all verify. Comparison is constant
 time (``hmac.compare_digest``) over the encoded signature, so exactly one spelling is valid.
 
+``/info`` URLs are their own signature domain: ``/info/{signature}/{origin}/{key}`` carries the
+HMAC of ``/info/{origin}/{key}`` (the whole path after the signature segment, with the route
+prefix), so an ``/info`` signature is never that of the option-less transform path ``/{origin}/{key}``
+(the full-size original) and a transform signature never answers ``/info``. No origin may be named
+``info`` (``edgeproxy.settings``), so no transform path is ever ``/info/...``.
+
 Signatures may be truncated to the first ``size`` bytes of the HMAC (8..32, as imgproxy's
 ``IMGPROXY_SIGNATURE_SIZE``; RFC 2104 §5 allows truncation to no less than half the hash length
 for general use, so 16 is the smallest size worth configuring for the internet) for shorter URLs.
@@ -26,6 +32,8 @@ from itsdangerous.encoding import base64_encode
 from edgeproxy.errors import forbidden
 
 UNSIGNED = "unsafe"
+#: The route prefix of ``GET /info``; also part of what its signatures cover.
+INFO_PREFIX = "/info"
 #: Bytes of HMAC-SHA256 in a full signature.
 FULL_SIZE = 32
 
@@ -83,13 +91,21 @@ class PathSigner:
 
 
 def sign_path(path: str, key: str | bytes, size: int = FULL_SIZE) -> str:
-    """``/{signature}{path}`` for ``path`` = ``/{options}/{origin}/{key}`` (already percent-encoded).
+    """The signed URL path for ``path`` (already percent-encoded): ``/{signature}{path}`` for a
+    transform path ``/{options}/{origin}/{key}``; for an ``/info`` path ``/info/{origin}/{key}``,
+    ``/info/{signature}/{origin}/{key}`` with the signature over the whole ``path``.
 
     Example (the README's test vector)::
 
         >>> sign_path("/w:400/f:auto/demo/photo.jpg", "edgeproxy-test-key")
         '/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg'
+
+    Raises:
+        ValueError: a path that does not start with ``/``, or a key or ``size`` ``PathSigner`` refuses.
     """
     if not path.startswith("/"):
         raise ValueError("path must start with '/'")
-    return "/" + PathSigner([key], size=size).sign(path) + path
+    signature = PathSigner([key], size=size).sign(path)
+    if path.startswith(INFO_PREFIX + "/"):
+        return f"{INFO_PREFIX}/{signature}{path.removeprefix(INFO_PREFIX)}"
+    return f"/{signature}{path}"

@@ -447,26 +447,49 @@ def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
     return compiled
 
 
+def _check_only_presets(written: Mapping[str, str], names: list[str] | None, presets: Presets) -> None:
+    """What ``only_presets`` allows, given the options as written (field -> name) and the preset
+    names (None: no ``pr``): ``pr``, ``exp`` and ``v`` only, written so (the short name, lower
+    case), each preset named once, and a preset named unless ``default`` is configured. So every
+    derivative has one URL per ``exp``/``v`` value, and the original is never served as it is.
+
+    Raises:
+        ProxyError(400): any other option, another spelling, a preset named twice, or no preset.
+    """
+    extra = [written[field] for field in written if field not in PRESET_ONLY_ALLOWED | {"preset"}]
+    if extra:
+        raise bad_request(f"only presets are allowed on this server (pr:NAME); not {', '.join(extra)}")
+    for field, name in written.items():
+        if name != SHORT_NAMES[field]:
+            raise bad_request(f"only presets are allowed on this server: write {SHORT_NAMES[field]}:, not {name}:")
+    for i, name in enumerate(names or ()):
+        if name in names[:i]:
+            raise bad_request(f"option pr: preset {name!r} named twice")
+    if names is None and DEFAULT_PRESET not in presets:
+        raise bad_request("only presets are allowed on this server: name one (pr:NAME)")
+
+
 def parse_options(segments: list[str], presets: Presets | None = None, *,
                   only_presets: bool = False) -> TransformSpec:
     """Build a spec from option segments (``["w:400", "f:auto"]``, already percent-decoded).
 
     ``presets`` (from ``compile_presets``) expands ``pr:NAME[:NAME...]``: the ``default`` preset
     when configured, then each named preset in order, then the URL's own options, each overriding
-    the ones before. ``only_presets``: the URL may carry only ``pr``, ``exp`` and ``v`` (imgproxy's
-    only-presets mode), so no URL can ask for a transform the operator did not configure.
+    the ones before. ``only_presets``: the URL must name a preset (unless ``default`` is configured)
+    and may carry only ``pr``, ``exp`` and ``v``, with those names, each preset once (imgproxy's
+    only-presets mode, stricter), so no URL can ask for a transform the operator did not configure,
+    nor for the original as it is, nor spell one derivative in several ways.
 
     Raises:
         ProxyError(400): unknown option, bad value, an option given twice, an unknown preset (named),
-            an option other than ``pr``/``exp``/``v`` under ``only_presets``, or ``w:auto`` with ``h``
-            (the hint gives a width only); the message names the option or preset.
+            under ``only_presets`` an option other than ``pr``/``exp``/``v``, another spelling of them,
+            a preset named twice or none, or ``w:auto`` with ``h`` (the hint gives a width only); the
+            message names the option or preset.
     """
     values, written, names = _split_segments(segments)
     presets = presets or {}
     if only_presets:
-        extra = [written[field] for field in written if field not in PRESET_ONLY_ALLOWED | {"preset"}]
-        if extra:
-            raise bad_request(f"only presets are allowed on this server (pr:NAME); not {', '.join(extra)}")
+        _check_only_presets(written, names, presets)
     if names is not None or DEFAULT_PRESET in presets:
         merged: dict[str, object] = dict(presets.get(DEFAULT_PRESET, {}))
         for name in names or ():

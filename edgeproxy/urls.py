@@ -9,6 +9,8 @@ percent-encoded, and the whole path signed with the proxy's key (README, "URL gr
     '/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg'
     >>> images.srcset("demo", "photo.jpg", [640, 320])  # doctest: +ELLIPSIS
     'https://img.example.com/.../w:320/demo/photo.jpg 320w, https://img.example.com/.../w:640/demo/photo.jpg 640w'
+    >>> images.info_path("demo", "photo.jpg")  # GET /info, signed over /info/demo/photo.jpg
+    '/info/vngUzqi6wQVVf_ZzcxPn6HJITv0gP2QIdfImqPakBIk/demo/photo.jpg'
 
 The builder writes options with their short names in one fixed order (``pr, w, h, fit, g, dpr, f,
 q, c, rot, flip, blur, sharpen, bg, redact, enlarge, strip, exp, v``), so the same options always give the
@@ -36,7 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.signing import FULL_SIZE, PathSigner
+from edgeproxy.signing import FULL_SIZE, INFO_PREFIX, PathSigner
 from edgeproxy.spec import OPTION_NAMES as SPEC_OPTION_NAMES
 from edgeproxy.spec import SHORT_NAMES, TransformSpec, parse_options
 
@@ -146,6 +148,17 @@ def _ascending(values: Iterable[Any], name: str, kind: str) -> list[Any]:
     return ordered
 
 
+def _origin(origin: str) -> str:
+    """``origin`` when it is a valid origin name (as ``edgeproxy.settings`` checks configured names).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
+        raise ValueError(f"origin name {origin!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
+    return origin
+
+
 def _quote_key(key: str) -> str:
     """``key`` percent-encoded as UTF-8, ``/`` and the unreserved characters kept.
 
@@ -221,14 +234,27 @@ class UrlBuilder:
                 short name), or a value the proxy's parser refuses (its message).
             TypeError: a value of an unsupported type.
         """
-        if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
-            raise ValueError(f"origin name {origin!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
-        unsigned = "".join("/" + s for s in _segments(options)) + f"/{origin}/{_quote_key(key)}"
+        unsigned = "".join("/" + s for s in _segments(options)) + f"/{_origin(origin)}/{_quote_key(key)}"
         return "/" + self._signer.sign(unsigned) + unsigned
 
     def url(self, origin: str, key: str, /, **options: Any) -> str:
         """``base_url`` + ``path(origin, key, **options)``. Raises as ``path``."""
         return self.base_url + self.path(origin, key, **options)
+
+    def info_path(self, origin: str, key: str, /) -> str:
+        """The signed ``GET /info`` path ``/info/{signature}/{origin}/{key}``, its signature over
+        ``/info/{origin}/{key}`` (the key percent-encoded as ``path`` does): ``/info``'s own
+        signature domain, so it renders no image.
+
+        Raises:
+            ValueError: a bad origin name or key (as ``path``).
+        """
+        unsigned = f"{INFO_PREFIX}/{_origin(origin)}/{_quote_key(key)}"
+        return f"{INFO_PREFIX}/{self._signer.sign(unsigned)}{unsigned.removeprefix(INFO_PREFIX)}"
+
+    def info_url(self, origin: str, key: str, /) -> str:
+        """``base_url`` + ``info_path(origin, key)``. Raises as ``info_path``."""
+        return self.base_url + self.info_path(origin, key)
 
     # ------------------------------------------------------------------ responsive images
 

@@ -380,7 +380,7 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path,
     for name in ("a.jpg", "b.jpg"):
         (tmp_path / name).write_bytes((corpus / OTHER_PHOTO).read_bytes())
     varnish_port = free_port()
-    settings = dict(admin_token="admin-token", purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"])
+    settings = dict(admin_token="admin-token-for-cdn-recipes", purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"])
     urls = [signed("/w:120/f:png/t/a.jpg"), signed("/w:60/f:png/t/a.jpg")]
     unrelated = signed("/w:120/f:png/t/b.jpg")
     with make_client({"t": str(tmp_path)}, **settings) as proxy, \
@@ -394,7 +394,7 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path,
         replacement.replace(tmp_path / "a.jpg")
         assert is_hit(cdn.get(urls[0]))  # the CDN still has the old derivative: it is immutable
         purge = proxy.post("/purge", json={"origin": "t", "key": "a.jpg"},
-                           headers={"Authorization": "Bearer admin-token"})
+                           headers={"Authorization": "Bearer admin-token-for-cdn-recipes"})
         assert purge.status_code == 200, purge.text
         assert [(h["hook"], h["ok"], h["status"]) for h in purge.json()["hooks"]] == [
             (f"varnish:http://127.0.0.1:{varnish_port}", True, 200)]

@@ -138,7 +138,7 @@ def test_check_config_passes_the_example_and_prints_effective_settings(tmp_path:
 
 def test_check_config_masks_secrets_and_takes_the_environment(tmp_path: Path):
     config = tmp_path / "edgeproxy.toml"
-    config.write_text('signing_key = "s3cret-signing"\nadmin_token = "s3cret-admin"\nquality_webp = 70\n'
+    config.write_text('signing_key = "s3cret-signing"\nadmin_token = "s3cret-admin-token"\nquality_webp = 70\n'
                       f'[origins]\nmedia = "{tmp_path}"\n[presets]\nthumb = "w:200/h:200/fit:cover"\n')
     result = check_config(str(config), EDGEPROXY_QUALITY_JPEG="70", EDGEPROXY_PREVIOUS_SIGNING_KEYS='["old-key"]')
     assert result.returncode == 0, result.stderr

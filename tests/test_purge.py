@@ -9,7 +9,9 @@ proved against a real Varnish in ``tests/test_cdn_recipes.py``.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import os
 import re
 import subprocess
@@ -18,11 +20,16 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
+from edgeproxy.app import create_app
+from edgeproxy.logs import JsonFormatter
 from edgeproxy.responses import surrogate_key
+from edgeproxy.settings import SettingsError, load_settings
 from testkit.net import free_port, serving
-from tests.conftest import ROOT, make_client, signed
+from tests.conftest import KEY, ROOT, make_client, serve_app, signed
 
 TOKEN = "admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -160,8 +167,6 @@ def test_a_failing_hook_is_retried_then_reported_as_502(corpus: Path, hooks):
 
 
 def test_purge_hooks_are_checked_at_start_up(corpus: Path):
-    from edgeproxy.settings import SettingsError, load_settings
-
     for hooks, message in [
         (["akamai:x"], "expected KIND:TARGET with KIND one of varnish, fastly, cloudflare, webhook"),
         (["varnish:127.0.0.1:6081"], "the target must be an http(s):// URL"),
@@ -170,7 +175,8 @@ def test_purge_hooks_are_checked_at_start_up(corpus: Path):
         with pytest.raises(SettingsError, match=re.escape(message)):
             load_settings(origins={"demo": str(corpus)}, signing_key="k", purge_hooks=hooks)
     with pytest.raises(SettingsError, match="admin_token must not be the signing key"):
-        load_settings(origins={"demo": str(corpus)}, signing_key="same", admin_token="same")
+        load_settings(origins={"demo": str(corpus)}, signing_key="same-secret-16-bytes",
+                      admin_token="same-secret-16-bytes")
 
 
 def test_cli_surrogate_key_and_purge(corpus: Path):
@@ -187,3 +193,114 @@ def test_cli_surrogate_key_and_purge(corpus: Path):
         refused = subprocess.run([*cli, "purge", "--url", str(c.base_url), "demo", PHOTO], capture_output=True,
                                  text=True, cwd=ROOT, env=env, timeout=60)
         assert refused.returncode == 1
+
+
+# --- attacks: an empty admin token, hostile bodies, secrets in hook targets ------------------------------------------
+
+
+def test_an_empty_admin_token_is_no_open_door(corpus: Path):
+    """EDGEPROXY_ADMIN_TOKEN="" once meant: ``Authorization: Bearer`` (empty) purges anything."""
+    with pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"), \
+            make_client({"demo": str(corpus)}, admin_token="") as c:
+        answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": "Bearer"})
+        pytest.fail(f"started with an empty admin_token; an empty bearer got {answer.status_code}")
+
+
+def test_an_empty_or_short_admin_token_stops_start_up_with_every_other_problem(corpus: Path, monkeypatch):
+    for token in ("", " ", "x" * 15, "é" * 7):  # "é" is two bytes in UTF-8: 14 bytes
+        with pytest.raises(SettingsError) as info:
+            load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token=token, quality_jpeg=0)
+        lines = str(info.value).splitlines()
+        assert "  admin_token: must be at least 16 bytes (a random value: python -c \"import secrets; " \
+               "print(secrets.token_urlsafe(32))\"), or unset to turn POST /purge off" in lines, token
+        assert "  quality_jpeg: Input should be greater than or equal to 1" in lines
+    assert load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token="x" * 16).admin_token
+    # From the environment as operators set it, and through `edgeproxy serve`, which says why it stops.
+    monkeypatch.setenv("EDGEPROXY_ADMIN_TOKEN", "")
+    with pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"):
+        load_settings(origins={"demo": str(corpus)}, signing_key=KEY)
+    serve = subprocess.run([sys.executable, "-m", "edgeproxy", "serve", "--signing-key", KEY, "--port",
+                            str(free_port()), "--origin", f"demo={corpus}"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ})
+    assert serve.returncode == 2
+    assert "admin_token: must be at least 16 bytes" in serve.stderr
+
+
+def test_an_empty_bearer_never_matches_even_an_empty_token(corpus: Path):
+    """Defence in depth: settings that skipped validation (an empty token) still refuse an empty bearer."""
+    settings = load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token=TOKEN)
+    unchecked = settings.model_copy(update={"admin_token": SecretStr("")})
+    with serve_app(create_app(unchecked)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        for authorization in ("Bearer", "bearer", ""):
+            answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": authorization})
+            assert answer.status_code == 401, authorization
+    with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
+        for authorization in ("Bearer", f"Bearer {TOKEN} extra", f"Bearer {TOKEN[:-1]}", f"Bearer  {TOKEN}x"):
+            answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": authorization})
+            assert answer.status_code == 401, authorization
+
+
+def test_deeply_nested_purge_bodies_are_400_not_500(corpus: Path):
+    with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
+        for body in (b"[" * 2000 + b"]" * 2000, b'{"origin": ' + b"[" * 1500 + b"]" * 1500 + b', "key": "x"}',
+                     b'{"surrogate_key": ' + b"{\"a\":" * 600 + b"1" + b"}" * 600 + b"}"):
+            assert len(body) <= 4096
+            answer = c.post("/purge", content=body, headers=AUTH)
+            assert answer.status_code == 400, (answer.status_code, answer.text[:200])
+            assert answer.headers["cache-control"] == "no-store"
+            assert answer.json() == {"error": "body must be JSON nested at most 4 deep: "
+                                              '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}'}
+
+
+def secret_hooks(base: str) -> dict[str, tuple[str, str, list[str]]]:
+    """name -> (hook as configured, as it must be shown, its secrets) for webhooks on ``base``."""
+    host = base.removeprefix("http://")
+    return {
+        "userinfo": (f"webhook:http://hookuser:hunter2-pass@{host}/userinfo", f"webhook:http://***@{host}/userinfo",
+                     ["hookuser", "hunter2-pass"]),
+        "query": (f"webhook:{base}/query?token=tok-abc123456&team=ops", f"webhook:{base}/query?token=***&team=***",
+                  ["tok-abc123456"]),
+        "path": (f"webhook:{base}/services/T0001/B0002/Xk3hQ9zLmP4rT8vW2yN6aB1c",
+                 f"webhook:{base}/services/T0001/B0002/***", ["Xk3hQ9zLmP4rT8vW2yN6aB1c"]),
+        "down": (f"webhook:http://purger:down-secret-42@{host}/down?key=vk-55501234",
+                 f"webhook:http://***@{host}/down?key=***", ["purger", "down-secret-42", "vk-55501234"]),
+    }
+
+
+def test_hook_secrets_are_masked_in_answers_and_logs_but_sent(corpus: Path, hooks, caplog):
+    record, base = hooks
+    configured = secret_hooks(base)
+    record.fail = {"/down?key=vk-55501234": -1}
+    secrets = [secret for _hook, _shown, found in configured.values() for secret in found]
+    caplog.set_level(logging.INFO, logger="edgeproxy")
+    with make_client({"demo": str(corpus)}, admin_token=TOKEN, purge_retries=0,
+                     purge_hooks=[hook for hook, _shown, _secrets in configured.values()]) as c:
+        answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers=AUTH)
+    assert answer.status_code == 502  # the "down" hook answers 500
+    assert [h["hook"] for h in answer.json()["hooks"]] == [shown for _hook, shown, _secrets in configured.values()]
+    lines = "\n".join(JsonFormatter().format(r) for r in caplog.records if r.name.startswith("edgeproxy"))
+    assert '"purge hook failed"' in lines and '"message":"purge"' in lines
+    for secret in secrets:
+        assert secret not in answer.text, secret
+        assert secret not in lines, secret
+    # Masking is for people: each hook was called with its credentials.
+    seen = {path: headers for _method, path, headers, _body in record.seen}
+    assert seen["/userinfo"]["authorization"] == "Basic " + base64.b64encode(b"hookuser:hunter2-pass").decode()
+    assert "/query?token=tok-abc123456&team=ops" in seen
+    assert "/services/T0001/B0002/Xk3hQ9zLmP4rT8vW2yN6aB1c" in seen
+    assert seen["/down?key=vk-55501234"]["authorization"] == "Basic " + base64.b64encode(
+        b"purger:down-secret-42").decode()
+
+
+def test_check_config_masks_hook_secrets(tmp_path: Path):
+    configured = secret_hooks("http://hooks.example.com:8443")
+    config = tmp_path / "edgeproxy.toml"
+    hooks = ", ".join(json.dumps(hook) for hook, _shown, _secrets in configured.values())
+    config.write_text(f'signing_key = "{KEY}"\npurge_hooks = [{hooks}]\n[origins]\nmedia = "{tmp_path}"\n')
+    result = subprocess.run([sys.executable, "-m", "edgeproxy", "check-config", "--no-env", str(config)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = ", ".join(json.dumps(shown) for _hook, shown, _secrets in configured.values())
+    assert f"purge_hooks = [{shown}]" in result.stdout.splitlines()
+    for secret in [secret for _hook, _shown, found in configured.values() for secret in found]:
+        assert secret not in result.stdout + result.stderr, secret

@@ -439,7 +439,7 @@ def test_moderation_reads_the_verdict_from_object_metadata(s3, corpus, tmp_path)
     s3.put(f"{PREFIX}/moderated/unmoderated.jpg", body)
     s3.put(f"{PREFIX}/moderated/unmoderated.jpg.json", b'{"moderation": "approved"}')  # never read on S3
     with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, moderation=True, moderation_pending="block",
-                     admin_token="purge-token", **s3.settings()) as client:
+                     admin_token="purge-token-for-s3-tests", **s3.settings()) as client:
         rejected = client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg"))
         assert rejected.status_code == 451
         assert rejected.headers["cache-control"] == "public, max-age=60"
@@ -450,13 +450,13 @@ def test_moderation_reads_the_verdict_from_object_metadata(s3, corpus, tmp_path)
         assert decode(approved.content).width == 200
         # no verdict and no classifier: pending, blocked; the .json object beside it is not a sidecar
         assert client.get(signed("/w:200/f:webp/s3/moderated/unmoderated.jpg")).status_code == 451
-        info = client.get("/info" + signed("/s3/moderated/approved.jpg")).json()
+        info = client.get(signed("/info/s3/moderated/approved.jpg")).json()
         assert info["moderation"] == {"verdict": "allow", "score": None, "source": "metadata"}
         assert info["provenance"] == {"source": "metadata", "model": "sdxl-1.0", "created-at": "2026-11-02T10:00:00Z"}
         # the verdict changes: the cached original still says rejected until it is purged
         s3.put(f"{PREFIX}/moderated/rejected.jpg", body, moderation="approved")
         assert client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg")).status_code == 451
         purged = client.post("/purge", json={"origin": "s3", "key": "moderated/rejected.jpg"},
-                             headers={"Authorization": "Bearer purge-token"})
+                             headers={"Authorization": "Bearer purge-token-for-s3-tests"})
         assert purged.status_code == 200
         assert client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg")).status_code == 200

@@ -29,6 +29,24 @@ def test_readme_vector_matches_plain_hmac_sha256():
     assert sign_path(VECTOR_PATH, VECTOR_KEY) == f"/{VECTOR_SIGNATURE}{VECTOR_PATH}"
 
 
+#: The README's /info test vector: the same key, signed over /info/demo/photo.jpg.
+INFO_VECTOR = "/info/vngUzqi6wQVVf_ZzcxPn6HJITv0gP2QIdfImqPakBIk/demo/photo.jpg"
+
+
+def test_info_paths_are_their_own_signature_domain():
+    digest = hmac.new(VECTOR_KEY.encode(), b"/info/demo/photo.jpg", hashlib.sha256).digest()
+    mac = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    short = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+    assert sign_path("/info/demo/photo.jpg", VECTOR_KEY) == f"/info/{mac}/demo/photo.jpg" == INFO_VECTOR
+    signer = PathSigner([VECTOR_KEY])
+    signer.verify(mac, "/info/demo/photo.jpg")
+    with pytest.raises(ProxyError):  # never the option-less transform path's signature
+        signer.verify(mac, "/demo/photo.jpg")
+    assert sign_path("/information/x.jpg", VECTOR_KEY).startswith("/")  # an origin named "information": a transform
+    assert sign_path("/information/x.jpg", VECTOR_KEY).endswith("/information/x.jpg")
+    assert sign_path("/info/demo/photo.jpg", VECTOR_KEY, size=16) == f"/info/{short}/demo/photo.jpg"
+
+
 def test_sign_cli_prints_the_vector():
     out = subprocess.run(
         [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", VECTOR_KEY, VECTOR_PATH],

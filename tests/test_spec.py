@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -25,6 +26,7 @@ from edgeproxy.spec import (
     parse_options,
     parse_path,
 )
+from tests.conftest import decode, make_client, signed
 
 
 def roundtrip(spec: TransformSpec) -> TransformSpec:
@@ -234,6 +236,57 @@ def test_bad_presets_are_400_naming_them(segments, only, message):
 def test_only_presets_allows_expiry_and_version():
     spec = parse_options(["pr:thumb", "exp:4102444800", "v:3"], PRESETS, only_presets=True)
     assert (spec.width, spec.expires, spec.version) == (200, 4102444800, "3")
+
+
+NAME_A_PRESET = "only presets are allowed on this server: name one (pr:NAME)"
+
+
+@pytest.mark.parametrize(
+    ("segments", "message"),
+    [
+        ([], NAME_A_PRESET),
+        (["v:3"], NAME_A_PRESET),
+        (["exp:4102444800", "v:3"], NAME_A_PRESET),
+        # one spelling per derivative: the short names, each preset named once, one v
+        (["pr:thumb", "version:3"], "only presets are allowed on this server: write v:, not version:"),
+        (["pr:thumb", "V:3"], "only presets are allowed on this server: write v:, not V:"),
+        (["preset:thumb"], "only presets are allowed on this server: write pr:, not preset:"),
+        (["PR:thumb"], "only presets are allowed on this server: write pr:, not PR:"),
+        (["pr:thumb", "expires:4102444800"], "only presets are allowed on this server: write exp:, not expires:"),
+        (["pr:thumb:sharp:thumb"], "option pr: preset 'thumb' named twice"),
+        (["pr:thumb", "v:3", "v:4"], "option v: given more than once"),
+        (["pr:thumb", "v:3", "version:4"], "option version: given more than once"),
+        (["pr:thumb", "v:3:4"], "option v: expected one value, got 2"),
+    ],
+)
+def test_only_presets_needs_a_preset_and_one_spelling(segments, message):
+    with pytest.raises(ProxyError) as info:
+        parse_options(segments, PRESETS, only_presets=True)
+    assert (info.value.status, info.value.message) == (400, message)
+    # without only_presets, the URL's own options (or none: the original) are fine
+    if segments and "given more than once" not in message and "value" not in message:
+        parse_options(segments, PRESETS)
+
+
+def test_only_presets_with_a_default_preset_serves_it_for_a_bare_url():
+    presets = compile_presets({"default": "w:64/f:png", "thumb": "w:200"})
+    assert parse_options([], presets, only_presets=True) == TransformSpec(width=64, format=Format.PNG)
+    assert parse_options(["v:2"], presets, only_presets=True).width == 64
+
+
+def test_only_presets_never_serves_the_original_over_http(corpus: Path):
+    """The attack: a server with only_presets still served the option-less URL (the full-size
+    original) and every other spelling of a preset URL."""
+    photo = "giunchedi-portrait.jpg"
+    with make_client({"demo": str(corpus)}, presets={"thumb": "w:120/f:png"}, only_presets=True) as c:
+        for path in (f"/demo/{photo}", f"/v:1/demo/{photo}", f"/exp:4102444800/demo/{photo}"):
+            answer = c.get(signed(path))
+            assert (answer.status_code, answer.text) == (400, NAME_A_PRESET + "\n"), path
+        ok = c.get(signed(f"/pr:thumb/v:2/demo/{photo}"))
+        assert ok.status_code == 200 and decode(ok.content).width == 120
+        for options in ("pr:thumb/version:2", "pr:thumb/V:2", "preset:thumb/v:2", "pr:thumb:thumb/v:2",
+                        "pr:thumb/v:2/v:3", "pr:thumb/v:2/version:3"):
+            assert c.get(signed(f"/{options}/demo/{photo}")).status_code == 400, options
 
 
 def test_compile_presets_lists_every_problem():

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgeproxy.errors import ProxyError
 from edgeproxy.signing import PathSigner
 from edgeproxy.spec import parse_path
 from edgeproxy.urls import OPTION_ORDER, UrlBuilder, format_value
@@ -53,7 +54,7 @@ def test_fixture_covers_the_brief():
                  "plus", "percent", "question mark", "hash", "ampersand", "aspect 16:9", "densities", "picture"):
         assert word in names, word
     calls = {c["call"] for c in GOOD}
-    assert calls == {"url", "srcset", "picture"}
+    assert calls == {"url", "srcset", "picture", "info_url"}
     assert len(BAD) >= 20
     vector = next(c for c in GOOD if c["name"] == "readme test vector (path only)")
     assert vector["expected"] == "/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg"
@@ -101,6 +102,23 @@ def test_url_cases_parse_back_and_verify():
         PathSigner([case["signing_key"]], size=case["signature_size"]).verify(signature, "/" + unsigned)
         checked += 1
     assert checked >= 30
+
+
+def test_info_cases_are_signed_over_the_info_path():
+    """/info URLs: ``/info/{signature}/{origin}/{key}``, the signature over ``/info/{origin}/{key}``
+    and never valid for the transform path ``/{origin}/{key}``."""
+    infos = [case for case in GOOD if case["call"] == "info_url"]
+    assert len(infos) >= 5
+    for case in infos:
+        path = case["expected"].removeprefix(case["base_url"].rstrip("/"))
+        assert path.startswith("/info/"), case["name"]
+        signature, _, unsigned = path.removeprefix("/info/").partition("/")
+        _spec, origin, key = parse_path("/" + unsigned)
+        assert (origin, key) == (case["origin"], case["key"]), case["name"]
+        signer = PathSigner([case["signing_key"]], size=case["signature_size"])
+        signer.verify(signature, "/info/" + unsigned)
+        with pytest.raises(ProxyError):
+            signer.verify(signature, "/" + unsigned)
 
 
 # --------------------------------------------------------------------------- the JavaScript package
@@ -339,6 +357,20 @@ def test_proxy_serves_builder_options(served):
     assert image.width == 150
     for key in ODD_KEYS:
         assert fetch(served, builder.path("odd", key, w=64)).width == 64, key
+
+
+def test_proxy_answers_builder_info_urls_whose_signatures_render_nothing(served):
+    builder = UrlBuilder("", KEY)
+    for origin, key in [("demo", PHOTO), *(("odd", key) for key in ODD_KEYS)]:
+        path = builder.info_path(origin, key)
+        status, body = raw_get(served, path)
+        assert status == 200, (key, body[:200])
+        assert (json.loads(body)["width"], json.loads(body)["height"]) == (800, 533), key
+        signature = path.split("/")[2]
+        transform = builder.path(origin, key)  # the full-size original, option-less
+        assert raw_get(served, transform)[0] == 200
+        assert raw_get(served, "/" + signature + "/" + transform.split("/", 2)[2])[0] == 403, key
+        assert raw_get(served, "/info/" + transform.split("/", 2)[1] + path.split(signature, 1)[1])[0] == 403, key
 
 
 def test_proxy_refuses_a_wrong_key_or_size(served):

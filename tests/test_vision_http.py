@@ -236,7 +236,7 @@ def test_face_gravity_keeps_the_face(vision: httpx.Client):
     full = pixels(get(vision, f"/w:300/f:png/v/{PORTRAIT}"))
     assert full.shape == (200, 300, 3)
     fx0, fy0, fx1, fy1 = face_box((300, 200))
-    detected = vision.get("/info" + signed(f"/v/{PORTRAIT}")).json()["faces"]
+    detected = vision.get(signed(f"/info/v/{PORTRAIT}")).json()["faces"]
     assert len(detected) == 1
     centre = ((detected[0]["x"] + detected[0]["w"] / 2) * 300, (detected[0]["y"] + detected[0]["h"] / 2) * 200)
 
@@ -386,7 +386,7 @@ def test_without_face_model(folder: Path):
         plain = get(client, f"/w:200/h:200/fit:cover/g:smart/f:png/v/{PORTRAIT}")
         assert pixels(plain).shape == (200, 200, 3)
         assert plain.headers["cache-control"] == IMMUTABLE
-        info = client.get("/info" + signed(f"/v/{PORTRAIT}"))
+        info = client.get(signed(f"/info/v/{PORTRAIT}"))
         assert info.status_code == 200
         assert info.json()["faces"] is None
         assert info.json()["moderation"] == {"verdict": "pending", "score": None, "source": "none"}
@@ -398,7 +398,7 @@ def test_without_face_model(folder: Path):
 @pytest.fixture(scope="module")
 def score(vision: httpx.Client) -> float:
     """The nsfw score of no-face.jpg (benign: about 0.003)."""
-    body = vision.get("/info" + signed(f"/v/{NO_FACE}")).json()
+    body = vision.get(signed(f"/info/v/{NO_FACE}")).json()
     assert body["moderation"]["source"] == "classifier"
     value = body["moderation"]["score"]
     assert 0 < value < 0.1, value
@@ -526,7 +526,8 @@ def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, model
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
     with serving(server) as port, \
             make_client({"h": f"http://127.0.0.1:{port}/"}, origin_allowed_networks=["127.0.0.0/8"],
-                        nsfw_model=str(models["nsfw"]), moderation=True, admin_token="admin-token") as client:
+                        nsfw_model=str(models["nsfw"]), moderation=True,
+                        admin_token="admin-token-for-vision-tests") as client:
         url = signed("/w:200/f:png/h/photo.jpg")
         first = client.get(url)
         assert first.status_code == 451, first.text
@@ -536,7 +537,7 @@ def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, model
         write_sidecar(tmp_path, "photo.jpg", {"moderation": "approved"})
         assert client.get(url).status_code == 451  # the cached sidecar, until original_cache_ttl or a purge
         purge = client.post("/purge", json={"origin": "h", "key": "photo.jpg"},
-                            headers={"Authorization": "Bearer admin-token"})
+                            headers={"Authorization": "Bearer admin-token-for-vision-tests"})
         assert purge.status_code == 200, purge.text
         assert purge.json()["dropped"] == 2  # the original and its sidecar
         after = client.get(url)
@@ -637,7 +638,7 @@ def test_model_failures_degrade_and_are_not_cached(corpus: Path, tmp_path: Path,
 
 
 def info_url(key: str) -> str:
-    return "/info" + signed(f"/v/{key}")
+    return signed(f"/info/v/{key}")
 
 
 def test_info(vision: httpx.Client, folder: Path):
@@ -645,7 +646,8 @@ def test_info(vision: httpx.Client, folder: Path):
     assert response.status_code == 200
     tag = surrogate_key("v", PORTRAIT)
     assert set(response.headers) == {"date", "server", "cache-control", "etag", "surrogate-key", "cache-tag",
-                                     "content-length", "content-type"}
+                                     "content-length", "content-type", "vary"}
+    assert response.headers["vary"] == "Authorization"
     assert response.headers["cache-control"] == "public, max-age=60"
     assert response.headers["surrogate-key"] == response.headers["cache-tag"] == tag
     assert response.headers["content-type"] == "application/json"
@@ -694,11 +696,11 @@ def test_info_errors(vision: httpx.Client):
     forbidden = vision.get(f"/info/{with_options}/v/{PORTRAIT}")  # a transform URL's signature is not /info's
     assert forbidden.status_code == 403
     assert forbidden.headers["cache-control"] == "public, max-age=60"
-    options = vision.get("/info" + signed(f"/w:100/v/{PORTRAIT}"))
+    options = vision.get(signed(f"/info/w:100/v/{PORTRAIT}"))
     assert options.status_code == 400 and "no options" in options.text
     missing = vision.get(info_url("missing.jpg"))
     assert missing.status_code == 404
-    assert vision.get("/info" + signed(f"/nope/{PORTRAIT}")).status_code == 404
+    assert vision.get(signed(f"/info/nope/{PORTRAIT}")).status_code == 404
 
 
 # --- 9. revalidation and the analysis cache ------------------------------------------------------------------------

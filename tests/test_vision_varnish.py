@@ -30,7 +30,7 @@ SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PHOTO = "no-face.jpg"
 IMMUTABLE = "public, max-age=31536000, immutable"
 TIMEOUT = 30.0
-TOKEN = "admin-token"
+TOKEN = "admin-token-for-varnish-tests"
 
 
 @pytest.fixture(autouse=True)

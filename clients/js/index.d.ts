@@ -101,6 +101,10 @@ export class UrlBuilder {
   path(origin: string, key: string, options?: TransformOptions): string;
   /** baseUrl + path(). */
   url(origin: string, key: string, options?: TransformOptions): string;
+  /** "/info/{signature}/{origin}/{key}", signed over "/info/{origin}/{key}". @throws {RangeError} bad origin or key. */
+  infoPath(origin: string, key: string): string;
+  /** baseUrl + infoPath(). */
+  infoUrl(origin: string, key: string): string;
   /** "URL 320w, URL 640w" or, with options.densities, "URL 1x, URL 2x". */
   srcset(origin: string, key: string, widths: number[] | null | undefined, options?: SrcsetOptions): string;
   srcset(origin: string, key: string, options: SrcsetOptions): string;
@@ -112,6 +116,8 @@ export const OPTION_NAMES: Readonly<Record<string, string>>;
 export const OPTION_ORDER: readonly string[];
 export const MIME_TYPES: Readonly<Record<SourceFormat, string>>;
 export const SRC_MAX_WIDTH: number;
+/** "/info": the route prefix of GET /info, part of what its signatures cover. */
+export const INFO_PREFIX: string;
 /** One option value as the path writes it (numbers never in exponent notation). */
 export function formatValue(value: OptionValue | OptionValue[]): string;
 /** As Python's html.escape(text, quote=True). */

@@ -2,8 +2,9 @@
 //
 // The same bytes as the Python builder (edgeproxy/urls.py): options in one fixed order with their
 // short names, the key percent-encoded as Python's quote(key, safe="/"), HMAC-SHA256 over the path
-// truncated to signatureSize bytes, base64url without padding. Both are held to
-// ../url-fixtures.json. Never ship the signing key to a browser: sign on the server.
+// truncated to signatureSize bytes, base64url without padding; /info URLs signed over
+// "/info/{origin}/{key}" (their own signature domain). Both are held to ../url-fixtures.json.
+// Never ship the signing key to a browser: sign on the server.
 
 import { createHmac } from "node:crypto";
 
@@ -44,6 +45,9 @@ export const MIME_TYPES = Object.freeze({
   jpeg: "image/jpeg",
   png: "image/png",
 });
+
+/** The route prefix of GET /info, also part of what its signatures cover. */
+export const INFO_PREFIX = "/info";
 
 /** The widest candidate picture() picks for <img src>, CSS pixels. */
 export const SRC_MAX_WIDTH = 1024;
@@ -268,6 +272,14 @@ function segments(options) {
   return out;
 }
 
+/** origin when it is a valid origin name. @throws {RangeError} otherwise. */
+function checkOrigin(origin) {
+  if (typeof origin !== "string" || !ORIGIN.test(origin)) {
+    throw bad(`origin name '${origin}': use 1-32 of a-z 0-9 _ - (starting alphanumeric)`);
+  }
+  return origin;
+}
+
 /** key percent-encoded as Python's urllib.parse.quote(key, safe="/"). */
 function quoteKey(key) {
   if (typeof key !== "string") throw new TypeError(`key must be a string, not ${typeof key}`);
@@ -352,17 +364,32 @@ export class UrlBuilder {
 
   /** The signed path "/{signature}/{options...}/{origin}/{key}". */
   path(origin, key, options = {}) {
-    if (typeof origin !== "string" || !ORIGIN.test(origin)) {
-      throw bad(`origin name '${origin}': use 1-32 of a-z 0-9 _ - (starting alphanumeric)`);
-    }
-    const unsigned = segments(options).map((s) => `/${s}`).join("") + `/${origin}/${quoteKey(key)}`;
-    const digest = createHmac("sha256", this.#key).update(unsigned, "utf8").digest();
-    return `/${digest.subarray(0, this.#size).toString("base64url")}${unsigned}`;
+    const unsigned = segments(options).map((s) => `/${s}`).join("") + `/${checkOrigin(origin)}/${quoteKey(key)}`;
+    return `/${this.#sign(unsigned)}${unsigned}`;
   }
 
   /** baseUrl + path(origin, key, options). */
   url(origin, key, options = {}) {
     return this.baseUrl + this.path(origin, key, options);
+  }
+
+  /**
+   * The signed GET /info path "/info/{signature}/{origin}/{key}", the signature over
+   * "/info/{origin}/{key}": /info's own signature domain, so it renders no image.
+   */
+  infoPath(origin, key) {
+    const unsigned = `/${checkOrigin(origin)}/${quoteKey(key)}`;
+    return `${INFO_PREFIX}/${this.#sign(INFO_PREFIX + unsigned)}${unsigned}`;
+  }
+
+  /** baseUrl + infoPath(origin, key). */
+  infoUrl(origin, key) {
+    return this.baseUrl + this.infoPath(origin, key);
+  }
+
+  #sign(unsigned) {
+    const digest = createHmac("sha256", this.#key).update(unsigned, "utf8").digest();
+    return digest.subarray(0, this.#size).toString("base64url");
   }
 
   /**

@@ -20,6 +20,9 @@ function run(c) {
     }
     case "picture":
       return builder.picture(c.origin, c.key, c.args);
+    case "info_url":
+      assert.deepEqual(c.args, {});
+      return builder.infoUrl(c.origin, c.key);
     default:
       throw new Error(`unknown call ${c.call}`);
   }
@@ -52,6 +55,19 @@ test("README test vector, full and 16-byte signatures", () => {
   // the signature is base64url(HMAC-SHA256(key, path)) without padding
   const mac = createHmac("sha256", KEY).update("/w:400/f:auto/demo/photo.jpg").digest("base64url");
   assert.equal(VECTOR.split("/")[1], mac);
+});
+
+test("/info URLs are signed over /info/{origin}/{key}: their own signature domain", () => {
+  const builder = new UrlBuilder({ signingKey: KEY });
+  const info = builder.infoPath("demo", "photo.jpg");
+  const mac = createHmac("sha256", KEY).update("/info/demo/photo.jpg").digest("base64url");
+  assert.equal(info, `/info/${mac}/demo/photo.jpg`);
+  // never the signature of the option-less transform path (the full-size original)
+  assert.notEqual(info.split("/")[2], builder.path("demo", "photo.jpg").split("/")[1]);
+  assert.equal(new UrlBuilder({ baseUrl: "https://img.example.com/", signingKey: KEY }).infoUrl("demo", "photo.jpg"),
+    `https://img.example.com${info}`);
+  assert.throws(() => builder.infoPath("Demo", "photo.jpg"), RangeError);
+  assert.throws(() => builder.infoPath("demo", "a//b.jpg"), RangeError);
 });
 
 test("a Uint8Array key signs as the same bytes as its string", () => {
