@@ -411,7 +411,7 @@ def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
     """``/info`` is signed and cacheable (``moderation_max_age``, the original's surrogate key), so
     the VCL forwards it, as config/cdn.md says: the proxy's JSON, a hit the second time, gone
     after a PURGE of the original's tag. Its look-alikes without a signature stay a 404 here."""
-    url = "/info" + signed(f"/demo/{OTHER_PHOTO}")  # README "GET /info": signed like the option-less path
+    url = signed(f"/info/demo/{OTHER_PHOTO}")  # README "GET /info": its own signature domain, /info/{sig}/...
     direct = stack.proxy.get(url)
     assert direct.status_code == 200, direct.text
     first = stack.cdn.get(url)
