@@ -105,12 +105,25 @@ def planned(options: str, width: int, height: int, max_dimension: int = 8192) ->
     return spec, plan(spec, width, height, max_dimension)
 
 
-def expected(spec: TransformSpec, p: Plan, width: int, height: int, frame: int = 0) -> Expected:
-    """The colours of a derivative of the ``width`` × ``height`` coordinate picture by ``p``: each
-    output pixel centre is mapped back through padding, the cover crop, the flip, the rotation
-    (clockwise), the resize and the source crop, in that order (the pipeline's in reverse)."""
-    out_w, out_h = p.output_size
-    x, y = np.meshgrid(np.arange(out_w) + 0.5, np.arange(out_h) + 0.5)
+def windows(size: tuple[int, int], side: int = 96) -> list[tuple[int, int, int, int]]:
+    """Five ``side``-pixel windows (left, top, width, height) of an output of ``size``: its four
+    corners and its centre (the whole output when it is small)."""
+    w, h = size
+    if w * h <= 4 * side * side:
+        return [(0, 0, w, h)]
+    sw, sh = min(side, w), min(side, h)
+    return [(0, 0, sw, sh), (w - sw, 0, sw, sh), (0, h - sh, sw, sh), (w - sw, h - sh, sw, sh),
+            ((w - sw) // 2, (h - sh) // 2, sw, sh)]
+
+
+def expected(spec: TransformSpec, p: Plan, width: int, height: int, frame: int = 0,
+             window: tuple[int, int, int, int] | None = None) -> Expected:
+    """The colours of a derivative of the ``width`` × ``height`` coordinate picture by ``p`` (of
+    its ``window`` (left, top, width, height) only, when given): each output pixel centre is mapped
+    back through padding, the cover crop, the flip, the rotation (clockwise), the resize and the
+    source crop, in that order (the pipeline's in reverse)."""
+    left0, top0, out_w, out_h = window or (0, 0, *p.output_size)
+    x, y = np.meshgrid(np.arange(left0, left0 + out_w) + 0.5, np.arange(top0, top0 + out_h) + 0.5)
     rw, rh = p.resize  # the frame after rotation
     inside = np.ones((out_h, out_w), bool)
     background = None
@@ -146,8 +159,7 @@ def expected(spec: TransformSpec, p: Plan, width: int, height: int, frame: int =
 
 def frames(decoded: pyvips.Image) -> list[np.ndarray]:
     """Every frame of a decoded derivative as H × W × bands float arrays."""
-    ph = decoded.get("page-height") if decoded.get_typeof("page-height") else decoded.height
-    ph = ph if 0 < ph <= decoded.height and decoded.height % ph == 0 else decoded.height
+    ph = page_height(decoded)
     if decoded.bands < 3:
         decoded = decoded.colourspace("srgb")
     array = decoded.numpy().astype(np.float64).reshape(decoded.height, decoded.width, decoded.bands)
@@ -157,9 +169,9 @@ def frames(decoded: pyvips.Image) -> list[np.ndarray]:
 def mismatch(actual: np.ndarray, want: Expected, *, step: int = 1, margin: int = 1) -> float:
     """Mean absolute difference in levels between ``actual`` (H × W × 3 or 4) and ``want`` over the
     picture's pixels (every ``step``-th row and column, ``margin`` pixels in from the picture's own
-    edges, where resampling meets the clamped border), plus for padding pixels the distance from
-    the background (alpha 0 when ``actual`` has an alpha band and the background is transparent).
-    An alpha band inside the picture must be opaque; its shortfall counts too."""
+    edges, where resampling meets the clamped border), or, the largest of it and, for padding
+    pixels, their distance from the background (RGBA; without one, transparent where ``actual``
+    has alpha, else white). An alpha band inside the picture must be opaque; its shortfall counts."""
     assert actual.shape[:2] == want.inside.shape, (actual.shape, want.inside.shape)
     inside = want.inside.copy()
     if margin:
@@ -181,10 +193,33 @@ def mismatch(actual: np.ndarray, want: Expected, *, step: int = 1, margin: int =
     pad = ~want.inside & sample
     if pad.any():
         bg = want.background
-        if actual.shape[2] == 4 and (bg is None or bg[3] < 255):
-            errors.append(actual[pad][:, 3].mean())
-        elif bg is not None:
+        if bg is None:  # transparent where the output has alpha, else white
+            bg = (0, 0, 0, 0) if actual.shape[2] == 4 else (255, 255, 255, 255)
+        if actual.shape[2] == 4:
+            errors.append(np.abs(actual[pad][:, 3] - bg[3]).mean())
+        if bg[3] > 0 or actual.shape[2] == 3:
             errors.append(np.abs(actual[pad][:, :3] - np.array(bg[:3], float)).mean())
-        else:  # white, the default for formats without alpha
-            errors.append(np.abs(actual[pad][:, :3] - 255).mean())
     return float(max(errors)) if errors else 0.0
+
+
+def page_height(decoded: pyvips.Image) -> int:
+    """Height of one frame of a decoded derivative."""
+    ph = decoded.get("page-height") if decoded.get_typeof("page-height") else decoded.height
+    return ph if 0 < ph <= decoded.height and decoded.height % ph == 0 else decoded.height
+
+
+def error(decoded: pyvips.Image, spec: TransformSpec, p: Plan, width: int, height: int) -> float:
+    """The largest ``mismatch`` of a decoded derivative of the ``width`` × ``height`` coordinate
+    picture by ``p``, over every frame (frame ``i`` in order) and, in large outputs, over its five
+    ``windows`` only (pixels are converted for those alone)."""
+    if decoded.bands < 3:
+        decoded = decoded.colourspace("srgb")
+    ph = page_height(decoded)
+    worst = 0.0
+    for i in range(decoded.height // ph):
+        for window in windows((decoded.width, ph)):
+            left, top, w, h = window
+            region = decoded.crop(left, i * ph + top, w, h)
+            actual = region.numpy().astype(np.float64).reshape(h, w, region.bands)
+            worst = max(worst, mismatch(actual, expected(spec, p, width, height, frame=i, window=window)))
+    return worst
