@@ -202,6 +202,7 @@ class Proxy:
                 max_frames=settings.max_frames,
                 max_output_dimension=settings.max_output_dimension,
                 allowed_formats=frozenset(settings.allowed_input_formats),
+                max_blur_cost=settings.max_blur_cost,
             ),
             encode_options=encode_options,
             fingerprint=fingerprint,

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     max_source_pixels: int = Field(50_000_000, ge=1)  # width × height × frames
     max_frames: int = Field(256, ge=1)
     max_output_dimension: int = Field(8192, ge=1, le=65535)  # device pixels, each side
+    # blur:SIGMA costs output megapixels × frames × sigma (its Gaussian mask grows with sigma): over
+    # this, a 413 before any work. 1000 allows blur:100 up to 10 MP, blur:15 on any output.
+    max_blur_cost: int = Field(1000, ge=1)  # megapixel-sigma
     allowed_input_formats: list[str] = Field(
         default_factory=lambda: ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "bmp", "ico", "psd", "jp2",
                                  "jxl"]

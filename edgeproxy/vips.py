@@ -6,12 +6,19 @@ blocking and run in the render thread pool, never on the event loop.
 
 Animated images are a vertical strip of frames (``page-height`` pixels each); operations that
 move pixels between rows (crop, rotate, embed, blur) run frame by frame through ``_per_frame``.
+
+Failures: ``failures`` is the one place where an exception out of pyvips, libvips or Pillow becomes
+the request's error (422, or 504 past the deadline) and where libvips' process-wide error buffer is
+cleared, so that nothing a hostile original left there reaches the next request. ``Deadline``
+cancels pixel work inside libvips once a render's deadline has passed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 import pyvips
 
 from edgeproxy import pillow
-from edgeproxy.errors import undecodable, unsupported_format
+from edgeproxy.errors import ProxyError, timed_out, undecodable, unsupported_format
 
 #: libvips loader (without ``_buffer``/``_source``) -> input format name used in settings.
 LOADER_FORMATS = {
@@ -57,12 +64,94 @@ class SourceInfo:
     icc: str | None = None  # the embedded ICC profile's description ("" when unnamed); None: no profile read
 
 
+#: Top-level packages whose exceptions are a decoder's failure on the original's bytes (pyvips and
+#: its compiled binding, Pillow and its plugins), as opposed to a bug in edgeproxy.
+_DECODER_PACKAGES = frozenset({"pyvips", "_libvips", "cffi", "PIL", "pillow_heif", "pillow_jxl"})
+
+
+class Deadline:
+    """Cancels libvips' pixel work once ``at`` (a ``time.monotonic()`` value, seconds) has passed.
+
+    ``watch(image)`` turns on libvips' progress signals for ``image`` (``vips_image_set_progress``):
+    while its pixels, or those of an image made from it, are computed (a save, ``copy_memory``,
+    ``smartcrop``'s measurement, a numpy export), libvips emits ``eval`` after each tile or strip,
+    and past ``at`` the handler sets the image's kill flag (``vips_image_set_kill``); libvips then
+    fails the computation at the next region it prepares or strip it writes (``vips_image_iskilled``
+    also checks the image that signals progress: libvips ``iofuncs/image.c``, ``region.c``,
+    ``sink.c``), so the render thread is free within one tile's work of the deadline. An infinite
+    ``at`` watches nothing. Watched images are kept until the render ends: the signal handler must
+    not outlive the Python object that pyvips keeps it in.
+
+    Work outside libvips' tiles is not interrupted: a Pillow decode (AVIF, HEIC, ...), the AV1 or
+    JPEG XL encoder once it has the pixels, ``smartcrop``'s attention measure (it reports progress
+    once, at its end; its input is in memory and at most the output's size).
+    """
+
+    def __init__(self, at: float = math.inf):
+        self.at = at
+        self._watched: list[pyvips.Image] = []
+
+    @property
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        return time.monotonic() > self.at
+
+    def watch(self, image: pyvips.Image) -> pyvips.Image:
+        """``image``, its pixel work now cancelled past the deadline."""
+        if math.isinf(self.at):
+            return image
+        image.set_progress(True)
+        image.signal_connect("eval", self._on_eval)
+        self._watched.append(image)
+        return image
+
+    def _on_eval(self, image: pyvips.Image, _progress) -> None:
+        if time.monotonic() > self.at:
+            image.set_kill(True)
+
+
+def clear_errors() -> None:
+    """Empty libvips' error buffer (process-wide: ``vips_error_clear``)."""
+    pyvips.vips_lib.vips_error_clear()
+
+
+def _from_decoder(exc: BaseException) -> bool:
+    """Whether ``exc`` is a decoder's failure: a pyvips or ``pillow.DecodeError``, or any exception
+    raised inside pyvips or Pillow (pyvips raises ``UnicodeDecodeError`` reading an error text
+    that is not UTF-8, e.g. a box type libheif quotes raw from a crafted AVIF)."""
+    if isinstance(exc, pyvips.Error | pillow.DecodeError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return module.partition(".")[0] in _DECODER_PACKAGES
+
+
 @contextmanager
-def _decoding() -> Iterator[None]:
-    """Turn a libvips failure while reading pixels into a 422 (never a 500 with internals)."""
+def failures(deadline: Deadline | None = None) -> Iterator[None]:
+    """Where failures inside pyvips, libvips and Pillow become the request's error, and libvips'
+    error buffer is cleared (on entry, and after any failure) so that no request inherits text a
+    previous one left there: pyvips reads that buffer on every attribute lookup, so an unreadable
+    one failed every later render of the process (issue 20).
+
+    Raises:
+        ProxyError(504): a decoder failed after ``deadline`` passed (``Deadline`` killed its work).
+        ProxyError(422): a decoder failed otherwise: the original's bytes are not a valid image.
+        ProxyError: raised inside, unchanged; any other exception (a bug) unchanged.
+    """
+    clear_errors()
     try:
         yield
-    except pyvips.Error:
+    except ProxyError:
+        clear_errors()
+        raise
+    except Exception as exc:
+        clear_errors()
+        if not _from_decoder(exc):
+            raise
+        if deadline is not None and deadline.expired:
+            raise timed_out("render deadline exceeded") from None
         raise undecodable() from None
 
 
@@ -101,11 +190,12 @@ def tracked_memory() -> int:
 
 def check_encoders(options: EncodeOptions) -> dict[str, bool]:
     """Encode a small image in every output format: {format: worked} (for ``/readyz``)."""
-    image = pyvips.Image.black(16, 16, bands=3).copy(interpretation="srgb")
     result = {}
     for fmt in ("avif", "webp", "jpeg", "png", "gif") + (("jxl",) if pillow.missing_extra("jxl") is None else ()):
         try:
-            result[fmt] = len(encode(image, fmt, 50, True, options)) > 0
+            with failures():
+                image = pyvips.Image.black(16, 16, bands=3).copy(interpretation="srgb")
+                result[fmt] = len(encode(image, fmt, 50, True, options)) > 0
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             result[fmt] = False
     return result
@@ -135,9 +225,17 @@ def probe(data: bytes, allowed: frozenset[str] | None = None) -> SourceInfo:
     """
     if not data:
         raise undecodable("the original is empty")
+    with failures():
+        return _probe(data, allowed)
+
+
+def _probe(data: bytes, allowed: frozenset[str] | None) -> SourceInfo:
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
-    except pyvips.Error:
+    except Exception as exc:
+        if not _from_decoder(exc):
+            raise
+        clear_errors()
         fmt = pillow.sniff(data)
         if fmt is not None:
             return _probe_pillow(data, fmt, allowed)
@@ -245,7 +343,7 @@ def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_ma
     """
     options = "n=-1," + _LOAD_OPTIONS if animated else _LOAD_OPTIONS
     profile = {"output_profile": "srgb"} if colour_manage else {}
-    with _decoding():
+    with failures():
         if jpeg_shrink:
             image = pyvips.Image.jpegload_buffer(data, shrink=jpeg_shrink, access="sequential",
                                                  fail_on="truncated")
@@ -257,7 +355,7 @@ def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: boo
     """Decode ``data``, apply EXIF orientation, and keep ``region`` (left, top, width, height) of
     the upright image (of every frame when ``animated``). Colour is still the source's."""
     kwargs = {"n": -1} if animated else {}
-    with _decoding():
+    with failures():
         image = pyvips.Image.new_from_buffer(data, "", fail_on="truncated", **kwargs)
         if not animated:
             image = image.autorot()
@@ -291,7 +389,7 @@ def load_pillow(data: bytes, info: SourceInfo) -> pyvips.Image:
 
 
 def _load_libvips(data: bytes) -> pyvips.Image:
-    with _decoding():
+    with failures():
         return pyvips.Image.new_from_buffer(data, "", fail_on="truncated").autorot()
 
 
@@ -299,22 +397,26 @@ def resize(image: pyvips.Image, width: int, height: int, *, colour_manage: bool)
     """Resize a decoded image (per frame) to ``width`` × ``height``; colour as in ``thumbnail``, when
     ``image`` carries a profile to transform from (untagged pixels are sRGB or grey already)."""
     profile = {"output_profile": "srgb"} if colour_manage and image.get_typeof("icc-profile-data") else {}
-    with _decoding():
+    with failures():
         return _per_frame(image, lambda frame: frame.thumbnail_image(width, height=height, size="force", **profile))
 
 
-def in_memory(image: pyvips.Image) -> pyvips.Image:
+def in_memory(image: pyvips.Image, deadline: Deadline | None = None) -> pyvips.Image:
     """Compute ``image`` now into memory (width × height × bands bytes), so that it can be read
-    twice without decoding the original twice (a sequential decoder cannot be re-read).
+    again, and out of order, without decoding the original again: the loaders here read the
+    original sequentially (top to bottom, once), which rotation, a vertical flip, redaction and
+    ``smartcrop`` do not (``pipeline.materialise``).
 
     Raises:
         ProxyError(422): the original's pixels could not be decoded.
+        ProxyError(504): ``deadline`` passed while they were (the work was cancelled).
     """
-    with _decoding():
-        return image.copy_memory()
+    with failures(deadline):
+        return (deadline.watch(image) if deadline else image).copy_memory()
 
 
-def attention_centre(image: pyvips.Image, width: int, height: int) -> tuple[int, int]:
+def attention_centre(image: pyvips.Image, width: int, height: int,
+                     deadline: Deadline | None = None) -> tuple[int, int]:
     """(x, y) in pixels of the first frame's attention centre, for a ``width`` × ``height`` crop.
 
     libvips' ``smartcrop`` with ``interesting=attention`` (after sharp: edges, skin tones and
@@ -323,24 +425,29 @@ def attention_centre(image: pyvips.Image, width: int, height: int) -> tuple[int,
 
     Raises:
         ProxyError(422): the original's pixels could not be decoded.
+        ProxyError(504): ``deadline`` passed while they were.
     """
     frame = image.crop(0, 0, image.width, page_height(image))
-    with _decoding():
+    with failures(deadline):
+        if deadline:
+            deadline.watch(frame)
         _cropped, found = frame.smartcrop(width, height, interesting="attention", attention_x=True, attention_y=True)
     return found["attention_x"], found["attention_y"]
 
 
-def rgb_array(image: pyvips.Image):
+def rgb_array(image: pyvips.Image, deadline: Deadline | None = None):
     """The pixels of ``image`` (8-bit sRGB or grey, any alpha already flattened) as a numpy array,
     height × width × 3 ``uint8``: what the vision models take (``edgeproxy.vision``).
 
     Raises:
         ProxyError(422): the original's pixels could not be decoded.
+        ProxyError(504): ``deadline`` passed while they were.
     """
-    if image.bands == 1:
-        image = image.colourspace("srgb")
-    with _decoding():
-        return image.extract_band(0, n=3).numpy()
+    with failures(deadline):
+        if image.bands == 1:
+            image = image.colourspace("srgb")
+        rgb = image.extract_band(0, n=3)
+        return (deadline.watch(rgb) if deadline else rgb).numpy()
 
 
 def page_height(image: pyvips.Image) -> int:
@@ -482,7 +589,8 @@ class EncodeOptions:
     threads: int  # encoder threads outside libvips (libjxl)
 
 
-def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions) -> bytes:
+def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions,
+           deadline: Deadline | None = None) -> bytes:
     """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif, jxl); this is where pixels are computed.
 
     ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed). JPEG XL
@@ -491,10 +599,13 @@ def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: En
 
     Raises:
         ProxyError(422): libvips failed while decoding the original (corrupt or truncated data).
+        ProxyError(504): ``deadline`` passed while the pixels were computed (the work was cancelled).
     """
     keep = pyvips.enums.ForeignKeep.NONE if strip else pyvips.enums.ForeignKeep.ALL
     ph = page_height(image)
-    with _decoding():
+    if deadline:
+        image = deadline.watch(image)
+    with failures(deadline):
         if fmt == "jpeg":
             return image.jpegsave_buffer(
                 Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep

@@ -69,16 +69,17 @@ def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> np.ndarray
     """
     ctx = pipeline.Context(data=data, negotiated=None, limits=limits, encode_options=None,
                            default_quality=None, deadline=float("inf"))
-    pipeline.probe(ctx)
-    pipeline.check_limits(ctx)
-    info = ctx.info
-    scale = min(1.0, max_side / max(info.width, info.height))
-    width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
-    if info.pillow:
-        image = vips.resize(vips.load_pillow(ctx.data, info), width, height, colour_manage=info.colour_manage)
-    else:
-        image = vips.thumbnail(ctx.data, width, height, animated=False, colour_manage=info.colour_manage)
-    return vips.rgb_array(vips.to_srgb(vips.flatten(image, pipeline.WHITE)))
+    with vips.failures():  # a hostile original is this request's 422 and leaves libvips clean
+        pipeline.probe(ctx)
+        pipeline.check_limits(ctx)
+        info = ctx.info
+        scale = min(1.0, max_side / max(info.width, info.height))
+        width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
+        if info.pillow:
+            image = vips.resize(vips.load_pillow(ctx.data, info), width, height, colour_manage=info.colour_manage)
+        else:
+            image = vips.thumbnail(ctx.data, width, height, animated=False, colour_manage=info.colour_manage)
+        return vips.rgb_array(vips.to_srgb(vips.flatten(image, pipeline.WHITE)))
 
 
 class Vision:
