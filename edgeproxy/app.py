@@ -150,6 +150,7 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
 
     render = functools.partial(proxy.render, original.data, negotiated, deadline, faces=treatment.faces,
                                redact=treatment.redact, moderation_blur=treatment.blur,
+                               face_grids=treatment.face_grids, wash=treatment.wash,
                                provenance_title=key if signed_c2pa else None)
     (queued, rendered), shared = await proxy.renders.run(
         etag, lambda: proxy.pool.run(render, timeout=max(0.001, deadline - time.monotonic())),
