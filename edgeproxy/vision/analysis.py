@@ -4,9 +4,10 @@
 loop) decodes the first frame of the original, upright and in sRGB, at most ``vision_max_side``
 pixels on its long side (shrink-on-load, so a 24-megapixel JPEG costs a fraction of a full
 decode), within the same source limits as a render (413/415/422 as the render would answer), and
-hands that copy to the nsfw classifier and the face detector. From the same copy it computes the
-grids that obscure each face and the whole original (``vision.cells``), so every derivative
-obscures them the same way, whatever its crop or scale (``edgeproxy.obscure``). The result (``Analysis``) is cached
+hands that copy to the nsfw classifier and the face detector (``FaceModel.find``: faces from
+about 1 % of the long side up). From the same copy it computes the grids that obscure each face
+and the whole original (``vision.cells``), so every derivative obscures them the same way,
+whatever its crop or scale (``edgeproxy.obscure``). The result (``Analysis``) is cached
 per (origin, key, origin ETag): the second derivative of an original, in any size or format,
 costs a dictionary lookup. A model that fails at inference time does not fail the request: its
 part of the analysis is None, the failure is named in ``errors`` (never cached), and callers
@@ -105,11 +106,12 @@ class Vision:
     """
 
     def __init__(self, nsfw: NsfwModel | None, faces: FaceModel | None, *, max_side: int, min_score: float,
-                 cache_entries: int):
+                 cache_entries: int, candidate_score: float = 0.05):
         self.nsfw = nsfw
         self.faces = faces
         self.max_side = max_side
         self.min_score = min_score
+        self.candidate_score = candidate_score
         self._cache: cachetools.LRUCache[Hashable, Analysis] | None = (
             cachetools.LRUCache(maxsize=cache_entries) if cache_entries else None)
         self._lock = threading.Lock()
@@ -134,7 +136,7 @@ class Vision:
         nsfw = NsfwModel.load(settings.nsfw_model, **options) if settings.nsfw_model else None
         faces = FaceModel.load(settings.face_model, **options) if settings.face_model else None
         vision = cls(nsfw, faces, max_side=settings.vision_max_side, min_score=settings.face_min_score,
-                     cache_entries=settings.vision_cache_entries)
+                     candidate_score=settings.face_candidate_score, cache_entries=settings.vision_cache_entries)
         _log.info("vision models loaded", extra={"fields": {"providers": vision.providers()}})
         return vision
 
@@ -150,6 +152,7 @@ class Vision:
             f"faces={self.faces.sha256 if self.faces else '-'}",
             f"side={self.max_side}",
             f"min={self.min_score}",
+            f"candidates={self.candidate_score}",
         ))
 
     def cached(self, key: Hashable) -> Analysis | None:
@@ -183,7 +186,7 @@ class Vision:
         if self.faces is not None:
             start = time.monotonic()
             try:
-                faces = tuple(self.faces.detect(rgb, min_score=self.min_score))
+                faces = tuple(self.faces.find(rgb, min_score=self.min_score, candidate_score=self.candidate_score))
             except Exception as exc:
                 errors.append(f"faces: {type(exc).__name__}: {exc}")
             timings["faces"] = time.monotonic() - start
