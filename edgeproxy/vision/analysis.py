@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import cachetools
@@ -191,7 +192,7 @@ class Vision:
                 errors.append(f"faces: {type(exc).__name__}: {exc}")
             timings["faces"] = time.monotonic() - start
         start = time.monotonic()
-        grids = cells.face_grids(rgb, faces, original) if faces else {}
+        grids = MappingProxyType(cells.face_grids(rgb, faces, original) if faces else {})
         wash = cells.wash(rgb, original)
         timings["grids"] = time.monotonic() - start
         analysis = Analysis(nsfw, faces, tuple(errors), timings, grids, wash)

@@ -14,9 +14,9 @@ from edgeproxy.obscure import OBSCURE_CELLS, WASH_CELLS, Box, Grid, cell_counts,
 
 def _weights(lo: float, hi: float, cells: int, pixels: int) -> tuple[int, np.ndarray]:
     """For an axis of ``pixels`` pixels (pixel p covers [p, p + 1)), the span ``lo`` .. ``hi`` cut
-    into ``cells`` equal cells: (first pixel, [cells, n] float64 weights over pixels first ..
+    into ``cells`` equal cells: (first pixel, [cells, n] float32 weights over pixels first ..
     first + n - 1), each row summing to 1 (the part of each pixel inside the cell, over the cell's
-    length)."""
+    length), so nonzero only over the pixels the cell touches."""
     first = max(0, min(pixels - 1, int(np.floor(lo))))
     last = max(first + 1, min(pixels, int(np.ceil(hi))))
     edges = lo + (hi - lo) * np.arange(cells + 1) / cells
@@ -37,7 +37,12 @@ def grid(rgb: np.ndarray, box: Box, cells: int, *, smooth: bool, original: tuple
     left, wx = _weights(x0 * width, x1 * width, cols, width)
     top, wy = _weights(y0 * height, y1 * height, rows, height)
     region = rgb[top:top + wy.shape[1], left:left + wx.shape[1]].astype(np.float32)
-    means = np.tensordot(wx, np.tensordot(wy, region, axes=(1, 0)), axes=(1, 1)).transpose(1, 0, 2)  # rows x cols x 3
+    # Rows first, each cell row over only the pixel rows it touches (einsum's own loops: no BLAS
+    # thread pool inside a render thread), then the columns of the small result.
+    bands = [np.flatnonzero(weights) for weights in wy]
+    by_row = np.stack([np.einsum("p,pqc->qc", wy[r, band[0]:band[-1] + 1], region[band[0]:band[-1] + 1])
+                       for r, band in enumerate(bands)])
+    means = np.einsum("rqc,kq->rkc", by_row, wx)  # rows x cols x 3
     cells_bytes = np.clip(np.rint(means), 0, 255).astype(np.uint8).tobytes()
     return Grid(box, cols, rows, cells_bytes, smooth)
 
