@@ -305,7 +305,8 @@ class FaceModel:
            something (a box above ``candidate_score``) at least ``COARSE_MIN`` of the long side
            across (it sees a face that fills the image, only boxes it too small): a copy
            ``COARSE_SIDE`` pixels on its long side (PIL bilinear, which averages when shrinking);
-           its boxes from ``COARSE_MIN`` of the long side up are kept.
+           its boxes from ``COARSE_MIN`` of the long side up are kept, and replace the fine
+           pass's boxes over ``FINE_MAX`` that they overlap.
         3. Second look: faces under about 14 pixels mostly score below ``min_score``, but almost all
            score above ``candidate_score`` (0.05: 98 % of 10-px faces in the grid test). Each such
            candidate at most ``SECOND_LOOK_MAX`` pixels across, not overlapped by a kept face, is
@@ -331,7 +332,11 @@ class FaceModel:
             small = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize(shape, Image.Resampling.BILINEAR))
             coarse = self._boxes(small, min_score)
             coarse[:, :4] *= np.array([width / shape[0], height / shape[1]] * 2, dtype=np.float32)
-            kept = [coarse[_side(coarse) >= COARSE_MIN * long_side], strong[_side(strong) <= FINE_MAX * long_side]]
+            coarse = coarse[_side(coarse) >= COARSE_MIN * long_side]
+            large = _side(strong) > FINE_MAX * long_side
+            # a large face the coarse pass missed keeps the fine pass's (too small) box
+            unmatched = [not _overlaps(box, coarse) for box in strong[large]]
+            kept = [coarse, strong[~large], strong[large][unmatched]]
         if candidate_score < min_score:
             candidates = first[nms(first, iou)]
             candidates = candidates[(candidates[:, 4] <= min_score) & (_side(candidates) <= SECOND_LOOK_MAX)]
