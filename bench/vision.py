@@ -117,9 +117,9 @@ def analysis_section(args: argparse.Namespace, nsfw: NsfwModel, faces: FaceModel
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores ({platform.machine()}), "
         f"{args.threads} ONNX Runtime thread(s), providers {', '.join(faces.providers)}; median of {repeat} runs after "
-        "a warm-up. Before: a 640-px copy, open_nsfw, one CenterFace pass (faces from about 2 % of the width). "
+        "a warm-up. Before: a 640-px copy, open_nsfw, one CenterFace pass (faces from about 2 % of the long side). "
         "Now (default settings): a 960-px copy, open_nsfw, `FaceModel.find` (two scales and a second look at "
-        "weak small faces: from 1 % of the width) and the obscuring grids of every face and of the whole original.",
+        "weak small faces: from 1 % of the long side) and the obscuring grids of every face and of the whole original.",
         "",
         "| original | before ms | faces found | now ms | faces found | now / before | decode | nsfw | faces | grids |",
         "|---|---|---|---|---|---|---|---|---|---|",
