@@ -170,6 +170,7 @@ async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecor
 
     render = functools.partial(proxy.render, original.data, negotiated, deadline, faces=treatment.faces,
                                redact=treatment.redact, moderation_blur=treatment.blur,
+                               face_grids=treatment.face_grids, wash=treatment.wash,
                                provenance_title=key if signed_c2pa else None)
     (queued, rendered), shared = await proxy.renders.run(
         etag, lambda: proxy.pool.run(render, deadline=deadline),

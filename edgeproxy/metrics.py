@@ -87,7 +87,8 @@ class Metrics:
                                   "sidecar (a human verdict), classifier (the nsfw score), none (neither) or error "
                                   "(the classifier or the sidecar failed).", ["verdict", "source"], registry=r)
         self.vision = Histogram("edgeproxy_vision_seconds", "Time per vision stage of one original's analysis: "
-                                "decode (the small copy), nsfw, faces (inference, pre- and post-processing).",
+                                "decode (the small copy), nsfw, faces (inference, pre- and post-processing), "
+                                "grids (the colours that obscure faces and the whole original).",
                                 ["stage"], buckets=LATENCY_BUCKETS, registry=r)
         self.vision_failures = Counter("edgeproxy_vision_failures", "Model inferences that failed (the answer "
                                        "degraded: smart gravity, pending verdict, short max-age).", ["model"],

@@ -28,6 +28,7 @@ from edgeproxy import svg, vips
 from edgeproxy.errors import timed_out, too_large, unsupported_format
 from edgeproxy.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
 from edgeproxy.negotiate import Negotiated
+from edgeproxy.obscure import WASH_CELLS, Grid, cell_counts, place
 from edgeproxy.spec import Format, Redact, TransformSpec
 
 #: Formats that keep an alpha band; JPEG output is flattened onto the background.
@@ -102,11 +103,15 @@ class Context:
     deadline: float  # time.monotonic() value; past it libvips' work is cancelled (``watchdog``)
     # From the analysis of the original (edgeproxy.vision), not the URL: the faces found (objects
     # with x, y, w, h: fractions 0..1 of the upright original), None when no detector ran or it
-    # failed; how to redact them (the URL's redact, or the origin's redact_origins); and whether
-    # moderation asks for the whole derivative blurred.
+    # failed; how to redact them (the URL's redact, or the origin's redact_origins) and each face's
+    # grid in that mode (None: no detector result, so the whole image is obscured); whether
+    # moderation asks for the whole derivative blurred; and the whole original's grid when the
+    # analysis has it (else ``redact`` computes it).
     faces: tuple[Any, ...] | None = None
     redact: Redact | None = None
+    face_grids: tuple[Grid, ...] | None = None
     moderation_blur: bool = False
+    wash: Grid | None = None
     info: vips.SourceInfo | None = None
     format: Format = Format.JPEG
     animated: bool = False
@@ -226,32 +231,35 @@ def materialise(ctx: Context) -> None:
         _materialise(ctx)
 
 
-#: Margin added around each detected face before redaction, as a fraction of its width and height
-#: on each side: CenterFace's boxes run from brow to chin; hair, ears and jaw line identify too.
-REDACT_MARGIN = 0.2
-
-
 def redact(ctx: Context) -> None:
-    """Obscure every detected face (``vips.obscure``) when redaction is asked for, on the image as
-    loaded (upright, source-cropped, resized), so the boxes are mapped once, before any rotation.
-    An animation gets the first frame's boxes on every frame. When the detector failed
-    (``faces`` None), the whole image is obscured: redaction fails closed, never open."""
-    if ctx.redact is None:
+    """Obscure what must not be seen, on the image as loaded (upright, source-cropped, resized),
+    before any rotation, flip or final crop: the whole image when moderation blurs it or when
+    redaction is asked for but the face detector failed (``face_grids`` None: redaction fails
+    closed, never open), else each face's grid when redaction is asked for.
+
+    Every grid lies in the original's coordinates (``obscure``): each pixel shows the grid at its
+    own position in the original, so any crop, tile, rotation or scale of the derivative shows the
+    same obscured pixels. The whole-image grid comes from the analysis (``wash``) or, when none ran,
+    from a small decode of the original here (``vips.wash_grid``). An animation gets the first
+    frame's grids on every frame.
+    """
+    whole = ctx.moderation_blur or (ctx.redact is not None and ctx.face_grids is None)
+    if whole:
+        grids: tuple[Grid, ...] = (ctx.wash or _wash(ctx),)
+    elif ctx.redact is not None:
+        grids = ctx.face_grids
+    else:
         return
-    size = (ctx.info.width, ctx.info.height)
-    width, height = ctx.image.width, vips.page_height(ctx.image)
-    if ctx.faces is None:
-        ctx.image = vips.obscure(ctx.image, [(0, 0, width, height)], ctx.redact.value)
-        return
-    boxes = []
-    for face in ctx.faces:
-        mx, my = face.w * REDACT_MARGIN, face.h * REDACT_MARGIN
-        mapped = map_box((face.x - mx, face.y - my, face.w + 2 * mx, face.h + 2 * my), size, ctx.plan.source_crop)
-        if mapped is not None:
-            x, y, w, h = mapped
-            left, top = int(x * width), int(y * height)
-            boxes.append((left, top, max(1, round((x + w) * width) - left), max(1, round((y + h) * height) - top)))
-    ctx.image = vips.obscure(ctx.image, boxes, ctx.redact.value)
+    original = (ctx.info.width, ctx.info.height)
+    size = (ctx.image.width, vips.page_height(ctx.image))
+    layers = [(grid, at) for grid in grids if (at := place(grid, original, ctx.plan.source_crop, size)) is not None]
+    ctx.image = vips.paint(ctx.image, layers)
+
+
+def _wash(ctx: Context) -> Grid:
+    """The whole original's grid, computed from the original (no analysis ran for this render)."""
+    cols, rows = cell_counts(ctx.info.width, ctx.info.height, WASH_CELLS)
+    return Grid((0.0, 0.0, 1.0, 1.0), cols, rows, vips.wash_grid(ctx.data, ctx.info, cols, rows), smooth=True)
 
 
 def faces_centre(ctx: Context) -> tuple[float, float] | None:
@@ -296,8 +304,6 @@ def effects(ctx: Context) -> None:
         ctx.image = vips.blur(ctx.image, ctx.spec.blur)
     if ctx.spec.sharpen:
         ctx.image = vips.sharpen(ctx.image, ctx.spec.sharpen)
-    if ctx.moderation_blur:  # the whole derivative, as its viewer would see it: no detail left
-        ctx.image = vips.obscure(ctx.image, [(0, 0, ctx.image.width, vips.page_height(ctx.image))], "blur")
 
 
 def pad(ctx: Context) -> None:

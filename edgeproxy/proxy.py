@@ -25,6 +25,8 @@ from edgeproxy.errors import ProxyError, blocked
 from edgeproxy.metrics import Metrics
 from edgeproxy.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
 from edgeproxy.negotiate import AutoSize, Negotiated
+from edgeproxy.obscure import ALGORITHM as OBSCURE_ALGORITHM
+from edgeproxy.obscure import Grid
 from edgeproxy.origins import Origin, Original, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.purge import PurgeHook, run_hooks
@@ -46,18 +48,25 @@ class Treatment:
     r"""What vision and moderation do to one derivative (``Proxy.treatment``): the ``faces`` found
     (None: no detector ran, or it failed), how to ``redact`` them, whether moderation ``blur``\ s
     the whole derivative, whether a model failure ``degraded`` it, and the short ``max_age``
-    (seconds) of an answer that may change soon, else None (immutable)."""
+    (seconds) of an answer that may change soon, else None (immutable); from the original's
+    analysis, each face's obscuring grid in the ``redact`` mode (``face_grids``; None when
+    ``faces`` is) and the whole original's (``wash``), in the original's coordinates
+    (``edgeproxy.obscure``)."""
 
     faces: tuple | None = None
     redact: Redact | None = None
     blur: bool = False
     degraded: bool = False
     max_age: int | None = None
+    face_grids: tuple[Grid, ...] | None = None
+    wash: Grid | None = None
 
     @property
     def stamp(self) -> str:
-        """The part of the ETag that says how the pixels were treated."""
-        return f"redact={self.redact or ''};moderation-blur={int(self.blur)};degraded={int(self.degraded)}"
+        """The part of the ETag that says how the pixels were treated (with the obscuring algorithm's
+        version when anything is obscured)."""
+        stamp = f"redact={self.redact or ''};moderation-blur={int(self.blur)};degraded={int(self.degraded)}"
+        return f"{stamp};obscure={OBSCURE_ALGORITHM}" if self.redact or self.blur else stamp
 
 
 class StartupError(Exception):
@@ -396,7 +405,9 @@ class Proxy:
         degraded = want_faces and faces is None
         if degraded:
             max_age = min(max_age if max_age is not None else settings.error_max_age, settings.error_max_age)
-        return Treatment(faces, redact, blur, degraded, max_age)
+        face_grids = analysis.face_grids(redact.value) if analysis is not None and redact is not None else None
+        wash = analysis.wash if analysis is not None else None
+        return Treatment(faces, redact, blur, degraded, max_age, face_grids, wash)
 
     def forced_redaction(self, origin: str) -> Redact | None:
         """How ``redact_origins`` says every image of ``origin`` is redacted, or None."""
@@ -424,11 +435,12 @@ class Proxy:
 
     def render(self, data: bytes, negotiated: Negotiated, deadline: float, faces: tuple | None = None,
                redact: Redact | None = None, moderation_blur: bool = False,
-               provenance_title: str | None = None) -> pipeline.Rendered:
-        """Blocking: run the pipeline (in a render thread). ``faces``, ``redact`` and
-        ``moderation_blur`` come from the original's analysis and moderation (``pipeline.Context``);
-        with ``provenance_title`` (the original's key) the derivative is signed with a C2PA
-        manifest (``sign``)."""
+               provenance_title: str | None = None, face_grids: tuple[Grid, ...] | None = None,
+               wash: Grid | None = None) -> pipeline.Rendered:
+        """Blocking: run the pipeline (in a render thread). ``faces``, ``redact``, ``face_grids``,
+        ``moderation_blur`` and ``wash`` come from the original's analysis and moderation
+        (``Treatment``, ``pipeline.Context``); with ``provenance_title`` (the original's key) the
+        derivative is signed with a C2PA manifest (``sign``)."""
         ctx = pipeline.Context(
             data=data,
             negotiated=negotiated,
@@ -438,7 +450,9 @@ class Proxy:
             deadline=deadline,
             faces=faces,
             redact=redact,
+            face_grids=face_grids,
             moderation_blur=moderation_blur,
+            wash=wash,
         )
         rendered = pipeline.run(ctx)
         return self.sign(rendered, data, provenance_title, ctx) if provenance_title is not None else rendered

@@ -27,6 +27,7 @@ import pyvips
 
 from edgeproxy import pillow
 from edgeproxy.errors import ProxyError, timed_out, undecodable, unsupported_format
+from edgeproxy.obscure import Grid, Placement
 
 #: libvips loader (without ``_buffer``/``_source``) -> input format name used in settings.
 LOADER_FORMATS = {
@@ -493,48 +494,62 @@ def blur(image: pyvips.Image, sigma: float) -> pyvips.Image:
     return _per_frame(image, lambda frame: frame.gaussblur(sigma))
 
 
-#: Samples across the long side of an obscured region: ``blur`` resamples it through a grid this
-#: small (then a Gaussian), ``pixelate`` draws blocks of this many per side at most. Eight samples
-#: across a face leave no features a person or a face recogniser can match; pixelation at 12-16
-#: blocks across has been shown to be defeated by recognisers (Newton, Sweeney and Malin,
-#: "Preserving privacy by de-identifying face images", IEEE TKDE 17(2), 2005; McPherson, Shokri
-#: and Shmatikov, "Defeating image obfuscation with deep learning", arXiv:1609.00408, 2016).
-OBSCURE_CELLS = {"blur": 8, "pixelate": 6}
+def paint(image: pyvips.Image, layers: list[tuple[Grid, Placement]]) -> pyvips.Image:
+    """``image`` with each ``Grid`` painted where its ``Placement`` says, in every frame: pixel
+    (left + i, top + j) takes the grid's colour at (x_scale * i + x_offset, y_scale * j + y_offset)
+    (``obscure.Placement``), through libvips' ``affine`` with the ``nearest`` interpolator for a
+    pixelated grid (the cell the point lies in) or ``bilinear`` for a blurred one, on the grid's
+    cells as floats, with ``extend=copy`` (beyond the outer cell centres a blur is constant).
 
-
-def _obscured(region: pyvips.Image, mode: str) -> pyvips.Image:
-    """``region`` (one frame's box) with its detail destroyed; same size, bands and format."""
-    width, height = region.width, region.height
-    cells = OBSCURE_CELLS[mode]
-    scale = min(1.0, cells / max(width, height))
-    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
-    if mode == "pixelate":
-        small = region.resize(small_w / width, vscale=small_h / height, kernel="linear")
-        big = small.resize(width / small.width, vscale=height / small.height, kernel="nearest")
-    else:
-        small = region.thumbnail_image(small_w, height=small_h, size="force").gaussblur(0.8)
-        big = small.resize(width / small.width, vscale=height / small.height, kernel="linear")
-    if (big.width, big.height) != (width, height):  # rounding in resize
-        big = big.embed(0, 0, width, height, extend="copy")
-    return big.cast(region.format)
-
-
-def obscure(image: pyvips.Image, boxes: list[tuple[int, int, int, int]], mode: str) -> pyvips.Image:
-    """Destroy the detail inside each box (left, top, width, height in pixels of one frame) of
-    every frame: ``blur`` (resampled through an 8-sample grid, then smoothed: a colour wash) or
-    ``pixelate`` (blocks, at most 6 across the box's long side). See ``OBSCURE_CELLS`` for why
-    so coarse. Boxes are clipped to the frame; pixels outside every box are untouched."""
+    The image becomes 8-bit sRGB (or grey: the cells' band mean) when it was not; alpha is kept as
+    it was. Later layers paint over earlier ones.
+    """
+    if not layers:
+        return image
+    image = to_srgb(image)
+    colours = 1 if image.bands in (1, 2) else 3
+    patches = []
+    for grid, at in layers:
+        cells = pyvips.Image.new_from_memory(grid.cells, grid.cols, grid.rows, 3, "uchar").cast("float")
+        patch = cells.affine([1 / at.x_scale, 0, 0, 1 / at.y_scale], idx=-at.x_offset, idy=-at.y_offset,
+                             odx=0, ody=0, oarea=[0, 0, at.width, at.height], extend="copy",
+                             interpolate=pyvips.Interpolate.new("bilinear" if grid.smooth else "nearest"))
+        if colours == 1:
+            patch = patch.bandmean()
+        patches.append(((patch + 0.5).cast("uchar"), at))
 
     def op(frame: pyvips.Image) -> pyvips.Image:
-        for left, top, width, height in boxes:
-            left, top = max(0, left), max(0, top)
-            width, height = min(width, frame.width - left), min(height, frame.height - top)
-            if width < 1 or height < 1:
-                continue
-            frame = frame.insert(_obscured(frame.crop(left, top, width, height), mode), left, top)
+        for patch, at in patches:
+            if frame.hasalpha():
+                patch = patch.bandjoin(frame.extract_band(frame.bands - 1).crop(at.left, at.top, at.width, at.height))
+            frame = frame.insert(patch.copy(interpretation=frame.interpretation), at.left, at.top)
         return frame
 
-    return _per_frame(image, op) if boxes else image
+    return _per_frame(image, op)
+
+
+def wash_grid(data: bytes, info: SourceInfo, cols: int, rows: int) -> bytes:
+    """The mean colour of each of ``cols`` x ``rows`` equal cells tiling the first frame of the
+    original ``data`` (upright, sRGB, alpha flattened onto white), as ``rows * cols * 3`` bytes,
+    row-major: the whole-original grid (``obscure.Grid``) of a render that has no analysis.
+
+    Decoded with shrink-on-load to ``16 * cols`` x ``16 * rows`` (``thumbnail``; Pillow formats are
+    decoded whole), then averaged 16 x 16 pixels per cell (``shrink``): a box filter over each cell.
+
+    Raises:
+        ProxyError(422): the original's pixels could not be decoded.
+    """
+    k = 16
+    width, height = k * cols, k * rows
+    if info.pillow:
+        image = resize(load_pillow(data, info), width, height, colour_manage=info.colour_manage)
+    else:
+        image = thumbnail(data, width, height, animated=False, colour_manage=info.colour_manage)
+    image = to_srgb(flatten(image, (255, 255, 255, 255)))
+    if image.bands == 1:
+        image = image.colourspace("srgb")
+    means = image.cast("float").shrink(k, k)  # thumbnail's size=force: exactly cols x rows
+    return (means + 0.5).cast("uchar").write_to_memory()  # failures: the caller's (pipeline.run's) guard
 
 
 def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:

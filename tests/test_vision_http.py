@@ -117,8 +117,9 @@ def assert_redacted(redacted: np.ndarray, plain: np.ndarray, face: tuple[float, 
     assert after < 0.4 * before, f"{where}: face detail {before:.2f} -> {after:.2f}: features survive"
     if mode == "pixelate":  # at most 6 blocks across the obscured box's long side: a handful of colours
         assert colours(redacted[rows, cols]) <= 36, f"{where}: {colours(redacted[rows, cols])} colours in the face"
-    # CenterFace's box plus the 20 % redaction margin lies within the labelled box grown 35 %.
-    near = np.abs(redacted - plain)[outside_mask(plain.shape, grow(face, 0.2))].mean()
+    # CenterFace's box plus the 20 % redaction margin lies within the labelled box grown 35 %; found
+    # at the photo's own 800 px, the box runs a little past the label (hair, chin): 25 % is nearly clean.
+    near = np.abs(redacted - plain)[outside_mask(plain.shape, grow(face, 0.25))].mean()
     assert near < 1, f"{where}: pixels away from the face changed by {near:.2f} levels on average"
     far = np.abs(redacted - plain)[outside_mask(plain.shape, grow(face, 0.35))].max()
     assert far == 0, f"{where}: a pixel far from the face changed by {far} levels"
@@ -582,7 +583,7 @@ def test_model_failures_degrade_and_are_not_cached(corpus: Path, tmp_path: Path,
         # mocked: an inference failure (the real models cannot be made to fail on a real image), by
         # wrapping the loaded models on app.state.proxy.vision (frozen dataclasses: no attribute patching).
         vision = app.state.proxy.vision
-        faces, nsfw = Flaky(vision.faces, "detect"), Flaky(vision.nsfw, "score")
+        faces, nsfw = Flaky(vision.faces, "find"), Flaky(vision.nsfw, "score")
         nsfw.broken = False
         monkeypatch.setattr(vision, "faces", faces)
         monkeypatch.setattr(vision, "nsfw", nsfw)

@@ -211,6 +211,67 @@ def test_detect_takes_any_size(face_model, shape):
     assert faces == []
 
 
+@pytest.mark.parametrize("name", ["giunchedi-portrait.jpg", "smart-crop.jpg", "no-face.jpg", "concert-gray.jpg",
+                                  "flickr-2725x2225.jpg", "webp-photo.webp", "iphone-p3-orientation-6.jpg"])
+def test_find_agrees_with_detect_on_corpus_photos(face_model, corpus, name):
+    """``find`` at 960 px finds the portrait's face and smart-crop's, and nothing in photos
+    without a face toward the camera (a concert crowd seen from behind included)."""
+    image = srgb(corpus / name, 960)
+    faces = face_model.find(image)
+    expected = {"giunchedi-portrait.jpg": PORTRAIT_FACE, "smart-crop.jpg": SMART_CROP_FACE}.get(name)
+    if expected is None:
+        assert faces == [], faces
+    else:
+        assert len(faces) == 1, faces
+        assert iou(box(faces[0]), expected) > 0.5
+
+
+def test_find_sizes_a_face_that_fills_the_frame(face_model, corpus):
+    """A face 90 % of the image's height at 960 px: the fine pass alone boxes three quarters of it;
+    ``find`` takes the coarse pass's box, which covers it."""
+    x0, y0, x1, y1 = (round(v * s) for v, s in zip(PORTRAIT_FACE, (800, 533, 800, 533), strict=True))
+    portrait = pyvips.Image.new_from_file(str(corpus / "giunchedi-portrait.jpg"))
+    height = round((y1 - y0) / 0.9)
+    width = round(height * 4 / 3)
+    left, top = (x0 + x1) // 2 - width // 2, (y0 + y1) // 2 - height // 2
+    frame = portrait.embed(200, 200, portrait.width + 400, portrait.height + 400, extend="mirror")
+    frame = frame.crop(left + 200, top + 200, width, height).resize(960 / width)
+    image = frame.numpy()
+    label = ((x0 - left) / width, (y0 - top) / height, (x1 - left) / width, (y1 - top) / height)
+    fine = face_model.detect(image)
+    found = face_model.find(image)
+    assert len(found) == 1, found
+    assert iou(box(found[0]), label) > 0.6
+    assert found[0].h > 0.8, found[0]
+    assert max(f.h for f in fine) < found[0].h  # the test would not see a difference otherwise
+
+
+def test_find_looks_again_at_faces_too_small_for_one_pass(face_model, corpus):
+    """Six copies of the portrait's face 10 px wide on a 960x720 photo: one pass at the default
+    threshold finds none, ``find`` finds five or six (the grid test, tests/test_small_faces.py,
+    measures the rate: about 98 % at this size); without its second look (``candidate_score`` =
+    ``min_score``) it finds what ``detect`` does."""
+    background = srgb(corpus / "flickr-2725x2225.jpg", 960)[:720].copy()
+    portrait = pyvips.Image.new_from_file(str(corpus / "giunchedi-portrait.jpg"))
+    x0, y0, x1, y1 = (round(v * s) for v, s in zip(PORTRAIT_FACE, (800, 533, 800, 533), strict=True))
+    face = portrait.crop(x0 - 60, y0 - 60, x1 - x0 + 120, y1 - y0 + 120).resize(10 / (x1 - x0)).numpy()
+    spots = [(100 + 150 * i, 200 + 300 * (i % 2)) for i in range(6)]
+    for left, top in spots:
+        background[top:top + face.shape[0], left:left + face.shape[1]] = face
+    assert face_model.detect(background) == []
+    found = face_model.find(background)
+    hits = [any(f.x * 960 < left + face.shape[1] and (f.x + f.w) * 960 > left
+                and f.y * 720 < top + face.shape[0] and (f.y + f.h) * 720 > top for f in found)
+            for left, top in spots]
+    assert sum(hits) >= 5 and len(found) == sum(hits), found
+    assert face_model.find(background, candidate_score=0.5) == []
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (31, 33), (64, 640), (640, 40), (1000, 30)])
+def test_find_takes_any_size(face_model, shape):
+    assert face_model.find(np.full((*shape, 3), 128, np.uint8)) == []
+
+
 def test_detect_rejects_other_arrays(face_model):
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         face_model.detect(np.zeros((32, 32, 4), np.uint8))

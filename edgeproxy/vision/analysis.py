@@ -4,7 +4,10 @@
 loop) decodes the first frame of the original, upright and in sRGB, at most ``vision_max_side``
 pixels on its long side (shrink-on-load, so a 24-megapixel JPEG costs a fraction of a full
 decode), within the same source limits as a render (413/415/422 as the render would answer), and
-hands that copy to the nsfw classifier and the face detector. The result (``Analysis``) is cached
+hands that copy to the nsfw classifier and the face detector (``FaceModel.find``: faces from
+about 1 % of the long side up). From the same copy it computes the grids that obscure each face
+and the whole original (``vision.cells``), so every derivative obscures them the same way,
+whatever its crop or scale (``edgeproxy.obscure``). The result (``Analysis``) is cached
 per (origin, key, origin ETag): the second derivative of an original, in any size or format,
 costs a dictionary lookup. A model that fails at inference time does not fail the request: its
 part of the analysis is None, the failure is named in ``errors`` (never cached), and callers
@@ -19,13 +22,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import cachetools
 
 from edgeproxy import pipeline, vips
+from edgeproxy.obscure import Grid
+from edgeproxy.vision import cells
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,13 +51,24 @@ class Analysis:
     - ``faces``: the faces found (``Face``: fractions 0..1 of the upright original), best first;
       None without a detector or when it failed; an empty tuple when there are none;
     - ``errors``: one line per model that failed (``"faces: ..."``); empty when all ran;
-    - ``timings``: seconds per stage (``decode``, ``nsfw``, ``faces``).
+    - ``timings``: seconds per stage (``decode``, ``nsfw``, ``faces``, ``grids``);
+    - ``grids``: for each redaction mode (``blur``, ``pixelate``), each face's ``obscure.Grid``
+      (the face and its margin), in the order of ``faces``; empty when ``faces`` is None;
+    - ``wash``: the whole original's grid (moderation blur; redaction when the detector failed);
+      None only for an ``Analysis`` built without a decode (tests).
     """
 
     nsfw: float | None = None
     faces: tuple[Face, ...] | None = None
     errors: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    grids: Mapping[str, tuple[Grid, ...]] = field(default_factory=dict, compare=False)
+    wash: Grid | None = field(default=None, compare=False)
+
+    def face_grids(self, mode: str) -> tuple[Grid, ...] | None:
+        """The grids that redact every face in ``mode`` (``blur``, ``pixelate``); None when the
+        detector did not run or failed (then the whole image is obscured)."""
+        return None if self.faces is None else self.grids.get(mode, ())
 
     @property
     def degraded(self) -> bool:
@@ -59,9 +76,10 @@ class Analysis:
         return bool(self.errors)
 
 
-def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> np.ndarray:
+def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
     """The first frame of ``data`` as an upright sRGB array, height × width × 3 ``uint8``, at most
-    ``max_side`` pixels on its long side (never enlarged); alpha flattened onto white.
+    ``max_side`` pixels on its long side (never enlarged); alpha flattened onto white; and the
+    original's (width, height) in pixels, upright.
 
     Raises:
         ProxyError: 413 (over the source limits), 415 (format not allowed), 422 (undecodable): the
@@ -79,7 +97,7 @@ def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> np.ndarray
             image = vips.resize(vips.load_pillow(ctx.data, info), width, height, colour_manage=info.colour_manage)
         else:
             image = vips.thumbnail(ctx.data, width, height, animated=False, colour_manage=info.colour_manage)
-        return vips.rgb_array(vips.to_srgb(vips.flatten(image, pipeline.WHITE)))
+        return vips.rgb_array(vips.to_srgb(vips.flatten(image, pipeline.WHITE))), (info.width, info.height)
 
 
 class Vision:
@@ -90,11 +108,12 @@ class Vision:
     """
 
     def __init__(self, nsfw: NsfwModel | None, faces: FaceModel | None, *, max_side: int, min_score: float,
-                 cache_entries: int):
+                 cache_entries: int, candidate_score: float = 0.05):
         self.nsfw = nsfw
         self.faces = faces
         self.max_side = max_side
         self.min_score = min_score
+        self.candidate_score = candidate_score
         self._cache: cachetools.LRUCache[Hashable, Analysis] | None = (
             cachetools.LRUCache(maxsize=cache_entries) if cache_entries else None)
         self._lock = threading.Lock()
@@ -120,7 +139,7 @@ class Vision:
         nsfw = NsfwModel.load(settings.nsfw_model, **options) if settings.nsfw_model else None
         faces = FaceModel.load(settings.face_model, **options) if settings.face_model else None
         vision = cls(nsfw, faces, max_side=settings.vision_max_side, min_score=settings.face_min_score,
-                     cache_entries=settings.vision_cache_entries)
+                     candidate_score=settings.face_candidate_score, cache_entries=settings.vision_cache_entries)
         _log.info("vision models loaded", extra={"fields": {"providers": vision.providers(),
                                                             "seconds": round(time.monotonic() - start, 3)}})
         return vision
@@ -137,6 +156,7 @@ class Vision:
             f"faces={self.faces.sha256 if self.faces else '-'}",
             f"side={self.max_side}",
             f"min={self.min_score}",
+            f"candidates={self.candidate_score}",
         ))
 
     def cached(self, key: Hashable) -> Analysis | None:
@@ -155,7 +175,7 @@ class Vision:
                 not raised but reported in ``Analysis.errors``.
         """
         start = time.monotonic()
-        rgb = small_rgb(data, limits, self.max_side)
+        rgb, original = small_rgb(data, limits, self.max_side)
         timings = {"decode": time.monotonic() - start}
         nsfw: float | None = None
         faces: tuple[Face, ...] | None = None
@@ -170,11 +190,15 @@ class Vision:
         if self.faces is not None:
             start = time.monotonic()
             try:
-                faces = tuple(self.faces.detect(rgb, min_score=self.min_score))
+                faces = tuple(self.faces.find(rgb, min_score=self.min_score, candidate_score=self.candidate_score))
             except Exception as exc:
                 errors.append(f"faces: {type(exc).__name__}: {exc}")
             timings["faces"] = time.monotonic() - start
-        analysis = Analysis(nsfw, faces, tuple(errors), timings)
+        start = time.monotonic()
+        grids = MappingProxyType(cells.face_grids(rgb, faces, original) if faces else {})
+        wash = cells.wash(rgb, original)
+        timings["grids"] = time.monotonic() - start
+        analysis = Analysis(nsfw, faces, tuple(errors), timings, grids, wash)
         if errors:
             _log.warning("vision model failed", extra={"fields": {"errors": errors}})
         elif self._cache is not None:
