@@ -49,7 +49,7 @@ SIDE = 640
 #: The portrait's hand-labelled face (x0, y0, x1, y1, pixels of the 800x533 original).
 FACE = (312, 75, 480, 297)
 LIMITS = pipeline.Limits(max_source_bytes=64 << 20, max_source_pixels=50_000_000, max_frames=1,
-                         max_output_dimension=8192, allowed_formats=frozenset({"jpeg", "png"}))
+                         max_output_dimension=8192, allowed_formats=frozenset({"jpeg", "png"}), max_blur_cost=1000)
 
 
 def srgb(path: Path, side: int = SIDE):

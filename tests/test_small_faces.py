@@ -31,7 +31,7 @@ FACE = (312, 75, 480, 297)
 #: Context cut around it (hair, neck, shoulders), as fractions of the face's width and height.
 CONTEXT_X, CONTEXT_Y = 0.4, 0.3
 LIMITS = pipeline.Limits(max_source_bytes=64 << 20, max_source_pixels=50_000_000, max_frames=1,
-                         max_output_dimension=8192, allowed_formats=frozenset({"jpeg", "png"}))
+                         max_output_dimension=8192, allowed_formats=frozenset({"jpeg", "png"}), max_blur_cost=1000)
 REQUIRED = {0.01: 0.80, 0.015: 0.95, 0.02: 0.95}
 
 
