@@ -27,3 +27,23 @@ def serving(server: socketserver.BaseServer) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections, reads a request and never answers (a hung
+    origin or S3 endpoint, for timeout tests); yields its port. Held connections are released on exit."""
+    release = threading.Event()
+
+    class Silent(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            release.wait(30)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    try:
+        with serving(server) as port:
+            yield port
+    finally:
+        release.set()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socketserver
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 from edgeproxy.responses import surrogate_key
 from testkit import bombs
-from testkit.net import free_port, serving
+from testkit.net import free_port, serving, silent_server
 from testkit.varnish import Varnish, is_hit, start_varnish
 from tests.conftest import ROOT, decode, loader_format, make_client, signed
 from tests.varnish import require_varnish
@@ -38,20 +36,8 @@ def tag_pair(response: httpx.Response) -> tuple[str | None, str | None]:
 @contextlib.contextmanager
 def silent_origin() -> Iterator[str]:
     """An HTTP origin on 127.0.0.1 that accepts connections and never answers; yields its base URL."""
-    release = threading.Event()
-
-    class Silent(socketserver.BaseRequestHandler):
-        def handle(self):
-            self.request.recv(65536)
-            release.wait(30)
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Silent)
-    server.daemon_threads = True
-    try:
-        with serving(server) as port:
-            yield f"http://127.0.0.1:{port}/o"
-    finally:
-        release.set()
+    with silent_server() as port:
+        yield f"http://127.0.0.1:{port}/o"
 
 
 @pytest.fixture

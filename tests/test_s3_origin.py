@@ -8,8 +8,6 @@ import contextlib
 import json
 import logging
 import os
-import socketserver
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.origins.s3 import S3Options, S3Origin, parse_location
 from edgeproxy.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
-from testkit.net import free_port, serving
+from testkit.net import free_port, silent_server
 from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
 
 BUCKET = "edgeproxy-originals"
@@ -374,26 +372,12 @@ def test_missing_bucket_is_502_not_404(s3):
 
 
 def test_endpoint_that_never_answers_is_504_within_the_deadline(s3):
-    release = threading.Event()
-
-    class Silent(socketserver.BaseRequestHandler):
-        """Accepts the connection, reads the request and never answers."""
-
-        def handle(self):
-            self.request.recv(65536)
-            release.wait(30)
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Silent)
-    server.daemon_threads = True
-    try:
-        with serving(server) as port, s3_log() as records, make_client(
-                {"s3": f"s3://{BUCKET}/{PREFIX}"}, origin_timeout=1,
-                **s3.settings(s3_endpoint_url=f"http://127.0.0.1:{port}")) as client:
-            start = time.monotonic()
-            response = client.get(signed("/w:100/s3/portrait.jpg"))
-            elapsed = time.monotonic() - start
-    finally:
-        release.set()
+    with silent_server() as port, s3_log() as records, make_client(
+            {"s3": f"s3://{BUCKET}/{PREFIX}"}, origin_timeout=1,
+            **s3.settings(s3_endpoint_url=f"http://127.0.0.1:{port}")) as client:
+        start = time.monotonic()
+        response = client.get(signed("/w:100/s3/portrait.jpg"))
+        elapsed = time.monotonic() - start
     assert (response.status_code, response.text.strip()) == (504, "origin timed out")
     assert 0.9 < elapsed < 5, elapsed
     assert "timed out after 1 s" in log_text(records)
