@@ -22,7 +22,7 @@ from bench import ceiling, load, servers
 from bench.workload import prepare
 from edgeproxy import __version__
 from edgeproxy.settings import Settings, load_settings
-from edgeproxy.signing import sign_path
+from edgeproxy.url.signing import sign_path
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"

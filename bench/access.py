@@ -28,8 +28,8 @@ from pathlib import Path
 import pyvips
 
 from bench.sections import publish
-from edgeproxy import vips
-from edgeproxy.geometry import jpeg_shrink
+from edgeproxy.render import vips
+from edgeproxy.render.geometry import jpeg_shrink
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"

@@ -23,7 +23,7 @@ import httpx
 
 from bench.servers import Server
 from edgeproxy.settings import SAMPLES_DIR
-from edgeproxy.signing import sign_path
+from edgeproxy.url.signing import sign_path
 from testkit import bombs
 from testkit.net import free_port
 

@@ -27,7 +27,7 @@ import c2pa
 import pyvips
 
 from bench.sections import publish
-from edgeproxy.provenance import DerivativeSigner, derivative_actions, read_manifest, redactions
+from edgeproxy.provenance.credentials import DerivativeSigner, derivative_actions, read_manifest, redactions
 from testkit.c2pa import make_credentials, sign_original
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -52,9 +52,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.sections import publish
 from bench.servers import Server, start_edgeproxy
 from edgeproxy import __version__, prewarm
-from edgeproxy.negotiate import accepted_image_types
-from edgeproxy.signing import FULL_SIZE, sign_path
-from edgeproxy.spec import build_path, parse_options
+from edgeproxy.http.negotiate import accepted_image_types
+from edgeproxy.url.signing import FULL_SIZE, sign_path
+from edgeproxy.url.spec import build_path, parse_options
 from testkit.net import free_port
 from testkit.varnish import Varnish, counter, find_varnish, is_hit, start_varnish
 

@@ -1,7 +1,7 @@
 """The ceiling: the same decode-resize-encode done directly, no HTTP, no server.
 
 ``threads`` threads loop over the workload's files for ``seconds``, each calling the same libvips
-operations edgeproxy's pipeline calls for that URL, through the thin wrappers in ``edgeproxy.vips``
+operations edgeproxy's pipeline calls for that URL, through the thin wrappers in ``edgeproxy.render.vips``
 (JPEG DCT shrink-on-load + Lanczos, AVIF through libavif, ``thumbnail_buffer`` for the rest, then
 the encoder with the same settings), with libvips' concurrency set as edgeproxy sets it. What
 edgeproxy adds on top (HTTP, parsing, signing, negotiation, the pipeline's Python) is the gap.
@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from bench.workload import Workload
-from edgeproxy import vips
-from edgeproxy.geometry import jpeg_shrink
 from edgeproxy.proxy import encoder_options
+from edgeproxy.render import vips
+from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import Settings
 
 

@@ -30,7 +30,7 @@ import pyvips
 
 from bench.sections import publish
 from bench.servers import Server
-from edgeproxy.signing import sign_path
+from edgeproxy.url.signing import sign_path
 from testkit import coordinates
 from testkit.net import free_port
 

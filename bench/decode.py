@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bench.sections import publish
-from edgeproxy import pillow, vips
 from edgeproxy.errors import ProxyError
+from edgeproxy.render import pillow, vips
 
 ROOT = Path(__file__).resolve().parent.parent
 TAGS = ("bmp", "ico", "psd", "jp2", "heic", "jxl", "avif")

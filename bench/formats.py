@@ -51,8 +51,8 @@ import pyvips
 from PIL import Image
 
 from bench.sections import publish
-from edgeproxy import vips
 from edgeproxy.proxy import encoder_options
+from edgeproxy.render import vips
 from edgeproxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ def reference(path: Path | str, width: int = WIDTH) -> pyvips.Image:
 
 def encode(image: pyvips.Image, codec: Codec, quality: int) -> bytes:
     """``image`` encoded by ``codec`` at ``quality`` (1..100), metadata stripped: edgeproxy's own
-    ``vips.encode`` (JPEG XL through ``edgeproxy.pillow.encode_jxl``)."""
+    ``vips.encode`` (JPEG XL through ``edgeproxy.render.pillow.encode_jxl``)."""
     return vips.encode(image, codec.fmt, quality, True, codec.options)
 
 

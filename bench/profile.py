@@ -18,9 +18,9 @@ import pyvips
 from PIL import Image
 
 from bench.workload import Workload, prepare
-from edgeproxy import vips
-from edgeproxy.geometry import jpeg_shrink
 from edgeproxy.proxy import encoder_options
+from edgeproxy.render import vips
+from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

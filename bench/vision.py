@@ -36,7 +36,7 @@ import onnxruntime
 import pyvips
 
 from bench.sections import publish
-from edgeproxy import pipeline
+from edgeproxy.render import pipeline
 from edgeproxy.vision.analysis import Vision, small_rgb
 from edgeproxy.vision.faces import FaceModel
 from edgeproxy.vision.models import default_dir

@@ -36,7 +36,7 @@ import httpx
 
 from bench.sections import publish
 from bench.servers import start_edgeproxy
-from edgeproxy.signing import PathSigner
+from edgeproxy.url.signing import PathSigner
 from edgeproxy.vision.models import default_dir
 from testkit.net import free_port
 

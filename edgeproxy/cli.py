@@ -99,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from edgeproxy.logs import logging_config
+    from edgeproxy.http.logs import logging_config
     from edgeproxy.settings import SERIALIZED_ENV, SettingsError, load_settings, serialize
-    from edgeproxy.signing import UNSIGNED, PathSigner
+    from edgeproxy.url.signing import UNSIGNED, PathSigner
 
     try:
         settings = load_settings(
@@ -141,11 +141,11 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"metrics_multiprocess_dir": metrics_dir})
         os.environ[SERIALIZED_ENV] = serialize(settings)
         try:
-            uvicorn.run("edgeproxy.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+            uvicorn.run("edgeproxy.http.app:create_app_from_env", factory=True, workers=settings.workers, **common)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
-        from edgeproxy.app import create_app
+        from edgeproxy.http.app import create_app
 
         uvicorn.run(create_app(settings), **common)
     return 0
@@ -188,7 +188,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     from edgeproxy.settings import env_signature_size, env_signing_key
-    from edgeproxy.signing import INFO_PREFIX, sign_path
+    from edgeproxy.url.signing import INFO_PREFIX, sign_path
 
     key = args.signing_key or env_signing_key()
     if not key:
@@ -212,7 +212,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _surrogate_key(args: argparse.Namespace) -> int:
-    from edgeproxy.responses import surrogate_key
+    from edgeproxy.http.responses import surrogate_key
 
     print(surrogate_key(args.origin, args.key))
     return 0

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from edgeproxy.negotiate import ACCEPT_BUCKETS
-from edgeproxy.urls import UrlBuilder
+from edgeproxy.http.negotiate import ACCEPT_BUCKETS
+from edgeproxy.url.builders import UrlBuilder
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, sig
     ``auto`` or not given (the CDN stores one answer per bucket; a preset's own format is the
     server's to know), else one.
 
-    Paths are built by ``edgeproxy.urls.UrlBuilder`` from the same options a page passes to it
+    Paths are built by ``edgeproxy.url.builders.UrlBuilder`` from the same options a page passes to it
     (``UrlBuilder.url("media", key, width=640, format="auto")`` is ``--variant w:640/f:auto``), so
     the CDN caches exactly the URLs pages request: the same options in the same order, the same
     signature.

@@ -19,25 +19,26 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import SecretStr
 
-from edgeproxy import PIPELINE_VERSION, __version__, pillow, pipeline, vips
+from edgeproxy import PIPELINE_VERSION, __version__
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError, blocked
-from edgeproxy.metrics import Metrics
-from edgeproxy.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
-from edgeproxy.negotiate import AutoSize, Negotiated
-from edgeproxy.obscure import ALGORITHM as OBSCURE_ALGORITHM
-from edgeproxy.obscure import Grid
+from edgeproxy.http.metrics import Metrics
+from edgeproxy.http.negotiate import AutoSize, Negotiated
+from edgeproxy.http.responses import HeaderPolicy, surrogate_key
 from edgeproxy.origins import Origin, Original, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.purge import PurgeHook, run_hooks
-from edgeproxy.responses import HeaderPolicy, surrogate_key
+from edgeproxy.render import pillow, pipeline, vips
+from edgeproxy.render.obscure import ALGORITHM as OBSCURE_ALGORITHM
+from edgeproxy.render.obscure import Grid
+from edgeproxy.render.pool import RenderPool
 from edgeproxy.settings import Settings
-from edgeproxy.signing import PathSigner
-from edgeproxy.spec import Redact, TransformSpec, compile_presets
-from edgeproxy.workers import RenderPool
+from edgeproxy.url.signing import PathSigner
+from edgeproxy.url.spec import Redact, TransformSpec, compile_presets
+from edgeproxy.vision.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
 
 if TYPE_CHECKING:
-    from edgeproxy.provenance import DerivativeSigner
+    from edgeproxy.provenance.credentials import DerivativeSigner
     from edgeproxy.vision.analysis import Analysis, Vision
 
 _log = logging.getLogger("edgeproxy")
@@ -51,7 +52,7 @@ class Treatment:
     (seconds) of an answer that may change soon, else None (immutable); from the original's
     analysis, each face's obscuring grid in the ``redact`` mode (``face_grids``; None when
     ``faces`` is) and the whole original's (``wash``), in the original's coordinates
-    (``edgeproxy.obscure``)."""
+    (``edgeproxy.render.obscure``)."""
 
     faces: tuple | None = None
     redact: Redact | None = None
@@ -136,7 +137,7 @@ class Proxy:
         vision = c2pa = None
         c2pa_id = ""
         with contextlib.suppress(ImportError):  # c2pa-python comes with the [vision] extra (for /info)
-            from edgeproxy import provenance
+            from edgeproxy.provenance import credentials as provenance
 
             provenance.configure()  # remote manifest fetch and OCSP off before any manifest is read
         if settings.nsfw_model or settings.face_model:
@@ -149,7 +150,7 @@ class Proxy:
                 raise StartupError(f"vision model {exc}") from None
         if settings.c2pa_origins:
             try:
-                from edgeproxy import provenance
+                from edgeproxy.provenance import credentials as provenance
             except ImportError as exc:
                 raise StartupError(f"c2pa_origins needs the [vision] extra (c2pa-python): {exc}") from None
             try:
@@ -463,7 +464,7 @@ class Proxy:
         parent ingredient, titled ``title``, and the actions done (``c2pa.resized``,
         ``c2pa.cropped``, ``c2pa.filtered``, ``c2pa.transcoded``) with the output's width, height
         and format. Blocking; its time is the ``c2pa`` step of ``rendered.timings``."""
-        from edgeproxy.provenance import derivative_actions
+        from edgeproxy.provenance.credentials import derivative_actions
 
         start = time.monotonic()
         source, plan, spec = rendered.source, rendered.plan, ctx.spec

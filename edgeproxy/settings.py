@@ -31,11 +31,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edgeproxy.moderation import SIDECAR_MAX_DEPTH, Action, Policy
-from edgeproxy.negotiate import AutoSize
+from edgeproxy.http.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
-from edgeproxy.spec import compile_presets
+from edgeproxy.url.spec import compile_presets
+from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH, Action, Policy
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -48,7 +48,7 @@ MIN_ADMIN_TOKEN_BYTES = 16
 #: Environment variable through which ``edgeproxy serve --workers N`` hands settings to workers.
 SERIALIZED_ENV = "EDGEPROXY_SETTINGS_JSON"
 #: Input formats. bmp, ico, psd, jp2 decode through Pillow; heif (HEIC) and jxl need the [heif] and
-#: [jxl] extras (a 415 naming the extra without them). See edgeproxy/pillow.py.
+#: [jxl] extras (a 415 naming the extra without them). See edgeproxy/render/pillow.py.
 INPUT_FORMATS = {"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "bmp", "ico", "psd", "jp2", "jxl"}
 
 

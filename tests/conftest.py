@@ -22,10 +22,10 @@ import pyvips
 import uvicorn
 from starlette.applications import Starlette
 
-from edgeproxy import pillow
-from edgeproxy.app import create_app
+from edgeproxy.http.app import create_app
+from edgeproxy.render import pillow
 from edgeproxy.settings import load_settings
-from edgeproxy.signing import sign_path
+from edgeproxy.url.signing import sign_path
 from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pyvips
 
-from edgeproxy.signing import sign_path
+from edgeproxy.url.signing import sign_path
 from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
 
 PHOTO = "flickr-2725x2225.jpg"

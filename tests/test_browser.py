@@ -3,7 +3,7 @@
 The page is served from one 127.0.0.1 port (a small Starlette app) and its images point at
 edgeproxy on another (``client_hints = true``, the corpus as origin ``demo``), so the proxy is a
 third party as it is behind a CDN host. All markup (``<picture>``, ``srcset``, URLs) comes from
-``edgeproxy.urls.UrlBuilder``. Playwright for Python drives Debian's ``/usr/bin/chromium`` (never a
+``edgeproxy.url.builders.UrlBuilder``. Playwright for Python drives Debian's ``/usr/bin/chromium`` (never a
 downloaded browser: ``executable_path`` is given, ``playwright install`` is never run); every image
 request's headers, the response's headers and body (through CDP) and each ``<img>``'s state are
 recorded, the bodies decoded with libvips and compared with what the browser decoded.
@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from edgeproxy.urls import UrlBuilder
+from edgeproxy.url.builders import UrlBuilder
 from tests.conftest import IN_CI, KEY, ROOT, decode, loader_format, make_served, serve_app
 
 try:

@@ -1,7 +1,7 @@
 """The shipped CDN recipes (config/varnish/default.vcl, config/cloudfront/), proved against one truth.
 
 ``config/accept-buckets.json`` lists real-world ``Accept`` strings with the bucket each belongs to.
-The table is checked against the proxy's own rules (``edgeproxy.negotiate.accepted_image_types``),
+The table is checked against the proxy's own rules (``edgeproxy.http.negotiate.accepted_image_types``),
 against the CloudFront Function (``node --test``), and against the shipped VCL: every row is sent
 through a real Varnish running that file in front of edgeproxy, which must make at most one render
 per bucket and give each client a format its ``Accept`` allows. The other tests prove the rest of
@@ -14,7 +14,7 @@ itself, with two proxies and a retry, is ``tests/test_varnish_restart.py``).
 ``config/client-hint-buckets.json`` does the same for the client hints (``Sec-CH-Width``,
 ``Sec-CH-DPR``, ``Save-Data``): the shipped VCL (seen by an echo backend) and the CloudFront Function
 forward exactly each row's bucket or remove the header; every bucket is one the proxy renders as
-itself, and for values browsers send it is the proxy's own rounding (``edgeproxy.negotiate``). On
+itself, and for values browsers send it is the proxy's own rounding (``edgeproxy.http.negotiate``). On
 seeded random values, both recipes give a bucket or nothing, and the proxy's rounding for
 browser-shaped ones. Through Varnish in front of the proxy, every row is served the proxy's answer
 to its bucket, and many hint values make one render per bucket.
@@ -44,11 +44,11 @@ import httpx
 import pytest
 import pyvips
 
-from edgeproxy.app import create_app
-from edgeproxy.negotiate import AutoSize, Negotiated, _hint_number, accepted_image_types, negotiate
-from edgeproxy.responses import surrogate_key
+from edgeproxy.http.app import create_app
+from edgeproxy.http.negotiate import AutoSize, Negotiated, _hint_number, accepted_image_types, negotiate
+from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import Settings, load_settings
-from edgeproxy.spec import TransformSpec
+from edgeproxy.url.spec import TransformSpec
 from testkit.net import free_port
 from testkit.varnish import Varnish, age, backend_health, counter, is_hit, start_varnish
 from tests.conftest import (

@@ -19,7 +19,7 @@ OPTION_SETS = [
     ("/h:80/rot:90/f:webp", ""),
 ]
 ALLOWED = {"jpeg", "png", "webp", "gif", "avif", "tiff"}
-#: Corpus tags of the formats Pillow decodes (edgeproxy/pillow.py): in every install, and with an extra.
+#: Corpus tags of the formats Pillow decodes (edgeproxy/render/pillow.py): in every install, and with an extra.
 PILLOW_TAGS = {"bmp", "ico", "psd", "jp2"}
 EXTRA_TAGS = {"heic": "heif", "jxl": "jxl"}
 

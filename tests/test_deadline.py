@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeproxy import pipeline
 from edgeproxy.errors import ProxyError
-from edgeproxy.negotiate import Negotiated
+from edgeproxy.http.negotiate import Negotiated
 from edgeproxy.proxy import encoder_options
+from edgeproxy.render import pipeline
 from edgeproxy.settings import load_settings
-from edgeproxy.spec import parse_options
+from edgeproxy.url.spec import parse_options
 from testkit import coordinates
 from tests.conftest import make_client, make_served, signed
 

@@ -1,4 +1,4 @@
-"""The formats libvips lacks here, decoded through Pillow (edgeproxy/pillow.py), and JPEG XL output.
+"""The formats libvips lacks here, decoded through Pillow (edgeproxy/render/pillow.py), and JPEG XL output.
 
 Runs in both installs: the default one (BMP, ICO, PSD and JPEG 2000 decode; HEIC and JPEG XL are a
 415 naming the extra) and with ``pip install '.[heif,jxl]'`` (everything decodes; ``f:jxl`` works).
@@ -20,7 +20,7 @@ import pytest
 import pyvips
 from PIL import Image
 
-from edgeproxy import pillow
+from edgeproxy.render import pillow
 from tests.conftest import EXTRAS, decode, loader_format, make_client, make_served, signed
 
 #: Corpus files and what they are, checked by hand: upright width × height, an alpha band, and the

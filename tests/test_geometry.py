@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.geometry import check_box, focal_window, map_box, plan
-from edgeproxy.spec import Crop, Fit, Gravity, TransformSpec
+from edgeproxy.render.geometry import check_box, focal_window, map_box, plan
+from edgeproxy.url.spec import Crop, Fit, Gravity, TransformSpec
 
 
 def out(spec: TransformSpec, w: int = 800, h: int = 600, max_dim: int = 8192):
@@ -81,7 +81,7 @@ def test_box_over_limit_and_crop_outside_are_400():
 
 
 def test_jpeg_shrink_keeps_at_least_the_target_size():
-    from edgeproxy.geometry import jpeg_shrink
+    from edgeproxy.render.geometry import jpeg_shrink
 
     assert jpeg_shrink(2040, 1666, 512, 418) == 2  # 1/4 would give 510 px
     assert jpeg_shrink(2048, 1666, 512, 416) == 4

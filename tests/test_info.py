@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeproxy.responses import surrogate_key
+from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
-from edgeproxy.signing import PathSigner
-from edgeproxy.urls import UrlBuilder
+from edgeproxy.url.builders import UrlBuilder
+from edgeproxy.url.signing import PathSigner
 from testkit.varnish import is_hit, start_varnish
 from tests.conftest import KEY, ROOT, make_client
 from tests.varnish import require_varnish

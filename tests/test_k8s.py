@@ -307,7 +307,7 @@ def test_readiness_stays_ready_when_every_origin_fails(monkeypatch, tmp_path):
     import httpx
     from pydantic import SecretStr
 
-    from edgeproxy.app import create_app
+    from edgeproxy.http.app import create_app
     from testkit.net import free_port
     from tests.conftest import serve_app
 

@@ -244,7 +244,7 @@ def test_metrics_bind_takes_metrics_off_the_public_port(corpus: Path):
 
 
 def test_json_formatter_writes_one_object_per_line():
-    from edgeproxy.logs import JsonFormatter
+    from edgeproxy.http.logs import JsonFormatter
 
     record = logging.LogRecord("edgeproxy.access", logging.INFO, __file__, 1, "request", None, None)
     record.fields = {"status": 200, "request_id": "x"}

@@ -1,4 +1,4 @@
-"""The moderation policy (``edgeproxy.moderation.decide``) and sidecar parsing, as tables, and a
+"""The moderation policy (``edgeproxy.vision.moderation.decide``) and sidecar parsing, as tables, and a
 hostile sidecar served through the real app.
 
 End-to-end behaviour (451, blurred derivatives, caching headers, Varnish) is in
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeproxy.moderation import Action, Metadata, Policy, decide, parse_sidecar
 from edgeproxy.settings import SettingsError, load_settings
-from edgeproxy.signing import PathSigner
+from edgeproxy.url.signing import PathSigner
+from edgeproxy.vision.moderation import Action, Metadata, Policy, decide, parse_sidecar
 from tests.conftest import KEY, make_client, signed
 
 POLICY = Policy(block_threshold=0.85, blur_threshold=0.6, pending=Action.BLOCK)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeproxy.negotiate import AutoSize, accepted_image_types, negotiate
-from edgeproxy.spec import Format, TransformSpec, canonical
+from edgeproxy.http.negotiate import AutoSize, accepted_image_types, negotiate
+from edgeproxy.url.spec import Format, TransformSpec, canonical
 
 
 @pytest.mark.parametrize(

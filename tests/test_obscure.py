@@ -1,4 +1,4 @@
-"""Obscuring grids (``edgeproxy.obscure``, ``vision.cells``, ``vips.paint``, ``vips.wash_grid``) on
+"""Obscuring grids (``edgeproxy.render.obscure``, ``vision.cells``, ``vips.paint``, ``vips.wash_grid``) on
 synthetic images whose cell means are known exactly: where a grid lands for any crop and scale,
 that every crop paints the same pixels, and that alpha, grey and animations are kept."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import pyvips
 
-from edgeproxy import vips
-from edgeproxy.obscure import Grid, Placement, cell_counts, face_box, place
+from edgeproxy.render import vips
+from edgeproxy.render.obscure import Grid, Placement, cell_counts, face_box, place
 from edgeproxy.vision import cells
 
 pytest.importorskip("numpy")

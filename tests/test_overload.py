@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from edgeproxy.cache import SingleFlight
-from edgeproxy.spec import Format
+from edgeproxy.url.spec import Format
 from tests.conftest import make_served, signed
 from tests.test_metrics import value
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from edgeproxy.negotiate import ACCEPT_BUCKETS, accepted_image_types
+from edgeproxy.http.negotiate import ACCEPT_BUCKETS, accepted_image_types
 from tests.conftest import KEY, ROOT, make_client
 from tests.test_metrics import value
 
@@ -56,7 +56,7 @@ def test_prewarm_succeeds_with_exit_status_zero_and_refuses_bad_variants(corpus:
 
 
 def test_prewarm_warms_preset_urls_as_pages_write_them(corpus: Path, tmp_path: Path):
-    """``--variant pr:thumb/q:50``: the URL starts with the preset, as edgeproxy.urls writes it, and is
+    """``--variant pr:thumb/q:50``: the URL starts with the preset, as edgeproxy.url.builders writes it, and is
     sent once per Accept bucket (the preset's format is the server's to know)."""
     from edgeproxy.prewarm import plan
 
@@ -85,7 +85,7 @@ def test_prewarm_requests_exactly_the_urls_the_builder_writes():
     ``UrlBuilder.url(..., format="auto")`` writes ``/SIG/w:640/f:auto/...``: another signature and
     cache key, so prewarming missed the pages' URLs in every bucket."""
     from edgeproxy.prewarm import plan
-    from edgeproxy.urls import UrlBuilder
+    from edgeproxy.url.builders import UrlBuilder
 
     builder = UrlBuilder("", KEY, signature_size=16)
     cases = [  # (variant as given to prewarm, the same options as a page gives them to the builder)
@@ -120,7 +120,7 @@ def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(corpus: Path,
     """Prewarm through Varnish running the shipped VCL, then request the URL a page writes with the
     builder, with real browsers' Accept headers: every one is a hit, and the proxy rendered nothing
     more."""
-    from edgeproxy.urls import UrlBuilder
+    from edgeproxy.url.builders import UrlBuilder
     from testkit.varnish import is_hit, start_varnish
     from tests.varnish import require_varnish
 

@@ -1,4 +1,4 @@
-"""C2PA provenance (edgeproxy/provenance.py): reading originals' manifests, signing derivatives, and
+"""C2PA provenance (edgeproxy/provenance/credentials.py): reading originals' manifests, signing derivatives, and
 proof that neither makes a network request (remote manifests, OCSP).
 
 Certificates are generated here (a CA and an ES256 end-entity certificate with the profile c2pa
@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from edgeproxy import __version__, provenance
-from edgeproxy.provenance import DerivativeSigner, ProvenanceError, derivative_actions, read_manifest
+from edgeproxy import __version__
+from edgeproxy.provenance import credentials as provenance
+from edgeproxy.provenance.credentials import DerivativeSigner, ProvenanceError, derivative_actions, read_manifest
 from testkit.c2pa import Credentials, make_credentials
 from testkit.net import serving
 

@@ -13,7 +13,7 @@ import pyvips
 
 pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 
-from edgeproxy.provenance import read_manifest  # noqa: E402
+from edgeproxy.provenance.credentials import read_manifest  # noqa: E402
 from edgeproxy.proxy import Proxy, StartupError  # noqa: E402
 from edgeproxy.settings import load_settings  # noqa: E402
 from testkit.c2pa import make_credentials  # noqa: E402

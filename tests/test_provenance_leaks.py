@@ -37,7 +37,7 @@ pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 
 import c2pa  # noqa: E402
 
-from edgeproxy import provenance  # noqa: E402
+from edgeproxy.provenance import credentials as provenance  # noqa: E402
 from testkit.c2pa import DIGITAL_CAPTURE, Credentials, make_credentials, sign_original  # noqa: E402
 
 from .conftest import make_client, signed  # noqa: E402

@@ -24,9 +24,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from edgeproxy.app import create_app
-from edgeproxy.logs import JsonFormatter
-from edgeproxy.responses import surrogate_key
+from edgeproxy.http.app import create_app
+from edgeproxy.http.logs import JsonFormatter
+from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from testkit.net import free_port, serving
 from tests.conftest import KEY, ROOT, make_client, serve_app, signed

@@ -13,7 +13,7 @@ import pytest
 import pyvips
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.workers import RenderPool
+from edgeproxy.render.pool import RenderPool
 from tests.conftest import make_served, signed
 
 

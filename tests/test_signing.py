@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.signing import PathSigner, sign_path
+from edgeproxy.url.signing import PathSigner, sign_path
 
 # The README's test vector.
 VECTOR_KEY = "edgeproxy-test-key"

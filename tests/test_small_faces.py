@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import pyvips
 
-from edgeproxy import pipeline
-from edgeproxy.obscure import REDACT_MARGIN
+from edgeproxy.render import pipeline
+from edgeproxy.render.obscure import REDACT_MARGIN
 from edgeproxy.settings import load_settings
 from edgeproxy.vision.analysis import Vision
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.spec import (
+from edgeproxy.url.spec import (
     COMPASS,
     OPTION_NAMES,
     Crop,

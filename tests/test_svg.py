@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from edgeproxy import svg
+from edgeproxy.render import svg
 from testkit.net import serving
 from tests.conftest import decode, loader_format, make_client, signed
 

@@ -1,4 +1,4 @@
-"""The URL builders: edgeproxy/urls.py and clients/js, held to one fixture, and accepted by the proxy.
+"""The URL builders: edgeproxy/url/builders.py and clients/js, held to one fixture, and accepted by the proxy.
 
 ``clients/url-fixtures.json`` is generated from the Python builder by ``scripts/url-fixtures``; here
 every case is rebuilt (and every error case refused), the file is checked to be current, the
@@ -23,9 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.signing import PathSigner
-from edgeproxy.spec import parse_path
-from edgeproxy.urls import OPTION_ORDER, UrlBuilder, format_value
+from edgeproxy.url.builders import OPTION_ORDER, UrlBuilder, format_value
+from edgeproxy.url.signing import PathSigner
+from edgeproxy.url.spec import parse_path
 from tests.conftest import KEY, ROOT, decode, loader_format, make_client, raw_get, run_node_tests
 
 FIXTURE = ROOT / "clients" / "url-fixtures.json"
@@ -197,7 +197,8 @@ def test_builder_errors_and_repr():
 
 
 def test_import_needs_no_jinja2():
-    code = "import sys, edgeproxy.urls; assert not {'jinja2', 'markupsafe'} & set(sys.modules), sys.modules.keys()"
+    code = ("import sys, edgeproxy.url.builders; "
+            "assert not {'jinja2', 'markupsafe'} & set(sys.modules), sys.modules.keys()")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

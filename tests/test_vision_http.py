@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from edgeproxy.responses import surrogate_key
+from edgeproxy.http.responses import surrogate_key
 from testkit.net import serving
 from tests.conftest import decode, loader_format, make_client, make_served, signed
 from tests.test_metrics import value

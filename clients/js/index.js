@@ -1,6 +1,6 @@
 // Signed edgeproxy URLs, srcset strings and <picture> elements, for Node back ends.
 //
-// The same bytes as the Python builder (edgeproxy/urls.py): options in one fixed order with their
+// The same bytes as the Python builder (edgeproxy/url/builders.py): options in one fixed order with their
 // short names, the key percent-encoded as Python's quote(key, safe="/"), HMAC-SHA256 over the path
 // truncated to signatureSize bytes, base64url without padding; /info URLs signed over
 // "/info/{origin}/{key}" (their own signature domain). Both are held to ../url-fixtures.json.

@@ -9,7 +9,7 @@
 //   none       Accept: */*                     anything else (no header, empty, wildcards only,
 //                                              AVIF without WebP, everything refused with q=0)
 //
-// The rules are edgeproxy.negotiate.accepted_image_types, and the table config/accept-buckets.json
+// The rules are edgeproxy.http.negotiate.accepted_image_types, and the table config/accept-buckets.json
 // (which the tests check against the proxy, this function and config/varnish/default.vcl) is the
 // one truth:
 // - an Accept entry counts when its media type is exactly image/avif or image/webp (ASCII case

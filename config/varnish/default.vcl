@@ -172,7 +172,7 @@ sub vcl_recv {
     # negotiate JPEG XL), and AVIF without WebP (the proxy would answer GIF for an animated source
     # to such a client: none is always acceptable, a fourth bucket not worth its renders).
     #
-    # The rules are the proxy's (edgeproxy.negotiate.accepted_image_types), in regular expressions:
+    # The rules are the proxy's (edgeproxy.http.negotiate.accepted_image_types), in regular expressions:
     # - Every "," ";" "=" loses the whitespace around it, and the header is wrapped in commas, so
     #   each entry is ",type;param;param," and spacing such as "image/avif ; q = 0" is read right.
     # - An entry counts when its type is exactly image/avif or image/webp, case ignored ((?i)),

@@ -7,7 +7,7 @@ decode), within the same source limits as a render (413/415/422 as the render wo
 hands that copy to the nsfw classifier and the face detector (``FaceModel.find``: faces from
 about 1 % of the long side up). From the same copy it computes the grids that obscure each face
 and the whole original (``vision.cells``), so every derivative obscures them the same way,
-whatever its crop or scale (``edgeproxy.obscure``). The result (``Analysis``) is cached
+whatever its crop or scale (``edgeproxy.render.obscure``). The result (``Analysis``) is cached
 per (origin, key, origin ETag): the second derivative of an original, in any size or format,
 costs a dictionary lookup. A model that fails at inference time does not fail the request: its
 part of the analysis is None, the failure is named in ``errors`` (never cached), and callers
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import cachetools
 
-from edgeproxy import pipeline, vips
-from edgeproxy.obscure import Grid
+from edgeproxy.render import pipeline, vips
+from edgeproxy.render.obscure import Grid
 from edgeproxy.vision import cells
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeproxy.obscure import OBSCURE_CELLS, WASH_CELLS, Box, Grid, cell_counts, face_box
+from edgeproxy.render.obscure import OBSCURE_CELLS, WASH_CELLS, Box, Grid, cell_counts, face_box
 
 
 def _weights(lo: float, hi: float, cells: int, pixels: int) -> tuple[int, np.ndarray]:

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeproxy import __version__, boundedjson, info, vips
+from edgeproxy import __version__, boundedjson
 from edgeproxy.errors import (
     ProxyError,
     bad_request,
@@ -38,16 +38,18 @@ from edgeproxy.errors import (
     not_found,
     unsupported_format,
 )
-from edgeproxy.geometry import check_box
-from edgeproxy.logs import ACCESS, AccessRecord, header_values, request_id
-from edgeproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edgeproxy.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
+from edgeproxy.http import info
+from edgeproxy.http.logs import ACCESS, AccessRecord, header_values, request_id
+from edgeproxy.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edgeproxy.http.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
+from edgeproxy.http.responses import etag_matches, server_timing, strong_etag, surrogate_key
 from edgeproxy.origins import Origin
 from edgeproxy.proxy import Proxy, StartupError
-from edgeproxy.responses import etag_matches, server_timing, strong_etag, surrogate_key
+from edgeproxy.render import vips
+from edgeproxy.render.geometry import check_box
 from edgeproxy.settings import Settings
-from edgeproxy.signing import INFO_PREFIX
-from edgeproxy.spec import Format, canonical, parse_path
+from edgeproxy.url.signing import INFO_PREFIX
+from edgeproxy.url.spec import Format, canonical, parse_path
 
 _log = logging.getLogger("edgeproxy")
 _access = logging.getLogger(ACCESS)
@@ -386,7 +388,7 @@ async def purge(request: Request) -> Response:
 
 async def info_endpoint(request: Request) -> Response:
     """``GET|HEAD /info/{signature}/{origin}/{key}``: what is known about an original, as JSON
-    (``edgeproxy.info.answer``). Signed over ``/info/{origin}/{key}``, its own signature domain: an
+    (``edgeproxy.http.info.answer``). Signed over ``/info/{origin}/{key}``, its own signature domain: an
     ``/info`` signature renders no image and a transform signature answers no ``/info``. A blocked
     original is described only as blocked unless the request carries the admin token (``_admin``),
     whose answers are ``private, no-store``. Public answers are cached ``moderation_max_age``

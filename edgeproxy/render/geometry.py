@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeproxy.errors import bad_request
-from edgeproxy.spec import Fit, TransformSpec
+from edgeproxy.url.spec import Fit, TransformSpec
 
 Box = tuple[int, int, int, int]  # left, top, width, height in pixels
 

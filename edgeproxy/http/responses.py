@@ -24,7 +24,7 @@ from email.utils import formatdate
 from starlette.responses import Response
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.negotiate import ACCEPT_CH
+from edgeproxy.http.negotiate import ACCEPT_CH
 
 
 def surrogate_key(origin: str, key: str) -> str:

@@ -3,7 +3,7 @@
 A page needs URLs that the proxy accepts byte for byte: options spelled in the grammar, the key
 percent-encoded, and the whole path signed with the proxy's key (README, "URL grammar" and "Signing")::
 
-    >>> from edgeproxy.urls import UrlBuilder
+    >>> from edgeproxy.url.builders import UrlBuilder
     >>> images = UrlBuilder("https://img.example.com", "edgeproxy-test-key")
     >>> images.path("demo", "photo.jpg", width=400, format="auto")
     '/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg'
@@ -15,7 +15,7 @@ percent-encoded, and the whole path signed with the proxy's key (README, "URL gr
 The builder writes options with their short names in one fixed order (``pr, w, h, fit, g, dpr, f,
 q, c, rot, flip, blur, sharpen, bg, redact, enlarge, strip, exp, v``), so the same options always give the
 same URL, hence one CDN cache entry. Every option is checked with the proxy's own parser
-(``edgeproxy.spec.parse_options``) before it is signed, so a URL the builder returns does not answer
+(``edgeproxy.url.spec.parse_options``) before it is signed, so a URL the builder returns does not answer
 400 for its options (presets excepted: they are the proxy's configuration, so only their names are
 checked, and a preset's ``h`` with the URL's ``w:auto`` is found by the proxy alone). The JavaScript
 package in ``clients/js`` builds the same bytes; both are held to ``clients/url-fixtures.json``
@@ -38,17 +38,17 @@ from typing import Any
 from urllib.parse import quote
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.signing import FULL_SIZE, INFO_PREFIX, PathSigner
-from edgeproxy.spec import OPTION_NAMES as SPEC_OPTION_NAMES
-from edgeproxy.spec import SHORT_NAMES, TransformSpec, parse_options
+from edgeproxy.url.signing import FULL_SIZE, INFO_PREFIX, PathSigner
+from edgeproxy.url.spec import OPTION_NAMES as SPEC_OPTION_NAMES
+from edgeproxy.url.spec import SHORT_NAMES, TransformSpec, parse_options
 
 __all__ = ["MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "format_value"]
 
 #: Option keyword (long name or short name) -> the short name written in the path: the grammar's own
-#: names (``edgeproxy.spec.OPTION_NAMES``).
+#: names (``edgeproxy.url.spec.OPTION_NAMES``).
 OPTION_NAMES: dict[str, str] = {name: SHORT_NAMES[field] for name, field in SPEC_OPTION_NAMES.items()}
 #: The order options are written in, whatever order they were given in: presets first, then the
-#: canonical order (``edgeproxy.spec.canonical``), ``pr, w, h, fit, g, dpr, f, q, c, rot, flip, blur,
+#: canonical order (``edgeproxy.url.spec.canonical``), ``pr, w, h, fit, g, dpr, f, q, c, rot, flip, blur,
 #: sharpen, bg, redact, enlarge, strip, exp, v``.
 OPTION_ORDER: tuple[str, ...] = ("pr", *(SHORT_NAMES[f.name] for f in fields(TransformSpec) if f.name in SHORT_NAMES))
 #: ``<source type>`` of each output format ``picture`` can offer.
@@ -483,7 +483,7 @@ def _segments(options: dict[str, Any]) -> list[str]:
 
     Raises:
         ValueError: an unknown or twice-given option, a bad preset name, characters that would need
-            percent-encoding, or a value or combination ``edgeproxy.spec.parse_options`` refuses (its
+            percent-encoding, or a value or combination ``edgeproxy.url.spec.parse_options`` refuses (its
             message; e.g. ``w:auto`` with ``h``).
     """
     values = _short_names(options)

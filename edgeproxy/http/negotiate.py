@@ -24,7 +24,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from edgeproxy.spec import Format, TransformSpec
+from edgeproxy.url.spec import Format, TransformSpec
 
 #: The hints the proxy reads (``Accept-CH`` when ``client_hints`` is on). Chromium ignores
 #: ``Accept-CH`` on image responses: the page itself must send it and delegate the hints to the

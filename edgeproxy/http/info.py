@@ -7,7 +7,7 @@ from the parts the proxy already has.
 
 Who sees what:
 
-- The signature covers ``/info/{origin}/{key}`` (``edgeproxy.signing``): an ``/info`` URL is no
+- The signature covers ``/info/{origin}/{key}`` (``edgeproxy.url.signing``): an ``/info`` URL is no
   transform URL, and a transform URL is no ``/info`` URL.
 - An original that moderation blocks (its derivatives answer 451) is described only as blocked,
   ``BLOCKED``: no facts, faces, hash, score, provenance or C2PA, which would describe what is
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, Response
 
-from edgeproxy import pipeline
 from edgeproxy.errors import bad_request, not_found
-from edgeproxy.moderation import Action, Decision, Metadata
-from edgeproxy.responses import etag_matches, strong_etag, surrogate_key
-from edgeproxy.signing import INFO_PREFIX
-from edgeproxy.spec import TransformSpec, parse_path
+from edgeproxy.http.responses import etag_matches, strong_etag, surrogate_key
+from edgeproxy.render import pipeline
+from edgeproxy.url.signing import INFO_PREFIX
+from edgeproxy.url.spec import TransformSpec, parse_path
+from edgeproxy.vision.moderation import Action, Decision, Metadata
 
 if TYPE_CHECKING:
     from edgeproxy.proxy import Proxy
@@ -100,7 +100,7 @@ def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
     info = ctx.info
     mime = pipeline.INPUT_MIME.get(info.format, "application/octet-stream")
     try:
-        from edgeproxy import provenance
+        from edgeproxy.provenance import credentials as provenance
     except ImportError:  # c2pa-python comes with the [vision] extra
         manifest = None
     else:

@@ -65,7 +65,7 @@ class Format(enum.StrEnum):
     JPEG = "jpeg"
     PNG = "png"
     GIF = "gif"
-    JXL = "jxl"  # JPEG XL: only with the [jxl] extra installed (edgeproxy.pillow.encode_jxl)
+    JXL = "jxl"  # JPEG XL: only with the [jxl] extra installed (edgeproxy.render.pillow.encode_jxl)
 
 
 class Redact(enum.StrEnum):

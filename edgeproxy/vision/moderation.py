@@ -31,7 +31,7 @@ from typing import Any
 
 from edgeproxy import boundedjson
 
-_log = logging.getLogger("edgeproxy.moderation")
+_log = logging.getLogger("edgeproxy.vision.moderation")
 #: The metadata member (S3: ``x-amz-meta-moderation``) holding the human verdict.
 VERDICT_FIELD = "moderation"
 _HUMAN = {"approved": "allow", "rejected": "block", "pending": "pending"}
@@ -78,7 +78,7 @@ def parse_sidecar(data: bytes, max_bytes: int, *, max_depth: int = SIDECAR_MAX_D
     bytes and nested at most ``max_depth`` levels, both checked before it is parsed:
     ``edgeproxy.boundedjson``). Never raises: a sidecar that is too large, too deep, not JSON or
     not an object gives a ``Metadata`` with ``error`` set, and so a pending verdict, and a warning
-    (logger ``edgeproxy.moderation``) naming the sidecar (``name``, e.g. ``origin/key.json``) and
+    (logger ``edgeproxy.vision.moderation``) naming the sidecar (``name``, e.g. ``origin/key.json``) and
     the problem, never its content."""
     try:
         values = boundedjson.loads(data, max_bytes=max_bytes, max_depth=max_depth)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import pyvips
 
-from edgeproxy import pillow
 from edgeproxy.errors import ProxyError, timed_out, undecodable, unsupported_format
-from edgeproxy.obscure import Grid, Placement
+from edgeproxy.render import pillow
+from edgeproxy.render.obscure import Grid, Placement
 
 #: libvips loader (without ``_buffer``/``_source``) -> input format name used in settings.
 LOADER_FORMATS = {
@@ -61,7 +61,7 @@ class SourceInfo:
     orientation: int
     animated: bool
     colour_manage: bool = False  # an embedded ICC profile that is not sRGB: transform to sRGB
-    pillow: bool = False  # decoded by Pillow (edgeproxy.pillow), not libvips: see load_pillow
+    pillow: bool = False  # decoded by Pillow (edgeproxy.render.pillow), not libvips: see load_pillow
     icc: str | None = None  # the embedded ICC profile's description ("" when unnamed); None: no profile read
 
 
@@ -215,7 +215,7 @@ def probe(data: bytes, allowed: frozenset[str] | None = None) -> SourceInfo:
     """Read the header of ``data`` (bytes of an encoded image), without decoding pixels.
 
     libvips reads JPEG, PNG, WebP, GIF, AVIF, HEIF, TIFF and SVG headers; BMP, ICO, PSD, JPEG 2000,
-    JPEG XL and HEIC (HEVC, which the wheel's libheif cannot decode) go to ``edgeproxy.pillow``,
+    JPEG XL and HEIC (HEVC, which the wheel's libheif cannot decode) go to ``edgeproxy.render.pillow``,
     unless ``allowed`` (input format names) leaves them out: then no Pillow code sees the bytes.
 
     Raises:
@@ -275,7 +275,7 @@ def _probe(data: bytes, allowed: frozenset[str] | None) -> SourceInfo:
 
 
 def _probe_pillow(data: bytes, fmt: str, allowed: frozenset[str] | None) -> SourceInfo:
-    """``probe`` for a format only ``edgeproxy.pillow`` reads. Whether the ICC profile is sRGB is
+    """``probe`` for a format only ``edgeproxy.render.pillow`` reads. Whether the ICC profile is sRGB is
     known only once decoded (``load_pillow`` then keeps a profile only when it is not sRGB), so
     ``colour_manage`` is on."""
     if allowed is not None and fmt not in allowed:
@@ -364,7 +364,7 @@ def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: boo
 
 
 def load_pillow(data: bytes, info: SourceInfo) -> pyvips.Image:
-    """Decode through ``edgeproxy.pillow``: upright, 8- or 16-bit, the ICC profile attached.
+    """Decode through ``edgeproxy.render.pillow``: upright, 8- or 16-bit, the ICC profile attached.
 
     The pixels are handed to libvips without another copy (``new_from_memory`` keeps a reference).
     AVIF comes here too: the ``pyvips-binary`` build decodes AV1 through libheif with libaom, which

@@ -24,12 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeproxy import svg, vips
 from edgeproxy.errors import timed_out, too_large, unsupported_format
-from edgeproxy.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
-from edgeproxy.negotiate import Negotiated
-from edgeproxy.obscure import WASH_CELLS, Grid, cell_counts, place
-from edgeproxy.spec import Format, Redact, TransformSpec
+from edgeproxy.http.negotiate import Negotiated
+from edgeproxy.render import svg, vips
+from edgeproxy.render.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
+from edgeproxy.render.obscure import WASH_CELLS, Grid, cell_counts, place
+from edgeproxy.url.spec import Format, Redact, TransformSpec
 
 #: Formats that keep an alpha band; JPEG output is flattened onto the background.
 ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF, Format.JXL}

@@ -1,0 +1,1 @@
+"""The HTTP edge: the ASGI app, responses and their headers, negotiation, /info, logs, metrics."""

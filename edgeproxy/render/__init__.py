@@ -1,0 +1,1 @@
+"""Rendering: the pipeline, its geometry, and the libvips and Pillow adapters."""

@@ -1,0 +1,1 @@
+"""URLs: the grammar (spec), signatures (signing) and the URL builders (builders)."""
