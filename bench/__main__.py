@@ -102,9 +102,12 @@ def main(argv: list[str] | None = None) -> int:
                 paths = edgeproxy_paths(w) if name == "edgeproxy" else [w.thumbor_path(f) for f in w.files]
                 for c in concurrencies:
                     r = results[(name, w.name, c)] = measure(server, paths, c, args.seconds)
-                    print(f"{name:10} {w.name:14} c={c:<3} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f} ms  "
-                          f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  rss {r['peak_rss_mb']:.0f} MB  "
-                          f"cpu {r['cpu_per_request_ms']:.1f} ms/req", flush=True)
+                    print(
+                        f"{name:10} {w.name:14} c={c:<3} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f} ms  "
+                        f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  rss {r['peak_rss_mb']:.0f} MB  "
+                        f"cpu {r['cpu_per_request_ms']:.1f} ms/req",
+                        flush=True,
+                    )
             after = ceiling.run(w, images, cores, args.seconds / 2, settings)
             print(f"ceiling    {w.name:14} {after['rps']:7.1f} img/s (after)", flush=True)
             # The ceiling brackets the servers' measurements; its drift shows how steady the machine was.
@@ -116,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             w = workloads[0]
             one = [sign_path("/v:storm" + w.edgeproxy_path(w.files[0]), KEY)]
             storm = measure(running["edgeproxy"], one, 16, args.seconds)
-            print(f"storm      {w.name:14} c=16  {storm['rps']:7.1f} req/s  cpu {storm['cpu_per_request_ms']:.2f} "
-                  f"ms/req", flush=True)
+            print(
+                f"storm      {w.name:14} c=16  {storm['rps']:7.1f} req/s  cpu {storm['cpu_per_request_ms']:.2f} ms/req",
+                flush=True,
+            )
     finally:
         for server in running.values():
             server.stop()
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     # Keep the sections other benchmarks wrote (every "## " section: bench.cdn, bench.formats).
     old = args.output.read_text() if args.output.exists() else ""
     other = OTHER_SECTIONS.search(old)
-    kept = old[other.start():] if other else ""
+    kept = old[other.start() :] if other else ""
     args.output.write_text(report.rstrip("\n") + "\n\n" + kept if kept else report)
     return 0
 
@@ -148,7 +153,8 @@ def render_report(results, workloads, concurrencies, cores, storm, args) -> str:
         f"--seconds {args.seconds:g}` on {cores} cores ({platform.processor() or platform.machine()}, "
         f"{platform.python_implementation()} {platform.python_version()}).",
         f"edgeproxy {__version__}, libvips {'.'.join(str(pyvips.version(i)) for i in range(3))} (pyvips-binary), "
-        + ", ".join(f"{k} {v}" for k, v in thumbor_versions.items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in thumbor_versions.items())
+        + ".",
         "Ceiling: the libvips operations edgeproxy runs for each URL (`bench/ceiling.py`), in as many threads "
         "as cores, measured right before and right after the servers on that workload (mean shown; "
         "'ceiling drift' is the change between the two, a measure of how steady the machine was), "

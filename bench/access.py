@@ -33,15 +33,19 @@ from edgeproxy.render.geometry import jpeg_shrink
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
-OPTIONS = vips.EncodeOptions(avif_effort=0, webp_effort=2, jpeg_progressive=False, png_compression=6,
-                             jxl_effort=4, threads=1)
+OPTIONS = vips.EncodeOptions(
+    avif_effort=0, webp_effort=2, jpeg_progressive=False, png_compression=6, jxl_effort=4, threads=1
+)
 
 
 def _originals() -> dict[str, bytes]:
     photo = pyvips.Image.new_from_file(str(CORPUS / "flickr-2725x2225.jpg"))
     big = photo.resize(6000 / photo.width, vscale=4000 / photo.height)
-    return {"2725x2225 JPEG": photo.jpegsave_buffer(Q=85), "2725x2225 PNG": photo.pngsave_buffer(compression=1),
-            "6000x4000 JPEG": big.jpegsave_buffer(Q=85)}
+    return {
+        "2725x2225 JPEG": photo.jpegsave_buffer(Q=85),
+        "2725x2225 PNG": photo.pngsave_buffer(compression=1),
+        "6000x4000 JPEG": big.jpegsave_buffer(Q=85),
+    }
 
 
 def _in_memory(data: bytes, fmt: str, size: tuple[int, int], out: tuple[int, int]) -> bytes:
@@ -83,15 +87,20 @@ def rows(repeat: int) -> list[str]:
     for name, data in _originals().items():
         size = tuple(int(v) for v in name.split()[0].split("x"))
         fmt = name.split()[1]
-        for label, target in (("full", size), ("half", (size[0] // 2, size[1] // 2)),
-                              ("600 px", (600, round(600 * size[1] / size[0])))):
+        for label, target in (
+            ("full", size),
+            ("half", (size[0] // 2, size[1] // 2)),
+            ("600 px", (600, round(600 * size[1] / size[0]))),
+        ):
             results = {}
             for variant in VARIANTS:
                 with context.Pool(1) as pool:
                     results[variant] = pool.map(_measure, [(variant, fmt, data, size, target, repeat)])[0]
             (mem_ms, mem_mb), (rnd_ms, rnd_mb) = results["in memory"], results["random"]
-            out.append(f"| {name} | {label} {target[0]}×{target[1]} | {mem_ms:.0f} | {rnd_ms:.0f} | "
-                       f"{mem_ms / rnd_ms:.2f} | {mem_mb:.0f} | {rnd_mb:.0f} |")
+            out.append(
+                f"| {name} | {label} {target[0]}×{target[1]} | {mem_ms:.0f} | {rnd_ms:.0f} | "
+                f"{mem_ms / rnd_ms:.2f} | {mem_mb:.0f} | {rnd_mb:.0f} |"
+            )
     return out
 
 
@@ -102,18 +111,20 @@ def main() -> None:
     args = parser.parse_args()
     lines = rows(args.repeat)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = "\n".join([
-        "## Access modes (python -m bench.access)",
-        "",
-        f"Run {stamp} with `python -m bench.access --repeat {args.repeat}` on {multiprocessing.cpu_count()} cores "
-        f"({platform.machine()}, libvips {vips.version()}), one thread: `rot:90` then JPEG q80; best of "
-        f"{args.repeat} after a warm-up, ms; peak libvips tracked memory, MB, each in a fresh process.",
-        "",
-        "| original | output | in memory ms | random ms | ratio | in memory MB | random MB |",
-        "|---|---|---|---|---|---|---|",
-        *lines,
-        "",
-    ])
+    section = "\n".join(
+        [
+            "## Access modes (python -m bench.access)",
+            "",
+            f"Run {stamp} with `python -m bench.access --repeat {args.repeat}` on {multiprocessing.cpu_count()} cores "
+            f"({platform.machine()}, libvips {vips.version()}), one thread: `rot:90` then JPEG q80; best of "
+            f"{args.repeat} after a warm-up, ms; peak libvips tracked memory, MB, each in a fresh process.",
+            "",
+            "| original | output | in memory ms | random ms | ratio | in memory MB | random MB |",
+            "|---|---|---|---|---|---|---|",
+            *lines,
+            "",
+        ]
+    )
     publish(section, ROOT / "bench" / "results.md", not args.no_write)
 
 

@@ -60,11 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         (root / "webp.webp").write_bytes(bombs.webp(16383, 16383))
         (root / "truncated.jpg").write_bytes((SAMPLES_DIR / "chart.jpg").read_bytes()[:4000])
         port = free_port()
-        server = Server("edgeproxy", [
-            sys.executable, "-m", "edgeproxy", "serve", "--port", str(port), "--signing-key", KEY,
-            "--origin", f"h={root}", "--origin", f"samples={SAMPLES_DIR}"], port,
-            env={"EDGEPROXY_LOG_LEVEL": "warning", "EDGEPROXY_ACCESS_LOG": "false", "EDGEPROXY_RENDER_THREADS": "1",
-                 "EDGEPROXY_RENDER_QUEUE": "0"})
+        server = Server(
+            "edgeproxy",
+            [
+                sys.executable,
+                "-m",
+                "edgeproxy",
+                "serve",
+                "--port",
+                str(port),
+                "--signing-key",
+                KEY,
+                "--origin",
+                f"h={root}",
+                "--origin",
+                f"samples={SAMPLES_DIR}",
+            ],
+            port,
+            env={
+                "EDGEPROXY_LOG_LEVEL": "warning",
+                "EDGEPROXY_ACCESS_LOG": "false",
+                "EDGEPROXY_RENDER_THREADS": "1",
+                "EDGEPROXY_RENDER_QUEUE": "0",
+            },
+        )
         server.wait_ready("/healthz")
         rows = []
         try:
@@ -98,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, times in rows:
         times = sorted(times)
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-        print(f"| {name} | {statistics.median(times) * 1000:.2f} | {p99 * 1000:.2f} | "
-              f"{statistics.median(times) / floor:.1f} |")
+        print(
+            f"| {name} | {statistics.median(times) * 1000:.2f} | {p99 * 1000:.2f} | "
+            f"{statistics.median(times) / floor:.1f} |"
+        )
     return 0
 
 

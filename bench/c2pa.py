@@ -51,12 +51,26 @@ def originals(corpus: Path) -> dict[str, bytes]:
     """The corpus originals, and the camera -> editor chain signed here (see the module docstring)."""
     out = {name: (corpus / name).read_bytes() for name in ORIGINALS}
     credentials = make_credentials()
-    exif = {"@context": {"exif": "http://ns.adobe.com/exif/1.0/"}, "exif:GPSLatitude": "39,21.102N",
-            "exif:BodySerialNumber": "4711"}
-    camera = sign_original(out["giunchedi-portrait.jpg"], "image/jpeg", credentials, title="camera.jpg",
-                           assertions=[{"label": "stds.exif", "data": exif}])
-    out[CHAIN] = sign_original(camera, "image/jpeg", credentials, title="editor.jpg", parent=camera,
-                               assertions=[{"label": "stds.exif", "data": exif}])
+    exif = {
+        "@context": {"exif": "http://ns.adobe.com/exif/1.0/"},
+        "exif:GPSLatitude": "39,21.102N",
+        "exif:BodySerialNumber": "4711",
+    }
+    camera = sign_original(
+        out["giunchedi-portrait.jpg"],
+        "image/jpeg",
+        credentials,
+        title="camera.jpg",
+        assertions=[{"label": "stds.exif", "data": exif}],
+    )
+    out[CHAIN] = sign_original(
+        camera,
+        "image/jpeg",
+        credentials,
+        title="editor.jpg",
+        parent=camera,
+        assertions=[{"label": "stds.exif", "data": exif}],
+    )
     return out
 
 
@@ -72,21 +86,27 @@ def rows(sources: dict[str, bytes], width: int, runs: int) -> list[str]:
             body = image.write_to_buffer(suffix, strip=True)
 
             def sign(body=body, mime=mime, original=original, name=name) -> bytes:
-                return signer.sign(body, mime, original=original, original_mime="image/jpeg", original_title=name,
-                                   actions=actions)
+                return signer.sign(
+                    body, mime, original=original, original_mime="image/jpeg", original_title=name, actions=actions
+                )
 
             signed = sign()
             assert read_manifest(signed, mime)["validation_state"] == "Valid", (name, fmt)
-            out.append(f"| {name} | {len(original):,} | {fmt} {image.width}×{image.height} | {len(body):,} | "
-                       f"{len(signed):,} | +{len(signed) - len(body):,} | {len(signed) / len(body):.3f} | "
-                       f"{median_ms(sign, runs):.2f} |")
+            out.append(
+                f"| {name} | {len(original):,} | {fmt} {image.width}×{image.height} | {len(body):,} | "
+                f"{len(signed):,} | +{len(signed) - len(body):,} | {len(signed) / len(body):.3f} | "
+                f"{median_ms(sign, runs):.2f} |"
+            )
     return out
 
 
 def read_rows(sources: dict[str, bytes], runs: int) -> list[str]:
     out = []
-    for name, what in (("c2pa-signed.jpg", "manifest (Valid)"), (CHAIN, "2 manifests (Valid)"),
-                       ("giunchedi-portrait.jpg", "no manifest")):
+    for name, what in (
+        ("c2pa-signed.jpg", "manifest (Valid)"),
+        (CHAIN, "2 manifests (Valid)"),
+        ("giunchedi-portrait.jpg", "no manifest"),
+    ):
         data = sources[name]
         read = median_ms(lambda data=data: read_manifest(data, "image/jpeg"), runs)
         listed = median_ms(lambda data=data: redactions(data, "image/jpeg"), runs)
@@ -96,8 +116,9 @@ def read_rows(sources: dict[str, bytes], runs: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.c2pa", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS",
-                                                                         ROOT.parent / "shared" / "corpus")))
+    parser.add_argument(
+        "--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
+    )
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
@@ -107,32 +128,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no corpus with {', '.join(ORIGINALS)} at {args.corpus}")
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sources = originals(args.corpus)
-    section = "\n".join([
-        "## C2PA (python -m bench.c2pa)",
-        "",
-        f"Run {now} with `python -m bench.c2pa --runs {args.runs}` on {os.cpu_count()} cores ({platform.machine()}, "
-        f"CPython {platform.python_version()}), one thread; c2pa-python {c2pa.__version__} (c2pa-rs "
-        f"{c2pa.sdk_version()}), libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}. "
-        f"A {args.width}-px derivative (libvips defaults: JPEG Q75, WebP Q75) signed by `DerivativeSigner.sign`: "
-        "ES256, a chain of two certificates, no time-stamp, no thumbnails, the original as `parentOf` ingredient, "
-        "c2pa.opened + c2pa.redacted (one per redacted assertion) + c2pa.resized + c2pa.transcoded. The "
-        "c2pa-signed.jpg and chain rows carry that original's manifest store into the derivative, redacted: "
-        "its thumbnails, EXIF and every other assertion but actions, hashes and ingredients removed. The chain is "
-        "giunchedi-portrait.jpg signed by a \"camera\" then an \"editor\" (`testkit.c2pa.sign_original`: "
-        f"1024-px claim thumbnails, `stds.exif`). Median of {args.runs} after one warm-up, milliseconds.",
-        "",
-        "| original | original bytes | derivative | bytes | signed bytes | added | ratio | sign ms |",
-        "|---|---|---|---|---|---|---|---|",
-        *rows(sources, args.width, args.runs),
-        "",
-        "`read_manifest` (the `/info` summary; c2pa parses and validates, no network) and `redactions` (what "
-        "`sign` removes from the original's store; part of each sign ms above):",
-        "",
-        "| file | bytes | content | read ms | redactions ms |",
-        "|---|---|---|---|---|",
-        *read_rows(sources, args.runs),
-        "",
-    ])
+    section = "\n".join(
+        [
+            "## C2PA (python -m bench.c2pa)",
+            "",
+            f"Run {now} with `python -m bench.c2pa --runs {args.runs}` on {os.cpu_count()} cores "
+            f"({platform.machine()}, "
+            f"CPython {platform.python_version()}), one thread; c2pa-python {c2pa.__version__} (c2pa-rs "
+            f"{c2pa.sdk_version()}), libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}. "
+            f"A {args.width}-px derivative (libvips defaults: JPEG Q75, WebP Q75) signed by `DerivativeSigner.sign`: "
+            "ES256, a chain of two certificates, no time-stamp, no thumbnails, the original as `parentOf` ingredient, "
+            "c2pa.opened + c2pa.redacted (one per redacted assertion) + c2pa.resized + c2pa.transcoded. The "
+            "c2pa-signed.jpg and chain rows carry that original's manifest store into the derivative, redacted: "
+            "its thumbnails, EXIF and every other assertion but actions, hashes and ingredients removed. The chain is "
+            'giunchedi-portrait.jpg signed by a "camera" then an "editor" (`testkit.c2pa.sign_original`: '
+            f"1024-px claim thumbnails, `stds.exif`). Median of {args.runs} after one warm-up, milliseconds.",
+            "",
+            "| original | original bytes | derivative | bytes | signed bytes | added | ratio | sign ms |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows(sources, args.width, args.runs),
+            "",
+            "`read_manifest` (the `/info` summary; c2pa parses and validates, no network) and `redactions` (what "
+            "`sign` removes from the original's store; part of each sign ms above):",
+            "",
+            "| file | bytes | content | read ms | redactions ms |",
+            "|---|---|---|---|---|",
+            *read_rows(sources, args.runs),
+            "",
+        ]
+    )
     publish(section, args.output, not args.no_write)
     return 0
 

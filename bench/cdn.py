@@ -125,12 +125,15 @@ class Scenario:
     prewarm: bool  # edgeproxy prewarm through Varnish before the replay
 
 
-SCENARIOS = {s.name: s for s in (
-    Scenario("buckets", raw_vary=False, prewarm=False),
-    Scenario("raw-vary", raw_vary=True, prewarm=False),
-    Scenario("buckets+prewarm", raw_vary=False, prewarm=True),
-    Scenario("raw-vary+prewarm", raw_vary=True, prewarm=True),
-)}
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("buckets", raw_vary=False, prewarm=False),
+        Scenario("raw-vary", raw_vary=True, prewarm=False),
+        Scenario("buckets+prewarm", raw_vary=False, prewarm=True),
+        Scenario("raw-vary+prewarm", raw_vary=True, prewarm=True),
+    )
+}
 
 
 @dataclass
@@ -156,8 +159,13 @@ class Counts:
 
     def __sub__(self, other: Counts) -> Counts:
         """The counters' increase since ``other``; ``n_object`` stays this moment's count."""
-        return Counts(self.renders - other.renders, self.origin_gets - other.origin_gets,
-                      self.backend_req - other.backend_req, self.n_object, self.lru_nuked - other.lru_nuked)
+        return Counts(
+            self.renders - other.renders,
+            self.origin_gets - other.origin_gets,
+            self.backend_req - other.backend_req,
+            self.n_object,
+            self.lru_nuked - other.lru_nuked,
+        )
 
 
 @dataclass
@@ -177,8 +185,9 @@ class Result:
 def corpus_photos(corpus: Path) -> list[str]:
     """File names of the corpus's photos that decode (MANIFEST.json: tag ``photo``, ``decode_ok``)."""
     manifest = json.loads((corpus / "MANIFEST.json").read_text())
-    return [e["file"] for e in manifest
-            if "photo" in e["tags"] and e.get("decode_ok") and (corpus / e["file"]).exists()]
+    return [
+        e["file"] for e in manifest if "photo" in e["tags"] and e.get("decode_ok") and (corpus / e["file"]).exists()
+    ]
 
 
 def browser_clients(table: Path = ACCEPT_TABLE) -> list[Client]:
@@ -240,8 +249,9 @@ def raw_vary_vcl(vcl: str) -> str:
     """
     replaced, count = ACCEPT_REWRITE.subn("    # (bench.cdn raw-vary: Accept left as the client sent it)\n", vcl)
     if count != 1:
-        raise ValueError(f"expected one Accept rewrite block in the VCL, found {count}: "
-                         "update bench.cdn.ACCEPT_REWRITE")
+        raise ValueError(
+            f"expected one Accept rewrite block in the VCL, found {count}: update bench.cdn.ACCEPT_REWRITE"
+        )
     return replaced
 
 
@@ -261,8 +271,13 @@ def proxy_counts(proxy: Server) -> tuple[float, float]:
 def snapshot(proxy: Server, varnish: Varnish) -> Counts:
     """The proxy's and Varnish's counters now."""
     renders, origin_gets = proxy_counts(proxy)
-    return Counts(renders, origin_gets, counter(varnish, "MAIN.backend_req"), counter(varnish, "MAIN.n_object"),
-                  counter(varnish, "MAIN.n_lru_nuked"))
+    return Counts(
+        renders,
+        origin_gets,
+        counter(varnish, "MAIN.backend_req"),
+        counter(varnish, "MAIN.n_object"),
+        counter(varnish, "MAIN.n_lru_nuked"),
+    )
 
 
 def allowed(accept: str | None, content_type: str) -> bool:
@@ -297,15 +312,21 @@ async def replay(base_url: str, requests: Sequence[Request], clients: int) -> li
                     continue
                 latency_ms = (time.perf_counter() - start) * 1000
                 content_type = response.headers.get("content-type", "")
-                outcomes[i] = Outcome(response.status_code, is_hit(response), latency_ms, content_type,
-                                      response.status_code != 200 or allowed(request.client.accept, content_type))
+                outcomes[i] = Outcome(
+                    response.status_code,
+                    is_hit(response),
+                    latency_ms,
+                    content_type,
+                    response.status_code != 200 or allowed(request.client.accept, content_type),
+                )
 
         await asyncio.gather(*(worker() for _ in range(clients)))
     return [o for o in outcomes if o is not None]
 
 
-def run_scenario(scenario: Scenario, corpus: Path, photos: Sequence[str], requests: Sequence[Request],
-                 clients: int) -> Result:
+def run_scenario(
+    scenario: Scenario, corpus: Path, photos: Sequence[str], requests: Sequence[Request], clients: int
+) -> Result:
     """Start a fresh proxy (metrics from zero) and Varnish in front of it, prewarm if asked, replay
     ``requests``, read the counters, stop both."""
     vcl = SHIPPED_VCL.read_text()
@@ -318,8 +339,9 @@ def run_scenario(scenario: Scenario, corpus: Path, photos: Sequence[str], reques
             failures = 0
             if scenario.prewarm:
                 jobs = prewarm.plan([(ORIGIN, p) for p in photos], [f"w:{w}/f:auto" for w in WIDTHS], KEY, FULL_SIZE)
-                summary = asyncio.run(prewarm.run(varnish.url, jobs, concurrency=clients, timeout=TIMEOUT,
-                                                  progress=False))
+                summary = asyncio.run(
+                    prewarm.run(varnish.url, jobs, concurrency=clients, timeout=TIMEOUT, progress=False)
+                )
                 failures = len(summary.failures)
             warmed = snapshot(proxy, varnish)
             outcomes = asyncio.run(replay(varnish.url, requests, clients))
@@ -386,38 +408,41 @@ def varnish_version() -> str:
     return match.group(0) if match else "varnish"
 
 
-def report(results: Sequence[Result], requests: Sequence[Request], photos: Sequence[str], command: str,
-           seed: int, clients: int) -> str:
+def report(
+    results: Sequence[Result], requests: Sequence[Request], photos: Sequence[str], command: str, seed: int, clients: int
+) -> str:
     """The ``## CDN replay`` section of bench/results.md: how it was run, the workload, the table."""
     counts = distinct(requests)
     shares = Counter(r.client.bucket for r in requests)
     accepts = len({r.client.accept for r in requests})
     cores = os.cpu_count() or 0
-    return "\n".join([
-        "## CDN replay (python -m bench.cdn)",
-        "",
-        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {cores} cores "
-        f"({platform.processor() or platform.machine()}, CPython {platform.python_version()}), seed {seed}, "
-        f"{clients} concurrent clients; edgeproxy {__version__} behind {varnish_version()} running "
-        "`config/varnish/default.vcl` (`raw-vary`: the same file without its Accept rewrite), "
-        "`-s malloc,32m` (testkit.varnish), load generator on the same machine.",
-        f"Workload (`bench/cdn.py`): {len(requests)} requests `w:W/f:auto`, {len(photos)} corpus photos by Zipf "
-        f"rank (s = {ZIPF_S}), widths {', '.join(map(str, WIDTHS))} by Zipf rank in that order, "
-        f"{accepts} distinct real-world Accept strings from `config/accept-buckets.json` by browser share "
-        f"(buckets: " + ", ".join(f"{b} {n / len(requests):.0%}" for b, n in shares.most_common()) + "); "
-        f"{counts['urls']} distinct URLs, {counts['url_bucket']} distinct (URL, bucket) and "
-        f"{counts['url_accept']} distinct (URL, Accept) pairs. The same sequence in every scenario, each with "
-        "a fresh proxy and a cold Varnish.",
-        "Hit ratio: `X-Varnish` with two ids. Renders and origin GETs: the proxy's `/metrics` (variant misses; "
-        "original miss + refreshed + revalidated). Prewarm: `edgeproxy.prewarm` through Varnish, every photo "
-        "at every width, once per Accept bucket; its own counts in parentheses. Latency: client side, ms. "
-        "Format violations: a Content-Type the request's Accept does not allow.",
-        "",
-        table(results),
-        "",
-        f"Formats served: {formats_line(results)}.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## CDN replay (python -m bench.cdn)",
+            "",
+            f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {cores} cores "
+            f"({platform.processor() or platform.machine()}, CPython {platform.python_version()}), seed {seed}, "
+            f"{clients} concurrent clients; edgeproxy {__version__} behind {varnish_version()} running "
+            "`config/varnish/default.vcl` (`raw-vary`: the same file without its Accept rewrite), "
+            "`-s malloc,32m` (testkit.varnish), load generator on the same machine.",
+            f"Workload (`bench/cdn.py`): {len(requests)} requests `w:W/f:auto`, {len(photos)} corpus photos by Zipf "
+            f"rank (s = {ZIPF_S}), widths {', '.join(map(str, WIDTHS))} by Zipf rank in that order, "
+            f"{accepts} distinct real-world Accept strings from `config/accept-buckets.json` by browser share "
+            f"(buckets: " + ", ".join(f"{b} {n / len(requests):.0%}" for b, n in shares.most_common()) + "); "
+            f"{counts['urls']} distinct URLs, {counts['url_bucket']} distinct (URL, bucket) and "
+            f"{counts['url_accept']} distinct (URL, Accept) pairs. The same sequence in every scenario, each with "
+            "a fresh proxy and a cold Varnish.",
+            "Hit ratio: `X-Varnish` with two ids. Renders and origin GETs: the proxy's `/metrics` (variant misses; "
+            "original miss + refreshed + revalidated). Prewarm: `edgeproxy.prewarm` through Varnish, every photo "
+            "at every width, once per Accept bucket; its own counts in parentheses. Latency: client side, ms. "
+            "Format violations: a Content-Type the request's Accept does not allow.",
+            "",
+            table(results),
+            "",
+            f"Formats served: {formats_line(results)}.",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,8 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s)")
     parser.add_argument("--seed", type=int, default=20240611, help="workload RNG seed (default %(default)s)")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
-    parser.add_argument("--scenarios", default="buckets,raw-vary,buckets+prewarm",
-                        help=f"comma-separated, of {', '.join(SCENARIOS)} (default %(default)s)")
+    parser.add_argument(
+        "--scenarios",
+        default="buckets,raw-vary,buckets+prewarm",
+        help=f"comma-separated, of {', '.join(SCENARIOS)} (default %(default)s)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write --output")
     args = parser.parse_args(argv)

@@ -29,8 +29,9 @@ def render(data: bytes, info: vips.SourceInfo, workload: Workload, options: vips
         image = vips.resize(vips.load_pillow(data, info), width, height, colour_manage=info.colour_manage)
     else:
         shrink = jpeg_shrink(info.width, info.height, width, height) if info.format == "jpeg" else 0
-        image = vips.thumbnail(data, width, height, animated=False, colour_manage=info.colour_manage,
-                               jpeg_shrink=shrink)
+        image = vips.thumbnail(
+            data, width, height, animated=False, colour_manage=info.colour_manage, jpeg_shrink=shrink
+        )
     return vips.encode(image, workload.out_format, workload.quality or 100, True, options)
 
 

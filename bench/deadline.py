@@ -65,9 +65,14 @@ def run_once(server: Server, client: httpx.Client, run: int) -> dict[str, float]
     idle = time.monotonic()
     small = client.get(sign_path(f"/w:100/f:png/v:{run}/o/small.jpg", KEY))
     small_ms = (time.monotonic() - last_504) * 1000
-    return {"statuses": sorted(status for status, _at in answers.values()), "answered_s": last_504 - sent,
-            "cancel_ms": (idle - last_504) * 1000, "cpu_after_s": server.cpu_seconds() - cpu_at_504,
-            "small_status": small.status_code, "small_ms": small_ms}
+    return {
+        "statuses": sorted(status for status, _at in answers.values()),
+        "answered_s": last_504 - sent,
+        "cancel_ms": (idle - last_504) * 1000,
+        "cpu_after_s": server.cpu_seconds() - cpu_at_504,
+        "small_status": small.status_code,
+        "small_ms": small_ms,
+    }
 
 
 def main() -> None:
@@ -80,32 +85,58 @@ def main() -> None:
         (Path(root) / "big.jpg").write_bytes(coordinates.image(6000, 4000).jpegsave_buffer(Q=80))
         (Path(root) / "small.jpg").write_bytes(coordinates.image(300, 200).jpegsave_buffer(Q=80))
         port = free_port()
-        env = {"EDGEPROXY_RENDER_THREADS": "2", "EDGEPROXY_REQUEST_TIMEOUT": str(args.timeout),
-               "EDGEPROXY_MAX_BLUR_COST": str(10**9), "VIPS_CONCURRENCY": "1"}
-        server = Server("edgeproxy", [sys.executable, "-m", "edgeproxy", "serve", "--port", str(port),
-                                      "--signing-key", KEY, "--origin", f"o={root}"], port, env)
+        env = {
+            "EDGEPROXY_RENDER_THREADS": "2",
+            "EDGEPROXY_REQUEST_TIMEOUT": str(args.timeout),
+            "EDGEPROXY_MAX_BLUR_COST": str(10**9),
+            "VIPS_CONCURRENCY": "1",
+        }
+        server = Server(
+            "edgeproxy",
+            [
+                sys.executable,
+                "-m",
+                "edgeproxy",
+                "serve",
+                "--port",
+                str(port),
+                "--signing-key",
+                KEY,
+                "--origin",
+                f"o={root}",
+            ],
+            port,
+            env,
+        )
         try:
             server.wait_ready("/healthz")
             with httpx.Client(base_url=server.base, timeout=120) as client:
                 results = [run_once(server, client, run) for run in range(args.runs)]
         finally:
             server.stop()
-    lines = [f"| {i + 1} | {' '.join(map(str, r['statuses']))} at {r['answered_s']:.2f} s | {r['cancel_ms']:.0f} | "
-             f"{r['cpu_after_s']:.2f} | {r['small_status']} at {r['small_ms']:.0f} ms |" for i, r in enumerate(results)]
+    lines = [
+        f"| {i + 1} | {' '.join(map(str, r['statuses']))} at {r['answered_s']:.2f} s | {r['cancel_ms']:.0f} | "
+        f"{r['cpu_after_s']:.2f} | {r['small_status']} at {r['small_ms']:.0f} ms |"
+        for i, r in enumerate(results)
+    ]
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = "\n".join([
-        "## Deadline (python -m bench.deadline)",
-        "",
-        f"Run {stamp} with `python -m bench.deadline --runs {args.runs} --timeout {args.timeout}` on "
-        f"{os.cpu_count()} cores ({platform.machine()}, libvips {'.'.join(str(pyvips.version(i)) for i in range(3))}): "
-        "two concurrent `blur:100/sharpen:10` renders of a 6000×4000 JPEG, 2 render threads. Cancel latency: from "
-        "the last 504 to both render threads idle (`edgeproxy_worker_utilization` 0, polled every 2 ms).",
-        "",
-        "| run | runaway answers | cancel latency ms | server CPU s after the 504s | small render, after the 504s |",
-        "|---|---|---|---|---|",
-        *lines,
-        "",
-    ])
+    section = "\n".join(
+        [
+            "## Deadline (python -m bench.deadline)",
+            "",
+            f"Run {stamp} with `python -m bench.deadline --runs {args.runs} --timeout {args.timeout}` on "
+            f"{os.cpu_count()} cores ({platform.machine()}, "
+            f"libvips {'.'.join(str(pyvips.version(i)) for i in range(3))}): "
+            "two concurrent `blur:100/sharpen:10` renders of a 6000×4000 JPEG, 2 render threads. Cancel latency: from "
+            "the last 504 to both render threads idle (`edgeproxy_worker_utilization` 0, polled every 2 ms).",
+            "",
+            "| run | runaway answers | cancel latency ms | server CPU s after the 504s "
+            "| small render, after the 504s |",
+            "|---|---|---|---|---|",
+            *lines,
+            "",
+        ]
+    )
     publish(section, ROOT / "bench" / "results.md", not args.no_write)
 
 

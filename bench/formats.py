@@ -100,8 +100,7 @@ CODECS = (
     Codec(f"JXL e{LIBJXL_DEFAULT_EFFORT}", "jxl", replace(OPTIONS, jxl_effort=LIBJXL_DEFAULT_EFFORT)),
 )
 #: Ratio columns: (numerator, denominator) labels.
-RATIOS = ((CODECS[4].label, CODECS[2].label), (CODECS[4].label, CODECS[1].label),
-          (CODECS[5].label, CODECS[3].label))
+RATIOS = ((CODECS[4].label, CODECS[2].label), (CODECS[4].label, CODECS[1].label), (CODECS[5].label, CODECS[3].label))
 
 
 def configure() -> None:
@@ -121,9 +120,16 @@ def select_photos(corpus: Path, limit: int = MAX_PHOTOS) -> list[str]:
     """The first ``limit`` file names, by name, of the corpus's decodable JPEG/PNG photos at least
     ``MIN_WIDTH`` px wide, but for ``NOT_PHOTOS``."""
     manifest = json.loads((corpus / "MANIFEST.json").read_text())
-    names = sorted(e["file"] for e in manifest
-                   if "photo" in e["tags"] and e.get("decode_ok") and e.get("format") in ("jpeg", "png")
-                   and e.get("width", 0) >= MIN_WIDTH and e["file"] not in NOT_PHOTOS and (corpus / e["file"]).exists())
+    names = sorted(
+        e["file"]
+        for e in manifest
+        if "photo" in e["tags"]
+        and e.get("decode_ok")
+        and e.get("format") in ("jpeg", "png")
+        and e.get("width", 0) >= MIN_WIDTH
+        and e["file"] not in NOT_PHOTOS
+        and (corpus / e["file"]).exists()
+    )
     return names[:limit]
 
 
@@ -180,8 +186,9 @@ def ssimulacra2(reference_ppm: bytes, distorted_ppm: bytes) -> float:
 # --- the search --------------------------------------------------------------------------------------
 
 
-def smallest_qualities(score_at: Callable[[int], float], targets: Iterable[float], lo: int = 1,
-                       hi: int = 100) -> tuple[dict[float, int | None], dict[int, float]]:
+def smallest_qualities(
+    score_at: Callable[[int], float], targets: Iterable[float], lo: int = 1, hi: int = 100
+) -> tuple[dict[float, int | None], dict[int, float]]:
     """For each target, the smallest quality in ``lo``..``hi`` whose ``score_at`` is at least the target
     (None: not even ``hi``), by bisection, assuming the score rises with the quality.
 
@@ -227,10 +234,13 @@ def search(path: str, codec_index: int, targets: Sequence[float]) -> dict:
     started = time.monotonic()
     found, scores = smallest_qualities(score_at, targets)
     return {
-        "photo": Path(path).name, "codec": codec.label, "seconds": time.monotonic() - started,
+        "photo": Path(path).name,
+        "codec": codec.label,
+        "seconds": time.monotonic() - started,
         "evaluations": len(scores),
-        "targets": {t: None if q is None else {"quality": q, "bytes": sizes[q], "score": scores[q]}
-                    for t, q in found.items()},
+        "targets": {
+            t: None if q is None else {"quality": q, "bytes": sizes[q], "score": scores[q]} for t, q in found.items()
+        },
     }
 
 
@@ -243,8 +253,7 @@ def time_encode(image: pyvips.Image, codec: Codec, quality: int, repeats: int = 
         walls.append((time.perf_counter() - wall) * 1000)
         cpus.append((time.process_time() - cpu) * 1000)
         sizes.add(len(data))
-    return {"bytes": len(data), "sizes": sizes, "wall_ms": statistics.median(walls),
-            "cpu_ms": statistics.median(cpus)}
+    return {"bytes": len(data), "sizes": sizes, "wall_ms": statistics.median(walls), "cpu_ms": statistics.median(cpus)}
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -307,8 +316,12 @@ def time_table(results: dict, photos: Sequence[str], targets: Sequence[float]) -
         for label in labels:
             entries = [results.get((p, label, target)) for p in photos]
             entries = [e for e in entries if e]
-            cells.append(f"{statistics.mean(e['wall_ms'] for e in entries):.0f} / "
-                         f"{statistics.mean(e['cpu_ms'] for e in entries):.0f}" if entries else "n/a")
+            cells.append(
+                f"{statistics.mean(e['wall_ms'] for e in entries):.0f} / "
+                f"{statistics.mean(e['cpu_ms'] for e in entries):.0f}"
+                if entries
+                else "n/a"
+            )
         lines.append(f"| {target:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -350,24 +363,34 @@ def reading(results: dict, photos: Sequence[str], targets: Sequence[float]) -> s
         if against:
             listed = ", ".join(against[:-1]) + " and " + against[-1] if len(against) > 1 else against[0]
             clauses.append(f"At SSIMULACRA2 {target:g}, JPEG XL effort {JXL_EFFORT}{ms(jxl, target)} is {listed}")
-        for slow_label, fast_label, slow_effort, fast_effort in ((jxl_slow, jxl, LIBJXL_DEFAULT_EFFORT, JXL_EFFORT),
-                                                                 (avif_slow, avif, AVIF_SLOW_EFFORT, AVIF_EFFORT)):
-            r, fast_cpu, slow_cpu = ratios(slow_label, fast_label, target), cpu(fast_label, target), cpu(
-                slow_label, target)
+        for slow_label, fast_label, slow_effort, fast_effort in (
+            (jxl_slow, jxl, LIBJXL_DEFAULT_EFFORT, JXL_EFFORT),
+            (avif_slow, avif, AVIF_SLOW_EFFORT, AVIF_EFFORT),
+        ):
+            r, fast_cpu, slow_cpu = (
+                ratios(slow_label, fast_label, target),
+                cpu(fast_label, target),
+                cpu(slow_label, target),
+            )
             if r and fast_cpu and slow_cpu:
                 kind = slow_label.split()[0].replace("JXL", "JPEG XL")
-                clauses.append(f"{kind} effort {slow_effort} is {_compared(geomean(r), f'effort {fast_effort}')} "
-                               f"for {slow_cpu / fast_cpu:.1f}x the encode CPU time ({slow_cpu:.0f} ms)")
+                clauses.append(
+                    f"{kind} effort {slow_effort} is {_compared(geomean(r), f'effort {fast_effort}')} "
+                    f"for {slow_cpu / fast_cpu:.1f}x the encode CPU time ({slow_cpu:.0f} ms)"
+                )
         if clauses:
             sentences.append("; ".join(clauses) + ".")
     if not sentences:
         return "No complete comparison was measured."
-    return " ".join(sentences) + (" Byte figures are geometric means over the photos; times are mean encode CPU "
-                                  "milliseconds at the quality found, one thread.")
+    return " ".join(sentences) + (
+        " Byte figures are geometric means over the photos; times are mean encode CPU "
+        "milliseconds at the quality found, one thread."
+    )
 
 
 def machine() -> str:
     """Cores, CPU, Python, libvips and the encoders' library versions that can be read."""
+
     def version(dist: str) -> str:
         try:
             return importlib.metadata.version(dist)
@@ -383,15 +406,24 @@ def machine() -> str:
     except (ImportError, OSError):
         pass
     vips = ".".join(str(pyvips.version(i)) for i in range(3))
-    return (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}, "
-            f"{platform.python_implementation()} {platform.python_version()}); libvips {vips} "
-            f"(pyvips-binary {version('pyvips-binary')}: libjpeg-turbo, libwebp, libheif + aom), "
-            f"Pillow {version('pillow')}, pillow-jxl-plugin {version('pillow-jxl-plugin')} (libjxl {libjxl}), "
-            f"ssimulacra2 {version('ssimulacra2')} (Python port)")
+    return (
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}); libvips {vips} "
+        f"(pyvips-binary {version('pyvips-binary')}: libjpeg-turbo, libwebp, libheif + aom), "
+        f"Pillow {version('pillow')}, pillow-jxl-plugin {version('pillow-jxl-plugin')} (libjxl {libjxl}), "
+        f"ssimulacra2 {version('ssimulacra2')} (Python port)"
+    )
 
 
-def report(results: dict, photos: Sequence[str], sizes: dict[str, str], targets: Sequence[float], command: str,
-           seconds: float, notes: Sequence[str] = ()) -> str:
+def report(
+    results: dict,
+    photos: Sequence[str],
+    sizes: dict[str, str],
+    targets: Sequence[float],
+    command: str,
+    seconds: float,
+    notes: Sequence[str] = (),
+) -> str:
     """The section of bench/results.md: how it was run, the method, one table per target, times, a reading."""
     lines = [
         HEADING,
@@ -416,7 +448,8 @@ def report(results: dict, photos: Sequence[str], sizes: dict[str, str], targets:
         "",
         f"Photos ({len(photos)}: the corpus's decodable JPEG/PNG photos at least {MIN_WIDTH} px wide, so that none "
         f"is upscaled, at most {MAX_PHOTOS}, by name; original size in parentheses); left out: "
-        + "; ".join(f"{name}, {why}" for name, why in NOT_PHOTOS.items()) + ".",
+        + "; ".join(f"{name}, {why}" for name, why in NOT_PHOTOS.items())
+        + ".",
         *(f"{note}" for note in notes),
         "",
     ]
@@ -439,8 +472,12 @@ def report(results: dict, photos: Sequence[str], sizes: dict[str, str], targets:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.formats", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=default_corpus(),
-                        help="corpus folder with MANIFEST.json (default: $EDGEPROXY_CORPUS or ../shared/corpus)")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=default_corpus(),
+        help="corpus folder with MANIFEST.json (default: $EDGEPROXY_CORPUS or ../shared/corpus)",
+    )
     parser.add_argument("--quick", action="store_true", help=f"2 photos, target {QUICK_TARGETS[0]}")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="search processes (default: cores)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
@@ -456,21 +493,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.formats: needs {' and '.join(missing)} (pip install -e '.[bench,jxl]')", file=sys.stderr)
         return 2
     if not (args.corpus / "MANIFEST.json").exists():
-        print(f"bench.formats: no corpus at {args.corpus} (MANIFEST.json; set EDGEPROXY_CORPUS or --corpus)",
-              file=sys.stderr)
+        print(
+            f"bench.formats: no corpus at {args.corpus} (MANIFEST.json; set EDGEPROXY_CORPUS or --corpus)",
+            file=sys.stderr,
+        )
         return 2
     photos = select_photos(args.corpus, 2 if args.quick else MAX_PHOTOS)
     if not photos:
-        print(f"bench.formats: no photo in {args.corpus} is a decodable JPEG/PNG at least {MIN_WIDTH} px wide",
-              file=sys.stderr)
+        print(
+            f"bench.formats: no photo in {args.corpus} is a decodable JPEG/PNG at least {MIN_WIDTH} px wide",
+            file=sys.stderr,
+        )
         return 2
     targets = QUICK_TARGETS if args.quick else TARGETS
     configure()
     started = time.monotonic()
 
     # The searches, one process per core (spawned: libvips' threads do not survive fork). Slowest first.
-    jobs = sorted(((str(args.corpus / p), i) for p in photos for i in range(len(CODECS))),
-                  key=lambda job: CODECS[job[1]].label != CODECS[3].label)
+    jobs = sorted(
+        ((str(args.corpus / p), i) for p in photos for i in range(len(CODECS))),
+        key=lambda job: CODECS[job[1]].label != CODECS[3].label,
+    )
     found: dict[tuple[str, str, float], dict] = {}
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(search, path, i, targets) for path, i in jobs]
@@ -479,10 +522,14 @@ def main(argv: list[str] | None = None) -> int:
             for target, entry in r["targets"].items():
                 if entry:
                     found[(r["photo"], r["codec"], target)] = entry
-            qualities = ", ".join(f"{t:g}: q{e['quality']}" if e else f"{t:g}: not reached"
-                                  for t, e in r["targets"].items())
-            print(f"{time.monotonic() - started:6.0f} s  {r['photo']:26} {r['codec']:8} {r['evaluations']:2} scores "
-                  f"in {r['seconds']:5.1f} s  {qualities}", flush=True)
+            qualities = ", ".join(
+                f"{t:g}: q{e['quality']}" if e else f"{t:g}: not reached" for t, e in r["targets"].items()
+            )
+            print(
+                f"{time.monotonic() - started:6.0f} s  {r['photo']:26} {r['codec']:8} {r['evaluations']:2} scores "
+                f"in {r['seconds']:5.1f} s  {qualities}",
+                flush=True,
+            )
 
     # The timings, one encode at a time.
     results: dict[tuple[str, str, float], dict] = {}
@@ -499,10 +546,15 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 timed = time_encode(image, codec, entry["quality"])
                 if timed["sizes"] != {entry["bytes"]}:
-                    notes.append(f"Note: {codec.label} on {photo} at q{entry['quality']} gave {sorted(timed['sizes'])} "
-                                 f"bytes when timed, {entry['bytes']} in the search.")
-                results[(photo, codec.label, target)] = {**entry, "wall_ms": timed["wall_ms"],
-                                                         "cpu_ms": timed["cpu_ms"]}
+                    notes.append(
+                        f"Note: {codec.label} on {photo} at q{entry['quality']} gave {sorted(timed['sizes'])} "
+                        f"bytes when timed, {entry['bytes']} in the search."
+                    )
+                results[(photo, codec.label, target)] = {
+                    **entry,
+                    "wall_ms": timed["wall_ms"],
+                    "cpu_ms": timed["cpu_ms"],
+                }
         print(f"{time.monotonic() - started:6.0f} s  timed {photo}", flush=True)
 
     command = " ".join(["python -m bench.formats", *(sys.argv[1:] if argv is None else argv)])

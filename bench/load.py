@@ -37,9 +37,24 @@ def run(base: str, paths: list[str], connections: int, seconds: float, accept: s
         script.write(lua)
     try:
         out = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "30s",
-             "-s", script.name, base],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
+            [
+                "wrk",
+                "-t",
+                "1",
+                "-c",
+                str(connections),
+                "-d",
+                f"{max(1, round(seconds))}s",
+                "--timeout",
+                "30s",
+                "-s",
+                script.name,
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
         ).stdout
     finally:
         Path(script.name).unlink()

@@ -24,8 +24,12 @@ from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-PIL_SAVE = {"jpeg": ("JPEG", {"quality": 80, "progressive": True}), "png": ("PNG", {"compress_level": 6}),
-            "webp": ("WEBP", {"quality": 75}), "avif": ("AVIF", {"quality": 65, "speed": 10})}
+PIL_SAVE = {
+    "jpeg": ("JPEG", {"quality": 80, "progressive": True}),
+    "png": ("PNG", {"compress_level": 6}),
+    "webp": ("WEBP", {"quality": 75}),
+    "avif": ("AVIF", {"quality": 65, "speed": 10}),
+}
 
 
 def cpu_ms(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -50,8 +54,7 @@ def edgeproxy_stages(data: bytes, w: Workload, repeat: int) -> list[float]:
         decode_ms, decoded = cpu_ms(lambda: pyvips.Image.webpload_buffer(data, scale=scale).copy_memory(), repeat)
     else:
         decode_ms, decoded = cpu_ms(lambda: pyvips.Image.new_from_buffer(data, "").copy_memory(), repeat)
-    resize_ms, resized = cpu_ms(lambda: vips.resize(decoded, width, height, colour_manage=False).copy_memory(),
-                                repeat)
+    resize_ms, resized = cpu_ms(lambda: vips.resize(decoded, width, height, colour_manage=False).copy_memory(), repeat)
     options = encoder_options(load_settings(allow_unsigned=True, jpeg_progressive=True))
     encode_ms, _ = cpu_ms(lambda: vips.encode(resized, w.out_format, w.quality or 100, True, options), repeat)
     return [decode_ms, resize_ms, encode_ms]

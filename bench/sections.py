@@ -16,7 +16,7 @@ def write_section(output: Path, section: str) -> None:
     if start < 0:
         output.write_text(text.rstrip("\n") + "\n\n" + section if text else section)
         return
-    following = re.search(r"^#{1,2} ", text[start + len(heading):], re.MULTILINE)
+    following = re.search(r"^#{1,2} ", text[start + len(heading) :], re.MULTILINE)
     end = start + len(heading) + following.start() if following else len(text)
     rest = text[end:]
     output.write_text(text[:start] + section + ("\n" + rest if rest else ""))

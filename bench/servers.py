@@ -36,15 +36,22 @@ def install_thumbor(venv: Path) -> Path:
     exe = venv / "bin" / "thumbor"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "thumbor==7.8.0",
-                        "pillow-avif-plugin"], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "thumbor==7.8.0", "pillow-avif-plugin"], check=True
+        )
     return exe
 
 
 def versions(venv: Path) -> dict[str, str]:
-    out = subprocess.run([str(venv / "bin" / "python"), "-c",
-                          "import thumbor, PIL, pillow_avif; print(thumbor.__version__, PIL.__version__, "
-                          "pillow_avif.__version__)"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import thumbor, PIL, pillow_avif; print(thumbor.__version__, PIL.__version__, pillow_avif.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     parts = out.stdout.split()
     return dict(zip(["thumbor", "pillow", "pillow-avif-plugin"], parts, strict=False))
 
@@ -54,8 +61,9 @@ class Server:
 
     def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None):
         self.name, self.port = name, port
-        self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.base = f"http://127.0.0.1:{port}"
         self.peak_rss = 0
         self._sampling = False
@@ -125,15 +133,28 @@ class Server:
 def start_thumbor(venv: Path, images: Path, port: int, threads: int, workdir: Path) -> Server:
     conf = workdir / "thumbor.conf"
     conf.write_text(THUMBOR_CONF.format(root=str(images), threads=threads))
-    server = Server("thumbor", [str(venv / "bin" / "thumbor"), "-p", str(port), "-i", "127.0.0.1",
-                                "-c", str(conf), "-l", "error"], port)
+    server = Server(
+        "thumbor",
+        [str(venv / "bin" / "thumbor"), "-p", str(port), "-i", "127.0.0.1", "-c", str(conf), "-l", "error"],
+        port,
+    )
     server.wait_ready("/healthcheck")
     return server
 
 
 def start_edgeproxy(images: Path, port: int, key: str, env: dict[str, str]) -> Server:
-    argv = [sys.executable, "-m", "edgeproxy", "serve", "--port", str(port), "--origin", f"bench={images}",
-            "--signing-key", key]
+    argv = [
+        sys.executable,
+        "-m",
+        "edgeproxy",
+        "serve",
+        "--port",
+        str(port),
+        "--origin",
+        f"bench={images}",
+        "--signing-key",
+        key,
+    ]
     server = Server("edgeproxy", argv, port, env={"EDGEPROXY_LOG_LEVEL": "warning", **env})
     server.wait_ready("/healthz")
     return server

@@ -48,8 +48,14 @@ IMAGES = ("giunchedi-portrait.jpg", "flickr-2725x2225.jpg")
 SIDE = 640
 #: The portrait's hand-labelled face (x0, y0, x1, y1, pixels of the 800x533 original).
 FACE = (312, 75, 480, 297)
-LIMITS = pipeline.Limits(max_source_bytes=64 << 20, max_source_pixels=50_000_000, max_frames=1,
-                         max_output_dimension=8192, allowed_formats=frozenset({"jpeg", "png"}), max_blur_cost=1000)
+LIMITS = pipeline.Limits(
+    max_source_bytes=64 << 20,
+    max_source_pixels=50_000_000,
+    max_frames=1,
+    max_output_dimension=8192,
+    allowed_formats=frozenset({"jpeg", "png"}),
+    max_blur_cost=1000,
+)
 
 
 def srgb(path: Path, side: int = SIDE):
@@ -90,7 +96,7 @@ def twelve_megapixels(corpus: Path, faces: int, fraction: float) -> bytes:
         for n in range(faces):
             left = (n % across) * cw + int(rng.integers(0, max(1, cw - crop.width)))
             top = (n // across) * ch + int(rng.integers(0, max(1, ch - crop.height)))
-            canvas[top:top + crop.height, left:left + crop.width] = pixels
+            canvas[top : top + crop.height, left : left + crop.width] = pixels
     return pyvips.Image.new_from_memory(canvas.tobytes(), 4000, 3000, 3, "uchar").jpegsave_buffer(Q=92)
 
 
@@ -136,24 +142,29 @@ def analysis_section(args: argparse.Namespace, nsfw: NsfwModel, faces: FaceModel
                 stages.setdefault(stage, []).append(seconds * 1000)
 
         after, _p90 = timings_ms(now, repeat)
-        parts = " | ".join(f"{statistics.median(stages.get(stage, [0])):.1f}"
-                           for stage in ("decode", "nsfw", "faces", "grids"))
-        lines.append(f"| {name} | {before:.1f} | {found_before} | {after:.1f} | {len(analysis.faces)} | "
-                     f"{after / before:.2f} | {parts} |")
+        parts = " | ".join(
+            f"{statistics.median(stages.get(stage, [0])):.1f}" for stage in ("decode", "nsfw", "faces", "grids")
+        )
+        lines.append(
+            f"| {name} | {before:.1f} | {found_before} | {after:.1f} | {len(analysis.faces)} | "
+            f"{after / before:.2f} | {parts} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.vision", description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=default_dir(), help="models folder (default %(default)s)")
-    parser.add_argument("--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS",
-                                                                         ROOT.parent / "shared" / "corpus")))
+    parser.add_argument(
+        "--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
+    )
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not update bench/results.md")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in [args.corpus / name for name in (*IMAGES, "iphone-p3-orientation-6.jpg")]
-               if not p.is_file()]
+    missing = [
+        str(p) for p in [args.corpus / name for name in (*IMAGES, "iphone-p3-orientation-6.jpg")] if not p.is_file()
+    ]
     if missing:
         parser.error(f"corpus images missing: {', '.join(missing)}")
     images = {name: srgb(args.corpus / name) for name in IMAGES}
@@ -171,18 +182,25 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|",
     ]
     loaded = {}
-    for label, cls, file, run in (("open_nsfw", NsfwModel, "open-nsfw.onnx", lambda m, a: m.score(a)),
-                                  ("CenterFace", FaceModel, "centerface.onnx", lambda m, a: m.detect(a))):
+    for label, cls, file, run in (
+        ("open_nsfw", NsfwModel, "open-nsfw.onnx", lambda m, a: m.score(a)),
+        ("CenterFace", FaceModel, "centerface.onnx", lambda m, a: m.detect(a)),
+    ):
         start = time.perf_counter()
         model = loaded[label] = cls.load(args.models / file, providers=DEFAULT_PROVIDERS, threads=args.threads)
         load_ms = (time.perf_counter() - start) * 1000
         for name, array in images.items():
             median, p90 = timings_ms(lambda model=model, array=array, run=run: run(model, array), args.repeat)
-            lines.append(f"| {label} | {', '.join(model.providers)} | {load_ms:.0f} | {name} | "
-                         f"{array.shape[1]}×{array.shape[0]} | {median:.1f} | {p90:.1f} |")
+            lines.append(
+                f"| {label} | {', '.join(model.providers)} | {load_ms:.0f} | {name} | "
+                f"{array.shape[1]}×{array.shape[0]} | {median:.1f} | {p90:.1f} |"
+            )
     publish("\n".join(lines) + "\n", ROOT / "bench" / "results.md", not args.no_write)
-    publish(analysis_section(args, loaded["open_nsfw"], loaded["CenterFace"]), ROOT / "bench" / "results.md",
-            not args.no_write)
+    publish(
+        analysis_section(args, loaded["open_nsfw"], loaded["CenterFace"]),
+        ROOT / "bench" / "results.md",
+        not args.no_write,
+    )
     return 0
 
 

@@ -74,13 +74,21 @@ def run(photo: str, copies: int, models: Path) -> list[tuple[str, str, float, fl
         cases = {  # configuration -> (server, cold option path, warm option path)
             "plain": ("plain", "/w:400/f:webp", "/w:320/f:webp"),
             "moderated": ("moderated", "/w:400/f:webp", "/w:320/f:webp"),
-            "plain g:smart": ("plain", "/w:400/h:400/fit:cover/g:smart/f:webp",
-                              "/w:320/h:320/fit:cover/g:smart/f:webp"),
+            "plain g:smart": (
+                "plain",
+                "/w:400/h:400/fit:cover/g:smart/f:webp",
+                "/w:320/h:320/fit:cover/g:smart/f:webp",
+            ),
             "g:face": ("faces", "/w:400/h:400/fit:cover/g:face/f:webp", "/w:320/h:320/fit:cover/g:face/f:webp"),
             "redact:faces": ("faces", "/w:400/redact:faces/f:webp", "/w:320/redact:faces/f:webp"),
         }
-        baseline = {"moderated": "plain", "g:face": "plain g:smart", "redact:faces": "plain", "plain": "plain",
-                    "plain g:smart": "plain g:smart"}
+        baseline = {
+            "moderated": "plain",
+            "g:face": "plain g:smart",
+            "redact:faces": "plain",
+            "plain": "plain",
+            "plain g:smart": "plain g:smart",
+        }
         keys = {case: [f"{n}-{i:03d}-{photo}" for i in range(copies)] for n, case in enumerate(cases)}
         for key in ["warm-up.jpg", *(k for case_keys in keys.values() for k in case_keys)]:
             shutil.copyfile(CORPUS / photo, folder / key)  # distinct keys: new originals to the proxy
@@ -112,10 +120,14 @@ def batch(photo: str, copies: int, models: Path, threads: int = 2) -> dict[str, 
         keys = [f"batch-{i:03d}-{photo}" for i in range(copies)]
         for key in ["warm-up.jpg", *keys]:
             shutil.copyfile(CORPUS / photo, folder / key)
-        env = {"EDGEPROXY_RENDER_THREADS": str(threads), "EDGEPROXY_RENDER_QUEUE": str(4 * copies),
-               "EDGEPROXY_MODERATION": "true", "EDGEPROXY_MODERATION_PENDING": "serve",
-               "EDGEPROXY_NSFW_MODEL": str(models / "open-nsfw.onnx"),
-               "EDGEPROXY_FACE_MODEL": str(models / "centerface.onnx")}
+        env = {
+            "EDGEPROXY_RENDER_THREADS": str(threads),
+            "EDGEPROXY_RENDER_QUEUE": str(4 * copies),
+            "EDGEPROXY_MODERATION": "true",
+            "EDGEPROXY_MODERATION_PENDING": "serve",
+            "EDGEPROXY_NSFW_MODEL": str(models / "open-nsfw.onnx"),
+            "EDGEPROXY_FACE_MODEL": str(models / "centerface.onnx"),
+        }
         server = start_edgeproxy(folder, free_port(), KEY, env)
         try:
             _times(server.base, ["/w:64/f:webp/bench/warm-up.jpg"])
@@ -163,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for photo in PHOTOS:
         found = batch(photo, args.batch, args.models)
-        lines.append(f"| {photo} | {found['first']:.2f} | {found['median']:.2f} | {found['last']:.2f} | "
-                     f"{found['first'] / found['last']:.2f} | {found['median'] / found['last']:.2f} |")
+        lines.append(
+            f"| {photo} | {found['first']:.2f} | {found['median']:.2f} | {found['last']:.2f} | "
+            f"{found['first'] / found['last']:.2f} | {found['median'] / found['last']:.2f} |"
+        )
     publish("\n".join(lines) + "\n", ROOT / "bench" / "results.md", not args.no_write)
     return 0
 

@@ -58,8 +58,7 @@ def prepare(corpus: Path, folder: Path) -> list[Workload]:
         stems.append(stem)
         if all((folder / f"{stem}.{ext}").exists() for ext in SAVE):
             continue
-        image = pyvips.Image.thumbnail(str(corpus / name), 2040, height=2040, size="down",
-                                       output_profile="srgb")
+        image = pyvips.Image.thumbnail(str(corpus / name), 2040, height=2040, size="down", output_profile="srgb")
         image = image.copy_memory()
         for ext, options in SAVE.items():
             image.write_to_file(str(folder / f"{stem}.{ext}"), keep="none", **options)

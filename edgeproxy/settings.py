@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     # handful of variants per URL; without the hint (client_hints off, Firefox, Safari, an <img>
     # without sizes) the URL's w:auto:N or auto_width_fallback CSS pixels × DPR, rounded up likewise.
     auto_width_buckets: list[int] = Field(
-        default_factory=lambda: [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840], min_length=1)
+        default_factory=lambda: [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840], min_length=1
+    )
     auto_width_fallback: int = Field(640, ge=1, le=16384)  # CSS pixels
     # dpr:auto: Sec-CH-DPR rounded up to one of these (1..4); 1 without the hint.
     auto_dpr_buckets: list[float] = Field(default_factory=lambda: [1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
@@ -130,8 +131,20 @@ class Settings(BaseSettings):
     # this, a 413 before any work. 1000 allows blur:100 up to 10 MP, blur:15 on any output.
     max_blur_cost: int = Field(1000, ge=1)  # megapixel-sigma
     allowed_input_formats: list[str] = Field(
-        default_factory=lambda: ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "bmp", "ico", "psd", "jp2",
-                                 "jxl"]
+        default_factory=lambda: [
+            "jpeg",
+            "png",
+            "webp",
+            "gif",
+            "avif",
+            "heif",
+            "tiff",
+            "bmp",
+            "ico",
+            "psd",
+            "jp2",
+            "jxl",
+        ]
     )
     request_timeout: float = Field(20.0, gt=0)  # seconds, whole request
     origin_timeout: float = Field(10.0, gt=0)  # seconds, whole origin fetch
@@ -189,7 +202,8 @@ class Settings(BaseSettings):
     # ONNX Runtime execution providers, tried in order; the ones this install lacks are skipped and
     # /readyz and the start-up log say which one each model got (CPU when no GPU can be used).
     vision_providers: list[str] = Field(
-        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"], min_length=1)
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"], min_length=1
+    )
     vision_threads: int = Field(1, ge=1, le=64)  # ONNX Runtime threads per inference (one render thread's share)
     # Pixels: the long side of the copy the models see. Faces narrower than 1 % of it (and than
     # 10 px) are not guaranteed to be found; 95 % of those from 1.5 % up are (README, "Faces").
@@ -283,8 +297,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected HOST:PORT, got {bind!r}")
         return bind
 
-    @field_validator("fallback_image", "origin_ca_file", "nsfw_model", "face_model", "c2pa_certificate",
-                     "c2pa_private_key")
+    @field_validator(
+        "fallback_image", "origin_ca_file", "nsfw_model", "face_model", "c2pa_certificate", "c2pa_private_key"
+    )
     @classmethod
     def _check_file(cls, path: str | None) -> str | None:
         if path is not None and not Path(path).is_file():
@@ -295,8 +310,10 @@ class Settings(BaseSettings):
     @classmethod
     def _check_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
         if token is not None and len(token.get_secret_value().strip().encode()) < MIN_ADMIN_TOKEN_BYTES:
-            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (a random value: python -c \"import "
-                             "secrets; print(secrets.token_urlsafe(32))\"), or unset to turn POST /purge off")
+            raise ValueError(
+                f'must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (a random value: python -c "import '
+                'secrets; print(secrets.token_urlsafe(32))"), or unset to turn POST /purge off'
+            )
         if token is not None and token.get_secret_value() != token.get_secret_value().strip():
             raise ValueError("must not start or end with whitespace (HTTP drops it from the Authorization header)")
         return token
@@ -347,16 +364,21 @@ class Settings(BaseSettings):
         for kind, token in (("fastly", self.fastly_api_token), ("cloudflare", self.cloudflare_api_token)):
             if kind in kinds and token is None:
                 raise ValueError(f"purge hook {kind}: needs {kind}_api_token (EDGEPROXY_{kind.upper()}_API_TOKEN)")
-        if self.admin_token is not None and self.signing_key is not None and (
-                self.admin_token.get_secret_value() == self.signing_key.get_secret_value()):
+        if (
+            self.admin_token is not None
+            and self.signing_key is not None
+            and (self.admin_token.get_secret_value() == self.signing_key.get_secret_value())
+        ):
             raise ValueError("admin_token must not be the signing key")
         for name, origins in (("redact_origins", self.redact_origins), ("c2pa_origins", self.c2pa_origins)):
             unknown = sorted(set(origins) - set(self.origins))
             if unknown:
                 raise ValueError(f"{name}: unknown origins {unknown}")
         if self.redact_origins and self.face_model is None:
-            raise ValueError("redact_origins needs face_model (CenterFace, edgeproxy models fetch): "
-                             "without a detector no face could be redacted")
+            raise ValueError(
+                "redact_origins needs face_model (CenterFace, edgeproxy models fetch): "
+                "without a detector no face could be redacted"
+            )
         if self.c2pa_origins and (self.c2pa_certificate is None or self.c2pa_private_key is None):
             raise ValueError("c2pa_origins needs c2pa_certificate and c2pa_private_key")
         if self.face_candidate_score > self.face_min_score:
@@ -364,8 +386,10 @@ class Settings(BaseSettings):
         if self.moderation_blur_threshold > self.moderation_block_threshold:
             raise ValueError("moderation_blur_threshold must not be above moderation_block_threshold")
         if self.metrics_bind and self.workers > 1:
-            raise ValueError("metrics_bind works with one worker; with several, scrape /metrics on the main port "
-                             "(it sums every worker)")
+            raise ValueError(
+                "metrics_bind works with one worker; with several, scrape /metrics on the main port "
+                "(it sums every worker)"
+            )
         return self
 
     def cdn_apis(self) -> CdnApis:
@@ -383,8 +407,7 @@ class Settings(BaseSettings):
 
     def moderation_policy(self) -> Policy:
         """The ``moderation_*`` settings for ``moderation.decide``."""
-        return Policy(self.moderation_block_threshold, self.moderation_blur_threshold,
-                      Action(self.moderation_pending))
+        return Policy(self.moderation_block_threshold, self.moderation_blur_threshold, Action(self.moderation_pending))
 
     def verify_keys(self) -> list[str]:
         """Keys, signing key first, then previous keys (verify only)."""
@@ -393,8 +416,12 @@ class Settings(BaseSettings):
 
     def default_quality(self, fmt: str) -> int:
         """Configured quality (1..100) for output format ``fmt``."""
-        return {"jpeg": self.quality_jpeg, "webp": self.quality_webp, "avif": self.quality_avif,
-                "jxl": self.quality_jxl}.get(fmt, 100)
+        return {
+            "jpeg": self.quality_jpeg,
+            "webp": self.quality_webp,
+            "avif": self.quality_avif,
+            "jxl": self.quality_jxl,
+        }.get(fmt, 100)
 
     @classmethod
     def settings_customise_sources(

@@ -19,14 +19,23 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png(width: int, height: int) -> bytes:
     """8-bit RGB PNG declaring ``width`` × ``height``, with four rows of compressed data."""
     rows = zlib.compress(b"\x00" * (width * 3 + 1) * 4, 9)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + _png_chunk(b"IDAT", rows)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def gif(width: int, height: int) -> bytes:
     """GIF89a whose screen and single image are ``width`` × ``height``, with almost no LZW data."""
-    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + b","
-            + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00;")
+    return (
+        b"GIF89a"
+        + struct.pack("<HHBBB", width, height, 0, 0, 0)
+        + b","
+        + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        + b"\x02\x02\x44\x01\x00;"
+    )
 
 
 def jpeg(width: int, height: int) -> bytes:
@@ -53,8 +62,12 @@ def webp(width: int, height: int) -> bytes:
     vp8l = simple[12:]  # RIFF header (12 bytes), then the VP8L chunk
     assert vp8l[:4] == b"VP8L"
     frame = _u24(0) + _u24(0) + _u24(0) + _u24(0) + _u24(100) + b"\x00" + vp8l
-    body = (b"WEBP" + _riff_chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + _u24(width - 1) + _u24(height - 1))
-            + _riff_chunk(b"ANIM", bytes(6)) + _riff_chunk(b"ANMF", frame))
+    body = (
+        b"WEBP"
+        + _riff_chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + _u24(width - 1) + _u24(height - 1))
+        + _riff_chunk(b"ANIM", bytes(6))
+        + _riff_chunk(b"ANMF", frame)
+    )
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 

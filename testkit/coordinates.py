@@ -72,13 +72,19 @@ def encode(picture: pyvips.Image, fmt: str) -> bytes:
     geometry moves colours; EXIF orientation is kept where the format carries it."""
     animated = picture.get_typeof("page-height") and picture.get("page-height") < picture.height
     if fmt == "jpeg":
-        return picture.flatten().jpegsave_buffer(Q=95, subsample_mode="off") if picture.hasalpha() else \
-            picture.jpegsave_buffer(Q=95, subsample_mode="off")
+        return (
+            picture.flatten().jpegsave_buffer(Q=95, subsample_mode="off")
+            if picture.hasalpha()
+            else picture.jpegsave_buffer(Q=95, subsample_mode="off")
+        )
     if fmt == "png":
         return picture.pngsave_buffer(compression=1)
     if fmt == "webp":
-        return picture.webpsave_buffer(Q=95, effort=0, smart_subsample=False) if not animated else \
-            picture.webpsave_buffer(lossless=True, effort=0)
+        return (
+            picture.webpsave_buffer(Q=95, effort=0, smart_subsample=False)
+            if not animated
+            else picture.webpsave_buffer(lossless=True, effort=0)
+        )
     if fmt == "avif":
         return picture.heifsave_buffer(compression="av1", Q=95, effort=0, subsample_mode="off")
     if fmt == "tiff":
@@ -112,12 +118,23 @@ def windows(size: tuple[int, int], side: int = 96) -> list[tuple[int, int, int, 
     if w * h <= 4 * side * side:
         return [(0, 0, w, h)]
     sw, sh = min(side, w), min(side, h)
-    return [(0, 0, sw, sh), (w - sw, 0, sw, sh), (0, h - sh, sw, sh), (w - sw, h - sh, sw, sh),
-            ((w - sw) // 2, (h - sh) // 2, sw, sh)]
+    return [
+        (0, 0, sw, sh),
+        (w - sw, 0, sw, sh),
+        (0, h - sh, sw, sh),
+        (w - sw, h - sh, sw, sh),
+        ((w - sw) // 2, (h - sh) // 2, sw, sh),
+    ]
 
 
-def expected(spec: TransformSpec, p: Plan, width: int, height: int, frame: int = 0,
-             window: tuple[int, int, int, int] | None = None) -> Expected:
+def expected(
+    spec: TransformSpec,
+    p: Plan,
+    width: int,
+    height: int,
+    frame: int = 0,
+    window: tuple[int, int, int, int] | None = None,
+) -> Expected:
     """The colours of a derivative of the ``width`` × ``height`` coordinate picture by ``p`` (of
     its ``window`` (left, top, width, height) only, when given): each output pixel centre is mapped
     back through padding, the cover crop, the flip, the rotation (clockwise), the resize and the

@@ -48,15 +48,25 @@ class MotoS3:
 
     def settings(self, **overrides) -> dict:
         """edgeproxy settings that reach this server."""
-        return {"s3_endpoint_url": self.url, "s3_region": REGION, "s3_access_key_id": ACCESS_KEY,
-                "s3_secret_access_key": SECRET_KEY, **overrides}
+        return {
+            "s3_endpoint_url": self.url,
+            "s3_region": REGION,
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+            **overrides,
+        }
 
     def client(self):
         """A boto3 S3 client of this server (close it after use)."""
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=SECRET_KEY)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def put(self, key: str, body: bytes, **metadata: str) -> None:
         """Put an object (kept here too, to be put back after a restart)."""
@@ -75,15 +85,18 @@ class MotoS3:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
             )
         deadline = time.monotonic() + START_TIMEOUT
         while not self.answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"moto server did not start on port {self.port}:\n"
-                                   f"{self.log.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(
+                    f"moto server did not start on port {self.port}:\n{self.log.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.05)
         with contextlib.closing(self.client()) as s3:
             s3.create_bucket(Bucket=self.bucket)

@@ -78,11 +78,7 @@ class Varnish:
 def vcl_source(backend_host: str, backend_port: int, vcl_body: str = "") -> str:
     """The VCL varnishd loads: ``vcl 4.1``, the default backend, then ``vcl_body`` (the builtin
     VCL applies to every subroutine ``vcl_body`` does not end with a ``return``)."""
-    return (
-        "vcl 4.1;\n\n"
-        f'backend default {{ .host = "{backend_host}"; .port = "{backend_port}"; }}\n\n'
-        f"{vcl_body}\n"
-    )
+    return f'vcl 4.1;\n\nbackend default {{ .host = "{backend_host}"; .port = "{backend_port}"; }}\n\n{vcl_body}\n'
 
 
 _BACKEND_DEFAULT = re.compile(r"backend\s+default\s*\{[^}]*\}")
@@ -99,7 +95,7 @@ def with_backend(vcl: str, backend_host: str, backend_port: int) -> str:
         body, count = re.subn(rf'\.{name}\s*=\s*"[^"]*"', f'.{name} = "{value}"', body)
         if count != 1:
             raise ValueError(f"`backend default` must set .{name} exactly once (found {count})")
-    return vcl[:block.start()] + body + vcl[block.end():]
+    return vcl[: block.start()] + body + vcl[block.end() :]
 
 
 _ROUND_ROBIN = re.compile(r"new\s+(\w+)\s*=\s*directors\.round_robin\(\)\s*;")
@@ -132,8 +128,8 @@ def with_backends(vcl: str, backends: Sequence[tuple[str, int]]) -> str:
         block = with_backend(default.group(0), host, port).replace("backend default", f"backend proxy{number}", 1)
         blocks.append(block)
         lines.append(f"{adding.group(1)}{director.group(1)}.add_backend(proxy{number});\n")
-    vcl = vcl[:adding.end()] + "".join(lines) + vcl[adding.end():]
-    return vcl[:default.end()] + "\n\n" + "\n\n".join(blocks) + vcl[default.end():]
+    vcl = vcl[: adding.end()] + "".join(lines) + vcl[adding.end() :]
+    return vcl[: default.end()] + "\n\n" + "\n\n".join(blocks) + vcl[default.end() :]
 
 
 def _output(log: Path) -> str:
@@ -149,14 +145,16 @@ def _wait_ready(proc: subprocess.Popen, varnishadm: str, workdir: Path, log: Pat
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"varnishd exited with status {proc.returncode} before it was ready:\n{_output(log)}")
-        status = subprocess.run([varnishadm, "-n", str(workdir), "-t", "2", "status"],
-                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(
+            [varnishadm, "-n", str(workdir), "-t", "2", "status"], capture_output=True, text=True, timeout=10
+        )
         last = (status.stdout + status.stderr).strip()
         if status.returncode == 0 and "running" in status.stdout:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"varnishd not ready after {START_TIMEOUT:.0f} s (varnishadm status: {last!r}):\n"
-                               f"{_output(log)}")
+            raise RuntimeError(
+                f"varnishd not ready after {START_TIMEOUT:.0f} s (varnishadm status: {last!r}):\n{_output(log)}"
+            )
         time.sleep(0.1)
 
 
@@ -173,9 +171,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def start_varnish(backend_host: str, backend_port: int, vcl_body: str = "", *,
-                  vcl: str | None = None, port: int | None = None,
-                  more_backends: Sequence[tuple[str, int]] = ()) -> Iterator[Varnish]:
+def start_varnish(
+    backend_host: str,
+    backend_port: int,
+    vcl_body: str = "",
+    *,
+    vcl: str | None = None,
+    port: int | None = None,
+    more_backends: Sequence[tuple[str, int]] = (),
+) -> Iterator[Varnish]:
     """Run varnishd on 127.0.0.1 in front of ``backend_host:backend_port``; yields a
     :class:`Varnish`. ``vcl_body`` is appended to the VCL after the backend definition; or ``vcl``
     is the whole VCL file, whose ``backend default`` is pointed at the backend, and
@@ -203,10 +207,32 @@ def start_varnish(backend_host: str, backend_port: int, vcl_body: str = "", *,
         port = port or free_port()
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [varnishd, "-F", "-a", f"127.0.0.1:{port}", "-f", str(vcl_file), "-n", str(workdir),
-                 "-s", "malloc,32m", "-p", "default_grace=0", "-p", "default_keep=0",
-                 "-p", "thread_pools=1", "-p", "thread_pool_min=10", "-p", "thread_pool_max=100"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    varnishd,
+                    "-F",
+                    "-a",
+                    f"127.0.0.1:{port}",
+                    "-f",
+                    str(vcl_file),
+                    "-n",
+                    str(workdir),
+                    "-s",
+                    "malloc,32m",
+                    "-p",
+                    "default_grace=0",
+                    "-p",
+                    "default_keep=0",
+                    "-p",
+                    "thread_pools=1",
+                    "-p",
+                    "thread_pool_min=10",
+                    "-p",
+                    "thread_pool_max=100",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             _wait_ready(proc, varnishadm, workdir, log)
@@ -220,8 +246,13 @@ def counter(varnish: Varnish, name: str) -> int:
     varnishstat = _which("varnishstat")
     if varnishstat is None:
         raise RuntimeError("varnishstat not found (Debian's varnish package installs it)")
-    result = subprocess.run([varnishstat, "-n", str(varnish.workdir), "-1", "-f", name],
-                            capture_output=True, text=True, timeout=10, check=True)
+    result = subprocess.run(
+        [varnishstat, "-n", str(varnish.workdir), "-1", "-f", name],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
     for line in result.stdout.splitlines():
         fields = line.split()
         if fields and fields[0] == name:
@@ -236,11 +267,19 @@ def backend_health(varnish: Varnish) -> dict[str, bool]:
     found = find_varnish()
     if found is None:
         raise RuntimeError("varnishadm not found (Debian's varnish package installs it)")
-    result = subprocess.run([found[1], "-n", str(varnish.workdir), "backend.list", "-j"],
-                            capture_output=True, text=True, timeout=10, check=True)
+    result = subprocess.run(
+        [found[1], "-n", str(varnish.workdir), "backend.list", "-j"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
     backends = json.loads(result.stdout)[3]
-    return {name.rpartition(".")[2]: info.get("probe_message", [0, 0, "healthy"])[2] == "healthy"
-            for name, info in backends.items() if info.get("type") == "backend"}  # not the directors
+    return {
+        name.rpartition(".")[2]: info.get("probe_message", [0, 0, "healthy"])[2] == "healthy"
+        for name, info in backends.items()
+        if info.get("type") == "backend"
+    }  # not the directors
 
 
 def varnish_ids(response: httpx.Response) -> list[str]:

@@ -40,8 +40,10 @@ if os.environ.get("EDGEPROXY_TEST_EXTRAS") == "1" and not all(EXTRAS.values()):
 
 
 #: Where `edgeproxy models fetch` puts the vision models by default (edgeproxy.vision.models.default_dir).
-MODELS_DIR = Path(os.environ.get("EDGEPROXY_MODELS_DIR")
-                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeproxy" / "models")
+MODELS_DIR = Path(
+    os.environ.get("EDGEPROXY_MODELS_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeproxy" / "models"
+)
 NSFW_MODEL, FACE_MODEL = MODELS_DIR / "open-nsfw.onnx", MODELS_DIR / "centerface.onnx"
 
 
@@ -146,8 +148,12 @@ def loader_format(image: pyvips.Image) -> str:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--soak-seconds", type=float, default=20.0,
-                     help="duration of tests/test_soak.py after its warm-up (CI: 20; full run: 120)")
+    parser.addoption(
+        "--soak-seconds",
+        type=float,
+        default=20.0,
+        help="duration of tests/test_soak.py after its warm-up (CI: 20; full run: 120)",
+    )
 
 
 @pytest.fixture

@@ -101,10 +101,16 @@ def test_head_answers_like_get_without_body(client):
         ("/w:400/demo/truncated.jpg", 422, "the original could not be decoded"),
         ("/w:400/demo/empty.jpg", 422, "the original is empty"),
         ("/w:400/demo/invalid-1byte.jpg", 422, "the original could not be decoded"),
-        ("/w:400/demo/huge-9643x10328.jpg", 413,
-         "the original has 99592904 pixels (9643x10328x1); the limit is 50000000"),
-        ("/w:400/demo/bomb-16384x16384.png", 413,
-         "the original has 268435456 pixels (16384x16384x1); the limit is 50000000"),
+        (
+            "/w:400/demo/huge-9643x10328.jpg",
+            413,
+            "the original has 99592904 pixels (9643x10328x1); the limit is 50000000",
+        ),
+        (
+            "/w:400/demo/bomb-16384x16384.png",
+            413,
+            "the original has 268435456 pixels (16384x16384x1); the limit is 50000000",
+        ),
         ("/w:400/demo/commons-logo.svg", 415, "input format svg is not allowed"),
         ("/w:9000/demo/x.jpg", 400, "option width: 9000 device pixels is over the limit of 8192"),
         ("/c:5000:0:10:10/demo/giunchedi-portrait.jpg", 400, "option crop: region is outside the 800x533 original"),
@@ -130,8 +136,16 @@ def test_bad_signature_is_403(client):
 
 @pytest.mark.parametrize(
     "key",
-    ["../conftest.py", "..%2fconftest.py", "%2e%2e/conftest.py", "a/../../conftest.py", "%2fetc%2fpasswd",
-     "sub%5c..%5c..%5cconftest.py", "x%00.jpg", "escape/conftest.py"],
+    [
+        "../conftest.py",
+        "..%2fconftest.py",
+        "%2e%2e/conftest.py",
+        "a/../../conftest.py",
+        "%2fetc%2fpasswd",
+        "sub%5c..%5c..%5cconftest.py",
+        "x%00.jpg",
+        "escape/conftest.py",
+    ],
 )
 def test_local_origin_refuses_paths_out_of_its_root(tmp_path, key):
     root = tmp_path / "root"
@@ -211,10 +225,12 @@ def test_expiring_url_is_cached_no_longer_than_it_is_valid(corpus: Path, tmp_pat
 def test_query_strings_are_refused_before_any_work(corpus: Path):
     with make_client({"demo": str(corpus)}) as c:
         url = signed(f"/w:333/f:auto/demo/{PHOTO}")
-        for suffix in ("?cb=1", "?cb=2", "?w=10", "?"+"x" * 100):
+        for suffix in ("?cb=1", "?cb=2", "?w=10", "?" + "x" * 100):
             r = c.get(url + suffix)
             assert (r.status_code, r.text) == (
-                400, "query strings are not part of signed URLs: put every option in the path\n")
+                400,
+                "query strings are not part of signed URLs: put every option in the path\n",
+            )
             assert r.headers["cache-control"] == "public, max-age=60"
         assert c.get("/AAAA/w:1/demo/x.jpg?cb=1").status_code == 400  # before the signature is checked
         metrics = c.get("/metrics").text
@@ -238,8 +254,9 @@ def test_client_hints_when_enabled(corpus: Path):
         assert r.headers["vary"] == "Sec-CH-DPR, Save-Data"
         assert decode(r.content).width == 200
         # A URL without w:auto / dpr:auto reads no size hint: no Sec-CH-* in Vary, the URL's size.
-        plain = c.get(signed("/w:100/f:png/demo/giunchedi-portrait.jpg"),
-                      headers={"Sec-CH-DPR": "2", "Sec-CH-Width": "900"})
+        plain = c.get(
+            signed("/w:100/f:png/demo/giunchedi-portrait.jpg"), headers={"Sec-CH-DPR": "2", "Sec-CH-Width": "900"}
+        )
         assert (plain.headers["vary"], decode(plain.content).width) == ("Save-Data", 100)
         # w:auto: Sec-CH-Width in device pixels, rounded up to the next bucket (600 -> 640).
         auto = c.get(signed("/w:auto/f:png/demo/flickr-2725x2225.jpg"), headers={"Sec-CH-Width": "600"})
@@ -260,8 +277,10 @@ def test_client_hints_when_enabled(corpus: Path):
 
 def test_client_hints_off_ignores_hints_and_w_auto_gives_its_fallback(corpus: Path):
     with make_client({"demo": str(corpus)}, auto_width_fallback=200) as c:
-        r = c.get(signed("/w:auto/dpr:auto/f:png/demo/flickr-2725x2225.jpg"),
-                  headers={"Sec-CH-Width": "900", "Sec-CH-DPR": "3"})
+        r = c.get(
+            signed("/w:auto/dpr:auto/f:png/demo/flickr-2725x2225.jpg"),
+            headers={"Sec-CH-Width": "900", "Sec-CH-DPR": "3"},
+        )
         assert r.status_code == 200
         assert "vary" not in r.headers and "accept-ch" not in r.headers
         assert decode(r.content).width == 320  # 200 CSS px x dpr 1, rounded up to the 320 bucket
@@ -308,7 +327,9 @@ def test_only_presets_refuses_other_options_and_applies_the_default_preset(corpu
         assert (bare.width, loader_format(bare)) == (50, "png")
         refused = c.get(signed(f"/pr:thumb/w:2000/q:100/demo/{PHOTO}"))
         assert (refused.status_code, refused.text) == (
-            400, "only presets are allowed on this server (pr:NAME); not w, q\n")
+            400,
+            "only presets are allowed on this server (pr:NAME); not w, q\n",
+        )
 
 
 def test_hostile_signed_paths_never_give_a_5xx(client):
@@ -397,14 +418,18 @@ def test_unreadable_original_is_an_origin_error_not_a_404(tmp_path: Path, caplog
         photo = root / "photo.png"
         photo.write_bytes(pyvips.Image.black(8, 8).pngsave_buffer())
         photo.chmod(0)
-        with (make_client({"media": str(root)}) as c, caplog.at_level("WARNING", "edgeproxy.origins.local"),
-              _unprivileged()):
+        with (
+            make_client({"media": str(root)}) as c,
+            caplog.at_level("WARNING", "edgeproxy.origins.local"),
+            _unprivileged(),
+        ):
             denied = c.get(signed("/w:4/f:png/media/photo.png"))
             missing = c.get(signed("/w:4/f:png/media/nope.png"))
         assert (denied.status_code, denied.text) == (502, "the origin may not read the original (permission denied)\n")
         assert denied.headers["cache-control"] == "public, max-age=1"
         assert missing.status_code == 404
-        assert any("local origin 'media' cannot read 'photo.png': permission denied" in r.getMessage()
-                   for r in caplog.records)
+        assert any(
+            "local origin 'media' cannot read 'photo.png': permission denied" in r.getMessage() for r in caplog.records
+        )
     finally:
         shutil.rmtree(root)

@@ -20,10 +20,31 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
         pytest.skip("wrk not installed (apt-get install wrk)")
     output = tmp_path / "results.md"
     subprocess.run(
-        [sys.executable, "-m", "bench", "--corpus", str(corpus), "--workdir", str(tmp_path), "--seconds", "1",
-         "--concurrency", "2", "--workloads", "jpeg", "--servers", "edgeproxy", "--no-storm",
-         "--output", str(output)],
-        cwd=ROOT, check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--corpus",
+            str(corpus),
+            "--workdir",
+            str(tmp_path),
+            "--seconds",
+            "1",
+            "--concurrency",
+            "2",
+            "--workloads",
+            "jpeg",
+            "--servers",
+            "edgeproxy",
+            "--no-storm",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     rows = [line for line in output.read_text().splitlines() if line.startswith("| jpeg | 2 |")]
     assert len(rows) == 1
@@ -34,12 +55,24 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
 
 
 def test_attack_bench_runs_and_reports_every_case():
-    out = subprocess.run([sys.executable, "-m", "bench.attacks", "--repeat", "3"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.attacks", "--repeat", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     rows = [line for line in out.splitlines() if line.startswith("| ") and "median" not in line]
     assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
-        "/healthz", "render 10-1199 px WebP (200)", "PNG 50000² bomb (413)", "GIF 50000² bomb (413)",
-        "JPEG 65000² bomb (413)", "WebP 16383² bomb (413)", "truncated JPEG (422)", "bad signature (403)",
+        "/healthz",
+        "render 10-1199 px WebP (200)",
+        "PNG 50000² bomb (413)",
+        "GIF 50000² bomb (413)",
+        "JPEG 65000² bomb (413)",
+        "WebP 16383² bomb (413)",
+        "truncated JPEG (422)",
+        "bad signature (403)",
         "saturated (503)",
     ]
 
@@ -67,6 +100,7 @@ def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metr
     image = formats.reference(corpus / formats.select_photos(corpus, 1)[0], width=192)
     ref = formats.to_ppm(image)
     for codec in (formats.CODECS[0], formats.CODECS[4]):  # JPEG, JPEG XL at edgeproxy's effort
+
         def score_at(q: int, codec=codec) -> float:
             return formats.ssimulacra2(ref, formats.decode(codec, formats.encode(image, codec, q)))
 

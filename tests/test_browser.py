@@ -155,7 +155,8 @@ class Harness:
     def page(self, name: str, body: str, *, head: str = "", headers: dict[str, str] | None = None) -> str:
         """Serve ``body`` as page ``/name`` with extra ``head`` markup and response ``headers``."""
         self.pages[name] = (
-            "<!doctype html><html><head><meta charset=utf-8>" + head
+            "<!doctype html><html><head><meta charset=utf-8>"
+            + head
             + f"<title>{html.escape(name)}</title>"
             + "<style>body{margin:8px;font:14px sans-serif} img{display:block;margin:4px 0}</style>"
             + f"</head><body>{body}</body></html>",
@@ -163,14 +164,24 @@ class Harness:
         )
         return name
 
-    def visit(self, scenario: str, page: str, *, dsf: float, width: int, height: int = 800,
-              after_load: str | None = None, extra_headers: dict[str, str] | None = None) -> Visit:
+    def visit(
+        self,
+        scenario: str,
+        page: str,
+        *,
+        dsf: float,
+        width: int,
+        height: int = 800,
+        after_load: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> Visit:
         """Load ``page`` in a fresh context (own cache, own client-hint state) at device scale factor
         ``dsf`` and a viewport ``width`` CSS pixels wide; ``after_load``: a JS function to await once
         the page has loaded (it may add images); ``extra_headers``: sent with every request (they
         replace the browser's own). Screenshot to ``ARTIFACTS/{scenario}.png``."""
-        context = self.browser.new_context(device_scale_factor=dsf, viewport={"width": width, "height": height},
-                                           extra_http_headers=extra_headers)
+        context = self.browser.new_context(
+            device_scale_factor=dsf, viewport={"width": width, "height": height}, extra_http_headers=extra_headers
+        )
         context.set_default_timeout(20_000)
         try:
             tab = context.new_page()
@@ -184,7 +195,8 @@ class Harness:
                 tab.wait_for_function(ALL_LOADED_JS)
             images = tab.evaluate(IMAGES_JS)
             meta = tab.evaluate(
-                "(document.querySelector('meta[http-equiv=\"Delegate-CH\" i]') || {content: null}).content")
+                "(document.querySelector('meta[http-equiv=\"Delegate-CH\" i]') || {content: null}).content"
+            )
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=str(ARTIFACTS / f"{scenario}.png"), full_page=True)
             observed = [self._observe(scenario, r, images) for r in requests if r.url.startswith(self.proxy + "/")]
@@ -207,12 +219,21 @@ class Harness:
                 fmt = "avif" if image.get("heif-compression") == "av1" else "heic"
             width, height = image.width, image.height
         return Observed(
-            scenario=scenario, url=request.url, accept=sent.get("accept"),
-            sec_ch_width=sent.get("sec-ch-width"), sec_ch_dpr=sent.get("sec-ch-dpr"),
-            status=response.status if response else None, content_type=headers.get("content-type"),
-            content_length=headers.get("content-length"), vary=headers.get("vary"), bytes=len(body),
-            decoded_format=fmt, decoded_width=width, decoded_height=height,
-            elements=[i for i in images if i["currentSrc"] == request.url], body=body,
+            scenario=scenario,
+            url=request.url,
+            accept=sent.get("accept"),
+            sec_ch_width=sent.get("sec-ch-width"),
+            sec_ch_dpr=sent.get("sec-ch-dpr"),
+            status=response.status if response else None,
+            content_type=headers.get("content-type"),
+            content_length=headers.get("content-length"),
+            vary=headers.get("vary"),
+            bytes=len(body),
+            decoded_format=fmt,
+            decoded_width=width,
+            decoded_height=height,
+            elements=[i for i in images if i["currentSrc"] == request.url],
+            body=body,
         )
 
     def write_artifacts(self) -> str:
@@ -258,8 +279,11 @@ def harness(corpus: Path) -> Iterator[Harness]:
             pytest.fail(f"CI=true but the browser test cannot run: {missing}")
         pytest.skip(missing)
     app, pages = _site()
-    with (make_served({"demo": str(corpus)}, client_hints=True) as (client, _proxy_app),
-          serve_app(app) as site, sync_playwright() as playwright):
+    with (
+        make_served({"demo": str(corpus)}, client_hints=True) as (client, _proxy_app),
+        serve_app(app) as site,
+        sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         h = Harness(browser, str(client.base_url).rstrip("/"), site, pages)
         try:
@@ -306,22 +330,34 @@ def check_served(o: Observed, fmt: str, width: int) -> None:
 def test_avif_from_picture_and_negotiated_srcset(harness: Harness):
     """``<picture>``'s AVIF source and an ``f:auto`` ``srcset`` both arrive as AVIF and render."""
     u = harness.urls
-    picture = u.picture("demo", PHOTO, [320, 480, 640, 960], formats=("avif", "webp"), sizes="480px",
-                        alt="picture", original=(PHOTO_W, PHOTO_H), loading="eager")
+    picture = u.picture(
+        "demo",
+        PHOTO,
+        [320, 480, 640, 960],
+        formats=("avif", "webp"),
+        sizes="480px",
+        alt="picture",
+        original=(PHOTO_W, PHOTO_H),
+        loading="eager",
+    )
     srcset = u.srcset("demo", PHOTO, [320, 640, 960], format="auto")
     # picture()'s width/height attributes give the aspect ratio (960 × 784); CSS sets the size.
-    page = harness.page("formats", '<style>#picture img{width:480px;height:auto}</style>'
-                        f'<div id="picture">{picture}</div>'
-                        f'<img id="negotiated" srcset="{html.escape(srcset)}" '
-                        f'sizes="(max-width: 600px) 100vw, 320px" width="320" height="261" alt="negotiated">')
+    page = harness.page(
+        "formats",
+        "<style>#picture img{width:480px;height:auto}</style>"
+        f'<div id="picture">{picture}</div>'
+        f'<img id="negotiated" srcset="{html.escape(srcset)}" '
+        f'sizes="(max-width: 600px) 100vw, 320px" width="320" height="261" alt="negotiated">',
+    )
     visit = harness.visit("formats", page, dsf=1, width=1000)
 
     from_picture = u.url("demo", PHOTO, width=480, format="avif")  # the AVIF <source>'s 480w candidate
     negotiated = u.url("demo", PHOTO, width=320, format="auto")
     avif_source = re.search(r'<source type="image/avif" srcset="([^"]*)"', picture)
     assert avif_source and f"{from_picture} 480w" in html.unescape(avif_source.group(1)).split(", ")
-    assert sorted(r.url for r in visit.requests) == sorted([from_picture, negotiated]), \
+    assert sorted(r.url for r in visit.requests) == sorted([from_picture, negotiated]), (
         "Chromium should fetch the AVIF source's 1x candidate and the f:auto 1x candidate, nothing else"
+    )
 
     for url, element, width in ((from_picture, "picture", 480), (negotiated, "negotiated", 320)):
         o = visit.request_for(url)
@@ -336,8 +372,9 @@ def test_avif_from_picture_and_negotiated_srcset(harness: Harness):
 
     # Control: the same page with an Accept that lists WebP only. f:auto follows it; the <source>
     # Chromium picks by its own support (type="image/avif") still gets its explicit AVIF.
-    webp_only = harness.visit("formats-accept-webp", page, dsf=1, width=1000,
-                              extra_headers={"Accept": "image/webp,*/*;q=0.8"})
+    webp_only = harness.visit(
+        "formats-accept-webp", page, dsf=1, width=1000, extra_headers={"Accept": "image/webp,*/*;q=0.8"}
+    )
     assert sorted(r.url for r in webp_only.requests) == sorted([from_picture, negotiated])
     o = webp_only.request_for(negotiated)
     assert not accept_lists(o.accept, "image/avif") and accept_lists(o.accept, "image/webp"), o.accept
@@ -389,10 +426,12 @@ def _hint_markup(u: UrlBuilder) -> tuple[str, dict[str, str]]:
         # × the hinted DPR 2 -> 400 -> 480; no hint at all: 200 -> 320.
         "css": u.url("demo", PHOTO, width=("auto", 200), dpr="auto", format="auto"),
     }
-    body = (f'<img id="auto" sizes="300px" src="{urls["auto"]}" alt="w:auto">'
-            f'<img id="wide" sizes="400px" src="{urls["wide"]}" alt="w:auto:200">'
-            f'<img id="dpr" src="{urls["dpr"]}" width="300" height="245" alt="dpr:auto">'
-            f'<img id="css" style="width:200px" src="{urls["css"]}" alt="w:auto:200/dpr:auto">')
+    body = (
+        f'<img id="auto" sizes="300px" src="{urls["auto"]}" alt="w:auto">'
+        f'<img id="wide" sizes="400px" src="{urls["wide"]}" alt="w:auto:200">'
+        f'<img id="dpr" src="{urls["dpr"]}" width="300" height="245" alt="dpr:auto">'
+        f'<img id="css" style="width:200px" src="{urls["css"]}" alt="w:auto:200/dpr:auto">'
+    )
     return body, urls
 
 
@@ -477,8 +516,11 @@ def test_width_and_height_attributes_keep_the_css_size(harness: Harness):
     its pixel width; ``width``/``height`` attributes keep it at 300 × 245 CSS px."""
     u = harness.urls
     url = u.url("demo", PHOTO, width=300, dpr=2, format="auto")
-    page = harness.page("width-height", f'<img id="sized" src="{url}" width="300" height="245" alt="sized">'
-                        f'<img id="unsized" src="{url}" alt="unsized">')
+    page = harness.page(
+        "width-height",
+        f'<img id="sized" src="{url}" width="300" height="245" alt="sized">'
+        f'<img id="unsized" src="{url}" alt="unsized">',
+    )
     visit = harness.visit("width-height", page, dsf=2, width=1000)
     o = visit.request_for(url)  # one request for both elements
     check_served(o, "avif", 600)

@@ -102,8 +102,14 @@ def test_table_covers_the_real_world_and_the_edge_cases():
     assert len(CASES) >= 20
     assert set(BUCKETS) == {"avif+webp", "webp", "none"}
     assert BUCKETS["none"] == "*/*"
-    for needed in ("image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8",  # the Accept that lists JPEG XL first
-                   "image/avif;q=0,image/webp", "image/webp;q=0", "*/*", "", None):
+    for needed in (
+        "image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8",  # the Accept that lists JPEG XL first
+        "image/avif;q=0,image/webp",
+        "image/webp;q=0",
+        "*/*",
+        "",
+        None,
+    ):
         assert needed in accepts, needed
     assert {case["bucket"] for case in CASES} == set(BUCKETS)
 
@@ -142,12 +148,10 @@ class Stack:
 
     def renders(self) -> float:
         """Renders the proxy ran: variant cache misses on its own ``/metrics``."""
-        return value(self.proxy.get("/metrics").text, "edgeproxy_cache_lookups_total",
-                     cache="variant", outcome="miss")
+        return value(self.proxy.get("/metrics").text, "edgeproxy_cache_lookups_total", cache="variant", outcome="miss")
 
     def answered(self, status_class: str, fmt: str) -> float:
-        return value(self.proxy.get("/metrics").text, "edgeproxy_requests_total",
-                     status_class=status_class, format=fmt)
+        return value(self.proxy.get("/metrics").text, "edgeproxy_requests_total", status_class=status_class, format=fmt)
 
     def backend_requests(self) -> int:
         return counter(self.varnish, "MAIN.backend_req")
@@ -161,8 +165,7 @@ def stack_with(corpus: Path, vcl: str, **settings) -> Iterator[Stack]:
     require_varnish()
     with make_client({"demo": str(corpus), "broken": "http://127.0.0.1:9/"}, **settings) as proxy:
         host, port = proxy.base_url.host, proxy.base_url.port
-        with start_varnish(host, port, vcl=vcl) as varnish, \
-                httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
+        with start_varnish(host, port, vcl=vcl) as varnish, httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
             yield Stack(proxy, varnish, cdn)
 
 
@@ -307,8 +310,19 @@ def test_5xx_are_cached_for_one_second_and_no_longer(stack: Stack):
 def test_operator_routes_and_query_strings_stop_at_varnish(stack: Stack):
     """/metrics, /readyz, /healthz, /purge (and their look-alikes) are a 404 from Varnish, a query
     string a 400, a method other than GET/HEAD/PURGE a 405: the proxy sees none of them."""
-    for path in ("/metrics", "/readyz", "/healthz", "/purge", "/METRICS", "/%6Detrics", "/metrics/",
-                 "/metrics?format=json", "//metrics", "/", "/favicon.ico"):
+    for path in (
+        "/metrics",
+        "/readyz",
+        "/healthz",
+        "/purge",
+        "/METRICS",
+        "/%6Detrics",
+        "/metrics/",
+        "/metrics?format=json",
+        "//metrics",
+        "/",
+        "/favicon.ico",
+    ):
         status, headers, body = raw(stack.varnish, "GET", path)
         assert status == 404, (path, status, body[:200])
         assert headers["content-type"].startswith("text/plain"), path
@@ -336,9 +350,11 @@ def test_purge_by_surrogate_key(stack: Stack):
     cached derivative of that original (every size, format and Accept bucket): the next request for
     each is a miss and a render, while a derivative of another original stays a hit. From an
     address outside the purgers ACL it is a 403 and removes nothing."""
-    purged = [(signed(f"/w:300/demo/{PHOTO}"), "image/avif,image/webp"),
-              (signed(f"/w:300/demo/{PHOTO}"), "*/*"),
-              (signed(f"/w:200/f:webp/demo/{PHOTO}"), "*/*")]
+    purged = [
+        (signed(f"/w:300/demo/{PHOTO}"), "image/avif,image/webp"),
+        (signed(f"/w:300/demo/{PHOTO}"), "*/*"),
+        (signed(f"/w:200/f:webp/demo/{PHOTO}"), "*/*"),
+    ]
     kept = (signed(f"/w:300/f:webp/demo/{OTHER_PHOTO}"), "*/*")
     for url, accept in [*purged, kept]:
         assert get(stack.cdn, url, accept).status_code == 200
@@ -346,8 +362,9 @@ def test_purge_by_surrogate_key(stack: Stack):
     assert stack.renders() == 4
     tag = surrogate_key("demo", PHOTO)
 
-    outsider = httpx.Client(base_url=stack.varnish.url, timeout=TIMEOUT,
-                            transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    outsider = httpx.Client(
+        base_url=stack.varnish.url, timeout=TIMEOUT, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    )
     with outsider:
         refused = outsider.request("PURGE", "/", headers={"xkey-purge": tag})
     assert refused.status_code == 403, refused.text
@@ -383,9 +400,11 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path,
     settings = dict(admin_token="admin-token-for-cdn-recipes", purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"])
     urls = [signed("/w:120/f:png/t/a.jpg"), signed("/w:60/f:png/t/a.jpg")]
     unrelated = signed("/w:120/f:png/t/b.jpg")
-    with make_client({"t": str(tmp_path)}, **settings) as proxy, \
-            start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=varnish_port) as varnish, \
-            httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
+    with (
+        make_client({"t": str(tmp_path)}, **settings) as proxy,
+        start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=varnish_port) as varnish,
+        httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn,
+    ):
         before = [cdn.get(url) for url in [*urls, unrelated]]
         assert all(r.status_code == 200 for r in before)
         assert all(is_hit(cdn.get(url)) for url in [*urls, unrelated])
@@ -393,11 +412,15 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path,
         pyvips.Image.black(400, 300).new_from_image([0, 0, 255]).cast("uchar").write_to_file(str(replacement))
         replacement.replace(tmp_path / "a.jpg")
         assert is_hit(cdn.get(urls[0]))  # the CDN still has the old derivative: it is immutable
-        purge = proxy.post("/purge", json={"origin": "t", "key": "a.jpg"},
-                           headers={"Authorization": "Bearer admin-token-for-cdn-recipes"})
+        purge = proxy.post(
+            "/purge",
+            json={"origin": "t", "key": "a.jpg"},
+            headers={"Authorization": "Bearer admin-token-for-cdn-recipes"},
+        )
         assert purge.status_code == 200, purge.text
         assert [(h["hook"], h["ok"], h["status"]) for h in purge.json()["hooks"]] == [
-            (f"varnish:http://127.0.0.1:{varnish_port}", True, 200)]
+            (f"varnish:http://127.0.0.1:{varnish_port}", True, 200)
+        ]
         for url in urls:
             after = cdn.get(url)
             assert not is_hit(after), f"{url} survived the purge"
@@ -439,8 +462,10 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Pa
     immutable = signed(f"/w:90/f:webp/demo/{OTHER_PHOTO}")
     expiring = signed(f"/w:91/exp:{int(time.time()) + 3600}/f:webp/demo/{OTHER_PHOTO}")
     missing = signed("/w:92/f:webp/demo/zz-no-such-image.jpg")  # error_max_age 1: a 404 cached 1 s
-    with start_varnish("127.0.0.1", port, vcl=SHIPPED_VCL) as varnish, \
-            httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
+    with (
+        start_varnish("127.0.0.1", port, vcl=SHIPPED_VCL) as varnish,
+        httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn,
+    ):
         with serve_app(create_app(settings), port=port):
             deadline = time.monotonic() + 10
             while cdn.get(missing).status_code == 503:  # probed sick before it started: wait for 2 good probes
@@ -486,8 +511,11 @@ def test_internal_headers_switch(corpus: Path):
 def test_vcl_points_at_the_default_proxy_port():
     """The shipped VCL's backend is the proxy's default address (the tests rewrite the port), probed
     on /healthz, alone in the round-robin director (config/cdn.md, "Restarts", adds more)."""
-    assert re.search(r'backend default \{\s*\.host = "127\.0\.0\.1";\s*\.port = "8080";\s*'
-                     r'\.probe = edgeproxy_health;\s*\}', SHIPPED_VCL)
+    assert re.search(
+        r'backend default \{\s*\.host = "127\.0\.0\.1";\s*\.port = "8080";\s*'
+        r"\.probe = edgeproxy_health;\s*\}",
+        SHIPPED_VCL,
+    )
     assert re.search(r'probe edgeproxy_health \{\s*\.url = "/healthz";', SHIPPED_VCL)
     assert re.findall(r"^\s*proxies\.add_backend\((\w+)\);", SHIPPED_VCL, re.MULTILINE) == ["default"]
 
@@ -502,8 +530,12 @@ HINT_BUCKETS: dict[str, list[str]] = HINT_TABLE["buckets"]
 #: two fallbacks far apart (a hint gives the same width to both, no hint does not), with dpr:auto;
 #: dpr:auto with a fixed and with an auto width; any URL without q.
 READERS: dict[str, list[TransformSpec]] = {
-    "Sec-CH-Width": [TransformSpec(width_auto=True), TransformSpec(width_auto=True, width=1),
-                     TransformSpec(width_auto=True, width=3000), TransformSpec(width_auto=True, dpr_auto=True)],
+    "Sec-CH-Width": [
+        TransformSpec(width_auto=True),
+        TransformSpec(width_auto=True, width=1),
+        TransformSpec(width_auto=True, width=3000),
+        TransformSpec(width_auto=True, dpr_auto=True),
+    ],
     "Sec-CH-DPR": [TransformSpec(width=100, dpr_auto=True), TransformSpec(width_auto=True, width=300, dpr_auto=True)],
     "Save-Data": [TransformSpec(width=100)],
 }
@@ -523,8 +555,7 @@ def negotiated(spec: TransformSpec, header: str, hint: str | None) -> Negotiated
     """The proxy's negotiation (default settings, ``client_hints`` on) of ``spec`` with ``header:
     hint`` (``None``: no such header)."""
     headers = {} if hint is None else {header.lower(): hint}
-    return negotiate(spec, headers, client_hints=True, save_data_quality=SAVE_DATA_QUALITY,
-                     max_dimension=MAX_DIMENSION)
+    return negotiate(spec, headers, client_hints=True, save_data_quality=SAVE_DATA_QUALITY, max_dimension=MAX_DIMENSION)
 
 
 def proxy_bucket(header: str, hint: str | None) -> str | None:
@@ -534,8 +565,10 @@ def proxy_bucket(header: str, hint: str | None) -> str | None:
         quality = negotiated(TransformSpec(width=100), header, hint).spec.quality
         return "on" if quality == SAVE_DATA_QUALITY else None
     if header == "Sec-CH-Width":
-        low, high = (negotiated(TransformSpec(width_auto=True, width=fallback), header, hint).spec.width
-                     for fallback in (1, 3000))
+        low, high = (
+            negotiated(TransformSpec(width_auto=True, width=fallback), header, hint).spec.width
+            for fallback in (1, 3000)
+        )
         return str(low) if low == high else None  # no hint: each fallback gives its own bucket
     if _hint_number(hint, 1.0, 4.0) is None:  # a hint of 1 and no hint both give dpr 1
         return None
@@ -559,18 +592,21 @@ def test_hint_table_buckets_are_the_proxy_defaults():
     values = {(case["header"], case["value"]) for case in HINT_CASES}
     assert len(values) == len(HINT_CASES), "a row is listed twice"
     assert all(isinstance(case["browser"], bool) for case in HINT_CASES), "every row says browser: true or false"
-    for header, needed in {"Sec-CH-Width": ["601", "602", "0", "", "abc", "-5", "1e9", "inf", "600.4", " 640 ",
-                                            "1000000", None],
-                           "Sec-CH-DPR": ["2.625", "1.75", "1", "1.100000023841858", "0.5", "", "abc", "-1", None],
-                           "Save-Data": ["on", "On", "off", None]}.items():
+    for header, needed in {
+        "Sec-CH-Width": ["601", "602", "0", "", "abc", "-5", "1e9", "inf", "600.4", " 640 ", "1000000", None],
+        "Sec-CH-DPR": ["2.625", "1.75", "1", "1.100000023841858", "0.5", "", "abc", "-1", None],
+        "Save-Data": ["on", "On", "off", None],
+    }.items():
         for hint in needed:
             assert (header, hint) in values, (header, hint)
     for header, buckets in HINT_BUCKETS.items():
         rows = [case for case in HINT_CASES if case["header"] == header]
-        assert {case["bucket"] for case in rows if case["browser"]} == {*buckets, None}, \
+        assert {case["bucket"] for case in rows if case["browser"]} == {*buckets, None}, (
             f"{header}: a browser value for every bucket, and no header"
-        assert any(case["bucket"] is None and not case["browser"] and case["value"] is not None for case in rows), \
+        )
+        assert any(case["bucket"] is None and not case["browser"] and case["value"] is not None for case in rows), (
             f"{header}: a junk value that is removed"
+        )
 
 
 @pytest.mark.parametrize("case", HINT_CASES, ids=hint_case_id)
@@ -653,8 +689,11 @@ def forwarded(varnish: Varnish, header: str, hint: str | None) -> str | None:
 def test_hint_table_through_varnish():
     """Every row through the shipped VCL: the backend sees exactly the row's bucket, or no header."""
     with hint_echo() as varnish:
-        wrong = {hint_case_id(case): got for case in HINT_CASES
-                 if (got := forwarded(varnish, case["header"], case["value"])) != case["bucket"]}
+        wrong = {
+            hint_case_id(case): got
+            for case in HINT_CASES
+            if (got := forwarded(varnish, case["header"], case["value"])) != case["bucket"]
+        }
     assert not wrong, f"the VCL forwards other buckets than the table: {wrong}"
 
 
@@ -763,12 +802,19 @@ def test_vcl_on_random_hints():
 def test_cloudfront_function_on_random_hints():
     """The same values through the CloudFront Function's hint rules (run by node)."""
     node = node_or_skip("the CloudFront Function")
-    script = ("const fn = require(process.argv[1]);"
-              "const pairs = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-              "console.log(JSON.stringify(pairs.map(([h, v]) => fn.HINTS[h.toLowerCase()](v))));")
+    script = (
+        "const fn = require(process.argv[1]);"
+        "const pairs = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(pairs.map(([h, v]) => fn.HINTS[h.toLowerCase()](v))));"
+    )
     pairs = [(header, hint) for header, hint, _ in RANDOM_HINTS]
-    result = subprocess.run([node, "-e", script, str(CLOUDFRONT / "accept-bucket.js")], input=json.dumps(pairs),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [node, "-e", script, str(CLOUDFRONT / "accept-bucket.js")],
+        input=json.dumps(pairs),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert_random_hints("CloudFront", json.loads(result.stdout))
 
@@ -806,6 +852,7 @@ def test_client_hints_through_varnish(corpus: Path, vcl: str):
     text = SHIPPED_VCL if shipped else SHIPPED_VCL.replace(HINT_REWRITE, never)
     assert text != SHIPPED_VCL or shipped, "the hint rewrite is no longer one `call` line in vcl_recv"
     with stack_with(corpus, text, client_hints=True) as stack:
+
         def run(header: str, groups: dict, width_of) -> list[bytes]:
             url, spec = signed(HINT_URLS[header]), READERS[header][0]
             before = stack.renders()
@@ -831,8 +878,9 @@ def test_client_hints_through_varnish(corpus: Path, vcl: str):
         run("Sec-CH-DPR", DPRS, lambda spec: round(200 * spec.dpr))
 
         bodies = run("Save-Data", SAVE_DATA, lambda spec: 300)
-        on, off = bodies[:len(SAVE_DATA["on"])], bodies[len(SAVE_DATA["on"]):]
-        assert len(set(on)) == len(set(off)) == 1 and max(map(len, on)) < min(map(len, off)), \
+        on, off = bodies[: len(SAVE_DATA["on"])], bodies[len(SAVE_DATA["on"]) :]
+        assert len(set(on)) == len(set(off)) == 1 and max(map(len, on)) < min(map(len, off)), (
             "Save-Data: on should give one, smaller, answer"
+        )
 
         assert stack.backend_requests() == stack.renders()

@@ -17,16 +17,25 @@ from tests.conftest import decode, loader_format
 
 
 def sign(path: str, key: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "edgeproxy", "sign", "--signing-key", key, path],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", key, path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
 def start(*args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
-    proc = subprocess.Popen([sys.executable, "-m", "edgeproxy", "serve", "--port", str(port), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeproxy", "serve", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -64,8 +73,9 @@ def test_acceptance_flow_over_the_corpus(corpus: Path):
             assert r.headers["vary"] == "Accept"
             assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
             etags.add(r.headers["etag"])
-            not_modified = httpx.get(url, headers={**({"Accept": accept} if accept else {}),
-                                                   "If-None-Match": r.headers["etag"]})
+            not_modified = httpx.get(
+                url, headers={**({"Accept": accept} if accept else {}), "If-None-Match": r.headers["etag"]}
+            )
             assert not_modified.status_code == 304
         assert len(etags) == 3
     finally:
@@ -86,8 +96,9 @@ def test_serve_defaults_to_bundled_samples_and_prints_a_working_example():
 
 def test_serve_without_a_key_refuses_to_start_and_says_why():
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
-    out = subprocess.run([sys.executable, "-m", "edgeproxy", "serve", "--port", "1"], capture_output=True,
-                         text=True, env=env, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeproxy", "serve", "--port", "1"], capture_output=True, text=True, env=env, timeout=30
+    )
     assert out.returncode == 2
     assert "no signing key: set EDGEPROXY_SIGNING_KEY (or --signing-key)" in out.stderr
 
@@ -98,8 +109,9 @@ def test_serve_with_several_workers(corpus: Path, workers):
     try:
         with httpx.Client(base_url=base) as client:  # new connections land on either worker
             for width in range(60, 66):
-                r = client.get(sign(f"/w:{width}/f:png/demo/giunchedi-portrait.jpg", "K"),
-                               headers={"Connection": "close"})
+                r = client.get(
+                    sign(f"/w:{width}/f:png/demo/giunchedi-portrait.jpg", "K"), headers={"Connection": "close"}
+                )
                 assert r.status_code == 200 and decode(r.content).width == width
             for _ in range(4):  # whichever worker answers the scrape, it sums both
                 text = client.get("/metrics", headers={"Connection": "close"}).text
@@ -116,8 +128,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def check_config(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
-    return subprocess.run([sys.executable, "-m", "edgeproxy", "check-config", *args], capture_output=True,
-                          text=True, env={**clean, **env}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeproxy", "check-config", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+    )
 
 
 def test_check_config_passes_the_example_and_prints_effective_settings(tmp_path: Path):
@@ -138,15 +155,23 @@ def test_check_config_passes_the_example_and_prints_effective_settings(tmp_path:
 
 def test_check_config_masks_secrets_and_takes_the_environment(tmp_path: Path):
     config = tmp_path / "edgeproxy.toml"
-    config.write_text('signing_key = "s3cret-signing"\nadmin_token = "s3cret-admin-token"\nquality_webp = 70\n'
-                      f'[origins]\nmedia = "{tmp_path}"\n[presets]\nthumb = "w:200/h:200/fit:cover"\n')
+    config.write_text(
+        'signing_key = "s3cret-signing"\nadmin_token = "s3cret-admin-token"\nquality_webp = 70\n'
+        f'[origins]\nmedia = "{tmp_path}"\n[presets]\nthumb = "w:200/h:200/fit:cover"\n'
+    )
     result = check_config(str(config), EDGEPROXY_QUALITY_JPEG="70", EDGEPROXY_PREVIOUS_SIGNING_KEYS='["old-key"]')
     assert result.returncode == 0, result.stderr
     assert "s3cret" not in result.stdout and "old-key" not in result.stdout
     lines = result.stdout.splitlines()
-    for line in ('signing_key = "********"', 'admin_token = "********"', 'previous_signing_keys = ["********"]',
-                 "quality_webp = 70", "quality_jpeg = 70", f'origins = {{ "media" = "{tmp_path}" }}',
-                 'presets = { "thumb" = "w:200/h:200/fit:cover" }'):
+    for line in (
+        'signing_key = "********"',
+        'admin_token = "********"',
+        'previous_signing_keys = ["********"]',
+        "quality_webp = 70",
+        "quality_jpeg = 70",
+        f'origins = {{ "media" = "{tmp_path}" }}',
+        'presets = { "thumb" = "w:200/h:200/fit:cover" }',
+    ):
         assert line in lines, line
     assert "warning" not in result.stderr
     ignored = check_config(str(config), "--no-env", EDGEPROXY_QUALITY_JPEG="abc")
@@ -155,8 +180,10 @@ def test_check_config_masks_secrets_and_takes_the_environment(tmp_path: Path):
 
 def test_check_config_lists_every_problem_and_fails(tmp_path: Path):
     config = tmp_path / "bad.toml"
-    config.write_text('port = 0\nquality_avif = "high"\nqualty_webp = 70\nauto_width_buckets = [640, 320]\n'
-                      '[presets]\nthumb = "w:x"\n[origins]\nmedia = "/nonexistent"\n')
+    config.write_text(
+        'port = 0\nquality_avif = "high"\nqualty_webp = 70\nauto_width_buckets = [640, 320]\n'
+        '[presets]\nthumb = "w:x"\n[origins]\nmedia = "/nonexistent"\n'
+    )
     result = check_config(str(config))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [

@@ -47,8 +47,9 @@ def test_container_builds_runs_and_serves_signed_renders() -> None:
 
     # Its own process group, so that on a timeout SIGTERM reaches podman as well as the script, whose
     # trap then removes the container and the image before it exits.
-    with subprocess.Popen([str(SCRIPT)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as process:
+    with subprocess.Popen(
+        [str(SCRIPT)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
         try:
             stdout, stderr = process.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -10,8 +10,7 @@ import pytest
 
 from tests.conftest import CORPUS, EXTRAS, decode, loader_format, signed
 
-MIME_LOADER = {"image/avif": "heif", "image/webp": "webp", "image/jpeg": "jpeg", "image/png": "png",
-               "image/gif": "gif"}
+MIME_LOADER = {"image/avif": "heif", "image/webp": "webp", "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif"}
 OPTION_SETS = [
     ("/w:300", "image/avif,image/webp,*/*"),
     ("/w:200/h:200/fit:cover/f:jpeg", ""),
@@ -61,8 +60,10 @@ def test_corpus_file_renders_or_gets_a_clear_4xx(client, corpus: Path, entry):
             assert r.status_code == 200, (options, r.text)
         elif needed_extra(entry):
             extra = needed_extra(entry)
-            assert (r.status_code, r.text) == (415, f"input format {extra} needs the [{extra}] extra: "
-                                                    f"pip install 'edgeproxy[{extra}]'\n")
+            assert (r.status_code, r.text) == (
+                415,
+                f"input format {extra} needs the [{extra}] extra: pip install 'edgeproxy[{extra}]'\n",
+            )
         if r.status_code != 200:
             assert r.headers["cache-control"] == "public, max-age=60"
             continue

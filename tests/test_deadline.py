@@ -67,12 +67,21 @@ def context(data: bytes, options: str, deadline: float, **overrides) -> pipeline
     settings = load_settings(signing_key="k", **overrides)
     spec = parse_options(options.strip("/").split("/"))
     limits = pipeline.Limits(
-        max_source_bytes=settings.max_source_bytes, max_source_pixels=settings.max_source_pixels,
-        max_frames=settings.max_frames, max_output_dimension=settings.max_output_dimension,
-        allowed_formats=frozenset(settings.allowed_input_formats), max_blur_cost=settings.max_blur_cost)
-    return pipeline.Context(data=data, negotiated=Negotiated(spec, frozenset(), ()), limits=limits,
-                            encode_options=encoder_options(settings), default_quality=settings.default_quality,
-                            deadline=deadline)
+        max_source_bytes=settings.max_source_bytes,
+        max_source_pixels=settings.max_source_pixels,
+        max_frames=settings.max_frames,
+        max_output_dimension=settings.max_output_dimension,
+        allowed_formats=frozenset(settings.allowed_input_formats),
+        max_blur_cost=settings.max_blur_cost,
+    )
+    return pipeline.Context(
+        data=data,
+        negotiated=Negotiated(spec, frozenset(), ()),
+        limits=limits,
+        encode_options=encoder_options(settings),
+        default_quality=settings.default_quality,
+        deadline=deadline,
+    )
 
 
 def test_a_render_killed_at_its_deadline_is_a_504_within_a_second(origin: Path):
@@ -91,7 +100,9 @@ def test_an_expensive_blur_is_refused_before_any_work(origin: Path):
     with make_client({"o": str(origin)}) as c:
         r = c.get(signed("/blur:100/f:jpeg/o/big.jpg"))
         assert (r.status_code, r.text) == (
-            413, "blur:100 on a 6000x4000 output is 2400 megapixel-sigma of work; the limit is max_blur_cost=1000\n")
+            413,
+            "blur:100 on a 6000x4000 output is 2400 megapixel-sigma of work; the limit is max_blur_cost=1000\n",
+        )
         assert r.headers["cache-control"] == "public, max-age=60"
         ok = c.get(signed("/blur:100/w:1000/f:jpeg/o/big.jpg"))
         assert ok.status_code == 200, ok.text
@@ -100,7 +111,13 @@ def test_an_expensive_blur_is_refused_before_any_work(origin: Path):
 def test_the_deadline_bench_runs_and_reports_a_free_thread():
     """``python -m bench.deadline`` end to end (its figures are bench/'s business, not checked here)."""
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-m", "bench.deadline", "--runs", "1", "--no-write"], cwd=root,
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.deadline", "--runs", "1", "--no-write"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     [row] = [line for line in out.splitlines() if line.startswith("| 1 |")]
     assert "504 504" in row and "| 200 at" in row, row

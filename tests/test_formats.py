@@ -36,12 +36,17 @@ FILES = {
     "test.jxl": (1200, 720, False, "jxl"),
 }
 TRANSPARENT = {"gopher-alpha.heif"}  # its background is transparent (the icon's alpha band is all 255)
-NEEDS = {"heif": "input format heif needs the [heif] extra: pip install 'edgeproxy[heif]'\n",
-         "jxl": "input format jxl needs the [jxl] extra: pip install 'edgeproxy[jxl]'\n"}
-needs_heif = pytest.mark.skipif(not EXTRAS["heif"], reason="the [heif] extra (pillow-heif) is not installed; "
-                                "the second pass of .ci/run installs it")
-needs_jxl = pytest.mark.skipif(not EXTRAS["jxl"], reason="the [jxl] extra (pillow-jxl-plugin) is not installed; "
-                               "the second pass of .ci/run installs it")
+NEEDS = {
+    "heif": "input format heif needs the [heif] extra: pip install 'edgeproxy[heif]'\n",
+    "jxl": "input format jxl needs the [jxl] extra: pip install 'edgeproxy[jxl]'\n",
+}
+needs_heif = pytest.mark.skipif(
+    not EXTRAS["heif"], reason="the [heif] extra (pillow-heif) is not installed; the second pass of .ci/run installs it"
+)
+needs_jxl = pytest.mark.skipif(
+    not EXTRAS["jxl"],
+    reason="the [jxl] extra (pillow-jxl-plugin) is not installed; the second pass of .ci/run installs it",
+)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +224,7 @@ def bmp_header(width: int, height: int) -> bytes:
 
 def png(width: int, height: int) -> bytes:
     """A PNG whose IHDR says ``width`` × ``height`` and whose data is a few bytes."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -229,8 +235,11 @@ def png(width: int, height: int) -> bytes:
 
 def ico(entry_size: int, image: bytes) -> bytes:
     """An icon file with one entry saying ``entry_size`` (0 = 256) around ``image``."""
-    return struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", entry_size, entry_size, 0, 0, 1, 32,
-                                                       len(image), 22) + image
+    return (
+        struct.pack("<HHH", 0, 1, 1)
+        + struct.pack("<BBBBHHII", entry_size, entry_size, 0, 0, 1, 32, len(image), 22)
+        + image
+    )
 
 
 def psd(width: int, height: int) -> bytes:
@@ -257,8 +266,11 @@ def hostile(corpus: Path) -> dict[str, tuple[bytes, int, str]]:
         "bomb.bmp": (bmp_header(65535, 65535), 413, bomb),
         "top-down-bomb.bmp": (bmp_header(65535, -65535), 413, bomb),
         "bomb-png.ico": (ico(0, png(65535, 65535)), 413, bomb),
-        "lying-png.ico": (ico(16, png(65535, 65535)), 422,
-                          "the original could not be decoded: the icon directory says 16x16, its image 65535x65535\n"),
+        "lying-png.ico": (
+            ico(16, png(65535, 65535)),
+            422,
+            "the original could not be decoded: the icon directory says 16x16, its image 65535x65535\n",
+        ),
         "bomb-dib.ico": (ico(0, struct.pack("<IiiHH", 40, 65535, 2 * 65535, 1, 32) + bytes(64)), 413, bomb),
         "huge.psd": (psd(30000, 30000), 413, bomb.replace("4294836225", "900000000").replace("65535", "30000")),
         "lying.psd": (psd(4000, 3000), 422, None),

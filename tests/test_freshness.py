@@ -144,8 +144,11 @@ def test_remote_not_found_is_remembered_briefly_and_forgotten_by_a_purge(store):
         assert len(data.gets) == 1
         assert lookups(c, "negative_hit") == 2
         data.objects["/o/late.png"] = GREEN  # uploaded now
-        purged = c.post("/purge", json={"origin": "web", "key": "late.png"},
-                        headers={"Authorization": "Bearer admin-secret-for-freshness"})
+        purged = c.post(
+            "/purge",
+            json={"origin": "web", "key": "late.png"},
+            headers={"Authorization": "Bearer admin-secret-for-freshness"},
+        )
         assert purged.status_code == 200 and purged.json()["dropped"] == 1
         assert colour(c.get(signed("/w:20/f:png/web/late.png"))) == [0, 255, 0]
     with remote(base, origin_negative_ttl=0) as c:

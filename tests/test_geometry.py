@@ -67,8 +67,9 @@ def test_pad_places_image_by_gravity():
 
 
 def test_output_is_capped_at_max_dimension():
-    assert out(TransformSpec(width=100, fit=Fit.OUTSIDE, height=5000, enlarge=True), 100, 100,
-               max_dim=1000).output_size == (1000, 1000)
+    assert out(
+        TransformSpec(width=100, fit=Fit.OUTSIDE, height=5000, enlarge=True), 100, 100, max_dim=1000
+    ).output_size == (1000, 1000)
 
 
 def test_box_over_limit_and_crop_outside_are_400():

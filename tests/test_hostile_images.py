@@ -32,8 +32,11 @@ def hostile(tmp_path_factory) -> Path:
     source = pyvips.Image.new_from_file(str(Path(__file__).parent.parent / "edgeproxy/samples/chart.jpg"))
     source = source.thumbnail_image(160)
     encoded = {
-        "jpg": source.jpegsave_buffer(), "png": source.pngsave_buffer(), "webp": source.webpsave_buffer(),
-        "gif": source.gifsave_buffer(), "avif": source.heifsave_buffer(compression="av1", effort=0),
+        "jpg": source.jpegsave_buffer(),
+        "png": source.pngsave_buffer(),
+        "webp": source.webpsave_buffer(),
+        "gif": source.gifsave_buffer(),
+        "avif": source.heifsave_buffer(compression="av1", effort=0),
         "tif": source.tiffsave_buffer(),
     }
     garbage = random.Random(4).randbytes(max(map(len, encoded.values())))

@@ -109,8 +109,9 @@ def origin_handler(corpus: Path, other_port: int, requested: list[str] | None = 
             file = corpus / path
             if not file.is_file():
                 return self.send_body(404, b"no")
-            return self.send_body(200, file.read_bytes(), {"ETag": '"v1"', "Last-Modified":
-                                                          "Tue, 01 Sep 2026 10:00:00 GMT"})
+            return self.send_body(
+                200, file.read_bytes(), {"ETag": '"v1"', "Last-Modified": "Tue, 01 Sep 2026 10:00:00 GMT"}
+            )
 
     return Handler
 
@@ -136,10 +137,16 @@ def requested() -> list[str]:
 
 @pytest.fixture(scope="module")
 def remote(corpus: Path, requested: list[str]):
-    with http_origin(corpus, requested) as base, make_client(
-        {"web": base}, origin_timeout=1.0, max_source_bytes=250_000, origin_allowed_networks=LOOPBACK,
-        origin_max_connections=4,
-    ) as c:
+    with (
+        http_origin(corpus, requested) as base,
+        make_client(
+            {"web": base},
+            origin_timeout=1.0,
+            max_source_bytes=250_000,
+            origin_allowed_networks=LOOPBACK,
+            origin_max_connections=4,
+        ) as c,
+    ):
         yield c
 
 
@@ -188,8 +195,16 @@ def test_readyz_reports_http_origin(remote):
 
 @pytest.mark.parametrize(
     "key",
-    ["a/../../secret.jpg", "%2F%2Fevil.example/x.jpg", "/etc/passwd", "a%5C..%5Cb.jpg", "a/./b.jpg", "x%00.jpg",
-     "..", "a//b.jpg"],
+    [
+        "a/../../secret.jpg",
+        "%2F%2Fevil.example/x.jpg",
+        "/etc/passwd",
+        "a%5C..%5Cb.jpg",
+        "a/./b.jpg",
+        "x%00.jpg",
+        "..",
+        "a//b.jpg",
+    ],
 )
 def test_keys_cannot_leave_the_base_url(remote, requested, key):
     before = len(requested)
@@ -199,19 +214,37 @@ def test_keys_cannot_leave_the_base_url(remote, requested, key):
 
 def _origin_sockets(origin_port: int) -> int:
     """This process's established client sockets to the origin (the proxy's pool runs in-process)."""
-    return sum(1 for c in psutil.Process().net_connections("tcp")
-               if c.raddr and c.raddr.port == origin_port and c.status == psutil.CONN_ESTABLISHED)
+    return sum(
+        1
+        for c in psutil.Process().net_connections("tcp")
+        if c.raddr and c.raddr.port == origin_port and c.status == psutil.CONN_ESTABLISHED
+    )
 
 
 def test_faults_leave_no_connections_behind(corpus):
     """A burst of good and misbehaving fetches at concurrency 16: the proxy never holds more origin
     connections than its pool limit (4), and once the burst is over at most those 4 stay open."""
-    keys = ["giunchedi-portrait.jpg", "reset.jpg", "error.jpg", "truncated-body.jpg", "lying-length.jpg",
-            "big.jpg", "reset-early.jpg", "missing.jpg", "slow.jpg"] * 6
-    with http_origin(corpus) as base, make_client(
-        {"web": base}, origin_timeout=1.0, max_source_bytes=250_000, origin_allowed_networks=LOOPBACK,
-        origin_max_connections=4,
-    ) as remote:
+    keys = [
+        "giunchedi-portrait.jpg",
+        "reset.jpg",
+        "error.jpg",
+        "truncated-body.jpg",
+        "lying-length.jpg",
+        "big.jpg",
+        "reset-early.jpg",
+        "missing.jpg",
+        "slow.jpg",
+    ] * 6
+    with (
+        http_origin(corpus) as base,
+        make_client(
+            {"web": base},
+            origin_timeout=1.0,
+            max_source_bytes=250_000,
+            origin_allowed_networks=LOOPBACK,
+            origin_max_connections=4,
+        ) as remote,
+    ):
         port = int(base.split(":")[2].split("/")[0])
         peak, stop = [0], threading.Event()
 
@@ -236,14 +269,26 @@ def test_faults_leave_no_connections_behind(corpus):
 @pytest.mark.parametrize(
     ("address", "kind"),
     [
-        ("127.0.0.1", "loopback"), ("127.255.255.254", "loopback"), ("::1", "loopback"),
-        ("10.1.2.3", "private"), ("172.16.0.1", "private"), ("172.31.255.255", "private"),
-        ("192.168.1.1", "private"), ("fd12:3456::1", "private"),
-        ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-        ("100.64.0.1", "shared (CGNAT)"), ("100.127.255.254", "shared (CGNAT)"),
-        ("224.0.0.251", "multicast"), ("239.1.2.3", "multicast"), ("ff02::1", "multicast"),
-        ("0.0.0.0", "unspecified"), ("::", "unspecified"),
-        ("240.0.0.1", "reserved"), ("255.255.255.255", "reserved"), ("192.0.2.1", "private"),
+        ("127.0.0.1", "loopback"),
+        ("127.255.255.254", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("172.31.255.255", "private"),
+        ("192.168.1.1", "private"),
+        ("fd12:3456::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("100.64.0.1", "shared (CGNAT)"),
+        ("100.127.255.254", "shared (CGNAT)"),
+        ("224.0.0.251", "multicast"),
+        ("239.1.2.3", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "reserved"),
+        ("192.0.2.1", "private"),
         ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped (Python >= 3.13 also says loopback directly)
         ("::ffff:169.254.169.254", "link-local"),
         ("::ffff:100.64.0.1", "shared (CGNAT) (embedded in IPv6)"),
@@ -261,8 +306,9 @@ def test_guard_refuses_every_non_public_range(address, kind):
     assert got is not None and got.removesuffix(" (embedded in IPv6)") == kind.removesuffix(" (embedded in IPv6)")
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808",
-                                     "2002:808:808::1"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_guard_accepts_public_addresses(address):
     assert refusal(ipaddress.ip_address(address)) is None
 
@@ -338,9 +384,14 @@ def test_https_origin_goes_through_the_guard_with_sni(corpus, origin_ca, tmp_pat
     ca_file = tmp_path / "origin-ca.pem"
     origin_ca.cert_pem.write_to_path(str(ca_file))
     requested: list[str] = []
-    with https_origin(corpus, origin_ca, requested) as (base, server), make_client(
-        {"web": base}, origin_ca_file=str(ca_file), origin_allowed_networks=["127.0.0.0/8", "::1/128"],
-    ) as c:
+    with (
+        https_origin(corpus, origin_ca, requested) as (base, server),
+        make_client(
+            {"web": base},
+            origin_ca_file=str(ca_file),
+            origin_allowed_networks=["127.0.0.0/8", "::1/128"],
+        ) as c,
+    ):
         r = c.get(signed("/w:200/web/giunchedi-portrait.jpg"), headers={"Accept": "image/webp"})
         assert r.status_code == 200, r.text
         image = decode(r.content)
@@ -353,9 +404,13 @@ def test_https_origin_on_loopback_is_refused_before_connecting(corpus, origin_ca
     ca_file = tmp_path / "origin-ca.pem"
     origin_ca.cert_pem.write_to_path(str(ca_file))
     requested: list[str] = []
-    with https_origin(corpus, origin_ca, requested) as (base, server), make_client(
-        {"web": base}, origin_ca_file=str(ca_file),
-    ) as c:
+    with (
+        https_origin(corpus, origin_ca, requested) as (base, server),
+        make_client(
+            {"web": base},
+            origin_ca_file=str(ca_file),
+        ) as c,
+    ):
         r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
         assert (r.status_code, r.text) == (502, "origin host resolves to a loopback address\n")
         assert (server.accepted, server.sni, requested) == ([], [], [])  # no TCP connection, no handshake
@@ -363,9 +418,13 @@ def test_https_origin_on_loopback_is_refused_before_connecting(corpus, origin_ca
 
 def test_https_origin_with_an_untrusted_certificate_is_a_502(corpus, origin_ca):
     requested: list[str] = []
-    with https_origin(corpus, origin_ca, requested) as (base, server), make_client(
-        {"web": base}, origin_allowed_networks=["127.0.0.0/8", "::1/128"],
-    ) as c:
+    with (
+        https_origin(corpus, origin_ca, requested) as (base, server),
+        make_client(
+            {"web": base},
+            origin_allowed_networks=["127.0.0.0/8", "::1/128"],
+        ) as c,
+    ):
         r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
         assert (r.status_code, r.text) == (502, "origin connection failed\n")
         assert server.sni  # the handshake was tried, and the client gave up on the certificate
@@ -376,15 +435,20 @@ def test_https_origin_with_an_untrusted_certificate_is_a_502(corpus, origin_ca):
     ("raised", "expected"),
     [
         (ForbiddenAddress("origin host resolves to a private address"), ForbiddenOrigin),
-        (httpcore.ConnectTimeout("t"), httpx.ConnectTimeout), (httpcore.ReadTimeout("t"), httpx.ReadTimeout),
-        (httpcore.WriteTimeout("t"), httpx.WriteTimeout), (httpcore.PoolTimeout("t"), httpx.PoolTimeout),
-        (httpcore.ConnectError("e"), httpx.ConnectError), (httpcore.ReadError("e"), httpx.ReadError),
-        (httpcore.WriteError("e"), httpx.WriteError), (httpcore.NetworkError("e"), httpx.NetworkError),
+        (httpcore.ConnectTimeout("t"), httpx.ConnectTimeout),
+        (httpcore.ReadTimeout("t"), httpx.ReadTimeout),
+        (httpcore.WriteTimeout("t"), httpx.WriteTimeout),
+        (httpcore.PoolTimeout("t"), httpx.PoolTimeout),
+        (httpcore.ConnectError("e"), httpx.ConnectError),
+        (httpcore.ReadError("e"), httpx.ReadError),
+        (httpcore.WriteError("e"), httpx.WriteError),
+        (httpcore.NetworkError("e"), httpx.NetworkError),
         (httpcore.RemoteProtocolError("e"), httpx.RemoteProtocolError),
         (httpcore.LocalProtocolError("e"), httpx.LocalProtocolError),
         (httpcore.ProtocolError("e"), httpx.ProtocolError),
         (httpcore.UnsupportedProtocol("e"), httpx.UnsupportedProtocol),
-        (httpcore.ProxyError("e"), httpx.ProxyError), (httpcore.TimeoutException("t"), httpx.TimeoutException),
+        (httpcore.ProxyError("e"), httpx.ProxyError),
+        (httpcore.TimeoutException("t"), httpx.TimeoutException),
     ],
 )
 def test_transport_raises_the_matching_public_httpx_error(raised, expected):
@@ -410,8 +474,16 @@ def test_origin_ca_file_must_be_a_file():
 
 HTTP_LIBRARIES = {"httpx", "httpcore"}
 #: httpx/httpcore internals a subclass might reach for, whatever the installed version's source says.
-KNOWN_INTERNALS = {"_pool", "_transport", "_transport_for_url", "_mounts", "_network_backend", "_ssl_context",
-                   "_connections", "_requests"}
+KNOWN_INTERNALS = {
+    "_pool",
+    "_transport",
+    "_transport_for_url",
+    "_mounts",
+    "_network_backend",
+    "_ssl_context",
+    "_connections",
+    "_requests",
+}
 
 
 def _private(name: str) -> bool:
@@ -474,8 +546,12 @@ def private_http_uses(source: str) -> list[str]:
             bases = [b for b in map(library_object, node.bases) if isinstance(b, type)]
             internals = set().union(*map(_inherited_private_names, bases)) if bases else set()
             for inner in ast.walk(node):
-                if (isinstance(inner, ast.Attribute) and inner.attr in internals
-                        and isinstance(inner.value, ast.Name) and inner.value.id == "self"):
+                if (
+                    isinstance(inner, ast.Attribute)
+                    and inner.attr in internals
+                    and isinstance(inner.value, ast.Name)
+                    and inner.value.id == "self"
+                ):
                     found.append(f"{inner.lineno}: self.{inner.attr} (an attribute of {node.name}'s base)")
     return found
 
@@ -486,15 +562,22 @@ def _reaches_into_other_object(node: ast.AST) -> bool:
         return _private(node.attr) and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) >= 2:
         name = node.args[1]
-        return (node.func.id in ("getattr", "setattr", "hasattr", "delattr") and isinstance(name, ast.Constant)
-                and isinstance(name.value, str) and _private(name.value))
+        return (
+            node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and isinstance(name, ast.Constant)
+            and isinstance(name.value, str)
+            and _private(name.value)
+        )
     return False
 
 
 def test_no_module_touches_private_parts_of_httpx_or_httpcore():
     package = Path(edgeproxy.__file__).parent
-    found = [f"{path.relative_to(package.parent)}:{where}"
-             for path in sorted(package.rglob("*.py")) for where in private_http_uses(path.read_text())]
+    found = [
+        f"{path.relative_to(package.parent)}:{where}"
+        for path in sorted(package.rglob("*.py"))
+        for where in private_http_uses(path.read_text())
+    ]
     assert found == []
 
 

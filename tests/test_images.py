@@ -76,8 +76,10 @@ def test_output_never_carries_gps_or_exif_by_default(client, corpus: Path, fmt):
     kept = [name for name in image.get_fields() if name.startswith(("exif", "xmp", "iptc"))]
     assert kept == []
     r = client.get(signed(f"/w:80/f:{fmt}/strip:0/demo/canon-40d-exif.jpg"))
-    assert (r.status_code, r.text) == (400, "option strip:0 is not allowed on this server (metadata is always "
-                                             "stripped)\n")
+    assert (r.status_code, r.text) == (
+        400,
+        "option strip:0 is not allowed on this server (metadata is always stripped)\n",
+    )
 
 
 def test_strip_0_keeps_metadata_where_config_allows_it(corpus: Path):
@@ -132,8 +134,12 @@ def test_explicit_still_format_takes_the_first_frame(client):
 def test_fit_modes_produce_the_promised_sizes(client):
     key = "giunchedi-portrait.jpg"  # 800x533
     expect = {
-        "inside": (300, 200), "contain": (300, 200), "cover": (300, 300), "fill": (300, 300),
-        "outside": (450, 300), "pad": (300, 300),
+        "inside": (300, 200),
+        "contain": (300, 200),
+        "cover": (300, 300),
+        "fill": (300, 300),
+        "outside": (450, 300),
+        "pad": (300, 300),
     }
     for fit, size in expect.items():
         image = get_image(client, f"/w:300/h:300/fit:{fit}/f:png/demo/{key}")
@@ -185,8 +191,10 @@ def test_smart_gravity_keeps_animations_and_crops_every_frame_to_one_window(clie
     cropped = frames(image)
     assert full[0].height == 63
     # Every frame is cut at the same offset: the one that best explains each of them.
-    offsets = [min(range(0, 24), key=lambda t, got=got, whole=whole: mean_abs_diff(got, whole.crop(0, t, 60, 40)))
-               for got, whole in zip(cropped, full, strict=True)]
+    offsets = [
+        min(range(0, 24), key=lambda t, got=got, whole=whole: mean_abs_diff(got, whole.crop(0, t, 60, 40)))
+        for got, whole in zip(cropped, full, strict=True)
+    ]
     assert len(set(offsets)) == 1, offsets
     assert max(mean_abs_diff(cropped[0], other) for other in cropped[1:]) > 5  # still an animation
 
@@ -222,8 +230,9 @@ def test_file_with_lying_extension_is_decoded_by_content(client):
     assert (no_extension.width, no_extension.height) == (150, 200)
 
 
-@pytest.mark.parametrize(("key", "fmt"), [("jpeg-arithmetic.jpg", "png"), ("grey-alpha.png", "jpeg"),
-                                          ("grey-alpha.png", "webp")])
+@pytest.mark.parametrize(
+    ("key", "fmt"), [("jpeg-arithmetic.jpg", "png"), ("grey-alpha.png", "jpeg"), ("grey-alpha.png", "webp")]
+)
 def test_grey_sources_pad_and_flatten(client, key, fmt):
     image = get_image(client, f"/w:120/h:90/fit:pad/bg:ff000080/f:{fmt}/demo/{key}")
     assert (image.width, image.height) == (120, 90)

@@ -85,8 +85,7 @@ def test_sign_cli_and_both_builders_make_info_urls_the_proxy_answers(corpus: Pat
     for args in ([f"/info/demo/{PHOTO}"], ["--info", f"/demo/{PHOTO}"]):
         out = subprocess.run([*cli, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert (out.returncode, out.stdout) == (0, expected + "\n"), (args, out.stderr)
-    both = subprocess.run([*cli, "--info", f"/info/demo/{PHOTO}"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    both = subprocess.run([*cli, "--info", f"/info/demo/{PHOTO}"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert both.returncode == 2 and "--info" in both.stderr
     builder = UrlBuilder("http://proxy.test", KEY)
     assert builder.info_path("demo", PHOTO) == expected
@@ -110,8 +109,7 @@ def moderated(corpus: Path, tmp_path: Path) -> Path:
 
 def test_info_of_a_blocked_original_says_only_that_it_is_blocked(moderated: Path, models):
     data = (moderated / "blocked.jpg").read_bytes()
-    with make_client({"m": str(moderated)}, moderation=True, face_model=str(models["face"]),
-                     admin_token=TOKEN) as c:
+    with make_client({"m": str(moderated)}, moderation=True, face_model=str(models["face"]), admin_token=TOKEN) as c:
         assert c.get("/" + mac("/w:100/m/blocked.jpg") + "/w:100/m/blocked.jpg").status_code == 451
         url = info_url("m", "blocked.jpg")
         public = c.get(url)
@@ -124,8 +122,15 @@ def test_info_of_a_blocked_original_says_only_that_it_is_blocked(moderated: Path
         assert public.headers["surrogate-key"] == public.headers["cache-tag"] == tag
         assert public.headers["vary"] == "Authorization"
         # Anything but the admin token is the public answer: none, empty, wrong, another scheme.
-        for authorization in ("Bearer", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN} {TOKEN}",
-                              f"Basic {TOKEN}", TOKEN, f"bearer{TOKEN}"):
+        for authorization in (
+            "Bearer",
+            f"Bearer {TOKEN}x",
+            f"Bearer {TOKEN[:-1]}",
+            f"Bearer {TOKEN} {TOKEN}",
+            f"Basic {TOKEN}",
+            TOKEN,
+            f"bearer{TOKEN}",
+        ):
             answer = c.get(url, headers={"Authorization": authorization})
             assert (answer.status_code, answer.json()) == (200, BLOCKED), authorization
             assert answer.headers["cache-control"] == "public, max-age=60"
@@ -173,9 +178,11 @@ def behind_varnish(moderated: Path) -> Iterator[tuple[httpx.Client, httpx.Client
     running config/varnish/default.vcl as shipped."""
     require_varnish()
     vcl = (ROOT / "config" / "varnish" / "default.vcl").read_text()
-    with make_client({"m": str(moderated)}, moderation=True, admin_token=TOKEN) as proxy, \
-            start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=vcl) as varnish, \
-            httpx.Client(base_url=varnish.url, timeout=30) as cdn:
+    with (
+        make_client({"m": str(moderated)}, moderation=True, admin_token=TOKEN) as proxy,
+        start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=vcl) as varnish,
+        httpx.Client(base_url=varnish.url, timeout=30) as cdn,
+    ):
         yield proxy, cdn
 
 

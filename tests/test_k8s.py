@@ -45,6 +45,7 @@ BYTES_PER_PIXEL = 4
 
 # --- reading the manifests --------------------------------------------------------------------------
 
+
 def kustomization() -> dict:
     return yaml.safe_load((K8S / "kustomization.yaml").read_text())
 
@@ -106,8 +107,18 @@ def secret() -> dict:
 
 def quantity(value: str | int) -> float:
     """A Kubernetes quantity ("2", "500m", "512Mi", "1G") as a number of cores or bytes."""
-    units = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    units = {
+        "m": 1e-3,
+        "": 1,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+    }
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", str(value))
     assert match and match.group(2) in units, f"unreadable quantity {value!r}"
     return float(match.group(1)) * units[match.group(2)]
@@ -136,8 +147,11 @@ def resolved_env(secret_values: dict[str, str]) -> dict[str, str]:
         elif "resourceFieldRef" in source:
             ref = source["resourceFieldRef"]
             assert ref.get("containerName", "edgeproxy") == "edgeproxy"
-            amount = quantity(container()["resources"]["requests" if ref["resource"].startswith("requests.")
-                                                     else "limits"][ref["resource"].split(".", 1)[1]])
+            amount = quantity(
+                container()["resources"]["requests" if ref["resource"].startswith("requests.") else "limits"][
+                    ref["resource"].split(".", 1)[1]
+                ]
+            )
             env[name] = str(math.ceil(amount / quantity(ref.get("divisor", "1"))))  # the kubelet rounds up
         else:
             pytest.fail(f"env {name}: unsupported source {entry}")
@@ -231,6 +245,7 @@ def no_network(monkeypatch):
 
 # --- schemas ----------------------------------------------------------------------------------------
 
+
 def test_kustomization_lists_every_manifest():
     kust = kustomization()
     assert (kust["apiVersion"], kust["kind"]) == ("kustomize.config.k8s.io/v1beta1", "Kustomization")
@@ -251,13 +266,16 @@ def test_manifests_validate_against_kubernetes_schemas(version, no_network):
         assert kubernetes_validate.validate(doc, version, strict=True) == version, (kind, name)
 
 
-@pytest.mark.parametrize("path, value", [
-    (("spec", "replica"), 2),  # unknown field (strict)
-    (("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"), "http"),
-    (("spec", "template", "spec", "containers", 0, "readinessProbe", "timeoutSeconds"), "5"),
-    (("spec", "template", "spec", "containers", 0, "env", 0, "value"), 1),
-    (("spec", "template", "spec", "containers", 0, "securityContext", "readOnlyRootFS"), True),
-])
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("spec", "replica"), 2),  # unknown field (strict)
+        (("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"), "http"),
+        (("spec", "template", "spec", "containers", 0, "readinessProbe", "timeoutSeconds"), "5"),
+        (("spec", "template", "spec", "containers", 0, "env", 0, "value"), 1),
+        (("spec", "template", "spec", "containers", 0, "securityContext", "readOnlyRootFS"), True),
+    ],
+)
 def test_schema_validation_rejects_mistakes(path, value, no_network):
     doc = deployment()
     target = doc
@@ -269,6 +287,7 @@ def test_schema_validation_rejects_mistakes(path, value, no_network):
 
 
 # --- what an operator relies on ---------------------------------------------------------------------
+
 
 def test_env_names_are_settings_and_values_load(monkeypatch, tmp_path):
     for entry in container()["env"]:
@@ -283,8 +302,9 @@ def test_env_names_are_settings_and_values_load(monkeypatch, tmp_path):
 
 
 def test_probes(monkeypatch, tmp_path):
-    probes = {name: container()[name] for name in ("readinessProbe", "livenessProbe", "startupProbe")
-              if name in container()}
+    probes = {
+        name: container()[name] for name in ("readinessProbe", "livenessProbe", "startupProbe") if name in container()
+    }
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"  # an origin outage must not restart pods
     for name, probe in probes.items():
@@ -313,12 +333,20 @@ def test_readiness_stays_ready_when_every_origin_fails(monkeypatch, tmp_path):
 
     settings = build_settings(monkeypatch, tmp_path)
     closed = f"http://127.0.0.1:{free_port()}"
-    origins = {name: (closed + "/uploads" if location.startswith(("http://", "https://")) else location)
-               for name, location in settings.origins.items()}
+    origins = {
+        name: (closed + "/uploads" if location.startswith(("http://", "https://")) else location)
+        for name, location in settings.origins.items()
+    }
     assert any(location.startswith("s3://") for location in origins.values()), "the example has an S3 origin"
-    settings = settings.model_copy(update={
-        "origins": origins, "s3_endpoint_url": closed, "metrics_bind": None,
-        "s3_access_key_id": "AKIATEST", "s3_secret_access_key": SecretStr("test-secret")})
+    settings = settings.model_copy(
+        update={
+            "origins": origins,
+            "s3_endpoint_url": closed,
+            "metrics_bind": None,
+            "s3_access_key_id": "AKIATEST",
+            "s3_secret_access_key": SecretStr("test-secret"),
+        }
+    )
     probe = container()["readinessProbe"]["httpGet"]["path"]
     with serve_app(create_app(settings)) as base:
         response = httpx.get(base + probe, timeout=probe_timeout())
@@ -367,12 +395,14 @@ def test_placeholder_guard_refuses_to_start():
     command = container()["command"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container()["env"]
-               if "secretKeyRef" in e.get("valueFrom", {})}
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container()["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     data = secret()["stringData"]
     placeholders = {name: data[key] for name, key in secrets.items()}
-    run = subprocess.run([*command, "--help"], env={**env, **placeholders}, capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run([*command, "--help"], env={**env, **placeholders}, capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "CHANGE-ME" in run.stderr, run
     real = {name: placeholder_free(key, data[key]) for name, key in secrets.items()}
     run = subprocess.run([*command, "--help"], env={**env, **real}, capture_output=True, text=True, timeout=60)
@@ -397,8 +427,11 @@ def test_selectors_match_pod_labels():
 
 def test_hpa_and_pdb_target_the_deployment():
     hpa = one("HorizontalPodAutoscaler")["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                     "name": deployment()["metadata"]["name"]}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment()["metadata"]["name"],
+    }
     assert "replicas" not in deployment()["spec"], "the HPA owns the replica count"
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
     [metric] = hpa["metrics"]
@@ -417,8 +450,9 @@ def test_hpa_and_pdb_target_the_deployment():
 
 def test_render_threads_equal_cpu_request(monkeypatch, tmp_path):
     assert cpu_request() >= 1 and cpu_request() == int(cpu_request()), "whole cores"
-    assert "EDGEPROXY_RENDER_THREADS" in {e["name"] for e in container()["env"]}, \
+    assert "EDGEPROXY_RENDER_THREADS" in {e["name"] for e in container()["env"]}, (
         "unset, render_threads is os.cpu_count(): the node's cores"
+    )
     assert build_settings(monkeypatch, tmp_path).render_threads == int(cpu_request())
 
 

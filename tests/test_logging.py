@@ -25,13 +25,24 @@ def test_every_stderr_line_is_json_with_the_models_loaded_and_an_unwritable_home
     photo.parent.mkdir()
     pyvips.Image.gaussnoise(400, 300, mean=128, sigma=30).cast("uchar").write_to_file(str(photo))
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("EDGEPROXY_", "ORT_"))},
-           "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "EDGEPROXY_SIGNING_KEY": "test-signing-key",
-           "EDGEPROXY_NSFW_MODEL": str(models["nsfw"]), "EDGEPROXY_FACE_MODEL": str(models["face"]),
-           "EDGEPROXY_MODERATION": "true", "EDGEPROXY_MODERATION_PENDING": "serve", "EDGEPROXY_LOG_LEVEL": "info"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgeproxy", "serve", "--port", str(port),
-                             "--origin", f"media={photo.parent}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("EDGEPROXY_", "ORT_"))},
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "EDGEPROXY_SIGNING_KEY": "test-signing-key",
+        "EDGEPROXY_NSFW_MODEL": str(models["nsfw"]),
+        "EDGEPROXY_FACE_MODEL": str(models["face"]),
+        "EDGEPROXY_MODERATION": "true",
+        "EDGEPROXY_MODERATION_PENDING": "serve",
+        "EDGEPROXY_LOG_LEVEL": "info",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeproxy", "serve", "--port", str(port), "--origin", f"media={photo.parent}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -91,11 +91,15 @@ def test_promtool_accepts_exposition_and_rules(corpus: Path, tmp_path: Path):
         text = client.get("/metrics").text
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    rules = subprocess.run([promtool, "check", "rules", str(ROOT / "config/prometheus/edgeproxy-rules.yml")],
-                           capture_output=True, text=True)
+    rules = subprocess.run(
+        [promtool, "check", "rules", str(ROOT / "config/prometheus/edgeproxy-rules.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    config = subprocess.run([promtool, "check", "config", str(ROOT / "config/prometheus/prometheus.yml")],
-                            capture_output=True, text=True)
+    config = subprocess.run(
+        [promtool, "check", "config", str(ROOT / "config/prometheus/prometheus.yml")], capture_output=True, text=True
+    )
     assert config.returncode == 0, config.stdout + config.stderr
 
 
@@ -110,8 +114,12 @@ def test_every_dashboard_query_filters_by_the_job_variable():
     selectors = re.compile(r"\b((?:edgeproxy|process)_[a-z_]+)(\{[^}]*\})?")
     queries = dashboard_queries()
     assert len({panel for panel, _ in queries}) == 8
-    unfiltered = [(panel, m.group(0)) for panel, expr in queries for m in selectors.finditer(expr)
-                  if 'job=~"$job"' not in (m.group(2) or "")]
+    unfiltered = [
+        (panel, m.group(0))
+        for panel, expr in queries
+        for m in selectors.finditer(expr)
+        if 'job=~"$job"' not in (m.group(2) or "")
+    ]
     assert unfiltered == []
 
 
@@ -132,9 +140,14 @@ def test_real_prometheus_scrapes_the_values(corpus: Path, tmp_path: Path):
         )
         port = free_port()
         proc = subprocess.Popen(
-            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             api = f"http://127.0.0.1:{port}/api/v1/query"
@@ -185,8 +198,13 @@ def test_request_id_is_echoed_and_access_log_is_structured(corpus: Path, caplog)
     assert len(bad.headers["x-request-id"]) == 32  # replaced by a fresh UUID
     records = {r.fields["request_id"]: r.fields for r in caplog.records if hasattr(r, "fields")}
     line = records["abc-123"]
-    assert (line["status"], line["format"], line["origin"], line["cache"], line["error"]) == (200, "png", "demo",
-                                                                                          "miss", None)
+    assert (line["status"], line["format"], line["origin"], line["cache"], line["error"]) == (
+        200,
+        "png",
+        "demo",
+        "miss",
+        None,
+    )
     assert line["bytes_out"] == len(ok.content) and line["bytes_in"] == (corpus / PHOTO).stat().st_size
     assert set(line["stages_ms"]) == {"fetch", "queue", "decode", "transform", "encode"}
     assert records[bad.headers["x-request-id"]]["error"] == "signature"
@@ -196,9 +214,16 @@ def test_access_log_says_what_was_asked_for_and_carries_cdn_request_ids(corpus: 
     caplog.set_level(logging.INFO, logger="edgeproxy.access")
     path = f"/w:64/demo/{PHOTO}"
     with make_client({"demo": str(corpus)}, access_log_headers=["X-Varnish", "CF-Ray", "X-Edge-Id"]) as client:
-        ok = client.get(signed(path), headers={
-            "Accept": "image/webp,*/*", "X-Varnish": "32770", "CF-Ray": "8f1e2d3c4b5a6978-CDG",
-            "X-Edge-Id": "id\twith tab", "X-Amz-Cf-Id": "not configured here"})
+        ok = client.get(
+            signed(path),
+            headers={
+                "Accept": "image/webp,*/*",
+                "X-Varnish": "32770",
+                "CF-Ray": "8f1e2d3c4b5a6978-CDG",
+                "X-Edge-Id": "id\twith tab",
+                "X-Amz-Cf-Id": "not configured here",
+            },
+        )
         explicit = client.get(signed(f"/w:65/f:png/demo/{PHOTO}"), headers={"Accept": "image/avif,image/webp"})
         refused = client.get(signed(path) + "?cb=1", headers={"X-Varnish": "32771"})
     lines = {r.fields["request_id"]: r.fields for r in caplog.records if hasattr(r, "fields")}

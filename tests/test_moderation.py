@@ -62,12 +62,23 @@ def test_pending_follows_the_policy(pending):
 
 
 def test_sidecar_members_split_into_verdict_and_provenance():
-    data = json.dumps({"moderation": "approved", "model": "sdxl-1.0", "created_at": "2026-11-02T10:00:00Z",
-                       "license": "CC-BY-4.0", "seed": 42}).encode()
+    data = json.dumps(
+        {
+            "moderation": "approved",
+            "model": "sdxl-1.0",
+            "created_at": "2026-11-02T10:00:00Z",
+            "license": "CC-BY-4.0",
+            "seed": 42,
+        }
+    ).encode()
     metadata = parse_sidecar(data, 65536)
     assert (metadata.verdict, metadata.source, metadata.error) == ("approved", "sidecar", None)
-    assert metadata.provenance == {"model": "sdxl-1.0", "created_at": "2026-11-02T10:00:00Z",
-                                   "license": "CC-BY-4.0", "seed": 42}
+    assert metadata.provenance == {
+        "model": "sdxl-1.0",
+        "created_at": "2026-11-02T10:00:00Z",
+        "license": "CC-BY-4.0",
+        "seed": 42,
+    }
 
 
 @pytest.mark.parametrize(
@@ -93,7 +104,7 @@ def test_a_sidecar_that_cannot_be_used_is_an_error_not_an_approval(data, error):
 
 
 def test_brackets_inside_strings_do_not_count_towards_the_depth():
-    data = json.dumps({"moderation": "approved", "note": "[[[[{{{{ \\\" [[[[", "tags": [["a", "]]]"]]}).encode()
+    data = json.dumps({"moderation": "approved", "note": '[[[[{{{{ \\" [[[[', "tags": [["a", "]]]"]]}).encode()
     metadata = parse_sidecar(data, 65536, max_depth=3)  # the object, the list, the list in it
     assert (metadata.error, metadata.verdict, metadata.provenance["tags"]) == (None, "approved", [["a", "]]]"]])
     assert parse_sidecar(data, 65536, max_depth=2).error == "sidecar is nested deeper than 2 levels"

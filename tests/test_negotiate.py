@@ -38,22 +38,32 @@ def test_accept_parsing(accept, expected):
     ],
 )
 def test_auto_format(accept, animated, alpha, expected):
-    n = negotiate(TransformSpec(), {"accept": accept}, client_hints=False, save_data_quality=40,
-                  max_dimension=8192)
+    n = negotiate(TransformSpec(), {"accept": accept}, client_hints=False, save_data_quality=40, max_dimension=8192)
     assert n.resolve_format(animated, alpha) is expected
     assert n.vary == ("Accept",)
 
 
 def test_explicit_format_is_served_whatever_accept_says_and_does_not_vary():
-    n = negotiate(TransformSpec(width=10, format=Format.WEBP), {"accept": "image/jpeg"},
-                  client_hints=False, save_data_quality=40, max_dimension=8192)
+    n = negotiate(
+        TransformSpec(width=10, format=Format.WEBP),
+        {"accept": "image/jpeg"},
+        client_hints=False,
+        save_data_quality=40,
+        max_dimension=8192,
+    )
     assert n.resolve_format(False, False) is Format.WEBP
     assert n.vary == ()
 
 
 def _hints(spec: TransformSpec, headers: dict[str, str], client_hints: bool = True, **kw):
-    return negotiate(spec, {"accept": "", **headers}, client_hints=client_hints, save_data_quality=40,
-                     max_dimension=kw.pop("max_dimension", 8192), **kw)
+    return negotiate(
+        spec,
+        {"accept": "", **headers},
+        client_hints=client_hints,
+        save_data_quality=40,
+        max_dimension=kw.pop("max_dimension", 8192),
+        **kw,
+    )
 
 
 ALL_HINTS = {"sec-ch-dpr": "2", "sec-ch-width": "600", "save-data": "on"}
@@ -84,8 +94,21 @@ def test_hints_are_ignored_when_client_hints_is_off():
 
 @pytest.mark.parametrize(
     ("hint", "width"),
-    [("1", 160), ("160", 160), ("161", 320), ("600", 640), ("641", 960), ("1921", 2560), ("3840", 3840),
-     ("99999", 3840), ("600.4", 640), ("abc", 640), ("", 640), ("-5", 160), ("inf", 640)],
+    [
+        ("1", 160),
+        ("160", 160),
+        ("161", 320),
+        ("600", 640),
+        ("641", 960),
+        ("1921", 2560),
+        ("3840", 3840),
+        ("99999", 3840),
+        ("600.4", 640),
+        ("abc", 640),
+        ("", 640),
+        ("-5", 160),
+        ("inf", 640),
+    ],
 )
 def test_width_hint_is_rounded_up_to_a_bucket(hint, width):
     n = _hints(TransformSpec(width_auto=True), {"sec-ch-width": hint})
@@ -98,12 +121,14 @@ def test_width_fallback_is_css_pixels_times_dpr_rounded_up_and_capped():
     assert _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-dpr": "2"}).spec.box() == (1280, None)
     custom = AutoSize(width_buckets=(100, 1000), width_fallback=50, dpr_buckets=(1.0, 2.0))
     assert _hints(TransformSpec(width_auto=True), {}, auto=custom).spec.box() == (100, None)
-    assert _hints(TransformSpec(width_auto=True), {"sec-ch-width": "5000"}, max_dimension=900,
-                  auto=custom).spec.box() == (900, None)
+    assert _hints(
+        TransformSpec(width_auto=True), {"sec-ch-width": "5000"}, max_dimension=900, auto=custom
+    ).spec.box() == (900, None)
 
 
-@pytest.mark.parametrize(("hint", "dpr"), [("1", 1.0), ("1.25", 1.5), ("2", 2.0), ("2.625", 3.0), ("9", 4.0),
-                                           ("0.5", 1.0), ("x", 1.0)])
+@pytest.mark.parametrize(
+    ("hint", "dpr"), [("1", 1.0), ("1.25", 1.5), ("2", 2.0), ("2.625", 3.0), ("9", 4.0), ("0.5", 1.0), ("x", 1.0)]
+)
 def test_dpr_hint_is_rounded_up_to_a_bucket(hint, dpr):
     n = _hints(TransformSpec(width=100, dpr_auto=True), {"sec-ch-dpr": hint})
     assert n.spec.dpr == dpr

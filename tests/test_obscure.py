@@ -18,8 +18,9 @@ pytest.importorskip("numpy")
 def image_of(array: np.ndarray, interpretation: str = "srgb") -> pyvips.Image:
     height, width = array.shape[:2]
     bands = array.shape[2] if array.ndim == 3 else 1
-    return pyvips.Image.new_from_memory(np.ascontiguousarray(array).tobytes(), width, height, bands,
-                                        "uchar").copy(interpretation=interpretation)
+    return pyvips.Image.new_from_memory(np.ascontiguousarray(array).tobytes(), width, height, bands, "uchar").copy(
+        interpretation=interpretation
+    )
 
 
 def as_array(image: pyvips.Image) -> np.ndarray:
@@ -30,9 +31,9 @@ def quadrants(width: int = 120, height: int = 80) -> np.ndarray:
     """Four flat colours, one per quadrant: every cell mean is known."""
     rgb = np.zeros((height, width, 3), np.uint8)
     rgb[: height // 2, : width // 2] = (200, 10, 10)
-    rgb[: height // 2, width // 2:] = (10, 200, 10)
-    rgb[height // 2:, : width // 2] = (10, 10, 200)
-    rgb[height // 2:, width // 2:] = (250, 250, 250)
+    rgb[: height // 2, width // 2 :] = (10, 200, 10)
+    rgb[height // 2 :, : width // 2] = (10, 10, 200)
+    rgb[height // 2 :, width // 2 :] = (250, 250, 250)
     return rgb
 
 

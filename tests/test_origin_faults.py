@@ -83,14 +83,22 @@ def test_s3_outage_serves_known_originals_stale_then_recovers(corpus: Path):
     with moto_s3() as s3:
         s3.put("media/a.jpg", (corpus / PORTRAIT).read_bytes())
         s3.put("media/b.jpg", (corpus / OTHER).read_bytes())
-        with warnings_of("edgeproxy") as warned, make_client(
-                {"s3": f"s3://{s3.bucket}/media"}, original_cache_ttl=TTL, origin_stale_if_error=WINDOW,
-                origin_timeout=2, **s3.settings()) as proxy:
+        with (
+            warnings_of("edgeproxy") as warned,
+            make_client(
+                {"s3": f"s3://{s3.bucket}/media"},
+                original_cache_ttl=TTL,
+                origin_stale_if_error=WINDOW,
+                origin_timeout=2,
+                **s3.settings(),
+            ) as proxy,
+        ):
 
             def get(name: str, url: str) -> httpx.Response:
                 response = proxy.get(url)
-                timeline.append((time.monotonic() - stopped, name, response.status_code,
-                                 response.headers.get("cache-control", "")))
+                timeline.append(
+                    (time.monotonic() - stopped, name, response.status_code, response.headers.get("cache-control", ""))
+                )
                 return response
 
             fresh = proxy.get(a_url)
@@ -146,8 +154,10 @@ def test_s3_outage_serves_known_originals_stale_then_recovers(corpus: Path):
             timeline.append((time.monotonic() - stopped, "/readyz", ready.status_code, ready.json()["status"]))
             assert ready.status_code == 200 and ready.json()["origins"] == {"s3": True}
             assert ready.json()["status"] == "ok"
-    print(f"\noutage timeline (s after moto was killed; vouched for a.jpg {stopped - vouched:.2f} s before; "
-          f"started again at {restarting:.2f} s, answering at {restarted:.2f} s):")
+    print(
+        f"\noutage timeline (s after moto was killed; vouched for a.jpg {stopped - vouched:.2f} s before; "
+        f"started again at {restarting:.2f} s, answering at {restarted:.2f} s):"
+    )
     for at, name, status, cache in timeline:
         print(f"  +{at:5.2f} s  {name:8} {status}  {cache}")
 
@@ -203,8 +213,9 @@ def test_http_origin_5xx_and_timeout_serve_stale_and_404_does_not(flaky):
     origin saying it is gone: a 404, never stale."""
     state, base = flaky
     url = signed("/w:100/f:jpeg/web/photo.jpg")
-    with make_client({"web": base}, origin_allowed_networks=["127.0.0.0/8"], original_cache_ttl=0,
-                     origin_timeout=1) as proxy:
+    with make_client(
+        {"web": base}, origin_allowed_networks=["127.0.0.0/8"], original_cache_ttl=0, origin_timeout=1
+    ) as proxy:
         fresh = proxy.get(url)
         assert (fresh.status_code, fresh.headers["cache-control"]) == (200, IMMUTABLE)
         for mode in ("503", "hang"):
@@ -224,8 +235,9 @@ def test_http_origin_5xx_and_timeout_serve_stale_and_404_does_not(flaky):
 def test_stale_if_error_zero_turns_it_off(flaky):
     state, base = flaky
     url = signed("/w:100/f:jpeg/web/photo.jpg")
-    with make_client({"web": base}, origin_allowed_networks=["127.0.0.0/8"], original_cache_ttl=0,
-                     origin_stale_if_error=0) as proxy:
+    with make_client(
+        {"web": base}, origin_allowed_networks=["127.0.0.0/8"], original_cache_ttl=0, origin_stale_if_error=0
+    ) as proxy:
         assert proxy.get(url).status_code == 200
         state.mode = "503"
         failed = proxy.get(url)

@@ -39,14 +39,17 @@ def test_disconnected_clients_leave_the_render_queue(corpus: Path):
             sockets = []
             for width in range(100, 104):  # four quick renders, queued behind it
                 sock = socket.create_connection((c.base_url.host, c.base_url.port))
-                sock.sendall(f"GET {signed(f'/w:{width}/f:png/demo/giunchedi-portrait.jpg')} HTTP/1.1\r\n"
-                             f"Host: x\r\n\r\n".encode())
+                sock.sendall(
+                    f"GET {signed(f'/w:{width}/f:png/demo/giunchedi-portrait.jpg')} HTTP/1.1\r\n"
+                    f"Host: x\r\n\r\n".encode()
+                )
                 sockets.append(sock)
             wait_for(lambda: value(c.get("/metrics").text, "edgeproxy_render_queue_depth") == 4, "queued")
             for sock in sockets:
                 sock.close()
-            wait_for(lambda: value(c.get("/metrics").text, "edgeproxy_client_disconnects_total") == 4,
-                     "disconnects noticed")
+            wait_for(
+                lambda: value(c.get("/metrics").text, "edgeproxy_client_disconnects_total") == 4, "disconnects noticed"
+            )
             metrics = c.get("/metrics").text
             assert value(metrics, "edgeproxy_render_jobs_dropped_total") == 4
             assert value(metrics, "edgeproxy_render_queue_depth") == 0

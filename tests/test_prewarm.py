@@ -26,8 +26,9 @@ def prewarm(base_url: str, keys: Path, *variants: str) -> subprocess.CompletedPr
 
 def test_prewarm_requests_each_bucket_once_and_reports_failures(corpus: Path, tmp_path: Path):
     keys = tmp_path / "keys.txt"
-    keys.write_text("# critical originals\ndemo/giunchedi-portrait.jpg\n\ndemo/flickr-2725x2225.jpg\n"
-                    "demo/no-such-original.jpg\n")
+    keys.write_text(
+        "# critical originals\ndemo/giunchedi-portrait.jpg\n\ndemo/flickr-2725x2225.jpg\ndemo/no-such-original.jpg\n"
+    )
     with make_client({"demo": str(corpus)}) as c:
         done = prewarm(str(c.base_url), keys, "w:200/f:auto", "w:100/f:jpeg")
         metrics = c.get("/metrics").text
@@ -36,8 +37,9 @@ def test_prewarm_requests_each_bucket_once_and_reports_failures(corpus: Path, tm
     # 3 originals × (3 Accept buckets for f:auto + 1 for the explicit format) = 12 requests.
     assert lines[0] == f"prewarmed 8 of 12 derivatives ({lines[0].split('(')[1].split()[0]} bytes); 4 failed"
     failed = [line for line in lines[1:] if line.startswith("  FAILED")]
-    assert len(failed) == 4 and all("no-such-original.jpg" in line and ": 404 original not found" in line
-                                    for line in failed)
+    assert len(failed) == 4 and all(
+        "no-such-original.jpg" in line and ": 404 original not found" in line for line in failed
+    )
     assert sorted(line.split("[")[1].split("]")[0] for line in failed) == ["any", "avif+webp", "none", "webp"]
     # Each bucket got its own answer: AVIF, WebP and JPEG per original, plus the explicit JPEG.
     for fmt, count in (("avif", 2), ("webp", 2), ("jpeg", 4)):
@@ -77,7 +79,10 @@ def test_prewarm_buckets_are_the_cdn_buckets():
     assert table["buckets"] == ACCEPT_BUCKETS
     # Each bucket's Accept makes the proxy choose exactly that bucket's formats.
     assert {name: sorted(accepted_image_types(accept)) for name, accept in ACCEPT_BUCKETS.items()} == {
-        "avif+webp": ["avif", "webp"], "webp": ["webp"], "none": []}
+        "avif+webp": ["avif", "webp"],
+        "webp": ["webp"],
+        "none": [],
+    }
 
 
 def test_prewarm_requests_exactly_the_urls_the_builder_writes():
@@ -92,8 +97,10 @@ def test_prewarm_requests_exactly_the_urls_the_builder_writes():
         ("w:640/f:auto", {"width": 640, "format": "auto"}),
         ("w:640", {"width": 640}),
         ("f:webp/q:60/w:320", {"width": 320, "quality": 60, "format": "webp"}),
-        ("g:fp:0.3:0.4/h:200/w:200/fit:cover", {"width": 200, "height": 200, "fit": "cover",
-                                               "gravity": ("fp", 0.3, 0.4)}),
+        (
+            "g:fp:0.3:0.4/h:200/w:200/fit:cover",
+            {"width": 200, "height": 200, "fit": "cover", "gravity": ("fp", 0.3, 0.4)},
+        ),
         ("pr:thumb", {"preset": "thumb"}),
         ("dpr:2/w:300/pr:card", {"preset": "card", "width": 300, "dpr": 2}),
     ]
@@ -107,10 +114,26 @@ def test_prewarm_cli_takes_presets_by_name(corpus: Path, tmp_path: Path):
     keys = tmp_path / "keys.txt"
     keys.write_text("demo/giunchedi-portrait.jpg\n")
     with make_client({"demo": str(corpus)}, presets={"thumb": "w:64/h:64/fit:cover/f:png"}) as c:
-        argv = [sys.executable, "-m", "edgeproxy", "prewarm", "--base-url", str(c.base_url), "--no-progress",
-                "--preset", "thumb", str(keys)]
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120,
-                              env={**os.environ, "EDGEPROXY_SIGNING_KEY": KEY})
+        argv = [
+            sys.executable,
+            "-m",
+            "edgeproxy",
+            "prewarm",
+            "--base-url",
+            str(c.base_url),
+            "--no-progress",
+            "--preset",
+            "thumb",
+            str(keys),
+        ]
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            env={**os.environ, "EDGEPROXY_SIGNING_KEY": KEY},
+        )
         metrics = c.get("/metrics").text
     assert (done.returncode, done.stdout.splitlines()[0].split(" (")[0]) == (0, "prewarmed 3 of 3 derivatives")
     assert value(metrics, "edgeproxy_requests_total", status_class="2xx", format="png") == 3
@@ -131,7 +154,7 @@ def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(corpus: Path,
     browsers = {  # Accept of an image request: Chrome 120, Safari 16 (AVIF + WebP), Firefox 60 (WebP), curl
         "chrome": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
         "safari": "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,"
-                  "image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+        "image/svg+xml,image/*;q=0.8,*/*;q=0.5",
         "firefox-60": "image/webp,*/*",
         "curl": "*/*",
     }
@@ -144,7 +167,13 @@ def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(corpus: Path,
         metrics = c.get("/metrics").text
     assert {name: (r.status_code, is_hit(r)) for name, r in answers.items()} == dict.fromkeys(browsers, (200, True))
     assert {name: r.headers["content-type"] for name, r in answers.items()} == {
-        "chrome": "image/avif", "safari": "image/avif", "firefox-60": "image/webp", "curl": "image/jpeg"}
+        "chrome": "image/avif",
+        "safari": "image/avif",
+        "firefox-60": "image/webp",
+        "curl": "image/jpeg",
+    }
     assert renders == 1
-    assert sum(value(metrics, "edgeproxy_requests_total", status_class="2xx", format=f)
-               for f in ("avif", "webp", "jpeg")) == 3  # the three prewarm requests, nothing after
+    assert (
+        sum(value(metrics, "edgeproxy_requests_total", status_class="2xx", format=f) for f in ("avif", "webp", "jpeg"))
+        == 3
+    )  # the three prewarm requests, nothing after

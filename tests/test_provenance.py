@@ -79,7 +79,7 @@ def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
     offset = 2
     while offset + 4 <= len(data) and data[offset] == 0xFF:
         marker = data[offset + 1]
-        length = struct.unpack(">H", data[offset + 2:offset + 4])[0]
+        length = struct.unpack(">H", data[offset + 2 : offset + 4])[0]
         yield marker, offset, length
         if marker == 0xDA:
             return
@@ -115,21 +115,32 @@ def resized(corpus: Path, name: str, width: int, suffix: str) -> bytes:
     return image.write_to_buffer(suffix)
 
 
-def sign_portrait(signer: DerivativeSigner, corpus: Path, suffix: str = ".jpg", mime: str = "image/jpeg",
-                  original: str = "giunchedi-portrait.jpg") -> tuple[bytes, bytes]:
+def sign_portrait(
+    signer: DerivativeSigner,
+    corpus: Path,
+    suffix: str = ".jpg",
+    mime: str = "image/jpeg",
+    original: str = "giunchedi-portrait.jpg",
+) -> tuple[bytes, bytes]:
     """(derivative, signed derivative): ``original`` resized to 200 px and transcoded."""
     body = resized(corpus, original, 200, suffix)
-    signed = signer.sign(body, mime, original=(corpus / original).read_bytes(), original_mime="image/jpeg",
-                         original_title=original,
-                         actions=derivative_actions(resized=True, cropped=False, transcoded=True,
-                                                    parameters={"width": 200}))
+    signed = signer.sign(
+        body,
+        mime,
+        original=(corpus / original).read_bytes(),
+        original_mime="image/jpeg",
+        original_title=original,
+        actions=derivative_actions(resized=True, cropped=False, transcoded=True, parameters={"width": 200}),
+    )
     return body, signed
 
 
 def c2pa_store(data: bytes, mime: str, settings: dict | None = None) -> dict:
     """The full manifest store c2pa reports, read with ``settings`` (default: edgeproxy's)."""
-    with c2pa.Context.from_dict(provenance.SETTINGS if settings is None else settings) as context, \
-            c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+    with (
+        c2pa.Context.from_dict(provenance.SETTINGS if settings is None else settings) as context,
+        c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
+    ):
         return json.loads(reader.json())
 
 
@@ -170,9 +181,11 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
     image = pyvips.Image.black(64, 48).jpegsave_buffer()
     with recording_server() as (base, requests, bodies):
         url = f"{base}/manifests/remote.c2pa"
-        with c2pa.Context.from_dict(provenance.SETTINGS) as context, \
-                c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", credentials.chain, credentials.key, None)) as sig, \
-                c2pa.Builder({"claim_generator_info": [{"name": "test"}], "title": "remote.jpg"}, context=context) as b:
+        with (
+            c2pa.Context.from_dict(provenance.SETTINGS) as context,
+            c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", credentials.chain, credentials.key, None)) as sig,
+            c2pa.Builder({"claim_generator_info": [{"name": "test"}], "title": "remote.jpg"}, context=context) as b,
+        ):
             b.set_intent(c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.DIGITAL_CAPTURE)
             b.set_no_embed()
             b.set_remote_url(url)
@@ -192,7 +205,8 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
         assert requests == []  # edgeproxy: no request at all
         # Signing with that asset as the original does not fetch it either: the ingredient says so.
         signed = DerivativeSigner.from_pem(credentials.chain, credentials.key).sign(
-            image, "image/jpeg", original=asset, original_mime="image/jpeg", original_title="remote.jpg", actions=[])
+            image, "image/jpeg", original=asset, original_mime="image/jpeg", original_title="remote.jpg", actions=[]
+        )
         store = c2pa_store(signed, "image/jpeg")
         (ingredient,) = store["manifests"][store["active_manifest"]]["ingredients"]
         assert ingredient["validation_results"]["activeManifest"]["failure"][0]["code"] == "manifest.inaccessible"
@@ -238,11 +252,20 @@ def test_reads_the_signed_corpus_file_exactly(corpus: Path):
         "validation_state": "Valid",
         "title": "C.jpg",
         "claim_generator": "make_test_images/0.26.0 c2pa-rs/0.26.0",
-        "actions": [{"action": "c2pa.created", "softwareAgent": "Make Test Images 0.26.0",
-                     "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicMedia"}],
+        "actions": [
+            {
+                "action": "c2pa.created",
+                "softwareAgent": "Make Test Images 0.26.0",
+                "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicMedia",
+            }
+        ],
         "ingredients": [],
-        "signature": {"issuer": "C2PA Test Signing Cert", "common_name": "C2PA Signer", "alg": "Ps256",
-                      "time": "2023-09-29T17:40:14+00:00"},
+        "signature": {
+            "issuer": "C2PA Test Signing Cert",
+            "common_name": "C2PA Signer",
+            "alg": "Ps256",
+            "time": "2023-09-29T17:40:14+00:00",
+        },
         "errors": ["signingCredential.untrusted"],  # C2PA's test certificates are on no trust list
     }
     assert json.loads(json.dumps(summary)) == summary
@@ -294,10 +317,17 @@ def test_a_corrupted_manifest_is_invalid_and_no_flip_raises(corpus: Path):
 # ---------------------------------------------------------------------------------- DerivativeSigner
 
 
-@pytest.mark.parametrize(("suffix", "mime"), [(".jpg", "image/jpeg"), (".webp", "image/webp"), (".png", "image/png"),
-                                              (".gif", "image/gif"), (".avif", "image/avif")])
-def test_signed_derivative_names_its_parent_and_actions(signer: DerivativeSigner, corpus: Path, suffix: str,
-                                                        mime: str):
+@pytest.mark.parametrize(
+    ("suffix", "mime"),
+    [
+        (".jpg", "image/jpeg"),
+        (".webp", "image/webp"),
+        (".png", "image/png"),
+        (".gif", "image/gif"),
+        (".avif", "image/avif"),
+    ],
+)
+def test_signed_derivative_names_its_parent_and_actions(signer: DerivativeSigner, corpus: Path, suffix: str, mime: str):
     body, signed = sign_portrait(signer, corpus, suffix, mime)
     print(f"{mime}: {len(body)} -> {len(signed)} bytes (+{len(signed) - len(body)})")
     assert len(signed) - len(body) < 8_000  # no thumbnails: one ES256 chain, claim and assertions
@@ -306,11 +336,15 @@ def test_signed_derivative_names_its_parent_and_actions(signer: DerivativeSigner
     assert summary["validation_state"] == "Valid"
     assert summary["title"] == "giunchedi-portrait.jpg"
     assert summary["claim_generator"] == f"edgeproxy/{__version__}"
-    assert summary["ingredients"] == [{"title": "giunchedi-portrait.jpg", "format": "image/jpeg",
-                                       "relationship": "parentOf"}]
+    assert summary["ingredients"] == [
+        {"title": "giunchedi-portrait.jpg", "format": "image/jpeg", "relationship": "parentOf"}
+    ]
     agent = f"edgeproxy/{__version__}"
-    assert summary["actions"] == [{"action": "c2pa.opened"}, {"action": "c2pa.resized", "softwareAgent": agent},
-                                  {"action": "c2pa.transcoded", "softwareAgent": agent}]
+    assert summary["actions"] == [
+        {"action": "c2pa.opened"},
+        {"action": "c2pa.resized", "softwareAgent": agent},
+        {"action": "c2pa.transcoded", "softwareAgent": agent},
+    ]
     assert summary["errors"] == ["signingCredential.untrusted"]
 
     # The full store: claim v2, c2pa.opened linked to the parentOf ingredient, parameters kept.
@@ -340,7 +374,9 @@ def test_changed_pixels_break_the_signature(signer: DerivativeSigner, corpus: Pa
         tampered = tamper_scan_data(signed)
     else:
         idat = signed.index(b"IDAT") + 4
-        tampered = signed[:idat + 100] + bytes(b ^ 0x5A for b in signed[idat + 100:idat + 164]) + signed[idat + 164:]
+        tampered = (
+            signed[: idat + 100] + bytes(b ^ 0x5A for b in signed[idat + 100 : idat + 164]) + signed[idat + 164 :]
+        )
     assert tampered != signed and len(tampered) == len(signed)
     summary = read_manifest(tampered, mime)
     assert summary["validation_state"] == "Invalid"
@@ -362,19 +398,33 @@ def test_an_original_with_a_corrupt_manifest_still_signs(signer: DerivativeSigne
     data = (corpus / "c2pa-signed.jpg").read_bytes()
     start, end = app11(data)
     position = start + (end - start) * 3 // 10
-    corrupt = data[:position] + bytes(b ^ 0xFF for b in data[position:position + 16]) + data[position + 16:]
+    corrupt = data[:position] + bytes(b ^ 0xFF for b in data[position : position + 16]) + data[position + 16 :]
     body = pyvips.Image.thumbnail_buffer(corrupt, 100).jpegsave_buffer()
-    signed = signer.sign(body, "image/jpeg", original=corrupt, original_mime="image/jpeg", original_title="C.jpg",
-                         actions=derivative_actions(resized=True, cropped=False, transcoded=True))
+    signed = signer.sign(
+        body,
+        "image/jpeg",
+        original=corrupt,
+        original_mime="image/jpeg",
+        original_title="C.jpg",
+        actions=derivative_actions(resized=True, cropped=False, transcoded=True),
+    )
     assert read_manifest(signed, "image/jpeg")["validation_state"] == "Valid"
 
 
-@pytest.mark.parametrize(("original", "mime"), [(b"x", "image/png"), (b"BM" + bytes(60), "image/bmp"),
-                                              (b"\xff\xd8\xff\xe0 cut short", "image/jpeg")])
+@pytest.mark.parametrize(
+    ("original", "mime"),
+    [(b"x", "image/png"), (b"BM" + bytes(60), "image/bmp"), (b"\xff\xd8\xff\xe0 cut short", "image/jpeg")],
+)
 def test_an_original_c2pa_cannot_parse_is_still_the_parent(signer: DerivativeSigner, original: bytes, mime: str):
     body = pyvips.Image.black(16, 16).pngsave_buffer()
-    signed = signer.sign(body, "image/png", original=original, original_mime=mime, original_title="odd",
-                         actions=derivative_actions(resized=False, cropped=False, transcoded=True))
+    signed = signer.sign(
+        body,
+        "image/png",
+        original=original,
+        original_mime=mime,
+        original_title="odd",
+        actions=derivative_actions(resized=False, cropped=False, transcoded=True),
+    )
     summary = read_manifest(signed, "image/png")
     assert summary["validation_state"] == "Valid"
     assert summary["ingredients"] == [{"title": "odd", "format": mime, "relationship": "parentOf"}]
@@ -383,15 +433,22 @@ def test_an_original_c2pa_cannot_parse_is_still_the_parent(signer: DerivativeSig
 def test_signing_is_thread_safe(signer: DerivativeSigner, corpus: Path):
     original = (corpus / "giunchedi-portrait.jpg").read_bytes()
     credentialed = (corpus / "c2pa-signed.jpg").read_bytes()  # its store is listed and redacted: shared context
-    bodies = [pyvips.Image.thumbnail_buffer(original, width).copy_memory().write_to_buffer(suffix)
-              for width, suffix in ((120, ".jpg"), (140, ".webp"), (160, ".png"), (180, ".jpg"))]
+    bodies = [
+        pyvips.Image.thumbnail_buffer(original, width).copy_memory().write_to_buffer(suffix)
+        for width, suffix in ((120, ".jpg"), (140, ".webp"), (160, ".png"), (180, ".jpg"))
+    ]
     mimes = ["image/jpeg", "image/webp", "image/png", "image/jpeg"]
 
     def job(i: int) -> str:
         body, mime = bodies[i % 4], mimes[i % 4]
-        signed = signer.sign(body, mime, original=credentialed if i % 3 else original, original_mime="image/jpeg",
-                             original_title=f"t{i}",
-                             actions=derivative_actions(resized=True, cropped=i % 2 == 0, transcoded=True))
+        signed = signer.sign(
+            body,
+            mime,
+            original=credentialed if i % 3 else original,
+            original_mime="image/jpeg",
+            original_title=f"t{i}",
+            actions=derivative_actions(resized=True, cropped=i % 2 == 0, transcoded=True),
+        )
         summary = read_manifest(signed, mime)
         return f"{summary['validation_state']} {summary['title']}"
 
@@ -408,8 +465,9 @@ def test_supported_formats():
 
 def test_an_unsupported_format_is_refused(signer: DerivativeSigner):
     with pytest.raises(ProvenanceError, match="c2pa cannot embed a manifest in image/bmp"):
-        signer.sign(b"BM" + bytes(60), "image/bmp", original=b"x", original_mime="image/bmp", original_title="x",
-                    actions=[])
+        signer.sign(
+            b"BM" + bytes(60), "image/bmp", original=b"x", original_mime="image/bmp", original_title="x", actions=[]
+        )
 
 
 # --------------------------------------------------------------------------------- from_files() errors
@@ -425,14 +483,16 @@ def test_from_files_with_good_credentials_signs(tmp_path: Path, credentials: Cre
     chain, key = write_pair(tmp_path, credentials.chain, credentials.key)
     signer = DerivativeSigner.from_files(chain, str(key))
     body = pyvips.Image.black(16, 16).jpegsave_buffer()
-    signed = signer.sign(body, "image/jpeg", original=body, original_mime="image/jpeg", original_title="o.jpg",
-                         actions=[])
+    signed = signer.sign(
+        body, "image/jpeg", original=body, original_mime="image/jpeg", original_title="o.jpg", actions=[]
+    )
     assert read_manifest(signed, "image/jpeg")["actions"] == [{"action": "c2pa.opened"}]
 
 
 def test_from_files_takes_a_traditional_ec_key(tmp_path: Path, credentials: Credentials):
     sec1 = serialization.load_pem_private_key(credentials.key, None).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
     assert sec1.startswith(b"-----BEGIN EC PRIVATE KEY-----")
     chain, key = write_pair(tmp_path, credentials.chain, sec1)
     assert DerivativeSigner.from_files(chain, key)
@@ -447,8 +507,9 @@ def test_from_files_names_a_missing_file(tmp_path: Path, credentials: Credential
 
 
 def test_from_files_names_garbage_pem(tmp_path: Path, credentials: Credentials):
-    chain, key = write_pair(tmp_path, b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
-                            credentials.key)
+    chain, key = write_pair(
+        tmp_path, b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n", credentials.key
+    )
     with pytest.raises(ProvenanceError, match=r"certificate chain .*chain.pem: not PEM certificates"):
         DerivativeSigner.from_files(chain, key)
     chain, key = write_pair(tmp_path, b"", credentials.key)
@@ -458,8 +519,8 @@ def test_from_files_names_garbage_pem(tmp_path: Path, credentials: Credentials):
     with pytest.raises(ProvenanceError, match=r"private key .*key.pem: not an unencrypted PEM private key"):
         DerivativeSigner.from_files(chain, key)
     encrypted = serialization.load_pem_private_key(credentials.key, None).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"secret"))
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"secret")
+    )
     chain, key = write_pair(tmp_path, credentials.chain, encrypted)
     with pytest.raises(ProvenanceError, match="not an unencrypted PEM private key"):
         DerivativeSigner.from_files(chain, key)
@@ -467,8 +528,11 @@ def test_from_files_names_garbage_pem(tmp_path: Path, credentials: Credentials):
 
 def test_from_files_refuses_a_key_that_does_not_match(tmp_path: Path, credentials: Credentials):
     chain, key = write_pair(tmp_path, credentials.chain, make_credentials().key)
-    with pytest.raises(ProvenanceError, match=r"private key .*key.pem does not match the first certificate of .*"
-                                              r"chain.pem \(O=edgeproxy tests,CN=edgeproxy test signer\)"):
+    with pytest.raises(
+        ProvenanceError,
+        match=r"private key .*key.pem does not match the first certificate of .*"
+        r"chain.pem \(O=edgeproxy tests,CN=edgeproxy test signer\)",
+    ):
         DerivativeSigner.from_files(chain, key)
 
 
@@ -515,11 +579,15 @@ def test_from_files_refuses_a_bad_tsa_url(tmp_path: Path, credentials: Credentia
 def test_derivative_actions_use_the_standard_names_in_pipeline_order():
     agent = {"name": "edgeproxy", "version": __version__}
     assert derivative_actions(resized=True, cropped=True, transcoded=True, filtered=True) == [
-        {"action": "c2pa.resized", "softwareAgent": agent}, {"action": "c2pa.cropped", "softwareAgent": agent},
-        {"action": "c2pa.filtered", "softwareAgent": agent}, {"action": "c2pa.transcoded", "softwareAgent": agent}]
+        {"action": "c2pa.resized", "softwareAgent": agent},
+        {"action": "c2pa.cropped", "softwareAgent": agent},
+        {"action": "c2pa.filtered", "softwareAgent": agent},
+        {"action": "c2pa.transcoded", "softwareAgent": agent},
+    ]
     assert derivative_actions(resized=False, cropped=False, transcoded=False) == []
-    (action,) = derivative_actions(resized=False, cropped=False, transcoded=True,
-                                   parameters={"format": "webp", "q": 75})
+    (action,) = derivative_actions(
+        resized=False, cropped=False, transcoded=True, parameters={"format": "webp", "q": 75}
+    )
     assert action["parameters"] == {"format": "webp", "q": 75}
 
 

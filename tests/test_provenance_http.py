@@ -35,8 +35,11 @@ def setup(corpus: Path, tmp_path_factory) -> tuple[dict[str, str], dict[str, str
     credentials = make_credentials()
     (root / "chain.pem").write_bytes(credentials.chain)
     (root / "key.pem").write_bytes(credentials.key)
-    return origins, {"c2pa_origins": ["signed"], "c2pa_certificate": str(root / "chain.pem"),
-                     "c2pa_private_key": str(root / "key.pem")}
+    return origins, {
+        "c2pa_origins": ["signed"],
+        "c2pa_certificate": str(root / "chain.pem"),
+        "c2pa_private_key": str(root / "key.pem"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +61,14 @@ def test_a_derivative_of_a_signed_origin_names_its_parent_and_actions(client, fm
     assert manifest["validation_state"] == "Valid"  # the test CA is not a trust anchor: Valid, not Trusted
     assert manifest["title"] == "giunchedi-portrait.jpg"
     assert [(i["title"], i["format"], i["relationship"]) for i in manifest["ingredients"]] == [
-        ("giunchedi-portrait.jpg", "image/jpeg", "parentOf")]
-    assert [a["action"] for a in manifest["actions"]] == ["c2pa.opened", "c2pa.resized", "c2pa.cropped",
-                                                          "c2pa.transcoded"]
+        ("giunchedi-portrait.jpg", "image/jpeg", "parentOf")
+    ]
+    assert [a["action"] for a in manifest["actions"]] == [
+        "c2pa.opened",
+        "c2pa.resized",
+        "c2pa.cropped",
+        "c2pa.transcoded",
+    ]
     assert manifest["claim_generator"].startswith("edgeproxy")
 
 
@@ -83,8 +91,12 @@ def test_filters_are_declared_and_private_metadata_is_still_stripped(client):
     response = client.get(signed("/w:300/blur:2/f:jpeg/signed/exif-copyright.jpg"))
     assert response.status_code == 200
     manifest = read_manifest(response.content, "image/jpeg")
-    assert [a["action"] for a in manifest["actions"]] == ["c2pa.opened", "c2pa.resized", "c2pa.filtered",
-                                                          "c2pa.transcoded"]
+    assert [a["action"] for a in manifest["actions"]] == [
+        "c2pa.opened",
+        "c2pa.resized",
+        "c2pa.filtered",
+        "c2pa.transcoded",
+    ]
     image = pyvips.Image.new_from_buffer(response.content, "")
     assert image.get_typeof("exif-data") == 0  # EXIF (camera serials, GPS) gone; the manifest is C2PA's own
     assert image.get_typeof("xmp-data") == 0

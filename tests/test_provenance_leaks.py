@@ -63,26 +63,60 @@ EXIF_CONTEXT = {"exif": "http://ns.adobe.com/exif/1.0/", "tiff": "http://ns.adob
 
 def camera_and_editor(portrait: bytes, credentials: Credentials) -> tuple[bytes, bytes]:
     """(camera's file, editor's file): the chain described in the module docstring."""
-    camera = sign_original(portrait, "image/jpeg", credentials, title="DSC_4711.jpg", generator="test-camera",
-                           assertions=[{"label": "stds.exif", "data": {
-                               "@context": EXIF_CONTEXT, "exif:GPSLatitude": GPS[0], "exif:GPSLongitude": GPS[1],
-                               "exif:BodySerialNumber": SERIALS[0], "tiff:Make": "Test Camera Co."}}])
-    editor = sign_original(camera, "image/jpeg", credentials, title="portrait.jpg", generator="test-editor",
-                           parent=camera, parent_title="DSC_4711.jpg",
-                           assertions=[{"label": "stds.exif", "data": {
-                               "@context": EXIF_CONTEXT, "exif:GPSLatitude": GPS[2],
-                               "exif:BodySerialNumber": SERIALS[1]}},
-                               {"label": "cawg.metadata", "data": {
-                                   "@context": {"dc": "http://purl.org/dc/elements/1.1/",
-                                                "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"},
-                                   "dc:creator": [PERSONAL[0]], "Iptc4xmpCore:Location": PERSONAL[1]}}])
+    camera = sign_original(
+        portrait,
+        "image/jpeg",
+        credentials,
+        title="DSC_4711.jpg",
+        generator="test-camera",
+        assertions=[
+            {
+                "label": "stds.exif",
+                "data": {
+                    "@context": EXIF_CONTEXT,
+                    "exif:GPSLatitude": GPS[0],
+                    "exif:GPSLongitude": GPS[1],
+                    "exif:BodySerialNumber": SERIALS[0],
+                    "tiff:Make": "Test Camera Co.",
+                },
+            }
+        ],
+    )
+    editor = sign_original(
+        camera,
+        "image/jpeg",
+        credentials,
+        title="portrait.jpg",
+        generator="test-editor",
+        parent=camera,
+        parent_title="DSC_4711.jpg",
+        assertions=[
+            {
+                "label": "stds.exif",
+                "data": {"@context": EXIF_CONTEXT, "exif:GPSLatitude": GPS[2], "exif:BodySerialNumber": SERIALS[1]},
+            },
+            {
+                "label": "cawg.metadata",
+                "data": {
+                    "@context": {
+                        "dc": "http://purl.org/dc/elements/1.1/",
+                        "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/",
+                    },
+                    "dc:creator": [PERSONAL[0]],
+                    "Iptc4xmpCore:Location": PERSONAL[1],
+                },
+            },
+        ],
+    )
     return camera, editor
 
 
 def read_store(data: bytes, mime: str, *, detailed: bool = False, settings: dict | None = None) -> dict:
     """The manifest store c2pa reports for ``data`` (edgeproxy's reading settings by default)."""
-    with c2pa.Context.from_dict(settings or provenance.SETTINGS) as context, \
-            c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+    with (
+        c2pa.Context.from_dict(settings or provenance.SETTINGS) as context,
+        c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
+    ):
         return json.loads(reader.detailed_json() if detailed else reader.json())
 
 
@@ -93,8 +127,14 @@ def chain(corpus: Path) -> dict:
     camera, editor = camera_and_editor((corpus / PORTRAIT).read_bytes(), credentials)
     camera_label = read_store(camera, "image/jpeg")["active_manifest"]
     editor_store = read_store(editor, "image/jpeg")
-    return {"camera": camera, "editor": editor, "credentials": credentials, "camera_label": camera_label,
-            "editor_label": editor_store["active_manifest"], "editor_store": editor_store}
+    return {
+        "camera": camera,
+        "editor": editor,
+        "credentials": credentials,
+        "camera_label": camera_label,
+        "editor_label": editor_store["active_manifest"],
+        "editor_store": editor_store,
+    }
 
 
 # --- what an attacker looks at ---------------------------------------------------------------------------------------
@@ -117,8 +157,10 @@ def resources(data: bytes, mime: str, depth: int = 0) -> Iterator[tuple[str, byt
     """(where, bytes) of every resource c2pa-python's Reader gives out of ``data``, and of the
     resources of every manifest store among them (``application/c2pa``), recursively."""
     assert depth < 6, "manifest stores nested deeper than any chain made here"
-    with c2pa.Context.from_dict(provenance.SETTINGS) as context, \
-            c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+    with (
+        c2pa.Context.from_dict(provenance.SETTINGS) as context,
+        c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
+    ):
         store = json.loads(reader.json())
         found = []
         for uri in sorted(set(identifiers(store))):
@@ -137,8 +179,13 @@ def resources(data: bytes, mime: str, depth: int = 0) -> Iterator[tuple[str, byt
 def embedded_images(data: bytes) -> Iterator[tuple[int, pyvips.Image]]:
     """(offset, decoded image) of every JPEG, PNG or WebP stream that starts anywhere in ``data``
     (offset 0 included) and libvips can decode."""
-    starts = sorted({m.start() for pattern in (rb"\xff\xd8\xff", rb"\x89PNG\r\n\x1a\n", rb"RIFF....WEBPVP8")
-                     for m in re.finditer(pattern, data, re.DOTALL)})
+    starts = sorted(
+        {
+            m.start()
+            for pattern in (rb"\xff\xd8\xff", rb"\x89PNG\r\n\x1a\n", rb"RIFF....WEBPVP8")
+            for m in re.finditer(pattern, data, re.DOTALL)
+        }
+    )
     for start in starts:
         try:
             image = pyvips.Image.new_from_buffer(data[start:], "", access="sequential")
@@ -155,7 +202,7 @@ def grey(image: pyvips.Image, size: tuple[int, int]) -> np.ndarray:
         image = image.flatten()
     image = image.colourspace("b-w")[0]
     image = image.resize(size[0] / image.width, vscale=size[1] / image.height)
-    return image.numpy().astype(np.float64)[:size[1], :size[0]]
+    return image.numpy().astype(np.float64)[: size[1], : size[0]]
 
 
 def face_likeness(image: pyvips.Image, original: np.ndarray) -> float | None:
@@ -196,8 +243,10 @@ def leaks(derivative: bytes, mime: str, original: np.ndarray) -> list[str]:
             if where == "the file" and offset == 0:
                 continue  # the derivative's own picture: checked by the caller
             if shows_face(image, original):
-                found.append(f"a {image.width}x{image.height} image at byte {offset} of {where.strip()} shows the "
-                             f"face (likeness {face_likeness(image, original)})")
+                found.append(
+                    f"a {image.width}x{image.height} image at byte {offset} of {where.strip()} shows the "
+                    f"face (likeness {face_likeness(image, original)})"
+                )
     return found
 
 
@@ -213,8 +262,12 @@ def test_the_originals_carry_what_derivatives_must_not(chain: dict, corpus: Path
     faces = [item for item in found if "shows the face" in item]
     assert len(faces) >= 3, faces  # the editor's and the camera's claim thumbnails, the ingredient thumbnail
     # A thumbnail really is the face: likeness far above the threshold.
-    thumbnails = [image for where, blob in resources(chain["editor"], "image/jpeg") if "thumbnail" in where
-                  for _, image in embedded_images(blob)]
+    thumbnails = [
+        image
+        for where, blob in resources(chain["editor"], "image/jpeg")
+        if "thumbnail" in where
+        for _, image in embedded_images(blob)
+    ]
     assert thumbnails and min(face_likeness(image, original) for image in thumbnails) > 0.8
 
 
@@ -230,8 +283,11 @@ def served(chain: dict, tmp_path_factory) -> dict[str, str]:
     (folder / "portrait.jpg").write_bytes(chain["editor"])
     (root / "chain.pem").write_bytes(chain["credentials"].chain)
     (root / "key.pem").write_bytes(chain["credentials"].key)
-    return {"folder": str(folder), "c2pa_certificate": str(root / "chain.pem"),
-            "c2pa_private_key": str(root / "key.pem")}
+    return {
+        "folder": str(folder),
+        "c2pa_certificate": str(root / "chain.pem"),
+        "c2pa_private_key": str(root / "key.pem"),
+    }
 
 
 def derivatives(served: dict[str, str], models: dict[str, Path]) -> Iterator[tuple[str, str, bytes]]:
@@ -239,16 +295,27 @@ def derivatives(served: dict[str, str], models: dict[str, Path]) -> Iterator[tup
     moderation origin, as JPEG, WebP and PNG."""
     credentials = {"c2pa_certificate": served["c2pa_certificate"], "c2pa_private_key": served["c2pa_private_key"]}
     formats = (("jpeg", "image/jpeg"), ("webp", "image/webp"), ("png", "image/png"))
-    with make_client({"r": served["folder"]}, face_model=str(models["face"]), redact_origins={"r": "pixelate"},
-                     c2pa_origins=["r"], **credentials) as client:
+    with make_client(
+        {"r": served["folder"]},
+        face_model=str(models["face"]),
+        redact_origins={"r": "pixelate"},
+        c2pa_origins=["r"],
+        **credentials,
+    ) as client:
         for fmt, mime in formats:
             response = client.get(signed(f"/w:600/f:{fmt}/r/portrait.jpg"))
             assert response.status_code == 200, response.text
             assert response.headers["content-type"] == mime
             yield f"redacted {fmt}", mime, response.content
-    with make_client({"m": served["folder"]}, nsfw_model=str(models["nsfw"]), moderation=True,
-                     moderation_blur_threshold=0.0, moderation_block_threshold=1.0, c2pa_origins=["m"],
-                     **credentials) as client:
+    with make_client(
+        {"m": served["folder"]},
+        nsfw_model=str(models["nsfw"]),
+        moderation=True,
+        moderation_blur_threshold=0.0,
+        moderation_block_threshold=1.0,
+        c2pa_origins=["m"],
+        **credentials,
+    ) as client:
         for fmt, mime in formats:
             response = client.get(signed(f"/w:600/f:{fmt}/m/portrait.jpg"))
             assert response.status_code == 200, response.text
@@ -282,9 +349,16 @@ def test_the_provenance_chain_survives_and_validates(served_derivatives, chain: 
     trusting = {**provenance.SETTINGS, "trust": {"user_anchors": chain["credentials"].ca.decode()}}
     for what, mime, body in served_derivatives:
         store = read_store(body, mime)
-        print(what, store["validation_state"], [s["code"] for s in store.get("validation_status", [])],
-              [c["code"] for d in store["validation_results"].get("ingredientDeltas", [])
-               for c in d["validationDeltas"]["informational"]])
+        print(
+            what,
+            store["validation_state"],
+            [s["code"] for s in store.get("validation_status", [])],
+            [
+                c["code"]
+                for d in store["validation_results"].get("ingredientDeltas", [])
+                for c in d["validationDeltas"]["informational"]
+            ],
+        )
         assert store["validation_state"] == "Valid", what
         assert [s["code"] for s in store["validation_status"]] == ["signingCredential.untrusted"], what
         assert read_store(body, mime, settings=trusting)["validation_state"] == "Trusted", what
@@ -295,17 +369,25 @@ def test_the_provenance_chain_survives_and_validates(served_derivatives, chain: 
         assert set(manifests) == {store["active_manifest"], chain["editor_label"], chain["camera_label"]}, what
         (parent,) = manifests[store["active_manifest"]]["ingredients"]
         assert (parent["title"], parent["relationship"], parent["active_manifest"]) == (
-            "portrait.jpg", "parentOf", chain["editor_label"]), what
+            "portrait.jpg",
+            "parentOf",
+            chain["editor_label"],
+        ), what
         (grandparent,) = manifests[chain["editor_label"]]["ingredients"]
         assert (grandparent["title"], grandparent["active_manifest"]) == ("DSC_4711.jpg", chain["camera_label"])
 
         def actions(label: str, manifests: dict = manifests) -> list[dict]:
-            return [action for assertion in manifests[label]["assertions"]
-                    if assertion["label"].startswith("c2pa.actions") for action in assertion["data"]["actions"]]
+            return [
+                action
+                for assertion in manifests[label]["assertions"]
+                if assertion["label"].startswith("c2pa.actions")
+                for action in assertion["data"]["actions"]
+            ]
 
         assert [a["action"] for a in actions(chain["editor_label"])] == ["c2pa.opened"]
         assert [(a["action"], a["digitalSourceType"]) for a in actions(chain["camera_label"])] == [
-            ("c2pa.created", DIGITAL_CAPTURE)]
+            ("c2pa.created", DIGITAL_CAPTURE)
+        ]
         assert manifests[chain["camera_label"]]["claim_generator_info"][0]["name"] == "test-camera"
         assert manifests[chain["editor_label"]]["title"] == "portrait.jpg"
 
@@ -318,19 +400,33 @@ def test_the_provenance_chain_survives_and_validates(served_derivatives, chain: 
 
         # What was removed is said: the claim's redacted_assertions, and one c2pa.redacted action each.
         camera, editor = chain["camera_label"], chain["editor_label"]
-        removed = {(camera, "c2pa.thumbnail.claim"), (camera, "stds.exif"), (editor, "c2pa.thumbnail.claim"),
-                   (editor, "c2pa.thumbnail.ingredient"), (editor, "stds.exif"), (editor, "cawg.metadata")}
+        removed = {
+            (camera, "c2pa.thumbnail.claim"),
+            (camera, "stds.exif"),
+            (editor, "c2pa.thumbnail.claim"),
+            (editor, "c2pa.thumbnail.ingredient"),
+            (editor, "stds.exif"),
+            (editor, "cawg.metadata"),
+        }
         uris = {f"self#jumbf=/c2pa/{label}/c2pa.assertions/{name}" for label, name in removed}
         assert set(active["claim"]["redacted_assertions"]) == uris, what
         mine = actions(store["active_manifest"])
-        assert [a["action"] for a in mine] == ["c2pa.opened", *["c2pa.redacted"] * 6, "c2pa.resized",
-                                               "c2pa.filtered", "c2pa.transcoded"], what  # filtered: pixelate, blur
+        assert [a["action"] for a in mine] == [
+            "c2pa.opened",
+            *["c2pa.redacted"] * 6,
+            "c2pa.resized",
+            "c2pa.filtered",
+            "c2pa.transcoded",
+        ], what  # filtered: pixelate, blur
         assert {a["parameters"]["redacted"] for a in mine[1:7]} == uris
         assert {a["reason"] for a in mine[1:7]} == {"c2pa.PII.present"}
         # Only the chain is left in the ancestors' assertion stores.
         for label in (chain["camera_label"], chain["editor_label"]):
             assert set(detailed["manifests"][label]["assertion_store"]) <= {
-                "c2pa.actions.v2", "c2pa.hash.data", "c2pa.ingredient.v3"}, what
+                "c2pa.actions.v2",
+                "c2pa.hash.data",
+                "c2pa.ingredient.v3",
+            }, what
 
 
 # --- DerivativeSigner without the HTTP app ---------------------------------------------------------------------------
@@ -344,33 +440,62 @@ def signer(chain: dict) -> provenance.DerivativeSigner:
 def sign(signer: provenance.DerivativeSigner, original: bytes, title: str = "portrait.jpg") -> bytes:
     """A 300-px JPEG derivative of ``original`` signed with it as parent."""
     body = pyvips.Image.thumbnail_buffer(original, 300).jpegsave_buffer(strip=True)
-    return signer.sign(body, "image/jpeg", original=original, original_mime="image/jpeg", original_title=title,
-                       actions=provenance.derivative_actions(resized=True, cropped=False, transcoded=True))
+    return signer.sign(
+        body,
+        "image/jpeg",
+        original=original,
+        original_mime="image/jpeg",
+        original_title=title,
+        actions=provenance.derivative_actions(resized=True, cropped=False, transcoded=True),
+    )
 
 
 #: Assertions of every kind an original may carry, each with a string no derivative may hold.
 ASSORTED = [
     {"label": "stds.exif", "data": {"@context": EXIF_CONTEXT, "exif:GPSLatitude": "11,11.111N"}},
     {"label": "stds.exif__1", "data": {"@context": EXIF_CONTEXT, "exif:BodySerialNumber": "SECOND-EXIF-SERIAL"}},
-    {"label": "stds.iptc", "data": {"@context": {"Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"},
-                                    "Iptc4xmpCore:Location": "IPTC-SUBLOCATION"}},
-    {"label": "c2pa.metadata", "data": {"@context": {"photoshop": "http://ns.adobe.com/photoshop/1.0/"},
-                                        "photoshop:City": "METADATA-CITY"}},
-    {"label": "stds.schema-org.CreativeWork", "data": {"@context": "http://schema.org/", "@type": "CreativeWork",
-                                                       "author": [{"@type": "Person", "name": "SCHEMA-AUTHOR"}]}},
-    {"label": "cawg.training-mining", "data": {"entries": {"cawg.ai_training": {"use": "notAllowed",
-                                                                               "constraint_info": "TDM-CONTACT"}}}},
+    {
+        "label": "stds.iptc",
+        "data": {
+            "@context": {"Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"},
+            "Iptc4xmpCore:Location": "IPTC-SUBLOCATION",
+        },
+    },
+    {
+        "label": "c2pa.metadata",
+        "data": {"@context": {"photoshop": "http://ns.adobe.com/photoshop/1.0/"}, "photoshop:City": "METADATA-CITY"},
+    },
+    {
+        "label": "stds.schema-org.CreativeWork",
+        "data": {
+            "@context": "http://schema.org/",
+            "@type": "CreativeWork",
+            "author": [{"@type": "Person", "name": "SCHEMA-AUTHOR"}],
+        },
+    },
+    {
+        "label": "cawg.training-mining",
+        "data": {"entries": {"cawg.ai_training": {"use": "notAllowed", "constraint_info": "TDM-CONTACT"}}},
+    },
     {"label": "com.example.sensor", "data": {"serial": "VENDOR-SENSOR-SERIAL"}},
 ]
-ASSORTED_SECRETS = (b"11,11.111N", b"SECOND-EXIF-SERIAL", b"IPTC-SUBLOCATION", b"METADATA-CITY", b"SCHEMA-AUTHOR",
-                    b"TDM-CONTACT", b"VENDOR-SENSOR-SERIAL")
+ASSORTED_SECRETS = (
+    b"11,11.111N",
+    b"SECOND-EXIF-SERIAL",
+    b"IPTC-SUBLOCATION",
+    b"METADATA-CITY",
+    b"SCHEMA-AUTHOR",
+    b"TDM-CONTACT",
+    b"VENDOR-SENSOR-SERIAL",
+)
 
 
 def test_every_assertion_but_the_chain_is_redacted(signer, chain: dict, corpus: Path):
     """Whatever the label (EXIF twice, IPTC, c2pa.metadata, CreativeWork, training-mining, a vendor's),
     only actions, hard bindings and ingredients stay: an allow-list, not a list of known leaks."""
-    original = sign_original((corpus / PORTRAIT).read_bytes(), "image/jpeg", chain["credentials"], title="x.jpg",
-                             assertions=ASSORTED)
+    original = sign_original(
+        (corpus / PORTRAIT).read_bytes(), "image/jpeg", chain["credentials"], title="x.jpg", assertions=ASSORTED
+    )
     assert all(secret in original for secret in ASSORTED_SECRETS)
     signed = sign(signer, original)
     assert [secret.decode() for secret in ASSORTED_SECRETS if secret in signed] == []
@@ -385,8 +510,10 @@ def test_a_claim_v1_original_is_redacted_too(signer, corpus: Path):
     """c2pa-signed.jpg (corpus): a C2PA 1.x manifest with a JPEG claim thumbnail and a CreativeWork
     assertion; neither reaches the derivative, which validates."""
     original = (corpus / "c2pa-signed.jpg").read_bytes()
-    with c2pa.Context.from_dict(provenance.SETTINGS) as context, \
-            c2pa.Reader("image/jpeg", io.BytesIO(original), context=context) as reader:
+    with (
+        c2pa.Context.from_dict(provenance.SETTINGS) as context,
+        c2pa.Reader("image/jpeg", io.BytesIO(original), context=context) as reader,
+    ):
         store = json.loads(reader.json())
         thumbnail = io.BytesIO()
         reader.resource_to_stream(store["manifests"][store["active_manifest"]]["thumbnail"]["identifier"], thumbnail)
@@ -394,8 +521,10 @@ def test_a_claim_v1_original_is_redacted_too(signer, corpus: Path):
     signed = sign(signer, original, "c2pa-signed.jpg")
     assert thumbnail.getvalue()[2000:2064] not in signed
     derivative = read_store(signed, "image/jpeg", detailed=True)
-    assert set(derivative["manifests"][store["active_manifest"]]["assertion_store"]) == {"c2pa.actions",
-                                                                                      "c2pa.hash.data"}
+    assert set(derivative["manifests"][store["active_manifest"]]["assertion_store"]) == {
+        "c2pa.actions",
+        "c2pa.hash.data",
+    }
     assert read_store(signed, "image/jpeg")["validation_state"] == "Valid"
 
 
@@ -404,8 +533,14 @@ def test_a_store_that_cannot_be_redacted_is_not_carried(signer, chain: dict, mon
     the store holds parts that are not assertions (data boxes, verifiable credentials), the derivative
     carries no store of the original at all: the ingredient is its title, format and relationship."""
     real = provenance.redactions
-    monkeypatch.setattr(provenance, "redactions", lambda data, mime: [
-        *real(data, mime), f"self#jumbf=/c2pa/{chain['editor_label']}/c2pa.assertions/com.example.absent"])
+    monkeypatch.setattr(
+        provenance,
+        "redactions",
+        lambda data, mime: [
+            *real(data, mime),
+            f"self#jumbf=/c2pa/{chain['editor_label']}/c2pa.assertions/com.example.absent",
+        ],
+    )
     refused = sign(signer, chain["editor"])
     monkeypatch.undo()
     assert provenance.redactions(chain["editor"] + b"c2pa.databoxes", "image/jpeg") is None
@@ -417,6 +552,9 @@ def test_a_store_that_cannot_be_redacted_is_not_carried(signer, chain: dict, mon
         assert list(store["manifests"]) == [store["active_manifest"]]  # no manifest of the original
         (ingredient,) = store["manifests"][store["active_manifest"]]["ingredients"]
         assert (ingredient["title"], ingredient["format"], ingredient["relationship"]) == (
-            "portrait.jpg", "image/jpeg", "parentOf")
+            "portrait.jpg",
+            "image/jpeg",
+            "parentOf",
+        )
         assert "manifest_data" not in ingredient and "thumbnail" not in ingredient
         assert store["validation_state"] == "Valid"

@@ -86,8 +86,12 @@ def test_purge_is_404_without_an_admin_token(corpus: Path):
 def test_purge_needs_the_token_and_a_well_formed_body(corpus: Path):
     with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
         body = {"origin": "demo", "key": PHOTO}
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-                        {"Authorization": TOKEN}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": TOKEN},
+        ):
             r = c.post("/purge", json=body, headers=headers)
             assert r.status_code == 401, headers
             assert r.headers["www-authenticate"] == 'Bearer realm="edgeproxy"'
@@ -98,8 +102,10 @@ def test_purge_needs_the_token_and_a_well_formed_body(corpus: Path):
             (b'{"origin": "demo"}', 'body must be {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}'),
             (b'{"origin": "nope", "key": "x.jpg"}', "unknown origin 'nope'"),
             (b'{"origin": "demo", "key": ""}', "origin and key must be non-empty strings"),
-            (b'{"surrogate_key": "k123"}',
-             "surrogate_key must be k followed by 16 hex digits (edgeproxy surrogate-key ORIGIN KEY)"),
+            (
+                b'{"surrogate_key": "k123"}',
+                "surrogate_key must be k followed by 16 hex digits (edgeproxy surrogate-key ORIGIN KEY)",
+            ),
         ]:
             r = c.post("/purge", content=bad, headers=AUTH)
             assert (r.status_code, r.json()) == (400, {"error": message}), bad
@@ -112,8 +118,10 @@ def test_purge_drops_the_original_and_calls_every_hook(corpus: Path, tmp_path: P
     settings = dict(
         admin_token=TOKEN,
         purge_hooks=[f"varnish:{base}/varnish", "fastly:SVC123", "cloudflare:ZONE9", f"webhook:{base}/hook"],
-        fastly_api_token="fastly-secret", fastly_api_url=f"{base}/fastly",
-        cloudflare_api_token="cf-secret", cloudflare_api_url=f"{base}/cf/client/v4",
+        fastly_api_token="fastly-secret",
+        fastly_api_url=f"{base}/fastly",
+        cloudflare_api_token="cf-secret",
+        cloudflare_api_url=f"{base}/cf/client/v4",
     )
     tag = surrogate_key("t", "a.jpg")
     with make_client({"t": str(tmp_path)}, **settings) as c:
@@ -133,8 +141,12 @@ def test_purge_drops_the_original_and_calls_every_hook(corpus: Path, tmp_path: P
         # The next request fetches the original again instead of serving it from memory.
         assert c.get(signed("/w:51/f:png/t/a.jpg")).status_code == 200
         by_path = {path: (method, headers, body) for method, path, headers, body in record.seen}
-        assert set(by_path) == {"/varnish/", f"/fastly/service/SVC123/purge/{tag}",
-                                "/cf/client/v4/zones/ZONE9/purge_cache", "/hook"}
+        assert set(by_path) == {
+            "/varnish/",
+            f"/fastly/service/SVC123/purge/{tag}",
+            "/cf/client/v4/zones/ZONE9/purge_cache",
+            "/hook",
+        }
         method, headers, _ = by_path["/varnish/"]
         assert (method, headers["xkey-purge"]) == ("PURGE", tag)
         method, headers, _ = by_path[f"/fastly/service/SVC123/purge/{tag}"]
@@ -154,8 +166,11 @@ def test_a_failing_hook_is_retried_then_reported_as_502(corpus: Path, hooks):
     record, base = hooks
     record.fail = {"/flaky": 2, "/down": -1}
     closed = free_port()
-    settings = dict(admin_token=TOKEN, purge_retries=2,
-                    purge_hooks=[f"webhook:{base}/flaky", f"webhook:{base}/down", f"varnish:http://127.0.0.1:{closed}"])
+    settings = dict(
+        admin_token=TOKEN,
+        purge_retries=2,
+        purge_hooks=[f"webhook:{base}/flaky", f"webhook:{base}/down", f"varnish:http://127.0.0.1:{closed}"],
+    )
     with make_client({"demo": str(corpus)}, **settings) as c:
         r = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers=AUTH)
     assert r.status_code == 502
@@ -175,8 +190,9 @@ def test_purge_hooks_are_checked_at_start_up(corpus: Path):
         with pytest.raises(SettingsError, match=re.escape(message)):
             load_settings(origins={"demo": str(corpus)}, signing_key="k", purge_hooks=hooks)
     with pytest.raises(SettingsError, match="admin_token must not be the signing key"):
-        load_settings(origins={"demo": str(corpus)}, signing_key="same-secret-16-bytes",
-                      admin_token="same-secret-16-bytes")
+        load_settings(
+            origins={"demo": str(corpus)}, signing_key="same-secret-16-bytes", admin_token="same-secret-16-bytes"
+        )
 
 
 def test_cli_surrogate_key_and_purge(corpus: Path):
@@ -185,13 +201,25 @@ def test_cli_surrogate_key_and_purge(corpus: Path):
     assert tag.stdout.strip() == surrogate_key("demo", PHOTO)
     with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
         env = {**os.environ, "EDGEPROXY_ADMIN_TOKEN": TOKEN}
-        done = subprocess.run([*cli, "purge", "--url", str(c.base_url), "demo", PHOTO], capture_output=True,
-                              text=True, cwd=ROOT, env=env, timeout=60)
+        done = subprocess.run(
+            [*cli, "purge", "--url", str(c.base_url), "demo", PHOTO],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["surrogate_key"] == tag.stdout.strip()
         env["EDGEPROXY_ADMIN_TOKEN"] = "wrong"
-        refused = subprocess.run([*cli, "purge", "--url", str(c.base_url), "demo", PHOTO], capture_output=True,
-                                 text=True, cwd=ROOT, env=env, timeout=60)
+        refused = subprocess.run(
+            [*cli, "purge", "--url", str(c.base_url), "demo", PHOTO],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=60,
+        )
         assert refused.returncode == 1
 
 
@@ -200,8 +228,10 @@ def test_cli_surrogate_key_and_purge(corpus: Path):
 
 def test_an_empty_admin_token_is_no_open_door(corpus: Path):
     """EDGEPROXY_ADMIN_TOKEN="" once meant: ``Authorization: Bearer`` (empty) purges anything."""
-    with pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"), \
-            make_client({"demo": str(corpus)}, admin_token="") as c:
+    with (
+        pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"),
+        make_client({"demo": str(corpus)}, admin_token="") as c,
+    ):
         answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": "Bearer"})
         pytest.fail(f"started with an empty admin_token; an empty bearer got {answer.status_code}")
 
@@ -211,17 +241,35 @@ def test_an_empty_or_short_admin_token_stops_start_up_with_every_other_problem(c
         with pytest.raises(SettingsError) as info:
             load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token=token, quality_jpeg=0)
         lines = str(info.value).splitlines()
-        assert "  admin_token: must be at least 16 bytes (a random value: python -c \"import secrets; " \
-               "print(secrets.token_urlsafe(32))\"), or unset to turn POST /purge off" in lines, token
+        assert (
+            '  admin_token: must be at least 16 bytes (a random value: python -c "import secrets; '
+            'print(secrets.token_urlsafe(32))"), or unset to turn POST /purge off' in lines
+        ), token
         assert "  quality_jpeg: Input should be greater than or equal to 1" in lines
     assert load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token="x" * 16).admin_token
     # From the environment as operators set it, and through `edgeproxy serve`, which says why it stops.
     monkeypatch.setenv("EDGEPROXY_ADMIN_TOKEN", "")
     with pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"):
         load_settings(origins={"demo": str(corpus)}, signing_key=KEY)
-    serve = subprocess.run([sys.executable, "-m", "edgeproxy", "serve", "--signing-key", KEY, "--port",
-                            str(free_port()), "--origin", f"demo={corpus}"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ})
+    serve = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeproxy",
+            "serve",
+            "--signing-key",
+            KEY,
+            "--port",
+            str(free_port()),
+            "--origin",
+            f"demo={corpus}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ},
+    )
     assert serve.returncode == 2
     assert "admin_token: must be at least 16 bytes" in serve.stderr
 
@@ -242,28 +290,45 @@ def test_an_empty_bearer_never_matches_even_an_empty_token(corpus: Path):
 
 def test_deeply_nested_purge_bodies_are_400_not_500(corpus: Path):
     with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
-        for body in (b"[" * 2000 + b"]" * 2000, b'{"origin": ' + b"[" * 1500 + b"]" * 1500 + b', "key": "x"}',
-                     b'{"surrogate_key": ' + b"{\"a\":" * 600 + b"1" + b"}" * 600 + b"}"):
+        for body in (
+            b"[" * 2000 + b"]" * 2000,
+            b'{"origin": ' + b"[" * 1500 + b"]" * 1500 + b', "key": "x"}',
+            b'{"surrogate_key": ' + b'{"a":' * 600 + b"1" + b"}" * 600 + b"}",
+        ):
             assert len(body) <= 4096
             answer = c.post("/purge", content=body, headers=AUTH)
             assert answer.status_code == 400, (answer.status_code, answer.text[:200])
             assert answer.headers["cache-control"] == "no-store"
-            assert answer.json() == {"error": "body must be JSON nested at most 4 deep: "
-                                              '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}'}
+            assert answer.json() == {
+                "error": "body must be JSON nested at most 4 deep: "
+                '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}'
+            }
 
 
 def secret_hooks(base: str) -> dict[str, tuple[str, str, list[str]]]:
     """name -> (hook as configured, as it must be shown, its secrets) for webhooks on ``base``."""
     host = base.removeprefix("http://")
     return {
-        "userinfo": (f"webhook:http://hookuser:hunter2-pass@{host}/userinfo", f"webhook:http://***@{host}/userinfo",
-                     ["hookuser", "hunter2-pass"]),
-        "query": (f"webhook:{base}/query?token=tok-abc123456&team=ops", f"webhook:{base}/query?token=***&team=***",
-                  ["tok-abc123456"]),
-        "path": (f"webhook:{base}/services/T0001/B0002/Xk3hQ9zLmP4rT8vW2yN6aB1c",
-                 f"webhook:{base}/services/T0001/B0002/***", ["Xk3hQ9zLmP4rT8vW2yN6aB1c"]),
-        "down": (f"webhook:http://purger:down-secret-42@{host}/down?key=vk-55501234",
-                 f"webhook:http://***@{host}/down?key=***", ["purger", "down-secret-42", "vk-55501234"]),
+        "userinfo": (
+            f"webhook:http://hookuser:hunter2-pass@{host}/userinfo",
+            f"webhook:http://***@{host}/userinfo",
+            ["hookuser", "hunter2-pass"],
+        ),
+        "query": (
+            f"webhook:{base}/query?token=tok-abc123456&team=ops",
+            f"webhook:{base}/query?token=***&team=***",
+            ["tok-abc123456"],
+        ),
+        "path": (
+            f"webhook:{base}/services/T0001/B0002/Xk3hQ9zLmP4rT8vW2yN6aB1c",
+            f"webhook:{base}/services/T0001/B0002/***",
+            ["Xk3hQ9zLmP4rT8vW2yN6aB1c"],
+        ),
+        "down": (
+            f"webhook:http://purger:down-secret-42@{host}/down?key=vk-55501234",
+            f"webhook:http://***@{host}/down?key=***",
+            ["purger", "down-secret-42", "vk-55501234"],
+        ),
     }
 
 
@@ -273,8 +338,12 @@ def test_hook_secrets_are_masked_in_answers_and_logs_but_sent(corpus: Path, hook
     record.fail = {"/down?key=vk-55501234": -1}
     secrets = [secret for _hook, _shown, found in configured.values() for secret in found]
     caplog.set_level(logging.INFO, logger="edgeproxy")
-    with make_client({"demo": str(corpus)}, admin_token=TOKEN, purge_retries=0,
-                     purge_hooks=[hook for hook, _shown, _secrets in configured.values()]) as c:
+    with make_client(
+        {"demo": str(corpus)},
+        admin_token=TOKEN,
+        purge_retries=0,
+        purge_hooks=[hook for hook, _shown, _secrets in configured.values()],
+    ) as c:
         answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers=AUTH)
     assert answer.status_code == 502  # the "down" hook answers 500
     assert [h["hook"] for h in answer.json()["hooks"]] == [shown for _hook, shown, _secrets in configured.values()]
@@ -288,8 +357,9 @@ def test_hook_secrets_are_masked_in_answers_and_logs_but_sent(corpus: Path, hook
     assert seen["/userinfo"]["authorization"] == "Basic " + base64.b64encode(b"hookuser:hunter2-pass").decode()
     assert "/query?token=tok-abc123456&team=ops" in seen
     assert "/services/T0001/B0002/Xk3hQ9zLmP4rT8vW2yN6aB1c" in seen
-    assert seen["/down?key=vk-55501234"]["authorization"] == "Basic " + base64.b64encode(
-        b"purger:down-secret-42").decode()
+    assert (
+        seen["/down?key=vk-55501234"]["authorization"] == "Basic " + base64.b64encode(b"purger:down-secret-42").decode()
+    )
 
 
 def test_check_config_masks_hook_secrets(tmp_path: Path):
@@ -297,8 +367,13 @@ def test_check_config_masks_hook_secrets(tmp_path: Path):
     config = tmp_path / "edgeproxy.toml"
     hooks = ", ".join(json.dumps(hook) for hook, _shown, _secrets in configured.values())
     config.write_text(f'signing_key = "{KEY}"\npurge_hooks = [{hooks}]\n[origins]\nmedia = "{tmp_path}"\n')
-    result = subprocess.run([sys.executable, "-m", "edgeproxy", "check-config", "--no-env", str(config)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeproxy", "check-config", "--no-env", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     shown = ", ".join(json.dumps(shown) for _hook, shown, _secrets in configured.values())
     assert f"purge_hooks = [{shown}]" in result.stdout.splitlines()

@@ -56,15 +56,26 @@ def folder(corpus: Path, tmp_path: Path) -> Path:
 def test_every_answer_about_an_original_carries_its_surrogate_key(folder: Path):
     """The proxy's own answers: each error about an original carries the original's tag, exactly
     the 200's (``surrogate_key(origin, key)``), as ``Surrogate-Key`` and ``Cache-Tag``."""
-    with silent_origin() as hanging, make_client(
+    with (
+        silent_origin() as hanging,
+        make_client(
             {"f": str(folder), "down": "http://127.0.0.1:9/o", "slow": hanging},
-            origin_allowed_networks=["127.0.0.0/8"], origin_timeout=1, moderation=True,
-            moderation_pending="serve") as proxy:
+            origin_allowed_networks=["127.0.0.0/8"],
+            origin_timeout=1,
+            moderation=True,
+            moderation_pending="serve",
+        ) as proxy,
+    ):
         ok = proxy.get(signed("/w:100/f:jpeg/f/photo.jpg"))
         assert ok.status_code == 200 and tag_pair(ok) == (surrogate_key("f", "photo.jpg"),) * 2
         cases = {
-            "f/missing.jpg": 404, "f/bomb.png": 413, "f/logo.svg": 415, "f/corrupt.jpg": 422,
-            "f/rejected.jpg": 451, "down/photo.jpg": 502, "slow/photo.jpg": 504,
+            "f/missing.jpg": 404,
+            "f/bomb.png": 413,
+            "f/logo.svg": 415,
+            "f/corrupt.jpg": 422,
+            "f/rejected.jpg": 451,
+            "down/photo.jpg": 502,
+            "slow/photo.jpg": 504,
         }
         for path, status in cases.items():
             response = proxy.get(signed(f"/w:100/f:jpeg/{path}"))
@@ -89,8 +100,10 @@ def test_remembered_404_of_a_remote_origin_carries_the_surrogate_key():
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    with serving(server) as port, make_client({"web": f"http://127.0.0.1:{port}/o"},
-                                              origin_allowed_networks=["127.0.0.0/8"]) as proxy:
+    with (
+        serving(server) as port,
+        make_client({"web": f"http://127.0.0.1:{port}/o"}, origin_allowed_networks=["127.0.0.0/8"]) as proxy,
+    ):
         for _ in range(2):
             for key in ("a.jpg", "b.jpg"):
                 response = proxy.get(signed(f"/w:100/web/{key}"))
@@ -114,9 +127,11 @@ def behind_varnish(folder: Path) -> Iterator[tuple[httpx.Client, Varnish, httpx.
     ``varnish:`` purge hook pointed at a Varnish running the shipped VCL in front of it."""
     require_varnish()
     port = free_port()
-    with make_client({"f": str(folder)}, admin_token=TOKEN, purge_hooks=[f"varnish:http://127.0.0.1:{port}"]) \
-            as proxy, start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=port) \
-            as varnish, httpx.Client(base_url=varnish.url, timeout=30) as cdn:
+    with (
+        make_client({"f": str(folder)}, admin_token=TOKEN, purge_hooks=[f"varnish:http://127.0.0.1:{port}"]) as proxy,
+        start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=port) as varnish,
+        httpx.Client(base_url=varnish.url, timeout=30) as cdn,
+    ):
         yield proxy, varnish, cdn
 
 

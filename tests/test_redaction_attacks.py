@@ -49,8 +49,14 @@ def get(client: httpx.Client, path: str) -> np.ndarray:
     return pixels(client.get(signed(path)))
 
 
-def tiled(client: httpx.Client, origin: str, region: tuple[int, int, int, int] = REGION, tiles: int = TILES,
-          options: str = "", name: str = PORTRAIT) -> np.ndarray:
+def tiled(
+    client: httpx.Client,
+    origin: str,
+    region: tuple[int, int, int, int] = REGION,
+    tiles: int = TILES,
+    options: str = "",
+    name: str = PORTRAIT,
+) -> np.ndarray:
     """``region`` (left, top, width, height of the original) reassembled from ``tiles`` x ``tiles``
     signed ``c:`` crops at native size, each asked for separately."""
     left, top, width, height = region
@@ -70,7 +76,7 @@ def tiled(client: httpx.Client, origin: str, region: tuple[int, int, int, int] =
 
 def window(image: np.ndarray, region: tuple[int, int, int, int] = REGION) -> np.ndarray:
     left, top, width, height = region
-    return image[top:top + height, left:left + width]
+    return image[top : top + height, left : left + width]
 
 
 def face(image: np.ndarray) -> np.ndarray:
@@ -117,13 +123,14 @@ def test_tiles_reassemble_into_the_single_redacted_render(client: httpx.Client, 
     # and the mosaic's face is as far from the original as the whole render's
     x0, y0, x1, y1 = FACE
     left, top = REGION[:2]
-    tiled_face = mosaic[y0 - top:y1 - top, x0 - left:x1 - left]
+    tiled_face = mosaic[y0 - top : y1 - top, x0 - left : x1 - left]
     assert np.abs(tiled_face - face(original)).mean() > 0.9 * hidden
 
 
 @pytest.mark.parametrize("origin", ["pix", "blur"])
-def test_tiny_crops_inside_the_face_are_as_obscured_as_the_whole_face(client: httpx.Client, original: np.ndarray,
-                                                                       origin: str):
+def test_tiny_crops_inside_the_face_are_as_obscured_as_the_whole_face(
+    client: httpx.Client, original: np.ndarray, origin: str
+):
     """2x2 crops inside the face show the single render's obscured pixels, never the original's:
     over 16 of them the mean difference from the original is about the whole face's."""
     whole = get(client, f"/f:png/{origin}/{PORTRAIT}")
@@ -135,22 +142,26 @@ def test_tiny_crops_inside_the_face_are_as_obscured_as_the_whole_face(client: ht
         x, y = int(rng.integers(x0, x1 - 2)), int(rng.integers(y0, y1 - 2))
         crop = get(client, f"/c:{x}:{y}:2:2/f:png/{origin}/{PORTRAIT}")
         assert crop.shape == (2, 2, 3)
-        from_original.append(np.abs(crop - original[y:y + 2, x:x + 2]).mean())
-        from_whole.append(np.abs(crop - whole[y:y + 2, x:x + 2]).mean())
+        from_original.append(np.abs(crop - original[y : y + 2, x : x + 2]).mean())
+        from_whole.append(np.abs(crop - whole[y : y + 2, x : x + 2]).mean())
     assert max(from_whole) <= SAME, f"{origin}: a 2x2 crop differs from the whole render by {max(from_whole):.1f}"
-    assert np.mean(from_original) > 0.6 * hidden, \
+    assert np.mean(from_original) > 0.6 * hidden, (
         f"{origin}: 2x2 crops differ from the original by {np.mean(from_original):.1f} levels, the face by {hidden:.1f}"
+    )
 
 
 # --- rotations and scales --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("origin", ["pix", "blur"])
-@pytest.mark.parametrize(("options", "undo"), [
-    ("w:400/rot:90/", lambda a: np.rot90(a, 1)),  # rot90 counter-clockwise undoes a clockwise rotation
-    ("h:400/rot:180/", lambda a: np.rot90(a, 2)),
-    ("w:400/rot:270/flip:h/", lambda a: np.rot90(a[:, ::-1], -1)),
-])
+@pytest.mark.parametrize(
+    ("options", "undo"),
+    [
+        ("w:400/rot:90/", lambda a: np.rot90(a, 1)),  # rot90 counter-clockwise undoes a clockwise rotation
+        ("h:400/rot:180/", lambda a: np.rot90(a, 2)),
+        ("w:400/rot:270/flip:h/", lambda a: np.rot90(a[:, ::-1], -1)),
+    ],
+)
 def test_rotations_show_the_same_obscured_pixels(client: httpx.Client, origin: str, options: str, undo):
     """Each rotation (the box applies to the rotated image: 400 px is the original's height scaled
     by 3/4 each time) shows the unrotated 600x400 derivative's obscured pixels, turned."""
@@ -163,7 +174,7 @@ def test_rotations_show_the_same_obscured_pixels(client: httpx.Client, origin: s
     whole = get(client, f"/f:png/{origin}/{PORTRAIT}")
     x, y = FACE[0] + 40, FACE[1] + 50
     tile = undo(get(client, f"/c:{x}:{y}:60:70/{options.split('/', 1)[1]}f:png/{origin}/{PORTRAIT}"))
-    assert np.abs(tile - whole[y:y + 70, x:x + 60]).mean() <= SAME
+    assert np.abs(tile - whole[y : y + 70, x : x + 60]).mean() <= SAME
 
 
 @pytest.mark.parametrize("origin", ["pix", "blur"])
@@ -176,13 +187,17 @@ def test_smaller_renders_show_the_same_cell_colours(client: httpx.Client, origin
     x0, y0, x1, y1 = (v // scale + 1 for v in FACE)
     rows, cols = np.arange(y0, y1 - 1), np.arange(x0, x1 - 1)
     sampled = whole[(rows * scale + scale // 2)[:, None], (cols * scale + scale // 2)[None, :]]
-    difference = np.abs(small[y0:y1 - 1, x0:x1 - 1] - sampled).mean()
+    difference = np.abs(small[y0 : y1 - 1, x0 : x1 - 1] - sampled).mean()
     assert difference <= 2 * SAME, f"{origin} 1/{scale}: {difference:.2f} levels from the native render's cells"
     # and a tile of the smaller derivative is that derivative's pixels
     x0, y0, x1, y1 = FACE
     tile = get(client, f"/c:{x0}:{y0}:{x1 - x0}:{y1 - y0}/w:{(x1 - x0) // scale}/f:png/{origin}/{PORTRAIT}")
-    assert np.abs(tile - small[y0 // scale:y0 // scale + tile.shape[0],
-                               x0 // scale:x0 // scale + tile.shape[1]]).mean() <= 2 * SAME
+    assert (
+        np.abs(
+            tile - small[y0 // scale : y0 // scale + tile.shape[0], x0 // scale : x0 // scale + tile.shape[1]]
+        ).mean()
+        <= 2 * SAME
+    )
 
 
 # --- the whole-image wash: moderation blur, and redaction with a failed detector -----------------------------------
@@ -207,8 +222,13 @@ def test_moderation_blur_from_a_verdict_is_crop_invariant(folder: Path):
 
 def test_moderation_blur_from_the_classifier_is_crop_invariant(folder: Path, models: dict[str, Path]):
     """A blur decided by the nsfw score (the analysis ran and holds the wash's grid): the same."""
-    with make_client({"m": str(folder)}, nsfw_model=str(models["nsfw"]), moderation=True,
-                     moderation_blur_threshold=0.0, moderation_block_threshold=1.0) as client:
+    with make_client(
+        {"m": str(folder)},
+        nsfw_model=str(models["nsfw"]),
+        moderation=True,
+        moderation_blur_threshold=0.0,
+        moderation_block_threshold=1.0,
+    ) as client:
         whole = get(client, f"/f:png/m/{PORTRAIT}")
         difference = whole_image_tiles(client, "m", whole)
         assert difference <= SAME, f"classifier blur: tiles differ by {difference:.2f} levels"
@@ -226,17 +246,22 @@ class FailingDetector:
 
     def __getattr__(self, name: str):
         if name in ("detect", "find"):
+
             def fail(*args, **kwargs):
                 raise RuntimeError("mocked inference failure")
+
             return fail
         return getattr(self.real, name)
 
 
-def test_redaction_with_a_failed_detector_is_crop_invariant(folder: Path, models: dict[str, Path],
-                                                            monkeypatch: pytest.MonkeyPatch):
+def test_redaction_with_a_failed_detector_is_crop_invariant(
+    folder: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
     """The face model fails: the whole image is obscured (fail closed), the same way in every tile."""
-    with make_served({"r": str(folder)}, face_model=str(models["face"]), redact_origins={"r": "pixelate"}) \
-            as (client, app):
+    with make_served({"r": str(folder)}, face_model=str(models["face"]), redact_origins={"r": "pixelate"}) as (
+        client,
+        app,
+    ):
         vision = app.state.proxy.vision
         monkeypatch.setattr(vision, "faces", FailingDetector(vision.faces))
         response = client.get(signed(f"/f:png/r/{PORTRAIT}"))
@@ -245,16 +270,19 @@ def test_redaction_with_a_failed_detector_is_crop_invariant(folder: Path, models
         difference = whole_image_tiles(client, "r", whole)
         assert difference <= SAME, f"failed detector: tiles differ by {difference:.2f} levels"
         crop = get(client, f"/c:{FACE[0] + 50}:{FACE[1] + 60}:2:2/f:png/r/{PORTRAIT}")
-        assert np.abs(crop - whole[FACE[1] + 60:FACE[1] + 62, FACE[0] + 50:FACE[0] + 52]).mean() <= SAME
+        assert np.abs(crop - whole[FACE[1] + 60 : FACE[1] + 62, FACE[0] + 50 : FACE[0] + 52]).mean() <= SAME
 
 
-@pytest.mark.parametrize(("name", "bands"), [
-    ("gopher-alpha.png", 4),  # alpha
-    ("grey16-alpha.png", 2),  # 16-bit grey with alpha
-    ("image.avif", 3),  # decoded by Pillow
-    ("giunchedi-cmyk.jpg", 3),  # CMYK
-    ("animated.gif", 3),  # first frame (PNG output)
-])
+@pytest.mark.parametrize(
+    ("name", "bands"),
+    [
+        ("gopher-alpha.png", 4),  # alpha
+        ("grey16-alpha.png", 2),  # 16-bit grey with alpha
+        ("image.avif", 3),  # decoded by Pillow
+        ("giunchedi-cmyk.jpg", 3),  # CMYK
+        ("animated.gif", 3),  # first frame (PNG output)
+    ],
+)
 def test_moderation_blur_of_every_kind_of_original(corpus: Path, tmp_path: Path, name: str, bands: int):
     """The render's own wash (no analysis) for originals of every kind: 2x2 native tiles reassemble
     into the whole, alpha is what it was, and no detail is left."""

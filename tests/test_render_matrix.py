@@ -29,25 +29,55 @@ SIZES = {"small": (160, 120), "full": (450, 600), "large": (2400, 1800)}
 #: 422s of issue 20 were all there or above); "large" gives outputs of 2,000 px and more.
 OPTIONS = {
     "small": (
-        "w:64", "w:64/rot:90", "w:64/rot:180", "w:64/rot:270", "w:64/flip:v", "w:64/flip:hv",
-        "w:80/h:80/fit:cover/g:north", "w:80/h:80/fit:cover/g:se/rot:90", "w:100/h:100/fit:pad/g:west/flip:h",
-        "c:10:20:100:80/w:50/rot:270/flip:v", "w:60/h:90/fit:fill/rot:90", "w:80/h:80/fit:cover/g:smart/rot:180",
+        "w:64",
+        "w:64/rot:90",
+        "w:64/rot:180",
+        "w:64/rot:270",
+        "w:64/flip:v",
+        "w:64/flip:hv",
+        "w:80/h:80/fit:cover/g:north",
+        "w:80/h:80/fit:cover/g:se/rot:90",
+        "w:100/h:100/fit:pad/g:west/flip:h",
+        "c:10:20:100:80/w:50/rot:270/flip:v",
+        "w:60/h:90/fit:fill/rot:90",
+        "w:80/h:80/fit:cover/g:smart/rot:180",
     ),
     "full": (
-        "", "rot:90", "rot:180", "rot:270", "flip:h", "flip:v", "flip:hv", "rot:90/flip:h", "rot:270/flip:hv",
-        "c:0.1:0.2:0.5:0.6", "c:0.1:0.2:0.5:0.6/rot:90/flip:v", "w:300/h:300/fit:cover/g:south/rot:90",
-        "w:450/h:450/fit:cover/g:fp:0.8:0.3/flip:v", "w:800/h:800/fit:pad/bg:ff0000/rot:180",
+        "",
+        "rot:90",
+        "rot:180",
+        "rot:270",
+        "flip:h",
+        "flip:v",
+        "flip:hv",
+        "rot:90/flip:h",
+        "rot:270/flip:hv",
+        "c:0.1:0.2:0.5:0.6",
+        "c:0.1:0.2:0.5:0.6/rot:90/flip:v",
+        "w:300/h:300/fit:cover/g:south/rot:90",
+        "w:450/h:450/fit:cover/g:fp:0.8:0.3/flip:v",
+        "w:800/h:800/fit:pad/bg:ff0000/rot:180",
         "w:300/h:300/fit:cover/g:smart/rot:270",
     ),
     "large": (
-        "rot:90", "rot:180", "flip:v", "rot:270/flip:h", "w:2000/rot:90", "c:100:100:2200:1600/rot:90",
+        "rot:90",
+        "rot:180",
+        "flip:v",
+        "rot:270/flip:h",
+        "w:2000/rot:90",
+        "c:100:100:2200:1600/rot:90",
         "w:2000/h:1000/fit:cover/g:south/flip:hv",
     ),
 }
 #: Output format per size class: PNG (lossless) except for the large outputs (JPEG encodes faster).
 OUTPUT = {"small": "f:png", "full": "f:png", "large": "f:jpeg/q:95"}
-ANIMATED = ("rot:90", "flip:v", "w:40/h:40/fit:cover/g:east/rot:270", "c:10:10:40:30/rot:180/flip:h",
-            "w:100/h:100/fit:pad")
+ANIMATED = (
+    "rot:90",
+    "flip:v",
+    "w:40/h:40/fit:cover/g:east/rot:270",
+    "c:10:10:40:30/rot:180/flip:h",
+    "w:100/h:100/fit:pad",
+)
 CASES = [(fmt, size, options) for size, options_list in OPTIONS.items() for fmt in FORMATS for options in options_list]
 
 
@@ -107,8 +137,13 @@ def test_animations_keep_every_frame_in_order(client: httpx.Client, fmt: str, op
 # --- faces: redact:faces and g:face at ~1,000 px and more (issue 20: 422 "out of order read") ------------------------
 
 FACE_OPTIONS = (
-    "redact:faces/w:1000", "redact:faces", "redact:faces:pixelate/rot:90", "redact:faces/flip:v",
-    "redact:faces/rot:270/flip:h/c:0.1:0:0.8:1", "g:face/w:600/h:600/fit:cover", "g:face/w:600/h:600/fit:cover/rot:90",
+    "redact:faces/w:1000",
+    "redact:faces",
+    "redact:faces:pixelate/rot:90",
+    "redact:faces/flip:v",
+    "redact:faces/rot:270/flip:h/c:0.1:0:0.8:1",
+    "g:face/w:600/h:600/fit:cover",
+    "g:face/w:600/h:600/fit:cover/rot:90",
     "g:face/w:1200/h:600/fit:cover/flip:hv/redact:faces",
 )
 

@@ -43,13 +43,24 @@ class S3:
 
     def settings(self, **overrides) -> dict:
         """Proxy settings that reach this server as the test's user."""
-        return {"s3_endpoint_url": self.url, "s3_region": "us-east-1", "s3_access_key_id": ACCESS_KEY,
-                "s3_secret_access_key": SECRET_KEY, **overrides}
+        return {
+            "s3_endpoint_url": self.url,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+            **overrides,
+        }
 
-    def origin(self, location: str = f"s3://{BUCKET}/{PREFIX}", *, max_bytes: int = 32 << 20,
-               timeout: float = 5.0, **options) -> S3Origin:
-        opts = {"endpoint_url": self.url, "region": "us-east-1", "access_key_id": ACCESS_KEY,
-                "secret_access_key": SECRET_KEY, **options}
+    def origin(
+        self, location: str = f"s3://{BUCKET}/{PREFIX}", *, max_bytes: int = 32 << 20, timeout: float = 5.0, **options
+    ) -> S3Origin:
+        opts = {
+            "endpoint_url": self.url,
+            "region": "us-east-1",
+            "access_key_id": ACCESS_KEY,
+            "secret_access_key": SECRET_KEY,
+            **options,
+        }
         return S3Origin("s3", location, S3Options(**opts), max_bytes=max_bytes, timeout=timeout)
 
     def put(self, key: str, body: bytes, **metadata: str) -> None:
@@ -57,8 +68,12 @@ class S3:
 
     def set_auth(self, enabled: bool) -> None:
         """moto checks signatures against its IAM users only when told to (``reset-auth``)."""
-        request = urllib.request.Request(f"{self.url}/moto-api/reset-auth", data=b"0" if enabled else b"inf",
-                                         method="POST", headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            f"{self.url}/moto-api/reset-auth",
+            data=b"0" if enabled else b"inf",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
 
@@ -70,12 +85,18 @@ def s3(corpus: Path) -> Iterator[S3]:
     server.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                              aws_secret_access_key=SECRET_KEY)
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
         client.create_bucket(Bucket=BUCKET)
         store = S3(url, client)
-        store.put(f"{PREFIX}/portrait.jpg", (corpus / PORTRAIT).read_bytes(), Moderation="pending",
-                  provenance="camera:x100")
+        store.put(
+            f"{PREFIX}/portrait.jpg", (corpus / PORTRAIT).read_bytes(), Moderation="pending", provenance="camera:x100"
+        )
         store.put(f"{PREFIX}/dir/my photo+é%.jpg", (corpus / PORTRAIT).read_bytes())
         store.put("outside.jpg", (corpus / PORTRAIT).read_bytes())  # beside the prefix, not under it
         yield store
@@ -199,8 +220,19 @@ def test_keys_stay_under_the_prefix(s3):
             assert status == 404, key
 
 
-@pytest.mark.parametrize("key", ["a/../b.jpg", "../outside.jpg", "./portrait.jpg", "a//portrait.jpg",
-                                 "/portrait.jpg", "a\\b.jpg", "nul\x00.jpg", ""])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a/../b.jpg",
+        "../outside.jpg",
+        "./portrait.jpg",
+        "a//portrait.jpg",
+        "/portrait.jpg",
+        "a\\b.jpg",
+        "nul\x00.jpg",
+        "",
+    ],
+)
 def test_unsafe_keys_are_404_without_a_request(s3, spy, key):
     async def go():
         origin = s3.origin()
@@ -278,9 +310,13 @@ def test_metadata_only_change_is_seen_at_revalidation(s3, corpus, spy):
         streamed = spy.streamed
         same = await origin.fetch("verdict.jpg", cached=first)
         time.sleep(1.05)  # S3's LastModified has one-second resolution
-        s3.client.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": key},
-                              Metadata={"moderation": "approved", "model": "sdxl-1.0"},
-                              MetadataDirective="REPLACE")
+        s3.client.copy_object(
+            Bucket=BUCKET,
+            Key=key,
+            CopySource={"Bucket": BUCKET, "Key": key},
+            Metadata={"moderation": "approved", "model": "sdxl-1.0"},
+            MetadataDirective="REPLACE",
+        )
         approved = await origin.fetch("verdict.jpg", cached=first)
         return first, same, approved, spy.streamed - streamed
 
@@ -303,8 +339,10 @@ def test_user_metadata_reaches_the_original(s3):
 
 def test_unreachable_endpoint_is_502_with_a_clear_log_line(s3):
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with s3_log() as records, make_client({"s3": f"s3://{BUCKET}/{PREFIX}"},
-                                          **s3.settings(s3_endpoint_url=closed)) as client:
+    with (
+        s3_log() as records,
+        make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, **s3.settings(s3_endpoint_url=closed)) as client,
+    ):
         response = client.get(signed("/w:100/s3/portrait.jpg"))
         ready = client.get("/readyz")
     assert response.status_code == 502
@@ -323,16 +361,32 @@ def test_refused_credentials_are_502_and_unset_settings_use_the_aws_variables(s3
     """moto checks signatures once auth is on (``reset-auth``): a reader created in its IAM gets
     the picture through the standard AWS variables alone; a wrong secret or an unknown key id is
     refused by S3 (403) and answered 502, logged without the secret."""
-    iam = boto3.client("iam", endpoint_url=s3.url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                       aws_secret_access_key=SECRET_KEY)
+    iam = boto3.client(
+        "iam",
+        endpoint_url=s3.url,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
     iam.create_user(UserName="edgeproxy-reader")
-    iam.put_user_policy(UserName="edgeproxy-reader", PolicyName="read", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17",
-         "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="edgeproxy-reader",
+        PolicyName="read",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}],
+            }
+        ),
+    )
     reader = iam.create_access_key(UserName="edgeproxy-reader")["AccessKey"]
     iam.close()
-    for name, value in {"AWS_ACCESS_KEY_ID": reader["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": reader["SecretAccessKey"],
-                        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3.url}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": reader["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": reader["SecretAccessKey"],
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3.url,
+    }.items():
         monkeypatch.setenv(name, value)
     wrong = "wrong-secret-also-never-logged"
     s3.set_auth(True)
@@ -340,13 +394,20 @@ def test_refused_credentials_are_502_and_unset_settings_use_the_aws_variables(s3
         with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}) as client:  # no s3_* setting: AWS_* apply
             assert client.get(signed("/w:100/s3/portrait.jpg")).status_code == 200
             assert client.get("/readyz").json()["origins"] == {"s3": True}
-        with s3_log() as records, make_client(
-                {"s3": f"s3://{BUCKET}/{PREFIX}"}, s3_access_key_id=reader["AccessKeyId"],
-                s3_secret_access_key=wrong) as client:  # settings win over the variables
+        with (
+            s3_log() as records,
+            make_client(
+                {"s3": f"s3://{BUCKET}/{PREFIX}"}, s3_access_key_id=reader["AccessKeyId"], s3_secret_access_key=wrong
+            ) as client,
+        ):  # settings win over the variables
             bad_secret = client.get(signed("/w:100/s3/portrait.jpg"))
             ready_refused = client.get("/readyz")
-        with s3_log() as unknown_records, make_client(
-                {"s3": f"s3://{BUCKET}/{PREFIX}"}, **s3.settings(s3_access_key_id="AKIANOSUCHKEY0000000")) as client:
+        with (
+            s3_log() as unknown_records,
+            make_client(
+                {"s3": f"s3://{BUCKET}/{PREFIX}"}, **s3.settings(s3_access_key_id="AKIANOSUCHKEY0000000")
+            ) as client,
+        ):
             unknown_key = client.get(signed("/w:100/s3/portrait.jpg"))
     finally:
         s3.set_auth(False)
@@ -372,9 +433,15 @@ def test_missing_bucket_is_502_not_404(s3):
 
 
 def test_endpoint_that_never_answers_is_504_within_the_deadline(s3):
-    with silent_server() as port, s3_log() as records, make_client(
-            {"s3": f"s3://{BUCKET}/{PREFIX}"}, origin_timeout=1,
-            **s3.settings(s3_endpoint_url=f"http://127.0.0.1:{port}")) as client:
+    with (
+        silent_server() as port,
+        s3_log() as records,
+        make_client(
+            {"s3": f"s3://{BUCKET}/{PREFIX}"},
+            origin_timeout=1,
+            **s3.settings(s3_endpoint_url=f"http://127.0.0.1:{port}"),
+        ) as client,
+    ):
         start = time.monotonic()
         response = client.get(signed("/w:100/s3/portrait.jpg"))
         elapsed = time.monotonic() - start
@@ -390,9 +457,21 @@ def test_readyz_reports_the_s3_origin_ready(s3):
     assert response.json()["origins"] == {"s3": True}
 
 
-@pytest.mark.parametrize("location", ["s3://ab", "s3://Upper-Case", "s3://under_score", "s3://-dash",
-                                      "s3://bucket..dots", "s3://192.168.1.1", "s3://", "s3://bucket/a/../b",
-                                      "s3://bucket//x", "s3://" + "b" * 64])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "s3://ab",
+        "s3://Upper-Case",
+        "s3://under_score",
+        "s3://-dash",
+        "s3://bucket..dots",
+        "s3://192.168.1.1",
+        "s3://",
+        "s3://bucket/a/../b",
+        "s3://bucket//x",
+        "s3://" + "b" * 64,
+    ],
+)
 def test_bad_s3_locations_stop_start_up(location):
     with pytest.raises(SettingsError, match="origin media: .*"):
         load_settings(origins={"media": location}, signing_key=KEY)
@@ -401,9 +480,13 @@ def test_bad_s3_locations_stop_start_up(location):
 def test_s3_locations_and_settings():
     assert parse_location("s3://bucket") == ("bucket", "")
     assert parse_location("s3://my.bucket-1/a/b/") == ("my.bucket-1", "a/b")
-    settings = load_settings(origins={"media": "s3://bucket/prefix"}, signing_key=KEY,
-                             s3_access_key_id="AKIA", s3_secret_access_key="hidden-secret",
-                             s3_session_token="hidden-token")
+    settings = load_settings(
+        origins={"media": "s3://bucket/prefix"},
+        signing_key=KEY,
+        s3_access_key_id="AKIA",
+        s3_secret_access_key="hidden-secret",
+        s3_session_token="hidden-token",
+    )
     assert "hidden" not in repr(settings) and "hidden" not in repr(S3Options(secret_access_key="hidden"))
     with pytest.raises(SettingsError, match="s3_access_key_id and s3_secret_access_key go together"):
         load_settings(signing_key=KEY, s3_access_key_id="AKIA")
@@ -418,12 +501,22 @@ def test_moderation_reads_the_verdict_from_object_metadata(s3, corpus, tmp_path)
     members are provenance in /info; a changed verdict reaches the proxy after a purge."""
     body = (corpus / PORTRAIT).read_bytes()
     s3.put(f"{PREFIX}/moderated/rejected.jpg", body, moderation="rejected", model="sdxl-1.0")
-    s3.put(f"{PREFIX}/moderated/approved.jpg", body, moderation="approved", model="sdxl-1.0",
-           **{"created-at": "2026-11-02T10:00:00Z"})
+    s3.put(
+        f"{PREFIX}/moderated/approved.jpg",
+        body,
+        moderation="approved",
+        model="sdxl-1.0",
+        **{"created-at": "2026-11-02T10:00:00Z"},
+    )
     s3.put(f"{PREFIX}/moderated/unmoderated.jpg", body)
     s3.put(f"{PREFIX}/moderated/unmoderated.jpg.json", b'{"moderation": "approved"}')  # never read on S3
-    with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, moderation=True, moderation_pending="block",
-                     admin_token="purge-token-for-s3-tests", **s3.settings()) as client:
+    with make_client(
+        {"s3": f"s3://{BUCKET}/{PREFIX}"},
+        moderation=True,
+        moderation_pending="block",
+        admin_token="purge-token-for-s3-tests",
+        **s3.settings(),
+    ) as client:
         rejected = client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg"))
         assert rejected.status_code == 451
         assert rejected.headers["cache-control"] == "public, max-age=60"
@@ -440,7 +533,10 @@ def test_moderation_reads_the_verdict_from_object_metadata(s3, corpus, tmp_path)
         # the verdict changes: the cached original still says rejected until it is purged
         s3.put(f"{PREFIX}/moderated/rejected.jpg", body, moderation="approved")
         assert client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg")).status_code == 451
-        purged = client.post("/purge", json={"origin": "s3", "key": "moderated/rejected.jpg"},
-                             headers={"Authorization": "Bearer purge-token-for-s3-tests"})
+        purged = client.post(
+            "/purge",
+            json={"origin": "s3", "key": "moderated/rejected.jpg"},
+            headers={"Authorization": "Bearer purge-token-for-s3-tests"},
+        )
         assert purged.status_code == 200
         assert client.get(signed("/w:200/f:webp/s3/moderated/rejected.jpg")).status_code == 200

@@ -36,8 +36,10 @@ def test_waiting_jobs_run_earliest_deadline_first():
         now = time.monotonic()
         gate = asyncio.ensure_future(pool.run(hold, deadline=now + 30))
         await asyncio.to_thread(entered.wait, 10)
-        jobs = [asyncio.ensure_future(pool.run(order.append, name, deadline=now + offset))
-                for name, offset in (("late", 9), ("early", 5), ("middle", 7), ("early-too", 5))]
+        jobs = [
+            asyncio.ensure_future(pool.run(order.append, name, deadline=now + offset))
+            for name, offset in (("late", 9), ("early", 5), ("middle", 7), ("early-too", 5))
+        ]
         await asyncio.sleep(0.05)  # all four are waiting behind the gate
         release.set()
         await asyncio.gather(gate, *jobs)
@@ -100,11 +102,21 @@ def test_cold_originals_are_answered_across_the_batch_not_at_its_end(tmp_path: P
     change), every analysis ran before the first render, and the first answer came at the end."""
     count = 6
     for i in range(count + 1):  # distinct originals (distinct bytes): each is cold and analysed once
-        image = pyvips.Image.gaussnoise(1200, 900, mean=128 + 10 * i, sigma=40).cast("uchar").bandjoin([
-            pyvips.Image.black(1200, 900) + 40 * i, pyvips.Image.black(1200, 900) + 200 - 20 * i]).cast("uchar")
+        image = (
+            pyvips.Image.gaussnoise(1200, 900, mean=128 + 10 * i, sigma=40)
+            .cast("uchar")
+            .bandjoin([pyvips.Image.black(1200, 900) + 40 * i, pyvips.Image.black(1200, 900) + 200 - 20 * i])
+            .cast("uchar")
+        )
         image.copy(interpretation="srgb").write_to_file(str(tmp_path / f"cold-{i}.jpg"))
-    with make_served({"media": str(tmp_path)}, render_threads=1, render_queue=32, moderation=True,
-                     nsfw_model=str(models["nsfw"]), moderation_pending="serve") as (client, app):
+    with make_served(
+        {"media": str(tmp_path)},
+        render_threads=1,
+        render_queue=32,
+        moderation=True,
+        nsfw_model=str(models["nsfw"]),
+        moderation_pending="serve",
+    ) as (client, app):
         proxy = app.state.proxy
         events: list[str] = []
         analyse, render = proxy.vision.analyse, proxy.render
@@ -133,7 +145,8 @@ def test_cold_originals_are_answered_across_the_batch_not_at_its_end(tmp_path: P
         for thread in threads:
             thread.join(60)
     assert statuses == dict.fromkeys(range(count), 200)
-    assert sorted(events) == sorted([f"analysis cold-{i}.jpg" for i in range(count)]
-                                    + [f"render cold-{i}.jpg" for i in range(count)]), events
+    assert sorted(events) == sorted(
+        [f"analysis cold-{i}.jpg" for i in range(count)] + [f"render cold-{i}.jpg" for i in range(count)]
+    ), events
     for i in range(count - 3):
         assert events.index(f"render cold-{i}.jpg") < events.index(f"analysis cold-{i + 3}.jpg"), events

@@ -28,13 +28,24 @@ def test_precedence_defaults_file_environment_command_line(tmp_path, monkeypatch
 def test_every_problem_is_listed_in_one_message(tmp_path, monkeypatch):
     monkeypatch.delenv("EDGEPROXY_SIGNING_KEY", raising=False)
     with pytest.raises(SettingsError) as info:
-        load_settings(port=0, quality_avif=101, origins={"Bad Name": str(tmp_path), "x": "/nonexistent"},
-                      allowed_input_formats=["jpeg", "bpm"], origin_allowed_networks=["10.0.0.0/33"],
-                      fallback_image="/nonexistent.png")
+        load_settings(
+            port=0,
+            quality_avif=101,
+            origins={"Bad Name": str(tmp_path), "x": "/nonexistent"},
+            allowed_input_formats=["jpeg", "bpm"],
+            origin_allowed_networks=["10.0.0.0/33"],
+            fallback_image="/nonexistent.png",
+        )
     text = str(info.value)
-    for fragment in ("port:", "quality_avif:", "origin name 'Bad Name'", "'/nonexistent' is not a folder",
-                     "unknown input formats ['bpm']", "origin_allowed_networks.0:",
-                     "fallback_image: '/nonexistent.png' is not a file"):
+    for fragment in (
+        "port:",
+        "quality_avif:",
+        "origin name 'Bad Name'",
+        "'/nonexistent' is not a folder",
+        "unknown input formats ['bpm']",
+        "origin_allowed_networks.0:",
+        "fallback_image: '/nonexistent.png' is not a file",
+    ):
         assert fragment in text, text
 
 
@@ -66,5 +77,7 @@ def test_presets_come_from_toml_or_from_json_in_the_environment(tmp_path, monkey
     monkeypatch.setenv("EDGEPROXY_PRESETS", '{"thumb": "w:auto/h:10"}')
     with pytest.raises(SettingsError) as info:
         load_settings(config)
-    assert str(info.value) == "invalid settings:\n  presets: preset thumb: w:auto sets the width only and cannot " \
-                              "be combined with h"
+    assert (
+        str(info.value) == "invalid settings:\n  presets: preset thumb: w:auto sets the width only and cannot "
+        "be combined with h"
+    )

@@ -22,9 +22,11 @@ VECTOR_SIGNATURE = "rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc"
 
 
 def test_readme_vector_matches_plain_hmac_sha256():
-    expected = base64.urlsafe_b64encode(
-        hmac.new(VECTOR_KEY.encode(), VECTOR_PATH.encode(), hashlib.sha256).digest()
-    ).rstrip(b"=").decode()
+    expected = (
+        base64.urlsafe_b64encode(hmac.new(VECTOR_KEY.encode(), VECTOR_PATH.encode(), hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
     assert expected == VECTOR_SIGNATURE
     assert sign_path(VECTOR_PATH, VECTOR_KEY) == f"/{VECTOR_SIGNATURE}{VECTOR_PATH}"
 
@@ -50,7 +52,9 @@ def test_info_paths_are_their_own_signature_domain():
 def test_sign_cli_prints_the_vector():
     out = subprocess.run(
         [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", VECTOR_KEY, VECTOR_PATH],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout == f"/{VECTOR_SIGNATURE}{VECTOR_PATH}\n"
 
@@ -75,8 +79,15 @@ def test_signature_covers_the_raw_percent_encoded_path():
 
 @pytest.mark.parametrize(
     "signature",
-    ["", "unsafe", "abc", VECTOR_SIGNATURE + "=", VECTOR_SIGNATURE[:-1], VECTOR_SIGNATURE[:-1] + "+",
-     VECTOR_SIGNATURE[:-1] + ("A" if VECTOR_SIGNATURE[-1] != "A" else "B")],
+    [
+        "",
+        "unsafe",
+        "abc",
+        VECTOR_SIGNATURE + "=",
+        VECTOR_SIGNATURE[:-1],
+        VECTOR_SIGNATURE[:-1] + "+",
+        VECTOR_SIGNATURE[:-1] + ("A" if VECTOR_SIGNATURE[-1] != "A" else "B"),
+    ],
 )
 def test_malformed_or_wrong_signatures_are_403(signature):
     with pytest.raises(ProxyError) as info:
@@ -94,15 +105,21 @@ def test_truncated_signatures_when_configured():
     """``signature_size = 16``: the first 16 bytes of the HMAC, 22 base64url characters, and nothing else."""
     full = PathSigner([VECTOR_KEY]).sign(VECTOR_PATH)
     short = PathSigner([VECTOR_KEY], size=16)
-    expected = base64.urlsafe_b64encode(
-        hmac.new(VECTOR_KEY.encode(), VECTOR_PATH.encode(), hashlib.sha256).digest()[:16]
-    ).rstrip(b"=").decode()
+    expected = (
+        base64.urlsafe_b64encode(hmac.new(VECTOR_KEY.encode(), VECTOR_PATH.encode(), hashlib.sha256).digest()[:16])
+        .rstrip(b"=")
+        .decode()
+    )
     assert short.sign(VECTOR_PATH) == expected == "rqufbFtvkzI1TYyIM7jKdQ"  # the README's vector for 16
     short.verify(expected, VECTOR_PATH)
     # 22 characters carry 132 bits: a last character that differs only in the 4 unused bits decodes
     # to the same 16 bytes but is not the signature.
-    twin = expected[:-1] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(expected[-1]) ^ 1]
+    twin = (
+        expected[:-1]
+        + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(expected[-1]) ^ 1
+        ]
+    )
     for wrong in (full, twin, expected[:-1], expected + "A"):
         with pytest.raises(ProxyError) as info:
             short.verify(wrong, VECTOR_PATH)
@@ -115,8 +132,10 @@ def test_truncated_signatures_when_configured():
 
 def test_sign_cli_truncates_when_asked():
     out = subprocess.run(
-        [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", VECTOR_KEY, "--signature-size", "16",
-         VECTOR_PATH], capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", VECTOR_KEY, "--signature-size", "16", VECTOR_PATH],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout == f"/{PathSigner([VECTOR_KEY], size=16).sign(VECTOR_PATH)}{VECTOR_PATH}\n"
 

@@ -30,8 +30,14 @@ WIDTH, HEIGHT = 4000, 3000
 FACE = (312, 75, 480, 297)
 #: Context cut around it (hair, neck, shoulders), as fractions of the face's width and height.
 CONTEXT_X, CONTEXT_Y = 0.4, 0.3
-LIMITS = pipeline.Limits(max_source_bytes=64 << 20, max_source_pixels=50_000_000, max_frames=1,
-                         max_output_dimension=8192, allowed_formats=frozenset({"jpeg", "png"}), max_blur_cost=1000)
+LIMITS = pipeline.Limits(
+    max_source_bytes=64 << 20,
+    max_source_pixels=50_000_000,
+    max_frames=1,
+    max_output_dimension=8192,
+    allowed_formats=frozenset({"jpeg", "png"}),
+    max_blur_cost=1000,
+)
 REQUIRED = {0.01: 0.80, 0.015: 0.95, 0.02: 0.95}
 
 
@@ -85,7 +91,7 @@ def canvas(background: np.ndarray, face_crop: pyvips.Image, fraction: float, see
     image = background.copy()
     faces = []
     for n, (left, top, kind) in enumerate(positions(crop.width, crop.height, seed)):
-        image[top:top + crop.height, left:left + crop.width] = mirrored if n % 2 else pixels
+        image[top : top + crop.height, left : left + crop.width] = mirrored if n % 2 else pixels
         fx0 = left + (x1 - x0) * CONTEXT_X * scale
         fy0 = top + (y1 - y0) * CONTEXT_Y * scale
         face = (fx0, fy0, fx0 + (x1 - x0) * scale, fy0 + (y1 - y0) * scale)
@@ -97,8 +103,9 @@ def canvas(background: np.ndarray, face_crop: pyvips.Image, fraction: float, see
 
 def overlaps(box: tuple[float, float, float, float], found) -> bool:
     x0, y0, x1, y1 = box
-    return any(f.x * WIDTH < x1 and (f.x + f.w) * WIDTH > x0 and f.y * HEIGHT < y1 and (f.y + f.h) * HEIGHT > y0
-               for f in found)
+    return any(
+        f.x * WIDTH < x1 and (f.x + f.w) * WIDTH > x0 and f.y * HEIGHT < y1 and (f.y + f.h) * HEIGHT > y0 for f in found
+    )
 
 
 def covered(box: tuple[float, float, float, float], found) -> float:
@@ -115,8 +122,9 @@ def covered(box: tuple[float, float, float, float], found) -> float:
 
 
 @pytest.mark.parametrize("fraction", sorted(REQUIRED))
-def test_small_faces_are_found_anywhere(vision: Vision, background: np.ndarray, face_crop: pyvips.Image,
-                                        fraction: float):
+def test_small_faces_are_found_anywhere(
+    vision: Vision, background: np.ndarray, face_crop: pyvips.Image, fraction: float
+):
     data, faces = canvas(background, face_crop, fraction, seed=int(fraction * 10_000))
     analysis = vision.analyse(("grid", fraction), data, LIMITS)
     assert not analysis.errors, analysis.errors
@@ -130,15 +138,22 @@ def test_small_faces_are_found_anywhere(vision: Vision, background: np.ndarray, 
             coverage.append(covered(box, found))
     every = hits["edge"] + hits["interior"]
     recall = sum(every) / len(every)
-    stray = [f for f in found if not any(
-        f.x * WIDTH < b[2] and (f.x + f.w) * WIDTH > b[0] and f.y * HEIGHT < b[3] and (f.y + f.h) * HEIGHT > b[1]
-        for b, _ in faces)]
-    print(f"\nfaces at {fraction:.1%} of the width ({fraction * WIDTH:.0f} px of {WIDTH}): found "
-          f"{sum(every)}/{len(every)} = {recall:.1%}; interior {sum(hits['interior'])}/{len(hits['interior'])}, "
-          f"edge {sum(hits['edge'])}/{len(hits['edge'])}; median coverage with the margin "
-          f"{np.median(coverage) if coverage else 0:.0%}; stray detections {len(stray)}; "
-          f"analysis {sum(analysis.timings.values()) * 1000:.0f} ms "
-          f"({', '.join(f'{k} {v * 1000:.0f}' for k, v in analysis.timings.items())})")
+    stray = [
+        f
+        for f in found
+        if not any(
+            f.x * WIDTH < b[2] and (f.x + f.w) * WIDTH > b[0] and f.y * HEIGHT < b[3] and (f.y + f.h) * HEIGHT > b[1]
+            for b, _ in faces
+        )
+    ]
+    print(
+        f"\nfaces at {fraction:.1%} of the width ({fraction * WIDTH:.0f} px of {WIDTH}): found "
+        f"{sum(every)}/{len(every)} = {recall:.1%}; interior {sum(hits['interior'])}/{len(hits['interior'])}, "
+        f"edge {sum(hits['edge'])}/{len(hits['edge'])}; median coverage with the margin "
+        f"{np.median(coverage) if coverage else 0:.0%}; stray detections {len(stray)}; "
+        f"analysis {sum(analysis.timings.values()) * 1000:.0f} ms "
+        f"({', '.join(f'{k} {v * 1000:.0f}' for k, v in analysis.timings.items())})"
+    )
     assert recall >= REQUIRED[fraction], f"{fraction:.1%}: recall {recall:.1%} < {REQUIRED[fraction]:.0%}"
     for kind, list_ in hits.items():
         assert sum(list_) / len(list_) >= REQUIRED[fraction] - 0.05, f"{fraction:.1%} {kind}: {sum(list_)}/{len(list_)}"

@@ -82,13 +82,29 @@ def test_soak(corpus: Path, tmp_path: Path, soak_seconds: float):
     (hostile / "truncated.jpg").write_bytes((corpus / "giunchedi-portrait.jpg").read_bytes()[:5000])
     port = free_port()
     config = tmp_path / "soak.toml"
-    config.write_text(f'request_timeout = {DEADLINE}\naccess_log = false\nlog_level = "warning"\n'
-                      f'[origins]\ndemo = "{corpus}"\nhostile = "{hostile}"\n')
+    config.write_text(
+        f'request_timeout = {DEADLINE}\naccess_log = false\nlog_level = "warning"\n'
+        f'[origins]\ndemo = "{corpus}"\nhostile = "{hostile}"\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
     with open(tmp_path / "server.log", "w") as server_log:
-        proc = subprocess.Popen([sys.executable, "-m", "edgeproxy", "serve", "--config", str(config),
-                                 "--port", str(port), "--signing-key", KEY], stdout=server_log,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edgeproxy",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--signing-key",
+                KEY,
+            ],
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -111,9 +127,11 @@ def test_soak(corpus: Path, tmp_path: Path, soak_seconds: float):
     statuses = collections.Counter(status for _, _, status, _ in log)
     wrong = [(path, expected, got) for path, expected, got, _ in log if got != expected]
     slowest = max(seconds for *_, seconds in log)
-    print(f"\nsoak: {len(log)} requests in {soak_seconds + max(3.0, soak_seconds / 5):.0f} s at concurrency "
-          f"{CONCURRENCY}; statuses {dict(sorted(statuses.items()))}; slowest {slowest:.2f} s; "
-          f"RSS after warm-up {rss_warm / 1e6:.0f} MB, at the end {rss_end / 1e6:.0f} MB")
+    print(
+        f"\nsoak: {len(log)} requests in {soak_seconds + max(3.0, soak_seconds / 5):.0f} s at concurrency "
+        f"{CONCURRENCY}; statuses {dict(sorted(statuses.items()))}; slowest {slowest:.2f} s; "
+        f"RSS after warm-up {rss_warm / 1e6:.0f} MB, at the end {rss_end / 1e6:.0f} MB"
+    )
     assert health.status_code == 200
     assert wrong == [], wrong[:10]
     assert sum(n for status, n in statuses.items() if status >= 500) == 0

@@ -41,10 +41,23 @@ def test_full_url_parses_into_typed_fields():
     )
     assert (origin, key) == ("media", "a b/c.jpg")
     assert spec == TransformSpec(
-        width=800, height=600, fit=Fit.COVER, gravity=Gravity("fp", 0.25, 0.75), dpr=2.0,
-        format=Format.WEBP, quality=70, crop=Crop(10, 20, 300, 200, False), rotate=90, flip=Flip.H,
-        blur=1.5, sharpen=0.5, background=(255, 0, 0, 128), enlarge=True, strip=False,
-        expires=2_000_000_000, version="abc",
+        width=800,
+        height=600,
+        fit=Fit.COVER,
+        gravity=Gravity("fp", 0.25, 0.75),
+        dpr=2.0,
+        format=Format.WEBP,
+        quality=70,
+        crop=Crop(10, 20, 300, 200, False),
+        rotate=90,
+        flip=Flip.H,
+        blur=1.5,
+        sharpen=0.5,
+        background=(255, 0, 0, 128),
+        enlarge=True,
+        strip=False,
+        expires=2_000_000_000,
+        version="abc",
     )
     assert spec.box() == (1600, 1200)
 
@@ -52,8 +65,7 @@ def test_full_url_parses_into_typed_fields():
 def test_long_names_and_aliases_are_equal():
     short, _, _ = parse_path("/w:10/h:20/g:ne/f:jpg/q:5/c:0:0:1:1/rot:180/bg:ffffff/o/k")
     long, _, _ = parse_path(
-        "/width:10/height:20/gravity:northeast/format:jpeg/quality:5/crop:0:0:1:1/rotate:180"
-        "/background:FFFFFF/o/k"
+        "/width:10/height:20/gravity:northeast/format:jpeg/quality:5/crop:0:0:1:1/rotate:180/background:FFFFFF/o/k"
     )
     assert short == long
     assert canonical(short) == "/w:10/h:20/g:northeast/f:jpeg/q:5/c:0:0:1:1/rot:180/bg:ffffff"
@@ -81,17 +93,19 @@ def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
         ("/g:fp:2:0/o/k", "option g: 2 is outside 0.0..1.0"),
         ("/redact:eyes/o/k", "option redact: expected redact:faces, redact:faces:blur or redact:faces:pixelate"),
         ("/redact:faces:smudge/o/k", "option redact: 'smudge' is not one of blur|pixelate"),
-        ("/redact:faces:blur:x/o/k",
-         "option redact: expected redact:faces, redact:faces:blur or redact:faces:pixelate"),
+        (
+            "/redact:faces:blur:x/o/k",
+            "option redact: expected redact:faces, redact:faces:blur or redact:faces:pixelate",
+        ),
         ("/c:1:2:3/o/k", "option c: expected c:X:Y:W:H"),
         ("/c:0:0:0:5/o/k", "option c: 0 is outside 1..1000000000"),
         ("/bg:red/o/k", "option bg: expected RRGGBB or RRGGBBAA hex, got 'red'"),
         ("/blur:0/o/k", "option blur: 0 is outside 0.0..100.0"),
         ("/pr:thumb/o/k", "option pr: unknown preset 'thumb'"),
-            ("/pr:a%20b/o/k", "option pr: 'a b' is not a preset name (1-64 of A-Z a-z 0-9 _ -)"),
-            ("/w:auto/h:10/o/k", "option w:auto: sets the width only and cannot be combined with h"),
-            ("/w:auto:1:2/o/k", "option w: expected w:auto or w:auto:FALLBACK"),
-            ("/dpr:auto:2/o/k", "option dpr: expected one value, got 2"),
+        ("/pr:a%20b/o/k", "option pr: 'a b' is not a preset name (1-64 of A-Z a-z 0-9 _ -)"),
+        ("/w:auto/h:10/o/k", "option w:auto: sets the width only and cannot be combined with h"),
+        ("/w:auto:1:2/o/k", "option w: expected w:auto or w:auto:FALLBACK"),
+        ("/dpr:auto:2/o/k", "option dpr: expected one value, got 2"),
         ("/w:1/w:2/o/k", "option w: given more than once"),
         ("/w:1/width:2/o/k", "option width: given more than once"),
         ("/v:a$b/o/k", "option v: expected 1-64 of A-Z a-z 0-9 . _ ~ -"),
@@ -119,7 +133,10 @@ crops = st.one_of(
     st.builds(Crop, st.integers(0, 5000), st.integers(0, 5000), st.integers(1, 5000), st.integers(1, 5000)),
     st.builds(
         lambda x, y, w, h: Crop(x, y, w, h, True),
-        decimals, decimals, decimals.filter(bool), decimals.filter(bool),
+        decimals,
+        decimals,
+        decimals.filter(bool),
+        decimals.filter(bool),
     ),
 )
 base_specs = st.builds(
@@ -147,8 +164,9 @@ base_specs = st.builds(
 
 def _with_auto(spec: TransformSpec, width_auto: bool, dpr_auto: bool) -> TransformSpec:
     """``w:auto`` (never with ``h``) and ``dpr:auto`` (dpr then holds 1) on a generated spec."""
-    return replace(spec, width_auto=width_auto and spec.height is None, dpr_auto=dpr_auto,
-                   dpr=1.0 if dpr_auto else spec.dpr)
+    return replace(
+        spec, width_auto=width_auto and spec.height is None, dpr_auto=dpr_auto, dpr=1.0 if dpr_auto else spec.dpr
+    )
 
 
 specs = st.builds(_with_auto, base_specs, st.booleans(), st.booleans())
@@ -167,11 +185,12 @@ def test_build_path_is_the_inverse_of_parse_path(spec, key):
 
 # ---------------------------------------------------------------- property: hostile paths
 
-segment_text = st.text(alphabet=st.sampled_from(list("aw:hfqcgp0123456789.%2eEfF/-_~!$&'()*+,;=@xz \\")),
-                       max_size=30)
-option_like = st.builds(lambda name, args: name + ":" + ":".join(args),
-                        st.sampled_from(sorted(OPTION_NAMES) + ["zz", ""]),
-                        st.lists(st.text(alphabet="0123456789.abcdefx-:%", max_size=8), max_size=5))
+segment_text = st.text(alphabet=st.sampled_from(list("aw:hfqcgp0123456789.%2eEfF/-_~!$&'()*+,;=@xz \\")), max_size=30)
+option_like = st.builds(
+    lambda name, args: name + ":" + ":".join(args),
+    st.sampled_from(sorted(OPTION_NAMES) + ["zz", ""]),
+    st.lists(st.text(alphabet="0123456789.abcdefx-:%", max_size=8), max_size=5),
+)
 
 
 @given(st.lists(st.one_of(option_like, segment_text), max_size=8))
@@ -198,8 +217,9 @@ def test_presets_expand_in_order_and_the_url_overrides_them():
     # A URL's w:300 replaces a preset's w:auto wholly (and the other way round).
     assert parse_options(["pr:auto", "w:300"], PRESETS) == TransformSpec(width=300)
     assert parse_options(["pr:auto"], PRESETS) == TransformSpec(width=320, width_auto=True)
-    assert parse_options(["pr:small", "w:auto"], compile_presets({"small": "w:60/fit:cover"})) == \
-        TransformSpec(width_auto=True, fit=Fit.COVER)
+    assert parse_options(["pr:small", "w:auto"], compile_presets({"small": "w:60/fit:cover"})) == TransformSpec(
+        width_auto=True, fit=Fit.COVER
+    )
 
 
 def test_canonical_form_never_names_a_preset():
@@ -284,19 +304,27 @@ def test_only_presets_never_serves_the_original_over_http(corpus: Path):
             assert (answer.status_code, answer.text) == (400, NAME_A_PRESET + "\n"), path
         ok = c.get(signed(f"/pr:thumb/v:2/demo/{photo}"))
         assert ok.status_code == 200 and decode(ok.content).width == 120
-        for options in ("pr:thumb/version:2", "pr:thumb/V:2", "preset:thumb/v:2", "pr:thumb:thumb/v:2",
-                        "pr:thumb/v:2/v:3", "pr:thumb/v:2/version:3"):
+        for options in (
+            "pr:thumb/version:2",
+            "pr:thumb/V:2",
+            "preset:thumb/v:2",
+            "pr:thumb:thumb/v:2",
+            "pr:thumb/v:2/v:3",
+            "pr:thumb/v:2/version:3",
+        ):
             assert c.get(signed(f"/{options}/demo/{photo}")).status_code == 400, options
 
 
 def test_compile_presets_lists_every_problem():
     with pytest.raises(ValueError) as info:
-        compile_presets({"a b": "w:1", "nested": "pr:x", "expiring": "exp:1", "empty": "/", "bad": "q:101",
-                         "ok": "w:1"})
+        compile_presets(
+            {"a b": "w:1", "nested": "pr:x", "expiring": "exp:1", "empty": "/", "bad": "q:101", "ok": "w:1"}
+        )
     assert str(info.value) == (
         "preset 'a b': names are 1-64 of A-Z a-z 0-9 _ -; preset nested: may not contain pr or exp; "
         "preset expiring: may not contain pr or exp; preset empty: no options; "
-        "preset bad: option q: 101 is outside 1..100")
+        "preset bad: option q: 101 is outside 1..100"
+    )
 
 
 def test_auto_width_and_dpr_parse_and_print_back():

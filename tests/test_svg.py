@@ -67,8 +67,10 @@ def test_hostile_svgs_fetch_and_read_nothing(tmp_path: Path):
     request succeeds, nothing is requested from the server, and no red from an outside image shows."""
     red_file = tmp_path / "red.png"
     red_file.write_bytes(RED_PNG)
-    head = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
-           'xmlns:xi="http://www.w3.org/2001/XInclude" width="64" height="64">'
+    head = (
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        'xmlns:xi="http://www.w3.org/2001/XInclude" width="64" height="64">'
+    )
     with watched_server() as (base, requested):
         documents = {
             "http-image.svg": f'{head}<image href="{base}/a.png" width="64" height="64"/></svg>',
@@ -78,9 +80,9 @@ def test_hostile_svgs_fetch_and_read_nothing(tmp_path: Path):
             "css-import.svg": f'{head}<style>@import url("{base}/c.css");</style><rect width="64" height="64"/></svg>',
             "css-url.svg": f'{head}<rect width="64" height="64" style="fill:url({base}/d.png)"/></svg>',
             "xinclude.svg": f'{head}<xi:include href="file://{red_file}" parse="xml"/>'
-                            '<rect width="64" height="64" fill="blue"/></svg>',
+            '<rect width="64" height="64" fill="blue"/></svg>',
             "script.svg": f'{head}<script>fetch("{base}/e")</script><rect width="64" height="64" fill="blue" '
-                          f'onload="fetch(\'{base}/f\')"/></svg>',
+            f"onload=\"fetch('{base}/f')\"/></svg>",
             "stylesheet-pi.svg": f'<?xml-stylesheet href="{base}/g.css"?>{head}<rect width="64" height="64"/></svg>',
         }
         for name, body in documents.items():
@@ -100,17 +102,29 @@ def test_hostile_svgs_fetch_and_read_nothing(tmp_path: Path):
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-         '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><svg xmlns="http://www.w3.org/2000/svg"><text>&c;</text></svg>',
-         422, "SVG with entity declarations or external references is not allowed"),
-        ('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-         '<svg xmlns="http://www.w3.org/2000/svg"><text>&x;</text></svg>',
-         422, "SVG with entity declarations or external references is not allowed"),
+        (
+            '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><svg xmlns="http://www.w3.org/2000/svg"><text>&c;</text></svg>',
+            422,
+            "SVG with entity declarations or external references is not allowed",
+        ),
+        (
+            '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            '<svg xmlns="http://www.w3.org/2000/svg"><text>&x;</text></svg>',
+            422,
+            "SVG with entity declarations or external references is not allowed",
+        ),
         ('<svg xmlns="http://www.w3.org/2000/svg"><rect></svg>', 422, "the SVG is not well-formed XML"),
-        ('<svg xmlns="http://www.w3.org/2000/svg" width="50000" height="50000"><rect width="1" height="1"/></svg>',
-         413, "the original has 2500000000 pixels (50000x50000x1); the limit is 50000000"),
-        (gzip.compress(b'<svg xmlns="http://www.w3.org/2000/svg">' + b" " * 3_000_000 + b"</svg>"),
-         413, "the decompressed SVG is over the limit of 2000000 bytes"),
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="50000" height="50000"><rect width="1" height="1"/></svg>',
+            413,
+            "the original has 2500000000 pixels (50000x50000x1); the limit is 50000000",
+        ),
+        (
+            gzip.compress(b'<svg xmlns="http://www.w3.org/2000/svg">' + b" " * 3_000_000 + b"</svg>"),
+            413,
+            "the decompressed SVG is over the limit of 2000000 bytes",
+        ),
     ],
     ids=["billion-laughs", "xxe", "malformed", "huge-canvas", "svgz-bomb"],
 )
@@ -122,11 +136,14 @@ def test_svg_bombs_and_entities_are_refused(tmp_path: Path, body, status, messag
 
 
 def test_doctype_from_editors_is_fine(tmp_path: Path):
-    write(tmp_path, "inkscape.svg",
-          '<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
-          '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd"><svg xmlns="http://www.w3.org/2000/svg" '
-          'xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" width="40" height="20">'
-          '<rect width="40" height="20" fill="#00ff00" inkscape:label="bg"/></svg>')
+    write(
+        tmp_path,
+        "inkscape.svg",
+        '<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+        '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd"><svg xmlns="http://www.w3.org/2000/svg" '
+        'xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" width="40" height="20">'
+        '<rect width="40" height="20" fill="#00ff00" inkscape:label="bg"/></svg>',
+    )
     with make_client({"t": str(tmp_path)}, allowed_input_formats=ALL_FORMATS) as c:
         image = decode(c.get(signed("/w:40/f:png/t/inkscape.svg")).content)
     assert (image.width, image.height) == (40, 20)
@@ -143,8 +160,14 @@ def test_sanitize_keeps_drawing_and_drops_active_content(corpus: Path):
 
 @pytest.mark.parametrize(
     ("data", "expected"),
-    [(b"<svg/>", True), (b"\xef\xbb\xbf\n  <?xml version='1.0'?><svg>", True), (gzip.compress(b"<svg/>"), True),
-     (b"<html><body>not found</body></html>", False), (b"\x89PNG\r\n", False), (b"GIF89a<svg", False)],
+    [
+        (b"<svg/>", True),
+        (b"\xef\xbb\xbf\n  <?xml version='1.0'?><svg>", True),
+        (gzip.compress(b"<svg/>"), True),
+        (b"<html><body>not found</body></html>", False),
+        (b"\x89PNG\r\n", False),
+        (b"GIF89a<svg", False),
+    ],
 )
 def test_svg_sniffing(data, expected):
     assert svg.looks_like_svg(data) is expected

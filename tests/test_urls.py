@@ -49,9 +49,29 @@ def run_case(case: dict) -> str:
 
 def test_fixture_covers_the_brief():
     names = " ".join(c["name"] for c in CASES)
-    for word in ("readme test vector", "16-byte", "scrambled", "dpr 1.5", "dpr 2.0", "bools", "crop",
-                 "focal-point", "presets list", "w:auto with a fallback", "dpr:auto", "spaces", "unicode key",
-                 "plus", "percent", "question mark", "hash", "ampersand", "aspect 16:9", "densities", "picture"):
+    for word in (
+        "readme test vector",
+        "16-byte",
+        "scrambled",
+        "dpr 1.5",
+        "dpr 2.0",
+        "bools",
+        "crop",
+        "focal-point",
+        "presets list",
+        "w:auto with a fallback",
+        "dpr:auto",
+        "spaces",
+        "unicode key",
+        "plus",
+        "percent",
+        "question mark",
+        "hash",
+        "ampersand",
+        "aspect 16:9",
+        "densities",
+        "picture",
+    ):
         assert word in names, word
     calls = {c["call"] for c in GOOD}
     assert calls == {"url", "srcset", "picture", "info_url"}
@@ -156,8 +176,20 @@ def test_format_value():
         format_value({"a": 1})
 
 
-OPTIONS = {"version": "v1", "q": 70, "width": 300, "fit": "cover", "gravity": ("fp", 0.25, 0.75), "dpr": 1.5,
-           "f": "webp", "h": 200, "sharpen": 0.5, "exp": 1900000000, "enlarge": True, "preset": "thumb"}
+OPTIONS = {
+    "version": "v1",
+    "q": 70,
+    "width": 300,
+    "fit": "cover",
+    "gravity": ("fp", 0.25, 0.75),
+    "dpr": 1.5,
+    "f": "webp",
+    "h": 200,
+    "sharpen": 0.5,
+    "exp": 1900000000,
+    "enlarge": True,
+    "preset": "thumb",
+}
 
 
 @given(st.permutations(list(OPTIONS.items())))
@@ -172,10 +204,34 @@ def test_option_order_is_fixed(items):
 
 def test_long_and_short_names_are_the_same_option():
     builder = UrlBuilder("", KEY)
-    long = builder.path("demo", "a.jpg", width=100, height=50, gravity="smart", format="png", quality=9,
-                        crop=(0, 0, 10, 10), rotate=90, background="ffffff", expires=2000000000, version="x")
-    short = builder.path("demo", "a.jpg", w=100, h=50, g="smart", f="png", q=9, c=(0, 0, 10, 10), rot=90,
-                         bg="ffffff", exp=2000000000, v="x")
+    long = builder.path(
+        "demo",
+        "a.jpg",
+        width=100,
+        height=50,
+        gravity="smart",
+        format="png",
+        quality=9,
+        crop=(0, 0, 10, 10),
+        rotate=90,
+        background="ffffff",
+        expires=2000000000,
+        version="x",
+    )
+    short = builder.path(
+        "demo",
+        "a.jpg",
+        w=100,
+        h=50,
+        g="smart",
+        f="png",
+        q=9,
+        c=(0, 0, 10, 10),
+        rot=90,
+        bg="ffffff",
+        exp=2000000000,
+        v="x",
+    )
     assert long == short
     with pytest.raises(ValueError, match="more than once"):
         builder.path("demo", "a.jpg", width=100, w=100)
@@ -197,8 +253,9 @@ def test_builder_errors_and_repr():
 
 
 def test_import_needs_no_jinja2():
-    code = ("import sys, edgeproxy.url.builders; "
-            "assert not {'jinja2', 'markupsafe'} & set(sys.modules), sys.modules.keys()")
+    code = (
+        "import sys, edgeproxy.url.builders; assert not {'jinja2', 'markupsafe'} & set(sys.modules), sys.modules.keys()"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -229,8 +286,16 @@ ALT = 'Tom\'s "cat" <b> & co'
 def test_picture_html():
     builder = UrlBuilder("https://img.example.com", KEY)
     sizes = "(min-width: 800px) 50vw, 100vw"
-    html = builder.picture("demo", "cats/tom & jerry.jpg", [1280, 320, 640, 2048, 640], formats=("avif", "webp"),
-                           sizes=sizes, alt=ALT, original=(1600, 1067), quality=70)
+    html = builder.picture(
+        "demo",
+        "cats/tom & jerry.jpg",
+        [1280, 320, 640, 2048, 640],
+        formats=("avif", "webp"),
+        sizes=sizes,
+        alt=ALT,
+        original=(1600, 1067),
+        quality=70,
+    )
     tags = Tags(html).tags
     assert [t for t, _ in tags] == ["picture", "source", "source", "img"]
     assert html.endswith("</picture>") and "\n" not in html
@@ -353,8 +418,19 @@ def test_proxy_serves_builder_options(served):
     assert fetch(served, builder.path("demo", PHOTO, width=("auto", 640))).width == 640  # no hint: the fallback
     image = fetch(served, builder.path("demo", PHOTO, preset="thumb", f="png"))
     assert (image.width, image.height, loader_format(image)) == (200, 200, "png")
-    image = fetch(served, builder.path("demo", PHOTO, crop=(0.0, 0.0, 0.5, 0.5), dpr=1.5, width=100, strip=True,
-                                       gravity=("fp", 0.3, 0.4), quality=50))
+    image = fetch(
+        served,
+        builder.path(
+            "demo",
+            PHOTO,
+            crop=(0.0, 0.0, 0.5, 0.5),
+            dpr=1.5,
+            width=100,
+            strip=True,
+            gravity=("fp", 0.3, 0.4),
+            quality=50,
+        ),
+    )
     assert image.width == 150
     for key in ODD_KEYS:
         assert fetch(served, builder.path("odd", key, w=64)).width == 64, key
@@ -387,4 +463,3 @@ def test_proxy_with_truncated_signatures(corpus):
         assert len(url.split("/")[1]) == 22
         status, body = raw_get(client, url)
         assert status == 200 and decode(body).width == 120
-

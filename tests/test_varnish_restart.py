@@ -52,10 +52,26 @@ class ProxyProcess:
         env = {k: v for k, v in env.items() if not k.startswith("EDGEPROXY_")}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgeproxy", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--origin", f"t={self.folder}", "--signing-key", KEY],
+                [
+                    sys.executable,
+                    "-m",
+                    "edgeproxy",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--origin",
+                    f"t={self.folder}",
+                    "--signing-key",
+                    KEY,
+                ],
                 env={**env, "EDGEPROXY_RENDER_THREADS": "1", "EDGEPROXY_ACCESS_LOG": "false"},
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -120,8 +136,9 @@ def test_restarting_one_of_two_proxies_gives_no_client_a_5xx(corpus: Path, tmp_p
     with contextlib.ExitStack() as stack:
         a = stack.enter_context(proxy_process(folder, tmp_path / "a.log"))
         b = stack.enter_context(proxy_process(folder, tmp_path / "b.log"))
-        varnish = stack.enter_context(start_varnish("127.0.0.1", a.port, vcl=SHIPPED_VCL,
-                                                    more_backends=[("127.0.0.1", b.port)]))
+        varnish = stack.enter_context(
+            start_varnish("127.0.0.1", a.port, vcl=SHIPPED_VCL, more_backends=[("127.0.0.1", b.port)])
+        )
         with httpx.Client(base_url=varnish.url, timeout=30) as cdn:
             for url in hit_urls:
                 assert cdn.get(url).status_code == 200
@@ -153,8 +170,9 @@ def test_restarting_one_of_two_proxies_gives_no_client_a_5xx(corpus: Path, tmp_p
                         continue
                     answers.append(Answer(time.monotonic() - started, kind, response.status_code, is_hit(response)))
                     if response.status_code >= 500:
-                        failures.append(f"{kind} at {answers[-1].at:.2f} s: {response.status_code} "
-                                        f"{response.text[:80]!r}")
+                        failures.append(
+                            f"{kind} at {answers[-1].at:.2f} s: {response.status_code} {response.text[:80]!r}"
+                        )
                     elif decode(response.content).width != width:
                         failures.append(f"{kind} {url}: not {width} pixels wide")
 
@@ -184,12 +202,14 @@ def test_restarting_one_of_two_proxies_gives_no_client_a_5xx(corpus: Path, tmp_p
     misses = [x for x in answers if x.kind == "miss"]
     hits = [x for x in answers if x.kind == "hit"]
     during = [x for x in misses if stopping <= x.at <= up + 2]
-    print(f"\nrestart under load: {len(answers)} requests ({len(misses)} misses, {len(hits)} hits) over "
-          f"{ended:.1f} s; proxy A stopped at {stopping:.2f} s (exited {stopped:.2f} s), started again at "
-          f"{restarting:.2f} s, healthy at {up:.2f} s (down {up - stopping:.2f} s); {len(during)} misses while "
-          f"A was down or rejoining; 5xx: {sum(x.status >= 500 for x in answers)}; transport errors: "
-          f"{sum('Error' in f for f in failures)}; Varnish fetch_failed: {fetch_failed}; renders by A after the "
-          f"restart: {a_renders_after_restart}")
+    print(
+        f"\nrestart under load: {len(answers)} requests ({len(misses)} misses, {len(hits)} hits) over "
+        f"{ended:.1f} s; proxy A stopped at {stopping:.2f} s (exited {stopped:.2f} s), started again at "
+        f"{restarting:.2f} s, healthy at {up:.2f} s (down {up - stopping:.2f} s); {len(during)} misses while "
+        f"A was down or rejoining; 5xx: {sum(x.status >= 500 for x in answers)}; transport errors: "
+        f"{sum('Error' in f for f in failures)}; Varnish fetch_failed: {fetch_failed}; renders by A after the "
+        f"restart: {a_renders_after_restart}"
+    )
     assert not failures, "\n".join(failures[:20])
     assert all(x.status == 200 for x in answers)
     assert len(during) >= 20, f"too little load while A was down ({len(during)} misses)"

@@ -66,9 +66,16 @@ def test_verdict_in_s3_metadata_reaches_varnish_within_max_age_without_a_purge(c
         s3 = stack.enter_context(moto_s3())
         s3.put("media/rejected.jpg", body, moderation="rejected")
         s3.put("media/pending.jpg", body)
-        proxy = stack.enter_context(make_client(
-            {"s3": f"s3://{s3.bucket}/media"}, moderation=True, moderation_pending="blur",
-            moderation_max_age=MODERATION_MAX_AGE, original_cache_ttl=ORIGINAL_CACHE_TTL, **s3.settings()))
+        proxy = stack.enter_context(
+            make_client(
+                {"s3": f"s3://{s3.bucket}/media"},
+                moderation=True,
+                moderation_pending="blur",
+                moderation_max_age=MODERATION_MAX_AGE,
+                original_cache_ttl=ORIGINAL_CACHE_TTL,
+                **s3.settings(),
+            )
+        )
         varnish = stack.enter_context(start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL))
         cdn = stack.enter_context(httpx.Client(base_url=varnish.url, timeout=30))
         s3_client = stack.enter_context(contextlib.closing(s3.client()))
@@ -86,8 +93,13 @@ def test_verdict_in_s3_metadata_reaches_varnish_within_max_age_without_a_purge(c
         for name in urls:
             key = f"media/{name}.jpg"
             etags[name] = s3_client.head_object(Bucket=s3.bucket, Key=key)["ETag"]
-            s3_client.copy_object(Bucket=s3.bucket, Key=key, CopySource={"Bucket": s3.bucket, "Key": key},
-                                  Metadata={"moderation": "approved"}, MetadataDirective="REPLACE")
+            s3_client.copy_object(
+                Bucket=s3.bucket,
+                Key=key,
+                CopySource={"Bucket": s3.bucket, "Key": key},
+                Metadata={"moderation": "approved"},
+                MetadataDirective="REPLACE",
+            )
             assert s3_client.head_object(Bucket=s3.bucket, Key=key)["ETag"] == etags[name]  # same bytes, same ETag
         changed = time.monotonic()
 
@@ -100,8 +112,10 @@ def test_verdict_in_s3_metadata_reaches_varnish_within_max_age_without_a_purge(c
                     continue
                 response = last[name] = cdn.get(url)
                 at = time.monotonic() - changed
-                timeline.append(f"+{at:5.2f} s {name}: {response.status_code} "
-                                f"{'hit' if is_hit(response) else 'miss'} {response.headers['cache-control']}")
+                timeline.append(
+                    f"+{at:5.2f} s {name}: {response.status_code} "
+                    f"{'hit' if is_hit(response) else 'miss'} {response.headers['cache-control']}"
+                )
                 if response.status_code == 200 and response.headers["cache-control"] == IMMUTABLE:
                     flipped[name] = at
             time.sleep(0.25)

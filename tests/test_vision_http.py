@@ -41,8 +41,16 @@ PORTRAIT_FACE = (312, 75, 480, 297)
 PORTRAIT_SIZE = (800, 533)
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Every header a 451 carries, and nothing else (no ETag, no Last-Modified: nothing to revalidate).
-BLOCKED_HEADERS = {"date", "server", "cache-control", "surrogate-key", "cache-tag", "content-length", "content-type",
-                   "x-request-id"}
+BLOCKED_HEADERS = {
+    "date",
+    "server",
+    "cache-control",
+    "surrogate-key",
+    "cache-tag",
+    "content-length",
+    "content-type",
+    "x-request-id",
+}
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -67,9 +75,14 @@ def colours(region: np.ndarray) -> int:
     return len(np.unique(region.reshape(-1, region.shape[-1]), axis=0))
 
 
-def face_box(out_size: tuple[int, int], *, crop: tuple[int, int, int, int] | None = None, rot: int = 0,
-             label: tuple[int, int, int, int] = PORTRAIT_FACE,
-             source: tuple[int, int] = PORTRAIT_SIZE) -> tuple[float, float, float, float]:
+def face_box(
+    out_size: tuple[int, int],
+    *,
+    crop: tuple[int, int, int, int] | None = None,
+    rot: int = 0,
+    label: tuple[int, int, int, int] = PORTRAIT_FACE,
+    source: tuple[int, int] = PORTRAIT_SIZE,
+) -> tuple[float, float, float, float]:
     """The hand-labelled face (x0, y0, x1, y1) in pixels of a derivative of ``out_size`` (width,
     height) made with the source crop ``crop`` (x, y, w, h, source pixels), then a clockwise rotation
     ``rot`` (0 or 90)."""
@@ -106,8 +119,9 @@ def outside_mask(shape: tuple[int, ...], box: tuple[float, float, float, float])
     return mask
 
 
-def assert_redacted(redacted: np.ndarray, plain: np.ndarray, face: tuple[float, float, float, float], mode: str,
-                    where: str = "") -> None:
+def assert_redacted(
+    redacted: np.ndarray, plain: np.ndarray, face: tuple[float, float, float, float], mode: str, where: str = ""
+) -> None:
     """``redacted`` hides the labelled ``face`` of ``plain`` (same size) and changes nothing away from it."""
     assert redacted.shape == plain.shape, (redacted.shape, plain.shape)
     rows, cols = inside(face)
@@ -131,8 +145,9 @@ def find_window(window: np.ndarray, full: np.ndarray) -> tuple[int, int]:
     be a near-exact match (both are the same resize of the same decode)."""
     h, w = window.shape[:2]
     best = min(
-        (float(np.abs(full[dy:dy + h, dx:dx + w] - window).mean()), dx, dy)
-        for dy in range(full.shape[0] - h + 1) for dx in range(full.shape[1] - w + 1)
+        (float(np.abs(full[dy : dy + h, dx : dx + w] - window).mean()), dx, dy)
+        for dy in range(full.shape[0] - h + 1)
+        for dx in range(full.shape[1] - w + 1)
     )
     assert best[0] < 1, f"no offset of the crop matches the full resize (best {best})"
     return best[1], best[2]
@@ -144,8 +159,10 @@ def metric(client: httpx.Client, name: str, **labels) -> float:
 
 def analyses(client: httpx.Client) -> dict[str, float]:
     text = client.get("/metrics").text
-    return {outcome: value(text, "edgeproxy_cache_lookups_total", cache="analysis", outcome=outcome)
-            for outcome in ("miss", "hit", "coalesced")}
+    return {
+        outcome: value(text, "edgeproxy_cache_lookups_total", cache="analysis", outcome=outcome)
+        for outcome in ("miss", "hit", "coalesced")
+    }
 
 
 def write_sidecar(folder: Path, key: str, content: dict | str) -> None:
@@ -203,8 +220,11 @@ def folder(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         stored.set_type(pyvips.GValue.gint_type, "orientation", orientation)
         stored.jpegsave(str(root / f"exif-{orientation}.jpg"), Q=95)
     shutil.copyfile(corpus / PORTRAIT, root / "provenance.jpg")
-    write_sidecar(root, "provenance.jpg", {"moderation": "approved", "model": "sdxl-1.0",
-                                           "created_at": "2026-11-02T10:00:00Z", "license": "CC-BY-4.0"})
+    write_sidecar(
+        root,
+        "provenance.jpg",
+        {"moderation": "approved", "model": "sdxl-1.0", "created_at": "2026-11-02T10:00:00Z", "license": "CC-BY-4.0"},
+    )
     shutil.copyfile(corpus / PORTRAIT, root / "revalidate.jpg")  # analysed by test_304_and_one_analysis only
     # Animations with a face: three differently tinted frames of the portrait, face in the same place.
     base = pyvips.Image.thumbnail(str(corpus / PORTRAIT), 400).copy_memory()
@@ -250,8 +270,11 @@ def test_face_gravity_keeps_the_face(vision: httpx.Client):
         dx, dy, w, h = box
         return dx <= fx0 and dy <= fy0 and dx + w >= fx1 and dy + h >= fy1
 
-    for size, cut_by in (("w:200/h:200", []), ("w:120/h:200", ["west", "east"]),
-                         ("w:300/h:100", ["north", "south", "center"])):
+    for size, cut_by in (
+        ("w:200/h:200", []),
+        ("w:120/h:200", ["west", "east"]),
+        ("w:300/h:100", ["north", "south", "center"]),
+    ):
         box = window(size, "face")
         assert keeps_face(box), f"{size} g:face: window {box} cuts the face {(fx0, fy0, fx1, fy1)}"
         dx, dy, w, h = box
@@ -301,11 +324,14 @@ def test_redact_faces_of_the_same_photo_stored_otherwise(vision: httpx.Client, k
 
 
 @pytest.mark.parametrize("mode", ["blur", "pixelate"])
-@pytest.mark.parametrize(("options", "crop", "rot"), [
-    ("w:300/rot:90", None, 90),
-    ("c:200:0:400:400", (200, 0, 400, 400), 0),
-    ("c:200:0:400:400/rot:90/w:300", (200, 0, 400, 400), 90),
-])
+@pytest.mark.parametrize(
+    ("options", "crop", "rot"),
+    [
+        ("w:300/rot:90", None, 90),
+        ("c:200:0:400:400", (200, 0, 400, 400), 0),
+        ("c:200:0:400:400/rot:90/w:300", (200, 0, 400, 400), 90),
+    ],
+)
 def test_redaction_follows_rotation_and_source_crop(vision: httpx.Client, mode: str, options: str, crop, rot: int):
     plain = pixels(get(vision, f"/{options}/f:png/v/{PORTRAIT}"))
     redacted = pixels(get(vision, f"/{options}/redact:faces:{mode}/f:png/v/{PORTRAIT}"))
@@ -322,8 +348,9 @@ def test_redaction_cannot_be_removed(vision: httpx.Client, folder: Path, models:
     assert stripped.status_code == 403, stripped.text
     plain = pixels(get(vision, f"/w:400/f:png/v/{PORTRAIT}"))
     face = face_box((400, 266))
-    with make_client({"v": str(folder), "u": str(folder)}, face_model=str(models["face"]),
-                     redact_origins={"v": "pixelate"}) as client:
+    with make_client(
+        {"v": str(folder), "u": str(folder)}, face_model=str(models["face"]), redact_origins={"v": "pixelate"}
+    ) as client:
         forced = get(client, f"/w:400/f:png/v/{PORTRAIT}")
         assert forced.headers["cache-control"] == IMMUTABLE
         assert_redacted(pixels(forced), plain, face, "pixelate", "redact_origins")
@@ -366,12 +393,12 @@ def test_animation_with_a_face_is_redacted_in_every_frame(vision: httpx.Client, 
     rows, cols = inside(face)
     away = outside_mask((height, 400), grow(face, 0.35))
     for n in range(3):
-        fa, fb = a[height * n:height * (n + 1)], b[height * n:height * (n + 1)]
+        fa, fb = a[height * n : height * (n + 1)], b[height * n : height * (n + 1)]
         changed = np.abs(fa[rows, cols] - fb[rows, cols]).mean()
         assert changed > 20, f"frame {n}: face changed {changed:.1f} levels only"
         assert detail(fa[rows, cols]) < 0.4 * detail(fb[rows, cols]), f"frame {n}: face detail survives"
         assert np.abs(fa - fb)[away].mean() < 3, f"frame {n}: changed away from the face"
-    assert not np.array_equal(b[:height], b[height:2 * height]), "identical frames: the test cannot tell them apart"
+    assert not np.array_equal(b[:height], b[height : 2 * height]), "identical frames: the test cannot tell them apart"
 
 
 # --- 5. without a face model ---------------------------------------------------------------------------------------
@@ -422,8 +449,9 @@ MOD_PATH = "/w:320/f:png/m/{}"
 
 
 def moderation_client(moderated: Path, models: dict[str, Path], **settings):
-    return make_client({"m": str(moderated)}, nsfw_model=str(models["nsfw"]), moderation=True,
-                       moderation_max_age=30, **settings)
+    return make_client(
+        {"m": str(moderated)}, nsfw_model=str(models["nsfw"]), moderation=True, moderation_max_age=30, **settings
+    )
 
 
 def assert_blocked(response: httpx.Response, key: str) -> None:
@@ -439,10 +467,12 @@ def assert_blocked(response: httpx.Response, key: str) -> None:
 
 def decisions(client: httpx.Client) -> dict[tuple[str, str], float]:
     text = client.get("/metrics").text
-    return {(verdict, source): count
-            for verdict in ("allow", "blur", "block", "pending")
-            for source in ("metadata", "sidecar", "classifier", "none", "error")
-            if (count := value(text, "edgeproxy_moderation_total", verdict=verdict, source=source))}
+    return {
+        (verdict, source): count
+        for verdict in ("allow", "blur", "block", "pending")
+        for source in ("metadata", "sidecar", "classifier", "none", "error")
+        if (count := value(text, "edgeproxy_moderation_total", verdict=verdict, source=source))
+    }
 
 
 def test_moderation(moderated: Path, models: dict[str, Path], score: float):
@@ -459,8 +489,9 @@ def test_moderation(moderated: Path, models: dict[str, Path], score: float):
 
     # Both thresholds above the score: allowed. Human verdicts still decide; pending is blocked.
     above = min(1.0, score * 3)
-    with moderation_client(moderated, models, moderation_block_threshold=above, moderation_blur_threshold=above,
-                           moderation_pending="block") as client:
+    with moderation_client(
+        moderated, models, moderation_block_threshold=above, moderation_blur_threshold=above, moderation_pending="block"
+    ) as client:
         allowed = client.get(signed(url("plain.jpg")))
         assert allowed.headers["cache-control"] == IMMUTABLE
         assert allowed.headers["etag"] == unmoderated["plain.jpg"].headers["etag"]
@@ -470,17 +501,29 @@ def test_moderation(moderated: Path, models: dict[str, Path], score: float):
         assert_blocked(client.get(signed(url("broken.jpg"))), "broken.jpg")  # an unreadable verdict is pending
         approved = client.get(signed(url("approved.jpg")))
         assert approved.headers["cache-control"] == IMMUTABLE
-        assert decisions(client) == {("allow", "classifier"): 1, ("block", "sidecar"): 1, ("pending", "sidecar"): 1,
-                                     ("pending", "error"): 1, ("allow", "sidecar"): 1}
+        assert decisions(client) == {
+            ("allow", "classifier"): 1,
+            ("block", "sidecar"): 1,
+            ("pending", "sidecar"): 1,
+            ("pending", "error"): 1,
+            ("allow", "sidecar"): 1,
+        }
         assert metric(client, "edgeproxy_errors_total", category="moderation") == 3
 
     # Blur threshold below the score, block above it: blurred; pending is blurred too.
-    with moderation_client(moderated, models, moderation_block_threshold=1.0, moderation_blur_threshold=score / 2,
-                           moderation_pending="blur") as client:
+    with moderation_client(
+        moderated,
+        models,
+        moderation_block_threshold=1.0,
+        moderation_blur_threshold=score / 2,
+        moderation_pending="blur",
+    ) as client:
         blurred = client.get(signed(url("plain.jpg")))
         assert blurred.headers["cache-control"] == "public, max-age=30"
-        assert blurred.headers["etag"].startswith('"') and blurred.headers["etag"] != \
-            unmoderated["plain.jpg"].headers["etag"]
+        assert (
+            blurred.headers["etag"].startswith('"')
+            and blurred.headers["etag"] != unmoderated["plain.jpg"].headers["etag"]
+        )
         b = pixels(blurred)
         assert b.shape == normal.shape
         assert detail(b) < 0.25 * detail(normal), (detail(b), detail(normal))
@@ -492,12 +535,17 @@ def test_moderation(moderated: Path, models: dict[str, Path], score: float):
         assert approved.headers["cache-control"] == IMMUTABLE
         assert np.array_equal(pixels(approved), normal)
         assert_blocked(client.get(signed(url("rejected.jpg"))), "rejected.jpg")
-        assert decisions(client) == {("blur", "classifier"): 1, ("pending", "sidecar"): 1, ("allow", "sidecar"): 1,
-                                     ("block", "sidecar"): 1}
+        assert decisions(client) == {
+            ("blur", "classifier"): 1,
+            ("pending", "sidecar"): 1,
+            ("allow", "sidecar"): 1,
+            ("block", "sidecar"): 1,
+        }
 
     # Block threshold 0 (below every score): blocked; an approval overrides it; pending is served.
-    with moderation_client(moderated, models, moderation_block_threshold=0.0, moderation_blur_threshold=0.0,
-                           moderation_pending="serve") as client:
+    with moderation_client(
+        moderated, models, moderation_block_threshold=0.0, moderation_blur_threshold=0.0, moderation_pending="serve"
+    ) as client:
         assert_blocked(client.get(signed(url("plain.jpg"))), "plain.jpg")
         approved = client.get(signed(url("approved.jpg")))
         assert approved.headers["cache-control"] == IMMUTABLE
@@ -507,8 +555,13 @@ def test_moderation(moderated: Path, models: dict[str, Path], score: float):
             assert served.headers["cache-control"] == "public, max-age=30", key
             assert np.array_equal(pixels(served), normal), key
         assert_blocked(client.get(signed(url("rejected.jpg"))), "rejected.jpg")
-        assert decisions(client) == {("block", "classifier"): 1, ("allow", "sidecar"): 1, ("pending", "sidecar"): 1,
-                                     ("pending", "error"): 1, ("block", "sidecar"): 1}
+        assert decisions(client) == {
+            ("block", "classifier"): 1,
+            ("allow", "sidecar"): 1,
+            ("pending", "sidecar"): 1,
+            ("pending", "error"): 1,
+            ("block", "sidecar"): 1,
+        }
 
 
 def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, models: dict[str, Path]):
@@ -525,10 +578,16 @@ def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, model
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
-    with serving(server) as port, \
-            make_client({"h": f"http://127.0.0.1:{port}/"}, origin_allowed_networks=["127.0.0.0/8"],
-                        nsfw_model=str(models["nsfw"]), moderation=True,
-                        admin_token="admin-token-for-vision-tests") as client:
+    with (
+        serving(server) as port,
+        make_client(
+            {"h": f"http://127.0.0.1:{port}/"},
+            origin_allowed_networks=["127.0.0.0/8"],
+            nsfw_model=str(models["nsfw"]),
+            moderation=True,
+            admin_token="admin-token-for-vision-tests",
+        ) as client,
+    ):
         url = signed("/w:200/f:png/h/photo.jpg")
         first = client.get(url)
         assert first.status_code == 451, first.text
@@ -537,8 +596,11 @@ def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, model
         assert plain.headers["cache-control"] == IMMUTABLE
         write_sidecar(tmp_path, "photo.jpg", {"moderation": "approved"})
         assert client.get(url).status_code == 451  # the cached sidecar, until original_cache_ttl or a purge
-        purge = client.post("/purge", json={"origin": "h", "key": "photo.jpg"},
-                            headers={"Authorization": "Bearer admin-token-for-vision-tests"})
+        purge = client.post(
+            "/purge",
+            json={"origin": "h", "key": "photo.jpg"},
+            headers={"Authorization": "Bearer admin-token-for-vision-tests"},
+        )
         assert purge.status_code == 200, purge.text
         assert purge.json()["dropped"] == 2  # the original and its sidecar
         after = client.get(url)
@@ -574,12 +636,19 @@ def test_pending_served_keeps_the_etag_of_its_bytes_and_is_cached_briefly(modera
 # --- 7. degradation ------------------------------------------------------------------------------------------------
 
 
-def test_model_failures_degrade_and_are_not_cached(corpus: Path, tmp_path: Path, models: dict[str, Path],
-                                                   monkeypatch: pytest.MonkeyPatch):
+def test_model_failures_degrade_and_are_not_cached(
+    corpus: Path, tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
     for key in ("face.jpg", "nsfw.jpg"):
         shutil.copyfile(corpus / PORTRAIT, tmp_path / key)
-    with make_served({"v": str(tmp_path)}, face_model=str(models["face"]), nsfw_model=str(models["nsfw"]),
-                     moderation=True, moderation_pending="blur", moderation_max_age=30) as (client, app):
+    with make_served(
+        {"v": str(tmp_path)},
+        face_model=str(models["face"]),
+        nsfw_model=str(models["nsfw"]),
+        moderation=True,
+        moderation_pending="blur",
+        moderation_max_age=30,
+    ) as (client, app):
         # mocked: an inference failure (the real models cannot be made to fail on a real image), by
         # wrapping the loaded models on app.state.proxy.vision (frozen dataclasses: no attribute patching).
         vision = app.state.proxy.vision
@@ -608,8 +677,11 @@ def test_model_failures_degrade_and_are_not_cached(corpus: Path, tmp_path: Path,
         plain = pixels(get(client, "/w:400/f:png/v/face.jpg"))
         whole = pixels(redacted)
         assert whole.shape == plain.shape == (266, 400, 3)
-        for name, (rows, cols) in {"image": (slice(None), slice(None)), "top-left": (slice(0, 80), slice(0, 100)),
-                                   "bottom-right": (slice(186, 266), slice(300, 400))}.items():
+        for name, (rows, cols) in {
+            "image": (slice(None), slice(None)),
+            "top-left": (slice(0, 80), slice(0, 100)),
+            "bottom-right": (slice(186, 266), slice(300, 400)),
+        }.items():
             assert detail(whole[rows, cols]) < 0.4 * detail(plain[rows, cols]), f"{name} not obscured"
         recovered = get(client, crop.format("face"))
         assert recovered.headers["cache-control"] == IMMUTABLE
@@ -646,8 +718,17 @@ def test_info(vision: httpx.Client, folder: Path):
     response = vision.get(info_url(PORTRAIT))
     assert response.status_code == 200
     tag = surrogate_key("v", PORTRAIT)
-    assert set(response.headers) == {"date", "server", "cache-control", "etag", "surrogate-key", "cache-tag",
-                                     "content-length", "content-type", "vary"}
+    assert set(response.headers) == {
+        "date",
+        "server",
+        "cache-control",
+        "etag",
+        "surrogate-key",
+        "cache-tag",
+        "content-length",
+        "content-type",
+        "vary",
+    }
     assert response.headers["vary"] == "Authorization"
     assert response.headers["cache-control"] == "public, max-age=60"
     assert response.headers["surrogate-key"] == response.headers["cache-tag"] == tag
@@ -656,8 +737,16 @@ def test_info(vision: httpx.Client, folder: Path):
     body = response.json()
     data = (folder / PORTRAIT).read_bytes()
     assert {k: body[k] for k in ("format", "mime", "width", "height", "pages", "alpha", "icc", "bytes", "sha256")} == {
-        "format": "jpeg", "mime": "image/jpeg", "width": 800, "height": 533, "pages": 1, "alpha": False,
-        "icc": "sRGB IEC61966-2.1", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        "format": "jpeg",
+        "mime": "image/jpeg",
+        "width": 800,
+        "height": 533,
+        "pages": 1,
+        "alpha": False,
+        "icc": "sRGB IEC61966-2.1",
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     assert body["provenance"] is None and body["c2pa"] is None
     moderation = body["moderation"]
     assert (moderation["verdict"], moderation["source"]) == ("allow", "classifier")
@@ -675,8 +764,12 @@ def test_info(vision: httpx.Client, folder: Path):
     assert vision.get(info_url(PORTRAIT), headers={"If-None-Match": response.headers["etag"]}).status_code == 304
 
     sidecar = vision.get(info_url("provenance.jpg")).json()
-    assert sidecar["provenance"] == {"source": "sidecar", "model": "sdxl-1.0", "created_at": "2026-11-02T10:00:00Z",
-                                     "license": "CC-BY-4.0"}
+    assert sidecar["provenance"] == {
+        "source": "sidecar",
+        "model": "sdxl-1.0",
+        "created_at": "2026-11-02T10:00:00Z",
+        "license": "CC-BY-4.0",
+    }
     assert (sidecar["moderation"]["verdict"], sidecar["moderation"]["source"]) == ("allow", "sidecar")
 
     c2pa = vision.get(info_url(C2PA)).json()["c2pa"]
@@ -685,8 +778,15 @@ def test_info(vision: httpx.Client, folder: Path):
     assert c2pa["title"] == "C.jpg"
     assert c2pa["claim_generator"] == "make_test_images/0.26.0 c2pa-rs/0.26.0"
     assert "c2pa.created" in [action["action"] for action in c2pa["actions"]]
-    assert set(c2pa) == {"validation_state", "title", "claim_generator", "actions", "ingredients", "signature",
-                         "errors"}
+    assert set(c2pa) == {
+        "validation_state",
+        "title",
+        "claim_generator",
+        "actions",
+        "ingredients",
+        "signature",
+        "errors",
+    }
 
 
 def test_info_errors(vision: httpx.Client):
@@ -728,16 +828,20 @@ def test_304_and_one_analysis_per_original(vision: httpx.Client):
     assert {k: after[k] - before[k] for k in after} == {"miss": 1, "hit": 4, "coalesced": 0}
 
 
-@pytest.mark.parametrize(("setting", "model", "expected"), [
-    ("nsfw_model", "face", "expected input [N,224,224,3] float, found input.1 [10,3,32,32] float"),
-    ("face_model", "nsfw", "expected input [N,3,H,W] float"),
-])
+@pytest.mark.parametrize(
+    ("setting", "model", "expected"),
+    [
+        ("nsfw_model", "face", "expected input [N,224,224,3] float, found input.1 [10,3,32,32] float"),
+        ("face_model", "nsfw", "expected input [N,3,H,W] float"),
+    ],
+)
 def test_a_model_of_the_wrong_shape_stops_start_up_naming_it(models: dict[str, Path], setting, model, expected):
     from edgeproxy.proxy import Proxy, StartupError
     from edgeproxy.settings import load_settings
 
-    settings = load_settings(origins={"v": str(models["face"].parent)}, signing_key="k",
-                             **{setting: str(models[model])})
+    settings = load_settings(
+        origins={"v": str(models["face"].parent)}, signing_key="k", **{setting: str(models[model])}
+    )
     with pytest.raises(StartupError) as info:
         Proxy.build(settings)
     assert str(info.value).startswith(f"vision model {models[model]}: ")

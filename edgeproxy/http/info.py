@@ -43,8 +43,9 @@ BLOCKED: dict[str, Any] = {"moderation": {"verdict": "block"}}
 PRIVATE = "private, no-store"
 
 
-async def answer(proxy: Proxy, signature: str, path: str, if_none_match: str | None, *,
-                 admin: bool = False) -> Response:
+async def answer(
+    proxy: Proxy, signature: str, path: str, if_none_match: str | None, *, admin: bool = False
+) -> Response:
     """The ``/info`` answer for ``path`` (``/{origin}/{key}``, percent-encoded as sent, after the
     signature) signed with ``signature`` over ``/info{path}``: the JSON ``document``, or only
     ``BLOCKED`` when moderation blocks the original and the request is not ``admin`` (it carried
@@ -93,8 +94,9 @@ def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
     Raises:
         ProxyError: 413, 415 or 422 as a render would (the same ``probe`` and ``check_limits``).
     """
-    ctx = pipeline.Context(data=data, negotiated=None, limits=limits, encode_options=None,
-                           default_quality=None, deadline=float("inf"))
+    ctx = pipeline.Context(
+        data=data, negotiated=None, limits=limits, encode_options=None, default_quality=None, deadline=float("inf")
+    )
     pipeline.probe(ctx)
     pipeline.check_limits(ctx)
     info = ctx.info
@@ -106,14 +108,22 @@ def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
     else:
         manifest = provenance.read_manifest(data, mime)
     return {
-        "format": info.format, "mime": mime, "width": info.width, "height": info.height, "pages": info.pages,
-        "alpha": info.alpha, "icc": info.icc, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "format": info.format,
+        "mime": mime,
+        "width": info.width,
+        "height": info.height,
+        "pages": info.pages,
+        "alpha": info.alpha,
+        "icc": info.icc,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
         "c2pa": manifest,
     }
 
 
-def document(facts: dict[str, Any], metadata: Metadata, decision: Decision,
-             faces: tuple[Any, ...] | None) -> dict[str, Any]:
+def document(
+    facts: dict[str, Any], metadata: Metadata, decision: Decision, faces: tuple[Any, ...] | None
+) -> dict[str, Any]:
     """The ``/info`` JSON: ``facts``, then ``moderation`` (``verdict``, ``score``, ``source``:
     ``moderation.Decision``), ``faces`` (``{x, y, w, h, score}`` fractions 0..1 of the upright
     original, best first; None without a face model or when it failed), ``provenance`` (every
@@ -121,10 +131,14 @@ def document(facts: dict[str, Any], metadata: Metadata, decision: Decision,
     when there is none), and ``c2pa``."""
     out = {k: v for k, v in facts.items() if k != "c2pa"}
     out["moderation"] = {"verdict": decision.verdict, "score": decision.score, "source": decision.source}
-    out["faces"] = None if faces is None else [
-        {"x": round(f.x, 4), "y": round(f.y, 4), "w": round(f.w, 4), "h": round(f.h, 4), "score": round(f.score, 4)}
-        for f in faces
-    ]
+    out["faces"] = (
+        None
+        if faces is None
+        else [
+            {"x": round(f.x, 4), "y": round(f.y, 4), "w": round(f.w, 4), "h": round(f.h, 4), "score": round(f.score, 4)}
+            for f in faces
+        ]
+    )
     provenance = metadata.provenance
     out["provenance"] = {"source": metadata.source, **provenance} if provenance else None
     out["c2pa"] = facts["c2pa"]

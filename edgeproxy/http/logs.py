@@ -63,16 +63,32 @@ class AccessRecord:
     error: ProxyError | None = None  # answered by the fallback image
     expires: int | None = None
 
-    def fields(self, *, request_id: str, method: str, status: int, duration: float, bytes_out: int,
-               error: ProxyError | None, cdn: dict[str, str]) -> dict[str, Any]:
+    def fields(
+        self,
+        *,
+        request_id: str,
+        method: str,
+        status: int,
+        duration: float,
+        bytes_out: int,
+        error: ProxyError | None,
+        cdn: dict[str, str],
+    ) -> dict[str, Any]:
         """The access-log line's fields (durations in milliseconds, sizes in bytes)."""
         return {
-            "request_id": request_id, "method": method,
-            "path": self.path[:MAX_LOGGED_PATH] if self.path else None, "status": status,
+            "request_id": request_id,
+            "method": method,
+            "path": self.path[:MAX_LOGGED_PATH] if self.path else None,
+            "status": status,
             "duration_ms": round(duration * 1000, 2),
             "stages_ms": {k: round(v * 1000, 2) for k, v in self.stages.items()},
-            "bytes_in": self.bytes_in, "bytes_out": bytes_out, "format": self.format, "accept": self.accept,
-            "cache": self.cache, "origin": self.origin, "error": error.category if error else None,
+            "bytes_in": self.bytes_in,
+            "bytes_out": bytes_out,
+            "format": self.format,
+            "accept": self.accept,
+            "cache": self.cache,
+            "origin": self.origin,
+            "error": error.category if error else None,
             "cdn": cdn,
         }
 

@@ -29,8 +29,18 @@ from prometheus_client.registry import Collector
 #: Request latency buckets (seconds): image renders take 10 ms to several seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STAGES = ("queue", "fetch", "decode", "transform", "encode", "inference")
-ERROR_CATEGORIES = ("parse", "signature", "origin", "limit", "format", "decode", "timeout", "overload",
-                    "moderation", "internal")
+ERROR_CATEGORIES = (
+    "parse",
+    "signature",
+    "origin",
+    "limit",
+    "format",
+    "decode",
+    "timeout",
+    "overload",
+    "moderation",
+    "internal",
+)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -42,10 +52,19 @@ class Metrics:
     memory) read it at scrape time through the callbacks given here.
     """
 
-    def __init__(self, *, version: str, libvips: str, formats: str, queue_depth: Callable[[], float],
-                 utilization: Callable[[], float], vips_memory: Callable[[], float],
-                 dropped_renders: Callable[[], float], multiprocess_dir: str | None = None,
-                 origins: Iterable[str] = ()):
+    def __init__(
+        self,
+        *,
+        version: str,
+        libvips: str,
+        formats: str,
+        queue_depth: Callable[[], float],
+        utilization: Callable[[], float],
+        vips_memory: Callable[[], float],
+        dropped_renders: Callable[[], float],
+        multiprocess_dir: str | None = None,
+        origins: Iterable[str] = (),
+    ):
         r = self.registry = CollectorRegistry(auto_describe=True)
         # Per-process, read at scrape time: never aggregated across worker processes.
         live = self.live = CollectorRegistry(auto_describe=True) if multiprocess_dir else r
@@ -53,58 +72,129 @@ class Metrics:
         ProcessCollector(registry=live)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         PlatformCollector(registry=live)
         if multiprocess_dir:  # Info does not work in prometheus-client's multiprocess mode
-            Gauge("edgeproxy_build_info", "Build and runtime versions.", ["version", "libvips", "formats"],
-                  multiprocess_mode="max", registry=r).labels(version, libvips, formats).set(1)
+            Gauge(
+                "edgeproxy_build_info",
+                "Build and runtime versions.",
+                ["version", "libvips", "formats"],
+                multiprocess_mode="max",
+                registry=r,
+            ).labels(version, libvips, formats).set(1)
         else:
             Info("edgeproxy_build", "Build and runtime versions.", registry=r).info(
                 {"version": version, "libvips": libvips, "formats": formats}
             )
-        self.requests = Counter("edgeproxy_requests", "Transform requests answered, by status class and "
-                                "output format (none for errors and 304s).", ["status_class", "format"], registry=r)
-        self.duration = Histogram("edgeproxy_request_duration_seconds", "Time to answer a transform request.",
-                                  ["status_class"], buckets=LATENCY_BUCKETS, registry=r)
-        self.stage = Histogram("edgeproxy_stage_duration_seconds", "Time per request stage. libvips is lazy: "
-                               "pixel decoding mostly happens inside encode.", ["stage"],
-                               buckets=LATENCY_BUCKETS, registry=r)
-        self.origin_duration = Histogram("edgeproxy_origin_fetch_duration_seconds", "Origin fetch time.",
-                                         ["origin"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "edgeproxy_requests",
+            "Transform requests answered, by status class and output format (none for errors and 304s).",
+            ["status_class", "format"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "edgeproxy_request_duration_seconds",
+            "Time to answer a transform request.",
+            ["status_class"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "edgeproxy_stage_duration_seconds",
+            "Time per request stage. libvips is lazy: pixel decoding mostly happens inside encode.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.origin_duration = Histogram(
+            "edgeproxy_origin_fetch_duration_seconds",
+            "Origin fetch time.",
+            ["origin"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.origin_bytes = Counter("edgeproxy_origin_bytes", "Bytes fetched from origins.", ["origin"], registry=r)
-        self.cache = Counter("edgeproxy_cache_lookups", "Original and variant lookups by outcome: hit, miss, "
-                             "coalesced (shared an identical request's work); for originals also revalidated "
-                             "(a conditional request found it unchanged), refreshed (fetched again because the "
-                             "origin changed it) and negative_hit (a remembered 404).", ["cache", "outcome"],
-                             registry=r)
-        self.origin_stale = Counter("edgeproxy_origin_stale_served", "Answers rendered from a cached original "
-                                    "whose revalidation failed (the origin was unreachable, timed out or answered "
-                                    "5xx), within origin_stale_if_error.", ["origin"], registry=r)
+        self.cache = Counter(
+            "edgeproxy_cache_lookups",
+            "Original and variant lookups by outcome: hit, miss, "
+            "coalesced (shared an identical request's work); for originals also revalidated "
+            "(a conditional request found it unchanged), refreshed (fetched again because the "
+            "origin changed it) and negative_hit (a remembered 404).",
+            ["cache", "outcome"],
+            registry=r,
+        )
+        self.origin_stale = Counter(
+            "edgeproxy_origin_stale_served",
+            "Answers rendered from a cached original "
+            "whose revalidation failed (the origin was unreachable, timed out or answered "
+            "5xx), within origin_stale_if_error.",
+            ["origin"],
+            registry=r,
+        )
         self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)
         self.bytes_out = Counter("edgeproxy_bytes_out", "Bytes of derivatives sent.", registry=r)
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
-        self.disconnects = Counter("edgeproxy_client_disconnects", "Transform requests whose client went "
-                                   "away before the answer (their queued work is cancelled).", registry=r)
-        self.moderation = Counter("edgeproxy_moderation", "Moderation decisions, one per answered derivative "
-                                  "of a moderated origin: verdict allow, blur, block or pending; source metadata, "
-                                  "sidecar (a human verdict), classifier (the nsfw score), none (neither) or error "
-                                  "(the classifier or the sidecar failed).", ["verdict", "source"], registry=r)
-        self.vision = Histogram("edgeproxy_vision_seconds", "Time per vision stage of one original's analysis: "
-                                "decode (the small copy), nsfw, faces (inference, pre- and post-processing), "
-                                "grids (the colours that obscure faces and the whole original).",
-                                ["stage"], buckets=LATENCY_BUCKETS, registry=r)
-        self.vision_failures = Counter("edgeproxy_vision_failures", "Model inferences that failed (the answer "
-                                       "degraded: smart gravity, pending verdict, short max-age).", ["model"],
-                                       registry=r)
-        self.in_flight = Gauge("edgeproxy_requests_in_flight", "Transform requests being answered.",
-                               multiprocess_mode="livesum", registry=r)
-        live.register(_LiveGauges([
-            ("edgeproxy_render_queue_depth", "Renders waiting for a render thread (this process).", queue_depth),
-            ("edgeproxy_worker_utilization", "Busy render threads / render threads, 0..1 (this process).",
-             utilization),
-            ("edgeproxy_vips_memory_bytes", "Memory libvips has allocated for pixels (this process).",
-             vips_memory),
-        ], [
-            ("edgeproxy_render_jobs_dropped", "Renders taken out of the queue before they started because "
-             "every client waiting for them went away (this process).", dropped_renders),
-        ]))
+        self.disconnects = Counter(
+            "edgeproxy_client_disconnects",
+            "Transform requests whose client went away before the answer (their queued work is cancelled).",
+            registry=r,
+        )
+        self.moderation = Counter(
+            "edgeproxy_moderation",
+            "Moderation decisions, one per answered derivative "
+            "of a moderated origin: verdict allow, blur, block or pending; source metadata, "
+            "sidecar (a human verdict), classifier (the nsfw score), none (neither) or error "
+            "(the classifier or the sidecar failed).",
+            ["verdict", "source"],
+            registry=r,
+        )
+        self.vision = Histogram(
+            "edgeproxy_vision_seconds",
+            "Time per vision stage of one original's analysis: "
+            "decode (the small copy), nsfw, faces (inference, pre- and post-processing), "
+            "grids (the colours that obscure faces and the whole original).",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.vision_failures = Counter(
+            "edgeproxy_vision_failures",
+            "Model inferences that failed (the answer degraded: smart gravity, pending verdict, short max-age).",
+            ["model"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "edgeproxy_requests_in_flight",
+            "Transform requests being answered.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        live.register(
+            _LiveGauges(
+                [
+                    (
+                        "edgeproxy_render_queue_depth",
+                        "Renders waiting for a render thread (this process).",
+                        queue_depth,
+                    ),
+                    (
+                        "edgeproxy_worker_utilization",
+                        "Busy render threads / render threads, 0..1 (this process).",
+                        utilization,
+                    ),
+                    (
+                        "edgeproxy_vips_memory_bytes",
+                        "Memory libvips has allocated for pixels (this process).",
+                        vips_memory,
+                    ),
+                ],
+                [
+                    (
+                        "edgeproxy_render_jobs_dropped",
+                        "Renders taken out of the queue before they started because "
+                        "every client waiting for them went away (this process).",
+                        dropped_renders,
+                    ),
+                ],
+            )
+        )
         for category in ERROR_CATEGORIES:  # every category is visible at 0 before its first error
             self.errors.labels(category)
         for stage in STAGES:
@@ -136,8 +226,11 @@ class _LiveGauges(Collector):
     """Gauges and counters read from callbacks at scrape time (kept out of prometheus-client's
     multiprocess files)."""
 
-    def __init__(self, gauges: list[tuple[str, str, Callable[[], float]]],
-                 counters: list[tuple[str, str, Callable[[], float]]] = ()):
+    def __init__(
+        self,
+        gauges: list[tuple[str, str, Callable[[], float]]],
+        counters: list[tuple[str, str, Callable[[], float]]] = (),
+    ):
         self._gauges = gauges
         self._counters = counters
 

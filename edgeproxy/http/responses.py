@@ -77,8 +77,9 @@ class HeaderPolicy:
     transient_error_max_age: int  # seconds
     client_hints: bool
 
-    def caching(self, status: int, expires: int | None = None, now: float | None = None,
-                short: int | None = None) -> dict[str, str]:
+    def caching(
+        self, status: int, expires: int | None = None, now: float | None = None, short: int | None = None
+    ) -> dict[str, str]:
         """``Cache-Control`` (and ``Expires``, ``Accept-CH``) for an answer about ``status``: the
         status of the error a fallback image stands in for, else the response's own. ``expires``:
         the URL's ``exp`` (UNIX seconds) while it is still valid, else None. ``short``: seconds of
@@ -100,8 +101,15 @@ class HeaderPolicy:
             headers["Accept-CH"] = ACCEPT_CH
         return headers
 
-    def image(self, status: int, *, vary: tuple[str, ...], expires: int | None,
-              validators: dict[str, str] | None = None, short: int | None = None) -> dict[str, str]:
+    def image(
+        self,
+        status: int,
+        *,
+        vary: tuple[str, ...],
+        expires: int | None,
+        validators: dict[str, str] | None = None,
+        short: int | None = None,
+    ) -> dict[str, str]:
         """Headers of an image answer (a derivative, its 304, or the fallback image standing in for
         an error of ``status``): caching (``short`` as for ``caching``), ``Vary`` when negotiation
         read request headers, and ``validators`` (ETag, Last-Modified, Surrogate-Key, Cache-Tag)
@@ -120,5 +128,6 @@ class HeaderPolicy:
         headers.update(error.headers)
         if error.retry_after is not None:
             headers["Retry-After"] = str(error.retry_after)
-        return Response(error.message + "\n", status_code=error.status, headers=headers,
-                        media_type="text/plain; charset=utf-8")
+        return Response(
+            error.message + "\n", status_code=error.status, headers=headers, media_type="text/plain; charset=utf-8"
+        )

@@ -35,8 +35,16 @@ class HttpOrigin:
     remote = True
     sidecars = True
 
-    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient, *, max_bytes: int,
-                 max_redirects: int = 3, timeout: float = 10.0):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        client: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        max_redirects: int = 3,
+        timeout: float = 10.0,
+    ):
         self.name = name
         self.base_url = base_url.rstrip("/") + "/"
         self.base = httpx.URL(self.base_url)

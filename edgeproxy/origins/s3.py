@@ -57,8 +57,10 @@ def parse_location(location: str) -> tuple[str, str]:
         raise ValueError(f"{location!r} is not an s3:// location")
     bucket, _, prefix = location.removeprefix("s3://").partition("/")
     if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IP_LIKE.fullmatch(bucket):
-        raise ValueError(f"{location!r}: {bucket!r} is not a valid S3 bucket name "
-                         "(3-63 of a-z 0-9 . -, starting and ending with a letter or digit)")
+        raise ValueError(
+            f"{location!r}: {bucket!r} is not a valid S3 bucket name "
+            "(3-63 of a-z 0-9 . -, starting and ending with a letter or digit)"
+        )
     prefix = prefix.rstrip("/")
     if prefix and not is_safe_key(prefix):
         raise ValueError(f"{location!r}: the prefix has an empty, '.' or '..' segment, a backslash or NUL")
@@ -107,8 +109,9 @@ class S3Origin:
     remote = True
     sidecars = False
 
-    def __init__(self, name: str, location: str, options: S3Options | None = None, *, max_bytes: int,
-                 timeout: float = 10.0):
+    def __init__(
+        self, name: str, location: str, options: S3Options | None = None, *, max_bytes: int, timeout: float = 10.0
+    ):
         options = options or S3Options()
         self.name = name
         self.bucket, self.prefix = parse_location(location)
@@ -117,10 +120,13 @@ class S3Origin:
         self.timeout = timeout
         self._secrets = tuple(s for s in (options.secret_access_key, options.session_token) if s)
         config: dict[str, Any] = {"virtual_hosted_style_request": options.virtual_hosted_style}
-        for key, value in (("endpoint", options.endpoint_url), ("region", options.region),
-                           ("access_key_id", options.access_key_id),
-                           ("secret_access_key", options.secret_access_key),
-                           ("session_token", options.session_token)):
+        for key, value in (
+            ("endpoint", options.endpoint_url),
+            ("region", options.region),
+            ("access_key_id", options.access_key_id),
+            ("secret_access_key", options.secret_access_key),
+            ("session_token", options.session_token),
+        ):
             if value:
                 config[key] = value
         client: dict[str, Any] = {
@@ -134,11 +140,14 @@ class S3Origin:
             # AWS's own endpoints are https:// whatever this says.
             "allow_http": True,
         }
-        retry = {"max_retries": 2, "retry_timeout": timedelta(seconds=timeout),
-                 "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1),
-                             "base": 2}}
-        self.store = S3Store(self.bucket, prefix=self.prefix or None, config=config, client_options=client,
-                             retry_config=retry)
+        retry = {
+            "max_retries": 2,
+            "retry_timeout": timedelta(seconds=timeout),
+            "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1), "base": 2},
+        }
+        self.store = S3Store(
+            self.bucket, prefix=self.prefix or None, config=config, client_options=client, retry_config=retry
+        )
 
     async def fetch(self, key: str, cached: Original | None = None) -> Original:
         if not is_safe_key(key):
@@ -204,8 +213,13 @@ class S3Origin:
         data = b"".join(chunks)
         stamp = meta.get("e_tag")
         etag = stamp or hashlib.blake2b(data, digest_size=16).hexdigest()
-        return Original(data, etag, _http_date(meta.get("last_modified")), stamp=stamp,
-                        metadata=MappingProxyType(_user_metadata(result.attributes)))
+        return Original(
+            data,
+            etag,
+            _http_date(meta.get("last_modified")),
+            stamp=stamp,
+            metadata=MappingProxyType(_user_metadata(result.attributes)),
+        )
 
     def unchanged(self, key: str, cached: Original) -> None:
         return None  # only a conditional request can tell
@@ -230,9 +244,15 @@ class S3Origin:
         return None  # obstore's connection pool goes with the store
 
     def _warn(self, key: str, what: str, exc: BaseException | None) -> None:
-        _log.warning("S3 origin %r (bucket %r, endpoint %s): %s%s", self.name, self.bucket, self.endpoint, what,
-                     f": {self._describe(exc)}" if exc is not None else "",
-                     extra={"fields": {"origin": self.name, "key": key[:256]}})
+        _log.warning(
+            "S3 origin %r (bucket %r, endpoint %s): %s%s",
+            self.name,
+            self.bucket,
+            self.endpoint,
+            what,
+            f": {self._describe(exc)}" if exc is not None else "",
+            extra={"fields": {"origin": self.name, "key": key[:256]}},
+        )
 
     def _describe(self, exc: BaseException) -> str:
         """The S3 error code or the connection failure, from obstore's message (its first line and

@@ -92,8 +92,17 @@ MAX_TEXT = 256  # characters of any string
 #: time-stamps and certificate status make the signatures checkable. None is about the picture's
 #: content or the people in it (but actions keep whatever free text their signer wrote into them).
 #: Labels may carry an instance suffix (``__1``), ignored here.
-KEPT_ASSERTIONS = frozenset({"c2pa.actions", "c2pa.actions.v2", "c2pa.ingredient", "c2pa.ingredient.v2",
-                             "c2pa.ingredient.v3", "c2pa.time-stamp", "c2pa.certificate-status"})
+KEPT_ASSERTIONS = frozenset(
+    {
+        "c2pa.actions",
+        "c2pa.actions.v2",
+        "c2pa.ingredient",
+        "c2pa.ingredient.v2",
+        "c2pa.ingredient.v3",
+        "c2pa.time-stamp",
+        "c2pa.certificate-status",
+    }
+)
 #: JUMBF labels of manifest parts that are not assertions and may hold anything: deprecated data boxes
 #: and C2PA 1.x W3C verifiable credentials. A store with one is not carried (:func:`redactions`).
 UNREDACTABLE_STORES = (b"c2pa.databoxes", b"c2pa.credentials")
@@ -173,7 +182,8 @@ def configure() -> None:
         _check_settings_known(SETTINGS)
         _check_settings_known(LISTING_SETTINGS)
         _list_context = c2pa.Context.from_dict(
-            {**SETTINGS, **{key: {**SETTINGS.get(key, {}), **value} for key, value in LISTING_SETTINGS.items()}})
+            {**SETTINGS, **{key: {**SETTINGS.get(key, {}), **value} for key, value in LISTING_SETTINGS.items()}}
+        )
         _read_context = c2pa.Context.from_dict(SETTINGS)
         _read_context_pid = pid
 
@@ -239,8 +249,11 @@ def _summary(store: dict[str, Any]) -> dict[str, Any]:
     signature = active.get("signature_info")
     if isinstance(signature, dict):
         summary["signature"] = {key: _text(signature.get(key)) for key in ("issuer", "common_name", "alg", "time")}
-    codes = [_text(status.get("code")) for status in store.get("validation_status") or []
-             if isinstance(status, dict) and _text(status.get("code"))]
+    codes = [
+        _text(status.get("code"))
+        for status in store.get("validation_status") or []
+        if isinstance(status, dict) and _text(status.get("code"))
+    ]
     if codes:
         summary["errors"] = codes[:MAX_ITEMS]
         truncated |= len(codes) > MAX_ITEMS
@@ -299,8 +312,11 @@ def read_manifest(data: bytes, mime: str) -> dict[str, Any] | None:
         message = str(error) if isinstance(error, c2pa.C2paError) else f"{type(error).__name__}: {error}"
         return {"validation_state": "Invalid", "error": _text(message)}
     try:
-        return _summary(store) if isinstance(store, dict) else {"validation_state": "Invalid",
-                                                                "error": "the manifest store is not an object"}
+        return (
+            _summary(store)
+            if isinstance(store, dict)
+            else {"validation_state": "Invalid", "error": "the manifest store is not an object"}
+        )
     except Exception as error:
         return {"validation_state": "Invalid", "error": _text(f"unreadable manifest store: {error}")}
 
@@ -358,13 +374,22 @@ def redactions(original: bytes, mime: str) -> list[str] | None:
             return None
         if manifest.get("credential_store"):
             return None
-        uris += [f"self#jumbf=/c2pa/{label}/c2pa.assertions/{name}" for name in manifest["assertion_store"]
-                 if not _kept(name)]
+        uris += [
+            f"self#jumbf=/c2pa/{label}/c2pa.assertions/{name}"
+            for name in manifest["assertion_store"]
+            if not _kept(name)
+        ]
     return sorted(uris)
 
 
-def derivative_actions(*, resized: bool, cropped: bool, transcoded: bool, filtered: bool = False,
-                       parameters: dict[str, str | int | float | bool] | None = None) -> list[dict[str, Any]]:
+def derivative_actions(
+    *,
+    resized: bool,
+    cropped: bool,
+    transcoded: bool,
+    filtered: bool = False,
+    parameters: dict[str, str | int | float | bool] | None = None,
+) -> list[dict[str, Any]]:
     """The ``c2pa.actions.v2`` entries for what edgeproxy did to an original, in its pipeline's order
     (resize, crop, filter, encode).
 
@@ -398,11 +423,14 @@ def derivative_actions(*, resized: bool, cropped: bool, transcoded: bool, filter
             if not isinstance(key, str) or key == "ingredients" or not isinstance(value, str | int | float | bool):
                 raise ValueError(f"action parameter {key!r}: string keys (not 'ingredients') and scalar values only")
     actions = []
-    for name, done in (("c2pa.resized", resized), ("c2pa.cropped", cropped), ("c2pa.filtered", filtered),
-                       ("c2pa.transcoded", transcoded)):
+    for name, done in (
+        ("c2pa.resized", resized),
+        ("c2pa.cropped", cropped),
+        ("c2pa.filtered", filtered),
+        ("c2pa.transcoded", transcoded),
+    ):
         if done:
-            action: dict[str, Any] = {"action": name,
-                                      "softwareAgent": {"name": SOFTWARE_AGENT, "version": __version__}}
+            action: dict[str, Any] = {"action": name, "softwareAgent": {"name": SOFTWARE_AGENT, "version": __version__}}
             if parameters:
                 action["parameters"] = dict(parameters)
             actions.append(action)
@@ -411,10 +439,16 @@ def derivative_actions(*, resized: bool, cropped: bool, transcoded: bool, filter
 
 def _probe_png() -> bytes:
     """A 1×1 grey PNG, built here: the image of :meth:`DerivativeSigner.from_pem`'s trial signature."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _check_key(alg: str, key: Any, source: str) -> None:
@@ -439,8 +473,7 @@ class DerivativeSigner:
     without sharing c2pa objects. Build one with :meth:`from_files` (or :meth:`from_pem`).
     """
 
-    def __init__(self, cert_chain: bytes, private_key: bytes, *, alg: str, tsa_url: str | None,
-                 claim_generator: str):
+    def __init__(self, cert_chain: bytes, private_key: bytes, *, alg: str, tsa_url: str | None, claim_generator: str):
         """Use :meth:`from_files` or :meth:`from_pem`, which check the credentials first."""
         self._cert_chain = cert_chain
         self._private_key = private_key
@@ -450,8 +483,15 @@ class DerivativeSigner:
         self._settings = json.dumps(SETTINGS)
 
     @classmethod
-    def from_files(cls, cert_chain_pem: str | Path, private_key_pem: str | Path, *, alg: str = "es256",
-                   tsa_url: str | None = None, claim_generator: str = SOFTWARE_AGENT) -> DerivativeSigner:
+    def from_files(
+        cls,
+        cert_chain_pem: str | Path,
+        private_key_pem: str | Path,
+        *,
+        alg: str = "es256",
+        tsa_url: str | None = None,
+        claim_generator: str = SOFTWARE_AGENT,
+    ) -> DerivativeSigner:
         """A signer from two PEM files; see :meth:`from_pem` for the arguments and checks.
 
         Raises:
@@ -463,13 +503,25 @@ class DerivativeSigner:
                 contents.append(Path(path).read_bytes())
             except OSError as error:
                 raise ProvenanceError(f"{label} {path}: cannot be read ({error.strerror or error})") from None
-        return cls.from_pem(*contents, alg=alg, tsa_url=tsa_url, claim_generator=claim_generator,
-                            sources=(str(cert_chain_pem), str(private_key_pem)))
+        return cls.from_pem(
+            *contents,
+            alg=alg,
+            tsa_url=tsa_url,
+            claim_generator=claim_generator,
+            sources=(str(cert_chain_pem), str(private_key_pem)),
+        )
 
     @classmethod
-    def from_pem(cls, cert_chain: bytes, private_key: bytes, *, alg: str = "es256", tsa_url: str | None = None,
-                 claim_generator: str = SOFTWARE_AGENT, sources: tuple[str, str] = ("(PEM)", "(PEM)"),
-                 ) -> DerivativeSigner:
+    def from_pem(
+        cls,
+        cert_chain: bytes,
+        private_key: bytes,
+        *,
+        alg: str = "es256",
+        tsa_url: str | None = None,
+        claim_generator: str = SOFTWARE_AGENT,
+        sources: tuple[str, str] = ("(PEM)", "(PEM)"),
+    ) -> DerivativeSigner:
         """A signer from PEM bytes, checked now rather than at the first render.
 
         Args:
@@ -508,23 +560,34 @@ class DerivativeSigner:
         _check_key(alg, key, key_source)
         spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         if key.public_key().public_bytes(*spki) != certificates[0].public_key().public_bytes(*spki):
-            raise ProvenanceError(f"private key {key_source} does not match the first certificate of {cert_source} "
-                                  f"({certificates[0].subject.rfc4514_string()})")
+            raise ProvenanceError(
+                f"private key {key_source} does not match the first certificate of {cert_source} "
+                f"({certificates[0].subject.rfc4514_string()})"
+            )
         now = datetime.datetime.now(datetime.UTC)
         if not certificates[0].not_valid_before_utc <= now <= certificates[0].not_valid_after_utc:
-            raise ProvenanceError(f"certificate chain {cert_source}: the signer certificate is valid from "
-                                  f"{certificates[0].not_valid_before_utc} to {certificates[0].not_valid_after_utc}")
+            raise ProvenanceError(
+                f"certificate chain {cert_source}: the signer certificate is valid from "
+                f"{certificates[0].not_valid_before_utc} to {certificates[0].not_valid_after_utc}"
+            )
         # c2pa reads PKCS#8 only: a traditional (SEC1, PKCS#1) key is converted.
-        private_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())
+        private_key = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         signer = cls(cert_chain, private_key, alg=alg, tsa_url=tsa_url, claim_generator=claim_generator)
         try:  # c2pa's own checks (certificate profile, verify after sign), without the time-stamp's request
             cls(cert_chain, private_key, alg=alg, tsa_url=None, claim_generator=claim_generator).sign(
-                _probe_png(), "image/png", original=_probe_png(), original_mime="image/png",
-                original_title="probe.png", actions=[])
+                _probe_png(),
+                "image/png",
+                original=_probe_png(),
+                original_mime="image/png",
+                original_title="probe.png",
+                actions=[],
+            )
         except ProvenanceError as error:
-            raise ProvenanceError(f"c2pa refuses the certificate {cert_source} with key {key_source}: "
-                                  f"{error.__cause__ or error}") from None
+            raise ProvenanceError(
+                f"c2pa refuses the certificate {cert_source} with key {key_source}: {error.__cause__ or error}"
+            ) from None
         return signer
 
     @staticmethod
@@ -540,8 +603,16 @@ class DerivativeSigner:
             _mime_types = frozenset(m for m in c2pa.Builder.get_supported_mime_types() if "/" in m)
         return mime.split(";")[0].strip().lower() in _mime_types
 
-    def sign(self, body: bytes, mime: str, *, original: bytes, original_mime: str, original_title: str,
-             actions: list[dict[str, Any]]) -> bytes:
+    def sign(
+        self,
+        body: bytes,
+        mime: str,
+        *,
+        original: bytes,
+        original_mime: str,
+        original_title: str,
+        actions: list[dict[str, Any]],
+    ) -> bytes:
         """The derivative ``body`` with a C2PA manifest embedded (a new JUMBF segment or chunk).
 
         The manifest ("Claim", claim version 2): ``title`` = ``original_title``;
@@ -595,12 +666,27 @@ class DerivativeSigner:
             signed = self._sign(body, mime, original, original_mime, original_title, actions, None)
         return signed
 
-    def _sign(self, body: bytes, mime: str, original: bytes, original_mime: str, original_title: str,
-              actions: list[dict[str, Any]], redacted: list[str] | None) -> bytes:
+    def _sign(
+        self,
+        body: bytes,
+        mime: str,
+        original: bytes,
+        original_mime: str,
+        original_title: str,
+        actions: list[dict[str, Any]],
+        redacted: list[str] | None,
+    ) -> bytes:
         """:meth:`sign` with the original's store redacted by the URIs ``redacted`` ([]: nothing to
         redact), or, with None, an opaque original (no store)."""
-        redacting = [{"action": "c2pa.redacted", "reason": REDACTION_REASON, "parameters": {"redacted": uri},
-                      "softwareAgent": {"name": SOFTWARE_AGENT, "version": __version__}} for uri in redacted or ()]
+        redacting = [
+            {
+                "action": "c2pa.redacted",
+                "reason": REDACTION_REASON,
+                "parameters": {"redacted": uri},
+                "softwareAgent": {"name": SOFTWARE_AGENT, "version": __version__},
+            }
+            for uri in redacted or ()
+        ]
         definition = {
             "claim_generator_info": [{"name": self._claim_generator, "version": __version__}],
             "title": original_title,
@@ -609,12 +695,16 @@ class DerivativeSigner:
         }
         if redacted:
             definition["redactions"] = list(redacted)
-        info = c2pa.C2paSignerInfo(self._alg.encode(), self._cert_chain, self._private_key,
-                                   self._tsa_url.encode() if self._tsa_url else None)
+        info = c2pa.C2paSignerInfo(
+            self._alg.encode(), self._cert_chain, self._private_key, self._tsa_url.encode() if self._tsa_url else None
+        )
         output = io.BytesIO()
         try:
-            with c2pa.Context.from_json(self._settings) as context, c2pa.Signer.from_info(info) as signer, \
-                    c2pa.Builder(definition, context=context) as builder:
+            with (
+                c2pa.Context.from_json(self._settings) as context,
+                c2pa.Signer.from_info(info) as signer,
+                c2pa.Builder(definition, context=context) as builder,
+            ):
                 builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
                 ingredient = {"title": original_title, "relationship": "parentOf"}
                 opaque = redacted is None
@@ -625,8 +715,9 @@ class DerivativeSigner:
                         # c2pa cannot parse the original as original_mime (truncated, mislabelled)
                         opaque = True
                 if opaque:  # the original's bytes only, still named with its media type; no store
-                    builder.add_ingredient({**ingredient, "format": original_mime}, "application/octet-stream",
-                                           io.BytesIO(original))
+                    builder.add_ingredient(
+                        {**ingredient, "format": original_mime}, "application/octet-stream", io.BytesIO(original)
+                    )
                 builder.sign(signer, definition["format"], io.BytesIO(body), output)
         except c2pa.C2paError as error:
             raise ProvenanceError(f"signing {mime} failed: {error}") from error

@@ -137,8 +137,7 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
             left, top = _focal_offset(rw, cw, ax), _focal_offset(rh, ch, ay)
         else:
             left, top = _anchor_offset(rw - cw, ax), _anchor_offset(rh - ch, ay)
-        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch),
-                    smart=spec.gravity.kind in ("smart", "face"))
+        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch), smart=spec.gravity.kind in ("smart", "face"))
 
     if fit is Fit.PAD and (bw or bh):
         cw, ch = max(bw or rw, rw), max(bh or rh, rh)
@@ -163,8 +162,13 @@ def jpeg_shrink(width: int, height: int, target_width: int, target_height: int) 
     return 1
 
 
-def map_box(box: tuple[float, float, float, float], size: tuple[int, int], source_crop: Box | None = None,
-            rotate: int = 0, flip: str = "") -> tuple[float, float, float, float] | None:
+def map_box(
+    box: tuple[float, float, float, float],
+    size: tuple[int, int],
+    source_crop: Box | None = None,
+    rotate: int = 0,
+    flip: str = "",
+) -> tuple[float, float, float, float] | None:
     """Where ``box`` (x, y, width, height: fractions 0..1 of an upright ``size`` = (width, height)
     pixels original, e.g. a detected face) lies after the pipeline's ``source_crop`` (left, top,
     width, height pixels of that original), a clockwise ``rotate`` (0, 90, 180, 270) and ``flip``

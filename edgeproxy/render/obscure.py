@@ -101,8 +101,9 @@ def face_box(x: float, y: float, w: float, h: float) -> Box | None:
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def _axis(lo: float, hi: float, cells: int, start: float, step: float, size: int,
-          smooth: bool) -> tuple[int, int, float, float] | None:
+def _axis(
+    lo: float, hi: float, cells: int, start: float, step: float, size: int, smooth: bool
+) -> tuple[int, int, float, float] | None:
     """One axis of ``place``: the grid spans ``lo`` .. ``hi`` (original pixels) in ``cells``; image
     pixel k's centre lies at ``start + (k + 0.5) * step`` original pixels; the image has ``size``
     pixels. Returns (first pixel, count, scale, offset) or None when no pixel centre is inside."""
@@ -115,8 +116,9 @@ def _axis(lo: float, hi: float, cells: int, start: float, step: float, size: int
     return first, end - first, scale, offset
 
 
-def place(grid: Grid, original: tuple[int, int], source_crop: tuple[int, int, int, int] | None,
-          size: tuple[int, int]) -> Placement | None:
+def place(
+    grid: Grid, original: tuple[int, int], source_crop: tuple[int, int, int, int] | None, size: tuple[int, int]
+) -> Placement | None:
     """Where ``grid`` lands in an image of ``size`` (width, height of one frame, pixels) made from
     the ``original`` (width, height, upright) by keeping ``source_crop`` (left, top, width, height
     pixels of the original; None: all of it) and resizing that to ``size``. None when the grid's box

@@ -53,8 +53,15 @@ _SIGNATURES = (
     (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "jxl"),
 )
 #: EXIF orientation 2..8 (TIFF 6.0 / EXIF 2.32 tag 0x0112) -> the ``PIL.Image.Transpose`` that uprights it.
-_ORIENT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
-           7: "TRANSVERSE", 8: "ROTATE_90"}
+_ORIENT = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
 
 
 class DecodeError(Exception):
@@ -211,8 +218,15 @@ def decode(data: bytes, fmt: str, expected: tuple[int, int] | None = None) -> Pi
             if orientation in _ORIENT:
                 image = image.transpose(Image.Transpose[_ORIENT[orientation]])
             depth = 16 if image.mode == "I;16" else 8
-            pixels = Pixels(image.tobytes(), image.width, image.height, len(image.getbands()), depth,
-                            _INTERPRETATION[image.mode], icc if isinstance(icc, bytes) else None)
+            pixels = Pixels(
+                image.tobytes(),
+                image.width,
+                image.height,
+                len(image.getbands()),
+                depth,
+                _INTERPRETATION[image.mode],
+                icc if isinstance(icc, bytes) else None,
+            )
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow plugins raise anything on hostile input
@@ -364,8 +378,17 @@ def _jxl_header(data: bytes) -> Header:
 # -- JPEG XL output ----------------------------------------------------------------------------
 
 
-def encode_jxl(data: bytes | memoryview, width: int, height: int, bands: int, *, quality: int, effort: int,
-               threads: int, exif: bytes | None = None) -> bytes:
+def encode_jxl(
+    data: bytes | memoryview,
+    width: int,
+    height: int,
+    bands: int,
+    *,
+    quality: int,
+    effort: int,
+    threads: int,
+    exif: bytes | None = None,
+) -> bytes:
     """Encode 8-bit sRGB (or grey) pixels as JPEG XL with libjxl (the ``jxl`` extra).
 
     ``data`` is ``height`` rows of ``width`` × ``bands`` bytes (1 grey, 2 grey + alpha, 3 RGB,

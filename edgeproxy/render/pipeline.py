@@ -43,9 +43,19 @@ MIME = {
 }
 #: Media type of each input format (``vips.SourceInfo.format``).
 INPUT_MIME = {
-    "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif", "avif": "image/avif",
-    "heif": "image/heif", "tiff": "image/tiff", "svg": "image/svg+xml", "bmp": "image/bmp",
-    "ico": "image/vnd.microsoft.icon", "psd": "image/vnd.adobe.photoshop", "jp2": "image/jp2", "jxl": "image/jxl",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "avif": "image/avif",
+    "heif": "image/heif",
+    "tiff": "image/tiff",
+    "svg": "image/svg+xml",
+    "bmp": "image/bmp",
+    "ico": "image/vnd.microsoft.icon",
+    "psd": "image/vnd.adobe.photoshop",
+    "jp2": "image/jp2",
+    "jxl": "image/jxl",
 }
 WHITE = (255, 255, 255, 255)
 TRANSPARENT = (0, 0, 0, 0)
@@ -183,8 +193,10 @@ def check_cost(ctx: Context) -> None:
     cost = width * height * frames / 1e6 * ctx.spec.blur
     if cost > ctx.limits.max_blur_cost:
         output = f"{width}x{height}" + (f" output of {frames} frames" if frames > 1 else " output")
-        raise too_large(f"blur:{ctx.spec.blur:g} on a {output} is {round(cost)} megapixel-sigma of work; "
-                        f"the limit is max_blur_cost={ctx.limits.max_blur_cost}")
+        raise too_large(
+            f"blur:{ctx.spec.blur:g} on a {output} is {round(cost)} megapixel-sigma of work; "
+            f"the limit is max_blur_cost={ctx.limits.max_blur_cost}"
+        )
 
 
 def load_and_resize(ctx: Context) -> None:
@@ -205,8 +217,9 @@ def load_and_resize(ctx: Context) -> None:
     elif p.source_crop is None:
         # width × height is in the upright frame of the source, as info's size is.
         shrink = jpeg_shrink(ctx.info.width, ctx.info.height, width, height) if ctx.info.format == "jpeg" else 0
-        ctx.image = vips.thumbnail(ctx.data, width, height, animated=ctx.animated,
-                                   colour_manage=ctx.info.colour_manage, jpeg_shrink=shrink)
+        ctx.image = vips.thumbnail(
+            ctx.data, width, height, animated=ctx.animated, colour_manage=ctx.info.colour_manage, jpeg_shrink=shrink
+        )
     else:
         region = vips.load_region(ctx.data, p.source_crop, animated=ctx.animated)
         ctx.image = vips.resize(region, width, height, colour_manage=ctx.info.colour_manage)
@@ -268,8 +281,10 @@ def faces_centre(ctx: Context) -> tuple[float, float] | None:
     if not ctx.faces:
         return None
     size = (ctx.info.width, ctx.info.height)
-    boxes = [map_box((f.x, f.y, f.w, f.h), size, ctx.plan.source_crop, ctx.spec.rotate, ctx.spec.flip.value)
-             for f in ctx.faces]
+    boxes = [
+        map_box((f.x, f.y, f.w, f.h), size, ctx.plan.source_crop, ctx.spec.rotate, ctx.spec.flip.value)
+        for f in ctx.faces
+    ]
     boxes = [b for b in boxes if b is not None]
     if not boxes:
         return None

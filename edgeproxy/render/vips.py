@@ -282,15 +282,22 @@ def _probe_pillow(data: bytes, fmt: str, allowed: frozenset[str] | None) -> Sour
         raise unsupported_format(f"input format {fmt} is not allowed")
     extra = pillow.missing_extra(fmt)
     if extra is not None:
-        raise unsupported_format(
-            f"input format {fmt} needs the [{extra}] extra: pip install 'edgeproxy[{extra}]'"
-        )
+        raise unsupported_format(f"input format {fmt} needs the [{extra}] extra: pip install 'edgeproxy[{extra}]'")
     try:
         header = pillow.read_header(data, fmt)
     except pillow.DecodeError as exc:
         raise undecodable(f"the original could not be decoded: {exc}") from None
-    return SourceInfo(format=fmt, width=header.width, height=header.height, pages=1, alpha=header.alpha,
-                      orientation=1, animated=False, colour_manage=True, pillow=True)
+    return SourceInfo(
+        format=fmt,
+        width=header.width,
+        height=header.height,
+        pages=1,
+        alpha=header.alpha,
+        orientation=1,
+        animated=False,
+        colour_manage=True,
+        pillow=True,
+    )
 
 
 def is_srgb_profile(profile: bytes) -> bool:
@@ -327,8 +334,16 @@ def icc_description(profile: bytes) -> str | None:
     return None
 
 
-def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_manage: bool,
-              size: str = "force", jpeg_shrink: int = 0) -> pyvips.Image:
+def thumbnail(
+    data: bytes,
+    width: int,
+    height: int,
+    *,
+    animated: bool,
+    colour_manage: bool,
+    size: str = "force",
+    jpeg_shrink: int = 0,
+) -> pyvips.Image:
     """Decode and resize in one step, with shrink-on-load, EXIF autorotation and ICC → sRGB.
 
     With ``colour_manage`` (an embedded profile other than sRGB), the profile is imported and the
@@ -346,8 +361,7 @@ def thumbnail(data: bytes, width: int, height: int, *, animated: bool, colour_ma
     profile = {"output_profile": "srgb"} if colour_manage else {}
     with failures():
         if jpeg_shrink:
-            image = pyvips.Image.jpegload_buffer(data, shrink=jpeg_shrink, access="sequential",
-                                                 fail_on="truncated")
+            image = pyvips.Image.jpegload_buffer(data, shrink=jpeg_shrink, access="sequential", fail_on="truncated")
             return image.thumbnail_image(width, height=height, size=size, **profile)
         return pyvips.Image.thumbnail_buffer(data, width, height=height, size=size, option_string=options, **profile)
 
@@ -416,8 +430,7 @@ def in_memory(image: pyvips.Image, deadline: Deadline | None = None) -> pyvips.I
         return (deadline.watch(image) if deadline else image).copy_memory()
 
 
-def attention_centre(image: pyvips.Image, width: int, height: int,
-                     deadline: Deadline | None = None) -> tuple[int, int]:
+def attention_centre(image: pyvips.Image, width: int, height: int, deadline: Deadline | None = None) -> tuple[int, int]:
     """(x, y) in pixels of the first frame's attention centre, for a ``width`` × ``height`` crop.
 
     libvips' ``smartcrop`` with ``interesting=attention`` (after sharp: edges, skin tones and
@@ -511,9 +524,16 @@ def paint(image: pyvips.Image, layers: list[tuple[Grid, Placement]]) -> pyvips.I
     patches = []
     for grid, at in layers:
         cells = pyvips.Image.new_from_memory(grid.cells, grid.cols, grid.rows, 3, "uchar").cast("float")
-        patch = cells.affine([1 / at.x_scale, 0, 0, 1 / at.y_scale], idx=-at.x_offset, idy=-at.y_offset,
-                             odx=0, ody=0, oarea=[0, 0, at.width, at.height], extend="copy",
-                             interpolate=pyvips.Interpolate.new("bilinear" if grid.smooth else "nearest"))
+        patch = cells.affine(
+            [1 / at.x_scale, 0, 0, 1 / at.y_scale],
+            idx=-at.x_offset,
+            idy=-at.y_offset,
+            odx=0,
+            ody=0,
+            oarea=[0, 0, at.width, at.height],
+            extend="copy",
+            interpolate=pyvips.Interpolate.new("bilinear" if grid.smooth else "nearest"),
+        )
         if colours == 1:
             patch = patch.bandmean()
         patches.append(((patch + 0.5).cast("uchar"), at))
@@ -557,8 +577,9 @@ def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:
     return _per_frame(image, lambda frame: frame.sharpen(sigma=sigma))
 
 
-def pad(image: pyvips.Image, width: int, height: int, left: int, top: int,
-        background: tuple[int, int, int, int]) -> pyvips.Image:
+def pad(
+    image: pyvips.Image, width: int, height: int, left: int, top: int, background: tuple[int, int, int, int]
+) -> pyvips.Image:
     """Place every frame at (``left``, ``top``) on a ``width`` × ``height`` canvas of ``background``
     (RGBA 0..255). An alpha band is added when the background is not opaque."""
     image = to_srgb(image)
@@ -604,8 +625,9 @@ class EncodeOptions:
     threads: int  # encoder threads outside libvips (libjxl)
 
 
-def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions,
-           deadline: Deadline | None = None) -> bytes:
+def encode(
+    image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions, deadline: Deadline | None = None
+) -> bytes:
     """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif, jxl); this is where pixels are computed.
 
     ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed). JPEG XL
@@ -622,9 +644,7 @@ def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: En
         image = deadline.watch(image)
     with failures(deadline):
         if fmt == "jpeg":
-            return image.jpegsave_buffer(
-                Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep
-            )
+            return image.jpegsave_buffer(Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep)
         if fmt == "webp":
             return image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
         if fmt == "avif":
@@ -640,7 +660,14 @@ def encode(image: pyvips.Image, fmt: str, quality: int, strip: bool, options: En
         if fmt == "jxl":
             frame = image.crop(0, 0, image.width, ph) if ph != image.height else image
             exif = None if strip else _field(frame, "exif-data", None)
-            return pillow.encode_jxl(frame.write_to_memory(), frame.width, frame.height, frame.bands,
-                                     quality=quality, effort=options.jxl_effort, threads=options.threads,
-                                     exif=exif)
+            return pillow.encode_jxl(
+                frame.write_to_memory(),
+                frame.width,
+                frame.height,
+                frame.bands,
+                quality=quality,
+                effort=options.jxl_effort,
+                threads=options.threads,
+                exif=exif,
+            )
     raise ValueError(f"unknown output format {fmt}")

@@ -129,8 +129,7 @@ def _ratio_height(width: int, aspect: float | Sequence[float]) -> int:
 
 
 def _positive(value: object) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-            and value > 0)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _ascending(values: Iterable[Any], name: str, kind: str) -> list[Any]:
@@ -258,9 +257,17 @@ class UrlBuilder:
 
     # ------------------------------------------------------------------ responsive images
 
-    def srcset(self, origin: str, key: str, /, widths: Iterable[int] | None = None, *,
-               densities: Iterable[float] | None = None, aspect: float | Sequence[float] | None = None,
-               **options: Any) -> str:
+    def srcset(
+        self,
+        origin: str,
+        key: str,
+        /,
+        widths: Iterable[int] | None = None,
+        *,
+        densities: Iterable[float] | None = None,
+        aspect: float | Sequence[float] | None = None,
+        **options: Any,
+    ) -> str:
         """A ``srcset`` attribute value: ``"URL 320w, URL 640w"`` or ``"URL 1x, URL 2x"``.
 
         Args:
@@ -282,10 +289,21 @@ class UrlBuilder:
         candidates = self._candidates(widths, densities, aspect, options)
         return ", ".join(f"{self.url(origin, key, **opts)} {descriptor}" for descriptor, opts in candidates)
 
-    def picture(self, origin: str, key: str, /, widths: Iterable[int], *,
-                formats: Sequence[str] = ("avif", "webp"), sizes: str = "100vw", alt: str = "",
-                original: Sequence[int] | None = None, aspect: float | Sequence[float] | None = None,
-                loading: str | None = "lazy", **options: Any) -> str:
+    def picture(
+        self,
+        origin: str,
+        key: str,
+        /,
+        widths: Iterable[int],
+        *,
+        formats: Sequence[str] = ("avif", "webp"),
+        sizes: str = "100vw",
+        alt: str = "",
+        original: Sequence[int] | None = None,
+        aspect: float | Sequence[float] | None = None,
+        loading: str | None = "lazy",
+        **options: Any,
+    ) -> str:
         """A ``<picture>`` element to paste into a page: one ``<source>`` per format, then the ``<img>``.
 
         Each ``<source type="image/avif" srcset="..." sizes="...">`` has the candidates of
@@ -333,7 +351,8 @@ class UrlBuilder:
         if loading not in ("lazy", "eager", None):
             raise ValueError(f"loading must be 'lazy', 'eager' or None, got {loading!r}")
         if original is not None and (
-            not isinstance(original, list | tuple) or len(original) != 2
+            not isinstance(original, list | tuple)
+            or len(original) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in original)
         ):
             raise ValueError(f"original must be (width, height), two positive integers (pixels), got {original!r}")
@@ -422,8 +441,11 @@ class UrlBuilder:
 
             return Markup(self.picture(origin, str(key), widths, **kwargs))  # escaped by picture
 
-        return {"edgeproxy_url": edgeproxy_url, "edgeproxy_srcset": edgeproxy_srcset,
-                "edgeproxy_picture": edgeproxy_picture}
+        return {
+            "edgeproxy_url": edgeproxy_url,
+            "edgeproxy_srcset": edgeproxy_srcset,
+            "edgeproxy_picture": edgeproxy_picture,
+        }
 
     def install_jinja2(self, env: Any) -> None:
         """Add ``jinja2_filters()`` to a ``jinja2.Environment``'s filters."""

@@ -97,10 +97,21 @@ COMPASS: dict[str, tuple[float, float]] = {
     "southwest": (0.0, 1.0),
 }
 _COMPASS_ALIASES = {
-    "c": "center", "ce": "center", "centre": "center",
-    "n": "north", "no": "north", "s": "south", "so": "south",
-    "e": "east", "ea": "east", "w": "west", "we": "west",
-    "ne": "northeast", "nw": "northwest", "se": "southeast", "sw": "southwest",
+    "c": "center",
+    "ce": "center",
+    "centre": "center",
+    "n": "north",
+    "no": "north",
+    "s": "south",
+    "so": "south",
+    "e": "east",
+    "ea": "east",
+    "w": "west",
+    "we": "west",
+    "ne": "northeast",
+    "nw": "northwest",
+    "se": "southeast",
+    "sw": "southwest",
 }
 
 
@@ -348,25 +359,36 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
 
 #: option name or alias -> spec field. The first alias of each field is its canonical name.
 OPTION_NAMES: dict[str, str] = {
-    "w": "width", "width": "width",
-    "h": "height", "height": "height",
+    "w": "width",
+    "width": "width",
+    "h": "height",
+    "height": "height",
     "fit": "fit",
-    "g": "gravity", "gravity": "gravity",
+    "g": "gravity",
+    "gravity": "gravity",
     "dpr": "dpr",
-    "f": "format", "format": "format",
-    "q": "quality", "quality": "quality",
-    "c": "crop", "crop": "crop",
-    "rot": "rotate", "rotate": "rotate",
+    "f": "format",
+    "format": "format",
+    "q": "quality",
+    "quality": "quality",
+    "c": "crop",
+    "crop": "crop",
+    "rot": "rotate",
+    "rotate": "rotate",
     "flip": "flip",
     "blur": "blur",
     "sharpen": "sharpen",
-    "bg": "background", "background": "background",
+    "bg": "background",
+    "background": "background",
     "redact": "redact",
     "enlarge": "enlarge",
     "strip": "strip",
-    "pr": "preset", "preset": "preset",
-    "exp": "expires", "expires": "expires",
-    "v": "version", "version": "version",
+    "pr": "preset",
+    "preset": "preset",
+    "exp": "expires",
+    "expires": "expires",
+    "v": "version",
+    "version": "version",
 }
 #: spec field (and ``preset``) -> the short name canonical paths and URL builders write.
 SHORT_NAMES = {field: name for name, field in reversed(OPTION_NAMES.items())}
@@ -469,8 +491,7 @@ def _check_only_presets(written: Mapping[str, str], names: list[str] | None, pre
         raise bad_request("only presets are allowed on this server: name one (pr:NAME)")
 
 
-def parse_options(segments: list[str], presets: Presets | None = None, *,
-                  only_presets: bool = False) -> TransformSpec:
+def parse_options(segments: list[str], presets: Presets | None = None, *, only_presets: bool = False) -> TransformSpec:
     """Build a spec from option segments (``["w:400", "f:auto"]``, already percent-decoded).
 
     ``presets`` (from ``compile_presets``) expands ``pr:NAME[:NAME...]``: the ``default`` preset
@@ -504,8 +525,9 @@ def parse_options(segments: list[str], presets: Presets | None = None, *,
     return TransformSpec(**values)
 
 
-def parse_path(path: str, presets: Presets | None = None, *,
-               only_presets: bool = False) -> tuple[TransformSpec, str, str]:
+def parse_path(
+    path: str, presets: Presets | None = None, *, only_presets: bool = False
+) -> tuple[TransformSpec, str, str]:
     """Split ``/{options...}/{origin}/{key...}`` (raw, percent-encoded) into (spec, origin, key);
     ``presets`` and ``only_presets`` as for ``parse_options``.
 

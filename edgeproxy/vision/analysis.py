@@ -85,8 +85,9 @@ def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> tuple[np.n
         ProxyError: 413 (over the source limits), 415 (format not allowed), 422 (undecodable): the
             same checks, in the same order, as a render's ``probe`` and ``check_limits``.
     """
-    ctx = pipeline.Context(data=data, negotiated=None, limits=limits, encode_options=None,
-                           default_quality=None, deadline=float("inf"))
+    ctx = pipeline.Context(
+        data=data, negotiated=None, limits=limits, encode_options=None, default_quality=None, deadline=float("inf")
+    )
     with vips.failures():  # a hostile original is this request's 422 and leaves libvips clean
         pipeline.probe(ctx)
         pipeline.check_limits(ctx)
@@ -107,15 +108,24 @@ class Vision:
     shared by every render thread (``InferenceSession.run`` is thread-safe).
     """
 
-    def __init__(self, nsfw: NsfwModel | None, faces: FaceModel | None, *, max_side: int, min_score: float,
-                 cache_entries: int, candidate_score: float = 0.05):
+    def __init__(
+        self,
+        nsfw: NsfwModel | None,
+        faces: FaceModel | None,
+        *,
+        max_side: int,
+        min_score: float,
+        cache_entries: int,
+        candidate_score: float = 0.05,
+    ):
         self.nsfw = nsfw
         self.faces = faces
         self.max_side = max_side
         self.min_score = min_score
         self.candidate_score = candidate_score
         self._cache: cachetools.LRUCache[Hashable, Analysis] | None = (
-            cachetools.LRUCache(maxsize=cache_entries) if cache_entries else None)
+            cachetools.LRUCache(maxsize=cache_entries) if cache_entries else None
+        )
         self._lock = threading.Lock()
 
     @classmethod
@@ -132,16 +142,25 @@ class Vision:
             from edgeproxy.vision.faces import FaceModel
             from edgeproxy.vision.nsfw import NsfwModel
         except ImportError as exc:
-            raise ModelError(f"the vision models need the [vision] extra: pip install 'edgeproxy[vision]' ({exc})") \
-                from None
+            raise ModelError(
+                f"the vision models need the [vision] extra: pip install 'edgeproxy[vision]' ({exc})"
+            ) from None
         start = time.monotonic()
         options: dict[str, Any] = {"providers": tuple(settings.vision_providers), "threads": settings.vision_threads}
         nsfw = NsfwModel.load(settings.nsfw_model, **options) if settings.nsfw_model else None
         faces = FaceModel.load(settings.face_model, **options) if settings.face_model else None
-        vision = cls(nsfw, faces, max_side=settings.vision_max_side, min_score=settings.face_min_score,
-                     candidate_score=settings.face_candidate_score, cache_entries=settings.vision_cache_entries)
-        _log.info("vision models loaded", extra={"fields": {"providers": vision.providers(),
-                                                            "seconds": round(time.monotonic() - start, 3)}})
+        vision = cls(
+            nsfw,
+            faces,
+            max_side=settings.vision_max_side,
+            min_score=settings.face_min_score,
+            candidate_score=settings.face_candidate_score,
+            cache_entries=settings.vision_cache_entries,
+        )
+        _log.info(
+            "vision models loaded",
+            extra={"fields": {"providers": vision.providers(), "seconds": round(time.monotonic() - start, 3)}},
+        )
         return vision
 
     def providers(self) -> dict[str, list[str]]:
@@ -151,13 +170,15 @@ class Vision:
 
     def fingerprint(self) -> str:
         """Everything here that changes a derivative's pixels or moderation, for ETags."""
-        return "|".join((
-            f"nsfw={self.nsfw.sha256 if self.nsfw else '-'}",
-            f"faces={self.faces.sha256 if self.faces else '-'}",
-            f"side={self.max_side}",
-            f"min={self.min_score}",
-            f"candidates={self.candidate_score}",
-        ))
+        return "|".join(
+            (
+                f"nsfw={self.nsfw.sha256 if self.nsfw else '-'}",
+                f"faces={self.faces.sha256 if self.faces else '-'}",
+                f"side={self.max_side}",
+                f"min={self.min_score}",
+                f"candidates={self.candidate_score}",
+            )
+        )
 
     def cached(self, key: Hashable) -> Analysis | None:
         """The cached analysis of the original ``key`` (origin, object key, origin ETag), or None."""

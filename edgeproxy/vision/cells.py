@@ -21,8 +21,9 @@ def _weights(lo: float, hi: float, cells: int, pixels: int) -> tuple[int, np.nda
     last = max(first + 1, min(pixels, int(np.ceil(hi))))
     edges = lo + (hi - lo) * np.arange(cells + 1) / cells
     left = np.arange(first, last, dtype=np.float64)
-    overlap = np.clip(np.minimum(left[None, :] + 1, edges[1:, None]) - np.maximum(left[None, :], edges[:-1, None]),
-                      0, None)
+    overlap = np.clip(
+        np.minimum(left[None, :] + 1, edges[1:, None]) - np.maximum(left[None, :], edges[:-1, None]), 0, None
+    )
     totals = overlap.sum(axis=1, keepdims=True)  # > 0: every cell has a length inside the image
     return first, (overlap / totals).astype(np.float32)
 
@@ -36,12 +37,16 @@ def grid(rgb: np.ndarray, box: Box, cells: int, *, smooth: bool, original: tuple
     cols, rows = cell_counts((x1 - x0) * original[0], (y1 - y0) * original[1], cells)
     left, wx = _weights(x0 * width, x1 * width, cols, width)
     top, wy = _weights(y0 * height, y1 * height, rows, height)
-    region = rgb[top:top + wy.shape[1], left:left + wx.shape[1]].astype(np.float32)
+    region = rgb[top : top + wy.shape[1], left : left + wx.shape[1]].astype(np.float32)
     # Rows first, each cell row over only the pixel rows it touches (einsum's own loops: no BLAS
     # thread pool inside a render thread), then the columns of the small result.
     bands = [np.flatnonzero(weights) for weights in wy]
-    by_row = np.stack([np.einsum("p,pqc->qc", wy[r, band[0]:band[-1] + 1], region[band[0]:band[-1] + 1])
-                       for r, band in enumerate(bands)])
+    by_row = np.stack(
+        [
+            np.einsum("p,pqc->qc", wy[r, band[0] : band[-1] + 1], region[band[0] : band[-1] + 1])
+            for r, band in enumerate(bands)
+        ]
+    )
     means = np.einsum("rqc,kq->rkc", by_row, wx)  # rows x cols x 3
     cells_bytes = np.clip(np.rint(means), 0, 255).astype(np.uint8).tobytes()
     return Grid(box, cols, rows, cells_bytes, smooth)
@@ -52,8 +57,10 @@ def face_grids(rgb: np.ndarray, faces, original: tuple[int, int]) -> dict[str, t
     ``w``, ``h``: fractions of the image) grown by the redaction margin, in the order of ``faces``.
     A face whose grown box is empty (it cannot be: faces have a size) is left out."""
     boxes = [b for f in faces if (b := face_box(f.x, f.y, f.w, f.h)) is not None]
-    return {mode: tuple(grid(rgb, b, cells, smooth=mode == "blur", original=original) for b in boxes)
-            for mode, cells in OBSCURE_CELLS.items()}
+    return {
+        mode: tuple(grid(rgb, b, cells, smooth=mode == "blur", original=original) for b in boxes)
+        for mode, cells in OBSCURE_CELLS.items()
+    }
 
 
 def wash(rgb: np.ndarray, original: tuple[int, int]) -> Grid:

@@ -54,8 +54,7 @@ SECOND_LOOK_MAX, SECOND_LOOK_WINDOW, SECOND_LOOK_MARGIN = 24, 48, 8
 SECOND_LOOK_LIMIT, SECOND_LOOK_BATCH = 128, 16
 #: Channels of the four outputs, in the graph's order: heatmap, scale, offset, landmarks.
 OUTPUT_CHANNELS = (1, 2, 2, 10)
-_OUTPUT_LABELS = ("heatmap [N,1,H/4,W/4]", "scale [N,2,H/4,W/4]", "offset [N,2,H/4,W/4]",
-                  "landmarks [N,10,H/4,W/4]")
+_OUTPUT_LABELS = ("heatmap [N,1,H/4,W/4]", "scale [N,2,H/4,W/4]", "offset [N,2,H/4,W/4]", "landmarks [N,10,H/4,W/4]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +82,9 @@ def _plane(array: np.ndarray, channels: int, name: str) -> np.ndarray:
     return array
 
 
-def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, *, threshold: float,
-           size: tuple[int, int] | None = None) -> np.ndarray:
+def decode(
+    heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, *, threshold: float, size: tuple[int, int] | None = None
+) -> np.ndarray:
     """The face boxes in CenterFace's outputs for one image, before NMS: [K,5] float32 rows
     ``x1, y1, x2, y2, score`` in input pixels, in row-major order of the heatmap cells.
 
@@ -112,11 +112,20 @@ def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, *, thresh
     box_w = np.exp(scale[1, rows, cols]) * STRIDE
     centre_y = (rows + offset[0, rows, cols] + 0.5) * STRIDE
     centre_x = (cols + offset[1, rows, cols] + 0.5) * STRIDE
-    boxes = np.stack([
-        np.clip(centre_x - box_w / 2, 0, width), np.clip(centre_y - box_h / 2, 0, height),
-        np.clip(centre_x + box_w / 2, 0, width), np.clip(centre_y + box_h / 2, 0, height),
-        heat[rows, cols],
-    ], axis=1).astype(np.float32).reshape(-1, 5)
+    boxes = (
+        np.stack(
+            [
+                np.clip(centre_x - box_w / 2, 0, width),
+                np.clip(centre_y - box_h / 2, 0, height),
+                np.clip(centre_x + box_w / 2, 0, width),
+                np.clip(centre_y + box_h / 2, 0, height),
+                heat[rows, cols],
+            ],
+            axis=1,
+        )
+        .astype(np.float32)
+        .reshape(-1, 5)
+    )
     return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
 
 
@@ -138,8 +147,9 @@ def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
     while order.size:
         best, rest = order[0], order[1:]
         keep.append(best)
-        inter = (np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
-                 * np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0))
+        inter = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0) * np.maximum(
+            np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0
+        )
         union = areas[best] + areas[rest] - inter
         overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         order = rest[overlap <= iou]
@@ -160,8 +170,9 @@ def _dynamic(data: bytes, path: Path) -> bytes:
         import onnx
         from google.protobuf.message import DecodeError
     except ImportError as error:
-        raise ModelError(path, f"the onnx package is not installed ({error}): "
-                               "pip install 'edgeproxy[vision]'") from None
+        raise ModelError(
+            path, f"the onnx package is not installed ({error}): pip install 'edgeproxy[vision]'"
+        ) from None
     try:
         model = onnx.load_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as error:
@@ -173,24 +184,31 @@ def _dynamic(data: bytes, path: Path) -> bytes:
     inputs = [value for value in graph.input if value.name not in weights]
 
     def describe(value) -> str:
-        dims = ",".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
-                        for d in value.type.tensor_type.shape.dim)
-        kind = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name \
-            if value.type.tensor_type.elem_type else "?"
+        dims = ",".join(
+            str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value.type.tensor_type.shape.dim
+        )
+        kind = (
+            onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
+            if value.type.tensor_type.elem_type
+            else "?"
+        )
         return f"{value.name} [{dims}] {'float' if kind == 'float32' else kind}"
 
     def channels(value) -> int | None:
         dims = value.type.tensor_type.shape.dim
         return dims[1].dim_value if len(dims) == 4 and dims[1].HasField("dim_value") else None
 
-    if len(inputs) != 1 or channels(inputs[0]) != 3 \
-            or inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+    if len(inputs) != 1 or channels(inputs[0]) != 3 or inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         raise ModelError(path, f"expected input [N,3,H,W] float, found {', '.join(map(describe, inputs)) or 'none'}")
     outputs = list(graph.output)
     found = [channels(value) for value in outputs]
     if len(outputs) != 4 or any(c is not None and c != want for c, want in zip(found, OUTPUT_CHANNELS, strict=False)):
-        raise ModelError(path, f"expected 4 outputs {', '.join(f'{label} float' for label in _OUTPUT_LABELS)}, "
-                               f"found {', '.join(map(describe, outputs)) or 'none'}")
+        raise ModelError(
+            path,
+            f"expected 4 outputs {', '.join(f'{label} float' for label in _OUTPUT_LABELS)}, "
+            f"found {', '.join(map(describe, outputs)) or 'none'}",
+        )
     if model.ir_version >= 4:
         image = onnx.ValueInfoProto()
         image.CopyFrom(inputs[0])
@@ -246,9 +264,14 @@ class FaceModel:
         path = Path(path)
         data, digest = read_model(path)
         session = create_session(_dynamic(data, path), providers=providers, threads=threads, path_for_errors=path)
-        check_signature(session, path, inputs=[("[N,3,H,W]", (None, 3, None, None))],
-                        outputs=[(label, (None, count, None, None))
-                                 for label, count in zip(_OUTPUT_LABELS, OUTPUT_CHANNELS, strict=True)])
+        check_signature(
+            session,
+            path,
+            inputs=[("[N,3,H,W]", (None, 3, None, None))],
+            outputs=[
+                (label, (None, count, None, None)) for label, count in zip(_OUTPUT_LABELS, OUTPUT_CHANNELS, strict=True)
+            ],
+        )
         names = tuple(value.name for value in session.get_outputs())
         probe = np.zeros((1, 3, MULTIPLE, MULTIPLE), dtype=np.float32)
         try:
@@ -257,8 +280,9 @@ class FaceModel:
             raise ModelError(path, f"the model fails on a [1,3,32,32] input: {error}") from None
         cells = MULTIPLE // STRIDE
         if shapes != [(1, count, cells, cells) for count in OUTPUT_CHANNELS]:
-            raise ModelError(path, f"expected outputs at 1/4 of the input size, [1,C,8,8] for a [1,3,32,32] input; "
-                                   f"found {shapes}")
+            raise ModelError(
+                path, f"expected outputs at 1/4 of the input size, [1,C,8,8] for a [1,3,32,32] input; found {shapes}"
+            )
         return cls(path, digest, providers_used(session), session, session.get_inputs()[0].name, names)
 
     def _run(self, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -292,8 +316,9 @@ class FaceModel:
         boxes = self._boxes(rgb, min_score)
         return _faces(boxes[nms(boxes, iou)], rgb.shape[:2])
 
-    def find(self, rgb: np.ndarray, *, min_score: float = 0.5, candidate_score: float = 0.05,
-             iou: float = 0.3) -> list[Face]:
+    def find(
+        self, rgb: np.ndarray, *, min_score: float = 0.5, candidate_score: float = 0.05, iou: float = 0.3
+    ) -> list[Face]:
         """The faces in ``rgb`` ([H,W,3] uint8 sRGB, the original at most about 1000 pixels on its
         long side), best score first, from about 10 pixels wide to the whole image: ``detect`` at
         two scales, plus a second look at twice the scale where the first saw a weak small face.
@@ -353,8 +378,10 @@ class FaceModel:
         side, margin = SECOND_LOOK_WINDOW, SECOND_LOOK_MARGIN
         windows: list[tuple[int, int]] = []
         for x1, y1, x2, y2, _score in candidates[np.argsort(-candidates[:, 4], kind="stable")].tolist():
-            if any(left + margin <= x1 and x2 <= left + side - margin
-                   and top + margin <= y1 and y2 <= top + side - margin for left, top in windows):
+            if any(
+                left + margin <= x1 and x2 <= left + side - margin and top + margin <= y1 and y2 <= top + side - margin
+                for left, top in windows
+            ):
                 continue
             if len(windows) == SECOND_LOOK_LIMIT:
                 break
@@ -363,12 +390,12 @@ class FaceModel:
             windows.append((left, top))
         found = [np.zeros((0, 5), dtype=np.float32)]
         for start in range(0, len(windows), SECOND_LOOK_BATCH):
-            batch = windows[start:start + SECOND_LOOK_BATCH]
+            batch = windows[start : start + SECOND_LOOK_BATCH]
             blob = np.zeros((len(batch), 3, 2 * side, 2 * side), dtype=np.float32)
             for n, (left, top) in enumerate(batch):
-                crop = np.ascontiguousarray(rgb[top:top + side, left:left + side])
+                crop = np.ascontiguousarray(rgb[top : top + side, left : left + side])
                 big = Image.fromarray(crop).resize((2 * crop.shape[1], 2 * crop.shape[0]), Image.Resampling.BICUBIC)
-                blob[n, :, :big.height, :big.width] = np.asarray(big).transpose(2, 0, 1)
+                blob[n, :, : big.height, : big.width] = np.asarray(big).transpose(2, 0, 1)
             heatmap, scale, offset = self._run(blob)
             for n, (left, top) in enumerate(batch):
                 inside = (2 * min(side, height - top), 2 * min(side, width - left))
@@ -377,8 +404,12 @@ class FaceModel:
                 # keep faces centred in the window's interior (or at the image's edge): one cut by
                 # the window's edge has its own window
                 cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-                keep = (((cx >= left + margin) | (left == 0)) & ((cx <= left + side - margin) | (left + side >= width))
-                        & ((cy >= top + margin) | (top == 0)) & ((cy <= top + side - margin) | (top + side >= height)))
+                keep = (
+                    ((cx >= left + margin) | (left == 0))
+                    & ((cx <= left + side - margin) | (left + side >= width))
+                    & ((cy >= top + margin) | (top == 0))
+                    & ((cy <= top + side - margin) | (top + side >= height))
+                )
                 found.append(boxes[keep])
         return np.concatenate(found)
 
@@ -390,13 +421,15 @@ def _side(boxes: np.ndarray) -> np.ndarray:
 
 def _overlaps(box: np.ndarray, others: np.ndarray) -> bool:
     """Whether ``box`` (x1, y1, x2, y2, ...) intersects any row of ``others``."""
-    return bool(np.any((others[:, 0] < box[2]) & (others[:, 2] > box[0]) & (others[:, 1] < box[3])
-                       & (others[:, 3] > box[1])))
+    return bool(
+        np.any((others[:, 0] < box[2]) & (others[:, 2] > box[0]) & (others[:, 1] < box[3]) & (others[:, 3] > box[1]))
+    )
 
 
 def _faces(boxes: np.ndarray, shape: tuple[int, int]) -> list[Face]:
     """Rows x1, y1, x2, y2, score (pixels of an image of ``shape`` = (height, width)) as ``Face``s."""
     height, width = shape
-    return [Face(float(x1 / width), float(y1 / height), float((x2 - x1) / width), float((y2 - y1) / height),
-                 float(score))
-            for x1, y1, x2, y2, score in boxes.tolist()]
+    return [
+        Face(float(x1 / width), float(y1 / height), float((x2 - x1) / width), float((y2 - y1) / height), float(score))
+        for x1, y1, x2, y2, score in boxes.tolist()
+    ]

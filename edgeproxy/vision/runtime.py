@@ -78,8 +78,9 @@ def _import_ort(path_for_errors: str | Path):
         try:
             import onnxruntime
         except ImportError as error:
-            raise ModelError(path_for_errors, f"onnxruntime is not installed ({error}): "
-                                              "pip install 'edgeproxy[vision]'") from None
+            raise ModelError(
+                path_for_errors, f"onnxruntime is not installed ({error}): pip install 'edgeproxy[vision]'"
+            ) from None
         onnxruntime.set_default_logger_severity(_ORT_SEVERITY)
     return onnxruntime
 
@@ -91,8 +92,9 @@ def _import_ort(path_for_errors: str | Path):
 PROVIDER_OPTIONS: dict[str, dict[str, str]] = {"CUDAExecutionProvider": {"cudnn_conv_algo_search": "HEURISTIC"}}
 
 
-def create_session(model: str | Path | bytes, *, providers: Sequence[str], threads: int,
-                   path_for_errors: str | Path | None = None) -> onnxruntime.InferenceSession:
+def create_session(
+    model: str | Path | bytes, *, providers: Sequence[str], threads: int, path_for_errors: str | Path | None = None
+) -> onnxruntime.InferenceSession:
     """An ``onnxruntime.InferenceSession`` for ``model`` (a file path, or the serialized model).
 
     Session options: ``intra_op_num_threads=threads`` (the threads one ``run`` may use),
@@ -121,8 +123,11 @@ def create_session(model: str | Path | bytes, *, providers: Sequence[str], threa
     available = set(ort.get_available_providers())
     chosen = [name for name in dict.fromkeys(providers) if name in available]
     if not chosen:
-        raise ModelError(path_for_errors, f"none of the execution providers {list(providers)} is available in "
-                                          f"this onnxruntime (available: {sorted(available)})")
+        raise ModelError(
+            path_for_errors,
+            f"none of the execution providers {list(providers)} is available in "
+            f"this onnxruntime (available: {sorted(available)})",
+        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -161,9 +166,13 @@ def describe_value(value) -> str:
     return f"{value.name} [{dims}] {kind}"
 
 
-def check_signature(session: onnxruntime.InferenceSession, path: str | Path, *,
-                    inputs: Sequence[tuple[str, Sequence[int | None]]],
-                    outputs: Sequence[tuple[str, Sequence[int | None]]]) -> None:
+def check_signature(
+    session: onnxruntime.InferenceSession,
+    path: str | Path,
+    *,
+    inputs: Sequence[tuple[str, Sequence[int | None]]],
+    outputs: Sequence[tuple[str, Sequence[int | None]]],
+) -> None:
     """Check ``session``'s inputs and outputs against ``(label, dims)`` pairs, in order.
 
     ``dims`` gives each dimension's required size, ``None`` for any (symbolic or not); every
@@ -178,7 +187,10 @@ def check_signature(session: onnxruntime.InferenceSession, path: str | Path, *,
             raise ModelError(path, f"expected {len(expected)} {kind}(s) {wanted}, found {have}")
         for (label, dims), value in zip(expected, found, strict=True):
             shape = list(value.shape)
-            ok = value.type == "tensor(float)" and len(shape) == len(dims) and all(
-                want is None or have_dim == want for want, have_dim in zip(dims, shape, strict=True))
+            ok = (
+                value.type == "tensor(float)"
+                and len(shape) == len(dims)
+                and all(want is None or have_dim == want for want, have_dim in zip(dims, shape, strict=True))
+            )
             if not ok:
                 raise ModelError(path, f"expected {kind} {label} float, found {describe_value(value)}")
