@@ -53,8 +53,9 @@ from bench.sections import publish
 from bench.servers import Server, start_edgeproxy
 from edgeproxy import __version__, prewarm
 from edgeproxy.http.negotiate import accepted_image_types
+from edgeproxy.url.grammar import parse_options
 from edgeproxy.url.signing import FULL_SIZE, sign_path
-from edgeproxy.url.spec import build_path, parse_options
+from edgeproxy.url.spec import build_path
 from testkit.net import free_port
 from testkit.varnish import Varnish, counter, find_varnish, is_hit, start_varnish
 

@@ -33,8 +33,10 @@ from edgeproxy.render.obscure import ALGORITHM as OBSCURE_ALGORITHM
 from edgeproxy.render.obscure import Grid
 from edgeproxy.render.pool import RenderPool
 from edgeproxy.settings import Settings
+from edgeproxy.url.grammar import compile_presets
+from edgeproxy.url.media import input_mime
 from edgeproxy.url.signing import PathSigner
-from edgeproxy.url.spec import Redact, TransformSpec, compile_presets
+from edgeproxy.url.spec import Redact, TransformSpec
 from edgeproxy.vision.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
 
 if TYPE_CHECKING:
@@ -115,7 +117,7 @@ class Proxy:
     headers: HeaderPolicy  # caching headers of every answer
     hooks_client: httpx.AsyncClient  # purge hooks: operator-configured CDN endpoints (no SSRF guard)
     purge_hooks: list[PurgeHook]
-    presets: dict[str, dict[str, object]] = field(default_factory=dict)  # spec.compile_presets(settings.presets)
+    presets: dict[str, dict[str, object]] = field(default_factory=dict)  # grammar.compile_presets(settings.presets)
     auto_size: AutoSize = AutoSize()  # w:auto and dpr:auto buckets
     fallback: bytes | None = None  # the fallback image's bytes, read once at start-up
     jxl_output: bool = False  # the [jxl] extra is installed: f:jxl (and auto_jxl) can be served
@@ -570,7 +572,7 @@ class Proxy:
             rendered.body,
             rendered.mime,
             original=original,
-            original_mime=pipeline.INPUT_MIME.get(source.format, "application/octet-stream"),
+            original_mime=input_mime(source.format),
             original_title=title,
             actions=actions,
         )

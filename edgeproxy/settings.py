@@ -34,22 +34,17 @@ from pydantic_settings import (
 from edgeproxy.http.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
 from edgeproxy.purge import CdnApis, PurgeHook
-from edgeproxy.url.spec import compile_presets
+from edgeproxy.url.grammar import compile_presets
+from edgeproxy.url.keys import ORIGIN_NAME_RULE, RESERVED_ORIGIN_NAMES, is_origin_name
+from edgeproxy.url.media import INPUT_FORMATS
 from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH, Action, Policy
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
-_ORIGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-#: Origin names no origin may have: ``info`` would make ``/info/{origin}/{key}`` (what /info
-#: signatures cover) a transform path too.
-RESERVED_ORIGIN_NAMES = frozenset({"info"})
 #: Fewest bytes an ``admin_token`` may have.
 MIN_ADMIN_TOKEN_BYTES = 16
 #: Environment variable through which ``edgeproxy serve --workers N`` hands settings to workers.
 SERIALIZED_ENV = "EDGEPROXY_SETTINGS_JSON"
-#: Input formats. bmp, ico, psd, jp2 decode through Pillow; heif (HEIC) and jxl need the [heif] and
-#: [jxl] extras (a 415 naming the extra without them). See edgeproxy/render/pillow.py.
-INPUT_FORMATS = {"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "bmp", "ico", "psd", "jp2", "jxl"}
 
 
 class SettingsError(Exception):
@@ -257,8 +252,8 @@ class Settings(BaseSettings):
     def _check_origins(cls, origins: dict[str, str]) -> dict[str, str]:
         problems = []
         for name, location in origins.items():
-            if not _ORIGIN_NAME.fullmatch(name):
-                problems.append(f"origin name {name!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
+            if not is_origin_name(name):
+                problems.append(f"origin name {name!r}: {ORIGIN_NAME_RULE}")
             if name in RESERVED_ORIGIN_NAMES:
                 problems.append(f"origin name {name!r} is reserved (GET /{name}/...): choose another")
             if location.startswith(("http://", "https://")):

@@ -20,7 +20,8 @@ import numpy as np
 import pyvips
 
 from edgeproxy.render.geometry import Plan, plan
-from edgeproxy.url.spec import TransformSpec, parse_options
+from edgeproxy.url.grammar import parse_options
+from edgeproxy.url.spec import TransformSpec
 
 #: Blue level of frame ``i`` of an animation (a still is frame 0): frames stay told apart.
 FRAME_BLUE = (96, 160, 32, 224, 64, 192, 128, 16, 240)

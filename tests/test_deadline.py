@@ -22,7 +22,7 @@ from edgeproxy.http.negotiate import Negotiated
 from edgeproxy.proxy import encoder_options
 from edgeproxy.render import pipeline
 from edgeproxy.settings import load_settings
-from edgeproxy.url.spec import parse_options
+from edgeproxy.url.grammar import parse_options
 from testkit import coordinates
 from tests.conftest import make_client, make_served, signed
 

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
+from edgeproxy.url.grammar import compile_presets, parse_options, parse_path
 from edgeproxy.url.spec import (
     COMPASS,
     OPTION_NAMES,
@@ -22,9 +23,6 @@ from edgeproxy.url.spec import (
     TransformSpec,
     build_path,
     canonical,
-    compile_presets,
-    parse_options,
-    parse_path,
 )
 from tests.conftest import decode, make_client, signed
 

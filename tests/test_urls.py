@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
 from edgeproxy.url.builders import OPTION_ORDER, UrlBuilder, format_value
+from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.signing import PathSigner
-from edgeproxy.url.spec import parse_path
 from tests.conftest import KEY, ROOT, decode, loader_format, make_client, raw_get, run_node_tests
 
 FIXTURE = ROOT / "clients" / "url-fixtures.json"

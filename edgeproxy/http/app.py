@@ -48,8 +48,9 @@ from edgeproxy.proxy import Proxy, StartupError
 from edgeproxy.render import vips
 from edgeproxy.render.geometry import check_box
 from edgeproxy.settings import Settings
+from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.signing import INFO_PREFIX
-from edgeproxy.url.spec import Format, canonical, parse_path
+from edgeproxy.url.spec import Format, canonical
 
 _log = logging.getLogger("edgeproxy")
 _access = logging.getLogger(ACCESS)

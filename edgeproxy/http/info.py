@@ -29,8 +29,10 @@ from starlette.responses import JSONResponse, Response
 from edgeproxy.errors import bad_request, not_found
 from edgeproxy.http.responses import etag_matches, strong_etag, surrogate_key
 from edgeproxy.render import pipeline
+from edgeproxy.url.grammar import parse_path
+from edgeproxy.url.media import input_mime
 from edgeproxy.url.signing import INFO_PREFIX
-from edgeproxy.url.spec import TransformSpec, parse_path
+from edgeproxy.url.spec import TransformSpec
 from edgeproxy.vision.moderation import Action, Decision, Metadata
 
 if TYPE_CHECKING:
@@ -100,7 +102,7 @@ def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
     pipeline.probe(ctx)
     pipeline.check_limits(ctx)
     info = ctx.info
-    mime = pipeline.INPUT_MIME.get(info.format, "application/octet-stream")
+    mime = input_mime(info.format)
     try:
         from edgeproxy.provenance import credentials as provenance
     except ImportError:  # c2pa-python comes with the [vision] extra

@@ -32,13 +32,6 @@ class Original:
     metadata: Mapping[str, str] = field(default_factory=lambda: _NO_METADATA)
 
 
-def is_safe_key(key: str) -> bool:
-    """Whether an object key stays inside its origin: no empty, ``.`` or ``..`` segment, no leading
-    ``/``, no backslash, no NUL. Origins answer 404 for any other key (the same answer as a missing
-    original, so nothing about the store's layout outside the origin is revealed)."""
-    return not ("\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in key.split("/")))
-
-
 class Origin(Protocol):
     """Where originals live. ``fetch`` raises ``ProxyError`` 404 (missing), 413 (over
     ``max_bytes``), 502 (origin failure) or 504 (origin timeout); it never returns partial data."""

@@ -9,8 +9,9 @@ from urllib.parse import quote
 import httpx
 
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
-from edgeproxy.origins.base import Original, is_safe_key
+from edgeproxy.origins.base import Original
 from edgeproxy.origins.guard import ForbiddenOrigin
+from edgeproxy.url.keys import is_safe_key
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 

@@ -10,7 +10,8 @@ from email.utils import formatdate
 from pathlib import Path
 
 from edgeproxy.errors import ProxyError, not_found, origin_error, too_large
-from edgeproxy.origins.base import Original, is_safe_key
+from edgeproxy.origins.base import Original
+from edgeproxy.url.keys import is_safe_key
 
 _log = logging.getLogger("edgeproxy.origins.local")
 

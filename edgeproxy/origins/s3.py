@@ -25,7 +25,8 @@ from obstore.store import S3Store
 
 from edgeproxy import __version__
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
-from edgeproxy.origins.base import Original, is_safe_key
+from edgeproxy.origins.base import Original
+from edgeproxy.url.keys import is_safe_key
 
 _log = logging.getLogger("edgeproxy.origins.s3")
 

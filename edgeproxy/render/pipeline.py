@@ -29,34 +29,11 @@ from edgeproxy.http.negotiate import Negotiated
 from edgeproxy.render import svg, vips
 from edgeproxy.render.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
 from edgeproxy.render.obscure import WASH_CELLS, Grid, cell_counts, place
+from edgeproxy.url.media import OUTPUT_MIME
 from edgeproxy.url.spec import Format, Redact, TransformSpec
 
 #: Formats that keep an alpha band; JPEG output is flattened onto the background.
 ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF, Format.JXL}
-MIME = {
-    Format.AVIF: "image/avif",
-    Format.WEBP: "image/webp",
-    Format.JPEG: "image/jpeg",
-    Format.PNG: "image/png",
-    Format.GIF: "image/gif",
-    Format.JXL: "image/jxl",
-}
-#: Media type of each input format (``vips.SourceInfo.format``).
-INPUT_MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "avif": "image/avif",
-    "heif": "image/heif",
-    "tiff": "image/tiff",
-    "svg": "image/svg+xml",
-    "bmp": "image/bmp",
-    "ico": "image/vnd.microsoft.icon",
-    "psd": "image/vnd.adobe.photoshop",
-    "jp2": "image/jp2",
-    "jxl": "image/jxl",
-}
 WHITE = (255, 255, 255, 255)
 TRANSPARENT = (0, 0, 0, 0)
 
@@ -90,7 +67,7 @@ class Rendered:
 
     @property
     def mime(self) -> str:
-        return MIME[self.format]
+        return OUTPUT_MIME[self.format]
 
     def stage_times(self) -> dict[str, float]:
         """Seconds per metrics stage (decode, transform, encode), summed over the steps."""

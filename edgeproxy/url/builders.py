@@ -14,8 +14,9 @@ percent-encoded, and the whole path signed with the proxy's key (README, "URL gr
 
 The builder writes options with their short names in one fixed order (``pr, w, h, fit, g, dpr, f,
 q, c, rot, flip, blur, sharpen, bg, redact, enlarge, strip, exp, v``), so the same options always give the
-same URL, hence one CDN cache entry. Every option is checked with the proxy's own parser
-(``edgeproxy.url.spec.parse_options``) before it is signed, so a URL the builder returns does not answer
+same URL, hence one CDN cache entry (``edgeproxy.url.options`` writes them). Every option is checked
+with the proxy's own parser (``edgeproxy.url.grammar.parse_options``) before it is signed, and origin
+names and keys with the proxy's own rules (``edgeproxy.url.keys``), so a URL the builder returns does not answer
 400 for its options (presets excepted: they are the proxy's configuration, so only their names are
 checked, and a preset's ``h`` with the URL's ``w:auto`` is found by the proxy alone). The JavaScript
 package in ``clients/js`` builds the same bytes; both are held to ``clients/url-fixtures.json``
@@ -27,84 +28,33 @@ Jinja2 is optional: ``UrlBuilder.jinja2_filters()`` imports nothing from it, and
 
 from __future__ import annotations
 
-import enum
 import html
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields
-from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
 
-from edgeproxy.errors import ProxyError
+from edgeproxy.url.media import OUTPUT_MIME
+from edgeproxy.url.options import (
+    OPTION_ORDER,
+    checked_origin,
+    format_value,
+    pop_option,
+    quoted_key,
+    segments,
+    short_names,
+)
 from edgeproxy.url.signing import FULL_SIZE, INFO_PREFIX, PathSigner
-from edgeproxy.url.spec import OPTION_NAMES as SPEC_OPTION_NAMES
-from edgeproxy.url.spec import SHORT_NAMES, TransformSpec, parse_options
+from edgeproxy.url.spec import Format
 
 __all__ = ["MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "format_value"]
 
-#: Option keyword (long name or short name) -> the short name written in the path: the grammar's own
-#: names (``edgeproxy.url.spec.OPTION_NAMES``).
-OPTION_NAMES: dict[str, str] = {name: SHORT_NAMES[field] for name, field in SPEC_OPTION_NAMES.items()}
-#: The order options are written in, whatever order they were given in: presets first, then the
-#: canonical order (``edgeproxy.url.spec.canonical``), ``pr, w, h, fit, g, dpr, f, q, c, rot, flip, blur,
-#: sharpen, bg, redact, enlarge, strip, exp, v``.
-OPTION_ORDER: tuple[str, ...] = ("pr", *(SHORT_NAMES[f.name] for f in fields(TransformSpec) if f.name in SHORT_NAMES))
-#: ``<source type>`` of each output format ``picture`` can offer.
+#: ``<source type>`` of each output format ``picture`` can offer (``edgeproxy.url.media``), in this order.
 MIME_TYPES: dict[str, str] = {
-    "avif": "image/avif",
-    "webp": "image/webp",
-    "jxl": "image/jxl",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
+    fmt.value: OUTPUT_MIME[fmt] for fmt in (Format.AVIF, Format.WEBP, Format.JXL, Format.JPEG, Format.PNG)
 }
 #: The widest ``picture`` picks for ``<img src>`` (see ``UrlBuilder.picture``), CSS pixels.
 SRC_MAX_WIDTH = 1024
-
-_ORIGIN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # as edgeproxy.settings checks configured names
-_PRESET = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# What an option segment may hold: no percent-encoding needed, nothing a URL parser rewrites.
-_SEGMENT = re.compile(r"[A-Za-z0-9._~:-]+")
-
-
-def format_value(value: object) -> str:
-    """One option value as the path writes it.
-
-    ``bool`` -> ``"1"``/``"0"``; ``int`` -> decimal; ``float`` -> the shortest decimal that reads
-    back as the same float, never in exponent notation, trailing zeros and ``.`` dropped
-    (``2.0`` -> ``"2"``, ``0.25`` -> ``"0.25"``, ``1e-7`` -> ``"0.0000001"``); ``str`` as given (an
-    enum member: its value); a tuple or list: its items formatted so and joined with ``:``
-    (``("fp", 0.3, 0.4)`` -> ``"fp:0.3:0.4"``).
-
-    Raises:
-        ValueError: a float that is NaN or infinite, or an empty or nested tuple/list.
-        TypeError: any other type (None included: the caller drops None options).
-    """
-    if isinstance(value, list | tuple):
-        if not value:
-            raise ValueError("an empty list is no option value")
-        if any(isinstance(item, list | tuple) for item in value):
-            raise ValueError(f"nested lists are no option value: {value!r}")
-        return ":".join(format_value(item) for item in value)
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is no option value")
-        if value == 0:
-            return "0"  # -0.0 too
-        text = format(Decimal(repr(value)), "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"option values are bool, int, float, str or a list of them, not {type(value).__name__}")
 
 
 def _half_up(value: float) -> int:
@@ -145,37 +95,6 @@ def _ascending(values: Iterable[Any], name: str, kind: str) -> list[Any]:
     if not ordered:
         raise ValueError(f"{name} is empty")
     return ordered
-
-
-def _origin(origin: str) -> str:
-    """``origin`` when it is a valid origin name (as ``edgeproxy.settings`` checks configured names).
-
-    Raises:
-        ValueError: anything else.
-    """
-    if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
-        raise ValueError(f"origin name {origin!r}: use 1-32 of a-z 0-9 _ - (starting alphanumeric)")
-    return origin
-
-
-def _quote_key(key: str) -> str:
-    """``key`` percent-encoded as UTF-8, ``/`` and the unreserved characters kept.
-
-    Raises:
-        ValueError: an empty key, a key no origin serves (an empty, ``.`` or ``..`` segment, a
-            leading or doubled ``/``, a backslash or NUL: every origin answers 404, and browsers
-            rewrite dot segments, which breaks the signature), or one that is not valid Unicode.
-    """
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("the object key is empty")
-    if "\\" in key or "\x00" in key or any(part in ("", ".", "..") for part in key.split("/")):
-        raise ValueError(f"object key {key!r} has an empty, '.' or '..' segment, a backslash or NUL")
-    try:
-        return quote(key, safe="/")
-    except UnicodeEncodeError:
-        raise ValueError(f"object key {key!r} is not valid Unicode (a lone surrogate)") from None
 
 
 class UrlBuilder:
@@ -233,7 +152,7 @@ class UrlBuilder:
                 short name), or a value the proxy's parser refuses (its message).
             TypeError: a value of an unsupported type.
         """
-        unsigned = "".join("/" + s for s in _segments(options)) + f"/{_origin(origin)}/{_quote_key(key)}"
+        unsigned = "".join("/" + s for s in segments(options)) + f"/{checked_origin(origin)}/{quoted_key(key)}"
         return "/" + self._signer.sign(unsigned) + unsigned
 
     def url(self, origin: str, key: str, /, **options: Any) -> str:
@@ -248,7 +167,7 @@ class UrlBuilder:
         Raises:
             ValueError: a bad origin name or key (as ``path``).
         """
-        unsigned = f"{INFO_PREFIX}/{_origin(origin)}/{_quote_key(key)}"
+        unsigned = f"{INFO_PREFIX}/{checked_origin(origin)}/{quoted_key(key)}"
         return f"{INFO_PREFIX}/{self._signer.sign(unsigned)}{unsigned.removeprefix(INFO_PREFIX)}"
 
     def info_url(self, origin: str, key: str, /) -> str:
@@ -356,7 +275,7 @@ class UrlBuilder:
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in original)
         ):
             raise ValueError(f"original must be (width, height), two positive integers (pixels), got {original!r}")
-        own_format = _pop_option(options, "f")
+        own_format = pop_option(options, "f")
         esc = _escape
         parts = ["<picture>"]
         for fmt in formats:
@@ -380,7 +299,7 @@ class UrlBuilder:
 
     def _candidates(self, widths, densities, aspect, options) -> list[tuple[str, dict[str, Any]]]:
         """(descriptor, options) per srcset candidate, ascending. Raises as ``srcset``."""
-        options = _short_names(options)
+        options = short_names(options)
         if (widths is None) == (densities is None):
             raise ValueError("give exactly one of widths and densities")
         if aspect is not None:
@@ -468,64 +387,3 @@ def _box(widest: int, original: Sequence[int] | None, aspect) -> tuple[int, int]
     if original is not None:
         return widest, _half_up(widest * original[1] / original[0])
     return None
-
-
-def _short_names(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` keyed by short name, None values dropped.
-
-    Raises:
-        ValueError: an unknown option, or one given by both its long and its short name.
-    """
-    out: dict[str, Any] = {}
-    for name, value in options.items():
-        short = OPTION_NAMES.get(name)
-        if short is None:
-            raise ValueError(f"unknown option {name!r}")
-        if value is None:
-            continue
-        if short in out:
-            raise ValueError(f"option {short} ({name}): given more than once")
-        out[short] = value
-    return out
-
-
-def _pop_option(options: dict[str, Any], short: str) -> Any:
-    """Remove option ``short`` (by either name) from ``options``; its value or None."""
-    value = None
-    for name in [n for n in options if OPTION_NAMES.get(n) == short]:
-        found = options.pop(name)
-        if found is not None and value is not None:
-            raise ValueError(f"option {short} ({name}): given more than once")
-        value = found if found is not None else value
-    return value
-
-
-def _segments(options: dict[str, Any]) -> list[str]:
-    """The option segments (``["w:400", "f:auto"]``), in ``OPTION_ORDER``, validated.
-
-    Raises:
-        ValueError: an unknown or twice-given option, a bad preset name, characters that would need
-            percent-encoding, or a value or combination ``edgeproxy.url.spec.parse_options`` refuses (its
-            message; e.g. ``w:auto`` with ``h``).
-    """
-    values = _short_names(options)
-    segments = []
-    for short in OPTION_ORDER:
-        if short not in values:
-            continue
-        text = format_value(values[short])
-        segment = f"{short}:{text}"
-        if not _SEGMENT.fullmatch(segment):
-            raise ValueError(f"option {short}: {text!r} has characters outside A-Z a-z 0-9 . _ ~ - :")
-        if short == "pr":
-            bad = [name for name in text.split(":") if not _PRESET.fullmatch(name)]
-            if bad:
-                raise ValueError(f"option pr: preset names are 1-64 of A-Z a-z 0-9 _ -, got {bad}")
-        segments.append(segment)
-    # Together, not one by one: the parser also refuses some combinations (w:auto with h). Presets are
-    # the proxy's configuration, which the builder does not know: only their names are checked.
-    try:
-        parse_options([s for s in segments if not s.startswith("pr:")])
-    except ProxyError as exc:
-        raise ValueError(exc.message) from None
-    return segments
