@@ -140,7 +140,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from edgeproxy.http.logs import logging_config
-    from edgeproxy.settings import SERIALIZED_ENV, SettingsError, load_settings, serialize
+    from edgeproxy.settings import SettingsError, load_settings
+    from edgeproxy.settings_io import SERIALIZED_ENV, serialize
     from edgeproxy.url.signing import UNSIGNED, PathSigner
 
     try:
@@ -203,7 +204,8 @@ def _check_config(args: argparse.Namespace) -> int:
     error: deployments give it through ``EDGEPROXY_SIGNING_KEY`` (a Kubernetes Secret, say)."""
     import tomllib
 
-    from edgeproxy.settings import SettingsError, describe, env_allow_unsigned, env_signing_key, load_settings
+    from edgeproxy.settings import SettingsError, env_allow_unsigned, env_signing_key, load_settings
+    from edgeproxy.settings_io import describe
 
     if args.no_env:
         for name in [name for name in os.environ if name.startswith("EDGEPROXY_")]:

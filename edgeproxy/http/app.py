@@ -547,6 +547,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_env() -> Starlette:
     """Factory for uvicorn worker processes started by ``edgeproxy serve --workers N``."""
-    from edgeproxy.settings import settings_from_serialized
+    from edgeproxy.settings_io import settings_from_serialized
 
     return create_app(settings_from_serialized())
