@@ -28,12 +28,12 @@ from pathlib import Path
 import pyvips
 
 from bench.sections import publish
-from edgeproxy.render import vips
+from edgeproxy.render import encoding, vips
 from edgeproxy.render.geometry import jpeg_shrink
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
-OPTIONS = vips.EncodeOptions(
+OPTIONS = encoding.EncodeOptions(
     avif_effort=0, webp_effort=2, jpeg_progressive=False, png_compression=6, jxl_effort=4, threads=1
 )
 
@@ -51,7 +51,7 @@ def _originals() -> dict[str, bytes]:
 def _in_memory(data: bytes, fmt: str, size: tuple[int, int], out: tuple[int, int]) -> bytes:
     shrink = jpeg_shrink(*size, *out) if fmt == "JPEG" else 0
     image = vips.thumbnail(data, *out, animated=False, colour_manage=False, jpeg_shrink=shrink)
-    return vips.encode(vips.rotate_flip(vips.in_memory(image), 90, ""), "jpeg", 80, True, OPTIONS)
+    return encoding.encode(vips.rotate_flip(vips.in_memory(image), 90, ""), "jpeg", 80, True, OPTIONS)
 
 
 def _random(data: bytes, fmt: str, size: tuple[int, int], out: tuple[int, int]) -> bytes:
@@ -60,7 +60,7 @@ def _random(data: bytes, fmt: str, size: tuple[int, int], out: tuple[int, int]) 
     else:
         image = pyvips.Image.new_from_buffer(data, "", access="random")
     image = image.thumbnail_image(out[0], height=out[1], size="force")
-    return vips.encode(vips.rotate_flip(image, 90, ""), "jpeg", 80, True, OPTIONS)
+    return encoding.encode(vips.rotate_flip(image, 90, ""), "jpeg", 80, True, OPTIONS)
 
 
 VARIANTS = {"in memory": _in_memory, "random": _random}

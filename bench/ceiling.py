@@ -16,12 +16,12 @@ from pathlib import Path
 
 from bench.workload import Workload
 from edgeproxy.proxy import encoder_options
-from edgeproxy.render import vips
+from edgeproxy.render import encoding, source, vips
 from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import Settings
 
 
-def render(data: bytes, info: vips.SourceInfo, workload: Workload, options: vips.EncodeOptions) -> bytes:
+def render(data: bytes, info: source.SourceInfo, workload: Workload, options: encoding.EncodeOptions) -> bytes:
     w, h = workload.box
     scale = min(w / info.width, h / info.height) if h else w / info.width
     width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
@@ -32,7 +32,7 @@ def render(data: bytes, info: vips.SourceInfo, workload: Workload, options: vips
         image = vips.thumbnail(
             data, width, height, animated=False, colour_manage=info.colour_manage, jpeg_shrink=shrink
         )
-    return vips.encode(image, workload.out_format, workload.quality or 100, True, options)
+    return encoding.encode(image, workload.out_format, workload.quality or 100, True, options)
 
 
 def run(workload: Workload, folder: Path, threads: int, seconds: float, settings: Settings) -> dict:
@@ -42,7 +42,7 @@ def run(workload: Workload, folder: Path, threads: int, seconds: float, settings
     inputs = []
     for f in workload.files:
         data = (folder / f).read_bytes()
-        inputs.append((data, vips.probe(data)))  # header reads happen once, outside the loop
+        inputs.append((data, source.probe(data)))  # header reads happen once, outside the loop
     counts = [0] * threads
     stop = time.monotonic() + seconds
 

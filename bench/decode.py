@@ -1,7 +1,7 @@
 """Decode cost of every corpus file in a format only Pillow reads here (``python -m bench.decode``).
 
 For each corpus file tagged bmp, ico, psd, jp2, heic or jxl, and AVIF for comparison: the header read
-(``vips.probe``) and the full decode into libvips memory (``vips.load_pillow(...).copy_memory()``),
+(``source.probe``) and the full decode into libvips memory (``vips.load_pillow(...).copy_memory()``),
 one thread, best of ``--repeat`` after a warm-up: what the first render of such an original pays
 before resizing (these decoders have no shrink-on-load). Files whose extra is not installed are
 listed as such. Prints a table and writes it as the ``## Decoders`` section of bench/results.md
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.sections import publish
 from edgeproxy.errors import ProxyError
-from edgeproxy.render import pillow, vips
+from edgeproxy.render import pillow, source, vips
 
 ROOT = Path(__file__).resolve().parent.parent
 TAGS = ("bmp", "ico", "psd", "jp2", "heic", "jxl", "avif")
@@ -60,13 +60,13 @@ def rows(corpus: Path, repeat: int) -> list[str]:
             continue
         data = (corpus / entry["file"]).read_bytes()
         try:
-            info = vips.probe(data)
+            info = source.probe(data)
         except ProxyError as error:
             out.append(f"| {entry['file']} | {len(data):,} | — | — | {error.message} | | |")
             continue
         if not info.pillow:
             continue
-        probe = best_ms(lambda data=data: vips.probe(data), repeat)
+        probe = best_ms(lambda data=data: source.probe(data), repeat)
         decode = best_ms(lambda data=data, info=info: vips.load_pillow(data, info).copy_memory(), repeat)
         out.append(
             f"| {entry['file']} | {len(data):,} | {info.format} | {info.width}×{info.height}"
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Run {now} with `python -m bench.decode --repeat {args.repeat}` on {os.cpu_count()} cores "
             f"({platform.machine()}, CPython {platform.python_version()}), one decoder thread; libvips "
-            f"{vips.version()}, {pillow.versions()}. Header: `vips.probe`; decode: `vips.load_pillow(...)"
+            f"{vips.version()}, {pillow.versions()}. Header: `source.probe`; decode: `vips.load_pillow(...)"
             f".copy_memory()` (upright pixels with the ICC profile, in libvips memory); best of {args.repeat} "
             "after one warm-up, milliseconds.",
             "",

@@ -52,7 +52,7 @@ from PIL import Image
 
 from bench.sections import publish
 from edgeproxy.proxy import encoder_options
-from edgeproxy.render import vips
+from edgeproxy.render import encoding, vips
 from edgeproxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ TARGETS = (50, 70, 85)  # SSIMULACRA2 scores
 QUICK_TARGETS = (70,)
 REPEATS = 3  # encodes per chosen quality for its timing (median)
 #: edgeproxy's encoder settings at their defaults (and EDGEPROXY_* from the environment): the
-#: benchmark encodes through ``vips.encode`` with them, so it measures what the proxy serves.
+#: benchmark encodes through ``encoding.encode`` with them, so it measures what the proxy serves.
 SETTINGS = load_settings(allow_unsigned=True)
 OPTIONS = encoder_options(SETTINGS)
 JXL_EFFORT = OPTIONS.jxl_effort  # libjxl: 1 fastest .. 9 slowest
@@ -88,7 +88,7 @@ class Codec:
 
     label: str
     fmt: str
-    options: vips.EncodeOptions = OPTIONS
+    options: encoding.EncodeOptions = OPTIONS
 
 
 CODECS = (
@@ -150,8 +150,8 @@ def reference(path: Path | str, width: int = WIDTH) -> pyvips.Image:
 
 def encode(image: pyvips.Image, codec: Codec, quality: int) -> bytes:
     """``image`` encoded by ``codec`` at ``quality`` (1..100), metadata stripped: edgeproxy's own
-    ``vips.encode`` (JPEG XL through ``edgeproxy.render.pillow.encode_jxl``)."""
-    return vips.encode(image, codec.fmt, quality, True, codec.options)
+    ``encoding.encode`` (JPEG XL through ``edgeproxy.render.pillow.encode_jxl``)."""
+    return encoding.encode(image, codec.fmt, quality, True, codec.options)
 
 
 def to_ppm(image: pyvips.Image | Image.Image) -> bytes:

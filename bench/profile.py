@@ -19,7 +19,7 @@ from PIL import Image
 
 from bench.workload import Workload, prepare
 from edgeproxy.proxy import encoder_options
-from edgeproxy.render import vips
+from edgeproxy.render import encoding, source, vips
 from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import load_settings
 
@@ -41,7 +41,7 @@ def cpu_ms(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
 
 
 def edgeproxy_stages(data: bytes, w: Workload, repeat: int) -> list[float]:
-    info = vips.probe(data)
+    info = source.probe(data)
     bw, bh = w.box
     scale = min(bw / info.width, bh / info.height) if bh else bw / info.width
     width, height = round(info.width * scale), round(info.height * scale)
@@ -56,7 +56,7 @@ def edgeproxy_stages(data: bytes, w: Workload, repeat: int) -> list[float]:
         decode_ms, decoded = cpu_ms(lambda: pyvips.Image.new_from_buffer(data, "").copy_memory(), repeat)
     resize_ms, resized = cpu_ms(lambda: vips.resize(decoded, width, height, colour_manage=False).copy_memory(), repeat)
     options = encoder_options(load_settings(allow_unsigned=True, jpeg_progressive=True))
-    encode_ms, _ = cpu_ms(lambda: vips.encode(resized, w.out_format, w.quality or 100, True, options), repeat)
+    encode_ms, _ = cpu_ms(lambda: encoding.encode(resized, w.out_format, w.quality or 100, True, options), repeat)
     return [decode_ms, resize_ms, encode_ms]
 
 

@@ -29,6 +29,7 @@ from edgeproxy.origins import Origin, Original, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.purge import PurgeHook, run_hooks
 from edgeproxy.render import pillow, pipeline, vips
+from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.obscure import ALGORITHM as OBSCURE_ALGORITHM
 from edgeproxy.render.obscure import Grid
 from edgeproxy.render.pool import RenderPool
@@ -88,9 +89,9 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def encoder_options(settings: Settings) -> vips.EncodeOptions:
+def encoder_options(settings: Settings) -> EncodeOptions:
     """The encoder part of ``settings``."""
-    return vips.EncodeOptions(
+    return EncodeOptions(
         avif_effort=settings.avif_effort,
         webp_effort=settings.webp_effort,
         jpeg_progressive=settings.jpeg_progressive,
@@ -110,7 +111,7 @@ class Proxy:
     client: httpx.AsyncClient
     pool: RenderPool
     limits: pipeline.Limits
-    encode_options: vips.EncodeOptions
+    encode_options: EncodeOptions
     fingerprint: str  # every setting that changes output bytes, for ETags
     originals: OriginalCache
     metrics: Metrics

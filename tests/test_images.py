@@ -239,7 +239,7 @@ def test_grey_sources_pad_and_flatten(client, key, fmt):
 
 
 def test_srgb_profiles_are_not_transformed_but_others_are(corpus: Path):
-    from edgeproxy.render.vips import is_srgb_profile
+    from edgeproxy.render.icc import is_srgb_profile
 
     def profile(name):
         return pyvips.Image.new_from_file(str(corpus / name)).get("icc-profile-data")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from edgeproxy.render import vips
+from edgeproxy.render import source, vips
 from edgeproxy.render.obscure import Grid, Placement, cell_counts, face_box, place
 from edgeproxy.vision import cells
 
@@ -134,7 +134,7 @@ def test_wash_grid_decodes_the_original_small(tmp_path):
     """The render's own whole-original grid (no analysis) agrees with the analysis' within a level."""
     rgb = quadrants(160, 120)
     data = image_of(rgb).pngsave_buffer()
-    info = vips.probe(data)
+    info = source.probe(data)
     from_render = np.frombuffer(vips.wash_grid(data, info, 8, 6), np.uint8).reshape(6, 8, 3).astype(int)
     from_analysis = np.frombuffer(cells.wash(rgb, (160, 120)).cells, np.uint8).reshape(6, 8, 3).astype(int)
     assert np.abs(from_render - from_analysis).max() <= 2

@@ -46,6 +46,7 @@ from edgeproxy.http.responses import etag_matches, server_timing, strong_etag, s
 from edgeproxy.origins import Origin
 from edgeproxy.proxy import Proxy, StartupError
 from edgeproxy.render import vips
+from edgeproxy.render.encoding import check_encoders
 from edgeproxy.render.geometry import check_box
 from edgeproxy.settings import Settings
 from edgeproxy.url.grammar import parse_path
@@ -499,7 +500,7 @@ async def readyz(request: Request) -> Response:
     With vision models, ``vision`` names the ONNX Runtime execution providers each one got."""
     proxy: Proxy = request.app.state.proxy
     origins = {name: await origin.ready() for name, origin in proxy.origins.items()}
-    encoders = await asyncio.to_thread(vips.check_encoders, proxy.encode_options)
+    encoders = await asyncio.to_thread(check_encoders, proxy.encode_options)
     ok = all(encoders.values())
     status = ("ok" if all(origins.values()) else "degraded") if ok else "unavailable"
     body = {"status": status, "libvips": vips.version(), "encoders": encoders, "origins": origins}

@@ -26,9 +26,12 @@ from typing import Any
 
 from edgeproxy.errors import timed_out, too_large, unsupported_format
 from edgeproxy.http.negotiate import Negotiated
-from edgeproxy.render import svg, vips
+from edgeproxy.render import encoding, source, svg, vips
+from edgeproxy.render.encoding import EncodeOptions
+from edgeproxy.render.failures import Deadline, failures
 from edgeproxy.render.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
 from edgeproxy.render.obscure import WASH_CELLS, Grid, cell_counts, place
+from edgeproxy.render.source import SourceInfo
 from edgeproxy.url.media import OUTPUT_MIME
 from edgeproxy.url.spec import Format, Redact, TransformSpec
 
@@ -62,7 +65,7 @@ class Rendered:
     height: int
     frames: int
     timings: dict[str, float]
-    source: vips.SourceInfo | None = None  # the original's header facts
+    source: SourceInfo | None = None  # the original's header facts
     plan: Plan | None = None  # what was done to it (crop, resize, pad)
 
     @property
@@ -85,7 +88,7 @@ class Context:
     data: bytes
     negotiated: Negotiated
     limits: Limits
-    encode_options: vips.EncodeOptions
+    encode_options: EncodeOptions
     default_quality: Callable[[str], int]
     deadline: float  # time.monotonic() value; past it libvips' work is cancelled (``watchdog``)
     # From the analysis of the original (edgeproxy.vision), not the URL: the faces found (objects
@@ -99,7 +102,7 @@ class Context:
     face_grids: tuple[Grid, ...] | None = None
     moderation_blur: bool = False
     wash: Grid | None = None
-    info: vips.SourceInfo | None = None
+    info: SourceInfo | None = None
     format: Format = Format.JPEG
     animated: bool = False
     plan: Plan | None = None
@@ -108,10 +111,10 @@ class Context:
     materialised: bool = False  # ``image`` is computed in memory, or made from such an image by cheap steps
     body: bytes = b""
     timings: dict[str, float] = field(default_factory=dict)
-    watchdog: vips.Deadline = field(init=False)
+    watchdog: Deadline = field(init=False)
 
     def __post_init__(self) -> None:
-        self.watchdog = vips.Deadline(self.deadline)
+        self.watchdog = Deadline(self.deadline)
 
     @property
     def spec(self) -> TransformSpec:
@@ -127,7 +130,7 @@ def probe(ctx: Context) -> None:
             raise unsupported_format("input format svg is not allowed")
         ctx.data = svg.sanitize(ctx.data, ctx.limits.max_source_bytes)
         sanitized = True
-    ctx.info = vips.probe(ctx.data, ctx.limits.allowed_formats)
+    ctx.info = source.probe(ctx.data, ctx.limits.allowed_formats)
     if ctx.info.format == "svg" and not sanitized:  # libvips and looks_like_svg disagree: refuse
         raise unsupported_format("input format svg is not allowed")
 
@@ -313,7 +316,7 @@ def flatten(ctx: Context) -> None:
 
 def encode(ctx: Context) -> None:
     quality = ctx.spec.quality or ctx.default_quality(ctx.format.value)
-    ctx.body = vips.encode(ctx.image, ctx.format.value, quality, ctx.spec.strip, ctx.encode_options, ctx.watchdog)
+    ctx.body = encoding.encode(ctx.image, ctx.format.value, quality, ctx.spec.strip, ctx.encode_options, ctx.watchdog)
 
 
 STEPS: tuple[Callable[[Context], None], ...] = (
@@ -340,7 +343,7 @@ STAGE_OF = {"probe": "decode", "load_and_resize": "decode", "materialise": "deco
 
 def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> Rendered:
     """Run ``steps`` over ``ctx``, checking the deadline before each; record each step's time. Any
-    failure of pyvips, libvips or Pillow is the request's 422 (``vips.failures``, which also leaves
+    failure of pyvips, libvips or Pillow is the request's 422 (``failures``, which also leaves
     libvips' error buffer empty for the next request).
 
     Raises:
@@ -351,7 +354,7 @@ def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> R
         start = time.monotonic()
         if start > ctx.deadline:
             raise timed_out("render deadline exceeded")
-        with vips.failures(ctx.watchdog):
+        with failures(ctx.watchdog):
             step(ctx)
         ctx.timings[step.__name__] = time.monotonic() - start
     width, height = ctx.plan.output_size

@@ -1,159 +1,37 @@
-"""Every libvips call, and the only module that imports pyvips.
+"""libvips' image operations: decoding (shrink-on-load, regions, Pillow's pixels wrapped), resizing,
+cropping, rotating, painting, effects, colour; the process-wide set-up of libvips.
 
 Functions take and return ``pyvips.Image`` (opaque to the rest of the code) or plain values. libvips
-evaluates lazily: the pixel work of a whole pipeline happens inside ``encode``. All of these are
-blocking and run in the render thread pool, never on the event loop.
+evaluates lazily: the pixel work of a whole pipeline happens when the image is encoded
+(``edgeproxy.render.encoding``). All of these are blocking and run in the render thread pool, never on
+the event loop. pyvips is imported only in the render package's libvips modules: this one, ``source``
+(headers), ``encoding`` (savers) and ``failures`` (errors and cancellation).
 
 Animated images are a vertical strip of frames (``page-height`` pixels each); operations that
 move pixels between rows (crop, rotate, embed, blur) run frame by frame through ``_per_frame``.
-
-Failures: ``failures`` is the one place where an exception out of pyvips, libvips or Pillow becomes
-the request's error (422, or 504 past the deadline) and where libvips' process-wide error buffer is
-cleared, so that nothing a hostile original left there reaches the next request. ``Deadline``
-cancels pixel work inside libvips once a render's deadline has passed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import math
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pyvips
 
-from edgeproxy.errors import ProxyError, timed_out, undecodable, unsupported_format
+from edgeproxy.errors import undecodable
 from edgeproxy.render import pillow
+from edgeproxy.render.failures import Deadline, failures
+from edgeproxy.render.headers import DecodeError
+from edgeproxy.render.icc import is_srgb_profile
 from edgeproxy.render.obscure import Grid, Placement
 
-#: libvips loader (without ``_buffer``/``_source``) -> input format name used in settings.
-LOADER_FORMATS = {
-    "jpegload": "jpeg",
-    "uhdrload": "jpeg",
-    "pngload": "png",
-    "webpload": "webp",
-    "gifload": "gif",
-    "heifload": "heif",  # refined to "avif" by the compression field
-    "tiffload": "tiff",
-    "svgload": "svg",
-}
-#: Magic numbers of formats nothing here decodes: these are 415, not 422.
-_UNSUPPORTED_SIGNATURES = ((b"%PDF", "pdf"), (b"8BPS\x00\x02", "psb"))
+if TYPE_CHECKING:
+    from edgeproxy.render.source import SourceInfo
+
 #: Fail on truncated data (a partial JPEG is a 422, not a half-grey image).
 _LOAD_OPTIONS = "fail_on=truncated"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """Facts read from the original's header, without decoding pixels.
-
-    ``width``/``height`` are of one frame, upright (after EXIF orientation), in pixels.
-    """
-
-    format: str
-    width: int
-    height: int
-    pages: int
-    alpha: bool
-    orientation: int
-    animated: bool
-    colour_manage: bool = False  # an embedded ICC profile that is not sRGB: transform to sRGB
-    pillow: bool = False  # decoded by Pillow (edgeproxy.render.pillow), not libvips: see load_pillow
-    icc: str | None = None  # the embedded ICC profile's description ("" when unnamed); None: no profile read
-
-
-#: Top-level packages whose exceptions are a decoder's failure on the original's bytes (pyvips and
-#: its compiled binding, Pillow and its plugins), as opposed to a bug in edgeproxy.
-_DECODER_PACKAGES = frozenset({"pyvips", "_libvips", "cffi", "PIL", "pillow_heif", "pillow_jxl"})
-
-
-class Deadline:
-    """Cancels libvips' pixel work once ``at`` (a ``time.monotonic()`` value, seconds) has passed.
-
-    ``watch(image)`` turns on libvips' progress signals for ``image`` (``vips_image_set_progress``):
-    while its pixels, or those of an image made from it, are computed (a save, ``copy_memory``,
-    ``smartcrop``'s measurement, a numpy export), libvips emits ``eval`` after each tile or strip,
-    and past ``at`` the handler sets the image's kill flag (``vips_image_set_kill``); libvips then
-    fails the computation at the next region it prepares or strip it writes (``vips_image_iskilled``
-    also checks the image that signals progress: libvips ``iofuncs/image.c``, ``region.c``,
-    ``sink.c``), so the render thread is free within one tile's work of the deadline. An infinite
-    ``at`` watches nothing. Watched images are kept until the render ends: the signal handler must
-    not outlive the Python object that pyvips keeps it in.
-
-    Work outside libvips' tiles is not interrupted: a Pillow decode (AVIF, HEIC, ...), the AV1 or
-    JPEG XL encoder once it has the pixels, ``smartcrop``'s attention measure (it reports progress
-    once, at its end; its input is in memory and at most the output's size).
-    """
-
-    def __init__(self, at: float = math.inf):
-        self.at = at
-        self._watched: list[pyvips.Image] = []
-
-    @property
-    def expired(self) -> bool:
-        """True once the deadline has passed."""
-        return time.monotonic() > self.at
-
-    def watch(self, image: pyvips.Image) -> pyvips.Image:
-        """``image``, its pixel work now cancelled past the deadline."""
-        if math.isinf(self.at):
-            return image
-        image.set_progress(True)
-        image.signal_connect("eval", self._on_eval)
-        self._watched.append(image)
-        return image
-
-    def _on_eval(self, image: pyvips.Image, _progress) -> None:
-        if time.monotonic() > self.at:
-            image.set_kill(True)
-
-
-def clear_errors() -> None:
-    """Empty libvips' error buffer (process-wide: ``vips_error_clear``)."""
-    pyvips.vips_lib.vips_error_clear()
-
-
-def _from_decoder(exc: BaseException) -> bool:
-    """Whether ``exc`` is a decoder's failure: a pyvips or ``pillow.DecodeError``, or any exception
-    raised inside pyvips or Pillow (pyvips raises ``UnicodeDecodeError`` reading an error text
-    that is not UTF-8, e.g. a box type libheif quotes raw from a crafted AVIF)."""
-    if isinstance(exc, pyvips.Error | pillow.DecodeError):
-        return True
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    return module.partition(".")[0] in _DECODER_PACKAGES
-
-
-@contextmanager
-def failures(deadline: Deadline | None = None) -> Iterator[None]:
-    """Where failures inside pyvips, libvips and Pillow become the request's error, and libvips'
-    error buffer is cleared (on entry, and after any failure) so that no request inherits text a
-    previous one left there: pyvips reads that buffer on every attribute lookup, so an unreadable
-    one failed every later render of the process (issue 20).
-
-    Raises:
-        ProxyError(504): a decoder failed after ``deadline`` passed (``Deadline`` killed its work).
-        ProxyError(422): a decoder failed otherwise: the original's bytes are not a valid image.
-        ProxyError: raised inside, unchanged; any other exception (a bug) unchanged.
-    """
-    clear_errors()
-    try:
-        yield
-    except ProxyError:
-        clear_errors()
-        raise
-    except Exception as exc:
-        clear_errors()
-        if not _from_decoder(exc):
-            raise
-        if deadline is not None and deadline.expired:
-            raise timed_out("render deadline exceeded") from None
-        raise undecodable() from None
 
 
 def configure(concurrency: int) -> None:
@@ -189,149 +67,15 @@ def tracked_memory() -> int:
         return 0
 
 
-def check_encoders(options: EncodeOptions) -> dict[str, bool]:
-    """Encode a small image in every output format: {format: worked} (for ``/readyz``)."""
-    result = {}
-    for fmt in ("avif", "webp", "jpeg", "png", "gif") + (("jxl",) if pillow.missing_extra("jxl") is None else ()):
-        try:
-            with failures():
-                image = pyvips.Image.black(16, 16, bands=3).copy(interpretation="srgb")
-                result[fmt] = len(encode(image, fmt, 50, True, options)) > 0
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
-            result[fmt] = False
-    return result
-
-
 def version() -> str:
     """libvips version, e.g. ``"8.18.7"``."""
     return ".".join(str(pyvips.version(i)) for i in range(3))
 
 
-def _field(image: pyvips.Image, name: str, default):
+def header_field(image: pyvips.Image, name: str, default: Any) -> Any:
+    """The header field ``name`` of ``image`` (``"orientation"``, ``"page-height"``...), or ``default``
+    when it has none."""
     return image.get(name) if image.get_typeof(name) else default
-
-
-def probe(data: bytes, allowed: frozenset[str] | None = None) -> SourceInfo:
-    """Read the header of ``data`` (bytes of an encoded image), without decoding pixels.
-
-    libvips reads JPEG, PNG, WebP, GIF, AVIF, HEIF, TIFF and SVG headers; BMP, ICO, PSD, JPEG 2000,
-    JPEG XL and HEIC (HEVC, which the wheel's libheif cannot decode) go to ``edgeproxy.render.pillow``,
-    unless ``allowed`` (input format names) leaves them out: then no Pillow code sees the bytes.
-
-    Raises:
-        ProxyError(415): a format nothing here decodes (PDF, PSB, ...), a Pillow format not in
-            ``allowed``, HEIC or JPEG XL without the extra that decodes it (the message names it),
-            or a non-image format libvips happens to read (CSV, matrix, ...).
-        ProxyError(422): empty or unrecognisable bytes, or a corrupt header.
-    """
-    if not data:
-        raise undecodable("the original is empty")
-    with failures():
-        return _probe(data, allowed)
-
-
-def _probe(data: bytes, allowed: frozenset[str] | None) -> SourceInfo:
-    try:
-        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
-    except Exception as exc:
-        if not _from_decoder(exc):
-            raise
-        clear_errors()
-        fmt = pillow.sniff(data)
-        if fmt is not None:
-            return _probe_pillow(data, fmt, allowed)
-        for magic, name in _UNSUPPORTED_SIGNATURES:
-            if data.startswith(magic):
-                raise unsupported_format(f"input format {name} is not supported") from None
-        raise undecodable() from None
-    loader = image.get("vips-loader").removesuffix("_buffer").removesuffix("_source")
-    fmt = LOADER_FORMATS.get(loader)
-    if fmt is None:
-        raise unsupported_format(f"input format {loader.removesuffix('load')} is not supported")
-    if fmt == "heif":
-        compression = _field(image, "heif-compression", "")
-        if compression == "av1":
-            fmt = "avif"
-        elif compression == "hevc":
-            return _probe_pillow(data, "heif", allowed)
-    orientation = int(_field(image, "orientation", 1))
-    width, height = image.width, image.height
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    pages = int(_field(image, "n-pages", 1))
-    profile = _field(image, "icc-profile-data", None)
-    return SourceInfo(
-        format=fmt,
-        width=width,
-        height=height,
-        pages=pages,
-        alpha=bool(image.hasalpha()),
-        orientation=orientation,
-        animated=fmt in ("gif", "webp") and pages > 1,
-        colour_manage=profile is not None and not is_srgb_profile(profile),
-        pillow=fmt == "avif",
-        icc=(icc_description(profile) or "") if profile is not None else None,
-    )
-
-
-def _probe_pillow(data: bytes, fmt: str, allowed: frozenset[str] | None) -> SourceInfo:
-    """``probe`` for a format only ``edgeproxy.render.pillow`` reads. Whether the ICC profile is sRGB is
-    known only once decoded (``load_pillow`` then keeps a profile only when it is not sRGB), so
-    ``colour_manage`` is on."""
-    if allowed is not None and fmt not in allowed:
-        raise unsupported_format(f"input format {fmt} is not allowed")
-    extra = pillow.missing_extra(fmt)
-    if extra is not None:
-        raise unsupported_format(f"input format {fmt} needs the [{extra}] extra: pip install 'edgeproxy[{extra}]'")
-    try:
-        header = pillow.read_header(data, fmt)
-    except pillow.DecodeError as exc:
-        raise undecodable(f"the original could not be decoded: {exc}") from None
-    return SourceInfo(
-        format=fmt,
-        width=header.width,
-        height=header.height,
-        pages=1,
-        alpha=header.alpha,
-        orientation=1,
-        animated=False,
-        colour_manage=True,
-        pillow=True,
-    )
-
-
-def is_srgb_profile(profile: bytes) -> bool:
-    """Whether an ICC profile's description names sRGB (so transforming to sRGB would be a no-op).
-    Skipping the no-op transform halves the cost of a typical camera JPEG (the lcms transform costs
-    more than the decode)."""
-    return "sRGB" in (icc_description(profile) or "")
-
-
-def icc_description(profile: bytes) -> str | None:
-    """An ICC profile's description (``"sRGB IEC61966-2.1"``), or None when it has none readable.
-
-    Reads the ``desc`` tag (ICC.1:2001-04 ``textDescriptionType`` or ICC.1:2010 ``multiLocalizedUnicodeType``)
-    from the tag table that follows the 128-byte header.
-    """
-    try:
-        count = int.from_bytes(profile[128:132], "big")
-        for i in range(min(count, 64)):
-            entry = profile[132 + 12 * i : 144 + 12 * i]
-            if entry[:4] != b"desc":
-                continue
-            offset = int.from_bytes(entry[4:8], "big")
-            size = int.from_bytes(entry[8:12], "big")
-            tag = profile[offset : offset + size]
-            if tag[:4] == b"desc":
-                return tag[12 : 12 + int.from_bytes(tag[8:12], "big")].decode("latin-1").rstrip("\x00")
-            if tag[:4] == b"mluc":
-                length = int.from_bytes(tag[20:24], "big")
-                start = int.from_bytes(tag[24:28], "big")
-                return tag[start : start + length].decode("utf-16-be", "replace").rstrip("\x00")
-            return None
-    except (IndexError, ValueError):
-        return None
-    return None
 
 
 def thumbnail(
@@ -391,7 +135,7 @@ def load_pillow(data: bytes, info: SourceInfo) -> pyvips.Image:
     """
     try:
         pixels = pillow.decode(data, info.format, (info.width, info.height))
-    except pillow.DecodeError as exc:
+    except DecodeError as exc:
         if info.format == "avif":
             return _load_libvips(data)
         raise undecodable(f"the original could not be decoded: {exc}") from None
@@ -466,7 +210,7 @@ def rgb_array(image: pyvips.Image, deadline: Deadline | None = None):
 
 def page_height(image: pyvips.Image) -> int:
     """Height of one frame in pixels (the whole height for a still)."""
-    ph = _field(image, "page-height", image.height)
+    ph = header_field(image, "page-height", image.height)
     return ph if 0 < ph <= image.height and image.height % ph == 0 else image.height
 
 
@@ -611,63 +355,3 @@ def to_srgb(image: pyvips.Image) -> pyvips.Image:
     if image.interpretation in ("b-w", "grey16"):
         return image.colourspace("b-w")
     return image.colourspace("srgb")
-
-
-@dataclass(frozen=True, slots=True)
-class EncodeOptions:
-    """Encoder settings that come from configuration (``Settings``), not from the URL."""
-
-    avif_effort: int  # 0..9
-    webp_effort: int  # 0..6
-    jpeg_progressive: bool
-    png_compression: int  # zlib level 0..9
-    jxl_effort: int  # 1..9 (libjxl)
-    threads: int  # encoder threads outside libvips (libjxl)
-
-
-def encode(
-    image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions, deadline: Deadline | None = None
-) -> bytes:
-    """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif, jxl); this is where pixels are computed.
-
-    ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed). JPEG XL
-    goes through ``pillow.encode_jxl`` (the wheel's libvips has no ``jxlsave``): the first frame,
-    computed into memory here.
-
-    Raises:
-        ProxyError(422): libvips failed while decoding the original (corrupt or truncated data).
-        ProxyError(504): ``deadline`` passed while the pixels were computed (the work was cancelled).
-    """
-    keep = pyvips.enums.ForeignKeep.NONE if strip else pyvips.enums.ForeignKeep.ALL
-    ph = page_height(image)
-    if deadline:
-        image = deadline.watch(image)
-    with failures(deadline):
-        if fmt == "jpeg":
-            return image.jpegsave_buffer(Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep)
-        if fmt == "webp":
-            return image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
-        if fmt == "avif":
-            if image.bands < 3:
-                image = image.colourspace("srgb")
-            return image.heifsave_buffer(
-                Q=quality, effort=options.avif_effort, compression="av1", bitdepth=8, keep=keep
-            )
-        if fmt == "png":
-            return image.pngsave_buffer(compression=options.png_compression, keep=keep)
-        if fmt == "gif":
-            return image.gifsave_buffer(keep=keep, page_height=ph)
-        if fmt == "jxl":
-            frame = image.crop(0, 0, image.width, ph) if ph != image.height else image
-            exif = None if strip else _field(frame, "exif-data", None)
-            return pillow.encode_jxl(
-                frame.write_to_memory(),
-                frame.width,
-                frame.height,
-                frame.bands,
-                quality=quality,
-                effort=options.jxl_effort,
-                threads=options.threads,
-                exif=exif,
-            )
-    raise ValueError(f"unknown output format {fmt}")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import cachetools
 
 from edgeproxy.render import pipeline, vips
+from edgeproxy.render.failures import failures
 from edgeproxy.render.obscure import Grid
 from edgeproxy.vision import cells
 
@@ -88,7 +89,7 @@ def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> tuple[np.n
     ctx = pipeline.Context(
         data=data, negotiated=None, limits=limits, encode_options=None, default_quality=None, deadline=float("inf")
     )
-    with vips.failures():  # a hostile original is this request's 422 and leaves libvips clean
+    with failures():  # a hostile original is this request's 422 and leaves libvips clean
         pipeline.probe(ctx)
         pipeline.check_limits(ctx)
         info = ctx.info

@@ -1,0 +1,89 @@
+"""Encoding: a computed image to the bytes of an output format, and the encoders' health check.
+
+AVIF, WebP, JPEG, PNG and GIF are libvips' savers; JPEG XL goes through Pillow's plugin
+(``pillow.encode_jxl``: the wheel's libvips has no ``jxlsave``). libvips evaluates lazily, so this
+is where the pixel work of a whole pipeline happens. Blocking: it runs in a render thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from edgeproxy.render import pillow
+from edgeproxy.render.failures import Deadline, failures
+from edgeproxy.render.vips import header_field, page_height
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeOptions:
+    """Encoder settings that come from configuration (``Settings``), not from the URL."""
+
+    avif_effort: int  # 0..9
+    webp_effort: int  # 0..6
+    jpeg_progressive: bool
+    png_compression: int  # zlib level 0..9
+    jxl_effort: int  # 1..9 (libjxl)
+    threads: int  # encoder threads outside libvips (libjxl)
+
+
+def encode(
+    image: pyvips.Image, fmt: str, quality: int, strip: bool, options: EncodeOptions, deadline: Deadline | None = None
+) -> bytes:
+    """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif, jxl); this is where pixels are computed.
+
+    ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed). JPEG XL
+    goes through ``pillow.encode_jxl`` (the wheel's libvips has no ``jxlsave``): the first frame,
+    computed into memory here.
+
+    Raises:
+        ProxyError(422): libvips failed while decoding the original (corrupt or truncated data).
+        ProxyError(504): ``deadline`` passed while the pixels were computed (the work was cancelled).
+    """
+    keep = pyvips.enums.ForeignKeep.NONE if strip else pyvips.enums.ForeignKeep.ALL
+    ph = page_height(image)
+    if deadline:
+        image = deadline.watch(image)
+    with failures(deadline):
+        if fmt == "jpeg":
+            return image.jpegsave_buffer(Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep)
+        if fmt == "webp":
+            return image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
+        if fmt == "avif":
+            if image.bands < 3:
+                image = image.colourspace("srgb")
+            return image.heifsave_buffer(
+                Q=quality, effort=options.avif_effort, compression="av1", bitdepth=8, keep=keep
+            )
+        if fmt == "png":
+            return image.pngsave_buffer(compression=options.png_compression, keep=keep)
+        if fmt == "gif":
+            return image.gifsave_buffer(keep=keep, page_height=ph)
+        if fmt == "jxl":
+            frame = image.crop(0, 0, image.width, ph) if ph != image.height else image
+            exif = None if strip else header_field(frame, "exif-data", None)
+            return pillow.encode_jxl(
+                frame.write_to_memory(),
+                frame.width,
+                frame.height,
+                frame.bands,
+                quality=quality,
+                effort=options.jxl_effort,
+                threads=options.threads,
+                exif=exif,
+            )
+    raise ValueError(f"unknown output format {fmt}")
+
+
+def check_encoders(options: EncodeOptions) -> dict[str, bool]:
+    """Encode a small image in every output format: {format: worked} (for ``/readyz``)."""
+    result = {}
+    for fmt in ("avif", "webp", "jpeg", "png", "gif") + (("jxl",) if pillow.missing_extra("jxl") is None else ()):
+        try:
+            with failures():
+                image = pyvips.Image.black(16, 16, bands=3).copy(interpretation="srgb")
+                result[fmt] = len(encode(image, fmt, 50, True, options)) > 0
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            result[fmt] = False
+    return result
