@@ -1,9 +1,9 @@
 """The ceiling: the same decode-resize-encode done directly, no HTTP, no server.
 
 ``threads`` threads loop over the workload's files for ``seconds``, each calling the same libvips
-operations edgeproxy's pipeline calls for that URL, through the thin wrappers in ``edgeproxy.render.vips``
-(JPEG DCT shrink-on-load + Lanczos, AVIF through libavif, ``thumbnail_buffer`` for the rest, then
-the encoder with the same settings), with libvips' concurrency set as edgeproxy sets it. What
+operations edgeproxy's pipeline calls for that URL: its decode-at-size, ``edgeproxy.render.load.load_at_size``
+(JPEG DCT shrink-on-load + Lanczos, AVIF through libavif, ``thumbnail_buffer`` for the rest), then
+the encoder with the same settings, with libvips' concurrency set as edgeproxy sets it. What
 edgeproxy adds on top (HTTP, parsing, signing, negotiation, the pipeline's Python) is the gap.
 """
 
@@ -16,8 +16,7 @@ from pathlib import Path
 
 from bench.workload import Workload
 from edgeproxy.proxy import encoder_options
-from edgeproxy.render import encoding, source, vips
-from edgeproxy.render.geometry import jpeg_shrink
+from edgeproxy.render import encoding, load, source, vips
 from edgeproxy.settings import Settings
 
 
@@ -25,13 +24,7 @@ def render(data: bytes, info: source.SourceInfo, workload: Workload, options: en
     w, h = workload.box
     scale = min(w / info.width, h / info.height) if h else w / info.width
     width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
-    if info.pillow:
-        image = vips.resize(vips.load_pillow(data, info), width, height, colour_manage=info.colour_manage)
-    else:
-        shrink = jpeg_shrink(info.width, info.height, width, height) if info.format == "jpeg" else 0
-        image = vips.thumbnail(
-            data, width, height, animated=False, colour_manage=info.colour_manage, jpeg_shrink=shrink
-        )
+    image = load.load_at_size(data, info, width, height).image  # the pipeline's own decode-at-size
     return encoding.encode(image, workload.out_format, workload.quality or 100, True, options)
 
 

@@ -30,6 +30,7 @@ from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.purge import PurgeHook, run_hooks
 from edgeproxy.render import pillow, pipeline, vips
 from edgeproxy.render.encoding import EncodeOptions
+from edgeproxy.render.geometry import Face
 from edgeproxy.render.obscure import ALGORITHM as OBSCURE_ALGORITHM
 from edgeproxy.render.obscure import Grid
 from edgeproxy.render.pool import RenderPool
@@ -57,7 +58,7 @@ class Treatment:
     ``faces`` is) and the whole original's (``wash``), in the original's coordinates
     (``edgeproxy.render.obscure``)."""
 
-    faces: tuple | None = None
+    faces: tuple[Face, ...] | None = None
     redact: Redact | None = None
     blur: bool = False
     degraded: bool = False
@@ -524,7 +525,7 @@ class Proxy:
         data: bytes,
         negotiated: Negotiated,
         deadline: float,
-        faces: tuple | None = None,
+        faces: tuple[Face, ...] | None = None,
         redact: Redact | None = None,
         moderation_blur: bool = False,
         provenance_title: str | None = None,

@@ -146,12 +146,12 @@ def expected(
     inside = np.ones((out_h, out_w), bool)
     background = None
     if p.canvas:
-        _cw, _ch, left, top = p.canvas
+        left, top = p.canvas.left, p.canvas.top
         x, y = x - left, y - top
         inside = (x >= 0) & (x < rw) & (y >= 0) & (y < rh)
         background = spec.background
     if p.final_crop:
-        x, y = x + p.final_crop[0], y + p.final_crop[1]
+        x, y = x + p.final_crop.x, y + p.final_crop.y
     if "h" in spec.flip.value:
         x = rw - x
     if "v" in spec.flip.value:
@@ -169,7 +169,7 @@ def expected(
         w0, h0 = rw, rh
     fx, fy = x / w0, y / h0
     if p.source_crop:
-        left, top, cw, ch = p.source_crop
+        left, top, cw, ch = p.source_crop.x, p.source_crop.y, p.source_crop.w, p.source_crop.h
         fx, fy = (left + fx * cw) / width, (top + fy * ch) / height
     rgb = np.stack([fx * 255, fy * 255, np.full_like(fx, FRAME_BLUE[frame % len(FRAME_BLUE)])], axis=-1)
     return Expected(rgb, inside, background)

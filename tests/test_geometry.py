@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.render.geometry import check_box, focal_window, map_box, plan
+from edgeproxy.render.geometry import Box, Canvas, Face, check_box, focal_window, map_box, plan
 from edgeproxy.url.spec import Crop, Fit, Gravity, TransformSpec
 
 
@@ -44,26 +44,26 @@ def test_cover_crop_follows_compass_gravity_and_focal_point():
     def crop_of(gravity):
         return out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=gravity)).final_crop
 
-    assert crop_of(Gravity()) == (50, 0, 300, 300)  # resized to 400x300 first
-    assert crop_of(Gravity("west", 0.0, 0.5)) == (0, 0, 300, 300)
-    assert crop_of(Gravity("east", 1.0, 0.5)) == (100, 0, 300, 300)
-    assert crop_of(Gravity("fp", 0.9, 0.5)) == (100, 0, 300, 300)  # clamped inside the image
-    assert crop_of(Gravity("fp", 0.3, 0.5)) == (0, 0, 300, 300)
+    assert crop_of(Gravity()) == Box(50, 0, 300, 300)  # resized to 400x300 first
+    assert crop_of(Gravity("west", 0.0, 0.5)) == Box(0, 0, 300, 300)
+    assert crop_of(Gravity("east", 1.0, 0.5)) == Box(100, 0, 300, 300)
+    assert crop_of(Gravity("fp", 0.9, 0.5)) == Box(100, 0, 300, 300)  # clamped inside the image
+    assert crop_of(Gravity("fp", 0.3, 0.5)) == Box(0, 0, 300, 300)
     smart = out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=Gravity("smart")))
-    assert smart.smart and smart.resize == (400, 300) and smart.final_crop == (50, 0, 300, 300)
+    assert smart.smart and smart.resize == (400, 300) and smart.final_crop == Box(50, 0, 300, 300)
 
 
 def test_focal_window_centres_on_a_point_and_stays_inside():
-    assert focal_window((400, 300), (300, 300), (200, 150)) == (50, 0, 300, 300)
-    assert focal_window((400, 300), (100, 100), (390, 10)) == (300, 0, 100, 100)  # clamped at the corner
-    assert focal_window((400, 300), (100, 100), (120, 200)) == (70, 150, 100, 100)
+    assert focal_window((400, 300), (300, 300), (200, 150)) == Box(50, 0, 300, 300)
+    assert focal_window((400, 300), (100, 100), (390, 10)) == Box(300, 0, 100, 100)  # clamped at the corner
+    assert focal_window((400, 300), (100, 100), (120, 200)) == Box(70, 150, 100, 100)
 
 
 def test_pad_places_image_by_gravity():
     p = out(TransformSpec(width=400, height=400, fit=Fit.PAD, gravity=Gravity("north", 0.5, 0.0)))
-    assert p.resize == (400, 300) and p.canvas == (400, 400, 0, 0)
+    assert p.resize == (400, 300) and p.canvas == Canvas(400, 400, 0, 0)
     p = out(TransformSpec(width=400, height=400, fit=Fit.PAD))
-    assert p.canvas == (400, 400, 0, 50)
+    assert p.canvas == Canvas(400, 400, 0, 50)
 
 
 def test_output_is_capped_at_max_dimension():
@@ -94,15 +94,15 @@ def test_jpeg_shrink_keeps_at_least_the_target_size():
 
 # map_box: a face box (fractions of the upright original) through crop, rotation and flip. Each
 # expectation is worked out by hand on a 200 x 100 original with a box at x 10..50, y 20..40 px.
-BOX = (0.05, 0.2, 0.2, 0.2)
+BOX = Box(0.05, 0.2, 0.2, 0.2)
 
 
 @pytest.mark.parametrize(
     ("crop", "rotate", "flip", "expected"),
     [
         (None, 0, "", (0.05, 0.2, 0.2, 0.2)),
-        ((0, 0, 100, 100), 0, "", (0.1, 0.2, 0.4, 0.2)),  # the left half: x 10..50 of 100 px
-        ((30, 0, 100, 100), 0, "", (0.0, 0.2, 0.2, 0.2)),  # clipped at the crop's left edge: x 30..50
+        (Box(0, 0, 100, 100), 0, "", (0.1, 0.2, 0.4, 0.2)),  # the left half: x 10..50 of 100 px
+        (Box(30, 0, 100, 100), 0, "", (0.0, 0.2, 0.2, 0.2)),  # clipped at the crop's left edge: x 30..50
         (None, 90, "", (0.6, 0.05, 0.2, 0.2)),  # clockwise: top-left goes to top-right
         (None, 180, "", (0.75, 0.6, 0.2, 0.2)),
         (None, 270, "", (0.2, 0.75, 0.2, 0.2)),  # counter-clockwise: top-left goes to bottom-left
@@ -113,15 +113,51 @@ BOX = (0.05, 0.2, 0.2, 0.2)
 )
 def test_map_box_follows_crop_rotation_and_flip(crop, rotate, flip, expected):
     mapped = map_box(BOX, (200, 100), crop, rotate, flip)
-    assert mapped == pytest.approx(expected)
+    assert mapped is not None
+    assert (mapped.x, mapped.y, mapped.w, mapped.h) == pytest.approx(expected)
 
 
 def test_map_box_outside_the_crop_is_none():
-    assert map_box(BOX, (200, 100), (100, 0, 100, 100)) is None
+    assert map_box(BOX, (200, 100), Box(100, 0, 100, 100)) is None
 
 
 def test_face_gravity_plans_a_measured_crop_like_smart():
     spec = TransformSpec(width=100, height=100, fit=Fit.COVER, gravity=Gravity("face"))
     assert plan(spec, 400, 200, 8192).smart
     padded = plan(TransformSpec(width=100, height=100, fit=Fit.PAD, gravity=Gravity("face")), 400, 200, 8192)
-    assert padded.canvas == (100, 100, 0, 25)  # centred, as smart and fp pad
+    assert padded.canvas == Canvas(100, 100, 0, 25)  # centred, as smart and fp pad
+
+
+# Box and Face: the types every box travels in (pixels or fractions).
+
+
+def test_box_edges_in_pixels_and_fractions():
+    pixels = Box(10, 20, 30, 40)
+    assert (pixels.right, pixels.bottom, pixels.edges()) == (40, 60, (10, 20, 40, 60))
+    fractions = Box(0.25, 0.5, 0.5, 0.25)
+    assert fractions.edges() == (0.25, 0.5, 0.75, 0.75)
+
+
+@pytest.mark.parametrize(
+    ("box", "clipped"),
+    [
+        (Box(0.1, 0.2, 0.3, 0.4), Box(0.1, 0.2, 0.3, 0.4)),  # inside: unchanged
+        (Box(-0.1, 0.9, 0.3, 0.2), Box(0.0, 0.9, 0.2, 0.1)),  # over the left and bottom edges
+        (Box(0.8, -0.5, 0.5, 2.0), Box(0.8, 0.0, 0.2, 1.0)),  # over three edges
+        (Box(1.0, 0.2, 0.3, 0.4), None),  # wholly right of the image
+        (Box(0.2, -0.4, 0.3, 0.4), None),  # touches the top edge only
+    ],
+)
+def test_box_clipped_to_the_image(box: Box[float], clipped: Box[float] | None):
+    got = box.clipped()
+    if clipped is None:
+        assert got is None
+    else:
+        assert got is not None and got.edges() == pytest.approx(clipped.edges())
+
+
+def test_map_box_takes_and_gives_boxes_and_a_face_keeps_its_score():
+    face = Face(Box(0.05, 0.2, 0.2, 0.2), 0.9)
+    mapped = map_box(face.box, (200, 100), Box(0, 0, 100, 100))
+    assert isinstance(mapped, Box) and mapped.edges() == pytest.approx((0.1, 0.2, 0.5, 0.4))
+    assert face.score == 0.9 and face == Face(Box(0.05, 0.2, 0.2, 0.2), 0.9)

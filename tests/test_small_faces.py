@@ -104,7 +104,11 @@ def canvas(background: np.ndarray, face_crop: pyvips.Image, fraction: float, see
 def overlaps(box: tuple[float, float, float, float], found) -> bool:
     x0, y0, x1, y1 = box
     return any(
-        f.x * WIDTH < x1 and (f.x + f.w) * WIDTH > x0 and f.y * HEIGHT < y1 and (f.y + f.h) * HEIGHT > y0 for f in found
+        f.box.x * WIDTH < x1
+        and (f.box.x + f.box.w) * WIDTH > x0
+        and f.box.y * HEIGHT < y1
+        and (f.box.y + f.box.h) * HEIGHT > y0
+        for f in found
     )
 
 
@@ -113,9 +117,9 @@ def covered(box: tuple[float, float, float, float], found) -> float:
     x0, y0, x1, y1 = box
     best = 0.0
     for f in found:
-        mx, my = f.w * REDACT_MARGIN * WIDTH, f.h * REDACT_MARGIN * HEIGHT
-        left, top = f.x * WIDTH - mx, f.y * HEIGHT - my
-        right, bottom = (f.x + f.w) * WIDTH + mx, (f.y + f.h) * HEIGHT + my
+        mx, my = f.box.w * REDACT_MARGIN * WIDTH, f.box.h * REDACT_MARGIN * HEIGHT
+        left, top = f.box.x * WIDTH - mx, f.box.y * HEIGHT - my
+        right, bottom = (f.box.x + f.box.w) * WIDTH + mx, (f.box.y + f.box.h) * HEIGHT + my
         inter = max(0.0, min(right, x1) - max(left, x0)) * max(0.0, min(bottom, y1) - max(top, y0))
         best = max(best, inter / ((x1 - x0) * (y1 - y0)))
     return best
@@ -142,7 +146,10 @@ def test_small_faces_are_found_anywhere(
         f
         for f in found
         if not any(
-            f.x * WIDTH < b[2] and (f.x + f.w) * WIDTH > b[0] and f.y * HEIGHT < b[3] and (f.y + f.h) * HEIGHT > b[1]
+            f.box.x * WIDTH < b[2]
+            and (f.box.x + f.box.w) * WIDTH > b[0]
+            and f.box.y * HEIGHT < b[3]
+            and (f.box.y + f.box.h) * HEIGHT > b[1]
             for b, _ in faces
         )
     ]

@@ -16,8 +16,9 @@ import pytest
 import pyvips
 
 from edgeproxy import cli
+from edgeproxy.render.geometry import Face
 from edgeproxy.vision import models as vision_models
-from edgeproxy.vision.faces import Face, FaceModel, decode, nms
+from edgeproxy.vision.faces import FaceModel, decode, nms
 from edgeproxy.vision.nsfw import NsfwModel, preprocess
 from edgeproxy.vision.runtime import ModelError, create_session, providers_used
 from tests.conftest import MODELS_DIR
@@ -55,7 +56,7 @@ def srgb(path: Path, size: int = 640) -> np.ndarray:
 
 
 def box(face: Face) -> tuple[float, float, float, float]:
-    return face.x, face.y, face.x + face.w, face.y + face.h
+    return face.box.edges()
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -210,7 +211,7 @@ def test_one_face_in_the_portrait(face_model, corpus, name):
     assert len(faces) == 1, faces
     face = faces[0]
     centre = ((PORTRAIT_FACE[0] + PORTRAIT_FACE[2]) / 2, (PORTRAIT_FACE[1] + PORTRAIT_FACE[3]) / 2)
-    assert face.x <= centre[0] <= face.x + face.w and face.y <= centre[1] <= face.y + face.h
+    assert face.box.x <= centre[0] <= face.box.x + face.box.w and face.box.y <= centre[1] <= face.box.y + face.box.h
     assert iou(box(face), PORTRAIT_FACE) > 0.5
     assert 0.5 < face.score <= 1
 
@@ -279,8 +280,8 @@ def test_find_sizes_a_face_that_fills_the_frame(face_model, corpus):
     found = face_model.find(image)
     assert len(found) == 1, found
     assert iou(box(found[0]), label) > 0.6
-    assert found[0].h > 0.8, found[0]
-    assert max(f.h for f in fine) < found[0].h  # the test would not see a difference otherwise
+    assert found[0].box.h > 0.8, found[0]
+    assert max(f.box.h for f in fine) < found[0].box.h  # the test would not see a difference otherwise
 
 
 def test_find_looks_again_at_faces_too_small_for_one_pass(face_model, corpus):
@@ -299,10 +300,10 @@ def test_find_looks_again_at_faces_too_small_for_one_pass(face_model, corpus):
     found = face_model.find(background)
     hits = [
         any(
-            f.x * 960 < left + face.shape[1]
-            and (f.x + f.w) * 960 > left
-            and f.y * 720 < top + face.shape[0]
-            and (f.y + f.h) * 720 > top
+            f.box.x * 960 < left + face.shape[1]
+            and (f.box.x + f.box.w) * 960 > left
+            and f.box.y * 720 < top + face.shape[0]
+            and (f.box.y + f.box.h) * 720 > top
             for f in found
         )
         for left, top in spots

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from edgeproxy.errors import bad_request, not_found
 from edgeproxy.http.responses import etag_matches, strong_etag, surrogate_key
 from edgeproxy.render import pipeline
+from edgeproxy.render.geometry import Face
 from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.media import input_mime
 from edgeproxy.url.signing import INFO_PREFIX
@@ -94,14 +95,9 @@ def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
     original carries no manifest or c2pa-python is not installed).
 
     Raises:
-        ProxyError: 413, 415 or 422 as a render would (the same ``probe`` and ``check_limits``).
+        ProxyError: 413, 415 or 422 as a render would (``pipeline.inspect``).
     """
-    ctx = pipeline.Context(
-        data=data, negotiated=None, limits=limits, encode_options=None, default_quality=None, deadline=float("inf")
-    )
-    pipeline.probe(ctx)
-    pipeline.check_limits(ctx)
-    info = ctx.info
+    info = pipeline.inspect(data, limits).info
     mime = input_mime(info.format)
     try:
         from edgeproxy.provenance import credentials as provenance
@@ -124,7 +120,7 @@ def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
 
 
 def document(
-    facts: dict[str, Any], metadata: Metadata, decision: Decision, faces: tuple[Any, ...] | None
+    facts: dict[str, Any], metadata: Metadata, decision: Decision, faces: tuple[Face, ...] | None
 ) -> dict[str, Any]:
     """The ``/info`` JSON: ``facts``, then ``moderation`` (``verdict``, ``score``, ``source``:
     ``moderation.Decision``), ``faces`` (``{x, y, w, h, score}`` fractions 0..1 of the upright
@@ -137,7 +133,13 @@ def document(
         None
         if faces is None
         else [
-            {"x": round(f.x, 4), "y": round(f.y, 4), "w": round(f.w, 4), "h": round(f.h, 4), "score": round(f.score, 4)}
+            {
+                "x": round(f.box.x, 4),
+                "y": round(f.box.y, 4),
+                "w": round(f.box.w, 4),
+                "h": round(f.box.h, 4),
+                "score": round(f.score, 4),
+            }
             for f in faces
         ]
     )

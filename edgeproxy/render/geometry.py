@@ -1,18 +1,82 @@
-"""Pure geometry: from the upright source size and a spec to the sizes and offsets of each step.
+"""Pure geometry: boxes, and from the upright source size and a spec to the sizes and offsets of each step.
 
 No pyvips here: every rule of fit, gravity, DPR, enlarge and crop is a function of integers, tested
 without images. The fit vocabulary is sharp's (``cover``, ``fill``, ``inside``, ``outside``) plus
 Cloudflare Images' ``contain`` and ``pad``; see ``spec.Fit``.
+
+Every box that travels between the steps is a ``Box``: in pixels (``Box[int]``: a crop region) or
+in fractions of an image (``Box[float]``: a detected ``Face``, an obscured region), which hold at
+any scale of that image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from edgeproxy.errors import bad_request
 from edgeproxy.url.spec import Fit, TransformSpec
 
-Box = tuple[int, int, int, int]  # left, top, width, height in pixels
+#: A box's unit: ``int`` (pixels) or ``float`` (fractions 0..1 of an image).
+N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class Box(Generic[N]):
+    """A rectangle: left edge ``x``, top edge ``y``, width ``w`` and height ``h``.
+
+    ``Box[int]`` is in pixels of an image (a crop region, as libvips' ``crop`` takes it: left, top,
+    width, height); ``Box[float]`` in fractions 0..1 of an image's width (``x``, ``w``) and height
+    (``y``, ``h``), so the same box holds at any scale of that image. Nothing is checked: a box is
+    what its maker computed (``clipped`` keeps the part inside the image).
+    """
+
+    x: N
+    y: N
+    w: N
+    h: N
+
+    @property
+    def right(self) -> N:
+        """The right edge, ``x + w`` (exclusive for pixels)."""
+        return self.x + self.w
+
+    @property
+    def bottom(self) -> N:
+        """The bottom edge, ``y + h`` (exclusive for pixels)."""
+        return self.y + self.h
+
+    def edges(self) -> tuple[N, N, N, N]:
+        """(left, top, right, bottom)."""
+        return self.x, self.y, self.right, self.bottom
+
+    def clipped(self: Box[float]) -> Box[float] | None:
+        """This fraction box clipped to the image (0..1 on both axes); None when nothing of it is
+        inside."""
+        x0, y0, x1, y1 = max(0.0, self.x), max(0.0, self.y), min(1.0, self.right), min(1.0, self.bottom)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """One detected face: its ``box`` in fractions 0..1 of the upright original (of the image the
+    detector saw, which is the original scaled), clipped to it, and ``score``, the detector's
+    confidence 0..1 (CenterFace: the heatmap value at the face's centre, ``vision.faces``)."""
+
+    box: Box[float]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Canvas:
+    """A ``width`` × ``height`` pixel canvas with the image placed at (``left``, ``top``): ``pad``."""
+
+    width: int
+    height: int
+    left: int
+    top: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,22 +89,22 @@ class Plan:
     - ``final_crop``: region of the resized image to keep (``cover``), or None.
     - ``smart``: the ``final_crop`` window is centred on the attention centre of the first frame
       (``focal_window``) instead of where the plan put it (the centre); its size stays.
-    - ``canvas``: (width, height, left, top) to pad the image onto (``pad``), or None.
+    - ``canvas``: the canvas to pad the image onto, and where (``pad``), or None.
     """
 
-    source_crop: Box | None
+    source_crop: Box[int] | None
     resize: tuple[int, int]
-    final_crop: Box | None = None
-    canvas: tuple[int, int, int, int] | None = None
+    final_crop: Box[int] | None = None
+    canvas: Canvas | None = None
     smart: bool = False
 
     @property
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the final image in pixels."""
         if self.canvas:
-            return self.canvas[0], self.canvas[1]
+            return self.canvas.width, self.canvas.height
         if self.final_crop:
-            return self.final_crop[2], self.final_crop[3]
+            return self.final_crop.w, self.final_crop.h
         return self.resize
 
 
@@ -55,7 +119,7 @@ def check_box(spec: TransformSpec, max_dimension: int) -> None:
             raise bad_request(f"option {name}: {value} device pixels is over the limit of {max_dimension}")
 
 
-def source_region(spec: TransformSpec, width: int, height: int) -> Box | None:
+def source_region(spec: TransformSpec, width: int, height: int) -> Box[int] | None:
     """The ``crop`` option as a pixel box inside a ``width`` × ``height`` upright original.
 
     Fractions are rounded to pixels; the box is clipped to the image.
@@ -76,7 +140,7 @@ def source_region(spec: TransformSpec, width: int, height: int) -> Box | None:
         raise bad_request(f"option crop: region is outside the {width}x{height} original")
     if (x, y, w, h) == (0, 0, width, height):
         return None
-    return x, y, w, h
+    return Box(x, y, w, h)
 
 
 def _anchor_offset(free: int, fraction: float) -> int:
@@ -88,12 +152,12 @@ def _focal_offset(full: int, window: int, fraction: float) -> int:
     return max(0, min(full - window, round(fraction * full - window / 2)))
 
 
-def focal_window(size: tuple[int, int], window: tuple[int, int], centre: tuple[float, float]) -> Box:
+def focal_window(size: tuple[int, int], window: tuple[int, int], centre: tuple[float, float]) -> Box[int]:
     """The ``window`` (width, height) inside an image of ``size`` (width, height), centred as near
     ``centre`` (x, y in pixels) as the image allows: the crop box of ``g:smart`` once libvips has
     found the attention centre (and of face-aware crops, centred on the faces)."""
     (width, height), (cw, ch) = size, window
-    return (_focal_offset(width, cw, centre[0] / width), _focal_offset(height, ch, centre[1] / height), cw, ch)
+    return Box(_focal_offset(width, cw, centre[0] / width), _focal_offset(height, ch, centre[1] / height), cw, ch)
 
 
 def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Plan:
@@ -108,7 +172,7 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
     """
     region = source_region(spec, width, height)
     if region:
-        width, height = region[2], region[3]
+        width, height = region.w, region.h
     if spec.rotate in (90, 270):  # the box applies to the rotated image
         width, height = height, width
     bw, bh = spec.box()
@@ -137,14 +201,14 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
             left, top = _focal_offset(rw, cw, ax), _focal_offset(rh, ch, ay)
         else:
             left, top = _anchor_offset(rw - cw, ax), _anchor_offset(rh - ch, ay)
-        return Plan(region, (rw, rh), final_crop=(left, top, cw, ch), smart=spec.gravity.kind in ("smart", "face"))
+        return Plan(region, (rw, rh), final_crop=Box(left, top, cw, ch), smart=spec.gravity.kind in ("smart", "face"))
 
     if fit is Fit.PAD and (bw or bh):
         cw, ch = max(bw or rw, rw), max(bh or rh, rh)
         if (cw, ch) != (rw, rh):
             ax, ay = (0.5, 0.5) if spec.gravity.kind in ("fp", "smart", "face") else spec.gravity.anchor()
             left, top = _anchor_offset(cw - rw, ax), _anchor_offset(ch - rh, ay)
-            return Plan(region, (rw, rh), canvas=(cw, ch, left, top))
+            return Plan(region, (rw, rh), canvas=Canvas(cw, ch, left, top))
     return Plan(region, (rw, rh))
 
 
@@ -163,26 +227,25 @@ def jpeg_shrink(width: int, height: int, target_width: int, target_height: int) 
 
 
 def map_box(
-    box: tuple[float, float, float, float],
+    box: Box[float],
     size: tuple[int, int],
-    source_crop: Box | None = None,
+    source_crop: Box[int] | None = None,
     rotate: int = 0,
     flip: str = "",
-) -> tuple[float, float, float, float] | None:
-    """Where ``box`` (x, y, width, height: fractions 0..1 of an upright ``size`` = (width, height)
-    pixels original, e.g. a detected face) lies after the pipeline's ``source_crop`` (left, top,
-    width, height pixels of that original), a clockwise ``rotate`` (0, 90, 180, 270) and ``flip``
-    (``h``, ``v``, ``hv``), in fractions 0..1 of the image at that point; clipped to it. None
-    when the box lies wholly outside the crop. Resizing does not move fractions, so the result
-    times any stage's pixel size gives pixels."""
-    x, y, w, h = box
+) -> Box[float] | None:
+    """Where ``box`` (fractions 0..1 of an upright ``size`` = (width, height) pixels original, e.g.
+    a detected face) lies after the pipeline's ``source_crop`` (pixels of that original), a
+    clockwise ``rotate`` (0, 90, 180, 270) and ``flip`` (``h``, ``v``, ``hv``), in fractions 0..1 of
+    the image at that point; clipped to it. None when the box lies wholly outside the crop.
+    Resizing does not move fractions, so the result times any stage's pixel size gives pixels."""
+    x, y, w, h = box.x, box.y, box.w, box.h
     if source_crop is not None:
-        left, top, cw, ch = source_crop
+        left, top, cw, ch = source_crop.x, source_crop.y, source_crop.w, source_crop.h
         x, y, w, h = (x * size[0] - left) / cw, (y * size[1] - top) / ch, w * size[0] / cw, h * size[1] / ch
-    x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(1.0, x + w), min(1.0, y + h)
-    if x1 <= x0 or y1 <= y0:
+    inside = Box(x, y, w, h).clipped()
+    if inside is None:
         return None
-    x, y, w, h = x0, y0, x1 - x0, y1 - y0
+    x, y, w, h = inside.x, inside.y, inside.w, inside.h
     if rotate == 90:  # a point (x, y) goes to (1 - y, x)
         x, y, w, h = 1 - (y + h), x, h, w
     elif rotate == 180:
@@ -193,4 +256,4 @@ def map_box(
         x = 1 - (x + w)
     if "v" in flip:
         y = 1 - (y + h)
-    return x, y, w, h
+    return Box(x, y, w, h)

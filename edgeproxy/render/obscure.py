@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from edgeproxy.render.geometry import Box
+
 #: Cells across the long side of an obscured region: ``blur`` mixes a grid this coarse bilinearly
 #: (a colour wash), ``pixelate`` draws one flat block per cell. Eight samples across a face leave
 #: no features a person or a face recogniser can match; pixelation at 12-16 blocks across has been
@@ -37,14 +39,12 @@ REDACT_MARGIN = 0.2
 #: obscured pixels of the same original and spec may change.
 ALGORITHM = "grid-1"
 
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1: fractions 0..1 of the upright original
-
 
 @dataclass(frozen=True, slots=True)
 class Grid:
     """The obscured look of one region of an original.
 
-    - ``box``: (x0, y0, x1, y1), fractions 0..1 of the upright original (first frame), x1 > x0, y1 > y0;
+    - ``box``: the region, fractions 0..1 of the upright original (first frame), not empty;
     - ``cols`` x ``rows``: cells, equal in size, tiling ``box``;
     - ``cells``: ``rows * cols * 3`` bytes, row-major 8-bit sRGB, each the mean colour of the
       original (alpha flattened onto white) over that cell's area;
@@ -52,15 +52,14 @@ class Grid:
       centres), False for ``pixelate`` (the cell a point lies in).
     """
 
-    box: Box
+    box: Box[float]
     cols: int
     rows: int
     cells: bytes
     smooth: bool
 
     def __post_init__(self) -> None:
-        x0, y0, x1, y1 = self.box
-        if not (x1 > x0 and y1 > y0) or self.cols < 1 or self.rows < 1:
+        if not (self.box.w > 0 and self.box.h > 0) or self.cols < 1 or self.rows < 1:
             raise ValueError(f"an empty grid: box {self.box}, {self.cols}x{self.rows} cells")
         if len(self.cells) != self.rows * self.cols * 3:
             raise ValueError(f"{len(self.cells)} bytes for {self.cols}x{self.rows} RGB cells")
@@ -92,13 +91,14 @@ def cell_counts(width: float, height: float, cells: int) -> tuple[int, int]:
     return max(1, min(cells, round(cells * width / height))), cells
 
 
-def face_box(x: float, y: float, w: float, h: float) -> Box | None:
-    """The region redacted for a face found at (``x``, ``y``, ``w``, ``h``) (fractions of the upright
-    original): grown by ``REDACT_MARGIN`` on each side and clipped to the original; None if empty."""
+def face_box(face: Box[float]) -> Box[float] | None:
+    """The region redacted for a face found at ``face`` (fractions of the upright original): grown
+    by ``REDACT_MARGIN`` on each side and clipped to the original; None if empty."""
+    x, y, w, h = face.x, face.y, face.w, face.h
     mx, my = w * REDACT_MARGIN, h * REDACT_MARGIN
     x0, y0 = max(0.0, x - mx), max(0.0, y - my)
     x1, y1 = min(1.0, x + w + mx), min(1.0, y + h + my)
-    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+    return Box(x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
 
 
 def _axis(
@@ -117,17 +117,18 @@ def _axis(
 
 
 def place(
-    grid: Grid, original: tuple[int, int], source_crop: tuple[int, int, int, int] | None, size: tuple[int, int]
+    grid: Grid, original: tuple[int, int], source_crop: Box[int] | None, size: tuple[int, int]
 ) -> Placement | None:
     """Where ``grid`` lands in an image of ``size`` (width, height of one frame, pixels) made from
-    the ``original`` (width, height, upright) by keeping ``source_crop`` (left, top, width, height
-    pixels of the original; None: all of it) and resizing that to ``size``. None when the grid's box
+    the ``original`` (width, height, upright) by keeping ``source_crop`` (pixels of the original;
+    None: all of it) and resizing that to ``size``. None when the grid's box
     lies outside the image. The mapping is the resize's: output pixel k's centre is at
     ``crop_left + (k + 0.5) * crop_width / width`` in the original."""
     ow, oh = original
-    left, top, cw, ch = source_crop or (0, 0, ow, oh)
+    crop = source_crop or Box(0, 0, ow, oh)
+    left, top, cw, ch = crop.x, crop.y, crop.w, crop.h
     width, height = size
-    x0, y0, x1, y1 = grid.box
+    x0, y0, x1, y1 = grid.box.edges()
     across = _axis(x0 * ow, x1 * ow, grid.cols, left, cw / width, width, grid.smooth)
     down = _axis(y0 * oh, y1 * oh, grid.rows, top, ch / height, height, grid.smooth)
     if across is None or down is None:

@@ -26,10 +26,10 @@ from typing import Any
 
 from edgeproxy.errors import timed_out, too_large, unsupported_format
 from edgeproxy.http.negotiate import Negotiated
-from edgeproxy.render import encoding, source, svg, vips
+from edgeproxy.render import encoding, load, source, svg, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline, failures
-from edgeproxy.render.geometry import Plan, focal_window, jpeg_shrink, map_box, plan
+from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, plan
 from edgeproxy.render.obscure import WASH_CELLS, Grid, cell_counts, place
 from edgeproxy.render.source import SourceInfo
 from edgeproxy.url.media import OUTPUT_MIME
@@ -37,8 +37,6 @@ from edgeproxy.url.spec import Format, Redact, TransformSpec
 
 #: Formats that keep an alpha band; JPEG output is flattened onto the background.
 ALPHA_FORMATS = {Format.AVIF, Format.WEBP, Format.PNG, Format.GIF, Format.JXL}
-WHITE = (255, 255, 255, 255)
-TRANSPARENT = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +50,69 @@ class Limits:
     max_output_dimension: int  # pixels per side
     allowed_formats: frozenset[str]
     max_blur_cost: int  # output megapixels × frames × blur sigma
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An original as the decoders see it: ``data``, the bytes every decoder reads (the original's,
+    or for SVG the document ``svg.sanitize`` rebuilt: no parser ever sees the original's), and
+    ``info``, the facts its header gives (``source.SourceInfo``)."""
+
+    data: bytes
+    info: SourceInfo
+
+
+def read_source(data: bytes, limits: Limits) -> Source:
+    """The header of ``data``. SVG is refused (415) before any parser sees it unless allowed, and
+    then rebuilt by ``svg.sanitize`` first, as libvips parses the whole document to read its header.
+
+    Raises:
+        ProxyError: 415 (a format not allowed, or not supported), 413 (an SVGZ over
+            ``max_source_bytes`` decompressed), 422 (unreadable).
+    """
+    sanitized = False
+    if svg.looks_like_svg(data):
+        if "svg" not in limits.allowed_formats:
+            raise unsupported_format("input format svg is not allowed")
+        data = svg.sanitize(data, limits.max_source_bytes)
+        sanitized = True
+    info = source.probe(data, limits.allowed_formats)
+    if info.format == "svg" and not sanitized:  # libvips and looks_like_svg disagree: refuse
+        raise unsupported_format("input format svg is not allowed")
+    return Source(data, info)
+
+
+def check_source(info: SourceInfo, limits: Limits) -> None:
+    """413 for sources over the pixel or frame limits, 415 for formats not allowed; from the header.
+
+    Raises:
+        ProxyError(413): over ``max_frames`` or ``max_source_pixels`` (width × height × frames).
+        ProxyError(415): a format not in ``allowed_formats``.
+    """
+    if info.format not in limits.allowed_formats:
+        raise unsupported_format(f"input format {info.format} is not allowed")
+    frames = info.pages if info.animated else 1
+    if frames > limits.max_frames:
+        raise too_large(f"the original has {frames} frames; the limit is {limits.max_frames}")
+    pixels = info.width * info.height * frames
+    if pixels > limits.max_source_pixels:
+        raise too_large(
+            f"the original has {pixels} pixels ({info.width}x{info.height}x{frames}); "
+            f"the limit is {limits.max_source_pixels}"
+        )
+
+
+def inspect(data: bytes, limits: Limits) -> Source:
+    """What a render's first two steps (``probe``, ``check_limits``) learn of an original, without a
+    render: for ``/info`` and the vision models' copy, so that they answer exactly as a render would
+    (the same 413, 415 and 422, in the same order). No pixel is decoded.
+
+    Raises:
+        ProxyError: as ``read_source`` and ``check_source``.
+    """
+    found = read_source(data, limits)
+    check_source(found.info, limits)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +152,13 @@ class Context:
     encode_options: EncodeOptions
     default_quality: Callable[[str], int]
     deadline: float  # time.monotonic() value; past it libvips' work is cancelled (``watchdog``)
-    # From the analysis of the original (edgeproxy.vision), not the URL: the faces found (objects
-    # with x, y, w, h: fractions 0..1 of the upright original), None when no detector ran or it
-    # failed; how to redact them (the URL's redact, or the origin's redact_origins) and each face's
-    # grid in that mode (None: no detector result, so the whole image is obscured); whether
-    # moderation asks for the whole derivative blurred; and the whole original's grid when the
-    # analysis has it (else ``redact`` computes it).
-    faces: tuple[Any, ...] | None = None
+    # From the analysis of the original (edgeproxy.vision), not the URL: the faces found (boxes in
+    # fractions 0..1 of the upright original), None when no detector ran or it failed; how to
+    # redact them (the URL's redact, or the origin's redact_origins) and each face's grid in that
+    # mode (None: no detector result, so the whole image is obscured); whether moderation asks for
+    # the whole derivative blurred; and the whole original's grid when the analysis has it (else
+    # ``redact`` computes it).
+    faces: tuple[Face, ...] | None = None
     redact: Redact | None = None
     face_grids: tuple[Grid, ...] | None = None
     moderation_blur: bool = False
@@ -122,33 +183,14 @@ class Context:
 
 
 def probe(ctx: Context) -> None:
-    """Read the header. SVG is refused (415) before any parser sees it unless allowed, and then
-    rebuilt by ``svg.sanitize`` first, as libvips parses the whole document to read its header."""
-    sanitized = False
-    if svg.looks_like_svg(ctx.data):
-        if "svg" not in ctx.limits.allowed_formats:
-            raise unsupported_format("input format svg is not allowed")
-        ctx.data = svg.sanitize(ctx.data, ctx.limits.max_source_bytes)
-        sanitized = True
-    ctx.info = source.probe(ctx.data, ctx.limits.allowed_formats)
-    if ctx.info.format == "svg" and not sanitized:  # libvips and looks_like_svg disagree: refuse
-        raise unsupported_format("input format svg is not allowed")
+    """Read the header (``read_source``): SVG is sanitised first, or refused."""
+    found = read_source(ctx.data, ctx.limits)
+    ctx.data, ctx.info = found.data, found.info
 
 
 def check_limits(ctx: Context) -> None:
-    """413 for sources over the pixel or frame limits, 415 for formats not allowed; from the header."""
-    info, limits = ctx.info, ctx.limits
-    if info.format not in limits.allowed_formats:
-        raise unsupported_format(f"input format {info.format} is not allowed")
-    frames = info.pages if info.animated else 1
-    if frames > limits.max_frames:
-        raise too_large(f"the original has {frames} frames; the limit is {limits.max_frames}")
-    pixels = info.width * info.height * frames
-    if pixels > limits.max_source_pixels:
-        raise too_large(
-            f"the original has {pixels} pixels ({info.width}x{info.height}x{frames}); "
-            f"the limit is {limits.max_source_pixels}"
-        )
+    """413 for sources over the pixel or frame limits, 415 for formats not allowed (``check_source``)."""
+    check_source(ctx.info, ctx.limits)
 
 
 def choose_format(ctx: Context) -> None:
@@ -180,7 +222,7 @@ def check_cost(ctx: Context) -> None:
 
 
 def load_and_resize(ctx: Context) -> None:
-    """Decode at the planned size: shrink-on-load through ``thumbnail`` unless a source crop is
+    """Decode at the planned size (``load.load_at_size``): shrink-on-load unless a source crop is
     asked for (then decode, crop, resize); AVIF and the formats libvips lacks decode through
     ``vips.load_pillow`` (no shrink-on-load there). Only the shrink-on-load path reads the original
     sequentially; the others decode it whole, so may be read in any order (``random_access``)."""
@@ -188,22 +230,8 @@ def load_and_resize(ctx: Context) -> None:
     width, height = p.resize
     if ctx.spec.rotate in (90, 270):
         width, height = height, width
-    if ctx.info.pillow:
-        image = vips.load_pillow(ctx.data, ctx.info)
-        if p.source_crop:
-            image = vips.crop(image, *p.source_crop)
-        ctx.image = vips.resize(image, width, height, colour_manage=ctx.info.colour_manage)
-        ctx.random_access = True
-    elif p.source_crop is None:
-        # width × height is in the upright frame of the source, as info's size is.
-        shrink = jpeg_shrink(ctx.info.width, ctx.info.height, width, height) if ctx.info.format == "jpeg" else 0
-        ctx.image = vips.thumbnail(
-            ctx.data, width, height, animated=ctx.animated, colour_manage=ctx.info.colour_manage, jpeg_shrink=shrink
-        )
-    else:
-        region = vips.load_region(ctx.data, p.source_crop, animated=ctx.animated)
-        ctx.image = vips.resize(region, width, height, colour_manage=ctx.info.colour_manage)
-        ctx.random_access = True
+    loaded = load.load_at_size(ctx.data, ctx.info, width, height, region=p.source_crop, animated=ctx.animated)
+    ctx.image, ctx.random_access = loaded.image, loaded.random_access
 
 
 def _materialise(ctx: Context) -> None:
@@ -233,12 +261,12 @@ def redact(ctx: Context) -> None:
     Every grid lies in the original's coordinates (``obscure``): each pixel shows the grid at its
     own position in the original, so any crop, tile, rotation or scale of the derivative shows the
     same obscured pixels. The whole-image grid comes from the analysis (``wash``) or, when none ran,
-    from a small decode of the original here (``vips.wash_grid``). An animation gets the first
+    from a small decode of the original here (``wash``). An animation gets the first
     frame's grids on every frame.
     """
     whole = ctx.moderation_blur or (ctx.redact is not None and ctx.face_grids is None)
     if whole:
-        grids: tuple[Grid, ...] = (ctx.wash or _wash(ctx),)
+        grids: tuple[Grid, ...] = (ctx.wash or wash(ctx.data, ctx.info),)
     elif ctx.redact is not None:
         grids = ctx.face_grids
     else:
@@ -249,10 +277,25 @@ def redact(ctx: Context) -> None:
     ctx.image = vips.paint(ctx.image, layers)
 
 
-def _wash(ctx: Context) -> Grid:
-    """The whole original's grid, computed from the original (no analysis ran for this render)."""
-    cols, rows = cell_counts(ctx.info.width, ctx.info.height, WASH_CELLS)
-    return Grid((0.0, 0.0, 1.0, 1.0), cols, rows, vips.wash_grid(ctx.data, ctx.info, cols, rows), smooth=True)
+#: ``_wash`` decodes the original at this many pixels per side of each cell, then averages them.
+WASH_PIXELS = 16
+
+
+def wash(data: bytes, info: SourceInfo) -> Grid:
+    """The whole original's grid (``obscure.WASH_CELLS`` across its long side), computed from the
+    original ``data`` for a render without analysis (``vision.cells.wash`` computes it from the
+    analysis' copy): the mean colour of each of ``cols`` x ``rows`` equal cells tiling the first
+    frame, upright, sRGB, alpha flattened onto white. Decoded with shrink-on-load to
+    ``WASH_PIXELS`` pixels per cell side (``load.flat_srgb``), then averaged per cell
+    (``vips.cell_means``): a box filter.
+
+    Raises:
+        ProxyError(422): the original's pixels could not be decoded (inside ``run``'s ``failures``).
+    """
+    cols, rows = cell_counts(info.width, info.height, WASH_CELLS)
+    k = WASH_PIXELS
+    image = load.flat_srgb(data, info, k * cols, k * rows)  # exactly k * cols x k * rows
+    return Grid(Box(0.0, 0.0, 1.0, 1.0), cols, rows, vips.cell_means(image, k), smooth=True)
 
 
 def faces_centre(ctx: Context) -> tuple[float, float] | None:
@@ -261,15 +304,12 @@ def faces_centre(ctx: Context) -> tuple[float, float] | None:
     if not ctx.faces:
         return None
     size = (ctx.info.width, ctx.info.height)
-    boxes = [
-        map_box((f.x, f.y, f.w, f.h), size, ctx.plan.source_crop, ctx.spec.rotate, ctx.spec.flip.value)
-        for f in ctx.faces
-    ]
-    boxes = [b for b in boxes if b is not None]
+    mapped = (map_box(f.box, size, ctx.plan.source_crop, ctx.spec.rotate, ctx.spec.flip.value) for f in ctx.faces)
+    boxes = [b for b in mapped if b is not None]
     if not boxes:
         return None
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    x0, y0 = min(b.x for b in boxes), min(b.y for b in boxes)
+    x1, y1 = max(b.right for b in boxes), max(b.bottom for b in boxes)
     return (x0 + x1) / 2 * ctx.image.width, (y0 + y1) / 2 * vips.page_height(ctx.image)
 
 
@@ -289,9 +329,9 @@ def final_crop(ctx: Context) -> None:
         centre = faces_centre(ctx) if ctx.spec.gravity.kind == "face" else None
         if centre is None:  # measured, then cropped: keep the resized pixels so the source decodes once
             _materialise(ctx)
-            centre = vips.attention_centre(ctx.image, *box[2:], ctx.watchdog)
-        box = focal_window(size, box[2:], centre)
-    ctx.image = vips.crop(ctx.image, *box)
+            centre = vips.attention_centre(ctx.image, box.w, box.h, ctx.watchdog)
+        box = focal_window(size, (box.w, box.h), centre)
+    ctx.image = vips.crop(ctx.image, box)
 
 
 def effects(ctx: Context) -> None:
@@ -303,14 +343,14 @@ def effects(ctx: Context) -> None:
 
 def pad(ctx: Context) -> None:
     if ctx.plan.canvas:
-        default = TRANSPARENT if ctx.format in ALPHA_FORMATS else WHITE
-        ctx.image = vips.pad(ctx.image, *ctx.plan.canvas, ctx.spec.background or default)
+        default = vips.TRANSPARENT if ctx.format in ALPHA_FORMATS else vips.WHITE
+        ctx.image = vips.pad(ctx.image, ctx.plan.canvas, ctx.spec.background or default)
 
 
 def flatten(ctx: Context) -> None:
     """Alpha onto ``background`` (default white) for formats without alpha; then 8-bit sRGB."""
     if ctx.format not in ALPHA_FORMATS:
-        ctx.image = vips.flatten(ctx.image, ctx.spec.background or WHITE)
+        ctx.image = vips.flatten(ctx.image, ctx.spec.background or vips.WHITE)
     ctx.image = vips.to_srgb(ctx.image)
 
 

@@ -23,6 +23,7 @@ import pyvips
 from edgeproxy.errors import undecodable
 from edgeproxy.render import pillow
 from edgeproxy.render.failures import Deadline, failures
+from edgeproxy.render.geometry import Box, Canvas
 from edgeproxy.render.headers import DecodeError
 from edgeproxy.render.icc import is_srgb_profile
 from edgeproxy.render.obscure import Grid, Placement
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 #: Fail on truncated data (a partial JPEG is a 422, not a half-grey image).
 _LOAD_OPTIONS = "fail_on=truncated"
+#: RGBA colours (0..255) of backgrounds: opaque white (JPEG's flattening, the vision models' copy)
+#: and transparent (padding formats with alpha).
+WHITE = (255, 255, 255, 255)
+TRANSPARENT = (0, 0, 0, 0)
 
 
 def configure(concurrency: int) -> None:
@@ -110,15 +115,15 @@ def thumbnail(
         return pyvips.Image.thumbnail_buffer(data, width, height=height, size=size, option_string=options, **profile)
 
 
-def load_region(data: bytes, region: tuple[int, int, int, int], *, animated: bool) -> pyvips.Image:
-    """Decode ``data``, apply EXIF orientation, and keep ``region`` (left, top, width, height) of
-    the upright image (of every frame when ``animated``). Colour is still the source's."""
+def load_region(data: bytes, region: Box[int], *, animated: bool) -> pyvips.Image:
+    """Decode ``data``, apply EXIF orientation, and keep ``region`` (pixels) of the upright image (of
+    every frame when ``animated``). Colour is still the source's."""
     kwargs = {"n": -1} if animated else {}
     with failures():
         image = pyvips.Image.new_from_buffer(data, "", fail_on="truncated", **kwargs)
         if not animated:
             image = image.autorot()
-        return crop(image, *region)
+        return crop(image, region)
 
 
 def load_pillow(data: bytes, info: SourceInfo) -> pyvips.Image:
@@ -226,9 +231,9 @@ def _per_frame(image: pyvips.Image, op) -> pyvips.Image:
     return out
 
 
-def crop(image: pyvips.Image, left: int, top: int, width: int, height: int) -> pyvips.Image:
-    """Keep a region of every frame."""
-    return _per_frame(image, lambda frame: frame.crop(left, top, width, height))
+def crop(image: pyvips.Image, box: Box[int]) -> pyvips.Image:
+    """Keep ``box`` (pixels) of every frame."""
+    return _per_frame(image, lambda frame: frame.crop(box.x, box.y, box.w, box.h))
 
 
 def rotate_flip(image: pyvips.Image, angle: int, flip: str) -> pyvips.Image:
@@ -292,28 +297,12 @@ def paint(image: pyvips.Image, layers: list[tuple[Grid, Placement]]) -> pyvips.I
     return _per_frame(image, op)
 
 
-def wash_grid(data: bytes, info: SourceInfo, cols: int, rows: int) -> bytes:
-    """The mean colour of each of ``cols`` x ``rows`` equal cells tiling the first frame of the
-    original ``data`` (upright, sRGB, alpha flattened onto white), as ``rows * cols * 3`` bytes,
-    row-major: the whole-original grid (``obscure.Grid``) of a render that has no analysis.
-
-    Decoded with shrink-on-load to ``16 * cols`` x ``16 * rows`` (``thumbnail``; Pillow formats are
-    decoded whole), then averaged 16 x 16 pixels per cell (``shrink``): a box filter over each cell.
-
-    Raises:
-        ProxyError(422): the original's pixels could not be decoded.
-    """
-    k = 16
-    width, height = k * cols, k * rows
-    if info.pillow:
-        image = resize(load_pillow(data, info), width, height, colour_manage=info.colour_manage)
-    else:
-        image = thumbnail(data, width, height, animated=False, colour_manage=info.colour_manage)
-    image = to_srgb(flatten(image, (255, 255, 255, 255)))
-    if image.bands == 1:
-        image = image.colourspace("srgb")
-    means = image.cast("float").shrink(k, k)  # thumbnail's size=force: exactly cols x rows
-    return (means + 0.5).cast("uchar").write_to_memory()  # failures: the caller's (pipeline.run's) guard
+def cell_means(image: pyvips.Image, k: int) -> bytes:
+    """The mean of each ``k`` x ``k`` block of ``image`` (8-bit, 3 bands; its sides multiples of
+    ``k``), rounded to 8 bits, row-major: a box filter over each cell of a grid
+    (``obscure.Grid.cells``). Computes the pixels, inside the caller's ``failures``."""
+    means = image.cast("float").shrink(k, k)
+    return (means + 0.5).cast("uchar").write_to_memory()
 
 
 def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:
@@ -321,17 +310,19 @@ def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:
     return _per_frame(image, lambda frame: frame.sharpen(sigma=sigma))
 
 
-def pad(
-    image: pyvips.Image, width: int, height: int, left: int, top: int, background: tuple[int, int, int, int]
-) -> pyvips.Image:
-    """Place every frame at (``left``, ``top``) on a ``width`` × ``height`` canvas of ``background``
-    (RGBA 0..255). An alpha band is added when the background is not opaque."""
+def pad(image: pyvips.Image, canvas: Canvas, background: tuple[int, int, int, int]) -> pyvips.Image:
+    """Place every frame at (``canvas.left``, ``canvas.top``) on a ``canvas.width`` ×
+    ``canvas.height`` canvas of ``background`` (RGBA 0..255). An alpha band is added when the
+    background is not opaque."""
     image = to_srgb(image)
     if background[3] < 255 and not image.hasalpha():
         image = image.bandjoin(255)
     colour = _colour(image, background)
     return _per_frame(
-        image, lambda frame: frame.embed(left, top, width, height, extend="background", background=colour)
+        image,
+        lambda frame: frame.embed(
+            canvas.left, canvas.top, canvas.width, canvas.height, extend="background", background=colour
+        ),
     )
 
 

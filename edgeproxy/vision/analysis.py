@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import cachetools
 
-from edgeproxy.render import pipeline, vips
+from edgeproxy.render import load, pipeline, vips
 from edgeproxy.render.failures import failures
 from edgeproxy.render.obscure import Grid
 from edgeproxy.vision import cells
@@ -37,8 +37,9 @@ from edgeproxy.vision import cells
 if TYPE_CHECKING:
     import numpy as np
 
+    from edgeproxy.render.geometry import Face
     from edgeproxy.settings import Settings
-    from edgeproxy.vision.faces import Face, FaceModel
+    from edgeproxy.vision.faces import FaceModel
     from edgeproxy.vision.nsfw import NsfwModel
 
 _log = logging.getLogger("edgeproxy")
@@ -49,7 +50,8 @@ class Analysis:
     """What the models found in one original.
 
     - ``nsfw``: the classifier's nsfw probability 0..1; None without a classifier or when it failed;
-    - ``faces``: the faces found (``Face``: fractions 0..1 of the upright original), best first;
+    - ``faces``: the faces found (``geometry.Face``: boxes in fractions 0..1 of the upright
+      original, and scores), best first;
       None without a detector or when it failed; an empty tuple when there are none;
     - ``errors``: one line per model that failed (``"faces: ..."``); empty when all ran;
     - ``timings``: seconds per stage (``decode``, ``nsfw``, ``faces``, ``grids``);
@@ -84,22 +86,14 @@ def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> tuple[np.n
 
     Raises:
         ProxyError: 413 (over the source limits), 415 (format not allowed), 422 (undecodable): the
-            same checks, in the same order, as a render's ``probe`` and ``check_limits``.
+            same checks, in the same order, as a render's (``pipeline.inspect``).
     """
-    ctx = pipeline.Context(
-        data=data, negotiated=None, limits=limits, encode_options=None, default_quality=None, deadline=float("inf")
-    )
     with failures():  # a hostile original is this request's 422 and leaves libvips clean
-        pipeline.probe(ctx)
-        pipeline.check_limits(ctx)
-        info = ctx.info
+        found = pipeline.inspect(data, limits)
+        info = found.info
         scale = min(1.0, max_side / max(info.width, info.height))
         width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
-        if info.pillow:
-            image = vips.resize(vips.load_pillow(ctx.data, info), width, height, colour_manage=info.colour_manage)
-        else:
-            image = vips.thumbnail(ctx.data, width, height, animated=False, colour_manage=info.colour_manage)
-        return vips.rgb_array(vips.to_srgb(vips.flatten(image, pipeline.WHITE))), (info.width, info.height)
+        return vips.rgb_array(load.flat_srgb(found.data, info, width, height)), (info.width, info.height)
 
 
 class Vision:

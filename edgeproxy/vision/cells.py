@@ -7,9 +7,12 @@ fall. Computed once per original by ``vision.analysis`` and cached with its anal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from edgeproxy.render.obscure import OBSCURE_CELLS, WASH_CELLS, Box, Grid, cell_counts, face_box
+from edgeproxy.render.geometry import Box, Face
+from edgeproxy.render.obscure import OBSCURE_CELLS, WASH_CELLS, Grid, cell_counts, face_box
 
 
 def _weights(lo: float, hi: float, cells: int, pixels: int) -> tuple[int, np.ndarray]:
@@ -28,12 +31,12 @@ def _weights(lo: float, hi: float, cells: int, pixels: int) -> tuple[int, np.nda
     return first, (overlap / totals).astype(np.float32)
 
 
-def grid(rgb: np.ndarray, box: Box, cells: int, *, smooth: bool, original: tuple[int, int]) -> Grid:
+def grid(rgb: np.ndarray, box: Box[float], cells: int, *, smooth: bool, original: tuple[int, int]) -> Grid:
     """The ``Grid`` of ``box`` (fractions of the image) in ``rgb`` (H x W x 3 uint8, the whole
     upright original scaled), ``cells`` across the long side of the box as it is in the
     ``original`` (width, height pixels)."""
     height, width = rgb.shape[:2]
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = box.edges()
     cols, rows = cell_counts((x1 - x0) * original[0], (y1 - y0) * original[1], cells)
     left, wx = _weights(x0 * width, x1 * width, cols, width)
     top, wy = _weights(y0 * height, y1 * height, rows, height)
@@ -52,11 +55,11 @@ def grid(rgb: np.ndarray, box: Box, cells: int, *, smooth: bool, original: tuple
     return Grid(box, cols, rows, cells_bytes, smooth)
 
 
-def face_grids(rgb: np.ndarray, faces, original: tuple[int, int]) -> dict[str, tuple[Grid, ...]]:
-    """For each mode (``blur``, ``pixelate``), the grid of each face (objects with ``x``, ``y``,
-    ``w``, ``h``: fractions of the image) grown by the redaction margin, in the order of ``faces``.
-    A face whose grown box is empty (it cannot be: faces have a size) is left out."""
-    boxes = [b for f in faces if (b := face_box(f.x, f.y, f.w, f.h)) is not None]
+def face_grids(rgb: np.ndarray, faces: Sequence[Face], original: tuple[int, int]) -> dict[str, tuple[Grid, ...]]:
+    """For each mode (``blur``, ``pixelate``), the grid of each face grown by the redaction margin,
+    in the order of ``faces``. A face whose grown box is empty (it cannot be: faces have a size) is
+    left out."""
+    boxes = [b for f in faces if (b := face_box(f.box)) is not None]
     return {
         mode: tuple(grid(rgb, b, cells, smooth=mode == "blur", original=original) for b in boxes)
         for mode, cells in OBSCURE_CELLS.items()
@@ -65,4 +68,4 @@ def face_grids(rgb: np.ndarray, faces, original: tuple[int, int]) -> dict[str, t
 
 def wash(rgb: np.ndarray, original: tuple[int, int]) -> Grid:
     """The whole image's grid, ``WASH_CELLS`` across its long side, bilinear (a colour wash)."""
-    return grid(rgb, (0.0, 0.0, 1.0, 1.0), WASH_CELLS, smooth=True, original=original)
+    return grid(rgb, Box(0.0, 0.0, 1.0, 1.0), WASH_CELLS, smooth=True, original=original)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgeproxy.render.geometry import Box, Face
 from edgeproxy.vision.runtime import (
     DEFAULT_PROVIDERS,
     ModelError,
@@ -55,19 +56,6 @@ SECOND_LOOK_LIMIT, SECOND_LOOK_BATCH = 128, 16
 #: Channels of the four outputs, in the graph's order: heatmap, scale, offset, landmarks.
 OUTPUT_CHANNELS = (1, 2, 2, 10)
 _OUTPUT_LABELS = ("heatmap [N,1,H/4,W/4]", "scale [N,2,H/4,W/4]", "offset [N,2,H/4,W/4]", "landmarks [N,10,H/4,W/4]")
-
-
-@dataclass(frozen=True, slots=True)
-class Face:
-    """One detected face. ``x``, ``y``: top-left corner; ``w``, ``h``: size; all fractions 0..1 of
-    the analysed image's width (``x``, ``w``) and height (``y``, ``h``), clipped to the image.
-    ``score``: the CenterFace heatmap value at the face's centre, 0..1."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float
 
 
 def _plane(array: np.ndarray, channels: int, name: str) -> np.ndarray:
@@ -427,9 +415,13 @@ def _overlaps(box: np.ndarray, others: np.ndarray) -> bool:
 
 
 def _faces(boxes: np.ndarray, shape: tuple[int, int]) -> list[Face]:
-    """Rows x1, y1, x2, y2, score (pixels of an image of ``shape`` = (height, width)) as ``Face``s."""
+    """Rows x1, y1, x2, y2, score (pixels of an image of ``shape`` = (height, width)) as ``Face``s:
+    boxes in fractions of the image's width and height, the heatmap value as score."""
     height, width = shape
     return [
-        Face(float(x1 / width), float(y1 / height), float((x2 - x1) / width), float((y2 - y1) / height), float(score))
+        Face(
+            Box(float(x1 / width), float(y1 / height), float((x2 - x1) / width), float((y2 - y1) / height)),
+            float(score),
+        )
         for x1, y1, x2, y2, score in boxes.tolist()
     ]
