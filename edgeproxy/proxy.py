@@ -39,7 +39,8 @@ from edgeproxy.url.grammar import compile_presets
 from edgeproxy.url.media import input_mime
 from edgeproxy.url.signing import PathSigner
 from edgeproxy.url.spec import Redact, TransformSpec
-from edgeproxy.vision.moderation import Action, Decision, Metadata, Policy, decide, parse_sidecar
+from edgeproxy.vision.moderation import Action, Decision, Metadata, Policy, Source, Verdict, decide, parse_sidecar
+from edgeproxy.vision.runtime import Model
 
 if TYPE_CHECKING:
     from edgeproxy.provenance.credentials import DerivativeSigner
@@ -390,13 +391,17 @@ class Proxy:
         purge of the original drops it too). A missing sidecar is no metadata; one that cannot be
         fetched or parsed is ``Metadata.error`` (so a pending verdict, never an approval)."""
         if original.metadata or not origin.sidecars:
-            return Metadata(MappingProxyType(dict(original.metadata)), "metadata") if original.metadata else Metadata()
+            return (
+                Metadata(MappingProxyType(dict(original.metadata)), Source.METADATA)
+                if original.metadata
+                else Metadata()
+            )
         try:
             sidecar, _outcome = await self.original(origin, key + SIDECAR_SUFFIX)
         except ProxyError as error:
             if error.status == 404:
                 return Metadata()
-            return Metadata(source="sidecar", error=f"sidecar: {error.message}")
+            return Metadata(source=Source.SIDECAR, error=f"sidecar: {error.message}")
         return parse_sidecar(
             sidecar.data,
             self.settings.sidecar_max_bytes,
@@ -425,8 +430,8 @@ class Proxy:
         if not shared:
             for stage, seconds in analysis.timings.items():
                 self.metrics.vision.labels(stage).observe(seconds)
-            for error in analysis.errors:
-                self.metrics.vision_failures.labels(error.partition(":")[0]).inc()
+            for failure in analysis.failures:
+                self.metrics.vision_failures.labels(failure.model).inc()
         return analysis
 
     async def treatment(
@@ -495,7 +500,7 @@ class Proxy:
         """The moderation decision for an original with ``metadata`` and ``analysis`` (its nsfw
         score, or the classifier's failure), under the configured policy (``moderation.decide``)."""
         score = analysis.nsfw if analysis is not None else None
-        failed = analysis is not None and any(e.startswith("nsfw:") for e in analysis.errors)
+        failed = analysis is not None and analysis.failed(Model.NSFW)
         return decide(metadata, score, self.policy, classifier_failed=failed)
 
     def moderate(self, metadata: Metadata, analysis: Analysis | None, tag: str) -> Decision:
@@ -504,7 +509,7 @@ class Proxy:
         derivative's answer does."""
         decision = self.decide(metadata, analysis)
         self.metrics.moderation.labels(decision.verdict, decision.source).inc()
-        if decision.verdict != "allow" or metadata.error:
+        if decision.verdict is not Verdict.ALLOW or metadata.error:
             _log.info(
                 "moderation",
                 extra={

@@ -16,13 +16,13 @@ import pytest
 
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.signing import PathSigner
-from edgeproxy.vision.moderation import Action, Metadata, Policy, decide, parse_sidecar
+from edgeproxy.vision.moderation import Action, Metadata, Policy, Source, Verdict, decide, parse_sidecar
 from tests.conftest import KEY, make_client, signed
 
 POLICY = Policy(block_threshold=0.85, blur_threshold=0.6, pending=Action.BLOCK)
 
 
-def human(verdict: str, source: str = "sidecar") -> Metadata:
+def human(verdict: str, source: Source = Source.SIDECAR) -> Metadata:
     return Metadata({"moderation": verdict}, source)
 
 
@@ -32,7 +32,7 @@ def human(verdict: str, source: str = "sidecar") -> Metadata:
         # a human verdict overrides any score
         (human("approved"), 0.99, False, ("allow", "sidecar", Action.SERVE)),
         (human("rejected"), 0.01, False, ("block", "sidecar", Action.BLOCK)),
-        (human(" Approved ", "metadata"), None, False, ("allow", "metadata", Action.SERVE)),
+        (human(" Approved ", Source.METADATA), None, False, ("allow", "metadata", Action.SERVE)),
         (human("pending"), 0.01, False, ("pending", "sidecar", Action.BLOCK)),
         (human("aproved"), 0.01, False, ("pending", "sidecar", Action.BLOCK)),  # a typo never publishes
         # the classifier, at and around the thresholds
@@ -44,14 +44,15 @@ def human(verdict: str, source: str = "sidecar") -> Metadata:
         # nothing known
         (Metadata(), None, False, ("pending", "none", Action.BLOCK)),
         (Metadata(), None, True, ("pending", "error", Action.BLOCK)),
-        (Metadata(source="sidecar", error="sidecar is not JSON"), 0.01, False, ("pending", "error", Action.BLOCK)),
+        (Metadata(source=Source.SIDECAR, error="sidecar is not JSON"), 0.01, False, ("pending", "error", Action.BLOCK)),
         # provenance members do not count as a verdict
-        (Metadata({"model": "sdxl"}, "sidecar"), 0.01, False, ("allow", "classifier", Action.SERVE)),
+        (Metadata({"model": "sdxl"}, Source.SIDECAR), 0.01, False, ("allow", "classifier", Action.SERVE)),
     ],
 )
 def test_decide(metadata, score, failed, expected):
     decision = decide(metadata, score, POLICY, classifier_failed=failed)
     assert (decision.verdict, decision.source, decision.action) == expected
+    assert type(decision.verdict) is Verdict and type(decision.source) is Source  # typed, not strings
     assert decision.short_lived == (decision.verdict != "allow")
 
 

@@ -131,7 +131,7 @@ def test_small_faces_are_found_anywhere(
 ):
     data, faces = canvas(background, face_crop, fraction, seed=int(fraction * 10_000))
     analysis = vision.analyse(("grid", fraction), data, LIMITS)
-    assert not analysis.errors, analysis.errors
+    assert not analysis.failures, analysis.failures
     found = analysis.faces
     hits: dict[str, list[bool]] = {"edge": [], "interior": []}
     coverage = []

@@ -18,9 +18,10 @@ import pyvips
 from edgeproxy import cli
 from edgeproxy.render.geometry import Face
 from edgeproxy.vision import models as vision_models
+from edgeproxy.vision.analysis import Analysis
 from edgeproxy.vision.faces import FaceModel, decode, nms
 from edgeproxy.vision.nsfw import NsfwModel, preprocess
-from edgeproxy.vision.runtime import ModelError, create_session, providers_used
+from edgeproxy.vision.runtime import Model, ModelError, ModelFailure, create_session, providers_used
 from tests.conftest import MODELS_DIR
 
 CPU = "CPUExecutionProvider"
@@ -356,6 +357,15 @@ def test_models_report_their_file_hash(nsfw_model, face_model, models):
 
 
 # --- errors -------------------------------------------------------------------------------------------------------
+
+
+def test_a_model_failure_is_typed_by_model_and_logged_as_before():
+    failure = ModelFailure(Model.FACES, "ValueError: boom")
+    assert str(failure) == "faces: ValueError: boom"  # the line the warning logs
+    analysis = Analysis(faces=None, failures=(failure,))
+    assert analysis.degraded and analysis.failed(Model.FACES) and not analysis.failed(Model.NSFW)
+    assert not Analysis(nsfw=0.1).degraded
+    assert [str(model) for model in Model] == ["nsfw", "faces"]  # the metric's model label values
 
 
 @pytest.mark.parametrize("cls", [NsfwModel, FaceModel])

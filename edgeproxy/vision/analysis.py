@@ -33,6 +33,7 @@ from edgeproxy.render import load, pipeline, vips
 from edgeproxy.render.failures import failures
 from edgeproxy.render.obscure import Grid
 from edgeproxy.vision import cells
+from edgeproxy.vision.runtime import Model, ModelError, ModelFailure
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,7 +54,7 @@ class Analysis:
     - ``faces``: the faces found (``geometry.Face``: boxes in fractions 0..1 of the upright
       original, and scores), best first;
       None without a detector or when it failed; an empty tuple when there are none;
-    - ``errors``: one line per model that failed (``"faces: ..."``); empty when all ran;
+    - ``failures``: each model that failed (``runtime.ModelFailure``); empty when all ran;
     - ``timings``: seconds per stage (``decode``, ``nsfw``, ``faces``, ``grids``);
     - ``grids``: for each redaction mode (``blur``, ``pixelate``), each face's ``obscure.Grid``
       (the face and its margin), in the order of ``faces``; empty when ``faces`` is None;
@@ -63,7 +64,7 @@ class Analysis:
 
     nsfw: float | None = None
     faces: tuple[Face, ...] | None = None
-    errors: tuple[str, ...] = ()
+    failures: tuple[ModelFailure, ...] = ()
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     grids: Mapping[str, tuple[Grid, ...]] = field(default_factory=dict, compare=False)
     wash: Grid | None = field(default=None, compare=False)
@@ -76,7 +77,11 @@ class Analysis:
     @property
     def degraded(self) -> bool:
         """True when a model failed: answers built on this analysis are cached briefly."""
-        return bool(self.errors)
+        return bool(self.failures)
+
+    def failed(self, model: Model) -> bool:
+        """Whether ``model`` ran on this original and failed."""
+        return any(failure.model is model for failure in self.failures)
 
 
 def small_rgb(data: bytes, limits: pipeline.Limits, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -131,8 +136,6 @@ class Vision:
             ModelError: a missing or malformed model file, or the vision extra not installed; the
                 message names the path and what is wrong.
         """
-        from edgeproxy.vision.runtime import ModelError
-
         try:
             from edgeproxy.vision.faces import FaceModel
             from edgeproxy.vision.nsfw import NsfwModel
@@ -188,35 +191,35 @@ class Vision:
 
         Raises:
             ProxyError: 413/415/422 from decoding the original (``small_rgb``); model failures are
-                not raised but reported in ``Analysis.errors``.
+                not raised but reported in ``Analysis.failures``.
         """
         start = time.monotonic()
         rgb, original = small_rgb(data, limits, self.max_side)
         timings = {"decode": time.monotonic() - start}
         nsfw: float | None = None
         faces: tuple[Face, ...] | None = None
-        errors: list[str] = []
+        failures: list[ModelFailure] = []
         if self.nsfw is not None:
             start = time.monotonic()
             try:
                 nsfw = float(self.nsfw.score(rgb))
             except Exception as exc:  # an inference failure degrades the answer, never a 500
-                errors.append(f"nsfw: {type(exc).__name__}: {exc}")
+                failures.append(ModelFailure(Model.NSFW, f"{type(exc).__name__}: {exc}"))
             timings["nsfw"] = time.monotonic() - start
         if self.faces is not None:
             start = time.monotonic()
             try:
                 faces = tuple(self.faces.find(rgb, min_score=self.min_score, candidate_score=self.candidate_score))
             except Exception as exc:
-                errors.append(f"faces: {type(exc).__name__}: {exc}")
+                failures.append(ModelFailure(Model.FACES, f"{type(exc).__name__}: {exc}"))
             timings["faces"] = time.monotonic() - start
         start = time.monotonic()
         grids = MappingProxyType(cells.face_grids(rgb, faces, original) if faces else {})
         wash = cells.wash(rgb, original)
         timings["grids"] = time.monotonic() - start
-        analysis = Analysis(nsfw, faces, tuple(errors), timings, grids, wash)
-        if errors:
-            _log.warning("vision model failed", extra={"fields": {"errors": errors}})
+        analysis = Analysis(nsfw, faces, tuple(failures), timings, grids, wash)
+        if failures:
+            _log.warning("vision model failed", extra={"fields": {"errors": [str(f) for f in failures]}})
         elif self._cache is not None:
             with self._lock:
                 self._cache[key] = analysis

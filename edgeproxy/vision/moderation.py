@@ -34,7 +34,6 @@ from edgeproxy import boundedjson
 _log = logging.getLogger("edgeproxy.vision.moderation")
 #: The metadata member (S3: ``x-amz-meta-moderation``) holding the human verdict.
 VERDICT_FIELD = "moderation"
-_HUMAN = {"approved": "allow", "rejected": "block", "pending": "pending"}
 
 
 class Action(enum.StrEnum):
@@ -45,15 +44,45 @@ class Action(enum.StrEnum):
     BLOCK = "block"
 
 
+class Verdict(enum.StrEnum):
+    """The moderation verdict on an original (the ``verdict`` label of ``edgeproxy_moderation_total``
+    and of ``/info``'s ``moderation``): ``pending`` until a human or the classifier says."""
+
+    ALLOW = "allow"
+    BLUR = "blur"
+    BLOCK = "block"
+    PENDING = "pending"
+
+
+class Source(enum.StrEnum):
+    """Where an original's metadata, or a verdict, came from (the ``source`` label of
+    ``edgeproxy_moderation_total`` and of ``/info``): the origin's object ``metadata`` (S3), a
+    ``sidecar`` ``KEY.json``, the nsfw ``classifier``'s score, ``none`` (nothing to go by) or an
+    ``error`` (the sidecar or the classifier failed)."""
+
+    METADATA = "metadata"
+    SIDECAR = "sidecar"
+    CLASSIFIER = "classifier"
+    NONE = "none"
+    ERROR = "error"
+
+
+#: Human verdicts (a sidecar's or the object metadata's ``moderation`` member) and what they say.
+_HUMAN = {"approved": Verdict.ALLOW, "rejected": Verdict.BLOCK, "pending": Verdict.PENDING}
+#: The action of each verdict but ``pending``, which the policy decides.
+_ACTIONS = {Verdict.ALLOW: Action.SERVE, Verdict.BLUR: Action.BLUR, Verdict.BLOCK: Action.BLOCK}
+
+
 @dataclass(frozen=True, slots=True)
 class Metadata:
     """An original's metadata: ``values`` (JSON values by member name) and where they came from,
-    ``source``: ``metadata`` (the origin's object metadata), ``sidecar`` (``KEY.json``) or ``none``.
+    ``source``: ``Source.METADATA`` (the origin's object metadata), ``Source.SIDECAR``
+    (``KEY.json``) or ``Source.NONE``.
     ``error``: why a sidecar that exists could not be used (then ``values`` is empty and the
     verdict is pending: an unreadable verdict never publishes an image)."""
 
     values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    source: str = "none"
+    source: Source = Source.NONE
     error: str | None = None
 
     @property
@@ -89,10 +118,10 @@ def parse_sidecar(
         error = f"sidecar is not JSON: {exc}"
     else:
         if isinstance(values, dict):
-            return Metadata(MappingProxyType(values), "sidecar")
+            return Metadata(MappingProxyType(values), Source.SIDECAR)
         error = "sidecar is not a JSON object"
     _log.warning("unusable sidecar", extra={"fields": {"sidecar": name, "error": error}})
-    return Metadata(source="sidecar", error=error)
+    return Metadata(source=Source.SIDECAR, error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,34 +145,35 @@ class Decision:
     - ``action``: what the answer does (``pending`` resolved through the policy).
     """
 
-    verdict: str
-    source: str
+    verdict: Verdict
+    source: Source
     score: float | None
     action: Action
 
     @property
     def short_lived(self) -> bool:
         """True for every answer but a plain allow: cached ``moderation_max_age``, not immutable."""
-        return self.verdict != "allow"
+        return self.verdict is not Verdict.ALLOW
 
 
 def decide(metadata: Metadata, score: float | None, policy: Policy, *, classifier_failed: bool = False) -> Decision:
     """The moderation decision for an original with ``metadata`` and nsfw ``score`` (0..1, None
     when there is no classifier or it failed, ``classifier_failed`` telling which)."""
     human = metadata.verdict
+    verdict: Verdict
+    source: Source
     if metadata.error is not None:
-        verdict, source = "pending", "error"
+        verdict, source = Verdict.PENDING, Source.ERROR
     elif human is not None:
-        verdict, source = _HUMAN.get(human, "pending"), metadata.source
+        verdict, source = _HUMAN.get(human, Verdict.PENDING), metadata.source
     elif score is not None:
-        source = "classifier"
+        source = Source.CLASSIFIER
         if score >= policy.block_threshold:
-            verdict = "block"
+            verdict = Verdict.BLOCK
         elif score >= policy.blur_threshold:
-            verdict = "blur"
+            verdict = Verdict.BLUR
         else:
-            verdict = "allow"
+            verdict = Verdict.ALLOW
     else:
-        verdict, source = "pending", "error" if classifier_failed else "none"
-    action = {"allow": Action.SERVE, "blur": Action.BLUR, "block": Action.BLOCK}.get(verdict, policy.pending)
-    return Decision(verdict, source, score, action)
+        verdict, source = Verdict.PENDING, Source.ERROR if classifier_failed else Source.NONE
+    return Decision(verdict, source, score, _ACTIONS.get(verdict, policy.pending))

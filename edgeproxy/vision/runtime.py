@@ -8,11 +8,13 @@ builds are used from several render threads at once: ``InferenceSession.run`` is
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,25 @@ DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProv
 #: this hides.
 _ORT_SEVERITY = 4
 _import_lock = threading.Lock()
+
+
+class Model(enum.StrEnum):
+    """The vision models: the ``model`` label of ``edgeproxy_vision_failures_total``."""
+
+    NSFW = "nsfw"  # open_nsfw, the moderation classifier (vision.nsfw)
+    FACES = "faces"  # CenterFace, the face detector (vision.faces)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFailure:
+    """A ``model`` that failed at inference time on one original, and why (``error``: the exception's
+    type and message). ``str()`` gives ``"faces: ValueError: ..."``, as logged."""
+
+    model: Model
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.error}"
 
 
 class ModelError(Exception):
