@@ -43,7 +43,8 @@ from edgeproxy.vision.moderation import Action, Decision, Metadata, Policy, Sour
 from edgeproxy.vision.runtime import Model
 
 if TYPE_CHECKING:
-    from edgeproxy.provenance.credentials import DerivativeSigner
+    from edgeproxy.provenance.context import C2paContexts
+    from edgeproxy.provenance.sign import DerivativeSigner
     from edgeproxy.vision.analysis import Analysis, Vision
 
 _log = logging.getLogger("edgeproxy")
@@ -129,6 +130,7 @@ class Proxy:
     vision: Vision | None = None  # the loaded models (nsfw_model, face_model); None when neither is set
     policy: Policy | None = None  # settings.moderation_policy() (applied when settings.moderation; /info always)
     c2pa: DerivativeSigner | None = None  # signs the derivatives of c2pa_origins
+    c2pa_contexts: C2paContexts | None = None  # c2pa's settings for reading and signing; None without c2pa-python
     analyses: SingleFlight = field(default_factory=SingleFlight)
 
     @classmethod
@@ -139,12 +141,12 @@ class Proxy:
             StartupError: a vision model that is missing, malformed or cannot load, or C2PA
                 certificate and key files that cannot sign (the message names the file).
         """
-        vision = c2pa = None
+        vision = c2pa = contexts = None
         c2pa_id = ""
         with contextlib.suppress(ImportError):  # c2pa-python comes with the [vision] extra (for /info)
-            from edgeproxy.provenance import credentials as provenance
+            from edgeproxy.provenance.context import C2paContexts
 
-            provenance.configure()  # remote manifest fetch and OCSP off before any manifest is read
+            contexts = C2paContexts()  # remote manifest fetch and OCSP off before any manifest is read
         if settings.nsfw_model or settings.face_model:
             from edgeproxy.vision.analysis import Vision
             from edgeproxy.vision.runtime import ModelError
@@ -155,18 +157,21 @@ class Proxy:
                 raise StartupError(f"vision model {exc}") from None
         if settings.c2pa_origins:
             try:
-                from edgeproxy.provenance import credentials as provenance
+                from edgeproxy.provenance.sign import DerivativeSigner, ProvenanceError
             except ImportError as exc:
                 raise StartupError(f"c2pa_origins needs the [vision] extra (c2pa-python): {exc}") from None
+            if contexts is None:  # not reached: the import above needs c2pa-python too
+                raise StartupError("c2pa_origins needs the [vision] extra (c2pa-python)")
             try:
-                c2pa = provenance.DerivativeSigner.from_files(
+                c2pa = DerivativeSigner.from_files(
                     settings.c2pa_certificate,
                     settings.c2pa_private_key,
+                    contexts=contexts,
                     alg=settings.c2pa_algorithm,
                     tsa_url=settings.c2pa_tsa_url,
                     claim_generator=f"edgeproxy/{__version__}",
                 )
-            except provenance.ProvenanceError as exc:
+            except ProvenanceError as exc:
                 raise StartupError(f"c2pa: {exc}") from None
             c2pa_id = hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
         limits = httpx.Limits(
@@ -264,6 +269,7 @@ class Proxy:
             vision=vision,
             policy=settings.moderation_policy(),
             c2pa=c2pa,
+            c2pa_contexts=contexts,
         )
 
     async def aclose(self) -> None:
@@ -564,7 +570,7 @@ class Proxy:
         parent ingredient, titled ``title``, and the actions done (``c2pa.resized``,
         ``c2pa.cropped``, ``c2pa.filtered``, ``c2pa.transcoded``) with the output's width, height
         and format. Blocking; its time is the ``c2pa`` step of ``rendered.timings``."""
-        from edgeproxy.provenance.credentials import derivative_actions
+        from edgeproxy.provenance.sign import derivative_actions
 
         start = time.monotonic()
         source, plan, spec = rendered.source, rendered.plan, ctx.spec

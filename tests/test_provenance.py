@@ -11,6 +11,8 @@ import contextlib
 import http.server
 import io
 import json
+import os
+import signal
 import struct
 import threading
 from collections.abc import Iterator
@@ -25,10 +27,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edgeproxy import __version__
-from edgeproxy.provenance import credentials as provenance
-from edgeproxy.provenance.credentials import DerivativeSigner, ProvenanceError, derivative_actions, read_manifest
+from edgeproxy.provenance import context as provenance_context
+from edgeproxy.provenance import read as provenance_read
+from edgeproxy.provenance import redact as provenance_redact
+from edgeproxy.provenance import sign as provenance_sign
+from edgeproxy.provenance.context import SETTINGS, C2paContexts, setting_paths
+from edgeproxy.provenance.read import read_manifest
+from edgeproxy.provenance.sign import DerivativeSigner, ProvenanceError, derivative_actions
 from testkit.c2pa import Credentials, make_credentials
 from testkit.net import serving
+
+#: The c2pa contexts the app would build at start-up (``Proxy.build``), shared by these tests.
+CONTEXTS = C2paContexts()
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -40,7 +50,7 @@ def credentials() -> Credentials:
 
 @pytest.fixture(scope="module")
 def signer(credentials: Credentials) -> DerivativeSigner:
-    return DerivativeSigner.from_pem(credentials.chain, credentials.key)
+    return DerivativeSigner.from_pem(credentials.chain, credentials.key, contexts=CONTEXTS)
 
 
 @contextlib.contextmanager
@@ -138,28 +148,36 @@ def sign_portrait(
 def c2pa_store(data: bytes, mime: str, settings: dict | None = None) -> dict:
     """The full manifest store c2pa reports, read with ``settings`` (default: edgeproxy's)."""
     with (
-        c2pa.Context.from_dict(provenance.SETTINGS if settings is None else settings) as context,
+        c2pa.Context.from_dict(SETTINGS if settings is None else settings) as context,
         c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
     ):
         return json.loads(reader.json())
 
 
-# ------------------------------------------------------------------------------------------ configure()
+# ------------------------------------------------------------------------------------------ C2paContexts
 
 
-def test_configure_is_idempotent_and_builds_one_reading_context():
-    provenance.configure()
-    first = provenance._read_context
-    provenance.configure()
-    assert provenance._read_context is first is not None
+def test_contexts_are_built_once_and_shared():
+    contexts = C2paContexts()
+    assert contexts.reading is contexts.reading and contexts.listing is contexts.listing
+    assert contexts.reading is not contexts.listing
+    other = C2paContexts()  # an object of its own: nothing is shared through a module
+    assert other.reading is not contexts.reading
+
+
+def test_no_provenance_module_holds_c2pa_state():
+    """Contexts live in the object the app builds (``C2paContexts``), never in a module global."""
+    for module in (provenance_context, provenance_read, provenance_redact, provenance_sign):
+        for name, value in vars(module).items():
+            assert not isinstance(value, c2pa.Context | C2paContexts | type(threading.Lock())), (module, name)
 
 
 def test_every_setting_edgeproxy_relies_on_is_known_to_this_c2pa():
     # c2pa ignores unknown keys silently: a typo would leave remote fetching on without a word...
     with c2pa.Settings() as settings:
         settings.set("verify.remote_manifest_fetchh", '"wrong"')
-    # ...but type-checks the keys it knows, which is how configure() proves each one is real.
-    paths = dict(provenance._setting_paths(provenance.SETTINGS))
+    # ...but type-checks the keys it knows, which is how C2paContexts proves each one is real.
+    paths = dict(setting_paths(SETTINGS))
     assert paths["verify.remote_manifest_fetch"] is False
     assert paths["verify.ocsp_fetch"] is False
     assert paths["core.allowed_network_hosts"] == []
@@ -168,11 +186,35 @@ def test_every_setting_edgeproxy_relies_on_is_known_to_this_c2pa():
             settings.set(path, '"wrong"')
 
 
-def test_configure_refuses_a_setting_this_c2pa_does_not_know(monkeypatch):
-    monkeypatch.setattr(provenance, "SETTINGS", {"verify": {"remote_manifest_fetchh": False}})
-    monkeypatch.setattr(provenance, "_read_context", None)
+def test_contexts_refuse_a_setting_this_c2pa_does_not_know():
     with pytest.raises(RuntimeError, match="does not know the setting verify.remote_manifest_fetchh"):
-        provenance.configure()
+        C2paContexts({"verify": {"remote_manifest_fetchh": False}})
+    with pytest.raises(RuntimeError, match="does not know the setting verify.after_readingg"):
+        C2paContexts(listing={"verify": {"after_readingg": False}})
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_forked_process_reads_with_contexts_of_its_own(corpus: Path):
+    """A c2pa context belongs to the process that made it: a process forked from the app's rebuilds
+    its own before its first read, and reads with it; the parent keeps its own."""
+    data = (corpus / "c2pa-signed.jpg").read_bytes()
+    parent = CONTEXTS.reading
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            signal.alarm(30)  # a child stuck in c2pa dies rather than hang the test
+            summary = read_manifest(data, "image/jpeg", CONTEXTS)
+            own = CONTEXTS.reading is not parent and CONTEXTS.reading is CONTEXTS.reading
+            os.write(writable, b"1" if own and summary["validation_state"] == "Valid" else b"0")
+        finally:
+            os._exit(0)
+    os.close(writable)
+    answer = os.read(readable, 1)
+    os.close(readable)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert CONTEXTS.reading is parent
 
 
 def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
@@ -182,7 +224,7 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
     with recording_server() as (base, requests, bodies):
         url = f"{base}/manifests/remote.c2pa"
         with (
-            c2pa.Context.from_dict(provenance.SETTINGS) as context,
+            c2pa.Context.from_dict(SETTINGS) as context,
             c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", credentials.chain, credentials.key, None)) as sig,
             c2pa.Builder({"claim_generator_info": [{"name": "test"}], "title": "remote.jpg"}, context=context) as b,
         ):
@@ -201,10 +243,10 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
         assert requests == ["GET /manifests/remote.c2pa"]
 
         requests.clear()
-        summary = read_manifest(asset, "image/jpeg")
+        summary = read_manifest(asset, "image/jpeg", CONTEXTS)
         assert requests == []  # edgeproxy: no request at all
         # Signing with that asset as the original does not fetch it either: the ingredient says so.
-        signed = DerivativeSigner.from_pem(credentials.chain, credentials.key).sign(
+        signed = DerivativeSigner.from_pem(credentials.chain, credentials.key, contexts=CONTEXTS).sign(
             image, "image/jpeg", original=asset, original_mime="image/jpeg", original_title="remote.jpg", actions=[]
         )
         store = c2pa_store(signed, "image/jpeg")
@@ -226,7 +268,7 @@ def test_ocsp_is_never_fetched_when_reading_or_signing(corpus: Path):
     neither when signing nor when reading, and c2pa records the check as skipped."""
     with recording_server() as (base, requests, _):
         creds = make_credentials(ocsp_url=f"{base}/ocsp")
-        signer = DerivativeSigner.from_pem(creds.chain, creds.key)
+        signer = DerivativeSigner.from_pem(creds.chain, creds.key, contexts=CONTEXTS)
         _, signed = sign_portrait(signer, corpus)
         assert requests == []
 
@@ -235,7 +277,7 @@ def test_ocsp_is_never_fetched_when_reading_or_signing(corpus: Path):
         assert "signingCredential.ocsp.inaccessible" in json.dumps(control)
 
         requests.clear()
-        assert read_manifest(signed, "image/jpeg")["validation_state"] == "Valid"
+        assert read_manifest(signed, "image/jpeg", CONTEXTS)["validation_state"] == "Valid"
         store = c2pa_store(signed, "image/jpeg")
         c2pa_store(signed, "image/jpeg", {"verify": {"ocsp_fetch": True}, "core": {"allowed_network_hosts": []}})
         assert requests == []  # and the host allow-list alone would stop an OCSP request too
@@ -247,7 +289,7 @@ def test_ocsp_is_never_fetched_when_reading_or_signing(corpus: Path):
 
 
 def test_reads_the_signed_corpus_file_exactly(corpus: Path):
-    summary = read_manifest((corpus / "c2pa-signed.jpg").read_bytes(), "image/jpeg")
+    summary = read_manifest((corpus / "c2pa-signed.jpg").read_bytes(), "image/jpeg", CONTEXTS)
     assert summary == {
         "validation_state": "Valid",
         "title": "C.jpg",
@@ -274,18 +316,18 @@ def test_reads_the_signed_corpus_file_exactly(corpus: Path):
 @pytest.mark.parametrize("name", ["giunchedi-portrait.jpg", "no-face.jpg", "image.webp", "giunchedi.png"])
 def test_an_image_without_a_manifest_reads_none(corpus: Path, name: str):
     mime = {"jpg": "image/jpeg", "webp": "image/webp", "png": "image/png"}[name.rsplit(".", 1)[1]]
-    assert read_manifest((corpus / name).read_bytes(), mime) is None
+    assert read_manifest((corpus / name).read_bytes(), mime, CONTEXTS) is None
 
 
 def test_garbage_and_truncated_files_never_raise(corpus: Path):
     data = (corpus / "c2pa-signed.jpg").read_bytes()
-    assert read_manifest(b"\x00garbage" * 100, "image/jpeg") is None
-    assert read_manifest(b"", "image/png") is None
-    half = read_manifest(data[: len(data) // 2], "image/jpeg")  # the pixels are cut: the hash fails
+    assert read_manifest(b"\x00garbage" * 100, "image/jpeg", CONTEXTS) is None
+    assert read_manifest(b"", "image/png", CONTEXTS) is None
+    half = read_manifest(data[: len(data) // 2], "image/jpeg", CONTEXTS)  # the pixels are cut: the hash fails
     assert half["validation_state"] == "Invalid"
     assert "assertion.dataHash.mismatch" in half["errors"]
     start, _ = app11(data)
-    inside = read_manifest(data[: start + 1000], "image/jpeg")  # cut inside the manifest itself
+    inside = read_manifest(data[: start + 1000], "image/jpeg", CONTEXTS)  # cut inside the manifest itself
     assert inside["validation_state"] == "Invalid" and inside["error"]
     json.dumps([half, inside])
 
@@ -300,15 +342,15 @@ def test_a_corrupted_manifest_is_invalid_and_no_flip_raises(corpus: Path):
             out[i] ^= 0xFF
         return bytes(out)
 
-    corrupt = read_manifest(flipped(start + (end - start) * 3 // 10), "image/jpeg")
+    corrupt = read_manifest(flipped(start + (end - start) * 3 // 10), "image/jpeg", CONTEXTS)
     assert corrupt["validation_state"] == "Invalid"
     assert "assertion.hashedURI.mismatch" in corrupt["errors"]
-    header = read_manifest(flipped(start, 40), "image/jpeg")  # the JUMBF box headers themselves
+    header = read_manifest(flipped(start, 40), "image/jpeg", CONTEXTS)  # the JUMBF box headers themselves
     assert header is None or header["validation_state"] == "Invalid"
 
     states = set()
     for k in range(60):  # flips across the whole segment: never an exception, never "Trusted"
-        summary = read_manifest(flipped(start + (end - start) * k // 60, 8), "image/jpeg")
+        summary = read_manifest(flipped(start + (end - start) * k // 60, 8), "image/jpeg", CONTEXTS)
         json.dumps(summary)
         states.add(None if summary is None else summary["validation_state"])
     assert "Invalid" in states and "Trusted" not in states
@@ -332,7 +374,7 @@ def test_signed_derivative_names_its_parent_and_actions(signer: DerivativeSigner
     print(f"{mime}: {len(body)} -> {len(signed)} bytes (+{len(signed) - len(body)})")
     assert len(signed) - len(body) < 8_000  # no thumbnails: one ES256 chain, claim and assertions
 
-    summary = read_manifest(signed, mime)
+    summary = read_manifest(signed, mime, CONTEXTS)
     assert summary["validation_state"] == "Valid"
     assert summary["title"] == "giunchedi-portrait.jpg"
     assert summary["claim_generator"] == f"edgeproxy/{__version__}"
@@ -362,7 +404,7 @@ def test_signed_derivative_names_its_parent_and_actions(signer: DerivativeSigner
 
 def test_the_test_ca_makes_the_derivative_trusted(signer: DerivativeSigner, credentials: Credentials, corpus: Path):
     _, signed = sign_portrait(signer, corpus)
-    trusting = {**provenance.SETTINGS, "trust": {"user_anchors": credentials.ca.decode()}}
+    trusting = {**SETTINGS, "trust": {"user_anchors": credentials.ca.decode()}}
     store = c2pa_store(signed, "image/jpeg", trusting)
     assert store["validation_state"] == "Trusted"
 
@@ -378,7 +420,7 @@ def test_changed_pixels_break_the_signature(signer: DerivativeSigner, corpus: Pa
             signed[: idat + 100] + bytes(b ^ 0x5A for b in signed[idat + 100 : idat + 164]) + signed[idat + 164 :]
         )
     assert tampered != signed and len(tampered) == len(signed)
-    summary = read_manifest(tampered, mime)
+    summary = read_manifest(tampered, mime, CONTEXTS)
     assert summary["validation_state"] == "Invalid"
     assert "assertion.dataHash.mismatch" in summary["errors"]
 
@@ -391,7 +433,7 @@ def test_an_original_with_a_manifest_is_carried_into_the_derivative(signer: Deri
     (ingredient,) = store["manifests"][store["active_manifest"]]["ingredients"]
     assert ingredient["relationship"] == "parentOf"
     assert ingredient["active_manifest"] == "contentauth:urn:uuid:c85a2b90-f1a0-4aa4-b17f-f938b475804e"
-    assert read_manifest(signed, "image/jpeg")["validation_state"] == "Valid"
+    assert read_manifest(signed, "image/jpeg", CONTEXTS)["validation_state"] == "Valid"
 
 
 def test_an_original_with_a_corrupt_manifest_still_signs(signer: DerivativeSigner, corpus: Path):
@@ -408,7 +450,7 @@ def test_an_original_with_a_corrupt_manifest_still_signs(signer: DerivativeSigne
         original_title="C.jpg",
         actions=derivative_actions(resized=True, cropped=False, transcoded=True),
     )
-    assert read_manifest(signed, "image/jpeg")["validation_state"] == "Valid"
+    assert read_manifest(signed, "image/jpeg", CONTEXTS)["validation_state"] == "Valid"
 
 
 @pytest.mark.parametrize(
@@ -425,7 +467,7 @@ def test_an_original_c2pa_cannot_parse_is_still_the_parent(signer: DerivativeSig
         original_title="odd",
         actions=derivative_actions(resized=False, cropped=False, transcoded=True),
     )
-    summary = read_manifest(signed, "image/png")
+    summary = read_manifest(signed, "image/png", CONTEXTS)
     assert summary["validation_state"] == "Valid"
     assert summary["ingredients"] == [{"title": "odd", "format": mime, "relationship": "parentOf"}]
 
@@ -449,7 +491,7 @@ def test_signing_is_thread_safe(signer: DerivativeSigner, corpus: Path):
             original_title=f"t{i}",
             actions=derivative_actions(resized=True, cropped=i % 2 == 0, transcoded=True),
         )
-        summary = read_manifest(signed, mime)
+        summary = read_manifest(signed, mime, CONTEXTS)
         return f"{summary['validation_state']} {summary['title']}"
 
     with ThreadPoolExecutor(8) as pool:
@@ -458,9 +500,9 @@ def test_signing_is_thread_safe(signer: DerivativeSigner, corpus: Path):
 
 def test_supported_formats():
     for mime in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "IMAGE/JPEG; q=1"):
-        assert DerivativeSigner.supports(mime), mime
+        assert CONTEXTS.supports(mime), mime
     for mime in ("image/bmp", "image/x-icon", "text/plain", "jpeg", ""):
-        assert not DerivativeSigner.supports(mime), mime
+        assert not CONTEXTS.supports(mime), mime
 
 
 def test_an_unsupported_format_is_refused(signer: DerivativeSigner):
@@ -481,12 +523,12 @@ def write_pair(tmp_path: Path, chain: bytes, key: bytes) -> tuple[Path, Path]:
 
 def test_from_files_with_good_credentials_signs(tmp_path: Path, credentials: Credentials):
     chain, key = write_pair(tmp_path, credentials.chain, credentials.key)
-    signer = DerivativeSigner.from_files(chain, str(key))
+    signer = DerivativeSigner.from_files(chain, str(key), contexts=CONTEXTS)
     body = pyvips.Image.black(16, 16).jpegsave_buffer()
     signed = signer.sign(
         body, "image/jpeg", original=body, original_mime="image/jpeg", original_title="o.jpg", actions=[]
     )
-    assert read_manifest(signed, "image/jpeg")["actions"] == [{"action": "c2pa.opened"}]
+    assert read_manifest(signed, "image/jpeg", CONTEXTS)["actions"] == [{"action": "c2pa.opened"}]
 
 
 def test_from_files_takes_a_traditional_ec_key(tmp_path: Path, credentials: Credentials):
@@ -495,15 +537,15 @@ def test_from_files_takes_a_traditional_ec_key(tmp_path: Path, credentials: Cred
     )
     assert sec1.startswith(b"-----BEGIN EC PRIVATE KEY-----")
     chain, key = write_pair(tmp_path, credentials.chain, sec1)
-    assert DerivativeSigner.from_files(chain, key)
+    assert DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
 
 
 def test_from_files_names_a_missing_file(tmp_path: Path, credentials: Credentials):
     chain, key = write_pair(tmp_path, credentials.chain, credentials.key)
     with pytest.raises(ProvenanceError, match=r"certificate chain .*nope.pem: cannot be read \(No such file"):
-        DerivativeSigner.from_files(tmp_path / "nope.pem", key)
+        DerivativeSigner.from_files(tmp_path / "nope.pem", key, contexts=CONTEXTS)
     with pytest.raises(ProvenanceError, match=r"private key .*nope.key: cannot be read"):
-        DerivativeSigner.from_files(chain, tmp_path / "nope.key")
+        DerivativeSigner.from_files(chain, tmp_path / "nope.key", contexts=CONTEXTS)
 
 
 def test_from_files_names_garbage_pem(tmp_path: Path, credentials: Credentials):
@@ -511,19 +553,19 @@ def test_from_files_names_garbage_pem(tmp_path: Path, credentials: Credentials):
         tmp_path, b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n", credentials.key
     )
     with pytest.raises(ProvenanceError, match=r"certificate chain .*chain.pem: not PEM certificates"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
     chain, key = write_pair(tmp_path, b"", credentials.key)
     with pytest.raises(ProvenanceError, match=r"certificate chain .*chain.pem: not PEM certificates"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
     chain, key = write_pair(tmp_path, credentials.chain, b"just some text\n")
     with pytest.raises(ProvenanceError, match=r"private key .*key.pem: not an unencrypted PEM private key"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
     encrypted = serialization.load_pem_private_key(credentials.key, None).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"secret")
     )
     chain, key = write_pair(tmp_path, credentials.chain, encrypted)
     with pytest.raises(ProvenanceError, match="not an unencrypted PEM private key"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
 
 
 def test_from_files_refuses_a_key_that_does_not_match(tmp_path: Path, credentials: Credentials):
@@ -533,44 +575,44 @@ def test_from_files_refuses_a_key_that_does_not_match(tmp_path: Path, credential
         match=r"private key .*key.pem does not match the first certificate of .*"
         r"chain.pem \(O=edgeproxy tests,CN=edgeproxy test signer\)",
     ):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
 
 
 def test_from_files_refuses_a_key_of_the_wrong_algorithm(tmp_path: Path, credentials: Credentials):
     chain, key = write_pair(tmp_path, credentials.chain, credentials.key)
     with pytest.raises(ProvenanceError, match="es384 needs an EC secp384r1 key"):
-        DerivativeSigner.from_files(chain, key, alg="es384")
+        DerivativeSigner.from_files(chain, key, alg="es384", contexts=CONTEXTS)
     with pytest.raises(ProvenanceError, match="ps256 needs an RSA key"):
-        DerivativeSigner.from_files(chain, key, alg="ps256")
+        DerivativeSigner.from_files(chain, key, alg="ps256", contexts=CONTEXTS)
     with pytest.raises(ProvenanceError, match="unknown C2PA signing algorithm 'rs256'"):
-        DerivativeSigner.from_files(chain, key, alg="rs256")
+        DerivativeSigner.from_files(chain, key, alg="rs256", contexts=CONTEXTS)
     p384 = make_credentials(curve=ec.SECP384R1())
     chain, key = write_pair(tmp_path, p384.chain, p384.key)
-    assert DerivativeSigner.from_files(chain, key, alg="es384")
+    assert DerivativeSigner.from_files(chain, key, alg="es384", contexts=CONTEXTS)
 
 
 def test_from_files_refuses_what_c2pa_refuses(tmp_path: Path):
     no_eku = make_credentials(eku=None)  # c2pa's profile: an end-entity certificate needs an accepted EKU
     chain, key = write_pair(tmp_path, no_eku.chain, no_eku.key)
     with pytest.raises(ProvenanceError, match=r"c2pa refuses the certificate .*chain.pem .*the certificate is invalid"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
     server_auth = make_credentials(eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
     chain, key = write_pair(tmp_path, server_auth.chain, server_auth.key)
     with pytest.raises(ProvenanceError, match="c2pa refuses the certificate"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
 
 
 def test_from_files_refuses_a_certificate_not_valid_now(tmp_path: Path):
     expired = make_credentials(valid_from_minutes=-120, valid_minutes=60)
     chain, key = write_pair(tmp_path, expired.chain, expired.key)
     with pytest.raises(ProvenanceError, match="the signer certificate is valid from"):
-        DerivativeSigner.from_files(chain, key)
+        DerivativeSigner.from_files(chain, key, contexts=CONTEXTS)
 
 
 def test_from_files_refuses_a_bad_tsa_url(tmp_path: Path, credentials: Credentials):
     chain, key = write_pair(tmp_path, credentials.chain, credentials.key)
     with pytest.raises(ProvenanceError, match="time-stamp authority URL 'ftp://tsa': http:// or https:// needed"):
-        DerivativeSigner.from_files(chain, key, tsa_url="ftp://tsa")
+        DerivativeSigner.from_files(chain, key, tsa_url="ftp://tsa", contexts=CONTEXTS)
 
 
 # ---------------------------------------------------------------------------------- derivative_actions()
@@ -597,19 +639,19 @@ def test_derivative_actions_refuse_parameters_c2pa_would_mangle(parameters):
         derivative_actions(resized=True, cropped=False, transcoded=False, parameters=parameters)
 
 
-def test_configure_from_many_threads_at_once_builds_one_context(monkeypatch):
-    monkeypatch.setattr(provenance, "_read_context", None)
-    contexts = set()
+def test_contexts_from_many_threads_at_once_are_one(corpus: Path):
+    data = (corpus / "c2pa-signed.jpg").read_bytes()
+    seen = set()
     barrier = threading.Barrier(8)
 
     def job() -> None:
         barrier.wait()
-        provenance.configure()
-        contexts.add(id(provenance._read_context))
+        seen.add(id(CONTEXTS.reading))
+        assert read_manifest(data, "image/jpeg", CONTEXTS)["validation_state"] == "Valid"
 
     threads = [threading.Thread(target=job) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(contexts) == 1
+    assert seen == {id(CONTEXTS.reading)}

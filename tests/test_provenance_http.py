@@ -13,12 +13,16 @@ import pyvips
 
 pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 
-from edgeproxy.provenance.credentials import read_manifest  # noqa: E402
+from edgeproxy.provenance.context import C2paContexts  # noqa: E402
+from edgeproxy.provenance.read import read_manifest  # noqa: E402
 from edgeproxy.proxy import Proxy, StartupError  # noqa: E402
 from edgeproxy.settings import load_settings  # noqa: E402
 from testkit.c2pa import make_credentials  # noqa: E402
 
 from .conftest import KEY, decode, make_client, signed  # noqa: E402
+
+#: What the proxy's own Proxy.build makes: the c2pa contexts reads go through.
+CONTEXTS = C2paContexts()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,7 @@ def test_a_derivative_of_a_signed_origin_names_its_parent_and_actions(client, fm
     assert response.headers["etag"].startswith('W/"')  # a signature differs on each render: weak
     image = decode(response.content)
     assert (image.width, image.height) == (200, 200)
-    manifest = read_manifest(response.content, mime)
+    manifest = read_manifest(response.content, mime, CONTEXTS)
     assert manifest["validation_state"] == "Valid"  # the test CA is not a trust anchor: Valid, not Trusted
     assert manifest["title"] == "giunchedi-portrait.jpg"
     assert [(i["title"], i["format"], i["relationship"]) for i in manifest["ingredients"]] == [
@@ -83,14 +87,14 @@ def test_the_weak_etag_revalidates(client):
 def test_other_origins_are_not_signed(client):
     response = client.get(signed("/w:200/f:jpeg/plain/giunchedi-portrait.jpg"))
     assert response.status_code == 200
-    assert read_manifest(response.content, "image/jpeg") is None
+    assert read_manifest(response.content, "image/jpeg", CONTEXTS) is None
     assert response.headers["etag"].startswith('"')
 
 
 def test_filters_are_declared_and_private_metadata_is_still_stripped(client):
     response = client.get(signed("/w:300/blur:2/f:jpeg/signed/exif-copyright.jpg"))
     assert response.status_code == 200
-    manifest = read_manifest(response.content, "image/jpeg")
+    manifest = read_manifest(response.content, "image/jpeg", CONTEXTS)
     assert [a["action"] for a in manifest["actions"]] == [
         "c2pa.opened",
         "c2pa.resized",
@@ -104,7 +108,7 @@ def test_filters_are_declared_and_private_metadata_is_still_stripped(client):
 
 def test_an_original_with_content_credentials_is_the_parent_of_the_derivative(client):
     response = client.get(signed("/w:300/f:jpeg/signed/c2pa-signed.jpg"))
-    manifest = read_manifest(response.content, "image/jpeg")
+    manifest = read_manifest(response.content, "image/jpeg", CONTEXTS)
     assert manifest["validation_state"] == "Valid"
     assert [(i["title"], i["relationship"]) for i in manifest["ingredients"]] == [("c2pa-signed.jpg", "parentOf")]
 

@@ -37,12 +37,17 @@ pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 
 import c2pa  # noqa: E402
 
-from edgeproxy.provenance import credentials as provenance  # noqa: E402
+from edgeproxy.provenance import sign as provenance_sign  # noqa: E402
+from edgeproxy.provenance.context import SETTINGS, C2paContexts  # noqa: E402
+from edgeproxy.provenance.redact import redactions  # noqa: E402
+from edgeproxy.provenance.sign import DerivativeSigner, derivative_actions  # noqa: E402
 from testkit.c2pa import DIGITAL_CAPTURE, Credentials, make_credentials, sign_original  # noqa: E402
 
 from .conftest import make_client, signed  # noqa: E402
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
+#: The c2pa contexts the app would build at start-up (``Proxy.build``).
+CONTEXTS = C2paContexts()
 #: Hand-labelled face of giunchedi-portrait.jpg (x0, y0, x1, y1), pixels of the 800x533 original
 #: (the same box as tests/test_vision_http.py).
 FACE = (312, 75, 480, 297)
@@ -114,7 +119,7 @@ def camera_and_editor(portrait: bytes, credentials: Credentials) -> tuple[bytes,
 def read_store(data: bytes, mime: str, *, detailed: bool = False, settings: dict | None = None) -> dict:
     """The manifest store c2pa reports for ``data`` (edgeproxy's reading settings by default)."""
     with (
-        c2pa.Context.from_dict(settings or provenance.SETTINGS) as context,
+        c2pa.Context.from_dict(settings or SETTINGS) as context,
         c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
     ):
         return json.loads(reader.detailed_json() if detailed else reader.json())
@@ -158,7 +163,7 @@ def resources(data: bytes, mime: str, depth: int = 0) -> Iterator[tuple[str, byt
     resources of every manifest store among them (``application/c2pa``), recursively."""
     assert depth < 6, "manifest stores nested deeper than any chain made here"
     with (
-        c2pa.Context.from_dict(provenance.SETTINGS) as context,
+        c2pa.Context.from_dict(SETTINGS) as context,
         c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
     ):
         store = json.loads(reader.json())
@@ -346,7 +351,7 @@ def test_the_provenance_chain_survives_and_validates(served_derivatives, chain: 
     claim signature); the editor's and the camera's claims and actions are all there; c2pa validates
     the store: Valid, with the test CA's untrusted signer its only complaint, and Trusted once the
     test CA is a trust anchor."""
-    trusting = {**provenance.SETTINGS, "trust": {"user_anchors": chain["credentials"].ca.decode()}}
+    trusting = {**SETTINGS, "trust": {"user_anchors": chain["credentials"].ca.decode()}}
     for what, mime, body in served_derivatives:
         store = read_store(body, mime)
         print(
@@ -433,11 +438,11 @@ def test_the_provenance_chain_survives_and_validates(served_derivatives, chain: 
 
 
 @pytest.fixture(scope="module")
-def signer(chain: dict) -> provenance.DerivativeSigner:
-    return provenance.DerivativeSigner.from_pem(chain["credentials"].chain, chain["credentials"].key)
+def signer(chain: dict) -> DerivativeSigner:
+    return DerivativeSigner.from_pem(chain["credentials"].chain, chain["credentials"].key, contexts=CONTEXTS)
 
 
-def sign(signer: provenance.DerivativeSigner, original: bytes, title: str = "portrait.jpg") -> bytes:
+def sign(signer: DerivativeSigner, original: bytes, title: str = "portrait.jpg") -> bytes:
     """A 300-px JPEG derivative of ``original`` signed with it as parent."""
     body = pyvips.Image.thumbnail_buffer(original, 300).jpegsave_buffer(strip=True)
     return signer.sign(
@@ -446,7 +451,7 @@ def sign(signer: provenance.DerivativeSigner, original: bytes, title: str = "por
         original=original,
         original_mime="image/jpeg",
         original_title=title,
-        actions=provenance.derivative_actions(resized=True, cropped=False, transcoded=True),
+        actions=derivative_actions(resized=True, cropped=False, transcoded=True),
     )
 
 
@@ -511,7 +516,7 @@ def test_a_claim_v1_original_is_redacted_too(signer, corpus: Path):
     assertion; neither reaches the derivative, which validates."""
     original = (corpus / "c2pa-signed.jpg").read_bytes()
     with (
-        c2pa.Context.from_dict(provenance.SETTINGS) as context,
+        c2pa.Context.from_dict(SETTINGS) as context,
         c2pa.Reader("image/jpeg", io.BytesIO(original), context=context) as reader,
     ):
         store = json.loads(reader.json())
@@ -532,19 +537,18 @@ def test_a_store_that_cannot_be_redacted_is_not_carried(signer, chain: dict, mon
     """Fail closed: when c2pa refuses a redaction (here: one of an assertion that is not there), or
     the store holds parts that are not assertions (data boxes, verifiable credentials), the derivative
     carries no store of the original at all: the ingredient is its title, format and relationship."""
-    real = provenance.redactions
     monkeypatch.setattr(
-        provenance,
+        provenance_sign,
         "redactions",
-        lambda data, mime: [
-            *real(data, mime),
+        lambda data, mime, contexts: [
+            *redactions(data, mime, contexts),
             f"self#jumbf=/c2pa/{chain['editor_label']}/c2pa.assertions/com.example.absent",
         ],
     )
     refused = sign(signer, chain["editor"])
     monkeypatch.undo()
-    assert provenance.redactions(chain["editor"] + b"c2pa.databoxes", "image/jpeg") is None
-    assert provenance.redactions(chain["editor"] + b"c2pa.credentials", "image/jpeg") is None
+    assert redactions(chain["editor"] + b"c2pa.databoxes", "image/jpeg", CONTEXTS) is None
+    assert redactions(chain["editor"] + b"c2pa.credentials", "image/jpeg", CONTEXTS) is None
     unredactable = sign(signer, chain["editor"] + b"c2pa.credentials")
     for derivative in (refused, unredactable):
         assert [secret.decode() for secret in SECRETS if secret in derivative] == []

@@ -37,6 +37,7 @@ from edgeproxy.url.spec import TransformSpec
 from edgeproxy.vision.moderation import Action, Decision, Metadata
 
 if TYPE_CHECKING:
+    from edgeproxy.provenance.context import C2paContexts
     from edgeproxy.proxy import Proxy
 
 
@@ -76,7 +77,9 @@ async def answer(
     if settings.moderation and decision.action is Action.BLOCK and not admin:
         body = BLOCKED
     else:
-        _queued, found = await proxy.pool.run(facts, original.data, proxy.limits, deadline=deadline)
+        _queued, found = await proxy.pool.run(
+            facts, original.data, proxy.limits, proxy.c2pa_contexts, deadline=deadline
+        )
         body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
     tag = surrogate_key(origin_name, key)
     etag = strong_etag(json.dumps(body, sort_keys=True), proxy.fingerprint)
@@ -87,24 +90,24 @@ async def answer(
     return JSONResponse(body, headers=headers)
 
 
-def facts(data: bytes, limits: pipeline.Limits) -> dict[str, Any]:
+def facts(data: bytes, limits: pipeline.Limits, contexts: C2paContexts | None = None) -> dict[str, Any]:
     """Header facts of an original (``data``, its bytes): ``format`` (the input format name),
     ``width`` and ``height`` (pixels of one frame, upright: after EXIF orientation), ``pages``
     (frames or pages), ``alpha``, ``icc`` (the embedded profile's description, None without one),
-    ``bytes``, ``sha256`` (hex), ``mime``, and ``c2pa`` (``provenance.read_manifest``: None when the
-    original carries no manifest or c2pa-python is not installed).
+    ``bytes``, ``sha256`` (hex), ``mime``, and ``c2pa`` (``provenance.read.read_manifest`` under
+    ``contexts``: None when the original carries no manifest, or without ``contexts``: c2pa-python is
+    not installed).
 
     Raises:
         ProxyError: 413, 415 or 422 as a render would (``pipeline.inspect``).
     """
     info = pipeline.inspect(data, limits).info
     mime = input_mime(info.format)
-    try:
-        from edgeproxy.provenance import credentials as provenance
-    except ImportError:  # c2pa-python comes with the [vision] extra
-        manifest = None
-    else:
-        manifest = provenance.read_manifest(data, mime)
+    manifest = None
+    if contexts is not None:  # c2pa-python (the [vision] extra) is installed
+        from edgeproxy.provenance.read import read_manifest
+
+        manifest = read_manifest(data, mime, contexts)
     return {
         "format": info.format,
         "mime": mime,
