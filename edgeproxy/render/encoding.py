@@ -45,25 +45,26 @@ def encode(
     ph = page_height(image)
     if deadline:
         image = deadline.watch(image)
+    body: bytes | None = None
     with failures(deadline):
         if fmt == "jpeg":
-            return image.jpegsave_buffer(Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep)
-        if fmt == "webp":
-            return image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
-        if fmt == "avif":
+            body = image.jpegsave_buffer(Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep)
+        elif fmt == "webp":
+            body = image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
+        elif fmt == "avif":
             if image.bands < 3:
                 image = image.colourspace("srgb")
-            return image.heifsave_buffer(
+            body = image.heifsave_buffer(
                 Q=quality, effort=options.avif_effort, compression="av1", bitdepth=8, keep=keep
             )
-        if fmt == "png":
-            return image.pngsave_buffer(compression=options.png_compression, keep=keep)
-        if fmt == "gif":
-            return image.gifsave_buffer(keep=keep, page_height=ph)
-        if fmt == "jxl":
+        elif fmt == "png":
+            body = image.pngsave_buffer(compression=options.png_compression, keep=keep)
+        elif fmt == "gif":
+            body = image.gifsave_buffer(keep=keep, page_height=ph)
+        elif fmt == "jxl":
             frame = image.crop(0, 0, image.width, ph) if ph != image.height else image
             exif = None if strip else header_field(frame, "exif-data", None)
-            return pillow.encode_jxl(
+            body = pillow.encode_jxl(
                 frame.write_to_memory(),
                 frame.width,
                 frame.height,
@@ -73,7 +74,9 @@ def encode(
                 threads=options.threads,
                 exif=exif,
             )
-    raise ValueError(f"unknown output format {fmt}")
+    if body is None:
+        raise ValueError(f"unknown output format {fmt}")
+    return body
 
 
 def check_encoders(options: EncodeOptions) -> dict[str, bool]:

@@ -81,7 +81,9 @@ _RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 
 _SIZE = ((1, 9), (1, 13), (1, 18), (1, 30))
 
 
-def _size_header(bits: _Bits, dists=_SIZE, div8_dist=None) -> tuple[int, int]:
+def _size_header(
+    bits: _Bits, dists: tuple[tuple[int, int], ...] = _SIZE, div8_dist: tuple[tuple[int, int], ...] | None = None
+) -> tuple[int, int]:
     small = bits.u(1)
     height = (bits.u32(*div8_dist) if div8_dist else bits.u(5) + 1) * 8 if small else bits.u32(*dists)
     ratio = bits.u(3)

@@ -28,8 +28,13 @@ import functools
 import io
 from dataclasses import dataclass
 from importlib import util as importlib_util
+from typing import TYPE_CHECKING
 
 from edgeproxy.render.headers import DecodeError, Header, ico_header, jxl_header
+
+if TYPE_CHECKING:
+    import PIL.Image
+    import PIL.ImageFile
 
 #: Our format name -> (Pillow plugin's format name, extra that provides it or None).
 FORMATS = {
@@ -142,7 +147,7 @@ def configure(threads: int) -> None:
         JpegXLImagePlugin.DECODE_THREADS = threads
 
 
-def _open(data: bytes, fmt: str):
+def _open(data: bytes, fmt: str) -> PIL.ImageFile.ImageFile:
     from PIL import Image
 
     _register(fmt)
@@ -177,7 +182,7 @@ def read_header(data: bytes, fmt: str) -> Header:
         raise DecodeError(str(exc)) from None
 
 
-def _has_alpha(picture) -> bool:
+def _has_alpha(picture: PIL.Image.Image) -> bool:
     return picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info
 
 
@@ -227,7 +232,7 @@ def decode(data: bytes, fmt: str, expected: tuple[int, int] | None = None) -> Pi
 _INTERPRETATION = {"L": "b-w", "LA": "b-w", "RGB": "srgb", "RGBA": "srgb", "CMYK": "cmyk", "I;16": "grey16"}
 
 
-def _normalise(picture):
+def _normalise(picture: PIL.Image.Image) -> PIL.Image.Image:
     """``picture`` in one of the modes libvips takes as is (``_INTERPRETATION``)."""
     mode = picture.mode
     if mode in _INTERPRETATION:
@@ -245,7 +250,7 @@ def _normalise(picture):
 
 
 def encode_jxl(
-    data: bytes | memoryview,
+    data: bytes,
     width: int,
     height: int,
     bands: int,

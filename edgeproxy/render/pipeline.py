@@ -126,8 +126,8 @@ class Rendered:
     height: int
     frames: int
     timings: dict[str, float]
-    source: SourceInfo | None = None  # the original's header facts
-    plan: Plan | None = None  # what was done to it (crop, resize, pad)
+    source: SourceInfo  # the original's header facts
+    plan: Plan  # what was done to it (crop, resize, pad)
 
     @property
     def mime(self) -> str:
@@ -163,16 +163,18 @@ class Context:
     face_grids: tuple[Grid, ...] | None = None
     moderation_blur: bool = False
     wash: Grid | None = None
-    info: SourceInfo | None = None
     format: Format = Format.JPEG
     animated: bool = False
-    plan: Plan | None = None
     image: Any = None  # pyvips.Image, opaque here
     random_access: bool = False  # ``image`` may be read out of order (its source is not read sequentially)
     materialised: bool = False  # ``image`` is computed in memory, or made from such an image by cheap steps
     body: bytes = b""
     timings: dict[str, float] = field(default_factory=dict)
     watchdog: Deadline = field(init=False)
+    # Set by the steps that learn them (``probe``, ``plan_geometry``); a step before them that read
+    # them would raise AttributeError.
+    info: SourceInfo = field(init=False)
+    plan: Plan = field(init=False)
 
     def __post_init__(self) -> None:
         self.watchdog = Deadline(self.deadline)
@@ -264,10 +266,10 @@ def redact(ctx: Context) -> None:
     from a small decode of the original here (``wash``). An animation gets the first
     frame's grids on every frame.
     """
-    whole = ctx.moderation_blur or (ctx.redact is not None and ctx.face_grids is None)
-    if whole:
-        grids: tuple[Grid, ...] = (ctx.wash or wash(ctx.data, ctx.info),)
-    elif ctx.redact is not None:
+    grids: tuple[Grid, ...]
+    if ctx.moderation_blur or (ctx.redact is not None and ctx.face_grids is None):
+        grids = (ctx.wash or wash(ctx.data, ctx.info),)
+    elif ctx.redact is not None and ctx.face_grids is not None:
         grids = ctx.face_grids
     else:
         return

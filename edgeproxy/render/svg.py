@@ -64,7 +64,7 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _svg_name(tag) -> str | None:
+def _svg_name(tag: object) -> str | None:
     """The SVG element name of ``tag``, or None for anything else (other namespaces, comments)."""
     if not isinstance(tag, str):
         return None

@@ -29,6 +29,8 @@ from edgeproxy.render.icc import is_srgb_profile
 from edgeproxy.render.obscure import Grid, Placement
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edgeproxy.render.source import SourceInfo
 
 #: Fail on truncated data (a partial JPEG is a 422, not a half-grey image).
@@ -198,7 +200,7 @@ def attention_centre(image: pyvips.Image, width: int, height: int, deadline: Dea
     return found["attention_x"], found["attention_y"]
 
 
-def rgb_array(image: pyvips.Image, deadline: Deadline | None = None):
+def rgb_array(image: pyvips.Image, deadline: Deadline | None = None) -> np.ndarray:
     """The pixels of ``image`` (8-bit sRGB or grey, any alpha already flattened) as a numpy array,
     height × width × 3 ``uint8``: what the vision models take (``edgeproxy.vision``).
 
@@ -210,16 +212,17 @@ def rgb_array(image: pyvips.Image, deadline: Deadline | None = None):
         if image.bands == 1:
             image = image.colourspace("srgb")
         rgb = image.extract_band(0, n=3)
-        return (deadline.watch(rgb) if deadline else rgb).numpy()
+        pixels: np.ndarray = (deadline.watch(rgb) if deadline else rgb).numpy()
+        return pixels
 
 
 def page_height(image: pyvips.Image) -> int:
     """Height of one frame in pixels (the whole height for a still)."""
-    ph = header_field(image, "page-height", image.height)
+    ph: int = header_field(image, "page-height", image.height)
     return ph if 0 < ph <= image.height and image.height % ph == 0 else image.height
 
 
-def _per_frame(image: pyvips.Image, op) -> pyvips.Image:
+def _per_frame(image: pyvips.Image, op: Callable[[pyvips.Image], pyvips.Image]) -> pyvips.Image:
     """Apply ``op`` to each frame of an animated strip and restack; a still is one frame."""
     ph = page_height(image)
     if ph == image.height:
@@ -302,7 +305,8 @@ def cell_means(image: pyvips.Image, k: int) -> bytes:
     ``k``), rounded to 8 bits, row-major: a box filter over each cell of a grid
     (``obscure.Grid.cells``). Computes the pixels, inside the caller's ``failures``."""
     means = image.cast("float").shrink(k, k)
-    return (means + 0.5).cast("uchar").write_to_memory()
+    cells: bytes = (means + 0.5).cast("uchar").write_to_memory()
+    return cells
 
 
 def sharpen(image: pyvips.Image, sigma: float) -> pyvips.Image:
@@ -335,7 +339,7 @@ def flatten(image: pyvips.Image, background: tuple[int, int, int, int]) -> pyvip
 
 def _colour(image: pyvips.Image, rgba: tuple[int, int, int, int]) -> list[float]:
     """``rgba`` as one value per band of ``image``: grey images get the mean of R, G and B."""
-    colour = list(rgba[:3]) if image.bands >= 3 else [sum(rgba[:3]) / 3]
+    colour: list[float] = [*rgba[:3]] if image.bands >= 3 else [sum(rgba[:3]) / 3]
     return colour + [rgba[3]] if image.hasalpha() else colour
 
 

@@ -73,7 +73,7 @@ def _ratio_height(width: int, aspect: float | Sequence[float]) -> int:
         if len(aspect) != 2 or not all(_positive(v) for v in aspect):
             raise ValueError(f"aspect must be (width, height), two positive numbers, got {aspect!r}")
         return _half_up(width * aspect[1] / aspect[0])
-    if not _positive(aspect):
+    if not isinstance(aspect, int | float) or not _positive(aspect):
         raise ValueError(f"aspect must be (width, height) or a positive number width/height, got {aspect!r}")
     return _half_up(width / aspect)
 
@@ -297,7 +297,13 @@ class UrlBuilder:
         parts.append("</picture>")
         return "".join(parts)
 
-    def _candidates(self, widths, densities, aspect, options) -> list[tuple[str, dict[str, Any]]]:
+    def _candidates(
+        self,
+        widths: Iterable[int] | None,
+        densities: Iterable[float] | None,
+        aspect: float | Sequence[float] | None,
+        options: dict[str, Any],
+    ) -> list[tuple[str, dict[str, Any]]]:
         """(descriptor, options) per srcset candidate, ascending. Raises as ``srcset``."""
         options = short_names(options)
         if (widths is None) == (densities is None):
@@ -306,7 +312,7 @@ class UrlBuilder:
             if "h" in options:
                 raise ValueError("aspect sets the height of every candidate: do not give height too")
             options.setdefault("fit", "cover")
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         if widths is not None:
             widths = _ascending(widths, "widths", "integers")
             if "w" in options:
@@ -317,6 +323,8 @@ class UrlBuilder:
                 extra = {"w": w} if aspect is None else {"w": w, "h": _ratio_height(w, aspect)}
                 out.append((f"{w}w", {**options, **extra}))
             return out
+        if densities is None:  # not reached: exactly one of them was given (checked above)
+            raise ValueError("give exactly one of widths and densities")
         densities = _ascending(densities, "densities", "numbers")
         if "dpr" in options:
             raise ValueError("srcset sets dpr per candidate (densities): do not give dpr too")
@@ -355,7 +363,7 @@ class UrlBuilder:
         def edgeproxy_srcset(key: str, origin: str, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
             return self.srcset(origin, str(key), widths, **kwargs)
 
-        def edgeproxy_picture(key: str, origin: str, widths: Iterable[int], **kwargs: Any):
+        def edgeproxy_picture(key: str, origin: str, widths: Iterable[int], **kwargs: Any) -> str:
             from markupsafe import Markup  # comes with Jinja2, which is not a dependency of edgeproxy
 
             return Markup(self.picture(origin, str(key), widths, **kwargs))  # escaped by picture
@@ -378,7 +386,7 @@ def _escape(text: str) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _box(widest: int, original: Sequence[int] | None, aspect) -> tuple[int, int] | None:
+def _box(widest: int, original: Sequence[int] | None, aspect: float | Sequence[float] | None) -> tuple[int, int] | None:
     """(width, height) attributes of ``picture``'s ``<img>``, or None when unknown."""
     if original is not None:
         widest = min(widest, original[0])

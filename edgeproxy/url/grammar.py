@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from edgeproxy.errors import ProxyError, bad_request
@@ -230,17 +230,20 @@ DEFAULT_PRESET = "default"
 #: Options a URL may carry under ``only_presets``: they change no pixels.
 PRESET_ONLY_ALLOWED = frozenset({"expires", "version"})
 
+#: Spec fields by name, as the option parsers set them (each value checked by its parser, so the
+#: ``TransformSpec`` built from them is well typed).
+SpecFields = dict[str, Any]
 #: Compiled presets: name -> the spec fields its option path sets (``compile_presets``).
 Presets = Mapping[str, Mapping[str, object]]
 
 
-def _split_segments(segments: list[str]) -> tuple[dict[str, object], dict[str, str], list[str] | None]:
+def _split_segments(segments: list[str]) -> tuple[SpecFields, dict[str, str], list[str] | None]:
     """(spec fields, field -> option name as written, preset names or None) of option segments.
 
     Raises:
         ProxyError(400): unknown option, bad value, or an option given twice.
     """
-    values: dict[str, object] = {}
+    values: SpecFields = {}
     written: dict[str, str] = {}
     names: list[str] | None = None
     for segment in segments:
@@ -312,8 +315,9 @@ def _check_only_presets(written: Mapping[str, str], names: list[str] | None, pre
     for field, name in written.items():
         if name != SHORT_NAMES[field]:
             raise bad_request(f"only presets are allowed on this server: write {SHORT_NAMES[field]}:, not {name}:")
-    for i, name in enumerate(names or ()):
-        if name in names[:i]:
+    listed = names or []
+    for i, name in enumerate(listed):
+        if name in listed[:i]:
             raise bad_request(f"option pr: preset {name!r} named twice")
     if names is None and DEFAULT_PRESET not in presets:
         raise bad_request("only presets are allowed on this server: name one (pr:NAME)")
@@ -340,7 +344,7 @@ def parse_options(segments: list[str], presets: Presets | None = None, *, only_p
     if only_presets:
         _check_only_presets(written, names, presets)
     if names is not None or DEFAULT_PRESET in presets:
-        merged: dict[str, object] = dict(presets.get(DEFAULT_PRESET, {}))
+        merged: SpecFields = dict(presets.get(DEFAULT_PRESET, {}))
         for name in names or ():
             preset = presets.get(name)
             if preset is None:

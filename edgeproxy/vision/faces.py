@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -38,6 +39,9 @@ from edgeproxy.vision.runtime import (
     providers_used,
     read_model,
 )
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 #: Output stride of CenterFace (paper, section 3.1: R = 4): one output cell per 4×4 input pixels.
 STRIDE = 4
@@ -171,7 +175,7 @@ def _dynamic(data: bytes, path: Path) -> bytes:
     weights = {tensor.name for tensor in graph.initializer}
     inputs = [value for value in graph.input if value.name not in weights]
 
-    def describe(value) -> str:
+    def describe(value: Any) -> str:
         dims = ",".join(
             str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
             for d in value.type.tensor_type.shape.dim
@@ -183,7 +187,7 @@ def _dynamic(data: bytes, path: Path) -> bytes:
         )
         return f"{value.name} [{dims}] {'float' if kind == 'float32' else kind}"
 
-    def channels(value) -> int | None:
+    def channels(value: Any) -> int | None:
         dims = value.type.tensor_type.shape.dim
         return dims[1].dim_value if len(dims) == 4 and dims[1].HasField("dim_value") else None
 
@@ -222,7 +226,8 @@ def _dynamic(data: bytes, path: Path) -> bytes:
     unused = [tensor for tensor in graph.initializer if tensor.name not in used]
     for tensor in unused:
         graph.initializer.remove(tensor)
-    return model.SerializeToString()
+    rewritten: bytes = model.SerializeToString()
+    return rewritten
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,7 +242,7 @@ class FaceModel:
     path: Path
     sha256: str
     providers: tuple[str, ...]
-    _session: object = field(repr=False)
+    _session: onnxruntime.InferenceSession = field(repr=False)
     _input: str = field(repr=False)
     _outputs: tuple[str, ...] = field(repr=False)
 
@@ -399,12 +404,14 @@ class FaceModel:
                     & ((cy <= top + side - margin) | (top + side >= height))
                 )
                 found.append(boxes[keep])
-        return np.concatenate(found)
+        merged: np.ndarray = np.concatenate(found)
+        return merged
 
 
 def _side(boxes: np.ndarray) -> np.ndarray:
     """The long side of each box (rows x1, y1, x2, y2, ...)."""
-    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    sides: np.ndarray = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return sides
 
 
 def _overlaps(box: np.ndarray, others: np.ndarray) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -32,6 +33,9 @@ from edgeproxy.vision.runtime import (
     providers_used,
     read_model,
 )
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 #: Side of the square the whole image is resized to, then of the central crop fed to the model (pixels).
 RESIZE, CROP = 256, 224
@@ -70,7 +74,7 @@ class NsfwModel:
     path: Path
     sha256: str
     providers: tuple[str, ...]
-    _session: object = field(repr=False)
+    _session: onnxruntime.InferenceSession = field(repr=False)
     _input: str = field(repr=False)
     _output: str = field(repr=False)
 

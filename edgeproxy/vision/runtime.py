@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -86,7 +86,7 @@ def read_model(path: str | Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _import_ort(path_for_errors: str | Path):
+def _import_ort(path_for_errors: str | Path) -> Any:
     """The onnxruntime module, imported with its telemetry off and its logger at ``_ORT_SEVERITY``.
 
     ``ORT_DISABLE_TELEMETRY=1`` (unless the environment sets it) is read when onnxruntime is first
@@ -168,7 +168,7 @@ def providers_used(session: onnxruntime.InferenceSession) -> tuple[str, ...]:
     return tuple(session.get_providers())
 
 
-def check_rgb(rgb) -> None:
+def check_rgb(rgb: object) -> None:
     """Raise ``ValueError`` unless ``rgb`` is what the models take: a numpy array [H,W,3] of uint8
     (sRGB, 0..255) with H, W >= 1."""
     import numpy as np  # here: this module is imported without the vision extra
@@ -179,7 +179,7 @@ def check_rgb(rgb) -> None:
         raise ValueError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
 
 
-def describe_value(value) -> str:
+def describe_value(value: Any) -> str:
     """``name [d0,d1,...] type`` of an ``onnxruntime.NodeArg`` (symbolic dimensions by name, unknown
     ones as ``?``), for error messages."""
     dims = ",".join(str(d) if d is not None else "?" for d in value.shape)
