@@ -1,5 +1,5 @@
-"""C2PA provenance (edgeproxy/provenance/credentials.py): reading originals' manifests, signing derivatives, and
-proof that neither makes a network request (remote manifests, OCSP).
+"""C2PA provenance (edgeproxy/provenance/: context, read, redact, sign): reading originals' manifests,
+signing derivatives, and proof that neither makes a network request (remote manifests, OCSP).
 
 Certificates are generated here (a CA and an ES256 end-entity certificate with the profile c2pa
 requires); every server is a local one on 127.0.0.1 that counts the requests it gets.
