@@ -3,7 +3,7 @@
 The CDN in front caches derivatives; this only keeps hot originals in memory while their
 derivatives are requested (a ``srcset`` asks for several widths at once), briefly remembers an
 origin's "not found", and makes a storm of identical requests do the work once (as imagor does).
-How a cached original is kept fresh is ``proxy.Proxy.original``'s business.
+How a cached original is kept fresh is ``service.originals.Originals.fetch``'s business.
 """
 
 from __future__ import annotations

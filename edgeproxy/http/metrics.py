@@ -39,6 +39,7 @@ ERROR_CATEGORIES = (
     "timeout",
     "overload",
     "moderation",
+    "auth",
     "internal",
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
