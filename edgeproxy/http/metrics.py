@@ -86,13 +86,14 @@ class Metrics:
             )
         self.requests = Counter(
             "edgeproxy_requests",
-            "Transform requests answered, by status class and output format (none for errors and 304s).",
+            "Requests answered (transform, /info, /purge; not the probes or /metrics), by status class and "
+            "output format (none for errors, 304s and JSON answers).",
             ["status_class", "format"],
             registry=r,
         )
         self.duration = Histogram(
             "edgeproxy_request_duration_seconds",
-            "Time to answer a transform request.",
+            "Time to answer a request (transform, /info, /purge).",
             ["status_class"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -134,7 +135,7 @@ class Metrics:
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
         self.disconnects = Counter(
             "edgeproxy_client_disconnects",
-            "Transform requests whose client went away before the answer (their queued work is cancelled).",
+            "Requests (transform, /info) whose client went away before the answer (their queued work is cancelled).",
             registry=r,
         )
         self.moderation = Counter(
@@ -163,7 +164,7 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "edgeproxy_requests_in_flight",
-            "Transform requests being answered.",
+            "Requests being answered (transform, /info, /purge).",
             multiprocess_mode="livesum",
             registry=r,
         )
