@@ -9,7 +9,7 @@ carries a URL, an object key or any other user input. The exposition is Promethe
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,7 +21,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -230,13 +230,13 @@ class _LiveGauges(Collector):
 
     def __init__(
         self,
-        gauges: list[tuple[str, str, Callable[[], float]]],
-        counters: list[tuple[str, str, Callable[[], float]]] = (),
-    ):
+        gauges: Sequence[tuple[str, str, Callable[[], float]]],
+        counters: Sequence[tuple[str, str, Callable[[], float]]] = (),
+    ) -> None:
         self._gauges = gauges
         self._counters = counters
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         for name, documentation, read in self._gauges:
             yield GaugeMetricFamily(name, documentation, value=read())
         for name, documentation, read in self._counters:
