@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.workload import Workload
-from edgeproxy.proxy import encoder_options
+from edgeproxy.compose import encoder_options
 from edgeproxy.render import encoding, load, source, vips
 from edgeproxy.settings import Settings
 

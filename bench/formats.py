@@ -51,7 +51,7 @@ import pyvips
 from PIL import Image
 
 from bench.sections import publish
-from edgeproxy.proxy import encoder_options
+from edgeproxy.compose import encoder_options
 from edgeproxy.render import encoding, vips
 from edgeproxy.settings import load_settings
 

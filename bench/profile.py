@@ -18,7 +18,7 @@ import pyvips
 from PIL import Image
 
 from bench.workload import Workload, prepare
-from edgeproxy.proxy import encoder_options
+from edgeproxy.compose import encoder_options
 from edgeproxy.render import encoding, source, vips
 from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import load_settings

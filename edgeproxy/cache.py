@@ -3,7 +3,7 @@
 The CDN in front caches derivatives; this only keeps hot originals in memory while their
 derivatives are requested (a ``srcset`` asks for several widths at once), briefly remembers an
 origin's "not found", and makes a storm of identical requests do the work once (as imagor does).
-How a cached original is kept fresh is ``proxy.Proxy.original``'s business.
+How a cached original is kept fresh is ``service.originals.Originals.fetch``'s business.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cachetools import LRUCache, TTLCache
 
@@ -31,7 +31,7 @@ class SingleFlight:
     """
 
     def __init__(self) -> None:
-        self._running: dict[Hashable, tuple[asyncio.Task, list[int]]] = {}
+        self._running: dict[Hashable, tuple[asyncio.Task[Any], list[int]]] = {}
 
     async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Result of ``work()`` for ``key``, and whether it was shared with an earlier caller."""
@@ -70,10 +70,14 @@ class OriginalCache:
     is unchanged. ``max_bytes`` of 0 disables the positive cache; ``negative_ttl`` of 0 the negative.
     """
 
-    def __init__(self, max_bytes: int, negative_ttl: float, max_negative: int = 10_000):
+    def __init__(self, max_bytes: int, negative_ttl: float, max_negative: int = 10_000) -> None:
         self.enabled = max_bytes > 0
-        self._cache: LRUCache = LRUCache(maxsize=max(max_bytes, 1), getsizeof=lambda c: len(c.original.data))
-        self._missing: TTLCache | None = TTLCache(max_negative, negative_ttl) if negative_ttl > 0 else None
+        self._cache: LRUCache[tuple[str, str], Cached] = LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda c: len(c.original.data)
+        )
+        self._missing: TTLCache[tuple[str, str], ProxyError] | None = (
+            TTLCache(max_negative, negative_ttl) if negative_ttl > 0 else None
+        )
 
     def get(self, key: tuple[str, str]) -> Cached | None:
         """The cached original for ``key``, or None."""

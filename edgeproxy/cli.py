@@ -260,7 +260,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _surrogate_key(args: argparse.Namespace) -> int:
-    from edgeproxy.http.responses import surrogate_key
+    from edgeproxy.service.validators import surrogate_key
 
     print(surrogate_key(args.origin, args.key))
     return 0

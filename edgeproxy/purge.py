@@ -198,3 +198,24 @@ async def run_hooks(
     ``{"hook", "ok", "status", "attempts", "error"}``. Never raises for a hook's failure."""
     calls = [_call(client, hook, hook_request(hook, tag, origin, key, apis), retries) for hook in hooks]
     return list(await asyncio.gather(*calls))
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """The configured purge ``hooks``, called through ``client`` (operator-configured CDN endpoints:
+    no SSRF guard) with ``apis`` and up to ``retries`` extra attempts each."""
+
+    client: httpx.AsyncClient
+    hooks: tuple[PurgeHook, ...]
+    apis: CdnApis
+    retries: int
+
+    async def purge(self, tag: str, origin: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
+        """Purge ``tag`` through every hook (``run_hooks``): one result per hook, in order."""
+        return await run_hooks(
+            self.client, list(self.hooks), tag, origin=origin, key=key, apis=self.apis, retries=self.retries
+        )
+
+    async def aclose(self) -> None:
+        """Close the hooks' HTTP client."""
+        await self.client.aclose()

@@ -1,5 +1,6 @@
 """All configuration, in one place; with ``edgeproxy.settings_io`` (the settings handed to worker
-processes), the only module that reads the environment.
+processes), the only module that reads the environment. This is the schema (names, defaults,
+bounds, checks); ``edgeproxy.compose`` builds the app's objects from it.
 
 Precedence: defaults < TOML file (``--config``) < ``EDGEPROXY_*`` environment < command line.
 ``config/edgeproxy.example.toml`` documents every setting with its default. Invalid settings stop
@@ -32,13 +33,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edgeproxy.http.negotiate import AutoSize
 from edgeproxy.origins.s3 import parse_location as parse_s3_location
-from edgeproxy.purge import CdnApis, PurgeHook
+from edgeproxy.purge import PurgeHook
 from edgeproxy.url.grammar import compile_presets
 from edgeproxy.url.keys import ORIGIN_NAME_RULE, RESERVED_ORIGIN_NAMES, is_origin_name
 from edgeproxy.url.media import INPUT_FORMATS
-from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH, Action, Policy
+from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -385,23 +385,6 @@ class Settings(BaseSettings):
                 "(it sums every worker)"
             )
         return self
-
-    def cdn_apis(self) -> CdnApis:
-        """Where and as whom purge hooks call the CDN APIs."""
-        return CdnApis(
-            fastly_url=self.fastly_api_url,
-            fastly_token=self.fastly_api_token.get_secret_value() if self.fastly_api_token else None,
-            cloudflare_url=self.cloudflare_api_url,
-            cloudflare_token=self.cloudflare_api_token.get_secret_value() if self.cloudflare_api_token else None,
-        )
-
-    def auto_size(self) -> AutoSize:
-        """The ``auto_*`` settings for ``negotiate`` (``w:auto``, ``dpr:auto``)."""
-        return AutoSize(tuple(self.auto_width_buckets), self.auto_width_fallback, tuple(self.auto_dpr_buckets))
-
-    def moderation_policy(self) -> Policy:
-        """The ``moderation_*`` settings for ``moderation.decide``."""
-        return Policy(self.moderation_block_threshold, self.moderation_blur_threshold, Action(self.moderation_pending))
 
     def verify_keys(self) -> list[str]:
         """Keys, signing key first, then previous keys (verify only)."""

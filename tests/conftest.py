@@ -101,7 +101,7 @@ def serve_app(app, port: int | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def make_served(origins: dict[str, str], **overrides) -> Iterator[tuple[httpx.Client, Starlette]]:
     """(httpx client, app) of a running edgeproxy with ``origins`` and settings ``overrides``; the
-    app's objects are on ``app.state.proxy`` once it serves."""
+    app's objects are on ``app.state.components`` (``edgeproxy.compose.Components``) once it serves."""
     settings = load_settings(origins=origins, signing_key=KEY, **overrides)
     app = create_app(settings)
     with serve_app(app) as base, httpx.Client(base_url=base, timeout=30) as client:

@@ -46,7 +46,7 @@ import pyvips
 
 from edgeproxy.http.app import create_app
 from edgeproxy.http.negotiate import AutoSize, Negotiated, _hint_number, accepted_image_types, negotiate
-from edgeproxy.http.responses import surrogate_key
+from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import Settings, load_settings
 from edgeproxy.url.spec import TransformSpec
 from testkit.net import free_port

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edgeproxy.compose import encoder_options
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.negotiate import Negotiated
-from edgeproxy.proxy import encoder_options
 from edgeproxy.render import pipeline
 from edgeproxy.settings import load_settings
 from edgeproxy.url.grammar import parse_options

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeproxy.http.responses import surrogate_key
+from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.builders import UrlBuilder
 from edgeproxy.url.signing import PathSigner

@@ -11,9 +11,9 @@ import pytest
 import pyvips
 from PIL import Image
 
+from edgeproxy.compose import encoder_options
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.negotiate import Negotiated
-from edgeproxy.proxy import encoder_options
 from edgeproxy.render import load, pipeline
 from edgeproxy.render.geometry import Box
 from edgeproxy.settings import load_settings

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgeproxy.http.responses import surrogate_key
+from edgeproxy.service.validators import surrogate_key
 from testkit.moto import moto_s3
 from testkit.net import serving
 from tests.conftest import decode, make_client, signed

@@ -20,17 +20,17 @@ SLOW = "/w:200/f:webp/demo/giunchedi-portrait.jpg"  # held in its render thread 
 
 def test_disconnected_clients_leave_the_render_queue(corpus: Path):
     with make_served({"demo": str(corpus)}, render_threads=1, render_queue=8) as (c, app):
-        proxy = app.state.proxy
+        service = app.state.components.service
         entered, release = threading.Event(), threading.Event()
-        render = proxy.render
+        render = service.render
 
-        def gated(data, negotiated, deadline, **analysis):  # the WebP render holds the only render thread
+        def gated(data, negotiated, deadline, *treatment):  # the WebP render holds the only render thread
             if negotiated.spec.format is Format.WEBP:
                 entered.set()
                 assert release.wait(30), "the test never released the render"
-            return render(data, negotiated, deadline, **analysis)
+            return render(data, negotiated, deadline, *treatment)
 
-        proxy.render = gated
+        service.render = gated
         slow: dict[str, httpx.Response] = {}
         holder = threading.Thread(target=lambda: slow.update(r=c.get(signed(SLOW))))
         holder.start()

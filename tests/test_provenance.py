@@ -37,7 +37,7 @@ from edgeproxy.provenance.sign import DerivativeSigner, ProvenanceError, derivat
 from testkit.c2pa import Credentials, make_credentials
 from testkit.net import serving
 
-#: The c2pa contexts the app would build at start-up (``Proxy.build``), shared by these tests.
+#: The c2pa contexts the app would build at start-up (``compose.compose``), shared by these tests.
 CONTEXTS = C2paContexts()
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -13,15 +13,15 @@ import pyvips
 
 pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 
+from edgeproxy.compose import StartupError, compose  # noqa: E402
 from edgeproxy.provenance.context import C2paContexts  # noqa: E402
 from edgeproxy.provenance.read import read_manifest  # noqa: E402
-from edgeproxy.proxy import Proxy, StartupError  # noqa: E402
 from edgeproxy.settings import load_settings  # noqa: E402
 from testkit.c2pa import make_credentials  # noqa: E402
 
 from .conftest import KEY, decode, make_client, signed  # noqa: E402
 
-#: What the proxy's own Proxy.build makes: the c2pa contexts reads go through.
+#: What the proxy's own compose() makes: the c2pa contexts reads go through.
 CONTEXTS = C2paContexts()
 
 
@@ -120,6 +120,6 @@ def test_a_certificate_c2pa_refuses_stops_start_up(setup, tmp_path):
     key.write_bytes(other.key)  # a key that does not match the certificate
     settings = load_settings(origins=origins, signing_key=KEY, **{**c2pa, "c2pa_private_key": str(key)})
     with pytest.raises(StartupError) as info:
-        Proxy.build(settings)
+        compose(settings)
     assert str(info.value).startswith("c2pa: ")
     assert str(key) in str(info.value)

@@ -46,7 +46,7 @@ from testkit.c2pa import DIGITAL_CAPTURE, Credentials, make_credentials, sign_or
 from .conftest import make_client, signed  # noqa: E402
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
-#: The c2pa contexts the app would build at start-up (``Proxy.build``).
+#: The c2pa contexts the app would build at start-up (``compose.compose``).
 CONTEXTS = C2paContexts()
 #: Hand-labelled face of giunchedi-portrait.jpg (x0, y0, x1, y1), pixels of the 800x533 original
 #: (the same box as tests/test_vision_http.py).

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from edgeproxy.http.app import create_app
 from edgeproxy.http.logs import JsonFormatter
-from edgeproxy.http.responses import surrogate_key
+from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from testkit.net import free_port, serving
 from tests.conftest import KEY, ROOT, make_client, serve_app, signed

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeproxy.http.responses import surrogate_key
+from edgeproxy.service.validators import surrogate_key
 from testkit import bombs
 from testkit.net import free_port, serving, silent_server
 from testkit.varnish import Varnish, is_hit, start_varnish

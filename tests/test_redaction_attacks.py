@@ -238,7 +238,7 @@ def test_moderation_blur_from_the_classifier_is_crop_invariant(folder: Path, mod
 
 class FailingDetector:
     """mocked: a face model whose inference fails (the real one cannot be made to fail on a real
-    image), wrapping the loaded model on ``app.state.proxy.vision``; every other attribute is the
+    image), wrapping the loaded model on ``app.state.components.service.vision``; every other attribute is the
     real model's."""
 
     def __init__(self, real: object):
@@ -262,7 +262,7 @@ def test_redaction_with_a_failed_detector_is_crop_invariant(
         client,
         app,
     ):
-        vision = app.state.proxy.vision
+        vision = app.state.components.service.vision
         monkeypatch.setattr(vision, "faces", FailingDetector(vision.faces))
         response = client.get(signed(f"/f:png/r/{PORTRAIT}"))
         assert response.headers["cache-control"] == "public, max-age=60"

@@ -21,8 +21,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.http.responses import surrogate_key
 from edgeproxy.origins.s3 import S3Options, S3Origin, parse_location
+from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from testkit.net import free_port, silent_server
 from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed

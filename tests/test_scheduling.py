@@ -117,19 +117,19 @@ def test_cold_originals_are_answered_across_the_batch_not_at_its_end(tmp_path: P
         nsfw_model=str(models["nsfw"]),
         moderation_pending="serve",
     ) as (client, app):
-        proxy = app.state.proxy
+        service = app.state.components.service
         events: list[str] = []
-        analyse, render = proxy.vision.analyse, proxy.render
+        analyse, render = service.vision.analyse, service.render
 
         def recorded_analyse(key, data, limits):
             events.append(f"analysis {key[1]}")
             return analyse(key, data, limits)
 
-        def recorded_render(data, negotiated, deadline, **kwargs):
+        def recorded_render(data, negotiated, deadline, *treatment):
             events.append(f"render cold-{negotiated.spec.width - 100}.jpg")
-            return render(data, negotiated, deadline, **kwargs)
+            return render(data, negotiated, deadline, *treatment)
 
-        proxy.vision.analyse, proxy.render = recorded_analyse, recorded_render
+        service.vision.analyse, service.render = recorded_analyse, recorded_render
         # Warm up the models outside the measured batch (their first run is slow).
         assert client.get(signed(f"/w:50/f:png/media/cold-{count}.jpg")).status_code == 200
         events.clear()

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from edgeproxy.http.responses import surrogate_key
+from edgeproxy.service.validators import surrogate_key
 from testkit.net import serving
 from tests.conftest import decode, loader_format, make_client, make_served, signed
 from tests.test_metrics import value
@@ -184,7 +184,7 @@ def animation(frames: list[pyvips.Image]) -> pyvips.Image:
 class Flaky:
     """mocked: a model whose inference fails. Neither real model can be made to fail at inference
     time here (both accept any upright sRGB array), so the loaded model on
-    ``app.state.proxy.vision`` is wrapped: while ``broken``, ``method`` raises RuntimeError as an
+    ``app.state.components.service.vision`` is wrapped: while ``broken``, ``method`` raises RuntimeError as an
     ONNX Runtime failure would; otherwise the real model answers."""
 
     def __init__(self, real: object, method: str):
@@ -650,8 +650,9 @@ def test_model_failures_degrade_and_are_not_cached(
         moderation_max_age=30,
     ) as (client, app):
         # mocked: an inference failure (the real models cannot be made to fail on a real image), by
-        # wrapping the loaded models on app.state.proxy.vision (frozen dataclasses: no attribute patching).
-        vision = app.state.proxy.vision
+        # wrapping the loaded models on app.state.components.service.vision (frozen dataclasses: no
+        # attribute patching).
+        vision = app.state.components.service.vision
         faces, nsfw = Flaky(vision.faces, "find"), Flaky(vision.nsfw, "score")
         nsfw.broken = False
         monkeypatch.setattr(vision, "faces", faces)
@@ -728,6 +729,7 @@ def test_info(vision: httpx.Client, folder: Path):
         "content-length",
         "content-type",
         "vary",
+        "x-request-id",  # every route echoes it (tests/test_edge.py)
     }
     assert response.headers["vary"] == "Authorization"
     assert response.headers["cache-control"] == "public, max-age=60"
@@ -836,13 +838,13 @@ def test_304_and_one_analysis_per_original(vision: httpx.Client):
     ],
 )
 def test_a_model_of_the_wrong_shape_stops_start_up_naming_it(models: dict[str, Path], setting, model, expected):
-    from edgeproxy.proxy import Proxy, StartupError
+    from edgeproxy.compose import StartupError, compose
     from edgeproxy.settings import load_settings
 
     settings = load_settings(
         origins={"v": str(models["face"].parent)}, signing_key="k", **{setting: str(models[model])}
     )
     with pytest.raises(StartupError) as info:
-        Proxy.build(settings)
+        compose(settings)
     assert str(info.value).startswith(f"vision model {models[model]}: ")
     assert expected in str(info.value)

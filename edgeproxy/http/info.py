@@ -1,9 +1,10 @@
 """What ``GET /info/{signature}/{origin}/{key}`` says about an original: its header facts, its
 moderation, the faces found, its provenance and its Content Credentials (C2PA), as one JSON object.
 
-``answer`` is the route's work; ``facts`` is blocking (it parses the header and, when c2pa-python
-is installed, the C2PA manifest): it runs in the render pool. ``document`` assembles the answer
-from the parts the proxy already has.
+``info`` is the route's work, over the service's first steps (``Service.examine``: fetch, metadata,
+analysis, decision); ``facts`` is blocking (it parses the header and, when c2pa-python is installed,
+the C2PA manifest): it runs in the render pool (``Service.read``). ``document`` assembles the
+answer from the parts the service already has.
 
 Who sees what:
 
@@ -22,14 +23,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edgeproxy.errors import bad_request, not_found
-from edgeproxy.http.responses import etag_matches, strong_etag, surrogate_key
+from edgeproxy.http.auth import is_admin
+from edgeproxy.http.logs import AccessRecord
+from edgeproxy.http.transform import split_signature
 from edgeproxy.render import pipeline
 from edgeproxy.render.geometry import Face
+from edgeproxy.service.validators import Validators, etag_matches, strong_etag
 from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.media import input_mime
 from edgeproxy.url.signing import INFO_PREFIX
@@ -37,55 +43,54 @@ from edgeproxy.url.spec import TransformSpec
 from edgeproxy.vision.moderation import Action, Decision, Metadata
 
 if TYPE_CHECKING:
+    from edgeproxy.compose import Components
     from edgeproxy.provenance.context import C2paContexts
-    from edgeproxy.proxy import Proxy
 
 
 #: The whole public ``/info`` answer about an original that moderation blocks.
 BLOCKED: dict[str, Any] = {"moderation": {"verdict": "block"}}
-#: ``Cache-Control`` of an answer to the admin token: stored by no cache, shared or private.
-PRIVATE = "private, no-store"
 
 
-async def answer(
-    proxy: Proxy, signature: str, path: str, if_none_match: str | None, *, admin: bool = False
-) -> Response:
-    """The ``/info`` answer for ``path`` (``/{origin}/{key}``, percent-encoded as sent, after the
-    signature) signed with ``signature`` over ``/info{path}``: the JSON ``document``, or only
-    ``BLOCKED`` when moderation blocks the original and the request is not ``admin`` (it carried
-    the admin token). Public answers are cached ``moderation_max_age`` with an ETag and the
-    original's surrogate key; ``admin`` answers are ``private, no-store``. A 304 when
-    ``if_none_match`` lists the ETag.
+async def info(request: Request, components: Components, record: AccessRecord) -> Response:
+    """``GET|HEAD /info/{signature}/{origin}/{key}``: what is known about an original, as JSON.
+    Signed over ``/info/{origin}/{key}``, its own signature domain: an ``/info`` signature renders
+    no image and a transform signature answers no ``/info``. The answer is the JSON ``document``,
+    or only ``BLOCKED`` when moderation blocks the original and the request does not carry the
+    admin token (``auth.is_admin``); public answers are cached ``moderation_max_age`` (verdicts
+    change) with an ETag and the original's surrogate key; admin answers are ``private,
+    no-store``. A 304 when ``If-None-Match`` lists the ETag.
 
     Raises:
         ProxyError: 403 (signature), 400 (options in the path), 404 (origin or original), 413, 415,
-            422 (the original), 502/504 (the origin), 503 (render queue full).
+            422 (the original), 502/504 (the origin), 503 (render queue full); those about the
+            original with its surrogate key.
     """
-    settings = proxy.settings
+    settings = components.settings
+    service = components.service
     deadline = time.monotonic() + settings.request_timeout
-    proxy.signer.verify(signature, INFO_PREFIX + path)
+    signature, path = split_signature(request, INFO_PREFIX)
+    record.path = INFO_PREFIX + path
+    components.signer.verify(signature, INFO_PREFIX + path)
     spec, origin_name, key = parse_path(path)
     if spec != TransformSpec():
         raise bad_request("/info takes no options: /info/{signature}/{origin}/{key}")
-    origin = proxy.origins.get(origin_name)
+    origin = components.origins.get(origin_name)
     if origin is None:
         raise not_found(f"unknown origin {origin_name!r}")
-    original, _outcome = await proxy.original(origin, key)
-    metadata = await proxy.metadata(origin, key, original)
-    analysis = await proxy.analysis(origin, key, original, deadline) if proxy.vision is not None else None
-    decision = proxy.decide(metadata, analysis)  # what moderation would decide; not counted: no answer served
+    record.origin = origin_name
+    admin = is_admin(request, settings.admin_token)
+    examined = await service.examine(origin, key, deadline)
+    decision = examined.decision  # what moderation would decide; not counted: no derivative is served
     if settings.moderation and decision.action is Action.BLOCK and not admin:
         body = BLOCKED
     else:
-        _queued, found = await proxy.pool.run(
-            facts, original.data, proxy.limits, proxy.c2pa_contexts, deadline=deadline
-        )
-        body = document(found, metadata, decision, analysis.faces if analysis is not None else None)
-    tag = surrogate_key(origin_name, key)
-    etag = strong_etag(json.dumps(body, sort_keys=True), proxy.fingerprint)
-    headers = {"Cache-Control": PRIVATE} if admin else proxy.headers.caching(200, short=settings.moderation_max_age)
-    headers.update({"Vary": "Authorization", "ETag": etag, "Surrogate-Key": tag, "Cache-Tag": tag})
-    if etag_matches(if_none_match, etag):
+        found = await service.read(examined, partial(facts, contexts=components.c2pa_contexts), deadline)
+        analysis = examined.analysis
+        body = document(found, examined.metadata, decision, analysis.faces if analysis is not None else None)
+    etag = strong_etag(json.dumps(body, sort_keys=True), service.fingerprint)
+    validators = Validators(examined.surrogate_key, etag)
+    headers = components.headers.document(validators, max_age=settings.moderation_max_age, private=admin)
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(body, headers=headers)
 

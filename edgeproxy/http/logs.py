@@ -1,7 +1,8 @@
 """Logging set-up: JSON lines (default) or plain text, for edgeproxy and uvicorn alike.
 
-The access log (logger ``edgeproxy.access``) writes one record per transform request
-(``AccessRecord.fields``): ``time, request_id, method, path, status, duration_ms, stages_ms,
+The access log (logger ``edgeproxy.access``) writes one record per request to the routes that answer
+clients: transform, ``/info``, ``/purge`` (``AccessRecord.fields``; the probes and ``/metrics`` are
+not logged): ``time, request_id, method, path, status, duration_ms, stages_ms,
 bytes_in, bytes_out, format, accept, cache, origin, error, cdn``; request ids come from
 ``X-Request-ID`` when the client sends a sane one, and ``cdn`` carries the request ids that CDNs
 set (``access_log_headers``), so a CDN miss can be traced to the proxy's line.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeproxy.errors import ProxyError
+from edgeproxy.url.spec import Format
 
 ACCESS = "edgeproxy.access"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -45,22 +47,27 @@ def header_values(headers: Mapping[str, str], names: Iterable[str]) -> dict[str,
 
 @dataclass(slots=True)
 class AccessRecord:
-    """What one transform request did, filled in as it flows (path, origin, negotiation, cache,
-    stage times, bytes) and read once at the end by the access log and the metrics.
+    """What one request did, for its access-log line and the request metrics: written by the route
+    as it learns it (the request's facts, then what the service did), read once at the end by the
+    HTTP edge (``edgeproxy.http.edge``).
 
-    ``stages`` are seconds per metrics stage; ``bytes_in`` the original's bytes when this request
-    rendered it; ``error`` the error a fallback image answered; ``expires`` the URL's ``exp``
-    (UNIX seconds) once it is known to be valid, which caps every answer's ``max-age``.
+    ``path``: what was asked for (after the signature: options, origin, key, as sent); ``format``:
+    the format of the image sent (a derivative or the fallback image), None for any other answer;
+    ``accept``: the ``Accept`` bucket ``f:auto`` distinguishes (``negotiate.accept_bucket``);
+    ``cache``: where the original came from (``service.originals.CacheOutcome``); ``stages``:
+    seconds per metrics stage; ``bytes_in``: the original's bytes when this request rendered it;
+    ``fallback``: the error a fallback image answered; ``expires``: the URL's ``exp`` (UNIX seconds)
+    once it is known to be valid, which caps every answer's ``max-age``.
     """
 
-    path: str | None = None  # after the signature: options, origin, key (as sent, percent-encoded)
+    path: str | None = None
     origin: str | None = None
-    format: str = "none"  # output format, or none
-    accept: str | None = None  # the Accept bucket f:auto distinguishes (negotiate.accept_bucket)
-    cache: str | None = None  # original cache: hit, miss or coalesced
+    format: Format | None = None
+    accept: str | None = None
+    cache: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
     bytes_in: int = 0
-    error: ProxyError | None = None  # answered by the fallback image
+    fallback: ProxyError | None = None
     expires: int | None = None
 
     def fields(
@@ -84,7 +91,7 @@ class AccessRecord:
             "stages_ms": {k: round(v * 1000, 2) for k, v in self.stages.items()},
             "bytes_in": self.bytes_in,
             "bytes_out": bytes_out,
-            "format": self.format,
+            "format": self.format.value if self.format is not None else "none",
             "accept": self.accept,
             "cache": self.cache,
             "origin": self.origin,

@@ -9,7 +9,7 @@ carries a URL, an object key or any other user input. The exposition is Promethe
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,7 +21,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -39,6 +39,7 @@ ERROR_CATEGORIES = (
     "timeout",
     "overload",
     "moderation",
+    "auth",
     "internal",
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -85,13 +86,14 @@ class Metrics:
             )
         self.requests = Counter(
             "edgeproxy_requests",
-            "Transform requests answered, by status class and output format (none for errors and 304s).",
+            "Requests answered (transform, /info, /purge; not the probes or /metrics), by status class and "
+            "output format (none for errors, 304s and JSON answers).",
             ["status_class", "format"],
             registry=r,
         )
         self.duration = Histogram(
             "edgeproxy_request_duration_seconds",
-            "Time to answer a transform request.",
+            "Time to answer a request (transform, /info, /purge).",
             ["status_class"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -133,7 +135,7 @@ class Metrics:
         self.errors = Counter("edgeproxy_errors", "Failed requests by category.", ["category"], registry=r)
         self.disconnects = Counter(
             "edgeproxy_client_disconnects",
-            "Transform requests whose client went away before the answer (their queued work is cancelled).",
+            "Requests (transform, /info) whose client went away before the answer (their queued work is cancelled).",
             registry=r,
         )
         self.moderation = Counter(
@@ -162,7 +164,7 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "edgeproxy_requests_in_flight",
-            "Transform requests being answered.",
+            "Requests being answered (transform, /info, /purge).",
             multiprocess_mode="livesum",
             registry=r,
         )
@@ -228,13 +230,13 @@ class _LiveGauges(Collector):
 
     def __init__(
         self,
-        gauges: list[tuple[str, str, Callable[[], float]]],
-        counters: list[tuple[str, str, Callable[[], float]]] = (),
-    ):
+        gauges: Sequence[tuple[str, str, Callable[[], float]]],
+        counters: Sequence[tuple[str, str, Callable[[], float]]] = (),
+    ) -> None:
         self._gauges = gauges
         self._counters = counters
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         for name, documentation, read in self._gauges:
             yield GaugeMetricFamily(name, documentation, value=read())
         for name, documentation, read in self._counters:

@@ -1,56 +1,46 @@
-"""HTTP answers: derivatives with CDN caching headers, 304s, and errors with short caching.
+"""HTTP answers: every response's caching headers, written by ``HeaderPolicy`` and nowhere else.
 
-Header rules (RFC 9111 caching, RFC 9110 §8.8.3 ETag and §13.1.2 If-None-Match), all built by
-``HeaderPolicy``:
-- success: ``Cache-Control: public, max-age=<cache_max_age>, immutable``, strong ``ETag``,
+Header rules (RFC 9111 caching, RFC 9110 §8.8.3 ETag and §13.1.2 If-None-Match):
+- a derivative: ``Cache-Control: public, max-age=<cache_max_age>, immutable``, its ``ETag``,
   ``Last-Modified`` when the origin gave one, ``Vary`` only when negotiation used a request header,
-  ``Surrogate-Key`` / ``Cache-Tag`` naming the original, ``Server-Timing`` with stage times;
+  ``Surrogate-Key`` / ``Cache-Tag`` naming the original; a short ``max-age`` instead when it may
+  change soon (moderated, degraded by a failed model, rendered from a stale original);
 - 304: the same validators and caching headers, no body;
 - errors: ``Cache-Control: public, max-age=<error_max_age>`` (4xx) or
   ``<transient_error_max_age>`` (5xx), never ``immutable``; ``Retry-After`` on 503; an error about
-  an original carries its ``Surrogate-Key`` / ``Cache-Tag`` (``ProxyError.headers``, set by the
-  app), as the fallback image standing in for it does;
-- a URL with ``exp``: ``max-age`` capped at the seconds left, no ``immutable``, ``Expires``.
+  an original carries its ``Surrogate-Key`` / ``Cache-Tag`` (``ProxyError.surrogate_key``), as the
+  fallback image standing in for it does; a 405 and the admin API's answers: ``no-store``;
+- a URL with ``exp``: ``max-age`` capped at the seconds left, no ``immutable``, ``Expires``;
+- ``Accept-CH`` (``client_hints``) on every cacheable answer, errors included, so a browser learns it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.negotiate import ACCEPT_CH
+from edgeproxy.service.results import Caching, Lifetime
+from edgeproxy.service.validators import Validators
+
+#: ``Cache-Control`` of an answer no cache may store: probes, metrics, the admin API, a 405.
+NO_STORE = "no-store"
+#: ``Cache-Control`` of an answer to the admin token: stored by no cache, shared or private.
+PRIVATE = "private, no-store"
 
 
-def surrogate_key(origin: str, key: str) -> str:
-    """Stable tag for one original: purging it clears every derivative (``k`` + 16 hex digits)."""
-    return "k" + hashlib.blake2b(f"{origin}/{key}".encode(), digest_size=8).hexdigest()
+class ErrorForm(enum.Enum):
+    """How a route writes its errors: ``TEXT`` (the message as ``text/plain``, cached as the policy
+    says: the public routes) or ``JSON`` (``{"error": message}``, ``no-store``: the admin API)."""
 
-
-def strong_etag(*parts: str) -> str:
-    """A strong ETag (quoted, 32 hex digits) over ``parts``: every input that decides the bytes."""
-    digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
-    return f'"{digest}"'
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """True when ``If-None-Match`` lists ``etag`` (strong, or weak: ``W/"x"``) by the weak
-    comparison (RFC 9110 §13.1.2 and §8.8.3.2): ``W/"x"`` matches ``"x"``, as caches send the
-    weak form of a tag after they transform a response (Varnish after gzipping it).
-
-    ``*`` is not honoured: the proxy decides to answer 304 before rendering, so ``*`` would
-    validate a derivative that may not exist (an original that cannot be decoded); a cache
-    revalidates with the ETag it holds.
-    """
-    if not if_none_match:
-        return False
-    etag = etag.removeprefix("W/")
-    return any(candidate.strip().removeprefix("W/") == etag for candidate in if_none_match.split(","))
+    TEXT = "text"
+    JSON = "json"
 
 
 def server_timing(timings: Iterable[tuple[str, float]]) -> str:
@@ -60,8 +50,8 @@ def server_timing(timings: Iterable[tuple[str, float]]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HeaderPolicy:
-    """Every response's caching headers, from the settings, in one place (200, 304, fallback image
-    and errors alike).
+    """Every response's caching headers, from the settings, in one place (200, 304, fallback image,
+    errors, ``/info``, the probes and the admin API alike).
 
     - derivatives: ``public, max-age=<max_age>, immutable``;
     - errors and fallback images: ``public, max-age=<error_max_age>`` (4xx) or
@@ -69,7 +59,7 @@ class HeaderPolicy:
     - a URL that expires (``exp``): ``max-age`` at most the seconds it has left (never negative),
       never ``immutable``, and ``Expires`` at the expiry time (RFC 9111 §5.3), so no cache keeps it
       past its expiry;
-    - ``Accept-CH`` (``client_hints``) on every answer, errors included, so a browser learns it.
+    - ``Accept-CH`` (``client_hints``) on every cacheable answer, errors included, so a browser learns it.
     """
 
     max_age: int  # seconds
@@ -101,31 +91,62 @@ class HeaderPolicy:
             headers["Accept-CH"] = ACCEPT_CH
         return headers
 
-    def image(
-        self,
-        status: int,
-        *,
-        vary: tuple[str, ...],
-        expires: int | None,
-        validators: dict[str, str] | None = None,
-        short: int | None = None,
-    ) -> dict[str, str]:
-        """Headers of an image answer (a derivative, its 304, or the fallback image standing in for
-        an error of ``status``): caching (``short`` as for ``caching``), ``Vary`` when negotiation
-        read request headers, and ``validators`` (ETag, Last-Modified, Surrogate-Key, Cache-Tag)
-        when there are any."""
-        headers = self.caching(status, expires, short=short)
-        if vary:
-            headers["Vary"] = ", ".join(vary)
-        if validators:
-            headers.update(validators)
+    def cache_control(self, caching: Caching, expires: int | None = None) -> dict[str, str]:
+        """``caching`` (a service answer's ``Caching``) as headers (``caching``)."""
+        short = caching.seconds if caching.lifetime is Lifetime.SHORT else None
+        return self.caching(caching.status, expires, short=short)
+
+    @staticmethod
+    def no_store() -> dict[str, str]:
+        """The headers of an answer no cache may store (probes, metrics, the admin API)."""
+        return {"Cache-Control": NO_STORE}
+
+    @staticmethod
+    def validators(validators: Validators) -> dict[str, str]:
+        """``ETag`` (when there is one), ``Surrogate-Key`` and ``Cache-Tag`` (the original's
+        surrogate key: Fastly and Varnish xkey read the first, Cloudflare the second) and
+        ``Last-Modified`` (when the origin gave one)."""
+        headers = {"ETag": validators.etag} if validators.etag else {}
+        headers.update({"Surrogate-Key": validators.surrogate_key, "Cache-Tag": validators.surrogate_key})
+        if validators.last_modified:
+            headers["Last-Modified"] = validators.last_modified
         return headers
 
-    def error(self, error: ProxyError, expires: int | None = None) -> Response:
-        """The plain-text answer to ``error``: its message, status, short caching and
-        ``Retry-After`` on 503."""
-        headers = self.caching(error.status, expires, short=error.max_age)
-        headers.update(error.headers)
+    def image(
+        self, caching: Caching, *, vary: tuple[str, ...], expires: int | None, validators: Validators
+    ) -> dict[str, str]:
+        """Headers of an image answer (a derivative, its 304, or the fallback image standing in for
+        an error): ``caching``, ``Vary`` when negotiation read request headers, and ``validators``."""
+        headers = self.cache_control(caching, expires)
+        if vary:
+            headers["Vary"] = ", ".join(vary)
+        headers.update(self.validators(validators))
+        return headers
+
+    def document(self, validators: Validators, *, max_age: int, private: bool) -> dict[str, str]:
+        """Headers of an ``/info`` answer: cached ``max_age`` seconds (never ``immutable``), or
+        ``private, no-store`` when ``private`` (an answer to the admin token); ``Vary:
+        Authorization`` (the answer depends on it) and ``validators``."""
+        headers = {"Cache-Control": PRIVATE} if private else self.caching(200, short=max_age)
+        headers["Vary"] = "Authorization"
+        headers.update(self.validators(validators))
+        return headers
+
+    def error(self, error: ProxyError, expires: int | None = None, form: ErrorForm = ErrorForm.TEXT) -> Response:
+        """The answer to ``error``: its message (``form``), its status, its caching (short, or
+        ``no-store`` when it may not be stored or for the ``JSON`` admin API), the original's
+        surrogate key when it is about one, ``error.headers`` and ``Retry-After`` on 503."""
+        if form is ErrorForm.JSON:
+            return JSONResponse(
+                {"error": error.message}, status_code=error.status, headers={**error.headers, **self.no_store()}
+            )
+        if not error.cacheable:
+            headers = {**error.headers, **self.no_store()}
+        else:
+            headers = self.cache_control(Caching.error(error), expires)
+            if error.surrogate_key is not None:
+                headers.update({"Surrogate-Key": error.surrogate_key, "Cache-Tag": error.surrogate_key})
+            headers.update(error.headers)
         if error.retry_after is not None:
             headers["Retry-After"] = str(error.retry_after)
         return Response(

@@ -35,7 +35,7 @@ WASH_CELLS = 8
 #: Margin added around each detected face before redaction, as a fraction of its width and height
 #: on each side: CenterFace's boxes run from brow to chin; hair, ears and jaw line identify too.
 REDACT_MARGIN = 0.2
-#: Part of the ETag of every obscured derivative (``proxy.Treatment.stamp``): bumped when the
+#: Part of the ETag of every obscured derivative (``service.results.Treatment.stamp``): bumped when the
 #: obscured pixels of the same original and spec may change.
 ALGORITHM = "grid-1"
 

@@ -1,0 +1,311 @@
+"""The composition root: every object the app uses, built once at start-up from ``Settings``
+(``compose``), and closed at shutdown (``Components.aclose``). No module-level mutable state: all of
+it lives on the ``Components`` (``app.state.components``).
+
+What is built here: the origins and their HTTP client (with the SSRF guard), the render pool, the
+original cache, the vision models, the C2PA signer, the metrics, the header policy, the purge hooks,
+and the request service (``service.derive.Service``) over them. ``settings.py`` only describes and
+checks the settings; turning them into domain objects (a moderation ``Policy``, ``AutoSize``,
+``CdnApis``, encoder options) is done here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+from pydantic import SecretStr
+
+from edgeproxy import PIPELINE_VERSION, __version__
+from edgeproxy.cache import OriginalCache
+from edgeproxy.http.metrics import Metrics
+from edgeproxy.http.negotiate import AutoSize
+from edgeproxy.http.responses import HeaderPolicy
+from edgeproxy.origins import Origin, S3Options, build_origins
+from edgeproxy.origins.guard import GuardedTransport
+from edgeproxy.purge import CdnApis, Hooks, PurgeHook
+from edgeproxy.render import pillow, pipeline, vips
+from edgeproxy.render.encoding import EncodeOptions
+from edgeproxy.render.pool import RenderPool
+from edgeproxy.service.decision import Decider
+from edgeproxy.service.derive import Service
+from edgeproxy.service.originals import Originals
+from edgeproxy.settings import Settings
+from edgeproxy.url.grammar import compile_presets
+from edgeproxy.url.signing import PathSigner
+from edgeproxy.vision.moderation import Action, Policy
+
+if TYPE_CHECKING:
+    from edgeproxy.provenance.context import C2paContexts
+    from edgeproxy.provenance.sign import DerivativeSigner
+    from edgeproxy.vision.analysis import Vision
+
+
+class StartupError(Exception):
+    """Something ``compose`` loads cannot be used: a vision model (``vision.runtime.ModelError``)
+    or the C2PA certificate and key (``provenance.sign.ProvenanceError``); the message names the file."""
+
+
+def encoder_options(settings: Settings) -> EncodeOptions:
+    """The encoder part of ``settings``."""
+    return EncodeOptions(
+        avif_effort=settings.avif_effort,
+        webp_effort=settings.webp_effort,
+        jpeg_progressive=settings.jpeg_progressive,
+        png_compression=settings.png_compression,
+        jxl_effort=settings.jxl_effort,
+        threads=settings.vips_concurrency,
+    )
+
+
+def auto_size(settings: Settings) -> AutoSize:
+    """The ``auto_*`` settings for ``negotiate`` (``w:auto``, ``dpr:auto``)."""
+    return AutoSize(tuple(settings.auto_width_buckets), settings.auto_width_fallback, tuple(settings.auto_dpr_buckets))
+
+
+def moderation_policy(settings: Settings) -> Policy:
+    """The ``moderation_*`` settings for ``moderation.decide``."""
+    return Policy(
+        settings.moderation_block_threshold, settings.moderation_blur_threshold, Action(settings.moderation_pending)
+    )
+
+
+def cdn_apis(settings: Settings) -> CdnApis:
+    """Where and as whom purge hooks call the CDN APIs."""
+    return CdnApis(
+        fastly_url=settings.fastly_api_url,
+        fastly_token=_secret(settings.fastly_api_token),
+        cloudflare_url=settings.cloudflare_api_url,
+        cloudflare_token=_secret(settings.cloudflare_api_token),
+    )
+
+
+def source_limits(settings: Settings) -> pipeline.Limits:
+    """The source limits every render and analysis checks."""
+    return pipeline.Limits(
+        max_source_bytes=settings.max_source_bytes,
+        max_source_pixels=settings.max_source_pixels,
+        max_frames=settings.max_frames,
+        max_output_dimension=settings.max_output_dimension,
+        allowed_formats=frozenset(settings.allowed_input_formats),
+        max_blur_cost=settings.max_blur_cost,
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """The app's own objects, built once at start-up from ``settings`` (``compose``).
+
+    The HTTP edge reads the request with ``signer``, ``presets``, ``origins``, ``auto_size`` and
+    ``jxl_output`` (the [jxl] extra is installed: ``f:jxl`` and ``auto_jxl`` can be served), asks
+    ``service``, writes answers with ``headers``, counts in ``metrics`` and purges through
+    ``hooks``; ``client`` is the origins' HTTP client.
+    """
+
+    settings: Settings
+    signer: PathSigner
+    origins: dict[str, Origin]
+    presets: dict[str, dict[str, object]]
+    auto_size: AutoSize
+    jxl_output: bool
+    headers: HeaderPolicy
+    metrics: Metrics
+    service: Service
+    hooks: Hooks
+    client: httpx.AsyncClient
+    c2pa_contexts: C2paContexts | None = None  # c2pa's settings for reading manifests (/info); None without c2pa-python
+
+    async def aclose(self) -> None:
+        """Close the origins, the HTTP clients, the render pool and the metrics (at shutdown)."""
+        for origin in self.origins.values():
+            await origin.aclose()
+        await self.client.aclose()
+        await self.hooks.aclose()
+        self.service.pool.close()
+        self.metrics.close()
+
+
+def _load_vision(settings: Settings) -> Vision | None:
+    """The models ``nsfw_model`` and ``face_model`` name, loaded; None when neither is set."""
+    if not (settings.nsfw_model or settings.face_model):
+        return None
+    from edgeproxy.vision.analysis import Vision
+    from edgeproxy.vision.runtime import ModelError
+
+    try:
+        return Vision.load(settings)
+    except ModelError as exc:
+        raise StartupError(f"vision model {exc}") from None
+
+
+def _c2pa_contexts() -> C2paContexts | None:
+    """c2pa-python's settings for reading and signing, remote manifest fetch and OCSP off
+    (``provenance.context.C2paContexts``), when c2pa-python is installed (the [vision] extra;
+    ``/info`` reads manifests); None without it."""
+    try:
+        from edgeproxy.provenance.context import C2paContexts
+    except ImportError:
+        return None
+    return C2paContexts()
+
+
+def _load_c2pa(settings: Settings, contexts: C2paContexts | None) -> tuple[DerivativeSigner | None, str]:
+    """The C2PA signer of ``c2pa_origins`` and its certificate's id (for ETags); (None, "") without."""
+    if not settings.c2pa_origins:
+        return None, ""
+    try:
+        from edgeproxy.provenance.sign import DerivativeSigner, ProvenanceError
+    except ImportError as exc:
+        raise StartupError(f"c2pa_origins needs the [vision] extra (c2pa-python): {exc}") from None
+    if contexts is None:  # not reached: the import above needs c2pa-python too
+        raise StartupError("c2pa_origins needs the [vision] extra (c2pa-python)")
+    assert settings.c2pa_certificate is not None and settings.c2pa_private_key is not None  # Settings checks it
+    try:
+        signer = DerivativeSigner.from_files(
+            settings.c2pa_certificate,
+            settings.c2pa_private_key,
+            contexts=contexts,
+            alg=settings.c2pa_algorithm,
+            tsa_url=settings.c2pa_tsa_url,
+            claim_generator=f"edgeproxy/{__version__}",
+        )
+    except ProvenanceError as exc:
+        raise StartupError(f"c2pa: {exc}") from None
+    return signer, hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
+
+
+def fingerprint(settings: Settings, encode_options: EncodeOptions, vision: Vision | None, c2pa_id: str) -> str:
+    """Every setting and library version that changes output bytes: part of every ETag."""
+    return "|".join(
+        str(v)
+        for v in (
+            PIPELINE_VERSION,
+            vips.version(),
+            pillow.versions(),
+            encode_options,
+            settings.quality_jpeg,
+            settings.quality_webp,
+            settings.quality_avif,
+            settings.quality_jxl,
+            settings.max_output_dimension,
+            vision.fingerprint() if vision else "no-vision",
+            c2pa_id,
+        )
+    )
+
+
+def compose(settings: Settings) -> Components:
+    """Everything, from ``settings``; models and certificates are loaded and checked here.
+
+    Raises:
+        StartupError: a vision model that is missing, malformed or cannot load, or C2PA
+            certificate and key files that cannot sign (the message names the file).
+    """
+    contexts = _c2pa_contexts()
+    vision = _load_vision(settings)
+    c2pa, c2pa_id = _load_c2pa(settings, contexts)
+    client = httpx.AsyncClient(
+        transport=GuardedTransport(
+            allowed=settings.origin_allowed_networks,
+            limits=httpx.Limits(
+                max_connections=settings.origin_max_connections,
+                max_keepalive_connections=min(16, settings.origin_max_connections),
+            ),
+            ca_file=settings.origin_ca_file,
+        ),
+        timeout=httpx.Timeout(settings.origin_timeout, connect=settings.origin_connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": f"edgeproxy/{__version__}"},
+    )
+    encode_options = encoder_options(settings)
+    jxl_output = pillow.missing_extra("jxl") is None
+    pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
+    metrics = Metrics(
+        version=__version__,
+        libvips=vips.version(),
+        formats="avif,webp,jpeg,png,gif" + (",jxl" if jxl_output else ""),
+        queue_depth=pool.queue_depth,
+        utilization=pool.utilization,
+        vips_memory=vips.tracked_memory,
+        dropped_renders=lambda: pool.dropped,
+        multiprocess_dir=settings.metrics_multiprocess_dir,
+        origins=settings.origins,
+    )
+    originals = Originals(
+        OriginalCache(settings.original_cache_bytes, settings.origin_negative_ttl),
+        metrics,
+        ttl=settings.original_cache_ttl,
+        stale_if_error=settings.origin_stale_if_error,
+        sidecar_max_bytes=settings.sidecar_max_bytes,
+        sidecar_max_depth=settings.sidecar_max_depth,
+    )
+    service = Service(
+        settings,
+        originals=originals,
+        decider=Decider(
+            moderation_policy(settings),
+            metrics,
+            moderation_max_age=settings.moderation_max_age,
+            error_max_age=settings.error_max_age,
+            redact_origins=settings.redact_origins,
+        ),
+        pool=pool,
+        metrics=metrics,
+        limits=source_limits(settings),
+        encode_options=encode_options,
+        fingerprint=fingerprint(settings, encode_options, vision, c2pa_id),
+        vision=vision,
+        c2pa=c2pa,
+        fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
+    )
+    hooks = Hooks(
+        client=httpx.AsyncClient(
+            timeout=settings.purge_timeout,
+            trust_env=False,
+            follow_redirects=False,
+            headers={"User-Agent": f"edgeproxy/{__version__}"},
+        ),
+        hooks=tuple(PurgeHook.parse(hook) for hook in settings.purge_hooks),
+        apis=cdn_apis(settings),
+        retries=settings.purge_retries,
+    )
+    origins = build_origins(
+        settings.origins,
+        client=client,
+        max_bytes=settings.max_source_bytes,
+        max_redirects=settings.origin_max_redirects,
+        timeout=settings.origin_timeout,
+        s3=S3Options(
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=_secret(settings.s3_secret_access_key),
+            session_token=_secret(settings.s3_session_token),
+            virtual_hosted_style=settings.s3_virtual_hosted_style,
+            connect_timeout=settings.origin_connect_timeout,
+        ),
+    )
+    return Components(
+        settings=settings,
+        signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned, size=settings.signature_size),
+        origins=origins,
+        presets=compile_presets(settings.presets),
+        auto_size=auto_size(settings),
+        jxl_output=jxl_output,
+        headers=HeaderPolicy(
+            settings.cache_max_age, settings.error_max_age, settings.transient_error_max_age, settings.client_hints
+        ),
+        metrics=metrics,
+        service=service,
+        hooks=hooks,
+        client=client,
+        c2pa_contexts=contexts,
+    )

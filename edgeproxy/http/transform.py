@@ -1,0 +1,144 @@
+"""``GET|HEAD /{signature}/{options...}/{origin}/{key...}``: the transform route, HTTP only.
+
+One request flows one way::
+
+    raw path -> split signature -> verify (403) -> parse -> TransformSpec (400)
+      -> negotiate(Accept, client hints) -> concrete spec + Vary
+      -> Service.derive(negotiated, origin, key, deadline, If-None-Match)   (edgeproxy.service)
+      -> the response: derivative (200), 304, fallback image, or the error (raised to the edge)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edgeproxy.errors import bad_request, forbidden, no_route, not_found, unsupported_format
+from edgeproxy.http.logs import AccessRecord
+from edgeproxy.http.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
+from edgeproxy.http.responses import server_timing
+from edgeproxy.origins import Origin
+from edgeproxy.render.geometry import check_box
+from edgeproxy.service.results import Derivative, Derived, Failure, Fallback, NotModified
+from edgeproxy.url.grammar import parse_path
+from edgeproxy.url.spec import Format
+
+if TYPE_CHECKING:
+    from edgeproxy.compose import Components
+
+
+def split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
+    """(signature, path after it) of a transform URL (or of an ``/info`` URL after ``prefix``
+    ``/info``), the path still percent-encoded as sent.
+
+    Raises:
+        ProxyError(400): a query string (it is not signed, and CDNs key on it: each new one would
+            buy a render), or a path that is not ASCII.
+        ProxyError(404): a path of one segment, which no transform URL is (``/metrics`` when it is
+            served on ``metrics_bind`` only, ``/favicon.ico``).
+    """
+    if request.scope.get("query_string"):
+        raise bad_request("query strings are not part of signed URLs: put every option in the path")
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    try:
+        path = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise bad_request("URL path must be ASCII (percent-encode other bytes)") from None
+    signature, sep, rest = path[1 + len(prefix) :].partition("/")
+    if not sep or not rest:
+        raise no_route()
+    return signature, "/" + rest
+
+
+def _parse(request: Request, components: Components, record: AccessRecord) -> tuple[Negotiated, Origin, str]:
+    """What the request asks for: the negotiated spec, the origin and the key; the request's facts
+    go into ``record`` as they are known (the ``exp`` once it is valid, which caps every answer's
+    ``max-age``).
+
+    Raises:
+        ProxyError: 400 (a malformed URL or option, a query string, an option this server refuses),
+            403 (signature, expiry), 404 (no such route or origin), 415 (JPEG XL output without
+            the [jxl] extra).
+    """
+    settings = components.settings
+    signature, path = split_signature(request)
+    record.path = path
+    components.signer.verify(signature, path)
+    spec, origin_name, key = parse_path(path, components.presets, only_presets=settings.only_presets)
+    if spec.expires is not None:
+        if spec.expires < time.time():
+            raise forbidden("URL expired")
+        record.expires = spec.expires
+    if not spec.strip and not settings.allow_keep_metadata:
+        raise bad_request("option strip:0 is not allowed on this server (metadata is always stripped)")
+    if spec.format is Format.JXL and not components.jxl_output:
+        raise unsupported_format("output format jxl needs the [jxl] extra: pip install 'edgeproxy[jxl]'")
+    origin = components.origins.get(origin_name)
+    if origin is None:
+        raise not_found(f"unknown origin {origin_name!r}")
+    record.origin = origin_name
+    check_box(spec, settings.max_output_dimension)
+    vision = components.service.vision
+    if (spec.gravity.kind == "face" or spec.redact is not None) and (vision is None or vision.faces is None):
+        raise bad_request("g:face and redact:faces need the face model: this server has no face_model setting")
+    auto_jxl = settings.auto_jxl and components.jxl_output
+    negotiated = negotiate(
+        spec,
+        request.headers,
+        client_hints=settings.client_hints,
+        save_data_quality=settings.save_data_quality,
+        max_dimension=settings.max_output_dimension,
+        jxl=auto_jxl,
+        auto=components.auto_size,
+    )
+    record.accept = accept_bucket(
+        negotiated.accepts
+        if spec.format is Format.AUTO
+        else accepted_image_types(request.headers.get("accept", ""), auto_jxl)
+    )
+    return negotiated, origin, key
+
+
+async def transform(request: Request, components: Components, record: AccessRecord) -> Response:
+    """A derivative, its 304, or the fallback image; an error is raised to the edge (with the
+    original's surrogate key when it is about the original)."""
+    deadline = time.monotonic() + components.settings.request_timeout
+    negotiated, origin, key = _parse(request, components, record)
+    derived = await components.service.derive(
+        negotiated, origin, key, deadline, if_none_match=request.headers.get("if-none-match")
+    )
+    return respond(derived, components, record)
+
+
+def respond(derived: Derived, components: Components, record: AccessRecord) -> Response:
+    """The response for ``derived`` (its work noted in ``record``).
+
+    Raises:
+        ProxyError: a ``Failure``'s error.
+    """
+    work = derived.work
+    record.cache = work.cache.value if work.cache is not None else None
+    record.stages.update(work.stages())
+    record.bytes_in = work.bytes_in
+    policy = components.headers
+    if isinstance(derived, Failure):
+        raise derived.error
+    if isinstance(derived, NotModified):
+        headers = policy.image(
+            derived.caching, vary=derived.vary, expires=record.expires, validators=derived.validators
+        )
+        return Response(status_code=304, headers=headers)
+    image = derived.image
+    record.format = image.format
+    headers = policy.image(derived.caching, vary=derived.vary, expires=record.expires, validators=derived.validators)
+    if isinstance(derived, Fallback):
+        error = derived.error
+        record.fallback = error
+        headers["X-Fallback-Reason"] = f"{error.status} {error.message}".encode("ascii", "replace").decode()
+        return Response(image.body, status_code=derived.status, media_type=image.mime, headers=headers)
+    assert isinstance(derived, Derivative)
+    headers["Server-Timing"] = server_timing(work.server_timing())
+    return Response(image.body, media_type=image.mime, headers=headers)

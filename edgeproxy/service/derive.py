@@ -1,0 +1,353 @@
+"""The request service: ``Service.derive`` turns a negotiated request for one original into a typed
+answer (``results.Derived``), in one visible order::
+
+    fetch (originals: memory, origin, single-flight, stale-if-error)
+      -> metadata (the origin's, or the sidecar KEY.json; only under moderation)
+      -> analysis (the vision models, once per original, in the render pool; only when needed)
+      -> decision (moderation: serve, blur or 451; redaction; a failed model degrades)
+      -> ETag -> 304 when the client holds it
+      -> render (single-flight by ETag, in the render pool; C2PA-signed for c2pa_origins)
+    and on an error about the original: the fallback image, when one is configured.
+
+It knows nothing of HTTP requests or responses: the HTTP edge (``edgeproxy.http``) parses the
+request, calls ``derive`` and writes the answer. ``examine`` is the same first steps for ``/info``.
+Every blocking step runs through one helper, ``run_blocking`` (the render pool: bounded, earliest
+deadline first, 503 when full, 504 past the deadline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from edgeproxy.cache import SingleFlight
+from edgeproxy.errors import ProxyError
+from edgeproxy.http.metrics import Metrics
+from edgeproxy.http.negotiate import Negotiated
+from edgeproxy.origins import Origin, Original
+from edgeproxy.render import pipeline
+from edgeproxy.render.encoding import EncodeOptions
+from edgeproxy.render.pool import RenderPool
+from edgeproxy.service.decision import Decider
+from edgeproxy.service.originals import Originals
+from edgeproxy.service.results import (
+    Caching,
+    Derivative,
+    Derived,
+    Examined,
+    Failure,
+    Fallback,
+    Image,
+    NotModified,
+    Treatment,
+    Work,
+)
+from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key
+from edgeproxy.settings import Settings
+from edgeproxy.url.media import input_mime
+from edgeproxy.url.spec import canonical
+from edgeproxy.vision.moderation import Metadata
+
+if TYPE_CHECKING:
+    from edgeproxy.provenance.sign import DerivativeSigner
+    from edgeproxy.vision.analysis import Analysis, Vision
+
+_log = logging.getLogger("edgeproxy")
+T = TypeVar("T")
+
+#: Errors about the original that the fallback image (when configured) stands in for.
+FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
+#: The treatment of a render that vision and moderation leave alone (the fallback image).
+UNTREATED = Treatment()
+
+
+class Service:
+    """Derivatives of originals, built once at start-up (``edgeproxy.compose``).
+
+    ``settings`` gives the moderation, provenance, quality and fallback settings; ``originals``
+    fetches; ``decider`` decides (moderation, redaction, caching); ``pool`` runs the blocking work;
+    ``limits`` and ``encode_options`` go to every render; ``fingerprint`` is every setting that
+    changes output bytes (part of every ETag); ``vision`` the loaded models (None without);
+    ``c2pa`` signs the derivatives of ``c2pa_origins``; ``fallback`` the fallback image's bytes
+    (None without).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        originals: Originals,
+        decider: Decider,
+        pool: RenderPool,
+        metrics: Metrics,
+        limits: pipeline.Limits,
+        encode_options: EncodeOptions,
+        fingerprint: str,
+        vision: Vision | None = None,
+        c2pa: DerivativeSigner | None = None,
+        fallback: bytes | None = None,
+    ) -> None:
+        self.settings = settings
+        self.originals = originals
+        self.decider = decider
+        self.pool = pool
+        self.metrics = metrics
+        self.limits = limits
+        self.encode_options = encode_options
+        self.fingerprint = fingerprint
+        self.vision = vision
+        self.c2pa = c2pa
+        self.fallback = fallback
+        self.renders: SingleFlight = SingleFlight()
+        self.analyses: SingleFlight = SingleFlight()
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, deadline: float) -> tuple[float, T]:
+        """(seconds it waited for a render thread, ``fn(*args)``), run in the render pool: libvips,
+        the models, C2PA and header parsing never block the event loop. ``deadline`` (a
+        ``time.monotonic()`` value, the request's) orders the queue (earliest first) and ends the wait.
+
+        Raises:
+            ProxyError: 503 when the pool and its queue are full, 504 past ``deadline``; and
+                whatever ``fn`` raises.
+        """
+        return await self.pool.run(fn, *args, deadline=deadline)
+
+    async def derive(
+        self,
+        negotiated: Negotiated,
+        origin: Origin,
+        key: str,
+        deadline: float,
+        *,
+        if_none_match: str | None = None,
+    ) -> Derived:
+        """The derivative of ``origin``'s original ``key`` that ``negotiated`` asks for, by
+        ``deadline`` (``time.monotonic()``): a ``Derivative``; a ``NotModified`` when
+        ``if_none_match`` (the request's ``If-None-Match``) names its ETag; else, for an error about
+        the original, the ``Fallback`` image standing in for it (when configured and it renders) or
+        the ``Failure``. Errors about the original (404, 413, 415, 422, 451, 502, 503, 504) carry its
+        surrogate key.
+
+        Raises:
+            Exception: only a bug (never a ``ProxyError``: those are a ``Failure``).
+        """
+        start = time.monotonic()
+        spec = negotiated.spec
+        tag = surrogate_key(origin.name, key)
+        fetched = None
+        inference: float | None = None
+        try:
+            fetched = await self.originals.fetch(origin, key)
+            original = fetched.original
+            metadata = await self.originals.metadata(origin, key, original) if self.settings.moderation else None
+            redact = spec.redact or self.decider.forced_redaction(origin.name)
+            want_faces = redact is not None or spec.gravity.kind == "face"
+            want_nsfw = _unjudged(metadata) and self.vision is not None and self.vision.nsfw is not None
+            analysis = None
+            if want_faces or want_nsfw:
+                began = time.monotonic()
+                analysis = await self.analysis(origin, key, original, deadline)
+                inference = time.monotonic() - began  # a cache hit: microseconds
+            treatment = self.decider.treat(
+                tag, metadata, analysis, redact=redact, scored=want_nsfw, faces_wanted=want_faces
+            )
+            caching = self.decider.caching(treatment, stale=fetched.stale)
+            etag = self.etag(negotiated, origin.name, key, original, treatment)
+            validators = Validators(tag, etag, original.last_modified)
+            if etag_matches(if_none_match, etag):
+                work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
+                return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
+            title = key if self.signs(origin.name) else None
+            job = functools.partial(self.render, original.data, negotiated, deadline, treatment, title)
+            (queued, rendered), shared = await self.renders.run(etag, lambda: self.run_blocking(job, deadline=deadline))
+            self.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
+            work = Work(
+                fetched.outcome,
+                fetched.seconds,
+                inference,
+                queue=None if shared else queued,  # a coalesced request did none of this work
+                render={} if shared else rendered.stage_times(),
+                rendering=sum(rendered.timings.values()),
+                total=time.monotonic() - start,
+                bytes_in=0 if shared else len(original.data),
+            )
+            image = Image(rendered.body, rendered.format, rendered.mime)
+            return Derivative(image, validators, caching, negotiated.vary, treatment, fetched.stale, work)
+        except ProxyError as raised:
+            error = raised.about(tag)
+            work = Work(
+                fetched.outcome if fetched else None,
+                fetched.seconds if fetched else None,
+                inference,
+                total=time.monotonic() - start,
+            )
+            if self.fallback is None or error.status not in FALLBACK_STATUSES:
+                return Failure(error, work)
+            return await self._fallback(self.fallback, negotiated, deadline, Failure(error, work), tag)
+
+    async def _fallback(
+        self, fallback: bytes, negotiated: Negotiated, deadline: float, failure: Failure, tag: str
+    ) -> Fallback | Failure:
+        """The ``fallback`` image rendered for ``negotiated`` (size, fit, format) in place of
+        ``failure``'s error, cached as the error is (never ``immutable``), with no ETag and the
+        original's surrogate key ``tag``; ``failure`` itself when the fallback cannot be rendered
+        (503, the deadline)."""
+        try:
+            _queued, rendered = await self.run_blocking(self.render, fallback, negotiated, deadline, deadline=deadline)
+        except ProxyError:
+            return failure
+        image = Image(rendered.body, rendered.format, rendered.mime)
+        error = failure.error
+        status = self.settings.fallback_status or error.status
+        return Fallback(image, error, status, Validators(tag), Caching.error(error), negotiated.vary, failure.work)
+
+    async def examine(self, origin: Origin, key: str, deadline: float) -> Examined:
+        """What is known about ``origin``'s original ``key`` (``derive``'s first steps: fetch,
+        metadata, analysis when models are loaded, decision), for ``/info``. The decision is what
+        moderation would decide (whether or not it is on); it is not counted, as no derivative is
+        answered.
+
+        Raises:
+            ProxyError: the original's errors (404, 413, 415, 422, 502, 503, 504), with its surrogate key.
+        """
+        tag = surrogate_key(origin.name, key)
+        try:
+            fetched = await self.originals.fetch(origin, key)
+            metadata = await self.originals.metadata(origin, key, fetched.original)
+            analysis = await self.analysis(origin, key, fetched.original, deadline) if self.vision else None
+        except ProxyError as error:
+            raise error.about(tag) from None
+        return Examined(fetched.original, metadata, analysis, self.decider.decide(metadata, analysis), tag)
+
+    async def read(self, examined: Examined, fn: Callable[[bytes, pipeline.Limits], T], deadline: float) -> T:
+        """``fn(the original's bytes, limits)``, blocking, through ``run_blocking``.
+
+        Raises:
+            ProxyError: ``fn``'s (413, 415, 422 as a render would answer), 503, 504, with the
+                original's surrogate key.
+        """
+        try:
+            _queued, result = await self.run_blocking(fn, examined.original.data, self.limits, deadline=deadline)
+        except ProxyError as error:
+            raise error.about(examined.surrogate_key) from None
+        return result
+
+    async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
+        """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original
+        cache (keyed by origin, key and the origin's ETag), else computed once in the render pool
+        for every concurrent caller.
+
+        Raises:
+            ProxyError: 413/415/422 decoding the original, 503 when the render queue is full, 504
+                when ``deadline`` passes.
+        """
+        vision = self.vision
+        assert vision is not None
+        cache_key = (origin.name, key, original.etag)
+        cached = vision.cached(cache_key)
+        if cached is not None:
+            self.metrics.cache.labels("analysis", "hit").inc()
+            return cached
+        job = functools.partial(vision.analyse, cache_key, original.data, self.limits)
+        (_queued, analysis), shared = await self.analyses.run(
+            cache_key, lambda: self.run_blocking(job, deadline=deadline)
+        )
+        self.metrics.cache.labels("analysis", "coalesced" if shared else "miss").inc()
+        if not shared:
+            for stage, seconds in analysis.timings.items():
+                self.metrics.vision.labels(stage).observe(seconds)
+            for failure in analysis.failures:
+                self.metrics.vision_failures.labels(failure.model).inc()
+        return analysis
+
+    def signs(self, origin: str) -> bool:
+        """Whether derivatives of ``origin`` are signed with a C2PA manifest (``c2pa_origins``)."""
+        return self.c2pa is not None and origin in self.settings.c2pa_origins
+
+    def etag(self, negotiated: Negotiated, origin: str, key: str, original: Original, treatment: Treatment) -> str:
+        """The derivative's ETag: strong, over every input that decides its bytes (canonical spec,
+        what ``Accept`` allowed, origin, key, the original's ETag, the server's ``fingerprint``, the
+        treatment, C2PA signing); weak (``W/``) when it is C2PA-signed (a signature differs on
+        every render: its time, its ids; the same content, not the same bytes)."""
+        signed_c2pa = self.signs(origin)
+        etag = strong_etag(
+            canonical(negotiated.spec),
+            ",".join(sorted(negotiated.accepts)),
+            origin,
+            key,
+            original.etag,
+            self.fingerprint,
+            f"{treatment.stamp};c2pa={int(signed_c2pa)}",
+        )
+        return "W/" + etag if signed_c2pa else etag
+
+    def render(
+        self,
+        data: bytes,
+        negotiated: Negotiated,
+        deadline: float,
+        treatment: Treatment = UNTREATED,
+        title: str | None = None,
+    ) -> pipeline.Rendered:
+        """Blocking: run the pipeline over the original ``data`` (in a render thread), treated as
+        ``treatment`` says (faces, redaction, moderation blur: ``pipeline.Context``); with ``title``
+        (the original's key) the derivative is signed with a C2PA manifest (``sign``).
+
+        Raises:
+            ProxyError: the pipeline's (400, 413, 415, 422, 504).
+        """
+        ctx = pipeline.Context(
+            data=data,
+            negotiated=negotiated,
+            limits=self.limits,
+            encode_options=self.encode_options,
+            default_quality=self.settings.default_quality,
+            deadline=deadline,
+            faces=treatment.faces,
+            redact=treatment.redact,
+            face_grids=treatment.face_grids,
+            moderation_blur=treatment.blur,
+            wash=treatment.wash,
+        )
+        rendered = pipeline.run(ctx)
+        return self.sign(rendered, data, title, ctx) if title is not None else rendered
+
+    def sign(
+        self, rendered: pipeline.Rendered, original: bytes, title: str, ctx: pipeline.Context
+    ) -> pipeline.Rendered:
+        """``rendered`` with a C2PA manifest (``provenance.sign.DerivativeSigner``): the original as its
+        parent ingredient, titled ``title``, and the actions done (``c2pa.resized``,
+        ``c2pa.cropped``, ``c2pa.filtered``, ``c2pa.transcoded``) with the output's width, height
+        and format. Blocking; its time is the ``c2pa`` step of ``rendered.timings``."""
+        from edgeproxy.provenance.sign import derivative_actions
+
+        assert self.c2pa is not None and rendered.source is not None and rendered.plan is not None
+        start = time.monotonic()
+        source, plan, spec = rendered.source, rendered.plan, ctx.spec
+        actions = derivative_actions(
+            resized=plan.resize != (source.width, source.height),
+            cropped=plan.source_crop is not None or plan.final_crop is not None,
+            transcoded=True,
+            filtered=bool(spec.blur or spec.sharpen or ctx.redact or ctx.moderation_blur),
+            parameters={"width": rendered.width, "height": rendered.height, "format": rendered.format.value},
+        )
+        body = self.c2pa.sign(
+            rendered.body,
+            rendered.mime,
+            original=original,
+            original_mime=input_mime(source.format),
+            original_title=title,
+            actions=actions,
+        )
+        timings = {**rendered.timings, "c2pa": time.monotonic() - start}
+        return dataclasses.replace(rendered, body=body, timings=timings)
+
+
+def _unjudged(metadata: Metadata | None) -> bool:
+    """Whether moderation needs the classifier's score: it is on (``metadata`` given), and the
+    original has no human verdict and no unusable sidecar."""
+    return metadata is not None and metadata.verdict is None and metadata.error is None
