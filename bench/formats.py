@@ -112,7 +112,7 @@ def configure() -> None:
 
 
 def default_corpus() -> Path:
-    """``$EDGEPROXY_CORPUS``, else ``../shared/corpus`` beside the repository (as tests/conftest.py)."""
+    """``$EDGEPROXY_CORPUS``, else ``../shared/corpus`` beside the repository (as testkit/env.py)."""
     return Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 

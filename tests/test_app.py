@@ -16,7 +16,8 @@ import pytest
 import pyvips
 
 from edgeproxy.url.signing import sign_path
-from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
+from testkit.app import KEY, make_client, raw_get, signed
+from testkit.images import decode, loader_format
 
 PHOTO = "flickr-2725x2225.jpg"
 CHROME_ACCEPT = "image/avif,image/webp,*/*"

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit.env import ROOT, require_tool
 
 
 def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but wrk is missing (.ci/run installs it)")
-        pytest.skip("wrk not installed (apt-get install wrk)")
+    require_tool("wrk", "apt-get install wrk; .ci/run installs it")
     output = tmp_path / "results.md"
     subprocess.run(
         [

@@ -41,7 +41,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from edgeproxy.url.builders import UrlBuilder
-from tests.conftest import IN_CI, KEY, ROOT, decode, loader_format, make_served, serve_app
+from testkit.app import KEY, make_served, serve_app
+from testkit.env import IN_CI, ROOT
+from testkit.images import decode, loader_format
 
 try:
     from playwright.sync_api import Browser, sync_playwright

@@ -49,21 +49,12 @@ from edgeproxy.http.negotiate import AutoSize, Negotiated, _hint_number, accepte
 from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import Settings, load_settings
 from edgeproxy.url.spec import TransformSpec
+from testkit.app import KEY, make_client, serve_app, signed
+from testkit.env import ROOT, node_or_skip, require_varnish, run_node_tests
+from testkit.images import decode, loader_format
+from testkit.metrics import value
 from testkit.net import free_port
 from testkit.varnish import Varnish, age, backend_health, counter, is_hit, start_varnish
-from tests.conftest import (
-    KEY,
-    ROOT,
-    decode,
-    loader_format,
-    make_client,
-    node_or_skip,
-    run_node_tests,
-    serve_app,
-    signed,
-)
-from tests.test_metrics import value
-from tests.varnish import require_varnish
 
 TABLE = json.loads((ROOT / "config" / "accept-buckets.json").read_text())
 BUCKETS: dict[str, str] = TABLE["buckets"]

@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.app import make_client, signed
+from testkit.env import require_varnish
+from testkit.images import decode, loader_format
+from testkit.metrics import value
 from testkit.varnish import Varnish, age, is_hit, start_varnish
-from tests.conftest import decode, loader_format, make_client, signed
-from tests.test_metrics import value
-from tests.varnish import require_varnish
 
 PHOTO = "giunchedi-portrait.jpg"
 #: Explicit size and format: no negotiation, no ``Vary``, one object per URL in the CDN.

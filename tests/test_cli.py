@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.env import ROOT
+from testkit.images import decode, loader_format
 from testkit.net import free_port
-from tests.conftest import decode, loader_format
 
 
 def sign(path: str, key: str) -> str:
@@ -121,9 +122,6 @@ def test_serve_with_several_workers(corpus: Path, workers):
             assert check.returncode == 0, check.stdout + check.stderr
     finally:
         stop(proc)
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def check_config(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, EXTRAS, decode, loader_format, signed
+from testkit.app import signed
+from testkit.env import CORPUS, EXTRAS
+from testkit.images import decode, loader_format
 
 MIME_LOADER = {"image/avif": "heif", "image/webp": "webp", "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif"}
 OPTION_SETS = [

@@ -24,7 +24,7 @@ from edgeproxy.render import pipeline
 from edgeproxy.settings import load_settings
 from edgeproxy.url.spec import parse_options
 from testkit import coordinates
-from tests.conftest import make_client, make_served, signed
+from testkit.app import make_client, make_served, signed
 
 #: Work that outlasts the short deadlines below on any machine: a full-size 24 MP blur and sharpen.
 RUNAWAY = "/blur:100/sharpen:10/f:jpeg"

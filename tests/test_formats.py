@@ -21,7 +21,9 @@ import pyvips
 from PIL import Image
 
 from edgeproxy.render import pillow
-from tests.conftest import EXTRAS, decode, loader_format, make_client, make_served, signed
+from testkit.app import make_client, make_served, signed
+from testkit.env import EXTRAS
+from testkit.images import decode, loader_format
 
 #: Corpus files and what they are, checked by hand: upright width × height, an alpha band, and the
 #: extra needed (None: every install).

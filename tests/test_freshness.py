@@ -17,9 +17,10 @@ import httpx
 import pytest
 import pyvips
 
+from testkit.app import make_client, signed
+from testkit.images import decode
+from testkit.metrics import value
 from testkit.net import serving
-from tests.conftest import decode, make_client, signed
-from tests.test_metrics import value
 
 
 def png(rgb: tuple[int, int, int], size: int = 40) -> bytes:

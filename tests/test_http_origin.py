@@ -29,8 +29,9 @@ import trustme
 import edgeproxy
 from edgeproxy.origins.guard import ForbiddenAddress, ForbiddenOrigin, GuardedBackend, public_errors, refusal
 from edgeproxy.settings import SettingsError, load_settings
+from testkit.app import make_client, raw_get, signed
+from testkit.images import decode, loader_format
 from testkit.net import serving
-from tests.conftest import decode, loader_format, make_client, raw_get, signed
 
 LOOPBACK = ["127.0.0.0/8"]  # the test origin is on 127.0.0.1, which the guard refuses by default
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from tests.conftest import decode, loader_format, make_client, signed
+from testkit.app import make_client, signed
+from testkit.images import decode, loader_format
 
 
 def get_image(client, path: str, accept: str = "") -> pyvips.Image:

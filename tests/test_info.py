@@ -24,9 +24,9 @@ from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.builders import UrlBuilder
 from edgeproxy.url.signing import PathSigner
+from testkit.app import KEY, make_client
+from testkit.env import ROOT, require_varnish
 from testkit.varnish import is_hit, start_varnish
-from tests.conftest import KEY, ROOT, make_client
-from tests.varnish import require_varnish
 
 PHOTO = "giunchedi-portrait.jpg"  # 800 × 533 JPEG, one face
 TOKEN = "admin-token-for-info-tests"

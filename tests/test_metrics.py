@@ -5,43 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from testkit.app import make_client, signed
+from testkit.env import EXTRAS, ROOT, require_tool
+from testkit.metrics import samples, value
 from testkit.net import free_port
-from tests.conftest import EXTRAS, make_client, signed
 
-ROOT = Path(__file__).resolve().parent.parent
 PHOTO = "giunchedi-portrait.jpg"
 
 
 def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {tool} is missing (.ci/run installs Debian's prometheus)")
-        pytest.skip(f"{tool} not installed (apt-get install prometheus)")
-    return path
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(text: str, name: str, **labels) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+    return require_tool(tool, "apt-get install prometheus; .ci/run installs Debian's prometheus")
 
 
 def exercise(client: httpx.Client) -> None:

@@ -27,9 +27,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgeproxy.http.responses import surrogate_key
+from testkit.app import make_client, signed
+from testkit.images import decode
 from testkit.moto import moto_s3
 from testkit.net import serving
-from tests.conftest import decode, make_client, signed
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800 x 533
 OTHER = "concert-gray.jpg"

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from edgeproxy.http.negotiate import ACCEPT_BUCKETS, accepted_image_types
-from tests.conftest import KEY, ROOT, make_client
-from tests.test_metrics import value
+from testkit.app import KEY, make_client
+from testkit.env import ROOT
+from testkit.metrics import value
 
 
 def prewarm(base_url: str, keys: Path, *variants: str) -> subprocess.CompletedProcess:
@@ -144,8 +145,8 @@ def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(corpus: Path,
     builder, with real browsers' Accept headers: every one is a hit, and the proxy rendered nothing
     more."""
     from edgeproxy.url.builders import UrlBuilder
+    from testkit.env import require_varnish
     from testkit.varnish import is_hit, start_varnish
-    from tests.varnish import require_varnish
 
     require_varnish()
     keys = tmp_path / "keys.txt"

@@ -16,9 +16,9 @@ pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 from edgeproxy.provenance.credentials import read_manifest  # noqa: E402
 from edgeproxy.proxy import Proxy, StartupError  # noqa: E402
 from edgeproxy.settings import load_settings  # noqa: E402
+from testkit.app import KEY, make_client, signed  # noqa: E402
 from testkit.c2pa import make_credentials  # noqa: E402
-
-from .conftest import KEY, decode, make_client, signed  # noqa: E402
+from testkit.images import decode  # noqa: E402
 
 
 @pytest.fixture(scope="module")

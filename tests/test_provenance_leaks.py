@@ -38,9 +38,8 @@ pytest.importorskip("c2pa", reason="c2pa-python comes with the [vision] extra")
 import c2pa  # noqa: E402
 
 from edgeproxy.provenance import credentials as provenance  # noqa: E402
+from testkit.app import make_client, signed  # noqa: E402
 from testkit.c2pa import DIGITAL_CAPTURE, Credentials, make_credentials, sign_original  # noqa: E402
-
-from .conftest import make_client, signed  # noqa: E402
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
 #: Hand-labelled face of giunchedi-portrait.jpg (x0, y0, x1, y1), pixels of the 800x533 original

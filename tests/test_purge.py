@@ -28,8 +28,9 @@ from edgeproxy.http.app import create_app
 from edgeproxy.http.logs import JsonFormatter
 from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
+from testkit.app import KEY, make_client, serve_app, signed
+from testkit.env import ROOT
 from testkit.net import free_port, serving
-from tests.conftest import KEY, ROOT, make_client, serve_app, signed
 
 TOKEN = "admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

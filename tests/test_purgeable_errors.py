@@ -19,10 +19,11 @@ import pytest
 
 from edgeproxy.http.responses import surrogate_key
 from testkit import bombs
+from testkit.app import make_client, signed
+from testkit.env import ROOT, require_varnish
+from testkit.images import decode, loader_format
 from testkit.net import free_port, serving, silent_server
 from testkit.varnish import Varnish, is_hit, start_varnish
-from tests.conftest import ROOT, decode, loader_format, make_client, signed
-from tests.varnish import require_varnish
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PHOTO = "giunchedi-portrait.jpg"  # 800 x 533 JPEG

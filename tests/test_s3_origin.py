@@ -24,8 +24,9 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.http.responses import surrogate_key
 from edgeproxy.origins.s3 import S3Options, S3Origin, parse_location
 from edgeproxy.settings import SettingsError, load_settings
+from testkit.app import KEY, make_client, raw_get, signed
+from testkit.images import decode, loader_format
 from testkit.net import free_port, silent_server
-from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
 
 BUCKET = "edgeproxy-originals"
 PREFIX = "media"

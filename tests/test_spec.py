@@ -26,7 +26,8 @@ from edgeproxy.url.spec import (
     parse_options,
     parse_path,
 )
-from tests.conftest import decode, make_client, signed
+from testkit.app import make_client, signed
+from testkit.images import decode
 
 
 def roundtrip(spec: TransformSpec) -> TransformSpec:

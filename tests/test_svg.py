@@ -12,8 +12,9 @@ import pytest
 import pyvips
 
 from edgeproxy.render import svg
+from testkit.app import make_client, signed
+from testkit.images import decode, loader_format
 from testkit.net import serving
-from tests.conftest import decode, loader_format, make_client, signed
 
 ALL_FORMATS = ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg"]
 RED_PNG = pyvips.Image.black(8, 8).new_from_image([255, 0, 0]).pngsave_buffer()

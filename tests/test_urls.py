@@ -26,7 +26,9 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.url.builders import OPTION_ORDER, UrlBuilder, format_value
 from edgeproxy.url.signing import PathSigner
 from edgeproxy.url.spec import parse_path
-from tests.conftest import KEY, ROOT, decode, loader_format, make_client, raw_get, run_node_tests
+from testkit.app import KEY, make_client, raw_get
+from testkit.env import ROOT, run_node_tests
+from testkit.images import decode, loader_format
 
 FIXTURE = ROOT / "clients" / "url-fixtures.json"
 SCRIPT = ROOT / "scripts" / "url-fixtures"

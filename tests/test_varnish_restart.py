@@ -27,10 +27,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.app import KEY, signed
+from testkit.env import ROOT, require_varnish
+from testkit.images import decode
 from testkit.net import free_port
 from testkit.varnish import counter, is_hit, start_varnish
-from tests.conftest import KEY, ROOT, decode, signed
-from tests.varnish import require_varnish
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PHOTO = "giunchedi-portrait.jpg"  # 800 x 533 JPEG

@@ -26,9 +26,10 @@ import pytest
 import pyvips
 
 from edgeproxy.http.responses import surrogate_key
+from testkit.app import make_client, make_served, signed
+from testkit.images import decode, loader_format
+from testkit.metrics import value
 from testkit.net import serving
-from tests.conftest import decode, loader_format, make_client, make_served, signed
-from tests.test_metrics import value
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
 NO_FACE = "no-face.jpg"  # 640x480
