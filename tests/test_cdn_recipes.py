@@ -33,11 +33,9 @@ import random
 import re
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -54,6 +52,7 @@ from testkit.env import ROOT, node_or_skip, require_varnish, run_node_tests
 from testkit.images import decode, loader_format
 from testkit.metrics import value
 from testkit.net import free_port
+from testkit.origin import Reply, Request, serve_origin
 from testkit.varnish import Varnish, age, backend_health, counter, is_hit, start_varnish
 
 TABLE = json.loads((ROOT / "config" / "accept-buckets.json").read_text())
@@ -615,38 +614,27 @@ def test_hint_table_agrees_with_the_proxy(case: dict):
         assert_same_answer(header, hint, bucket, hint_case_id(case))
 
 
-class _EchoHints(BaseHTTPRequestHandler):
-    """Answers every GET with the hint headers it received (every copy) and any X-Hint* header, as
-    JSON, uncacheable."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        seen = {name.lower(): self.headers.get_all(name) for name in (*HINT_BUCKETS, "Accept")}
-        seen["leaked"] = [name for name in self.headers if name.lower().startswith("x-hint")]
-        body = json.dumps(seen).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+def echo_hints(request: Request) -> Reply:
+    """Answers with the hint headers it received (every copy) and any X-Hint* header, as JSON,
+    uncacheable."""
+    seen: dict[str, list[str] | None] = {
+        name.lower(): request.headers.get_all(name) for name in (*HINT_BUCKETS, "Accept")
+    }
+    seen["leaked"] = [name for name in request.headers if name.lower().startswith("x-hint")]
+    return Reply(
+        200, json.dumps(seen).encode(), headers={"Content-Type": "application/json", "Cache-Control": "no-store"}
+    )
 
 
 @contextlib.contextmanager
 def hint_echo() -> Iterator[Varnish]:
     """The shipped VCL in front of a backend that echoes the hint headers Varnish forwards."""
     require_varnish()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHints)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with start_varnish("127.0.0.1", server.server_port, vcl=SHIPPED_VCL) as varnish:
-            yield varnish
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        serve_origin(fallback=echo_hints) as backend,
+        start_varnish("127.0.0.1", backend.port, vcl=SHIPPED_VCL) as varnish,
+    ):
+        yield varnish
 
 
 def send_hint(port: int, path: str, header: str, hint: str | None) -> tuple[int, bytes]:

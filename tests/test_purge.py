@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -30,7 +29,8 @@ from edgeproxy.http.responses import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from testkit.app import KEY, make_client, serve_app, signed
 from testkit.env import ROOT
-from testkit.net import free_port, serving
+from testkit.net import free_port
+from testkit.origin import Origin, Reply, Request, serve_origin
 
 TOKEN = "admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -38,43 +38,31 @@ PHOTO = "giunchedi-portrait.jpg"
 
 
 class Recorder:
-    """Every request the hook server saw: (method, path, headers, body); ``fail`` maps a path to
-    how many times it answers 500 before it answers 200 (-1: always)."""
+    """The hook server's log and behaviour: ``fail`` maps a path to how many times it answers 500
+    before it answers 200 (-1: always); ``seen`` is every request as (method, path, headers, body)."""
 
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
         self.fail: dict[str, int] = {}
+
+    @property
+    def seen(self) -> list[tuple[str, str, dict[str, str], bytes]]:
+        return [(r.method, r.path, {k.lower(): v for k, v in r.headers.items()}, r.body) for r in self.origin.requests]
+
+    def answer(self, request: Request) -> Reply:
+        left = self.fail.get(request.path, 0)
+        if left > 0:
+            self.fail[request.path] = left - 1
+        return Reply(500 if left else 200, b'{"status": "ok"}')
 
 
 @pytest.fixture
 def hooks() -> Iterator[tuple[Recorder, str]]:
-    record = Recorder()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def answer(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            record.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            left = record.fail.get(self.path, 0)
-            status = 500 if left else 200
-            if left > 0:
-                record.fail[self.path] = left - 1
-            reply = b'{"status": "ok"}'
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        do_POST = do_PURGE = answer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with serving(server) as port:
-        yield record, f"http://127.0.0.1:{port}"
+    """The purge APIs' stand-in: every request is recorded and answered by ``Recorder.answer``."""
+    record: Recorder
+    with serve_origin(fallback=lambda request: record.answer(request)) as origin:
+        record = Recorder(origin)
+        yield record, origin.url.rstrip("/")
 
 
 def test_purge_is_404_without_an_admin_token(corpus: Path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,8 @@ from testkit import bombs
 from testkit.app import make_client, signed
 from testkit.env import ROOT, require_varnish
 from testkit.images import decode, loader_format
-from testkit.net import free_port, serving, silent_server
+from testkit.net import free_port, silent_server
+from testkit.origin import serve_origin
 from testkit.varnish import Varnish, is_hit, start_varnish
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
@@ -91,25 +91,16 @@ def test_remembered_404_of_a_remote_origin_carries_the_surrogate_key():
     """A remote origin's 404 is remembered (``origin_negative_ttl``) and raised again for the next
     requests: each of them, for two keys, carries its own original's tag."""
 
-    class NotFound(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
     with (
-        serving(server) as port,
-        make_client({"web": f"http://127.0.0.1:{port}/o"}, origin_allowed_networks=["127.0.0.0/8"]) as proxy,
+        serve_origin(prefix="/o") as origin,  # holds nothing: every key is a 404
+        make_client({"web": origin.url}, origin_allowed_networks=["127.0.0.0/8"]) as proxy,
     ):
         for _ in range(2):
             for key in ("a.jpg", "b.jpg"):
                 response = proxy.get(signed(f"/w:100/web/{key}"))
                 assert response.status_code == 404
                 assert tag_pair(response) == (surrogate_key("web", key),) * 2
+        assert origin.gets() == ["/o/a.jpg", "/o/b.jpg"]  # the second round was remembered
 
 
 def test_fallback_image_carries_the_surrogate_key(folder: Path, corpus: Path):

@@ -12,9 +12,7 @@ photo instead (read from ``/info``), so the classifier's path is exercised end t
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import shutil
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from edgeproxy.http.responses import surrogate_key
 from testkit.app import make_client, make_served, signed
 from testkit.images import decode, loader_format
 from testkit.metrics import value
-from testkit.net import serving
+from testkit.origin import serve_origin
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
 NO_FACE = "no-face.jpg"  # 640x480
@@ -574,15 +572,10 @@ def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, model
     shutil.copyfile(corpus / NO_FACE, tmp_path / "plain.jpg")
     write_sidecar(tmp_path, "photo.jpg", {"moderation": "rejected"})
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
     with (
-        serving(server) as port,
+        serve_origin(tmp_path) as origin,
         make_client(
-            {"h": f"http://127.0.0.1:{port}/"},
+            {"h": origin.url},
             origin_allowed_networks=["127.0.0.0/8"],
             nsfw_model=str(models["nsfw"]),
             moderation=True,
