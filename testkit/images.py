@@ -30,9 +30,10 @@ FOCUS = (0.7, 0.35)
 def photo(width: int, height: int, *, seed: int = 0, focus: tuple[float, float] = FOCUS) -> pyvips.Image:
     """A photo-like ``width`` × ``height`` 8-bit sRGB image (3 bands).
 
-    A diagonal sky-to-ground gradient, vertical stripes (edges), seeded Gaussian texture (sigma 8
-    levels, per band) and a saturated skin-toned subject, a Gaussian blob of radius ~1/8 of the short
-    side centred at ``focus``; ``seed`` changes the texture only.
+    A diagonal sky-to-ground gradient with soft vertical stripes, a dark block of lit windows in the
+    lower left (hard edges, as buildings give), seeded Gaussian grain (sigma 4 levels, the same in
+    every band) and a saturated skin-toned subject, a Gaussian blob of radius ~1/8 of the short side centred at
+    ``focus``; ``seed`` changes the texture only.
     """
     xyz = pyvips.Image.xyz(width, height)
     x, y = xyz[0] / max(1, width - 1), xyz[1] / max(1, height - 1)
@@ -40,11 +41,17 @@ def photo(width: int, height: int, *, seed: int = 0, focus: tuple[float, float] 
     cx, cy = focus[0] * width, focus[1] * height
     blob = (((xyz[0] - cx) ** 2 + (xyz[1] - cy) ** 2) / (-2 * sigma * sigma)).exp()
     stripes = (xyz[0] * (360 / max(8, width / 24))).sin() * 10  # pyvips' sin takes degrees
+    cell = max(2, min(width, height) // 24)
+    windows = ((xyz[0] % (2 * cell)) < cell) & ((xyz[1] % (2 * cell)) < cell)  # 255 where lit
+    block = (x < 0.45) & (y > 0.6)
     red = 60 + 90 * x + 40 * y + stripes + 170 * blob
     green = 110 + 60 * y - 30 * x + stripes + 40 * blob
     blue = 190 - 120 * y + 10 * x - 60 * blob
-    noise = [pyvips.Image.gaussnoise(width, height, sigma=8, mean=0, seed=seed * 3 + band) for band in range(3)]
-    bands = [channel + grain for channel, grain in zip((red, green, blue), noise, strict=True)]
+    grain = pyvips.Image.gaussnoise(width, height, sigma=4, mean=0, seed=seed)  # luminance grain, as film or a sensor
+    bands = []
+    for channel, lit in zip((red, green, blue), (230, 200, 120), strict=True):
+        building = (windows / 255).ifthenelse(lit, 35)
+        bands.append((block / 255).ifthenelse(building, channel) + grain)
     image = bands[0].bandjoin(bands[1:])
     image = (image > 255).ifthenelse(255, (image < 0).ifthenelse(0, image))
     return image.cast("uchar").copy(interpretation="srgb")
@@ -72,13 +79,15 @@ def grey(image: pyvips.Image) -> pyvips.Image:
 
 def animation(width: int, height: int, frames: int, *, alpha: bool = False) -> pyvips.Image:
     """An animation strip (``page-height`` = ``height``) of ``frames`` photos, each a different
-    scene (seed), its subject moving left to right; frame ``i``'s top-left pixel is the grey
-    ``frame_marker(i)``, 2 × 2 pixels, so decoded frames can be told apart and counted in order."""
+    scene (seed), its subject moving left to right; frame ``i`` has a square of the grey
+    ``frame_marker(i)`` in its top-left corner (an eighth of the width on each side), so decoded
+    frames can be told apart and counted in order."""
     pages = []
     for i in range(frames):
         focus = (0.2 + 0.6 * i / max(1, frames - 1), 0.5)
         page = photo(width, height, seed=i, focus=focus)
-        marker = flat(2, 2, [frame_marker(i)] * 3)
+        side = max(2, width // 8)
+        marker = flat(side, side, [frame_marker(i)] * 3)
         page = page.insert(marker, 0, 0)
         pages.append(with_alpha(page) if alpha else page)
     strip = pyvips.Image.arrayjoin(pages, across=1).copy()
@@ -98,11 +107,11 @@ def encode(image: pyvips.Image, fmt: str, **options: object) -> bytes:
     """``image`` encoded as ``fmt`` (jpeg, png, webp, avif, gif, tiff), metadata kept unless
     ``keep="none"`` is given; AVIF at effort 0 (fast), every frame of an animation for GIF and WebP."""
     if fmt == "jpeg":
-        return image.jpegsave_buffer(**{"Q": 90, **options})
+        return image.jpegsave_buffer(**{"Q": 85, **options})
     if fmt == "png":
         return image.pngsave_buffer(**options)
     if fmt == "webp":
-        return image.webpsave_buffer(**{"Q": 90, **options})
+        return image.webpsave_buffer(**{"Q": 85, **options})
     if fmt == "avif":
         return image.heifsave_buffer(**{"compression": "av1", "effort": 0, "Q": 70, **options})
     if fmt == "gif":
@@ -192,6 +201,8 @@ def library() -> list[Original]:
         Original("logo.svg", svg(200, 100), (200, 100)),
         Original("logo.svgz", gzip.compress(svg(200, 100), mtime=0), (200, 100)),
         Original("png-named.jpg", encode(photo(200, 100, seed=7), "png"), (200, 100)),
+        Original("jpeg-no-extension", encode(tall, "jpeg"), (300, 400)),
+        Original("subject-top.jpg", encode(photo(700, 1050, seed=9, focus=(0.5, 0.2)), "jpeg"), (700, 1050)),
         Original("truncated.jpg", truncated(encode(portrait, "jpeg")), None),
         Original("empty.jpg", b"", None),
         Original("invalid-1byte.jpg", b"\xff", None),

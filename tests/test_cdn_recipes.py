@@ -65,9 +65,9 @@ SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 HINT_REWRITE = "    call edgeproxy_client_hints;\n"
 CLOUDFRONT = ROOT / "config" / "cloudfront"
 
-PHOTO = "flickr-2725x2225.jpg"
-OTHER_PHOTO = "giunchedi-portrait.jpg"
-ANIMATED = "dancing-banana.gif"
+PHOTO = "large.jpg"  # the synthetic library's 2725 x 2225 JPEG
+OTHER_PHOTO = "photo.jpg"  # its 800 x 533 one
+ANIMATED = "animated.gif"  # 3 frames
 #: Headers the proxy sends for the CDN's use only; the VCL strips them on delivery.
 INTERNAL = ("surrogate-key", "cache-tag", "server-timing", "xkey")
 TIMEOUT = 60.0
@@ -148,22 +148,22 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack_with(corpus: Path, vcl: str, **settings) -> Iterator[Stack]:
-    """edgeproxy (fresh metrics, ``settings`` overridden) serving the corpus as ``demo``, behind
+def stack_with(photos: Path, vcl: str, **settings) -> Iterator[Stack]:
+    """edgeproxy (fresh metrics, ``settings`` overridden) serving the synthetic library as ``demo``, behind
     Varnish running ``vcl``. Origin ``broken`` is an HTTP origin the SSRF guard refuses (loopback):
     a 502 on every key."""
     require_varnish()
-    with make_client({"demo": str(corpus), "broken": "http://127.0.0.1:9/"}, **settings) as proxy:
+    with make_client({"demo": str(photos), "broken": "http://127.0.0.1:9/"}, **settings) as proxy:
         host, port = proxy.base_url.host, proxy.base_url.port
         with start_varnish(host, port, vcl=vcl) as varnish, httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
             yield Stack(proxy, varnish, cdn)
 
 
 @pytest.fixture
-def stack(corpus: Path) -> Iterator[Stack]:
+def stack(photos: Path) -> Iterator[Stack]:
     """edgeproxy (fresh metrics) behind Varnish running config/varnish/default.vcl as shipped,
     its backend port rewritten to the proxy's."""
-    with stack_with(corpus, SHIPPED_VCL) as running:
+    with stack_with(photos, SHIPPED_VCL) as running:
         yield running
 
 
@@ -249,9 +249,9 @@ def test_accept_table_through_varnish(stack: Stack, original: str):
 #: only for 404: it gives 400, 403, 413, 415 and 422 no TTL at all.
 ERRORS = {
     "403 bad signature": (403, lambda: signed(f"/w:300/demo/{OTHER_PHOTO}").replace("/w:300/", "/w:301/")),
-    "415 SVG": (415, lambda: signed("/w:300/demo/commons-logo.svg")),
+    "415 SVG": (415, lambda: signed("/w:300/demo/logo.svg")),
     "400 bad option": (400, lambda: signed(f"/w:abc/demo/{OTHER_PHOTO}")),
-    "413 pixel bomb": (413, lambda: signed("/w:300/demo/bomb-16384x16384.png")),
+    "413 pixel bomb": (413, lambda: signed("/w:300/demo/bomb.png")),
     "422 empty original": (422, lambda: signed("/w:300/demo/empty.jpg")),
     "404 missing original": (404, lambda: signed("/w:300/demo/zz-no-such-image.jpg")),
 }
@@ -378,14 +378,14 @@ def test_purge_by_surrogate_key(stack: Stack):
     assert direct.headers["surrogate-key"] == tag and direct.headers["cache-tag"] == tag
 
 
-def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path, tmp_path: Path):
+def test_replaced_original_then_purge_serves_the_new_image_at_once(photos: Path, tmp_path: Path):
     """The operator's takedown/replace flow end to end: an original is replaced on disk, one
     ``POST /purge`` to the proxy drops it from the proxy's memory and, through the ``varnish:``
     purge hook, every derivative from Varnish; the very next request through Varnish renders the
     new image, and a derivative of an unrelated original stays a hit."""
     require_varnish()
     for name in ("a.jpg", "b.jpg"):
-        (tmp_path / name).write_bytes((corpus / OTHER_PHOTO).read_bytes())
+        (tmp_path / name).write_bytes((photos / OTHER_PHOTO).read_bytes())
     varnish_port = free_port()
     settings = dict(admin_token="admin-token-for-cdn-recipes", purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"])
     urls = [signed("/w:120/f:png/t/a.jpg"), signed("/w:60/f:png/t/a.jpg")]
@@ -440,7 +440,7 @@ def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
         assert status in (400, 404), (path, status)
 
 
-def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Path):
+def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Path):
     """With ``cache_max_age = 1`` (immutable derivatives expire after 1 s) and ``error_max_age = 1``:
     once the only proxy is stopped and the /healthz probe has marked it sick, an expired immutable
     derivative is served from grace (a hit, older than its TTL), while an expired URL signed with
@@ -448,7 +448,7 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Pa
     errors): those get the VCL's 503, never a stale copy."""
     require_varnish()
     port = free_port()
-    settings = load_settings(origins={"demo": str(corpus)}, signing_key=KEY, cache_max_age=1, error_max_age=1)
+    settings = load_settings(origins={"demo": str(photos)}, signing_key=KEY, cache_max_age=1, error_max_age=1)
     immutable = signed(f"/w:90/f:webp/demo/{OTHER_PHOTO}")
     expiring = signed(f"/w:91/exp:{int(time.time()) + 3600}/f:webp/demo/{OTHER_PHOTO}")
     missing = signed("/w:92/f:webp/demo/zz-no-such-image.jpg")  # error_max_age 1: a 404 cached 1 s
@@ -482,13 +482,13 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Pa
         assert cdn.get(expiring).status_code == 503  # an exp: URL is never served past its max-age
 
 
-def test_internal_headers_switch(corpus: Path):
+def test_internal_headers_switch(photos: Path):
     """The documented switch at the top of the VCL: a client listed in ``show_internal_headers``
     sees Surrogate-Key, Cache-Tag, Server-Timing and xkey (they are stripped for everyone else)."""
     empty = re.search(r"acl show_internal_headers \{\s*\}", SHIPPED_VCL)
     assert empty, "the switch is no longer an empty ACL at the top of default.vcl"
     vcl = SHIPPED_VCL.replace(empty.group(0), 'acl show_internal_headers {\n    "127.0.0.1";\n}')
-    with stack_with(corpus, vcl) as stack:
+    with stack_with(photos, vcl) as stack:
         response = stack.cdn.get(signed(f"/w:120/f:webp/demo/{OTHER_PHOTO}"))
         assert response.status_code == 200
         tag = surrogate_key("demo", OTHER_PHOTO)
@@ -676,7 +676,7 @@ def test_hint_table_through_varnish():
     assert not wrong, f"the VCL forwards other buckets than the table: {wrong}"
 
 
-def test_hint_table_through_varnish_and_the_proxy(corpus: Path):
+def test_hint_table_through_varnish_and_the_proxy(photos: Path):
     """Coherence, end to end: for every row, Varnish in front of the proxy serves the very bytes
     the proxy answers to the row's bucket (or to no header); for what browsers send, also the bytes
     it answers to the value itself. One render per bucket (and one without the header) per URL."""
@@ -689,7 +689,7 @@ def test_hint_table_through_varnish_and_the_proxy(corpus: Path):
             direct[url, header, hint] = body
         return direct[url, header, hint]
 
-    with stack_with(corpus, SHIPPED_VCL, client_hints=True) as stack:
+    with stack_with(photos, SHIPPED_VCL, client_hints=True) as stack:
         for case in HINT_CASES:
             header, hint, bucket = case["header"], case["value"], case["bucket"]
             url = signed(HINT_URLS[header])
@@ -818,7 +818,7 @@ SAVE_DATA: dict[str | None, list[str | None]] = {"on": ["on", "On", "ON", "oN"],
 
 
 @pytest.mark.parametrize("vcl", ["shipped", "without-hint-rewrite"])
-def test_client_hints_through_varnish(corpus: Path, vcl: str):
+def test_client_hints_through_varnish(photos: Path, vcl: str):
     """The proxy (client_hints on) behind the shipped VCL: 20 Sec-CH-Width values of one w:auto URL
     make 3 renders, one per bucket, and junk values one more (the no-hint answer); 15 Sec-CH-DPR
     values of a dpr:auto URL make 3, and junk one; Save-Data in any spelling makes 2. Every answer is
@@ -830,7 +830,7 @@ def test_client_hints_through_varnish(corpus: Path, vcl: str):
     never = "    if (false) {\n" + HINT_REWRITE + "    }\n"
     text = SHIPPED_VCL if shipped else SHIPPED_VCL.replace(HINT_REWRITE, never)
     assert text != SHIPPED_VCL or shipped, "the hint rewrite is no longer one `call` line in vcl_recv"
-    with stack_with(corpus, text, client_hints=True) as stack:
+    with stack_with(photos, text, client_hints=True) as stack:
 
         def run(header: str, groups: dict, width_of) -> list[bytes]:
             url, spec = signed(HINT_URLS[header]), READERS[header][0]

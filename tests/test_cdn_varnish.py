@@ -22,7 +22,7 @@ from testkit.images import decode, loader_format
 from testkit.metrics import value
 from testkit.varnish import Varnish, age, is_hit, start_varnish
 
-PHOTO = "giunchedi-portrait.jpg"
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 #: Explicit size and format: no negotiation, no ``Vary``, one object per URL in the CDN.
 PATH = f"/w:100/f:webp/demo/{PHOTO}"
 TIMEOUT = 30.0
@@ -48,9 +48,9 @@ def requests_answered(proxy: httpx.Client, status_class: str, fmt: str) -> float
 
 
 @pytest.fixture
-def proxy(corpus: Path) -> Iterator[httpx.Client]:
-    """A client of edgeproxy itself (fresh metrics for each test), serving the corpus as ``demo``."""
-    with make_client({"demo": str(corpus)}) as client:
+def proxy(photos: Path) -> Iterator[httpx.Client]:
+    """A client of edgeproxy itself (fresh metrics for each test), serving the synthetic library as ``demo``."""
+    with make_client({"demo": str(photos)}) as client:
         yield client
 
 
