@@ -11,6 +11,7 @@ import pytest
 from testkit.env import ROOT, require_tool
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
     require_tool("wrk", "apt-get install wrk; .ci/run installs it")
     output = tmp_path / "results.md"
@@ -49,6 +50,7 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
     assert cells[10] == "0"  # errors
 
 
+@pytest.mark.slow
 def test_attack_bench_runs_and_reports_every_case():
     out = subprocess.run(
         [sys.executable, "-m", "bench.attacks", "--repeat", "3"],
@@ -87,6 +89,7 @@ def test_format_bench_quality_search_bisects_to_the_first_quality_meeting_each_t
     assert len(calls) < 4 * 7
 
 
+@pytest.mark.slow
 def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metric(corpus: Path):
     pytest.importorskip("pillow_jxl", reason="bench.formats needs pillow-jxl-plugin (the jxl extra)")
     pytest.importorskip("ssimulacra2", reason="bench.formats needs ssimulacra2 (the bench extra)")

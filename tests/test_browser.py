@@ -45,6 +45,8 @@ from testkit.app import KEY, make_served, serve_app
 from testkit.env import IN_CI, ROOT
 from testkit.images import decode, loader_format
 
+pytestmark = pytest.mark.slow  # a real Chromium: not in the quick loop (pytest -m 'not slow')
+
 try:
     from playwright.sync_api import Browser, sync_playwright
 except ImportError:  # pragma: no cover - the test extra installs it

@@ -205,6 +205,7 @@ EXPECTED = {
 LOADER = {"avif": "heif", "webp": "webp", "jpeg": "jpeg", "gif": "gif"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("original", [PHOTO, ANIMATED])
 def test_accept_table_through_varnish(stack: Stack, original: str):
     """Every ``Accept`` of the table, for one ``f:auto`` URL through the shipped VCL: at most one
@@ -257,6 +258,7 @@ ERRORS = {
 }
 
 
+@pytest.mark.slow
 def test_errors_are_cached_for_their_max_age(stack: Stack):
     """A 403 (bad signature), a 415 (BMP) and the proxy's other 4xx are answered by Varnish from
     its cache the second time: the proxy counts one request each."""
@@ -276,6 +278,7 @@ def test_errors_are_cached_for_their_max_age(stack: Stack):
     assert stack.renders() == 0
 
 
+@pytest.mark.slow
 def test_5xx_are_cached_for_one_second_and_no_longer(stack: Stack):
     """A 502 (``max-age=1``) is held for that second, which coalesces a burst into one proxy
     request, and no longer; once it expires the next request goes to the proxy and is stored again
@@ -297,6 +300,7 @@ def test_5xx_are_cached_for_one_second_and_no_longer(stack: Stack):
     assert stack.answered("5xx", "none") == stack.backend_requests() == 2
 
 
+@pytest.mark.slow
 def test_operator_routes_and_query_strings_stop_at_varnish(stack: Stack):
     """/metrics, /readyz, /healthz, /purge (and their look-alikes) are a 404 from Varnish, a query
     string a 400, a method other than GET/HEAD/PURGE a 405: the proxy sees none of them."""
@@ -335,6 +339,7 @@ def test_operator_routes_and_query_strings_stop_at_varnish(stack: Stack):
     assert stack.backend_requests() == 1
 
 
+@pytest.mark.slow
 def test_purge_by_surrogate_key(stack: Stack):
     """``PURGE`` with ``xkey-purge: <Surrogate-Key of an original>`` from 127.0.0.1 removes every
     cached derivative of that original (every size, format and Accept bucket): the next request for
@@ -378,6 +383,7 @@ def test_purge_by_surrogate_key(stack: Stack):
     assert direct.headers["surrogate-key"] == tag and direct.headers["cache-tag"] == tag
 
 
+@pytest.mark.slow
 def test_replaced_original_then_purge_serves_the_new_image_at_once(photos: Path, tmp_path: Path):
     """The operator's takedown/replace flow end to end: an original is replaced on disk, one
     ``POST /purge`` to the proxy drops it from the proxy's memory and, through the ``varnish:``
@@ -420,6 +426,7 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(photos: Path,
         assert is_hit(cdn.get(unrelated)), "an unrelated original was purged"
 
 
+@pytest.mark.slow
 def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
     """``/info`` is signed and cacheable (``moderation_max_age``, the original's surrogate key), so
     the VCL forwards it, as config/cdn.md says: the proxy's JSON, a hit the second time, gone
@@ -440,6 +447,7 @@ def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
         assert status in (400, 404), (path, status)
 
 
+@pytest.mark.slow
 def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Path):
     """With ``cache_max_age = 1`` (immutable derivatives expire after 1 s) and ``error_max_age = 1``:
     once the only proxy is stopped and the /healthz probe has marked it sick, an expired immutable
@@ -482,6 +490,7 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Pa
         assert cdn.get(expiring).status_code == 503  # an exp: URL is never served past its max-age
 
 
+@pytest.mark.slow
 def test_internal_headers_switch(photos: Path):
     """The documented switch at the top of the VCL: a client listed in ``show_internal_headers``
     sees Surrogate-Key, Cache-Tag, Server-Timing and xkey (they are stripped for everyone else)."""
@@ -665,6 +674,7 @@ def forwarded(varnish: Varnish, header: str, hint: str | None) -> str | None:
     return copies[0] if copies else None
 
 
+@pytest.mark.slow
 def test_hint_table_through_varnish():
     """Every row through the shipped VCL: the backend sees exactly the row's bucket, or no header."""
     with hint_echo() as varnish:
@@ -676,6 +686,7 @@ def test_hint_table_through_varnish():
     assert not wrong, f"the VCL forwards other buckets than the table: {wrong}"
 
 
+@pytest.mark.slow
 def test_hint_table_through_varnish_and_the_proxy(photos: Path):
     """Coherence, end to end: for every row, Varnish in front of the proxy serves the very bytes
     the proxy answers to the row's bucket (or to no header); for what browsers send, also the bytes
@@ -772,6 +783,7 @@ def assert_random_hints(recipe: str, results: list[str | None]) -> None:
     assert len({sent for sent in results}) >= 12, "the random values should reach most buckets"
 
 
+@pytest.mark.slow
 def test_vcl_on_random_hints():
     """Seeded random values through the shipped VCL (seen by the echo backend)."""
     with hint_echo() as varnish:
@@ -817,6 +829,7 @@ DPRS: dict[str | None, list[str | None]] = {
 SAVE_DATA: dict[str | None, list[str | None]] = {"on": ["on", "On", "ON", "oN"], None: ["off", "", "1", None]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vcl", ["shipped", "without-hint-rewrite"])
 def test_client_hints_through_varnish(photos: Path, vcl: str):
     """The proxy (client_hints on) behind the shipped VCL: 20 Sec-CH-Width values of one w:auto URL

@@ -22,6 +22,8 @@ from testkit.images import decode, loader_format
 from testkit.metrics import value
 from testkit.varnish import Varnish, age, is_hit, start_varnish
 
+pytestmark = pytest.mark.slow  # a real Varnish: not in the quick loop (pytest -m 'not slow')
+
 PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 #: Explicit size and format: no negotiation, no ``Vary``, one object per URL in the CDN.
 PATH = f"/w:100/f:webp/demo/{PHOTO}"

@@ -22,6 +22,8 @@ import pytest
 
 from testkit.env import IN_CI, ROOT
 
+pytestmark = pytest.mark.slow  # podman builds and runs the image: not in the quick loop (pytest -m 'not slow')
+
 SCRIPT = ROOT / "scripts" / "container-test"
 TOOLS = ("podman", "mmdebstrap", "runc")
 TIMEOUT = 900  # seconds for the whole script: a cold base image, the build and the checks

@@ -108,6 +108,7 @@ def test_an_expensive_blur_is_refused_before_any_work(origin: Path):
         assert ok.status_code == 200, ok.text
 
 
+@pytest.mark.slow
 def test_the_deadline_bench_runs_and_reports_a_free_thread():
     """``python -m bench.deadline`` end to end (its figures are bench/'s business, not checked here)."""
     root = Path(__file__).resolve().parent.parent

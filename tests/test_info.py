@@ -189,6 +189,7 @@ def behind_varnish(moderated: Path) -> Iterator[tuple[httpx.Client, httpx.Client
         yield proxy, cdn
 
 
+@pytest.mark.slow
 def test_the_admin_view_of_a_blocked_info_is_never_shared_by_varnish(behind_varnish):
     proxy, cdn = behind_varnish
     url = info_url("m", "blocked.jpg")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edgeproxy.http.negotiate import ACCEPT_BUCKETS, accepted_image_types
 from testkit.app import KEY, make_client
@@ -138,6 +139,7 @@ def test_prewarm_cli_takes_presets_by_name(photos: Path, tmp_path: Path):
     assert value(metrics, "edgeproxy_requests_total", status_class="2xx", format="png") == 3
 
 
+@pytest.mark.slow
 def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(photos: Path, tmp_path: Path):
     """Prewarm through Varnish running the shipped VCL, then request the URL a page writes with the
     builder, with real browsers' Accept headers: every one is a hit, and the proxy rendered nothing

@@ -133,6 +133,7 @@ def purge(proxy: httpx.Client, varnish: Varnish, key: str) -> None:
     assert [(h["ok"], h["status"]) for h in response.json()["hooks"]] == [(True, 200)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before", ["missing", "corrupt"])
 def test_cached_error_is_purged_with_the_original(folder: Path, photos: Path, before: str):
     """404 (not uploaded yet) or 422 (a corrupt upload), cached by Varnish for error_max_age (60 s);

@@ -33,6 +33,8 @@ from testkit.images import decode
 from testkit.net import free_port
 from testkit.varnish import counter, is_hit, start_varnish
 
+pytestmark = pytest.mark.slow  # a real Varnish and two proxies restarted: not in the quick loop (pytest -m 'not slow')
+
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 DOWN_SECONDS = 3.0  # how long the stopped proxy stays down

@@ -27,6 +27,8 @@ from testkit.images import decode, loader_format
 from testkit.moto import moto_s3
 from testkit.varnish import is_hit, start_varnish
 
+pytestmark = pytest.mark.slow  # a real Varnish: not in the quick loop (pytest -m 'not slow')
+
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PORTRAIT = "giunchedi-portrait.jpg"  # 800 x 533
 MODERATION_MAX_AGE = 2  # seconds

@@ -27,6 +27,8 @@ from testkit.images import decode, loader_format
 from testkit.net import free_port
 from testkit.varnish import Varnish, counter, is_hit, start_varnish
 
+pytestmark = pytest.mark.slow  # a real Varnish: not in the quick loop (pytest -m 'not slow')
+
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PHOTO = "no-face.jpg"
 IMMUTABLE = "public, max-age=31536000, immutable"
