@@ -257,7 +257,7 @@ def test_json_formatter_writes_one_object_per_line():
     assert data["status"] == 200 and data["message"] == "request" and data["time"].endswith("Z")
 
 
-def test_readyz_checks_encoders(client):
-    body = client.get("/readyz").json()
+def test_readyz_checks_encoders(photo_client):
+    body = photo_client.get("/readyz").json()
     jxl = {"jxl": True} if EXTRAS["jxl"] else {}  # JPEG XL output only with the [jxl] extra
     assert body["encoders"] == {"avif": True, "webp": True, "jpeg": True, "png": True, "gif": True, **jxl}
