@@ -1,30 +1,24 @@
 """``python -m bench``: edgeproxy vs thumbor vs the libvips ceiling, side by side, in one run.
 
-Prints a table and writes ``bench/results.md``. Every load is bounded in time and targets
+Prints a report; ``--write`` also puts it at the head of ``bench/results.md`` (the other benchmarks'
+``## `` sections there are kept). Every load is bounded in time and targets
 127.0.0.1 only. Needs wrk (Debian package ``wrk``); installs thumbor into its own virtualenv under
 ``--workdir`` on first use.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
 
-import pyvips
-
-from bench import ceiling, load, servers
+from bench import ceiling, load, report, servers
 from bench.workload import prepare
 from edgeproxy import __version__
 from edgeproxy.settings import Settings, load_settings
 from edgeproxy.url.signing import sign_path
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
 #: Output settings shared by edgeproxy and the ceiling in the benchmark, matching imgproxy's
 #: harness (progressive JPEG) and otherwise edgeproxy's defaults.
@@ -55,21 +49,14 @@ def measure(server: servers.Server, paths: list[str], connections: int, seconds:
     return result
 
 
-#: Where the sections other benchmarks keep in the same file begin (``## CDN replay`` by bench.cdn,
-#: ``## Formats: ...`` by bench.formats): the first level-2 heading, which this report never writes.
-OTHER_SECTIONS = re.compile(r"^## ", re.MULTILINE)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    parser = report.parser("bench", __doc__, corpus=True)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/edgeproxy-bench"))
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--concurrency", default="2,16")
     parser.add_argument("--workloads", default="jpeg,png,webp,avif,12mp-webp800")
     parser.add_argument("--servers", default="edgeproxy,thumbor")
     parser.add_argument("--no-storm", action="store_true", help="skip the single-URL storm")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
     args = parser.parse_args(argv)
     if not load.wrk_available():
         print("bench: wrk not found (apt-get install wrk)", file=sys.stderr)
@@ -127,13 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         for server in running.values():
             server.stop()
 
-    report = render_report(results, workloads, concurrencies, cores, storm, args)
-    print(report)
-    # Keep the sections other benchmarks wrote (every "## " section: bench.cdn, bench.formats).
-    old = args.output.read_text() if args.output.exists() else ""
-    other = OTHER_SECTIONS.search(old)
-    kept = old[other.start() :] if other else ""
-    args.output.write_text(report.rstrip("\n") + "\n\n" + kept if kept else report)
+    head = render_report(results, workloads, concurrencies, storm, args, report.command("bench", argv))
+    print(head)
+    if args.write:  # the head of the file; the "## " sections other benchmarks wrote are kept
+        report.write_head(args.output, head)
+        print(f"written to {args.output}")
     return 0
 
 
@@ -141,7 +126,9 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "n/a"
 
 
-def render_report(results, workloads, concurrencies, cores, storm, args) -> str:
+def render_report(results, workloads, concurrencies, storm, args, command: str) -> str:
+    """The head of bench/results.md: how it was run, then the table of every workload and concurrency."""
+    cores = os.cpu_count() or 2
     thumbor_versions = {}
     venv = args.workdir / "thumbor-venv"
     if (venv / "bin" / "python").exists():
@@ -149,11 +136,9 @@ def render_report(results, workloads, concurrencies, cores, storm, args) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `python -m bench "
-        f"--seconds {args.seconds:g}` on {cores} cores ({platform.processor() or platform.machine()}, "
-        f"{platform.python_implementation()} {platform.python_version()}).",
-        f"edgeproxy {__version__}, libvips {'.'.join(str(pyvips.version(i)) for i in range(3))} (pyvips-binary), "
-        + ", ".join(f"{k} {v}" for k, v in thumbor_versions.items())
+        f"{report.run_line(command)}.",
+        f"edgeproxy {__version__} (libvips from pyvips-binary)"
+        + "".join(f", {k} {v}" for k, v in thumbor_versions.items())
         + ".",
         "Ceiling: the libvips operations edgeproxy runs for each URL (`bench/ceiling.py`), in as many threads "
         "as cores, measured right before and right after the servers on that workload (mean shown; "

@@ -1,6 +1,6 @@
 """A step that reads out of order: the resized image computed into memory, or a random-access decode?
 
-    python -m bench.access [--repeat 5] [--no-write]
+    python -m bench.access [--repeat 5] [--write]
 
 For ``rot:90`` (it reads its input column by column) on JPEG and PNG originals of 2725 × 2225 (the
 corpus' flickr photo) and 6000 × 4000 (the same, enlarged), at full size, half size and 600 px wide:
@@ -12,27 +12,22 @@ corpus' flickr photo) and 6000 × 4000 (the same, enlarged), at full size, half 
 
 Prints the best of ``--repeat`` milliseconds (one thread, ``VIPS_CONCURRENCY`` 1) and the peak of
 libvips' tracked pixel memory, each variant measured in a fresh process; writes the table as the
-``## Access modes`` section of bench/results.md (``--no-write``: print only).
+``## Access modes`` section of bench/results.md with ``--write`` (default: print only).
 """
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import datetime
 import multiprocessing
-import platform
 import time
-from pathlib import Path
 
 import pyvips
 
-from bench.sections import publish
+from bench import report
 from edgeproxy.render import encoding, vips
 from edgeproxy.render.geometry import jpeg_shrink
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = report.default_corpus()
 OPTIONS = encoding.EncodeOptions(
     avif_effort=0, webp_effort=2, jpeg_progressive=False, png_compression=6, jxl_effort=4, threads=1
 )
@@ -104,19 +99,16 @@ def rows(repeat: int) -> list[str]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = report.parser("bench.access", __doc__)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     lines = rows(args.repeat)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
             "## Access modes (python -m bench.access)",
             "",
-            f"Run {stamp} with `python -m bench.access --repeat {args.repeat}` on {multiprocessing.cpu_count()} cores "
-            f"({platform.machine()}, libvips {vips.version()}), one thread: `rot:90` then JPEG q80; best of "
+            f"{report.run_line(report.command('bench.access', argv))}, one thread: `rot:90` then JPEG q80; best of "
             f"{args.repeat} after a warm-up, ms; peak libvips tracked memory, MB, each in a fresh process.",
             "",
             "| original | output | in memory ms | random ms | ratio | in memory MB | random MB |",
@@ -125,7 +117,7 @@ def main() -> None:
             "",
         ]
     )
-    publish(section, ROOT / "bench" / "results.md", not args.no_write)
+    report.publish(section, args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Prints median and p99 milliseconds and the ratio of each median to ``/healthz``'
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import report
 from bench.servers import Server
 from edgeproxy.settings import SAMPLES_DIR
 from edgeproxy.url.signing import sign_path
@@ -49,7 +49,7 @@ def _times(client: httpx.Client, template: str, repeat: int, expect: int) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.parser("bench.attacks", __doc__, output=False)  # prints its table only
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,15 +9,11 @@ carries redacted: the derivative's bytes before and after ``DerivativeSigner.sig
 certificates made here, no time-stamp), the ratio, and the median milliseconds of a signature
 (``redactions`` included); then the median milliseconds of ``read_manifest`` and of ``redactions`` on
 the originals with a manifest and on a JPEG without one. One thread. Prints a table and writes it as
-the ``## C2PA`` section of bench/results.md (``--no-write``: print only).
+the ``## C2PA`` section of bench/results.md with ``--write`` (default: print only).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,14 +22,13 @@ from pathlib import Path
 import c2pa
 import pyvips
 
-from bench.sections import publish
+from bench import report
 from edgeproxy.provenance.context import C2paContexts
 from edgeproxy.provenance.read import read_manifest
 from edgeproxy.provenance.redact import redactions
 from edgeproxy.provenance.sign import DerivativeSigner, derivative_actions
 from testkit.c2pa import make_credentials, sign_original
 
-ROOT = Path(__file__).resolve().parent.parent
 ORIGINALS = ("giunchedi-portrait.jpg", "flickr-2725x2225.jpg", "c2pa-signed.jpg")
 CHAIN = "camera -> editor chain"  # made from giunchedi-portrait.jpg by :func:`originals`
 FORMATS = (("jpeg", "image/jpeg", ".jpg"), ("webp", "image/webp", ".webp"))
@@ -118,28 +113,20 @@ def read_rows(sources: dict[str, bytes], runs: int, contexts: C2paContexts) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.c2pa", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
-    )
+    parser = report.parser("bench.c2pa", __doc__, corpus=True)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if not all((args.corpus / name).is_file() for name in ORIGINALS):
         parser.error(f"no corpus with {', '.join(ORIGINALS)} at {args.corpus}")
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sources = originals(args.corpus)
     contexts = C2paContexts()  # as the app builds them at start-up
     section = "\n".join(
         [
             "## C2PA (python -m bench.c2pa)",
             "",
-            f"Run {now} with `python -m bench.c2pa --runs {args.runs}` on {os.cpu_count()} cores "
-            f"({platform.machine()}, "
-            f"CPython {platform.python_version()}), one thread; c2pa-python {c2pa.__version__} (c2pa-rs "
-            f"{c2pa.sdk_version()}), libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}. "
+            f"{report.run_line(report.command('bench.c2pa', argv))}, one thread; c2pa-python {c2pa.__version__} "
+            f"(c2pa-rs {c2pa.sdk_version()}). "
             f"A {args.width}-px derivative (libvips defaults: JPEG Q75, WebP Q75) signed by `DerivativeSigner.sign`: "
             "ES256, a chain of two certificates, no time-stamp, no thumbnails, the original as `parentOf` ingredient, "
             "c2pa.opened + c2pa.redacted (one per redacted assertion) + c2pa.resized + c2pa.transcoded. The "
@@ -161,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    publish(section, args.output, not args.no_write)
+    report.publish(section, args)
     return 0
 
 

@@ -23,18 +23,14 @@ Measured per scenario: Varnish's hit ratio (``X-Varnish`` with two ids), the pro
 origin reads (its own ``/metrics``, read directly), Varnish's backend requests, stored objects and
 LRU evictions (varnishstat), client latency p50/p99 (ms), errors (non-200) and format violations
 (a ``Content-Type`` the request's ``Accept`` does not allow: must be 0). Prints a Markdown table
-and writes it into ``bench/results.md`` (``--no-write``: print only). Every server listens on
+and, with ``--write``, puts it into ``bench/results.md`` (default: print only). Every server listens on
 127.0.0.1 and is stopped at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime
 import json
-import os
-import platform
 import random
 import re
 import statistics
@@ -49,7 +45,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.sections import publish
+from bench import report as reporting
 from bench.servers import Server, start_edgeproxy
 from edgeproxy import __version__, prewarm
 from edgeproxy.http.negotiate import accepted_image_types
@@ -416,14 +412,12 @@ def report(
     counts = distinct(requests)
     shares = Counter(r.client.bucket for r in requests)
     accepts = len({r.client.accept for r in requests})
-    cores = os.cpu_count() or 0
     return "\n".join(
         [
             "## CDN replay (python -m bench.cdn)",
             "",
-            f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {cores} cores "
-            f"({platform.processor() or platform.machine()}, CPython {platform.python_version()}), seed {seed}, "
-            f"{clients} concurrent clients; edgeproxy {__version__} behind {varnish_version()} running "
+            f"{reporting.run_line(command)}, seed {seed}, {clients} concurrent clients; "
+            f"edgeproxy {__version__} behind {varnish_version()} running "
             "`config/varnish/default.vcl` (`raw-vary`: the same file without its Accept rewrite), "
             "`-s malloc,32m` (testkit.varnish), load generator on the same machine.",
             f"Workload (`bench/cdn.py`): {len(requests)} requests `w:W/f:auto`, {len(photos)} corpus photos by Zipf "
@@ -447,18 +441,15 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cdn", description=__doc__.splitlines()[0])
+    parser = reporting.parser("bench.cdn", __doc__, corpus=True)
     parser.add_argument("--requests", type=int, default=1000, help="requests in the replay (default %(default)s)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s)")
     parser.add_argument("--seed", type=int, default=20240611, help="workload RNG seed (default %(default)s)")
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument(
         "--scenarios",
         default="buckets,raw-vary,buckets+prewarm",
         help=f"comma-separated, of {', '.join(SCENARIOS)} (default %(default)s)",
     )
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write --output")
     args = parser.parse_args(argv)
     unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
     if unknown:
@@ -478,8 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_scenario(SCENARIOS[name], args.corpus, photos, requests, args.clients)
         results.append(result)
         print(f"{name}: done in {time.monotonic() - started:.0f} s", flush=True)
-    command = " ".join(["python -m bench.cdn", *(sys.argv[1:] if argv is None else argv)])
-    publish(report(results, requests, photos, command, args.seed, args.clients), args.output, not args.no_write)
+    command = reporting.command("bench.cdn", argv)
+    reporting.publish(report(results, requests, photos, command, args.seed, args.clients), args)
     return 0
 
 

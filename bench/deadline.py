@@ -1,6 +1,6 @@
 """How soon a render past its deadline lets go of its thread (the cancel latency).
 
-    python -m bench.deadline [--runs 3] [--timeout 1.0] [--no-write]
+    python -m bench.deadline [--runs 3] [--timeout 1.0] [--write]
 
 Starts ``edgeproxy serve`` (one process, 2 render threads, ``request_timeout`` = ``--timeout``,
 ``max_blur_cost`` off) on a synthetic 6000 × 4000 JPEG, then per run sends two concurrent
@@ -9,15 +9,11 @@ deadline, and polls ``edgeproxy_worker_utilization`` on ``/metrics`` every few m
 both render threads are idle. Prints, per run, when the 504s came (after the requests were sent),
 the cancel latency (idle threads minus the last 504), the server's CPU seconds spent after the last
 504, and when a small render sent once the threads are idle had its 200 (after the last 504). Writes the table as the
-``## Deadline`` section of bench/results.md (``--no-write``: print only).
+``## Deadline`` section of bench/results.md with ``--write`` (default: print only).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
 import re
 import sys
 import tempfile
@@ -26,15 +22,13 @@ import time
 from pathlib import Path
 
 import httpx
-import pyvips
 
-from bench.sections import publish
+from bench import report
 from bench.servers import Server
 from edgeproxy.url.signing import sign_path
 from testkit import coordinates
 from testkit.net import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-deadline"
 RUNAWAY = "/blur:100/sharpen:10/f:jpeg/v:{run}{k}/o/big.jpg"
 
@@ -75,12 +69,11 @@ def run_once(server: Server, client: httpx.Client, run: int) -> dict[str, float]
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = report.parser("bench.deadline", __doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=1.0, help="request_timeout, seconds")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
         (Path(root) / "big.jpg").write_bytes(coordinates.image(6000, 4000).jpegsave_buffer(Q=80))
         (Path(root) / "small.jpg").write_bytes(coordinates.image(300, 200).jpegsave_buffer(Q=80))
@@ -119,15 +112,12 @@ def main() -> None:
         f"{r['cpu_after_s']:.2f} | {r['small_status']} at {r['small_ms']:.0f} ms |"
         for i, r in enumerate(results)
     ]
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
             "## Deadline (python -m bench.deadline)",
             "",
-            f"Run {stamp} with `python -m bench.deadline --runs {args.runs} --timeout {args.timeout}` on "
-            f"{os.cpu_count()} cores ({platform.machine()}, "
-            f"libvips {'.'.join(str(pyvips.version(i)) for i in range(3))}): "
-            "two concurrent `blur:100/sharpen:10` renders of a 6000×4000 JPEG, 2 render threads. Cancel latency: from "
+            f"{report.run_line(report.command('bench.deadline', argv))}: two concurrent `blur:100/sharpen:10` "
+            "renders of a 6000×4000 JPEG, 2 render threads. Cancel latency: from "
             "the last 504 to both render threads idle (`edgeproxy_worker_utilization` 0, polled every 2 ms).",
             "",
             "| run | runaway answers | cancel latency ms | server CPU s after the 504s "
@@ -137,7 +127,7 @@ def main() -> None:
             "",
         ]
     )
-    publish(section, ROOT / "bench" / "results.md", not args.no_write)
+    report.publish(section, args)
 
 
 if __name__ == "__main__":

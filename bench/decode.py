@@ -4,25 +4,20 @@ For each corpus file tagged bmp, ico, psd, jp2, heic or jxl, and AVIF for compar
 (``source.probe``) and the full decode into libvips memory (``vips.load_pillow(...).copy_memory()``),
 one thread, best of ``--repeat`` after a warm-up: what the first render of such an original pays
 before resizing (these decoders have no shrink-on-load). Files whose extra is not installed are
-listed as such. Prints a table and writes it as the ``## Decoders`` section of bench/results.md
-(``--no-write``: print only).
+listed as such. Prints a table; with ``--write``, also puts it into bench/results.md as the
+``## Decoders`` section.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-from bench.sections import publish
+from bench import report
 from edgeproxy.errors import ProxyError
 from edgeproxy.render import pillow, source, vips
 
-ROOT = Path(__file__).resolve().parent.parent
 TAGS = ("bmp", "ico", "psd", "jp2", "heic", "jxl", "avif")
 DECODER = {
     "bmp": "Pillow",
@@ -76,25 +71,18 @@ def rows(corpus: Path, repeat: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.decode", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
-    )
+    parser = report.parser("bench.decode", __doc__, corpus=True)
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if not (args.corpus / "MANIFEST.json").is_file():
         parser.error(f"no corpus at {args.corpus}")
     vips.configure(1)
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
             "## Decoders (python -m bench.decode)",
             "",
-            f"Run {now} with `python -m bench.decode --repeat {args.repeat}` on {os.cpu_count()} cores "
-            f"({platform.machine()}, CPython {platform.python_version()}), one decoder thread; libvips "
-            f"{vips.version()}, {pillow.versions()}. Header: `source.probe`; decode: `vips.load_pillow(...)"
+            f"{report.run_line(report.command('bench.decode', argv))}, one decoder thread; "
+            f"{pillow.versions()}. Header: `source.probe`; decode: `vips.load_pillow(...)"
             f".copy_memory()` (upright pixels with the ICC profile, in libvips memory); best of {args.repeat} "
             "after one warm-up, milliseconds.",
             "",
@@ -104,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    publish(section, args.output, not args.no_write)
+    report.publish(section, args)
     return 0
 
 

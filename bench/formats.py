@@ -14,8 +14,8 @@ returns a quality that meets the target while the one below it does not). The se
 one process per core; then, alone on the machine, each chosen quality is encoded ``REPEATS``
 times and its size and median encode time (wall and process CPU) are recorded. Every encoder runs
 with ``THREADS`` thread(s), as edgeproxy runs them by default (``vips_concurrency`` = 1).
-Prints Markdown tables and writes them as a section of ``bench/results.md`` (``--no-write``:
-print only; ``--quick``: 2 photos, target 70).
+Prints Markdown tables; ``--write`` also puts them into ``bench/results.md`` as its section
+(``--quick``: 2 photos, target 70).
 
 Sources. SSIMULACRA2: Jon Sneyers, Cloudinary, 2022, https://github.com/cloudinary/ssimulacra2
 (also libjxl's ``tools/ssimulacra2``); score scale: 90 = visually lossless at 1:1 viewing, 70 = high
@@ -29,15 +29,12 @@ pillow-jxl-plugin (``quality`` is mapped to a Butteraugli distance by libjxl's
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import importlib.metadata
 import io
 import json
 import math
 import multiprocessing
 import os
-import platform
 import re
 import statistics
 import sys
@@ -50,12 +47,11 @@ from pathlib import Path
 import pyvips
 from PIL import Image
 
-from bench.sections import publish
+from bench import report as reporting
 from edgeproxy.compose import encoder_options
 from edgeproxy.render import encoding, vips
 from edgeproxy.settings import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 HEADING = "## Formats: bytes at equal quality (python -m bench.formats)"
 WIDTH = 1024  # px: the derivative's width
 #: Only photos at least this wide: smaller ones would be upscaled to WIDTH (smooth, interpolated
@@ -109,11 +105,6 @@ def configure() -> None:
 
 
 # --- the photos and the reference ----------------------------------------------------------------
-
-
-def default_corpus() -> Path:
-    """``$EDGEPROXY_CORPUS``, else ``../shared/corpus`` beside the repository (as tests/conftest.py)."""
-    return Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 
 def select_photos(corpus: Path, limit: int = MAX_PHOTOS) -> list[str]:
@@ -388,8 +379,8 @@ def reading(results: dict, photos: Sequence[str], targets: Sequence[float]) -> s
     )
 
 
-def machine() -> str:
-    """Cores, CPU, Python, libvips and the encoders' library versions that can be read."""
+def libraries() -> str:
+    """The encoders' and the metric's library versions that can be read (``report.machine`` has libvips)."""
 
     def version(dist: str) -> str:
         try:
@@ -405,11 +396,8 @@ def machine() -> str:
         libjxl = match.group(1).decode() if match else "?"
     except (ImportError, OSError):
         pass
-    vips = ".".join(str(pyvips.version(i)) for i in range(3))
     return (
-        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}, "
-        f"{platform.python_implementation()} {platform.python_version()}); libvips {vips} "
-        f"(pyvips-binary {version('pyvips-binary')}: libjpeg-turbo, libwebp, libheif + aom), "
+        f"pyvips-binary {version('pyvips-binary')} (libjpeg-turbo, libwebp, libheif + aom), "
         f"Pillow {version('pillow')}, pillow-jxl-plugin {version('pillow-jxl-plugin')} (libjxl {libjxl}), "
         f"ssimulacra2 {version('ssimulacra2')} (Python port)"
     )
@@ -428,8 +416,7 @@ def report(
     lines = [
         HEADING,
         "",
-        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `{command}` in {seconds:.0f} s on "
-        f"{machine()}.",
+        f"{reporting.run_line(command)} in {seconds:.0f} s; {libraries()}.",
         "",
         f"Method (`bench/formats.py`): each photo is decoded by libvips `thumbnail` to a {WIDTH}-px-wide 8-bit sRGB "
         "derivative (autorotated, ICC/CMYK to sRGB), the reference. For each encoder and SSIMULACRA2 target, a "
@@ -471,17 +458,9 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.formats", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--corpus",
-        type=Path,
-        default=default_corpus(),
-        help="corpus folder with MANIFEST.json (default: $EDGEPROXY_CORPUS or ../shared/corpus)",
-    )
+    parser = reporting.parser("bench.formats", __doc__, corpus=True)
     parser.add_argument("--quick", action="store_true", help=f"2 photos, target {QUICK_TARGETS[0]}")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="search processes (default: cores)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write --output")
     args = parser.parse_args(argv)
     missing = []
     for module, dist in (("pillow_jxl", "pillow-jxl-plugin"), ("ssimulacra2", "ssimulacra2")):
@@ -557,9 +536,9 @@ def main(argv: list[str] | None = None) -> int:
                 }
         print(f"{time.monotonic() - started:6.0f} s  timed {photo}", flush=True)
 
-    command = " ".join(["python -m bench.formats", *(sys.argv[1:] if argv is None else argv)])
+    command = reporting.command("bench.formats", argv)
     section = report(results, photos, sizes, targets, command, time.monotonic() - started, notes)
-    publish(section, args.output, not args.no_write)
+    reporting.publish(section, args)
     return 0
 
 

@@ -8,7 +8,6 @@ which stages the two servers share (the same libjpeg-turbo, libavif/dav1d and zl
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
 from collections.abc import Callable
@@ -17,13 +16,13 @@ from pathlib import Path
 import pyvips
 from PIL import Image
 
+from bench import report
 from bench.workload import Workload, prepare
 from edgeproxy.compose import encoder_options
 from edgeproxy.render import encoding, source, vips
 from edgeproxy.render.geometry import jpeg_shrink
 from edgeproxy.settings import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 PIL_SAVE = {
     "jpeg": ("JPEG", {"quality": 80, "progressive": True}),
     "png": ("PNG", {"compress_level": 6}),
@@ -78,12 +77,11 @@ def pillow_stages(data: bytes, w: Workload, repeat: int) -> list[float]:
     return [decode_ms, resize_ms, encode_ms]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+def main(argv: list[str] | None = None) -> int:
+    parser = report.parser("bench.profile", __doc__, corpus=True, output=False)  # prints its table only
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/edgeproxy-bench"))
     parser.add_argument("--repeat", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     vips.configure(1)
     folder = args.workdir / "images"
     print("| workload | libvips decode | resize | encode | total | Pillow decode | resize | encode | total |")

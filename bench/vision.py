@@ -17,16 +17,14 @@ faces), flickr-2725x2225.jpg scaled to 4000x3000, and the same with 12 and with 
 portrait's face pasted at 1.5 % and 1 % of its width (a crowd). ``--repeat`` / 5 runs each.
 
 Models: ``--models`` or ``edgeproxy models fetch``'s folder; corpus: ``--corpus``,
-``$EDGEPROXY_CORPUS`` or ../shared/corpus. Writes its sections of bench/results.md unless
-``--no-write``.
+``$EDGEPROXY_CORPUS`` or ../shared/corpus. Prints its two sections; ``--write`` also puts them
+into bench/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ import numpy as np
 import onnxruntime
 import pyvips
 
-from bench.sections import publish
+from bench import report
 from edgeproxy.render import pipeline
 from edgeproxy.vision.analysis import Vision, small_rgb
 from edgeproxy.vision.faces import FaceModel
@@ -43,7 +41,6 @@ from edgeproxy.vision.models import default_dir
 from edgeproxy.vision.nsfw import NsfwModel
 from edgeproxy.vision.runtime import DEFAULT_PROVIDERS
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ("giunchedi-portrait.jpg", "flickr-2725x2225.jpg")
 SIDE = 640
 #: The portrait's hand-labelled face (x0, y0, x1, y1, pixels of the 800x533 original).
@@ -108,7 +105,7 @@ def analyse_before(vision: Vision, data: bytes) -> int:
     return len(vision.faces.detect(rgb, min_score=vision.min_score))
 
 
-def analysis_section(args: argparse.Namespace, nsfw: NsfwModel, faces: FaceModel) -> str:
+def analysis_section(args: argparse.Namespace, command: str, nsfw: NsfwModel, faces: FaceModel) -> str:
     """The before/now table of whole analyses on 12-megapixel originals."""
     vision = Vision(nsfw, faces, max_side=960, min_score=0.5, candidate_score=0.05, cache_entries=0)
     originals = {
@@ -121,7 +118,7 @@ def analysis_section(args: argparse.Namespace, nsfw: NsfwModel, faces: FaceModel
     lines = [
         "## Vision: analysis of a 12-megapixel original, before and after (python -m bench.vision)",
         "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores ({platform.machine()}), "
+        f"{report.run_line(command)}, "
         f"{args.threads} ONNX Runtime thread(s), providers {', '.join(faces.providers)}; median of {repeat} runs after "
         "a warm-up. Before: a 640-px copy, open_nsfw, one CenterFace pass (faces from about 2 % of the long side). "
         "Now (default settings): a 960-px copy, open_nsfw, `FaceModel.find` (two scales and a second look at "
@@ -153,15 +150,12 @@ def analysis_section(args: argparse.Namespace, nsfw: NsfwModel, faces: FaceModel
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.vision", description=__doc__.splitlines()[0])
+    parser = report.parser("bench.vision", __doc__, corpus=True)
     parser.add_argument("--models", type=Path, default=default_dir(), help="models folder (default %(default)s)")
-    parser.add_argument(
-        "--corpus", type=Path, default=Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
-    )
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not update bench/results.md")
     args = parser.parse_args(argv)
+    command = report.command("bench.vision", argv)
     missing = [
         str(p) for p in [args.corpus / name for name in (*IMAGES, "iphone-p3-orientation-6.jpg")] if not p.is_file()
     ]
@@ -171,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Vision: inference per model (python -m bench.vision)",
         "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m bench.vision` on "
-        f"{os.cpu_count()} cores ({platform.machine()}, CPython {platform.python_version()}), onnxruntime "
-        f"{onnxruntime.__version__} (the onnxruntime-gpu wheel; providers asked: {', '.join(DEFAULT_PROVIDERS)}), "
+        f"{report.run_line(command)}, onnxruntime {onnxruntime.__version__} "
+        f"(the onnxruntime-gpu wheel; providers asked: {', '.join(DEFAULT_PROVIDERS)}), "
         f"{args.threads} ONNX Runtime thread(s), {args.repeat} runs after a warm-up. Each time is pre-processing + "
         "inference + post-processing on a 640-px sRGB copy, one pass (`FaceModel.detect`); a request's analysis "
         "now sees a 960-px copy and finds faces with `FaceModel.find` (next section).",
@@ -195,12 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {label} | {', '.join(model.providers)} | {load_ms:.0f} | {name} | "
                 f"{array.shape[1]}×{array.shape[0]} | {median:.1f} | {p90:.1f} |"
             )
-    publish("\n".join(lines) + "\n", ROOT / "bench" / "results.md", not args.no_write)
-    publish(
-        analysis_section(args, loaded["open_nsfw"], loaded["CenterFace"]),
-        ROOT / "bench" / "results.md",
-        not args.no_write,
-    )
+    report.publish("\n".join(lines) + "\n", args)
+    report.publish(analysis_section(args, command, loaded["open_nsfw"], loaded["CenterFace"]), args)
     return 0
 
 

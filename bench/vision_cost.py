@@ -11,8 +11,8 @@ original to the proxy (its own fetch, analysis and render):
 Configurations: ``plain`` (no vision), ``moderated`` (``moderation`` on with ``nsfw_model``),
 ``g:face`` (``face_model``, URLs with ``w:400/h:400/fit:cover/g:face``, against ``g:smart`` URLs on
 the plain server), ``redact`` (``redact:faces`` against the same URL without it), ``c2pa`` is in
-``python -m bench.c2pa``. Prints medians and the difference in ms, and puts a
-section into bench/results.md (unless ``--no-write``).
+``python -m bench.c2pa``. Prints medians and the difference in ms; ``--write`` also puts the
+section into bench/results.md.
 
 ``batch``: N cold originals requested at once from a moderated server (each needs its analysis and
 its render): when do the answers come, as fractions of the whole batch's time? First come, first
@@ -22,10 +22,7 @@ earliest deadline first spreads them (the median answer near half the batch).
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -34,14 +31,13 @@ from pathlib import Path
 
 import httpx
 
-from bench.sections import publish
+from bench import report
 from bench.servers import start_edgeproxy
 from edgeproxy.url.signing import PathSigner
 from edgeproxy.vision.models import default_dir
 from testkit.net import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("EDGEPROXY_CORPUS", ROOT.parent / "shared" / "corpus"))
+CORPUS = report.default_corpus()
 KEY = "bench-key"
 PHOTOS = ("giunchedi-portrait.jpg", "flickr-2725x2225.jpg")
 
@@ -140,17 +136,15 @@ def batch(photo: str, copies: int, models: Path, threads: int = 2) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.parser("bench.vision_cost", __doc__)
     parser.add_argument("--copies", type=int, default=40, help="distinct originals per photo (default 40)")
     parser.add_argument("--batch", type=int, default=20, help="cold originals requested at once (default 20)")
     parser.add_argument("--models", type=Path, default=default_dir())
-    parser.add_argument("--no-write", action="store_true", help="print only; do not update bench/results.md")
     args = parser.parse_args(argv)
     lines = [
         "## Vision: cost per request (python -m bench.vision_cost)",
         "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m bench.vision_cost` on "
-        f"{os.cpu_count()} cores ({platform.machine()}, CPython {platform.python_version()}), CPU only "
+        f"{report.run_line(report.command('bench.vision_cost', argv))}, CPU only "
         "(onnxruntime-gpu falling back to CPUExecutionProvider), one render thread, requests one at a time. "
         "cold: the first derivative of an original (fetch, analysis, render); warm: a second derivative of the same "
         "original at another width (analysis cached). Baseline: the same URL on a server without vision "
@@ -179,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {photo} | {found['first']:.2f} | {found['median']:.2f} | {found['last']:.2f} | "
             f"{found['first'] / found['last']:.2f} | {found['median'] / found['last']:.2f} |"
         )
-    publish("\n".join(lines) + "\n", ROOT / "bench" / "results.md", not args.no_write)
+    report.publish("\n".join(lines) + "\n", args)
     return 0
 
 

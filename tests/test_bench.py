@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit.env import ROOT, require_tool
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but wrk is missing (.ci/run installs it)")
-        pytest.skip("wrk not installed (apt-get install wrk)")
+    require_tool("wrk", "apt-get install wrk; .ci/run installs it")
     output = tmp_path / "results.md"
     subprocess.run(
         [
@@ -37,6 +34,7 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
             "--servers",
             "edgeproxy",
             "--no-storm",
+            "--write",
             "--output",
             str(output),
         ],
@@ -54,6 +52,7 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
     assert cells[10] == "0"  # errors
 
 
+@pytest.mark.slow
 def test_attack_bench_runs_and_reports_every_case():
     out = subprocess.run(
         [sys.executable, "-m", "bench.attacks", "--repeat", "3"],
@@ -92,6 +91,7 @@ def test_format_bench_quality_search_bisects_to_the_first_quality_meeting_each_t
     assert len(calls) < 4 * 7
 
 
+@pytest.mark.slow
 def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metric(corpus: Path):
     pytest.importorskip("pillow_jxl", reason="bench.formats needs pillow-jxl-plugin (the jxl extra)")
     pytest.importorskip("ssimulacra2", reason="bench.formats needs ssimulacra2 (the bench extra)")
@@ -108,3 +108,50 @@ def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metr
         q = found[70]
         assert q is not None and scores[q] >= 70, (codec.label, scores)
         assert q == 1 or scores[q - 1] < 70, (codec.label, scores)  # the quality below was scored and fails
+
+
+# -- bench/report.py: the options, header and publishing every benchmark shares ------------------------------
+
+
+def test_the_report_header_names_the_run_command_cores_and_machine():
+    from bench import report
+
+    shown = report.command("bench.cdn", ["--requests", "50", "--write", "--output", "x.md", "--seed=3", "--output=y"])
+    assert shown == "python -m bench.cdn --requests 50 --seed=3"  # where the report went is not how it was made
+    line = report.run_line(shown)
+    assert re.fullmatch(
+        r"Run \d{4}-\d\d-\d\d \d\d:\d\d UTC with `python -m bench\.cdn --requests 50 --seed=3` on \d+ cores "
+        r"\([^,]+, libvips \d+\.\d+\.\d+, \w+ \d+\.\d+\.\d+\)",
+        line,
+    ), line
+    args = report.parser("bench.x", "First line.\n\nMore.", corpus=True).parse_args([])
+    assert (args.write, args.output, args.corpus) == (False, report.RESULTS, report.default_corpus())
+
+
+def test_publish_prints_and_writes_only_with_write(tmp_path: Path, capsys):
+    from bench import report
+
+    output = tmp_path / "results.md"
+    output.write_text("# Benchmark results\n\nhead\n\n## A\n\nold a\n\n## B\n\nold b\n")
+    parser = report.parser("bench.x", "X.")
+    report.publish("## A\n\nnew a\n", parser.parse_args(["--output", str(output)]))
+    assert "new a" in capsys.readouterr().out
+    assert "old a" in output.read_text()  # printed only
+    report.publish("## A\n\nnew a\n", parser.parse_args(["--write", "--output", str(output)]))
+    assert output.read_text() == "# Benchmark results\n\nhead\n\n## A\n\nnew a\n\n## B\n\nold b\n"
+    report.publish("## C\n\nc\n", parser.parse_args(["--write", "--output", str(output)]))
+    assert output.read_text().endswith("## B\n\nold b\n\n## C\n\nc\n")
+    report.write_head(output, "# Benchmark results\n\nnew head\n")
+    assert output.read_text().startswith("# Benchmark results\n\nnew head\n\n## A\n\nnew a\n")
+
+
+def test_every_benchmark_parses_its_options_and_publishes_through_bench_report():
+    """No benchmark builds its own argument parser, its own header or writes bench/results.md itself."""
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        source = path.read_text()
+        if path.name == "report.py" or "def main(" not in source:
+            continue
+        assert "argparse.ArgumentParser(" not in source, path.name
+        assert "report.parser(" in source or "reporting.parser(" in source, path.name
+        assert ".write_text(" not in source or path.name in ("workload.py",), path.name
+        assert "--no-write" not in source, path.name

@@ -1,7 +1,7 @@
 """A real headless Chromium against edgeproxy: what the browser asked for, received and decoded.
 
 The page is served from one 127.0.0.1 port (a small Starlette app) and its images point at
-edgeproxy on another (``client_hints = true``, the corpus as origin ``demo``), so the proxy is a
+edgeproxy on another (``client_hints = true``, the synthetic library as origin ``demo``), so the proxy is a
 third party as it is behind a CDN host. All markup (``<picture>``, ``srcset``, URLs) comes from
 ``edgeproxy.url.builders.UrlBuilder``. Playwright for Python drives Debian's ``/usr/bin/chromium`` (never a
 downloaded browser: ``executable_path`` is given, ``playwright install`` is never run); every image
@@ -41,7 +41,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from edgeproxy.url.builders import UrlBuilder
-from tests.conftest import IN_CI, KEY, ROOT, decode, loader_format, make_served, serve_app
+from testkit.app import KEY, make_served, serve_app
+from testkit.env import IN_CI, ROOT
+from testkit.images import decode, loader_format
+
+pytestmark = pytest.mark.slow  # a real Chromium: not in the quick loop (pytest -m 'not slow')
 
 try:
     from playwright.sync_api import Browser, sync_playwright
@@ -53,7 +57,7 @@ CHROMIUM = os.environ.get("EDGEPROXY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 ARTIFACTS = Path(os.environ.get("EDGEPROXY_TEST_ARTIFACTS") or ROOT / ".artifacts" / "browser")
 
-PHOTO = "flickr-2725x2225.jpg"  # large enough that every width below is a real downscale
+PHOTO = "large.jpg"  # the synthetic library's 2725 x 2225 JPEG: large enough that every width below is a real downscale
 PHOTO_W, PHOTO_H = 2725, 2225
 
 #: What the page learns about each image once everything has loaded: state, the density-corrected
@@ -272,7 +276,7 @@ def _site() -> tuple[Starlette, dict[str, tuple[str, dict[str, str]]]]:
 
 
 @pytest.fixture(scope="module")
-def harness(corpus: Path) -> Iterator[Harness]:
+def harness(photos: Path) -> Iterator[Harness]:
     missing = browser_missing()
     if missing:
         if IN_CI:
@@ -280,7 +284,7 @@ def harness(corpus: Path) -> Iterator[Harness]:
         pytest.skip(missing)
     app, pages = _site()
     with (
-        make_served({"demo": str(corpus)}, client_hints=True) as (client, _proxy_app),
+        make_served({"demo": str(photos)}, client_hints=True) as (client, _proxy_app),
         serve_app(app) as site,
         sync_playwright() as playwright,
     ):

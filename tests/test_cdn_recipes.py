@@ -33,11 +33,9 @@ import random
 import re
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -49,21 +47,13 @@ from edgeproxy.http.negotiate import AutoSize, Negotiated, _hint_number, accepte
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import Settings, load_settings
 from edgeproxy.url.spec import TransformSpec
+from testkit.app import KEY, make_client, serve_app, signed
+from testkit.env import ROOT, node_or_skip, require_varnish, run_node_tests
+from testkit.images import decode, loader_format
+from testkit.metrics import value
 from testkit.net import free_port
+from testkit.origin import Reply, Request, serve_origin
 from testkit.varnish import Varnish, age, backend_health, counter, is_hit, start_varnish
-from tests.conftest import (
-    KEY,
-    ROOT,
-    decode,
-    loader_format,
-    make_client,
-    node_or_skip,
-    run_node_tests,
-    serve_app,
-    signed,
-)
-from tests.test_metrics import value
-from tests.varnish import require_varnish
 
 TABLE = json.loads((ROOT / "config" / "accept-buckets.json").read_text())
 BUCKETS: dict[str, str] = TABLE["buckets"]
@@ -75,9 +65,9 @@ SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 HINT_REWRITE = "    call edgeproxy_client_hints;\n"
 CLOUDFRONT = ROOT / "config" / "cloudfront"
 
-PHOTO = "flickr-2725x2225.jpg"
-OTHER_PHOTO = "giunchedi-portrait.jpg"
-ANIMATED = "dancing-banana.gif"
+PHOTO = "large.jpg"  # the synthetic library's 2725 x 2225 JPEG
+OTHER_PHOTO = "photo.jpg"  # its 800 x 533 one
+ANIMATED = "animated.gif"  # 3 frames
 #: Headers the proxy sends for the CDN's use only; the VCL strips them on delivery.
 INTERNAL = ("surrogate-key", "cache-tag", "server-timing", "xkey")
 TIMEOUT = 60.0
@@ -158,22 +148,22 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack_with(corpus: Path, vcl: str, **settings) -> Iterator[Stack]:
-    """edgeproxy (fresh metrics, ``settings`` overridden) serving the corpus as ``demo``, behind
+def stack_with(photos: Path, vcl: str, **settings) -> Iterator[Stack]:
+    """edgeproxy (fresh metrics, ``settings`` overridden) serving the synthetic library as ``demo``, behind
     Varnish running ``vcl``. Origin ``broken`` is an HTTP origin the SSRF guard refuses (loopback):
     a 502 on every key."""
     require_varnish()
-    with make_client({"demo": str(corpus), "broken": "http://127.0.0.1:9/"}, **settings) as proxy:
+    with make_client({"demo": str(photos), "broken": "http://127.0.0.1:9/"}, **settings) as proxy:
         host, port = proxy.base_url.host, proxy.base_url.port
         with start_varnish(host, port, vcl=vcl) as varnish, httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn:
             yield Stack(proxy, varnish, cdn)
 
 
 @pytest.fixture
-def stack(corpus: Path) -> Iterator[Stack]:
+def stack(photos: Path) -> Iterator[Stack]:
     """edgeproxy (fresh metrics) behind Varnish running config/varnish/default.vcl as shipped,
     its backend port rewritten to the proxy's."""
-    with stack_with(corpus, SHIPPED_VCL) as running:
+    with stack_with(photos, SHIPPED_VCL) as running:
         yield running
 
 
@@ -215,6 +205,7 @@ EXPECTED = {
 LOADER = {"avif": "heif", "webp": "webp", "jpeg": "jpeg", "gif": "gif"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("original", [PHOTO, ANIMATED])
 def test_accept_table_through_varnish(stack: Stack, original: str):
     """Every ``Accept`` of the table, for one ``f:auto`` URL through the shipped VCL: at most one
@@ -259,14 +250,15 @@ def test_accept_table_through_varnish(stack: Stack, original: str):
 #: only for 404: it gives 400, 403, 413, 415 and 422 no TTL at all.
 ERRORS = {
     "403 bad signature": (403, lambda: signed(f"/w:300/demo/{OTHER_PHOTO}").replace("/w:300/", "/w:301/")),
-    "415 SVG": (415, lambda: signed("/w:300/demo/commons-logo.svg")),
+    "415 SVG": (415, lambda: signed("/w:300/demo/logo.svg")),
     "400 bad option": (400, lambda: signed(f"/w:abc/demo/{OTHER_PHOTO}")),
-    "413 pixel bomb": (413, lambda: signed("/w:300/demo/bomb-16384x16384.png")),
+    "413 pixel bomb": (413, lambda: signed("/w:300/demo/bomb.png")),
     "422 empty original": (422, lambda: signed("/w:300/demo/empty.jpg")),
     "404 missing original": (404, lambda: signed("/w:300/demo/zz-no-such-image.jpg")),
 }
 
 
+@pytest.mark.slow
 def test_errors_are_cached_for_their_max_age(stack: Stack):
     """A 403 (bad signature), a 415 (BMP) and the proxy's other 4xx are answered by Varnish from
     its cache the second time: the proxy counts one request each."""
@@ -286,6 +278,7 @@ def test_errors_are_cached_for_their_max_age(stack: Stack):
     assert stack.renders() == 0
 
 
+@pytest.mark.slow
 def test_5xx_are_cached_for_one_second_and_no_longer(stack: Stack):
     """A 502 (``max-age=1``) is held for that second, which coalesces a burst into one proxy
     request, and no longer; once it expires the next request goes to the proxy and is stored again
@@ -307,6 +300,7 @@ def test_5xx_are_cached_for_one_second_and_no_longer(stack: Stack):
     assert stack.answered("5xx", "none") == stack.backend_requests() == 2
 
 
+@pytest.mark.slow
 def test_operator_routes_and_query_strings_stop_at_varnish(stack: Stack):
     """/metrics, /readyz, /healthz, /purge (and their look-alikes) are a 404 from Varnish, a query
     string a 400, a method other than GET/HEAD/PURGE a 405: the proxy sees none of them."""
@@ -345,6 +339,7 @@ def test_operator_routes_and_query_strings_stop_at_varnish(stack: Stack):
     assert stack.backend_requests() == 1
 
 
+@pytest.mark.slow
 def test_purge_by_surrogate_key(stack: Stack):
     """``PURGE`` with ``xkey-purge: <Surrogate-Key of an original>`` from 127.0.0.1 removes every
     cached derivative of that original (every size, format and Accept bucket): the next request for
@@ -388,14 +383,15 @@ def test_purge_by_surrogate_key(stack: Stack):
     assert direct.headers["surrogate-key"] == tag and direct.headers["cache-tag"] == tag
 
 
-def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path, tmp_path: Path):
+@pytest.mark.slow
+def test_replaced_original_then_purge_serves_the_new_image_at_once(photos: Path, tmp_path: Path):
     """The operator's takedown/replace flow end to end: an original is replaced on disk, one
     ``POST /purge`` to the proxy drops it from the proxy's memory and, through the ``varnish:``
     purge hook, every derivative from Varnish; the very next request through Varnish renders the
     new image, and a derivative of an unrelated original stays a hit."""
     require_varnish()
     for name in ("a.jpg", "b.jpg"):
-        (tmp_path / name).write_bytes((corpus / OTHER_PHOTO).read_bytes())
+        (tmp_path / name).write_bytes((photos / OTHER_PHOTO).read_bytes())
     varnish_port = free_port()
     settings = dict(admin_token="admin-token-for-cdn-recipes", purge_hooks=[f"varnish:http://127.0.0.1:{varnish_port}"])
     urls = [signed("/w:120/f:png/t/a.jpg"), signed("/w:60/f:png/t/a.jpg")]
@@ -430,6 +426,7 @@ def test_replaced_original_then_purge_serves_the_new_image_at_once(corpus: Path,
         assert is_hit(cdn.get(unrelated)), "an unrelated original was purged"
 
 
+@pytest.mark.slow
 def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
     """``/info`` is signed and cacheable (``moderation_max_age``, the original's surrogate key), so
     the VCL forwards it, as config/cdn.md says: the proxy's JSON, a hit the second time, gone
@@ -450,7 +447,8 @@ def test_info_urls_pass_through_and_are_purged_with_the_original(stack: Stack):
         assert status in (400, 404), (path, status)
 
 
-def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Path):
+@pytest.mark.slow
+def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Path):
     """With ``cache_max_age = 1`` (immutable derivatives expire after 1 s) and ``error_max_age = 1``:
     once the only proxy is stopped and the /healthz probe has marked it sick, an expired immutable
     derivative is served from grace (a hit, older than its TTL), while an expired URL signed with
@@ -458,7 +456,7 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Pa
     errors): those get the VCL's 503, never a stale copy."""
     require_varnish()
     port = free_port()
-    settings = load_settings(origins={"demo": str(corpus)}, signing_key=KEY, cache_max_age=1, error_max_age=1)
+    settings = load_settings(origins={"demo": str(photos)}, signing_key=KEY, cache_max_age=1, error_max_age=1)
     immutable = signed(f"/w:90/f:webp/demo/{OTHER_PHOTO}")
     expiring = signed(f"/w:91/exp:{int(time.time()) + 3600}/f:webp/demo/{OTHER_PHOTO}")
     missing = signed("/w:92/f:webp/demo/zz-no-such-image.jpg")  # error_max_age 1: a 404 cached 1 s
@@ -492,13 +490,14 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(corpus: Pa
         assert cdn.get(expiring).status_code == 503  # an exp: URL is never served past its max-age
 
 
-def test_internal_headers_switch(corpus: Path):
+@pytest.mark.slow
+def test_internal_headers_switch(photos: Path):
     """The documented switch at the top of the VCL: a client listed in ``show_internal_headers``
     sees Surrogate-Key, Cache-Tag, Server-Timing and xkey (they are stripped for everyone else)."""
     empty = re.search(r"acl show_internal_headers \{\s*\}", SHIPPED_VCL)
     assert empty, "the switch is no longer an empty ACL at the top of default.vcl"
     vcl = SHIPPED_VCL.replace(empty.group(0), 'acl show_internal_headers {\n    "127.0.0.1";\n}')
-    with stack_with(corpus, vcl) as stack:
+    with stack_with(photos, vcl) as stack:
         response = stack.cdn.get(signed(f"/w:120/f:webp/demo/{OTHER_PHOTO}"))
         assert response.status_code == 200
         tag = surrogate_key("demo", OTHER_PHOTO)
@@ -624,38 +623,27 @@ def test_hint_table_agrees_with_the_proxy(case: dict):
         assert_same_answer(header, hint, bucket, hint_case_id(case))
 
 
-class _EchoHints(BaseHTTPRequestHandler):
-    """Answers every GET with the hint headers it received (every copy) and any X-Hint* header, as
-    JSON, uncacheable."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        seen = {name.lower(): self.headers.get_all(name) for name in (*HINT_BUCKETS, "Accept")}
-        seen["leaked"] = [name for name in self.headers if name.lower().startswith("x-hint")]
-        body = json.dumps(seen).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+def echo_hints(request: Request) -> Reply:
+    """Answers with the hint headers it received (every copy) and any X-Hint* header, as JSON,
+    uncacheable."""
+    seen: dict[str, list[str] | None] = {
+        name.lower(): request.headers.get_all(name) for name in (*HINT_BUCKETS, "Accept")
+    }
+    seen["leaked"] = [name for name in request.headers if name.lower().startswith("x-hint")]
+    return Reply(
+        200, json.dumps(seen).encode(), headers={"Content-Type": "application/json", "Cache-Control": "no-store"}
+    )
 
 
 @contextlib.contextmanager
 def hint_echo() -> Iterator[Varnish]:
     """The shipped VCL in front of a backend that echoes the hint headers Varnish forwards."""
     require_varnish()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHints)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with start_varnish("127.0.0.1", server.server_port, vcl=SHIPPED_VCL) as varnish:
-            yield varnish
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        serve_origin(fallback=echo_hints) as backend,
+        start_varnish("127.0.0.1", backend.port, vcl=SHIPPED_VCL) as varnish,
+    ):
+        yield varnish
 
 
 def send_hint(port: int, path: str, header: str, hint: str | None) -> tuple[int, bytes]:
@@ -686,6 +674,7 @@ def forwarded(varnish: Varnish, header: str, hint: str | None) -> str | None:
     return copies[0] if copies else None
 
 
+@pytest.mark.slow
 def test_hint_table_through_varnish():
     """Every row through the shipped VCL: the backend sees exactly the row's bucket, or no header."""
     with hint_echo() as varnish:
@@ -697,7 +686,8 @@ def test_hint_table_through_varnish():
     assert not wrong, f"the VCL forwards other buckets than the table: {wrong}"
 
 
-def test_hint_table_through_varnish_and_the_proxy(corpus: Path):
+@pytest.mark.slow
+def test_hint_table_through_varnish_and_the_proxy(photos: Path):
     """Coherence, end to end: for every row, Varnish in front of the proxy serves the very bytes
     the proxy answers to the row's bucket (or to no header); for what browsers send, also the bytes
     it answers to the value itself. One render per bucket (and one without the header) per URL."""
@@ -710,7 +700,7 @@ def test_hint_table_through_varnish_and_the_proxy(corpus: Path):
             direct[url, header, hint] = body
         return direct[url, header, hint]
 
-    with stack_with(corpus, SHIPPED_VCL, client_hints=True) as stack:
+    with stack_with(photos, SHIPPED_VCL, client_hints=True) as stack:
         for case in HINT_CASES:
             header, hint, bucket = case["header"], case["value"], case["bucket"]
             url = signed(HINT_URLS[header])
@@ -793,6 +783,7 @@ def assert_random_hints(recipe: str, results: list[str | None]) -> None:
     assert len({sent for sent in results}) >= 12, "the random values should reach most buckets"
 
 
+@pytest.mark.slow
 def test_vcl_on_random_hints():
     """Seeded random values through the shipped VCL (seen by the echo backend)."""
     with hint_echo() as varnish:
@@ -838,8 +829,9 @@ DPRS: dict[str | None, list[str | None]] = {
 SAVE_DATA: dict[str | None, list[str | None]] = {"on": ["on", "On", "ON", "oN"], None: ["off", "", "1", None]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vcl", ["shipped", "without-hint-rewrite"])
-def test_client_hints_through_varnish(corpus: Path, vcl: str):
+def test_client_hints_through_varnish(photos: Path, vcl: str):
     """The proxy (client_hints on) behind the shipped VCL: 20 Sec-CH-Width values of one w:auto URL
     make 3 renders, one per bucket, and junk values one more (the no-hint answer); 15 Sec-CH-DPR
     values of a dpr:auto URL make 3, and junk one; Save-Data in any spelling makes 2. Every answer is
@@ -851,7 +843,7 @@ def test_client_hints_through_varnish(corpus: Path, vcl: str):
     never = "    if (false) {\n" + HINT_REWRITE + "    }\n"
     text = SHIPPED_VCL if shipped else SHIPPED_VCL.replace(HINT_REWRITE, never)
     assert text != SHIPPED_VCL or shipped, "the hint rewrite is no longer one `call` line in vcl_recv"
-    with stack_with(corpus, text, client_hints=True) as stack:
+    with stack_with(photos, text, client_hints=True) as stack:
 
         def run(header: str, groups: dict, width_of) -> list[bytes]:
             url, spec = signed(HINT_URLS[header]), READERS[header][0]

@@ -16,12 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.app import make_client, signed
+from testkit.env import require_varnish
+from testkit.images import decode, loader_format
+from testkit.metrics import value
 from testkit.varnish import Varnish, age, is_hit, start_varnish
-from tests.conftest import decode, loader_format, make_client, signed
-from tests.test_metrics import value
-from tests.varnish import require_varnish
 
-PHOTO = "giunchedi-portrait.jpg"
+pytestmark = pytest.mark.slow  # a real Varnish: not in the quick loop (pytest -m 'not slow')
+
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 #: Explicit size and format: no negotiation, no ``Vary``, one object per URL in the CDN.
 PATH = f"/w:100/f:webp/demo/{PHOTO}"
 TIMEOUT = 30.0
@@ -47,9 +50,9 @@ def requests_answered(proxy: httpx.Client, status_class: str, fmt: str) -> float
 
 
 @pytest.fixture
-def proxy(corpus: Path) -> Iterator[httpx.Client]:
-    """A client of edgeproxy itself (fresh metrics for each test), serving the corpus as ``demo``."""
-    with make_client({"demo": str(corpus)}) as client:
+def proxy(photos: Path) -> Iterator[httpx.Client]:
+    """A client of edgeproxy itself (fresh metrics for each test), serving the synthetic library as ``demo``."""
+    with make_client({"demo": str(photos)}) as client:
         yield client
 
 

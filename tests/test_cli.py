@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.env import ROOT
+from testkit.images import decode, loader_format
 from testkit.net import free_port
-from tests.conftest import decode, loader_format
 
 
 def sign(path: str, key: str) -> str:
@@ -104,14 +105,12 @@ def test_serve_without_a_key_refuses_to_start_and_says_why():
 
 
 @pytest.mark.parametrize("workers", ["2"])
-def test_serve_with_several_workers(corpus: Path, workers):
-    proc, base = start("--origin", f"demo={corpus}", "--signing-key", "K", "--workers", workers)
+def test_serve_with_several_workers(photos: Path, workers):
+    proc, base = start("--origin", f"demo={photos}", "--signing-key", "K", "--workers", workers)
     try:
         with httpx.Client(base_url=base) as client:  # new connections land on either worker
             for width in range(60, 66):
-                r = client.get(
-                    sign(f"/w:{width}/f:png/demo/giunchedi-portrait.jpg", "K"), headers={"Connection": "close"}
-                )
+                r = client.get(sign(f"/w:{width}/f:png/demo/photo.jpg", "K"), headers={"Connection": "close"})
                 assert r.status_code == 200 and decode(r.content).width == width
             for _ in range(4):  # whichever worker answers the scrape, it sums both
                 text = client.get("/metrics", headers={"Connection": "close"}).text
@@ -121,9 +120,6 @@ def test_serve_with_several_workers(corpus: Path, workers):
             assert check.returncode == 0, check.stdout + check.stderr
     finally:
         stop(proc)
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def check_config(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -17,13 +17,14 @@ import os
 import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit.env import IN_CI, ROOT
+
+pytestmark = pytest.mark.slow  # podman builds and runs the image: not in the quick loop (pytest -m 'not slow')
+
 SCRIPT = ROOT / "scripts" / "container-test"
-IN_CI = os.environ.get("CI") == "true"
 TOOLS = ("podman", "mmdebstrap", "runc")
 TIMEOUT = 900  # seconds for the whole script: a cold base image, the build and the checks
 

@@ -19,8 +19,8 @@ from edgeproxy.http.metrics import Metrics
 from edgeproxy.origins.local import LocalOrigin
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.url.signing import PathSigner
-from tests.conftest import KEY, make_client, signed
-from tests.test_metrics import value
+from testkit.app import KEY, make_client, signed
+from testkit.metrics import value
 
 PHOTO = "giunchedi-portrait.jpg"
 TOKEN = "admin-token-for-edge-tests"

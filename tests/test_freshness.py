@@ -5,21 +5,19 @@ identical concurrent requests cost the origin one GET."""
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import pyvips
 
-from testkit.net import serving
-from tests.conftest import decode, make_client, signed
-from tests.test_metrics import value
+from testkit.app import make_client, signed
+from testkit.images import decode
+from testkit.metrics import value
+from testkit.origin import Origin, serve_origin
 
 
 def png(rgb: tuple[int, int, int], size: int = 40) -> bytes:
@@ -39,53 +37,17 @@ def lookups(client: httpx.Client, outcome: str) -> float:
     return value(client.get("/metrics").text, "edgeproxy_cache_lookups_total", cache="original", outcome=outcome)
 
 
-class Store:
-    """What the HTTP origin serves ({path: bytes}), and every GET it saw: (path, If-None-Match)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.gets: list[tuple[str, str | None]] = []
-        self.hold = threading.Event()  # cleared: GETs wait until the test sets it
-        self.hold.set()
-
-
 @pytest.fixture
-def store() -> Iterator[tuple[Store, str]]:
-    """An HTTP origin on 127.0.0.1 over a mutable ``Store``, with strong ETags (a hash of the
-    bytes) and ``If-None-Match`` → 304; yields (store, base URL)."""
-    data = Store()
+def store() -> Iterator[tuple[Origin, str]]:
+    """An HTTP origin on 127.0.0.1 whose objects the test sets (``origin["a.png"] = bytes``), with
+    strong ETags (a hash of the bytes) and ``If-None-Match`` → 304; yields (origin, base URL)."""
+    with serve_origin(prefix="/o") as origin:
+        yield origin, origin.url
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            data.gets.append((self.path, self.headers.get("If-None-Match")))
-            data.hold.wait(30)
-            body = data.objects.get(self.path)
-            if body is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-            if self.headers.get("If-None-Match") == etag:
-                self.send_response(304)
-                self.send_header("ETag", etag)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("ETag", etag)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with serving(server) as port:
-        yield data, f"http://127.0.0.1:{port}/o"
+def gets(origin: Origin) -> list[tuple[str, str | None]]:
+    """Every GET the origin saw: (path, If-None-Match)."""
+    return [(r.path, r.header("If-None-Match")) for r in origin.requests if r.method == "GET"]
 
 
 def remote(base: str, **settings):
@@ -116,34 +78,34 @@ def test_local_original_replaced_is_never_served_from_memory(tmp_path: Path):
 
 
 def test_http_original_is_revalidated_with_a_conditional_request(store):
-    data, base = store
-    data.objects["/o/a.png"] = RED
+    origin, base = store
+    origin["a.png"] = RED
     with remote(base, original_cache_ttl=0) as c:  # every request revalidates
         assert colour(c.get(signed("/w:20/f:png/web/a.png"))) == [255, 0, 0]
         assert colour(c.get(signed("/w:21/f:png/web/a.png"))) == [255, 0, 0]
-        assert data.gets[0][1] is None and data.gets[1][1] is not None  # the second GET was conditional
+        assert gets(origin)[0][1] is None and gets(origin)[1][1] is not None  # the second GET was conditional
         assert (lookups(c, "miss"), lookups(c, "revalidated")) == (1, 1)
-        data.objects["/o/a.png"] = BLUE  # replaced at the origin
+        origin["a.png"] = BLUE  # replaced at the origin
         assert colour(c.get(signed("/w:22/f:png/web/a.png"))) == [0, 0, 255]
         assert lookups(c, "refreshed") == 1
         bytes_fetched = value(c.get("/metrics").text, "edgeproxy_origin_bytes_total", origin="web")
         assert bytes_fetched == len(RED) + len(BLUE)  # the 304 carried no body
     with remote(base) as c:  # default ttl (60 s): within it, memory answers without asking
-        before = len(data.gets)
+        before = len(gets(origin))
         for width in (30, 31, 32):
             assert c.get(signed(f"/w:{width}/f:png/web/a.png")).status_code == 200
-        assert len(data.gets) == before + 1
+        assert len(gets(origin)) == before + 1
         assert lookups(c, "hit") == 2
 
 
 def test_remote_not_found_is_remembered_briefly_and_forgotten_by_a_purge(store):
-    data, base = store
+    origin, base = store
     with remote(base, admin_token="admin-secret-for-freshness") as c:
         for _ in range(3):
             assert c.get(signed("/w:20/f:png/web/late.png")).status_code == 404
-        assert len(data.gets) == 1
+        assert len(gets(origin)) == 1
         assert lookups(c, "negative_hit") == 2
-        data.objects["/o/late.png"] = GREEN  # uploaded now
+        origin["late.png"] = GREEN  # uploaded now
         purged = c.post(
             "/purge",
             json={"origin": "web", "key": "late.png"},
@@ -152,16 +114,16 @@ def test_remote_not_found_is_remembered_briefly_and_forgotten_by_a_purge(store):
         assert purged.status_code == 200 and purged.json()["dropped"] == 1
         assert colour(c.get(signed("/w:20/f:png/web/late.png"))) == [0, 255, 0]
     with remote(base, origin_negative_ttl=0) as c:
-        before = len(data.gets)
+        before = len(gets(origin))
         for _ in range(2):
             assert c.get(signed("/w:20/f:png/web/never.png")).status_code == 404
-        assert len(data.gets) == before + 2
+        assert len(gets(origin)) == before + 2
 
 
 def test_fifty_concurrent_requests_for_one_uncached_variant_cost_one_origin_get(store):
-    data, base = store
-    data.objects["/o/a.png"] = RED
-    data.hold.clear()  # the origin holds its answer until all 50 requests are in the proxy
+    origin, base = store
+    origin["a.png"] = RED
+    origin.hold.clear()  # the origin holds its answer until all 50 requests are in the proxy
     url = signed("/w:25/f:webp/web/a.png")
     with remote(base) as c, concurrent.futures.ThreadPoolExecutor(50) as pool:
         futures = [pool.submit(c.get, url) for _ in range(50)]
@@ -170,11 +132,11 @@ def test_fifty_concurrent_requests_for_one_uncached_variant_cost_one_origin_get(
             deadline -= 1
             assert deadline > 0, "the 50 requests never were in flight together"
             time.sleep(0.05)
-        data.hold.set()
+        origin.hold.set()
         responses = [f.result() for f in futures]
         metrics = c.get("/metrics").text
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
-    assert data.gets == [("/o/a.png", None)]  # exactly one GET reached the origin
+    assert gets(origin) == [("/o/a.png", None)]  # exactly one GET reached the origin
     assert value(metrics, "edgeproxy_cache_lookups_total", cache="original", outcome="coalesced") == 49
     assert value(metrics, "edgeproxy_cache_lookups_total", cache="variant", outcome="miss") == 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_client, signed
+from testkit.app import make_client, signed
 
 #: Corpus originals the mutants are made from (small ones: a mutant that still decodes costs a decode).
 SEEDS = {

@@ -41,7 +41,8 @@ import pytest
 import pyvips
 
 from testkit import coordinates
-from tests.conftest import decode, make_client, signed
+from testkit.app import make_client, signed
+from testkit.images import decode
 
 SHARP = "sharp test/unit/"
 IMGPROXY = "imgproxy processing/"

@@ -11,7 +11,7 @@ import pytest
 import pyvips
 
 from testkit import bombs
-from tests.conftest import make_client, signed
+from testkit.app import make_client, signed
 
 BOMBS = {
     "png-50000.png": (bombs.png(50000, 50000), "2500000000 pixels (50000x50000x1)"),

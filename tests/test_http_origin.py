@@ -11,13 +11,10 @@ import importlib
 import inspect
 import ipaddress
 import re
-import socket
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpcore
@@ -29,129 +26,69 @@ import trustme
 import edgeproxy
 from edgeproxy.origins.guard import ForbiddenAddress, ForbiddenOrigin, GuardedBackend, public_errors, refusal
 from edgeproxy.settings import SettingsError, load_settings
-from testkit.net import serving
-from tests.conftest import decode, loader_format, make_client, raw_get, signed
+from testkit.app import make_client, raw_get, signed
+from testkit.images import decode, loader_format
+from testkit.origin import Fault, Origin, Reply, redirect, serve_origin
 
 LOOPBACK = ["127.0.0.0/8"]  # the test origin is on 127.0.0.1, which the guard refuses by default
 
 
-def origin_handler(corpus: Path, other_port: int, requested: list[str] | None = None):
-    requested = [] if requested is None else requested
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-        def send_body(self, status: int, body: bytes, headers: dict[str, str] | None = None):
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_HEAD(self):
-            self.send_body(200, b"")
-
-        def do_GET(self):
-            requested.append(self.path)
-            path = self.path.removeprefix("/img/")
-            if path == "reset.jpg":  # headers, part of the body, then a TCP reset
-                self.send_response(200)
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-                self.wfile.write(b"\xff\xd8" + b"\x00" * 500)
-                self.wfile.flush()
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
-                self.close_connection = True
-                return None
-            if path == "reset-early.jpg":  # a reset before any response
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
-                self.close_connection = True
-                return None
-            if path == "to-loopback.jpg":  # another service on this machine
-                return self.send_body(302, b"", {"Location": "http://127.0.0.1:9/admin"})
-            if path == "to-metadata.jpg":  # the cloud metadata service
-                return self.send_body(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
-            if path == "slow.jpg":
-                time.sleep(3)
-                return self.send_body(200, b"late")
-            if path == "error.jpg":
-                return self.send_body(500, b"boom")
-            if path == "gone.jpg":
-                return self.send_body(410, b"gone")
-            if path == "moved.jpg":
-                return self.send_body(302, b"", {"Location": "/img/giunchedi-portrait.jpg"})
-            if path == "offhost.jpg":
-                return self.send_body(302, b"", {"Location": f"http://127.0.0.2:{other_port}/x.jpg"})
-            if path == "loop.jpg":
-                return self.send_body(302, b"", {"Location": "/img/loop.jpg"})
-            if path == "big.jpg":
-                return self.send_body(200, b"\xff" * 300_000)
-            if path == "lying-length.jpg":  # declares a small body, streams a big one
-                self.send_response(200)
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(b"\xff" * 300_000)
-                return None
-            if path == "truncated-body.jpg":
-                data = (corpus / "giunchedi-portrait.jpg").read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[:1000])
-                self.close_connection = True
-                return None
-            file = corpus / path
-            if not file.is_file():
-                return self.send_body(404, b"no")
-            return self.send_body(
-                200, file.read_bytes(), {"ETag": '"v1"', "Last-Modified": "Tue, 01 Sep 2026 10:00:00 GMT"}
-            )
-
-    return Handler
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 
 
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):  # edgeproxy hangs up on oversized bodies
-        pass
+def misbehave(origin: Origin, photo: bytes) -> None:
+    """The origin's misbehaving keys beside the library's files (``photo``: the bytes of one)."""
+    origin["reset.jpg"] = Reply(  # headers, part of the body, then a TCP reset
+        200, b"\xff\xd8" + b"\x00" * 500, headers={"Content-Length": "100000"}, fault=Fault.RESET_AFTER_BODY
+    )
+    origin["reset-early.jpg"] = Reply(fault=Fault.RESET_BEFORE_RESPONSE)
+    origin["to-loopback.jpg"] = redirect("http://127.0.0.1:9/admin")  # another service on this machine
+    origin["to-metadata.jpg"] = redirect("http://169.254.169.254/latest/meta-data/")  # the cloud metadata service
+    origin["slow.jpg"] = Reply(200, b"late", delay=3)
+    origin["error.jpg"] = Reply(500, b"boom")
+    origin["gone.jpg"] = Reply(410, b"gone")
+    origin["moved.jpg"] = redirect(f"/img/{PHOTO}")
+    origin["offhost.jpg"] = redirect("http://127.0.0.2:9/x.jpg")
+    origin["loop.jpg"] = redirect("/img/loop.jpg")
+    origin["big.jpg"] = Reply(200, b"\xff" * 300_000)
+    origin["lying-length.jpg"] = Reply(200, b"\xff" * 300_000, fault=Fault.UNDECLARED_LENGTH)
+    origin["truncated-body.jpg"] = Reply(
+        200, photo[:1000], headers={"Content-Length": str(len(photo))}, fault=Fault.CLOSE_AFTER_BODY
+    )
+
+
+#: What the origin sends with each of the library's files.
+FILE_HEADERS = {"ETag": '"v1"', "Last-Modified": "Tue, 01 Sep 2026 10:00:00 GMT"}
 
 
 @contextlib.contextmanager
-def http_origin(corpus: Path, requested: list[str] | None = None) -> Iterator[str]:
-    """An origin server on 127.0.0.1; appends each requested path to ``requested``."""
-    server = QuietServer(("127.0.0.1", 0), origin_handler(corpus, 9, requested))
-    server.daemon_threads = True
-    with serving(server) as port:
-        yield f"http://127.0.0.1:{port}/img"
+def http_origin(photos: Path, tls: ssl.SSLContext | None = None) -> Iterator[Origin]:
+    """The synthetic library under ``/img`` on 127.0.0.1, with the misbehaving keys."""
+    with serve_origin(photos, prefix="/img", file_headers=FILE_HEADERS, tls=tls) as origin:
+        misbehave(origin, (photos / PHOTO).read_bytes())
+        yield origin
 
 
 @pytest.fixture(scope="module")
-def requested() -> list[str]:
-    return []
+def origin(photos: Path) -> Iterator[Origin]:
+    with http_origin(photos) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def remote(corpus: Path, requested: list[str]):
-    with (
-        http_origin(corpus, requested) as base,
-        make_client(
-            {"web": base},
-            origin_timeout=1.0,
-            max_source_bytes=250_000,
-            origin_allowed_networks=LOOPBACK,
-            origin_max_connections=4,
-        ) as c,
-    ):
+def remote(origin: Origin):
+    with make_client(
+        {"web": origin.url},
+        origin_timeout=1.0,
+        max_source_bytes=250_000,
+        origin_allowed_networks=LOOPBACK,
+        origin_max_connections=4,
+    ) as c:
         yield c
 
 
 def test_fetches_and_transforms_from_http_origin(remote):
-    r = remote.get(signed("/w:200/web/giunchedi-portrait.jpg"), headers={"Accept": "image/webp"})
+    r = remote.get(signed(f"/w:200/web/{PHOTO}"), headers={"Accept": "image/webp"})
     assert r.status_code == 200
     image = decode(r.content)
     assert (loader_format(image), image.width, image.height) == ("webp", 200, 133)
@@ -206,10 +143,10 @@ def test_readyz_reports_http_origin(remote):
         "a//b.jpg",
     ],
 )
-def test_keys_cannot_leave_the_base_url(remote, requested, key):
-    before = len(requested)
+def test_keys_cannot_leave_the_base_url(remote, origin, key):
+    before = len(origin.requests)
     assert raw_get(remote, signed(f"/w:100/web/{key}")) == (404, b"original not found\n")
-    assert requested[before:] == []  # nothing was fetched, from this host or any other
+    assert origin.requests[before:] == []  # nothing was fetched, from this host or any other
 
 
 def _origin_sockets(origin_port: int) -> int:
@@ -221,11 +158,11 @@ def _origin_sockets(origin_port: int) -> int:
     )
 
 
-def test_faults_leave_no_connections_behind(corpus):
+def test_faults_leave_no_connections_behind(photos):
     """A burst of good and misbehaving fetches at concurrency 16: the proxy never holds more origin
     connections than its pool limit (4), and once the burst is over at most those 4 stay open."""
     keys = [
-        "giunchedi-portrait.jpg",
+        PHOTO,
         "reset.jpg",
         "error.jpg",
         "truncated-body.jpg",
@@ -236,16 +173,16 @@ def test_faults_leave_no_connections_behind(corpus):
         "slow.jpg",
     ] * 6
     with (
-        http_origin(corpus) as base,
+        http_origin(photos) as origin,
         make_client(
-            {"web": base},
+            {"web": origin.url},
             origin_timeout=1.0,
             max_source_bytes=250_000,
             origin_allowed_networks=LOOPBACK,
             origin_max_connections=4,
         ) as remote,
     ):
-        port = int(base.split(":")[2].split("/")[0])
+        port = origin.port
         peak, stop = [0], threading.Event()
 
         def sample():
@@ -332,33 +269,16 @@ def test_guard_reports_unresolvable_hosts():
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_loopback_origin_is_refused_unless_allowed(corpus, host):
-    with http_origin(corpus) as base:
-        base = base.replace("127.0.0.1", host)
+def test_loopback_origin_is_refused_unless_allowed(photos, host):
+    with http_origin(photos) as origin:
+        base = origin.url_for(host)
         with make_client({"web": base}) as c:
-            r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
+            r = c.get(signed(f"/w:100/web/{PHOTO}"))
             assert (r.status_code, r.text) == (502, "origin host resolves to a loopback address\n")
             assert r.headers["cache-control"] == "public, max-age=1"
             assert c.get("/readyz").json()["origins"] == {"web": False}
         with make_client({"web": base}, origin_allowed_networks=["127.0.0.1/32", "::1/128"]) as c:
-            assert c.get(signed("/w:100/web/giunchedi-portrait.jpg")).status_code == 200
-
-
-class TLSServer(QuietServer):
-    """``QuietServer`` over TLS: the handshake runs in each connection's handler thread. Records each
-    accepted connection and the SNI name of each ClientHello (None: no SNI sent)."""
-
-    def __init__(self, address, handler, context: ssl.SSLContext):
-        super().__init__(address, handler)
-        self.accepted: list[tuple[str, int]] = []
-        self.sni: list[str | None] = []
-        context.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
-        self.context = context
-
-    def get_request(self):
-        sock, address = super().get_request()
-        self.accepted.append(address)
-        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+            assert c.get(signed(f"/w:100/web/{PHOTO}")).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -367,68 +287,64 @@ def origin_ca() -> trustme.CA:
 
 
 @contextlib.contextmanager
-def https_origin(corpus: Path, ca: trustme.CA, requested: list[str]) -> Iterator[tuple[str, TLSServer]]:
+def https_origin(photos: Path, ca: trustme.CA) -> Iterator[tuple[str, Origin]]:
     """An HTTPS origin on 127.0.0.1 with a certificate for ``localhost`` issued by ``ca``; yields its
-    base URL (by host name, so the client sends SNI) and the server."""
+    base URL (by host name, so the client sends SNI) and the origin (its ``accepted`` connections,
+    ``sni`` names and ``requests``)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(context)
-    server = TLSServer(("127.0.0.1", 0), origin_handler(corpus, 9, requested), context)
-    server.daemon_threads = True
-    with serving(server) as port:
-        yield f"https://localhost:{port}/img", server
+    with http_origin(photos, tls=context) as origin:
+        yield origin.url_for("localhost"), origin
 
 
-def test_https_origin_goes_through_the_guard_with_sni(corpus, origin_ca, tmp_path):
+def test_https_origin_goes_through_the_guard_with_sni(photos, origin_ca, tmp_path):
     """TLS runs over the guarded socket (opened to 127.0.0.1), verified against the CA of
     ``origin_ca_file`` for the host name ``localhost``, which is also the SNI name sent."""
     ca_file = tmp_path / "origin-ca.pem"
     origin_ca.cert_pem.write_to_path(str(ca_file))
-    requested: list[str] = []
     with (
-        https_origin(corpus, origin_ca, requested) as (base, server),
+        https_origin(photos, origin_ca) as (base, server),
         make_client(
             {"web": base},
             origin_ca_file=str(ca_file),
             origin_allowed_networks=["127.0.0.0/8", "::1/128"],
         ) as c,
     ):
-        r = c.get(signed("/w:200/web/giunchedi-portrait.jpg"), headers={"Accept": "image/webp"})
+        r = c.get(signed(f"/w:200/web/{PHOTO}"), headers={"Accept": "image/webp"})
         assert r.status_code == 200, r.text
         image = decode(r.content)
         assert (loader_format(image), image.width, image.height) == ("webp", 200, 133)
         assert server.sni and set(server.sni) == {"localhost"}
-        assert requested == ["/img/giunchedi-portrait.jpg"]
+        assert server.gets() == [f"/img/{PHOTO}"]
 
 
-def test_https_origin_on_loopback_is_refused_before_connecting(corpus, origin_ca, tmp_path):
+def test_https_origin_on_loopback_is_refused_before_connecting(photos, origin_ca, tmp_path):
     ca_file = tmp_path / "origin-ca.pem"
     origin_ca.cert_pem.write_to_path(str(ca_file))
-    requested: list[str] = []
     with (
-        https_origin(corpus, origin_ca, requested) as (base, server),
+        https_origin(photos, origin_ca) as (base, server),
         make_client(
             {"web": base},
             origin_ca_file=str(ca_file),
         ) as c,
     ):
-        r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
+        r = c.get(signed(f"/w:100/web/{PHOTO}"))
         assert (r.status_code, r.text) == (502, "origin host resolves to a loopback address\n")
-        assert (server.accepted, server.sni, requested) == ([], [], [])  # no TCP connection, no handshake
+        assert (server.accepted, server.sni, server.requests) == ([], [], [])  # no TCP connection, no handshake
 
 
-def test_https_origin_with_an_untrusted_certificate_is_a_502(corpus, origin_ca):
-    requested: list[str] = []
+def test_https_origin_with_an_untrusted_certificate_is_a_502(photos, origin_ca):
     with (
-        https_origin(corpus, origin_ca, requested) as (base, server),
+        https_origin(photos, origin_ca) as (base, server),
         make_client(
             {"web": base},
             origin_allowed_networks=["127.0.0.0/8", "::1/128"],
         ) as c,
     ):
-        r = c.get(signed("/w:100/web/giunchedi-portrait.jpg"))
+        r = c.get(signed(f"/w:100/web/{PHOTO}"))
         assert (r.status_code, r.text) == (502, "origin connection failed\n")
         assert server.sni  # the handshake was tried, and the client gave up on the certificate
-        assert requested == []
+        assert server.requests == []
 
 
 @pytest.mark.parametrize(

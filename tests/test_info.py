@@ -24,11 +24,12 @@ from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.builders import UrlBuilder
 from edgeproxy.url.signing import PathSigner
+from testkit.app import KEY, make_client
+from testkit.env import ROOT, require_varnish
 from testkit.varnish import is_hit, start_varnish
-from tests.conftest import KEY, ROOT, make_client
-from tests.varnish import require_varnish
 
-PHOTO = "giunchedi-portrait.jpg"  # 800 × 533 JPEG, one face
+PHOTO = "giunchedi-portrait.jpg"  # 800 × 533 JPEG in the corpus, one face (for the face model)
+SYNTHETIC = "photo.jpg"  # the synthetic library's 800 × 533 JPEG
 TOKEN = "admin-token-for-info-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: All a blocked original's public /info says.
@@ -50,48 +51,50 @@ def info_url(origin: str, key: str) -> str:
 # --- the signature domain -----------------------------------------------------------------------------------------
 
 
-def test_an_info_signature_never_renders_and_a_transform_signature_never_answers_info(corpus: Path):
-    with make_client({"demo": str(corpus)}) as c:
-        info = c.get(info_url("demo", PHOTO))
+def test_an_info_signature_never_renders_and_a_transform_signature_never_answers_info(photos: Path):
+    with make_client({"demo": str(photos)}) as c:
+        info = c.get(info_url("demo", "photo.jpg"))  # the synthetic library's 800 x 533 JPEG
         assert info.status_code == 200, info.text
         assert (info.json()["width"], info.json()["height"]) == (800, 533)
 
         # The attack: the /info URL's signature put on the transform route would be the full-size
         # original with none of the options (redact:faces, w:...) the site's own URLs carry.
-        stolen = info_url("demo", PHOTO).split("/")[2]
-        render = c.get(f"/{stolen}/demo/{PHOTO}")
+        stolen = info_url("demo", SYNTHETIC).split("/")[2]
+        render = c.get(f"/{stolen}/demo/{SYNTHETIC}")
         assert render.status_code == 403, "an /info signature rendered an image"
         assert render.headers["content-type"] == "text/plain; charset=utf-8"
-        assert c.get(f"/{stolen}/info/demo/{PHOTO}").status_code in (403, 404)
+        assert c.get(f"/{stolen}/info/demo/{SYNTHETIC}").status_code in (403, 404)
 
         # ...and the other way round: the option-less transform URL's signature answers no /info.
-        plain = mac(f"/demo/{PHOTO}")
-        assert c.get(f"/{plain}/demo/{PHOTO}").status_code == 200
-        refused = c.get(f"/info/{plain}/demo/{PHOTO}")
+        plain = mac(f"/demo/{SYNTHETIC}")
+        assert c.get(f"/{plain}/demo/{SYNTHETIC}").status_code == 200
+        refused = c.get(f"/info/{plain}/demo/{SYNTHETIC}")
         assert refused.status_code == 403, "a transform signature answered /info"
         assert "sha256" not in refused.text
-        assert c.get(f"/info/{mac(f'/w:100/demo/{PHOTO}')}/w:100/demo/{PHOTO}").status_code == 403
+        assert c.get(f"/info/{mac(f'/w:100/demo/{SYNTHETIC}')}/w:100/demo/{SYNTHETIC}").status_code == 403
 
 
-def test_an_origin_named_info_is_refused_at_start_up(corpus: Path):
+def test_an_origin_named_info_is_refused_at_start_up(photos: Path):
     """An origin named ``info`` would make /info/{origin}/{key} a transform path of origin ``info``."""
     with pytest.raises(SettingsError, match="origin name 'info' is reserved"):
-        load_settings(origins={"info": str(corpus)}, signing_key=KEY)
+        load_settings(origins={"info": str(photos)}, signing_key=KEY)
 
 
-def test_sign_cli_and_both_builders_make_info_urls_the_proxy_answers(corpus: Path):
-    expected = info_url("demo", PHOTO)
+def test_sign_cli_and_both_builders_make_info_urls_the_proxy_answers(photos: Path):
+    expected = info_url("demo", SYNTHETIC)
     cli = [sys.executable, "-m", "edgeproxy", "sign", "--signing-key", KEY]
-    for args in ([f"/info/demo/{PHOTO}"], ["--info", f"/demo/{PHOTO}"]):
+    for args in ([f"/info/demo/{SYNTHETIC}"], ["--info", f"/demo/{SYNTHETIC}"]):
         out = subprocess.run([*cli, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert (out.returncode, out.stdout) == (0, expected + "\n"), (args, out.stderr)
-    both = subprocess.run([*cli, "--info", f"/info/demo/{PHOTO}"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    both = subprocess.run(
+        [*cli, "--info", f"/info/demo/{SYNTHETIC}"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert both.returncode == 2 and "--info" in both.stderr
     builder = UrlBuilder("http://proxy.test", KEY)
-    assert builder.info_path("demo", PHOTO) == expected
-    assert builder.info_url("demo", PHOTO) == "http://proxy.test" + expected
-    with make_client({"demo": str(corpus)}) as c:
-        assert c.get(expected).json()["sha256"] == hashlib.sha256((corpus / PHOTO).read_bytes()).hexdigest()
+    assert builder.info_path("demo", SYNTHETIC) == expected
+    assert builder.info_url("demo", SYNTHETIC) == "http://proxy.test" + expected
+    with make_client({"demo": str(photos)}) as c:
+        assert c.get(expected).json()["sha256"] == hashlib.sha256((photos / SYNTHETIC).read_bytes()).hexdigest()
 
 
 # --- a blocked original -------------------------------------------------------------------------------------------
@@ -186,6 +189,7 @@ def behind_varnish(moderated: Path) -> Iterator[tuple[httpx.Client, httpx.Client
         yield proxy, cdn
 
 
+@pytest.mark.slow
 def test_the_admin_view_of_a_blocked_info_is_never_shared_by_varnish(behind_varnish):
     proxy, cdn = behind_varnish
     url = info_url("m", "blocked.jpg")

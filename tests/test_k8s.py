@@ -30,8 +30,8 @@ from packaging.version import Version
 from edgeproxy import __version__
 from edgeproxy.cli import _parser
 from edgeproxy.settings import Settings, load_settings
+from testkit.env import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "config" / "k8s"
 SECRET_NAME = "edgeproxy-keys"
 #: Oldest Kubernetes minor the manifests must be valid for; every bundled one from it on is checked.
@@ -328,8 +328,8 @@ def test_readiness_stays_ready_when_every_origin_fails(monkeypatch, tmp_path):
     from pydantic import SecretStr
 
     from edgeproxy.http.app import create_app
+    from testkit.app import serve_app
     from testkit.net import free_port
-    from tests.conftest import serve_app
 
     settings = build_settings(monkeypatch, tmp_path)
     closed = f"http://127.0.0.1:{free_port()}"

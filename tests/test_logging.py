@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pyvips
 
+from testkit.app import signed
 from testkit.net import free_port
-from tests.conftest import signed
 
 
 def test_every_stderr_line_is_json_with_the_models_loaded_and_an_unwritable_home(tmp_path: Path, models):

@@ -5,43 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from testkit.app import make_client, signed
+from testkit.env import EXTRAS, ROOT, require_tool
+from testkit.metrics import samples, value
 from testkit.net import free_port
-from tests.conftest import EXTRAS, make_client, signed
 
-ROOT = Path(__file__).resolve().parent.parent
-PHOTO = "giunchedi-portrait.jpg"
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 
 
 def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {tool} is missing (.ci/run installs Debian's prometheus)")
-        pytest.skip(f"{tool} not installed (apt-get install prometheus)")
-    return path
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(text: str, name: str, **labels) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+    return require_tool(tool, "apt-get install prometheus; .ci/run installs Debian's prometheus")
 
 
 def exercise(client: httpx.Client) -> None:
@@ -55,8 +35,8 @@ def exercise(client: httpx.Client) -> None:
     assert client.get(signed("/w:100/demo/zz-secret-key.jpg")).status_code == 404
 
 
-def test_metric_values_match_what_was_done(corpus: Path):
-    with make_client({"demo": str(corpus)}) as client:
+def test_metric_values_match_what_was_done(photos: Path):
+    with make_client({"demo": str(photos)}) as client:
         exercise(client)
         text = client.get("/metrics").text
     assert value(text, "edgeproxy_requests_total", status_class="2xx", format="avif") == 4
@@ -69,8 +49,8 @@ def test_metric_values_match_what_was_done(corpus: Path):
     assert value(text, "edgeproxy_cache_lookups_total", cache="original", outcome="miss") == 2  # photo + 404 key
     assert value(text, "edgeproxy_cache_lookups_total", cache="original", outcome="hit") == 4
     assert value(text, "edgeproxy_cache_lookups_total", cache="variant", outcome="miss") == 5
-    assert value(text, "edgeproxy_origin_bytes_total", origin="demo") == (corpus / PHOTO).stat().st_size
-    assert value(text, "edgeproxy_bytes_in_total") == 5 * (corpus / PHOTO).stat().st_size
+    assert value(text, "edgeproxy_origin_bytes_total", origin="demo") == (photos / PHOTO).stat().st_size
+    assert value(text, "edgeproxy_bytes_in_total") == 5 * (photos / PHOTO).stat().st_size
     assert 0 < value(text, "edgeproxy_bytes_out_total") < value(text, "edgeproxy_bytes_in_total")
     assert value(text, "edgeproxy_request_duration_seconds_count", status_class="2xx") == 5
     for stage in ("fetch", "queue", "decode", "transform", "encode"):
@@ -84,9 +64,9 @@ def test_metric_values_match_what_was_done(corpus: Path):
     assert "zz-secret-key" not in text and "w:abc" not in text  # no user input in any label
 
 
-def test_promtool_accepts_exposition_and_rules(corpus: Path, tmp_path: Path):
+def test_promtool_accepts_exposition_and_rules(photos: Path, tmp_path: Path):
     promtool = need("promtool")
-    with make_client({"demo": str(corpus)}) as client:
+    with make_client({"demo": str(photos)}) as client:
         exercise(client)
         text = client.get("/metrics").text
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
@@ -123,10 +103,10 @@ def test_every_dashboard_query_filters_by_the_job_variable():
     assert unfiltered == []
 
 
-def test_real_prometheus_scrapes_the_values(corpus: Path, tmp_path: Path):
+def test_real_prometheus_scrapes_the_values(photos: Path, tmp_path: Path):
     prometheus = need("prometheus")
     metrics_port = free_port()
-    with make_client({"demo": str(corpus)}, metrics_bind=f"127.0.0.1:{metrics_port}") as client:
+    with make_client({"demo": str(photos)}, metrics_bind=f"127.0.0.1:{metrics_port}") as client:
         exercise(client)
         config = tmp_path / "prometheus.yml"
         config.write_text(
@@ -189,9 +169,9 @@ def test_real_prometheus_scrapes_the_values(corpus: Path, tmp_path: Path):
             proc.wait(10)
 
 
-def test_request_id_is_echoed_and_access_log_is_structured(corpus: Path, caplog):
+def test_request_id_is_echoed_and_access_log_is_structured(photos: Path, caplog):
     caplog.set_level(logging.INFO, logger="edgeproxy.access")
-    with make_client({"demo": str(corpus)}) as client:
+    with make_client({"demo": str(photos)}) as client:
         ok = client.get(signed(f"/w:64/f:png/demo/{PHOTO}"), headers={"X-Request-ID": "abc-123"})
         bad = client.get("/AAAA/w:64/demo/" + PHOTO, headers={"X-Request-ID": "bad id with spaces"})
     assert ok.headers["x-request-id"] == "abc-123"
@@ -205,15 +185,15 @@ def test_request_id_is_echoed_and_access_log_is_structured(corpus: Path, caplog)
         "miss",
         None,
     )
-    assert line["bytes_out"] == len(ok.content) and line["bytes_in"] == (corpus / PHOTO).stat().st_size
+    assert line["bytes_out"] == len(ok.content) and line["bytes_in"] == (photos / PHOTO).stat().st_size
     assert set(line["stages_ms"]) == {"fetch", "queue", "decode", "transform", "encode"}
     assert records[bad.headers["x-request-id"]]["error"] == "signature"
 
 
-def test_access_log_says_what_was_asked_for_and_carries_cdn_request_ids(corpus: Path, caplog):
+def test_access_log_says_what_was_asked_for_and_carries_cdn_request_ids(photos: Path, caplog):
     caplog.set_level(logging.INFO, logger="edgeproxy.access")
     path = f"/w:64/demo/{PHOTO}"
-    with make_client({"demo": str(corpus)}, access_log_headers=["X-Varnish", "CF-Ray", "X-Edge-Id"]) as client:
+    with make_client({"demo": str(photos)}, access_log_headers=["X-Varnish", "CF-Ray", "X-Edge-Id"]) as client:
         ok = client.get(
             signed(path),
             headers={
@@ -239,10 +219,10 @@ def test_access_log_says_what_was_asked_for_and_carries_cdn_request_ids(corpus: 
     assert lines[refused.headers["x-request-id"]]["error"] == "parse"
 
 
-def test_head_sends_no_body_and_counts_no_bytes(corpus: Path, caplog):
+def test_head_sends_no_body_and_counts_no_bytes(photos: Path, caplog):
     caplog.set_level(logging.INFO, logger="edgeproxy.access")
     url = signed(f"/w:300/f:webp/demo/{PHOTO}")
-    with make_client({"demo": str(corpus)}) as client:
+    with make_client({"demo": str(photos)}) as client:
         heads = [client.head(url) for _ in range(3)]
         after_heads = value(client.get("/metrics").text, "edgeproxy_bytes_out_total")
         got = client.get(url)
@@ -255,9 +235,9 @@ def test_head_sends_no_body_and_counts_no_bytes(corpus: Path, caplog):
     assert [(f["method"], f["bytes_out"]) for f in logged] == [("HEAD", 0)] * 3 + [("GET", len(got.content))]
 
 
-def test_metrics_bind_takes_metrics_off_the_public_port(corpus: Path):
+def test_metrics_bind_takes_metrics_off_the_public_port(photos: Path):
     metrics_port = free_port()
-    with make_client({"demo": str(corpus)}, metrics_bind=f"127.0.0.1:{metrics_port}") as client:
+    with make_client({"demo": str(photos)}, metrics_bind=f"127.0.0.1:{metrics_port}") as client:
         assert client.get(signed(f"/w:64/f:png/demo/{PHOTO}")).status_code == 200
         public = client.get("/metrics")
         private = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
@@ -277,7 +257,7 @@ def test_json_formatter_writes_one_object_per_line():
     assert data["status"] == 200 and data["message"] == "request" and data["time"].endswith("Z")
 
 
-def test_readyz_checks_encoders(client):
-    body = client.get("/readyz").json()
+def test_readyz_checks_encoders(photo_client):
+    body = photo_client.get("/readyz").json()
     jxl = {"jxl": True} if EXTRAS["jxl"] else {}  # JPEG XL output only with the [jxl] extra
     assert body["encoders"] == {"avif": True, "webp": True, "jpeg": True, "png": True, "gif": True, **jxl}

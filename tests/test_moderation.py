@@ -17,7 +17,7 @@ import pytest
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.signing import PathSigner
 from edgeproxy.vision.moderation import Action, Metadata, Policy, Source, Verdict, decide, parse_sidecar
-from tests.conftest import KEY, make_client, signed
+from testkit.app import KEY, make_client, signed
 
 POLICY = Policy(block_threshold=0.85, blur_threshold=0.6, pending=Action.BLOCK)
 

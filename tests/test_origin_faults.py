@@ -13,13 +13,10 @@ HTTP: a small origin on 127.0.0.1 that is switched to 503, to never answering, a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -27,12 +24,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgeproxy.service.validators import surrogate_key
+from testkit.app import make_client, signed
+from testkit.images import decode
 from testkit.moto import moto_s3
-from testkit.net import serving
-from tests.conftest import decode, make_client, signed
+from testkit.origin import Fault, Origin, Reply, etag, serve_origin
 
-PORTRAIT = "giunchedi-portrait.jpg"  # 800 x 533
-OTHER = "concert-gray.jpg"
+PORTRAIT = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
+OTHER = "grey.jpg"
 IMMUTABLE = "public, max-age=31536000, immutable"
 STALE = "public, max-age=60"  # error_max_age: the answer may change once the origin is back
 TTL = 1.0  # original_cache_ttl, seconds
@@ -67,7 +65,7 @@ def stale_served(proxy: httpx.Client, origin: str) -> float:
     raise AssertionError(f"no edgeproxy_origin_stale_served_total{{origin={origin!r}}}")
 
 
-def test_s3_outage_serves_known_originals_stale_then_recovers(corpus: Path):
+def test_s3_outage_serves_known_originals_stale_then_recovers(photos: Path):
     """The outage timeline (also printed): with ``original_cache_ttl`` 1 s and
     ``origin_stale_if_error`` 4 s, moto is killed right after ``a.jpg`` was fetched:
 
@@ -81,8 +79,8 @@ def test_s3_outage_serves_known_originals_stale_then_recovers(corpus: Path):
     a_url, b_url = signed("/w:120/f:jpeg/s3/a.jpg"), signed("/w:120/f:jpeg/s3/b.jpg")
     timeline: list[tuple[float, str, int, str]] = []
     with moto_s3() as s3:
-        s3.put("media/a.jpg", (corpus / PORTRAIT).read_bytes())
-        s3.put("media/b.jpg", (corpus / OTHER).read_bytes())
+        s3.put("media/a.jpg", (photos / PORTRAIT).read_bytes())
+        s3.put("media/b.jpg", (photos / OTHER).read_bytes())
         with (
             warnings_of("edgeproxy") as warned,
             make_client(
@@ -162,83 +160,53 @@ def test_s3_outage_serves_known_originals_stale_then_recovers(corpus: Path):
         print(f"  +{at:5.2f} s  {name:8} {status}  {cache}")
 
 
-class Flaky:
-    """An HTTP origin's behaviour, switched by the test: ``ok``, ``503``, ``hang`` or ``404``."""
-
-    def __init__(self, body: bytes):
-        self.body = body
-        self.mode = "ok"
-        self.release = threading.Event()
-
-
 @pytest.fixture
-def flaky(corpus: Path) -> Iterator[tuple[Flaky, str]]:
-    state = Flaky((corpus / PORTRAIT).read_bytes())
-    etag = '"' + hashlib.sha256(state.body).hexdigest()[:16] + '"'
+def flaky(photos: Path) -> Iterator[tuple[Origin, str]]:
+    """An HTTP origin serving ``photo.jpg`` under ``/o``, with a strong ETag and 304s; the test
+    switches what it answers by setting ``origin["photo.jpg"]`` (``OK``, ``DOWN``, ``HANG``,
+    ``GONE``)."""
+    with serve_origin(prefix="/o") as origin:
+        origin["photo.jpg"] = (photos / PORTRAIT).read_bytes()
+        yield origin, origin.url
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            if state.mode == "hang":
-                state.release.wait(30)
-                return
-            status = {"ok": 304 if self.headers.get("If-None-Match") == etag else 200, "503": 503, "404": 404}
-            code = status[state.mode]
-            self.send_response(code)
-            self.send_header("ETag", etag)
-            body = self.body_for(code)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def body_for(self, code: int) -> bytes:
-            return state.body if code == 200 else b""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    try:
-        with serving(server) as port:
-            yield state, f"http://127.0.0.1:{port}/o"
-    finally:
-        state.release.set()
+DOWN, HANG, GONE = Reply(503), Reply(fault=Fault.HANG), Reply(404)
 
 
 def test_http_origin_5xx_and_timeout_serve_stale_and_404_does_not(flaky):
     """``original_cache_ttl = 0`` (the Kubernetes manifest's): every request revalidates. A 503
     and a timeout from the origin serve the cached original stale (short max-age); a 404 is the
     origin saying it is gone: a 404, never stale."""
-    state, base = flaky
+    origin, base = flaky
+    photo = origin.objects["photo.jpg"]
     url = signed("/w:100/f:jpeg/web/photo.jpg")
     with make_client(
         {"web": base}, origin_allowed_networks=["127.0.0.0/8"], original_cache_ttl=0, origin_timeout=1
     ) as proxy:
         fresh = proxy.get(url)
         assert (fresh.status_code, fresh.headers["cache-control"]) == (200, IMMUTABLE)
-        for mode in ("503", "hang"):
-            state.mode = mode
+        for mode in (DOWN, HANG):
+            origin["photo.jpg"] = mode
             response = proxy.get(url)
             assert (response.status_code, response.headers["cache-control"]) == (200, STALE), mode
             assert response.headers["etag"] == fresh.headers["etag"]
         assert stale_served(proxy, "web") == 2
-        state.mode = "ok"
-        assert proxy.get(url).headers["cache-control"] == IMMUTABLE  # vouched for again
-        state.mode = "404"
+        origin["photo.jpg"] = photo
+        assert proxy.get(url).headers["cache-control"] == IMMUTABLE  # vouched for again (a 304)
+        assert [r.header("If-None-Match") for r in origin.requests][-1] == etag(photo)
+        origin["photo.jpg"] = GONE
         gone = proxy.get(url)
         assert gone.status_code == 404 and gone.headers["cache-control"] == "public, max-age=60"
         assert stale_served(proxy, "web") == 2
 
 
 def test_stale_if_error_zero_turns_it_off(flaky):
-    state, base = flaky
+    origin, base = flaky
     url = signed("/w:100/f:jpeg/web/photo.jpg")
     with make_client(
         {"web": base}, origin_allowed_networks=["127.0.0.0/8"], original_cache_ttl=0, origin_stale_if_error=0
     ) as proxy:
         assert proxy.get(url).status_code == 200
-        state.mode = "503"
+        origin["photo.jpg"] = DOWN
         failed = proxy.get(url)
         assert (failed.status_code, failed.text.strip()) == (502, "origin answered 503")

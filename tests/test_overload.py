@@ -12,8 +12,8 @@ import httpx
 
 from edgeproxy.cache import SingleFlight
 from edgeproxy.url.spec import Format
-from tests.conftest import make_served, signed
-from tests.test_metrics import value
+from testkit.app import make_served, signed
+from testkit.metrics import value
 
 SLOW = "/w:200/f:webp/demo/giunchedi-portrait.jpg"  # held in its render thread until the test releases it
 

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edgeproxy.http.negotiate import ACCEPT_BUCKETS, accepted_image_types
-from tests.conftest import KEY, ROOT, make_client
-from tests.test_metrics import value
+from testkit.app import KEY, make_client
+from testkit.env import ROOT
+from testkit.metrics import value
 
 
 def prewarm(base_url: str, keys: Path, *variants: str) -> subprocess.CompletedProcess:
@@ -24,12 +26,10 @@ def prewarm(base_url: str, keys: Path, *variants: str) -> subprocess.CompletedPr
     return subprocess.run([*argv, str(keys)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
 
 
-def test_prewarm_requests_each_bucket_once_and_reports_failures(corpus: Path, tmp_path: Path):
+def test_prewarm_requests_each_bucket_once_and_reports_failures(photos: Path, tmp_path: Path):
     keys = tmp_path / "keys.txt"
-    keys.write_text(
-        "# critical originals\ndemo/giunchedi-portrait.jpg\n\ndemo/flickr-2725x2225.jpg\ndemo/no-such-original.jpg\n"
-    )
-    with make_client({"demo": str(corpus)}) as c:
+    keys.write_text("# critical originals\ndemo/photo.jpg\n\ndemo/large.jpg\ndemo/no-such-original.jpg\n")
+    with make_client({"demo": str(photos)}) as c:
         done = prewarm(str(c.base_url), keys, "w:200/f:auto", "w:100/f:jpeg")
         metrics = c.get("/metrics").text
     assert done.returncode == 1, done.stderr
@@ -46,10 +46,10 @@ def test_prewarm_requests_each_bucket_once_and_reports_failures(corpus: Path, tm
         assert value(metrics, "edgeproxy_requests_total", status_class="2xx", format=fmt) == count, fmt
 
 
-def test_prewarm_succeeds_with_exit_status_zero_and_refuses_bad_variants(corpus: Path, tmp_path: Path):
+def test_prewarm_succeeds_with_exit_status_zero_and_refuses_bad_variants(photos: Path, tmp_path: Path):
     keys = tmp_path / "keys.txt"
-    keys.write_text("demo/giunchedi-portrait.jpg\n")
-    with make_client({"demo": str(corpus)}) as c:
+    keys.write_text("demo/photo.jpg\n")
+    with make_client({"demo": str(photos)}) as c:
         done = prewarm(str(c.base_url), keys, "w:64/f:webp")
         assert (done.returncode, done.stdout.splitlines()[0].endswith("; 0 failed")) == (0, True)
         bad = prewarm(str(c.base_url), keys, "w:abc")
@@ -57,17 +57,17 @@ def test_prewarm_succeeds_with_exit_status_zero_and_refuses_bad_variants(corpus:
     assert bad.stderr.strip() == "edgeproxy prewarm: variant 'w:abc': option w: 'abc' is not a whole number"
 
 
-def test_prewarm_warms_preset_urls_as_pages_write_them(corpus: Path, tmp_path: Path):
+def test_prewarm_warms_preset_urls_as_pages_write_them(photos: Path, tmp_path: Path):
     """``--variant pr:thumb/q:50``: the URL starts with the preset, as edgeproxy.url.builders writes it, and is
     sent once per Accept bucket (the preset's format is the server's to know)."""
     from edgeproxy.prewarm import plan
 
-    jobs = plan([("demo", "giunchedi-portrait.jpg")], ["q:50/pr:thumb:png"], KEY, 32)
-    assert {job.path.split("/", 2)[2] for job in jobs} == {"pr:thumb:png/q:50/demo/giunchedi-portrait.jpg"}
+    jobs = plan([("demo", "photo.jpg")], ["q:50/pr:thumb:png"], KEY, 32)
+    assert {job.path.split("/", 2)[2] for job in jobs} == {"pr:thumb:png/q:50/demo/photo.jpg"}
     assert len(jobs) == 3
     keys = tmp_path / "keys.txt"
-    keys.write_text("demo/giunchedi-portrait.jpg\n")
-    with make_client({"demo": str(corpus)}, presets={"thumb": "w:64/h:64/fit:cover", "png": "f:png"}) as c:
+    keys.write_text("demo/photo.jpg\n")
+    with make_client({"demo": str(photos)}, presets={"thumb": "w:64/h:64/fit:cover", "png": "f:png"}) as c:
         done = prewarm(str(c.base_url), keys, "pr:thumb:png/q:50")
         metrics = c.get("/metrics").text
     assert (done.returncode, done.stdout.splitlines()[0].split(" (")[0]) == (0, "prewarmed 3 of 3 derivatives")
@@ -110,10 +110,10 @@ def test_prewarm_requests_exactly_the_urls_the_builder_writes():
         assert len(jobs) == (1 if "f:webp" in variant else 3), variant
 
 
-def test_prewarm_cli_takes_presets_by_name(corpus: Path, tmp_path: Path):
+def test_prewarm_cli_takes_presets_by_name(photos: Path, tmp_path: Path):
     keys = tmp_path / "keys.txt"
-    keys.write_text("demo/giunchedi-portrait.jpg\n")
-    with make_client({"demo": str(corpus)}, presets={"thumb": "w:64/h:64/fit:cover/f:png"}) as c:
+    keys.write_text("demo/photo.jpg\n")
+    with make_client({"demo": str(photos)}, presets={"thumb": "w:64/h:64/fit:cover/f:png"}) as c:
         argv = [
             sys.executable,
             "-m",
@@ -139,17 +139,18 @@ def test_prewarm_cli_takes_presets_by_name(corpus: Path, tmp_path: Path):
     assert value(metrics, "edgeproxy_requests_total", status_class="2xx", format="png") == 3
 
 
-def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(corpus: Path, tmp_path: Path):
+@pytest.mark.slow
+def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(photos: Path, tmp_path: Path):
     """Prewarm through Varnish running the shipped VCL, then request the URL a page writes with the
     builder, with real browsers' Accept headers: every one is a hit, and the proxy rendered nothing
     more."""
     from edgeproxy.url.builders import UrlBuilder
+    from testkit.env import require_varnish
     from testkit.varnish import is_hit, start_varnish
-    from tests.varnish import require_varnish
 
     require_varnish()
     keys = tmp_path / "keys.txt"
-    keys.write_text("demo/giunchedi-portrait.jpg\n")
+    keys.write_text("demo/photo.jpg\n")
     vcl = (ROOT / "config" / "varnish" / "default.vcl").read_text()
     browsers = {  # Accept of an image request: Chrome 120, Safari 16 (AVIF + WebP), Firefox 60 (WebP), curl
         "chrome": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
@@ -158,11 +159,11 @@ def test_a_page_request_after_prewarm_is_a_cdn_hit_in_every_bucket(corpus: Path,
         "firefox-60": "image/webp,*/*",
         "curl": "*/*",
     }
-    with make_client({"demo": str(corpus)}) as c, start_varnish(c.base_url.host, c.base_url.port, vcl=vcl) as cdn:
+    with make_client({"demo": str(photos)}) as c, start_varnish(c.base_url.host, c.base_url.port, vcl=vcl) as cdn:
         done = prewarm(cdn.url, keys, "w:640/f:auto")
         assert done.returncode == 0, done.stdout + done.stderr
         renders = value(c.get("/metrics").text, "edgeproxy_requests_total", status_class="2xx", format="avif")
-        url = UrlBuilder(cdn.url, KEY).url("demo", "giunchedi-portrait.jpg", width=640, format="auto")
+        url = UrlBuilder(cdn.url, KEY).url("demo", "photo.jpg", width=640, format="auto")
         answers = {name: httpx.get(url, headers={"Accept": accept}, timeout=30) for name, accept in browsers.items()}
         metrics = c.get("/metrics").text
     assert {name: (r.status_code, is_hit(r)) for name, r in answers.items()} == dict.fromkeys(browsers, (200, True))

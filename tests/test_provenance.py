@@ -8,7 +8,6 @@ requires); every server is a local one on 127.0.0.1 that counts the requests it 
 from __future__ import annotations
 
 import contextlib
-import http.server
 import io
 import json
 import os
@@ -35,7 +34,7 @@ from edgeproxy.provenance.context import SETTINGS, C2paContexts, setting_paths
 from edgeproxy.provenance.read import read_manifest
 from edgeproxy.provenance.sign import DerivativeSigner, ProvenanceError, derivative_actions
 from testkit.c2pa import Credentials, make_credentials
-from testkit.net import serving
+from testkit.origin import Origin, Reply, Request, serve_origin
 
 #: The c2pa contexts the app would build at start-up (``compose.compose``), shared by these tests.
 CONTEXTS = C2paContexts()
@@ -53,35 +52,24 @@ def signer(credentials: Credentials) -> DerivativeSigner:
     return DerivativeSigner.from_pem(credentials.chain, credentials.key, contexts=CONTEXTS)
 
 
+C2PA_TYPE = {"Content-Type": "application/c2pa"}
+
+
 @contextlib.contextmanager
-def recording_server() -> Iterator[tuple[str, list[str], dict[str, bytes]]]:
-    """A local HTTP server that records every request (``"GET /path"``), answers a GET with
-    ``bodies[path]`` (404 when absent) and a POST with a 500; yields (base URL, requests, bodies)."""
-    requests: list[str] = []
-    bodies: dict[str, bytes] = {}
+def recording_server() -> Iterator[Origin]:
+    """A local HTTP server that logs every request and answers a GET with the object set on it (404
+    when absent) and a POST with a 500; ``calls(origin)`` lists what it got."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self, status: int, payload: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/c2pa")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def fallback(request: Request) -> Reply:
+        return Reply(500 if request.method == "POST" else 404, headers=C2PA_TYPE)
 
-        def do_GET(self):
-            requests.append(f"GET {self.path}")
-            self._answer(200 if self.path in bodies else 404, bodies.get(self.path, b""))
+    with serve_origin(fallback=fallback) as origin:
+        yield origin
 
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            requests.append(f"POST {self.path}")
-            self._answer(500, b"")
 
-        def log_message(self, *args):
-            pass
-
-    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
-        yield f"http://127.0.0.1:{port}", requests, bodies
+def calls(origin: Origin) -> list[str]:
+    """Every request ``origin`` got, as ``"GET /path"``."""
+    return [f"{request.method} {request.path}" for request in origin.requests]
 
 
 def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
@@ -221,8 +209,8 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
     """An asset whose manifest is only a URL (C2PA "Remote manifests"): c2pa's defaults fetch it, edgeproxy
     does not. The control read proves this test sees a fetch when there is one."""
     image = pyvips.Image.black(64, 48).jpegsave_buffer()
-    with recording_server() as (base, requests, bodies):
-        url = f"{base}/manifests/remote.c2pa"
+    with recording_server() as origin:
+        url = f"{origin.url}manifests/remote.c2pa"
         with (
             c2pa.Context.from_dict(SETTINGS) as context,
             c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", credentials.chain, credentials.key, None)) as sig,
@@ -232,7 +220,8 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
             b.set_no_embed()
             b.set_remote_url(url)
             output = io.BytesIO()
-            bodies["/manifests/remote.c2pa"] = b.sign(sig, "image/jpeg", io.BytesIO(image), output)
+            manifest = b.sign(sig, "image/jpeg", io.BytesIO(image), output)
+            origin["manifests/remote.c2pa"] = Reply(200, manifest, headers=C2PA_TYPE)
         asset = output.getvalue()
         assert url.encode() in asset and b"jumb" not in asset  # the URL only, no embedded manifest
 
@@ -240,11 +229,11 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
         with c2pa.Context() as defaults, c2pa.Reader("image/jpeg", io.BytesIO(asset), context=defaults) as reader:
             assert json.loads(reader.json())["validation_state"] == "Valid"
             assert not reader.is_embedded()
-        assert requests == ["GET /manifests/remote.c2pa"]
+        assert calls(origin) == ["GET /manifests/remote.c2pa"]
 
-        requests.clear()
+        origin.requests.clear()
         summary = read_manifest(asset, "image/jpeg", CONTEXTS)
-        assert requests == []  # edgeproxy: no request at all
+        assert calls(origin) == []  # edgeproxy: no request at all
         # Signing with that asset as the original does not fetch it either: the ingredient says so.
         signed = DerivativeSigner.from_pem(credentials.chain, credentials.key, contexts=CONTEXTS).sign(
             image, "image/jpeg", original=asset, original_mime="image/jpeg", original_title="remote.jpg", actions=[]
@@ -252,12 +241,12 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
         store = c2pa_store(signed, "image/jpeg")
         (ingredient,) = store["manifests"][store["active_manifest"]]["ingredients"]
         assert ingredient["validation_results"]["activeManifest"]["failure"][0]["code"] == "manifest.inaccessible"
-        assert requests == []
+        assert calls(origin) == []
         # Each of the two layers alone keeps the request from being made.
         for layer in ({"verify": {"remote_manifest_fetch": False}}, {"core": {"allowed_network_hosts": []}}):
             with pytest.raises(c2pa.C2paError, match="Remote: "):
                 c2pa_store(asset, "image/jpeg", layer)
-        assert requests == []
+        assert calls(origin) == []
     assert summary["validation_state"] == "Unverified"
     assert "remote manifest not fetched" in summary["error"]
     json.dumps(summary)
@@ -266,21 +255,21 @@ def test_a_remote_manifest_is_never_fetched(credentials: Credentials):
 def test_ocsp_is_never_fetched_when_reading_or_signing(corpus: Path):
     """A signer certificate naming an OCSP responder: with ``verify.ocsp_fetch`` on c2pa asks it; edgeproxy
     neither when signing nor when reading, and c2pa records the check as skipped."""
-    with recording_server() as (base, requests, _):
-        creds = make_credentials(ocsp_url=f"{base}/ocsp")
+    with recording_server() as origin:
+        creds = make_credentials(ocsp_url=f"{origin.url}ocsp")
         signer = DerivativeSigner.from_pem(creds.chain, creds.key, contexts=CONTEXTS)
         _, signed = sign_portrait(signer, corpus)
-        assert requests == []
+        assert calls(origin) == []
 
         control = c2pa_store(signed, "image/jpeg", {"verify": {"ocsp_fetch": True}})
-        assert requests and requests[0].startswith("GET /")  # the test sees an OCSP request when there is one
+        assert calls(origin) and calls(origin)[0].startswith("GET /")  # the test sees an OCSP request when there is one
         assert "signingCredential.ocsp.inaccessible" in json.dumps(control)
 
-        requests.clear()
+        origin.requests.clear()
         assert read_manifest(signed, "image/jpeg", CONTEXTS)["validation_state"] == "Valid"
         store = c2pa_store(signed, "image/jpeg")
         c2pa_store(signed, "image/jpeg", {"verify": {"ocsp_fetch": True}, "core": {"allowed_network_hosts": []}})
-        assert requests == []  # and the host allow-list alone would stop an OCSP request too
+        assert calls(origin) == []  # and the host allow-list alone would stop an OCSP request too
     informational = [s["code"] for s in store["validation_results"]["activeManifest"]["informational"]]
     assert "signingCredential.ocsp.skipped" in informational
 

@@ -17,9 +17,9 @@ from edgeproxy.compose import StartupError, compose  # noqa: E402
 from edgeproxy.provenance.context import C2paContexts  # noqa: E402
 from edgeproxy.provenance.read import read_manifest  # noqa: E402
 from edgeproxy.settings import load_settings  # noqa: E402
+from testkit.app import KEY, make_client, signed  # noqa: E402
 from testkit.c2pa import make_credentials  # noqa: E402
-
-from .conftest import KEY, decode, make_client, signed  # noqa: E402
+from testkit.images import decode  # noqa: E402
 
 #: What the proxy's own compose() makes: the c2pa contexts reads go through.
 CONTEXTS = C2paContexts()

@@ -41,9 +41,8 @@ from edgeproxy.provenance import sign as provenance_sign  # noqa: E402
 from edgeproxy.provenance.context import SETTINGS, C2paContexts  # noqa: E402
 from edgeproxy.provenance.redact import redactions  # noqa: E402
 from edgeproxy.provenance.sign import DerivativeSigner, derivative_actions  # noqa: E402
+from testkit.app import make_client, signed  # noqa: E402
 from testkit.c2pa import DIGITAL_CAPTURE, Credentials, make_credentials, sign_original  # noqa: E402
-
-from .conftest import make_client, signed  # noqa: E402
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
 #: The c2pa contexts the app would build at start-up (``compose.compose``).

@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -28,63 +27,53 @@ from edgeproxy.http.app import create_app
 from edgeproxy.http.logs import JsonFormatter
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
-from testkit.net import free_port, serving
-from tests.conftest import KEY, ROOT, make_client, serve_app, signed
+from testkit.app import KEY, make_client, serve_app, signed
+from testkit.env import ROOT
+from testkit.net import free_port
+from testkit.origin import Origin, Reply, Request, serve_origin
 
 TOKEN = "admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PHOTO = "giunchedi-portrait.jpg"
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 
 
 class Recorder:
-    """Every request the hook server saw: (method, path, headers, body); ``fail`` maps a path to
-    how many times it answers 500 before it answers 200 (-1: always)."""
+    """The hook server's log and behaviour: ``fail`` maps a path to how many times it answers 500
+    before it answers 200 (-1: always); ``seen`` is every request as (method, path, headers, body)."""
 
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
         self.fail: dict[str, int] = {}
+
+    @property
+    def seen(self) -> list[tuple[str, str, dict[str, str], bytes]]:
+        return [(r.method, r.path, {k.lower(): v for k, v in r.headers.items()}, r.body) for r in self.origin.requests]
+
+    def answer(self, request: Request) -> Reply:
+        left = self.fail.get(request.path, 0)
+        if left > 0:
+            self.fail[request.path] = left - 1
+        return Reply(500 if left else 200, b'{"status": "ok"}')
 
 
 @pytest.fixture
 def hooks() -> Iterator[tuple[Recorder, str]]:
-    record = Recorder()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def answer(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            record.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            left = record.fail.get(self.path, 0)
-            status = 500 if left else 200
-            if left > 0:
-                record.fail[self.path] = left - 1
-            reply = b'{"status": "ok"}'
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        do_POST = do_PURGE = answer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with serving(server) as port:
-        yield record, f"http://127.0.0.1:{port}"
+    """The purge APIs' stand-in: every request is recorded and answered by ``Recorder.answer``."""
+    record: Recorder
+    with serve_origin(fallback=lambda request: record.answer(request)) as origin:
+        record = Recorder(origin)
+        yield record, origin.url.rstrip("/")
 
 
-def test_purge_is_404_without_an_admin_token(corpus: Path):
-    with make_client({"demo": str(corpus)}) as c:
+def test_purge_is_404_without_an_admin_token(photos: Path):
+    with make_client({"demo": str(photos)}) as c:
         for method in ("POST", "GET"):
             r = c.request(method, "/purge", json={"origin": "demo", "key": PHOTO}, headers=AUTH)
             assert (r.status_code, r.text) == (404, "no such route\n")
 
 
-def test_purge_needs_the_token_and_a_well_formed_body(corpus: Path):
-    with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
+def test_purge_needs_the_token_and_a_well_formed_body(photos: Path):
+    with make_client({"demo": str(photos)}, admin_token=TOKEN) as c:
         body = {"origin": "demo", "key": PHOTO}
         for headers in (
             {},
@@ -112,9 +101,9 @@ def test_purge_needs_the_token_and_a_well_formed_body(corpus: Path):
         assert c.post("/purge", content=b"x" * 5000, headers=AUTH).status_code == 413
 
 
-def test_purge_drops_the_original_and_calls_every_hook(corpus: Path, tmp_path: Path, hooks):
+def test_purge_drops_the_original_and_calls_every_hook(photos: Path, tmp_path: Path, hooks):
     record, base = hooks
-    (tmp_path / "a.jpg").write_bytes((corpus / PHOTO).read_bytes())
+    (tmp_path / "a.jpg").write_bytes((photos / PHOTO).read_bytes())
     settings = dict(
         admin_token=TOKEN,
         purge_hooks=[f"varnish:{base}/varnish", "fastly:SVC123", "cloudflare:ZONE9", f"webhook:{base}/hook"],
@@ -162,7 +151,7 @@ def test_purge_drops_the_original_and_calls_every_hook(corpus: Path, tmp_path: P
     assert 'edgeproxy_cache_lookups_total{cache="original",outcome="miss"} 2.0' in metrics
 
 
-def test_a_failing_hook_is_retried_then_reported_as_502(corpus: Path, hooks):
+def test_a_failing_hook_is_retried_then_reported_as_502(photos: Path, hooks):
     record, base = hooks
     record.fail = {"/flaky": 2, "/down": -1}
     closed = free_port()
@@ -171,7 +160,7 @@ def test_a_failing_hook_is_retried_then_reported_as_502(corpus: Path, hooks):
         purge_retries=2,
         purge_hooks=[f"webhook:{base}/flaky", f"webhook:{base}/down", f"varnish:http://127.0.0.1:{closed}"],
     )
-    with make_client({"demo": str(corpus)}, **settings) as c:
+    with make_client({"demo": str(photos)}, **settings) as c:
         r = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers=AUTH)
     assert r.status_code == 502
     flaky, down, refused = r.json()["hooks"]
@@ -181,25 +170,25 @@ def test_a_failing_hook_is_retried_then_reported_as_502(corpus: Path, hooks):
     assert refused["error"].startswith("ConnectError")
 
 
-def test_purge_hooks_are_checked_at_start_up(corpus: Path):
+def test_purge_hooks_are_checked_at_start_up(photos: Path):
     for hooks, message in [
         (["akamai:x"], "expected KIND:TARGET with KIND one of varnish, fastly, cloudflare, webhook"),
         (["varnish:127.0.0.1:6081"], "the target must be an http(s):// URL"),
         (["fastly:SVC"], "purge hook fastly: needs fastly_api_token (EDGEPROXY_FASTLY_API_TOKEN)"),
     ]:
         with pytest.raises(SettingsError, match=re.escape(message)):
-            load_settings(origins={"demo": str(corpus)}, signing_key="k", purge_hooks=hooks)
+            load_settings(origins={"demo": str(photos)}, signing_key="k", purge_hooks=hooks)
     with pytest.raises(SettingsError, match="admin_token must not be the signing key"):
         load_settings(
-            origins={"demo": str(corpus)}, signing_key="same-secret-16-bytes", admin_token="same-secret-16-bytes"
+            origins={"demo": str(photos)}, signing_key="same-secret-16-bytes", admin_token="same-secret-16-bytes"
         )
 
 
-def test_cli_surrogate_key_and_purge(corpus: Path):
+def test_cli_surrogate_key_and_purge(photos: Path):
     cli = [sys.executable, "-m", "edgeproxy"]
     tag = subprocess.run([*cli, "surrogate-key", "demo", PHOTO], capture_output=True, text=True, cwd=ROOT, check=True)
     assert tag.stdout.strip() == surrogate_key("demo", PHOTO)
-    with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
+    with make_client({"demo": str(photos)}, admin_token=TOKEN) as c:
         env = {**os.environ, "EDGEPROXY_ADMIN_TOKEN": TOKEN}
         done = subprocess.run(
             [*cli, "purge", "--url", str(c.base_url), "demo", PHOTO],
@@ -226,31 +215,31 @@ def test_cli_surrogate_key_and_purge(corpus: Path):
 # --- attacks: an empty admin token, hostile bodies, secrets in hook targets ------------------------------------------
 
 
-def test_an_empty_admin_token_is_no_open_door(corpus: Path):
+def test_an_empty_admin_token_is_no_open_door(photos: Path):
     """EDGEPROXY_ADMIN_TOKEN="" once meant: ``Authorization: Bearer`` (empty) purges anything."""
     with (
         pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"),
-        make_client({"demo": str(corpus)}, admin_token="") as c,
+        make_client({"demo": str(photos)}, admin_token="") as c,
     ):
         answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": "Bearer"})
         pytest.fail(f"started with an empty admin_token; an empty bearer got {answer.status_code}")
 
 
-def test_an_empty_or_short_admin_token_stops_start_up_with_every_other_problem(corpus: Path, monkeypatch):
+def test_an_empty_or_short_admin_token_stops_start_up_with_every_other_problem(photos: Path, monkeypatch):
     for token in ("", " ", "x" * 15, "é" * 7):  # "é" is two bytes in UTF-8: 14 bytes
         with pytest.raises(SettingsError) as info:
-            load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token=token, quality_jpeg=0)
+            load_settings(origins={"demo": str(photos)}, signing_key=KEY, admin_token=token, quality_jpeg=0)
         lines = str(info.value).splitlines()
         assert (
             '  admin_token: must be at least 16 bytes (a random value: python -c "import secrets; '
             'print(secrets.token_urlsafe(32))"), or unset to turn POST /purge off' in lines
         ), token
         assert "  quality_jpeg: Input should be greater than or equal to 1" in lines
-    assert load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token="x" * 16).admin_token
+    assert load_settings(origins={"demo": str(photos)}, signing_key=KEY, admin_token="x" * 16).admin_token
     # From the environment as operators set it, and through `edgeproxy serve`, which says why it stops.
     monkeypatch.setenv("EDGEPROXY_ADMIN_TOKEN", "")
     with pytest.raises(SettingsError, match="admin_token: must be at least 16 bytes"):
-        load_settings(origins={"demo": str(corpus)}, signing_key=KEY)
+        load_settings(origins={"demo": str(photos)}, signing_key=KEY)
     serve = subprocess.run(
         [
             sys.executable,
@@ -262,7 +251,7 @@ def test_an_empty_or_short_admin_token_stops_start_up_with_every_other_problem(c
             "--port",
             str(free_port()),
             "--origin",
-            f"demo={corpus}",
+            f"demo={photos}",
         ],
         capture_output=True,
         text=True,
@@ -274,22 +263,22 @@ def test_an_empty_or_short_admin_token_stops_start_up_with_every_other_problem(c
     assert "admin_token: must be at least 16 bytes" in serve.stderr
 
 
-def test_an_empty_bearer_never_matches_even_an_empty_token(corpus: Path):
+def test_an_empty_bearer_never_matches_even_an_empty_token(photos: Path):
     """Defence in depth: settings that skipped validation (an empty token) still refuse an empty bearer."""
-    settings = load_settings(origins={"demo": str(corpus)}, signing_key=KEY, admin_token=TOKEN)
+    settings = load_settings(origins={"demo": str(photos)}, signing_key=KEY, admin_token=TOKEN)
     unchecked = settings.model_copy(update={"admin_token": SecretStr("")})
     with serve_app(create_app(unchecked)) as base, httpx.Client(base_url=base, timeout=30) as c:
         for authorization in ("Bearer", "bearer", ""):
             answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": authorization})
             assert answer.status_code == 401, authorization
-    with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
+    with make_client({"demo": str(photos)}, admin_token=TOKEN) as c:
         for authorization in ("Bearer", f"Bearer {TOKEN} extra", f"Bearer {TOKEN[:-1]}", f"Bearer  {TOKEN}x"):
             answer = c.post("/purge", json={"origin": "demo", "key": PHOTO}, headers={"Authorization": authorization})
             assert answer.status_code == 401, authorization
 
 
-def test_deeply_nested_purge_bodies_are_400_not_500(corpus: Path):
-    with make_client({"demo": str(corpus)}, admin_token=TOKEN) as c:
+def test_deeply_nested_purge_bodies_are_400_not_500(photos: Path):
+    with make_client({"demo": str(photos)}, admin_token=TOKEN) as c:
         for body in (
             b"[" * 2000 + b"]" * 2000,
             b'{"origin": ' + b"[" * 1500 + b"]" * 1500 + b', "key": "x"}',
@@ -332,14 +321,14 @@ def secret_hooks(base: str) -> dict[str, tuple[str, str, list[str]]]:
     }
 
 
-def test_hook_secrets_are_masked_in_answers_and_logs_but_sent(corpus: Path, hooks, caplog):
+def test_hook_secrets_are_masked_in_answers_and_logs_but_sent(photos: Path, hooks, caplog):
     record, base = hooks
     configured = secret_hooks(base)
     record.fail = {"/down?key=vk-55501234": -1}
     secrets = [secret for _hook, _shown, found in configured.values() for secret in found]
     caplog.set_level(logging.INFO, logger="edgeproxy")
     with make_client(
-        {"demo": str(corpus)},
+        {"demo": str(photos)},
         admin_token=TOKEN,
         purge_retries=0,
         purge_hooks=[hook for hook, _shown, _secrets in configured.values()],

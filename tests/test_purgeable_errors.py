@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -19,13 +18,15 @@ import pytest
 
 from edgeproxy.service.validators import surrogate_key
 from testkit import bombs
-from testkit.net import free_port, serving, silent_server
+from testkit.app import make_client, signed
+from testkit.env import ROOT, require_varnish
+from testkit.images import decode, loader_format
+from testkit.net import free_port, silent_server
+from testkit.origin import serve_origin
 from testkit.varnish import Varnish, is_hit, start_varnish
-from tests.conftest import ROOT, decode, loader_format, make_client, signed
-from tests.varnish import require_varnish
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
-PHOTO = "giunchedi-portrait.jpg"  # 800 x 533 JPEG
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 TOKEN = "admin-token-for-the-purge-tests"
 
 
@@ -41,15 +42,15 @@ def silent_origin() -> Iterator[str]:
 
 
 @pytest.fixture
-def folder(corpus: Path, tmp_path: Path) -> Path:
+def folder(photos: Path, tmp_path: Path) -> Path:
     """A local origin with one original per error: 413 (a pixel bomb), 415 (SVG, not allowed),
     422 (corrupt JPEG), 451 (a rejected verdict in its sidecar), and a good photo."""
     (tmp_path / "bomb.png").write_bytes(bombs.png(20_000, 20_000))
-    shutil.copyfile(corpus / "commons-logo.svg", tmp_path / "logo.svg")
+    shutil.copyfile(photos / "logo.svg", tmp_path / "logo.svg")
     (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
-    shutil.copyfile(corpus / PHOTO, tmp_path / "rejected.jpg")
+    shutil.copyfile(photos / PHOTO, tmp_path / "rejected.jpg")
     (tmp_path / "rejected.jpg.json").write_text('{"moderation": "rejected"}')
-    shutil.copyfile(corpus / PHOTO, tmp_path / "photo.jpg")
+    shutil.copyfile(photos / PHOTO, tmp_path / "photo.jpg")
     return tmp_path
 
 
@@ -90,29 +91,20 @@ def test_remembered_404_of_a_remote_origin_carries_the_surrogate_key():
     """A remote origin's 404 is remembered (``origin_negative_ttl``) and raised again for the next
     requests: each of them, for two keys, carries its own original's tag."""
 
-    class NotFound(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
     with (
-        serving(server) as port,
-        make_client({"web": f"http://127.0.0.1:{port}/o"}, origin_allowed_networks=["127.0.0.0/8"]) as proxy,
+        serve_origin(prefix="/o") as origin,  # holds nothing: every key is a 404
+        make_client({"web": origin.url}, origin_allowed_networks=["127.0.0.0/8"]) as proxy,
     ):
         for _ in range(2):
             for key in ("a.jpg", "b.jpg"):
                 response = proxy.get(signed(f"/w:100/web/{key}"))
                 assert response.status_code == 404
                 assert tag_pair(response) == (surrogate_key("web", key),) * 2
+        assert origin.gets() == ["/o/a.jpg", "/o/b.jpg"]  # the second round was remembered
 
 
-def test_fallback_image_carries_the_surrogate_key(folder: Path, corpus: Path):
-    with make_client({"f": str(folder)}, fallback_image=str(corpus / "giunchedi.png")) as proxy:
+def test_fallback_image_carries_the_surrogate_key(folder: Path, photos: Path):
+    with make_client({"f": str(folder)}, fallback_image=str(photos / "photo.png")) as proxy:
         for key, status in (("missing.jpg", 404), ("corrupt.jpg", 422)):
             response = proxy.get(signed(f"/w:120/f:png/f/{key}"))
             assert response.status_code == status and response.headers["x-fallback-reason"].startswith(str(status))
@@ -141,8 +133,9 @@ def purge(proxy: httpx.Client, varnish: Varnish, key: str) -> None:
     assert [(h["ok"], h["status"]) for h in response.json()["hooks"]] == [(True, 200)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before", ["missing", "corrupt"])
-def test_cached_error_is_purged_with_the_original(folder: Path, corpus: Path, before: str):
+def test_cached_error_is_purged_with_the_original(folder: Path, photos: Path, before: str):
     """404 (not uploaded yet) or 422 (a corrupt upload), cached by Varnish for error_max_age (60 s);
     the good original is uploaded; Varnish still holds the error (a hit) until one purge of the
     original, after which the very next request renders the image."""
@@ -157,7 +150,7 @@ def test_cached_error_is_purged_with_the_original(folder: Path, corpus: Path, be
         assert is_hit(held) and held.status_code == first.status_code
 
         upload = folder / f".{key}.tmp"  # the upload lands with a new inode
-        shutil.copyfile(corpus / PHOTO, upload)
+        shutil.copyfile(photos / PHOTO, upload)
         upload.replace(folder / key)
         assert is_hit(cdn.get(url)), "the CDN should still hold the error before the purge"
 

@@ -21,7 +21,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import decode, loader_format, make_client, make_served, signed
+from testkit.app import make_client, make_served, signed
+from testkit.images import decode, loader_format
 
 PORTRAIT = "giunchedi-portrait.jpg"
 WIDTH, HEIGHT = 800, 533

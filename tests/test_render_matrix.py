@@ -18,7 +18,8 @@ import pytest
 import pyvips
 
 from testkit import coordinates
-from tests.conftest import decode, make_client, signed
+from testkit.app import make_client, signed
+from testkit.images import decode
 
 FORMATS = ("jpeg", "png", "webp", "avif", "tiff", "gif")
 #: Mean error (levels) a correct derivative stays under, per source format: palettes and lossy

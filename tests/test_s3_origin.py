@@ -24,15 +24,16 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.origins.s3 import S3Options, S3Origin, parse_location
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
+from testkit.app import KEY, make_client, raw_get, signed
+from testkit.images import decode, loader_format
 from testkit.net import free_port, silent_server
-from tests.conftest import KEY, decode, loader_format, make_client, raw_get, signed
 
 BUCKET = "edgeproxy-originals"
 PREFIX = "media"
 ACCESS_KEY = "AKIAEDGEPROXYTEST000"
 SECRET_KEY = "s3-secret-that-must-never-be-logged"
-PORTRAIT = "giunchedi-portrait.jpg"  # 800 x 533 JPEG, 221131 bytes
-OTHER = "concert-gray.jpg"
+PORTRAIT = "photo.jpg"  # the synthetic library's 800 x 533 JPEG (over 50,000 bytes)
+OTHER = "grey.jpg"
 S3_LOGGER = "edgeproxy.origins.s3"
 
 
@@ -79,7 +80,7 @@ class S3:
 
 
 @pytest.fixture(scope="module")
-def s3(corpus: Path) -> Iterator[S3]:
+def s3(photos: Path) -> Iterator[S3]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -95,10 +96,10 @@ def s3(corpus: Path) -> Iterator[S3]:
         client.create_bucket(Bucket=BUCKET)
         store = S3(url, client)
         store.put(
-            f"{PREFIX}/portrait.jpg", (corpus / PORTRAIT).read_bytes(), Moderation="pending", provenance="camera:x100"
+            f"{PREFIX}/portrait.jpg", (photos / PORTRAIT).read_bytes(), Moderation="pending", provenance="camera:x100"
         )
-        store.put(f"{PREFIX}/dir/my photo+é%.jpg", (corpus / PORTRAIT).read_bytes())
-        store.put("outside.jpg", (corpus / PORTRAIT).read_bytes())  # beside the prefix, not under it
+        store.put(f"{PREFIX}/dir/my photo+é%.jpg", (photos / PORTRAIT).read_bytes())
+        store.put("outside.jpg", (photos / PORTRAIT).read_bytes())  # beside the prefix, not under it
         yield store
         client.close()
     finally:
@@ -173,7 +174,7 @@ def spy(monkeypatch) -> Spy:
     return spy
 
 
-def test_signed_request_renders_an_s3_original(s3, corpus):
+def test_signed_request_renders_an_s3_original(s3, photos):
     with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, **s3.settings()) as client:
         response = client.get(signed("/w:200/f:webp/s3/portrait.jpg"))
         assert response.status_code == 200, response.text
@@ -188,14 +189,14 @@ def test_signed_request_renders_an_s3_original(s3, corpus):
         assert decode(response.content).width == 100
 
 
-def test_etag_follows_the_object(s3, corpus):
+def test_etag_follows_the_object(s3, photos):
     key = f"{PREFIX}/changing.jpg"
-    s3.put(key, (corpus / PORTRAIT).read_bytes())
+    s3.put(key, (photos / PORTRAIT).read_bytes())
     with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, original_cache_ttl=0, **s3.settings()) as client:
         path = signed("/w:100/f:jpeg/s3/changing.jpg")
         first = client.get(path)
         again = client.get(path)  # revalidated (304 from S3): the same derivative
-        s3.put(key, (corpus / OTHER).read_bytes())
+        s3.put(key, (photos / OTHER).read_bytes())
         changed = client.get(path)
     assert first.status_code == again.status_code == changed.status_code == 200
     assert first.headers["etag"] == again.headers["etag"]
@@ -247,10 +248,10 @@ def test_unsafe_keys_are_404_without_a_request(s3, spy, key):
 
 
 def test_object_over_max_source_bytes_is_413(s3, spy):
-    with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, max_source_bytes=100_000, **s3.settings()) as client:
+    with make_client({"s3": f"s3://{BUCKET}/{PREFIX}"}, max_source_bytes=50_000, **s3.settings()) as client:
         response = client.get(signed("/w:100/s3/portrait.jpg"))
     assert response.status_code == 413
-    assert "over the limit of 100000 bytes" in response.text
+    assert "over the limit of 50000 bytes" in response.text
     assert spy.calls and spy.streamed == 0  # refused on the declared size, before reading the body
 
 
@@ -270,20 +271,20 @@ def test_streaming_cap_holds_without_a_declared_size(s3, spy):
     assert 300_000 < spy.streamed < 1 << 20  # at most the cap and one chunk of the 8 MiB object
 
 
-def test_conditional_fetch_returns_the_cached_original_itself(s3, corpus, spy):
+def test_conditional_fetch_returns_the_cached_original_itself(s3, photos, spy):
     key = f"{PREFIX}/revalidated.jpg"
-    s3.put(key, (corpus / PORTRAIT).read_bytes())
+    s3.put(key, (photos / PORTRAIT).read_bytes())
 
     async def go():
         origin = s3.origin()
         first = await origin.fetch("revalidated.jpg")
         same = await origin.fetch("revalidated.jpg", cached=first)
-        s3.put(key, (corpus / OTHER).read_bytes())
+        s3.put(key, (photos / OTHER).read_bytes())
         changed = await origin.fetch("revalidated.jpg", cached=first)
         return origin, first, same, changed
 
     origin, first, same, changed = asyncio.run(go())
-    assert first.data == (corpus / PORTRAIT).read_bytes()
+    assert first.data == (photos / PORTRAIT).read_bytes()
     assert first.stamp == first.etag and first.etag.startswith('"')  # the ETag as S3 sent it
     assert first.last_modified.endswith(" GMT")
     assert origin.unchanged("revalidated.jpg", first) is None  # only a conditional GET can tell
@@ -291,18 +292,18 @@ def test_conditional_fetch_returns_the_cached_original_itself(s3, corpus, spy):
     assert spy.calls[1] == ("revalidated.jpg", {"head": True})  # attributes without the body
     assert [path for path, _ in spy.calls] == ["revalidated.jpg"] * 4  # GET, HEAD, HEAD, GET
     assert spy.calls[3] == ("revalidated.jpg", {})  # the ETag changed: the new body
-    assert changed is not first and changed.data == (corpus / OTHER).read_bytes()
+    assert changed is not first and changed.data == (photos / OTHER).read_bytes()
     assert changed.etag != first.etag
 
 
-def test_metadata_only_change_is_seen_at_revalidation(s3, corpus, spy):
+def test_metadata_only_change_is_seen_at_revalidation(s3, photos, spy):
     """A verdict changed in place (``copy_object`` onto itself with ``MetadataDirective=REPLACE``,
     what a moderation tool does): the bytes and so the ETag stay the same, LastModified and the user
     metadata change. Revalidation sees the new metadata (issue 19, item 4: a conditional GET with
     ``If-None-Match`` answered 304 and the proxy kept the old verdict) without fetching the body
     again; an unchanged object is still the cached original itself."""
     key = f"{PREFIX}/verdict.jpg"
-    s3.put(key, (corpus / PORTRAIT).read_bytes(), moderation="rejected", model="sdxl-1.0")
+    s3.put(key, (photos / PORTRAIT).read_bytes(), moderation="rejected", model="sdxl-1.0")
 
     async def go():
         origin = s3.origin()
@@ -496,10 +497,10 @@ def test_s3_locations_and_settings():
         load_settings(signing_key=KEY, s3_region="Mars 1")
 
 
-def test_moderation_reads_the_verdict_from_object_metadata(s3, corpus, tmp_path):
+def test_moderation_reads_the_verdict_from_object_metadata(s3, photos, tmp_path):
     """x-amz-meta-moderation is the human verdict (S3 has no sidecars); the other x-amz-meta-*
     members are provenance in /info; a changed verdict reaches the proxy after a purge."""
-    body = (corpus / PORTRAIT).read_bytes()
+    body = (photos / PORTRAIT).read_bytes()
     s3.put(f"{PREFIX}/moderated/rejected.jpg", body, moderation="rejected", model="sdxl-1.0")
     s3.put(
         f"{PREFIX}/moderated/approved.jpg",

@@ -14,7 +14,7 @@ import pyvips
 
 from edgeproxy.errors import ProxyError
 from edgeproxy.render.pool import RenderPool
-from tests.conftest import make_served, signed
+from testkit.app import make_served, signed
 
 
 def _gate_pool(pool: RenderPool) -> tuple[threading.Event, threading.Event, object]:

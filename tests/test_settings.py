@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from edgeproxy.settings import Settings, SettingsError, load_settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from testkit.env import ROOT
 
 
 def test_precedence_defaults_file_environment_command_line(tmp_path, monkeypatch):

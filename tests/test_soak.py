@@ -21,8 +21,10 @@ import psutil
 import pytest
 
 from testkit import bombs
+from testkit.app import KEY, signed
 from testkit.net import free_port
-from tests.conftest import KEY, signed
+
+pytestmark = pytest.mark.slow  # a timed load: not in the quick loop (pytest -m 'not slow')
 
 CONCURRENCY = 32
 DEADLINE = 10.0  # request_timeout of the process under test, seconds

@@ -24,7 +24,8 @@ from edgeproxy.url.spec import (
     build_path,
     canonical,
 )
-from tests.conftest import decode, make_client, signed
+from testkit.app import make_client, signed
+from testkit.images import decode
 
 
 def roundtrip(spec: TransformSpec) -> TransformSpec:
@@ -292,11 +293,11 @@ def test_only_presets_with_a_default_preset_serves_it_for_a_bare_url():
     assert parse_options(["v:2"], presets, only_presets=True).width == 64
 
 
-def test_only_presets_never_serves_the_original_over_http(corpus: Path):
+def test_only_presets_never_serves_the_original_over_http(photos: Path):
     """The attack: a server with only_presets still served the option-less URL (the full-size
     original) and every other spelling of a preset URL."""
-    photo = "giunchedi-portrait.jpg"
-    with make_client({"demo": str(corpus)}, presets={"thumb": "w:120/f:png"}, only_presets=True) as c:
+    photo = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
+    with make_client({"demo": str(photos)}, presets={"thumb": "w:120/f:png"}, only_presets=True) as c:
         for path in (f"/demo/{photo}", f"/v:1/demo/{photo}", f"/exp:4102444800/demo/{photo}"):
             answer = c.get(signed(path))
             assert (answer.status_code, answer.text) == (400, NAME_A_PRESET + "\n"), path

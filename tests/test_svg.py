@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import pyvips
 
 from edgeproxy.render import svg
-from testkit.net import serving
-from tests.conftest import decode, loader_format, make_client, signed
+from testkit.app import make_client, signed
+from testkit.images import decode, loader_format
+from testkit.origin import Reply, Request, serve_origin
 
 ALL_FORMATS = ["jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg"]
 RED_PNG = pyvips.Image.black(8, 8).new_from_image([255, 0, 0]).pngsave_buffer()
 
 
-@contextlib.contextmanager
-def watched_server() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server on 127.0.0.1 that serves a red PNG for any path and records each request."""
-    requested: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            requested.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(RED_PNG)))
-            self.end_headers()
-            self.wfile.write(RED_PNG)
-
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
-        yield f"http://127.0.0.1:{port}", requested
+def red_png(_request: Request) -> Reply:
+    return Reply(200, RED_PNG, headers={"Content-Type": "image/png"})
 
 
 def write(root: Path, name: str, body: str | bytes) -> None:
@@ -71,7 +52,8 @@ def test_hostile_svgs_fetch_and_read_nothing(tmp_path: Path):
         '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
         'xmlns:xi="http://www.w3.org/2001/XInclude" width="64" height="64">'
     )
-    with watched_server() as (base, requested):
+    with serve_origin(fallback=red_png) as origin:  # a red PNG for any path, every request logged
+        base = origin.url.rstrip("/")
         documents = {
             "http-image.svg": f'{head}<image href="{base}/a.png" width="64" height="64"/></svg>',
             "xlink-image.svg": f'{head}<image xlink:href="{base}/b.png" width="64" height="64"/></svg>',
@@ -96,7 +78,7 @@ def test_hostile_svgs_fetch_and_read_nothing(tmp_path: Path):
                     image = image.flatten(background=[255, 255, 255])
                 red = (image[0] > 200) & (image[1] < 60) & (image[2] < 60)
                 assert red.avg() == 0, name
-    assert requested == []
+    assert origin.requests == []
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.url.builders import OPTION_ORDER, UrlBuilder, format_value
 from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.signing import PathSigner
-from tests.conftest import KEY, ROOT, decode, loader_format, make_client, raw_get, run_node_tests
+from testkit.app import KEY, make_client, raw_get
+from testkit.env import ROOT, run_node_tests
+from testkit.images import decode, loader_format
 
 FIXTURE = ROOT / "clients" / "url-fixtures.json"
 SCRIPT = ROOT / "scripts" / "url-fixtures"
@@ -34,7 +36,7 @@ JS = ROOT / "clients" / "js"
 CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
 GOOD = [c for c in CASES if not c.get("error")]
 BAD = [c for c in CASES if c.get("error")]
-PHOTO = "giunchedi-portrait.jpg"  # 800 × 533 JPEG in the corpus
+PHOTO = "photo.jpg"  # the synthetic library's 800 × 533 JPEG
 #: Awkward keys, served from a temporary origin: percent-encoding must round-trip through the proxy.
 ODD_KEYS = ["фото/ä ö.jpg", "a+b&c#d?e%f.jpg", "!'()*~.jpg", "emoji/😀.jpg", "x:y;z=@,$.jpg"]
 
@@ -372,14 +374,14 @@ def test_jinja2_filters_with_autoescape():
 
 
 @pytest.fixture(scope="module")
-def served(corpus: Path, tmp_path_factory) -> Iterator[httpx.Client]:
-    """edgeproxy serving the corpus as ``demo``, the ODD_KEYS (copies of PHOTO) as ``odd``, and a
+def served(photos: Path, tmp_path_factory) -> Iterator[httpx.Client]:
+    """edgeproxy serving the synthetic library as ``demo``, the ODD_KEYS (copies of PHOTO) as ``odd``, and a
     preset ``thumb``."""
     odd = tmp_path_factory.mktemp("odd")
     for key in ODD_KEYS:
         (odd / key).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(corpus / PHOTO, odd / key)
-    with make_client({"demo": str(corpus), "odd": str(odd)}, presets={"thumb": "w:200/h:200/fit:cover"}) as c:
+        shutil.copyfile(photos / PHOTO, odd / key)
+    with make_client({"demo": str(photos), "odd": str(odd)}, presets={"thumb": "w:200/h:200/fit:cover"}) as c:
         yield c
 
 
@@ -457,8 +459,8 @@ def test_proxy_refuses_a_wrong_key_or_size(served):
     assert status == 403
 
 
-def test_proxy_with_truncated_signatures(corpus):
-    with make_client({"demo": str(corpus)}, signature_size=16) as client:
+def test_proxy_with_truncated_signatures(photos):
+    with make_client({"demo": str(photos)}, signature_size=16) as client:
         url = UrlBuilder("", KEY, signature_size=16).path("demo", PHOTO, w=120)
         assert len(url.split("/")[1]) == 22
         status, body = raw_get(client, url)

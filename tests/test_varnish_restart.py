@@ -27,13 +27,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.app import KEY, signed
+from testkit.env import ROOT, require_varnish
+from testkit.images import decode
 from testkit.net import free_port
 from testkit.varnish import counter, is_hit, start_varnish
-from tests.conftest import KEY, ROOT, decode, signed
-from tests.varnish import require_varnish
+
+pytestmark = pytest.mark.slow  # a real Varnish and two proxies restarted: not in the quick loop (pytest -m 'not slow')
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
-PHOTO = "giunchedi-portrait.jpg"  # 800 x 533 JPEG
+PHOTO = "photo.jpg"  # the synthetic library's 800 x 533 JPEG
 DOWN_SECONDS = 3.0  # how long the stopped proxy stays down
 CLIENTS = 3  # client threads
 
@@ -125,10 +128,10 @@ def _varnish_installed() -> None:
     require_varnish()
 
 
-def test_restarting_one_of_two_proxies_gives_no_client_a_5xx(corpus: Path, tmp_path: Path):
+def test_restarting_one_of_two_proxies_gives_no_client_a_5xx(photos: Path, tmp_path: Path):
     folder = tmp_path / "origin"
     folder.mkdir()
-    shutil.copyfile(corpus / PHOTO, folder / "photo.jpg")
+    shutil.copyfile(photos / PHOTO, folder / "photo.jpg")
     hit_urls = [signed(f"/w:{w}/f:jpeg/t/photo.jpg") for w in (64, 96, 128)]
     answers: list[Answer] = []
     failures: list[str] = []

@@ -21,10 +21,13 @@ import httpx
 import numpy as np
 import pytest
 
+from testkit.app import make_client, signed
+from testkit.env import ROOT, require_varnish
+from testkit.images import decode, loader_format
 from testkit.moto import moto_s3
 from testkit.varnish import is_hit, start_varnish
-from tests.conftest import ROOT, decode, loader_format, make_client, signed
-from tests.varnish import require_varnish
+
+pytestmark = pytest.mark.slow  # a real Varnish: not in the quick loop (pytest -m 'not slow')
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PORTRAIT = "giunchedi-portrait.jpg"  # 800 x 533

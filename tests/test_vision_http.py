@@ -12,9 +12,7 @@ photo instead (read from ``/info``), so the classifier's path is exercised end t
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import shutil
 from collections.abc import Iterator
@@ -26,9 +24,10 @@ import pytest
 import pyvips
 
 from edgeproxy.service.validators import surrogate_key
-from testkit.net import serving
-from tests.conftest import decode, loader_format, make_client, make_served, signed
-from tests.test_metrics import value
+from testkit.app import make_client, make_served, signed
+from testkit.images import decode, loader_format
+from testkit.metrics import value
+from testkit.origin import serve_origin
 
 PORTRAIT = "giunchedi-portrait.jpg"  # 800x533, one face
 NO_FACE = "no-face.jpg"  # 640x480
@@ -573,15 +572,10 @@ def test_sidecar_of_an_http_origin_and_purge(corpus: Path, tmp_path: Path, model
     shutil.copyfile(corpus / NO_FACE, tmp_path / "plain.jpg")
     write_sidecar(tmp_path, "photo.jpg", {"moderation": "rejected"})
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
     with (
-        serving(server) as port,
+        serve_origin(tmp_path) as origin,
         make_client(
-            {"h": f"http://127.0.0.1:{port}/"},
+            {"h": origin.url},
             origin_allowed_networks=["127.0.0.0/8"],
             nsfw_model=str(models["nsfw"]),
             moderation=True,

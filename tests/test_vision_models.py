@@ -22,7 +22,7 @@ from edgeproxy.vision.analysis import Analysis
 from edgeproxy.vision.faces import FaceModel, decode, nms
 from edgeproxy.vision.nsfw import NsfwModel, preprocess
 from edgeproxy.vision.runtime import Model, ModelError, ModelFailure, create_session, providers_used
-from tests.conftest import MODELS_DIR
+from testkit.env import MODELS_DIR
 
 CPU = "CPUExecutionProvider"
 #: Hand-labelled face boxes (x1, y1, x2, y2) as fractions of the image, read off the photos with a
@@ -587,7 +587,7 @@ def test_pins_name_the_two_models():
 
 
 def test_default_dir(monkeypatch, tmp_path):
-    assert vision_models.default_dir() == MODELS_DIR  # the rule tests/conftest.py uses
+    assert vision_models.default_dir() == MODELS_DIR  # the rule testkit/env.py uses
     monkeypatch.setenv("EDGEPROXY_MODELS_DIR", str(tmp_path / "m"))
     assert vision_models.default_dir() == tmp_path / "m"
     monkeypatch.delenv("EDGEPROXY_MODELS_DIR")

@@ -21,10 +21,13 @@ import httpx
 import numpy as np
 import pytest
 
+from testkit.app import make_client, signed
+from testkit.env import ROOT, require_varnish
+from testkit.images import decode, loader_format
 from testkit.net import free_port
 from testkit.varnish import Varnish, counter, is_hit, start_varnish
-from tests.conftest import ROOT, decode, loader_format, make_client, signed
-from tests.varnish import require_varnish
+
+pytestmark = pytest.mark.slow  # a real Varnish: not in the quick loop (pytest -m 'not slow')
 
 SHIPPED_VCL = (ROOT / "config" / "varnish" / "default.vcl").read_text()
 PHOTO = "no-face.jpg"
