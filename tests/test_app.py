@@ -359,12 +359,6 @@ def test_hostile_signed_paths_never_give_a_5xx(photo_client):
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, owned by the HTTP edge (branch service): a percent-encoded newline inside the path "
-    "(/%0a0) misses Starlette's {path:path} route (its regex has no DOTALL) and gets Starlette's own "
-    "'Not Found' without Cache-Control; test_hostile_signed_paths_never_give_a_5xx finds it at random",
-)
 def test_a_newline_inside_the_path_gets_the_proxys_404(photo_client):
     conn = http.client.HTTPConnection(photo_client.base_url.host, photo_client.base_url.port, timeout=10)
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -144,8 +145,15 @@ class Endpoint:
 
 
 def route(path: str, endpoint: Endpoint, *, name: str | None = None) -> Route:
-    """A Starlette route serving ``endpoint`` at ``path`` for every method (the edge checks them)."""
-    return Route(path, endpoint, name=name)
+    """A Starlette route serving ``endpoint`` at ``path`` for every method (the edge checks them).
+
+    The route's pattern matches across line breaks (``re.DOTALL``): Starlette's ``{path:path}`` is
+    ``.*`` without it, so a percent-encoded newline in a path (``/%0a0``) would miss every route and
+    get Starlette's own bare 404, past the edge (no ``Cache-Control``, no metrics); now it reaches
+    the route, which answers it like any other path."""
+    made = Route(path, endpoint, name=name)
+    made.path_regex = re.compile(made.path_regex.pattern, re.DOTALL)
+    return made
 
 
 async def _disconnected(request: Request) -> None:
