@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeproxy.vision.models import PINS
 from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,8 @@ DOC_PORTS = (8080, 8000)
 _PORT_CONTEXT = r"(127\.0\.0\.1:|localhost:|--port |--port=|http\.server )"
 #: Where a doc block may find the vision models (``edgeproxy models fetch``'s default folder).
 MODEL_PATH = re.compile(r"~/\.cache/edgeproxy/models/[\w.-]+")
+#: The files ``edgeproxy models fetch`` puts there.
+MODEL_FILES = tuple(pin.file for pin in PINS)
 
 
 @dataclass(frozen=True)
