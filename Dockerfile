@@ -6,8 +6,8 @@
 #     -e EDGEPROXY_ORIGINS='{"media":"/images"}' -v /srv/images:/images:ro \
 #     edgeproxy
 #
-# Configuration is by environment only: every setting is an EDGEPROXY_* variable (README,
-# "Configuration"; config/edgeproxy.example.toml lists them all). The image bakes in no key and no
+# Configuration is by environment only: every setting is an EDGEPROXY_* variable (docs/configuration.md;
+# config/edgeproxy.example.toml lists them all). The image bakes in no key and no
 # config file. EDGEPROXY_SIGNING_KEY is required (the proxy refuses to start without it); pass it
 # from a secret store, not on a shared command line. EDGEPROXY_ORIGINS is a JSON object of
 # name -> folder, http(s):// base URL or s3://bucket/prefix; mount a local folder read-only. Without
@@ -21,7 +21,7 @@
 #   EXTRAS      optional decoders, comma-separated: "heif", "jxl" or "heif,jxl" installs
 #               edgeproxy[heif,jxl]. These are GPL-licensed binaries (pillow-heif's wheel bundles
 #               x265, GPL-2.0; pillow-jxl-plugin is GPL-3.0-or-later): an image built with them ships
-#               GPL code, with the obligations that brings. See README, "Input and output formats".
+#               GPL code, with the obligations that brings. See docs/formats.md.
 #   PIP_INDEX_URL  a PyPI mirror for the build, when PyPI itself is out of reach (build stage only).
 #   VERSION, REVISION  values of the OCI labels of the same names.
 #

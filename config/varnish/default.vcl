@@ -38,7 +38,7 @@ import std;
 import xkey;
 
 # Health: Varnish asks every proxy GET /healthz each second (answered by the event loop even under
-# full render load, README "Observability"); a proxy is sick after 2 failures among the last 3
+# full render load, docs/observability.md); a proxy is sick after 2 failures among the last 3
 # probes (about 2 s after it stops) and healthy again after 2 successes (1 to 2 s after it
 # answers). A sick proxy gets no requests from the director. .initial = .threshold: healthy from
 # Varnish's start, before the first probe.
@@ -91,7 +91,7 @@ acl show_internal_headers {
 # Who may send PURGE (cache invalidation by surrogate key). Localhost by default: run the purging
 # job on the cache host, or add its addresses. THE PROXY ITSELF must be listed when its `varnish:`
 # purge hook is used (POST /purge and `edgeproxy purge` send PURGE from the proxy's address): in
-# the container example (README "Container", EDGEPROXY_PURGE_HOOKS='["varnish:http://varnish:6081"]')
+# the container example (docs/container.md, EDGEPROXY_PURGE_HOOKS='["varnish:http://varnish:6081"]')
 # that is the proxy container's address on the container network, e.g. "10.88.0.0"/16 for
 # podman's default network or "172.17.0.0"/16 for Docker's; in Kubernetes the pod network's CIDR.
 # Otherwise the hook gets a 403 and POST /purge answers 502. Behind a TLS terminator that speaks
@@ -129,11 +129,11 @@ sub vcl_recv {
     # Only transform URLs and /info URLs go to the proxy. A transform URL is /{signature}/{options...}/
     # {origin}/{key}, and a signature is base64url (or the development-only "unsafe"), so the first
     # segment is [A-Za-z0-9_-]+ and at least one segment follows. /info/{signature}/{origin}/{key}
-    # (README "GET /info") has the same shape and passes on purpose: it is signed, answers JSON
+    # (docs/info.md) has the same shape and passes on purpose: it is signed, answers JSON
     # cached moderation_max_age with the original's surrogate key (so a purge clears it), and the
     # Authorization header is removed below, so the CDN only ever stores the public answer.
-    # Everything else is a 404 here: the operator routes (/metrics, /readyz: README
-    # "Observability"; /healthz has no business at the edge either; /purge is an admin route),
+    # Everything else is a 404 here: the operator routes (/metrics, /readyz:
+    # docs/observability.md; /healthz has no business at the edge either; /purge is an admin route),
     # their percent-encoded spellings (the proxy decodes %6D before routing, Varnish does not), and
     # one-segment paths such as /favicon.ico, which the proxy would answer 404 anyway. The routes
     # are also named explicitly, for whoever edits the rule below.
@@ -143,7 +143,7 @@ sub vcl_recv {
     }
 
     # Query strings: refused here with the proxy's own answer (400), not stripped. The query is not
-    # signed and the proxy refuses it (README "URL grammar"); answering here saves the round trip
+    # signed and the proxy refuses it (docs/url-grammar.md); answering here saves the round trip
     # and keeps the CDN's behaviour identical to the proxy's, whereas stripping would silently
     # serve a URL other than the one asked for (a page relying on ?w=300 would get the wrong image,
     # cached). A bare trailing "?" carries no query (the proxy serves it): it is dropped, so it
