@@ -200,7 +200,8 @@ class Settings(BaseSettings):
     )
     vision_threads: int = Field(1, ge=1, le=64)  # ONNX Runtime threads per inference (one render thread's share)
     # Pixels: the long side of the copy the models see. Faces narrower than 1 % of it (and than
-    # 10 px) are not guaranteed to be found; 95 % of those from 1.5 % up are (README, "Faces").
+    # 10 px) are not guaranteed to be found; in the grid test 98.4 % of those at 1 % are, and all
+    # from 1.25 % up (docs/faces.md, "Which faces are found").
     vision_max_side: int = Field(960, ge=64, le=4096)
     vision_cache_entries: int = Field(10_000, ge=0)  # analyses (per original) kept in memory, LRU
     face_min_score: float = Field(0.5, gt=0, lt=1)  # CenterFace confidence a face needs

@@ -4,8 +4,11 @@ Copies of a real face, cut from the corpus portrait at test time (never committe
 1 %, 1.5 % and 2 % of the width of a 4000x3000 (12-megapixel) canvas whose background is a corpus
 photo without faces, on a jittered grid across the canvas and along its edges and corners; the
 original's analysis (``Vision.analyse``, the real CenterFace model, default settings) must find
-each pasted face: a detected box that overlaps the face's hand-labelled box. Required recall
-(README, "Faces"): 95 % from 1.5 % of the width, 80 % at 1 %; and no face where none was pasted.
+each pasted face: a detected box that overlaps the face's hand-labelled box; and no face where none
+was pasted. Measured over five layouts (440 faces per size; docs/faces.md, "Which faces are found"):
+98.4 % at 1 % of the width, all from 1.25 % up. Each size here runs one of those layouts (88 faces)
+and requires less, so that a small change of the model's scores does not fail it: 80 % at 1 %,
+95 % from 1.5 % (``REQUIRED``).
 
 Run with ``-s`` to see recall by size and by position class (``edge``: within one face width of
 the border; ``interior``: elsewhere).
