@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     # edgeproxy_origin_stale_served_total. 0: an origin failure is always the 502/504.
     origin_stale_if_error: float = Field(300.0, ge=0)
 
-    # Vision (README, "Vision"): pip install '.[vision]', then `edgeproxy models fetch`. A model path
+    # Vision (docs/vision.md): pip install '.[vision]', then `edgeproxy models fetch`. A model path
     # left unset turns off what needs it: g:face and redact:faces are a 400 naming face_model.
     nsfw_model: str | None = None  # open_nsfw as ONNX (open-nsfw.onnx): the moderation classifier
     face_model: str | None = None  # CenterFace as ONNX (centerface.onnx): g:face, redact:faces
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     # Origins whose every image has its faces redacted, whatever the URL says: origin -> blur | pixelate.
     redact_origins: dict[str, Literal["blur", "pixelate"]] = Field(default_factory=dict)
 
-    # Moderation (README, "Moderation"): a verdict per original from its metadata (S3 x-amz-meta-moderation,
+    # Moderation (docs/moderation.md): a verdict per original from its metadata (S3 x-amz-meta-moderation,
     # or "moderation" in a sidecar KEY.json for local and HTTP origins: approved | pending | rejected),
     # else the nsfw_model's score: >= block threshold answers 451, >= blur threshold a blurred
     # derivative. Answers that are not "allow" are cached moderation_max_age, never immutable.

@@ -26,9 +26,10 @@
 // is a 404, and a query string is a 400 (the proxy refuses it anyway: it is not signed). The
 // cache policy must still leave query strings out of the cache key (config/cloudfront/README.md).
 //
-// Client hints (config/client-hint-buckets.json, README.md): Sec-CH-Width and Sec-CH-DPR become
-// the bucket they round up to (THE PROXY'S auto_width_buckets AND auto_dpr_buckets), Save-Data "on";
-// other values are removed. CloudFront ignores Vary, so a hint the URL does not read is removed too.
+// Client hints (config/client-hint-buckets.json, config/cloudfront/README.md): Sec-CH-Width and
+// Sec-CH-DPR become the bucket they round up to (THE PROXY'S auto_width_buckets AND
+// auto_dpr_buckets), Save-Data "on"; other values are removed. CloudFront ignores Vary, so a hint
+// the URL does not read is removed too.
 //
 // Outside CloudFront (node --test config/cloudfront/) the pure functions are exported through
 // module.exports; CloudFront's runtime has no `module`, and the typeof check keeps it quiet there.

@@ -28,7 +28,7 @@ from edgeproxy.url.spec import Format, TransformSpec
 
 #: The hints the proxy reads (``Accept-CH`` when ``client_hints`` is on). Chromium ignores
 #: ``Accept-CH`` on image responses: the page itself must send it and delegate the hints to the
-#: proxy's origin (README, "Client hints in browsers").
+#: proxy's origin (docs/negotiation.md, "Client hints in browsers").
 ACCEPT_CH = "Sec-CH-DPR, Sec-CH-Width, Save-Data"
 #: The ``Accept`` values a CDN normalises every request's ``Accept`` to before its ``Vary`` lookup
 #: (``config/accept-buckets.json``, the shipped VCL and CloudFront Function): one per answer ``f:auto``

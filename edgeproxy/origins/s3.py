@@ -1,5 +1,5 @@
 """An S3 bucket (``s3://bucket/prefix``) as an origin, through obstore (Rust ``object_store``: async,
-streaming, conditional GET; see README, Configuration, for why this client)."""
+streaming, conditional GET; see docs/origins.md, "S3 origins", for why this client)."""
 
 from __future__ import annotations
 

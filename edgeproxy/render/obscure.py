@@ -9,7 +9,7 @@ scale, falls in the box, with the grid's colour at that point: the nearest cell 
 a bilinear mix of the four nearest cell centres (``blur``). The painted pixels therefore depend on
 the original and on where the pixel lies in it, never on the crop, tile, rotation or scale of the
 derivative: any tiling of the output reassembles into the whole render, and no crop shows more of
-a face than the whole derivative does (README, "Faces"; SECURITY.md).
+a face than the whole derivative does (docs/faces.md; SECURITY.md).
 
 This module is pure arithmetic (no pyvips, no numpy); ``vips.paint`` draws what ``place`` says.
 """

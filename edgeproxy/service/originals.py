@@ -20,7 +20,7 @@ from edgeproxy.vision.moderation import Metadata, Source, parse_sidecar
 
 _log = logging.getLogger("edgeproxy")
 
-#: A local or HTTP original's metadata lives beside it, in ``KEY`` + this (README, "Moderation").
+#: A local or HTTP original's metadata lives beside it, in ``KEY`` + this (docs/moderation.md).
 SIDECAR_SUFFIX = ".json"
 #: Origin failures (the proxy's status for them) after which a cached original may be served stale:
 #: 502 (connection failed, 5xx, refused credentials, missing bucket) and 504 (origin timeout).

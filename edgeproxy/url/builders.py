@@ -1,7 +1,7 @@
 """Build signed edgeproxy URLs, ``srcset`` strings and ``<picture>`` elements for templates.
 
 A page needs URLs that the proxy accepts byte for byte: options spelled in the grammar, the key
-percent-encoded, and the whole path signed with the proxy's key (README, "URL grammar" and "Signing")::
+percent-encoded, and the whole path signed with the proxy's key (docs/url-grammar.md, docs/signing.md)::
 
     >>> from edgeproxy.url.builders import UrlBuilder
     >>> images = UrlBuilder("https://img.example.com", "edgeproxy-test-key")

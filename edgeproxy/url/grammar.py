@@ -1,6 +1,6 @@
 """The URL grammar: option segments and paths parsed into a ``TransformSpec``, presets expanded.
 
-Grammar (see README, "URL grammar")::
+Grammar (see docs/url-grammar.md)::
 
     /{option}/{option}/.../{origin}/{key...}      option = name:arg[:arg...]
 

@@ -95,7 +95,7 @@ def sign_path(path: str, key: str | bytes, size: int = FULL_SIZE) -> str:
     transform path ``/{options}/{origin}/{key}``; for an ``/info`` path ``/info/{origin}/{key}``,
     ``/info/{signature}/{origin}/{key}`` with the signature over the whole ``path``.
 
-    Example (the README's test vector)::
+    Example (the test vector of docs/signing.md, "Test vectors")::
 
         >>> sign_path("/w:400/f:auto/demo/photo.jpg", "edgeproxy-test-key")
         '/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg'

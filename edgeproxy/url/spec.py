@@ -1,6 +1,6 @@
 """The transform spec: what a URL asks for, as a frozen, typed value, and its canonical form.
 
-Grammar (see README, "URL grammar"; parsed by ``edgeproxy.url.grammar``)::
+Grammar (see docs/url-grammar.md; parsed by ``edgeproxy.url.grammar``)::
 
     /{option}/{option}/.../{origin}/{key...}      option = name:arg[:arg...]
 

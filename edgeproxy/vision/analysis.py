@@ -14,7 +14,7 @@ part of the analysis is None, the failure is named in ``errors`` (never cached),
 degrade (``g:face`` falls back to ``smart``, moderation to ``pending``) with a short max-age.
 
 Animated originals are analysed on their first frame only; the boxes found there are applied to
-every frame (README, "Vision").
+every frame (docs/faces.md, "Limits").
 """
 
 from __future__ import annotations

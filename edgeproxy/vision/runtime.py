@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 #: ONNX Runtime's own logger severity (0 verbose .. 4 fatal; its default is 2, warnings), set once
-#: when it is imported: fatal only. Its lines are not edgeproxy's JSON (README: logs are JSON lines
+#: when it is imported: fatal only. Its lines are not edgeproxy's JSON (docs/observability.md: logs are JSON lines
 #: on stderr); its errors reach edgeproxy as Python exceptions, which are logged as JSON (a model
 #: that fails to load stops start-up naming it, a failed inference degrades the answer and is
 #: logged), and which providers a session got is logged at start-up and shown on /readyz. The
