@@ -175,7 +175,7 @@ def render_report(results, workloads, concurrencies, storm, args, command: str) 
             f"{storm['cpu_per_request_ms']:.2f} CPU ms/req against {diverse or 0:.1f} for distinct URLs "
             f"(ratio {_ratio(storm['cpu_per_request_ms'], diverse)}; target <= 0.125).",
         ]
-    lines += ["", f"Generated {time.strftime('%Y-%m-%d')} by `python -m bench`; see README, Benchmarks.", ""]
+    lines += ["", f"Generated {time.strftime('%Y-%m-%d')} by `python -m bench`; see docs/performance.md.", ""]
     return "\n".join(lines)
 
 
