@@ -9,8 +9,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeproxy import __version__
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 
 def _origin(value: str) -> tuple[str, str]:
@@ -172,15 +176,24 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"edgeproxy {__version__}: serving {', '.join(settings.origins)} on http://{settings.host}:{settings.port}")
     print(f"example: http://{settings.host}:{settings.port}/{signature}{path}", flush=True)
 
-    common = dict(
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level, settings.log_format),
-        access_log=False,
-        server_header=False,
-        date_header=True,
-    )
+    host, port, log_level = settings.host, settings.port, settings.log_level
+    log_config = logging_config(settings.log_level, settings.log_format)
+
+    def run(app: Starlette | str, *, factory: bool = False, workers: int | None = None) -> None:
+        """uvicorn with the proxy's own access log and headers (``app`` a factory's import path with ``factory``)."""
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=log_config,
+            access_log=False,
+            server_header=False,
+            date_header=True,
+            factory=factory,
+            workers=workers,
+        )
+
     if settings.workers > 1:
         # prometheus-client's multiprocess mode: workers write metric files here, /metrics sums them.
         metrics_dir = tempfile.mkdtemp(prefix="edgeproxy-metrics-")
@@ -188,13 +201,13 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"metrics_multiprocess_dir": metrics_dir})
         os.environ[SERIALIZED_ENV] = serialize(settings)
         try:
-            uvicorn.run("edgeproxy.http.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+            run("edgeproxy.http.app:create_app_from_env", factory=True, workers=settings.workers)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         from edgeproxy.http.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        run(create_app(settings))
     return 0
 
 

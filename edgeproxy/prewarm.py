@@ -94,7 +94,7 @@ def plan(keys: list[tuple[str, str]], variants: list[str], signing_key: str, sig
             that the builder refuses.
     """
     builder = UrlBuilder("", signing_key, signature_size=signature_size)
-    jobs = []
+    jobs: list[Job] = []
     for variant in variants:
         options = variant_options(variant)
         fmt = next((v for k, v in options.items() if k in ("f", "format")), "auto")

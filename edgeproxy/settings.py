@@ -1,6 +1,7 @@
 """All configuration, in one place; with ``edgeproxy.settings_io`` (the settings handed to worker
-processes), the only module that reads the environment. This is the schema (names, defaults,
-bounds, checks); ``edgeproxy.compose`` builds the app's objects from it.
+processes), the only module that reads the environment. This is the schema (names, types, defaults,
+bounds); the rules beyond those are ``edgeproxy.settings_checks``'s, attached to the fields here.
+``edgeproxy.compose`` builds the app's objects from it.
 
 Precedence: defaults < TOML file (``--config``) < ``EDGEPROXY_*`` environment < command line.
 ``config/edgeproxy.example.toml`` documents every setting with its default. Invalid settings stop
@@ -10,22 +11,12 @@ start-up with one message listing every problem (``SettingsError``). Printing se
 
 from __future__ import annotations
 
-import itertools
 import os
-import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    Field,
-    IPvAnyNetwork,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, IPvAnyNetwork, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,17 +24,25 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edgeproxy.origins.s3 import parse_location as parse_s3_location
-from edgeproxy.purge import PurgeHook
-from edgeproxy.url.grammar import compile_presets
-from edgeproxy.url.keys import ORIGIN_NAME_RULE, RESERVED_ORIGIN_NAMES, is_origin_name
-from edgeproxy.url.media import INPUT_FORMATS
+from edgeproxy.settings_checks import (
+    ascending_within,
+    check_admin_token,
+    check_bind,
+    check_combinations,
+    check_file,
+    check_input_formats,
+    check_origins,
+    check_presets,
+    check_purge_hooks,
+    check_s3_endpoint,
+    check_s3_region,
+)
 from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
-#: Fewest bytes an ``admin_token`` may have.
-MIN_ADMIN_TOKEN_BYTES = 16
+#: A setting naming a file read at start-up: it must exist.
+ExistingFile = Annotated[str | None, AfterValidator(check_file)]
 
 
 class SettingsError(Exception):
@@ -67,12 +66,15 @@ class Settings(BaseSettings):
     access_log_headers: list[str] = Field(
         default_factory=lambda: ["X-Varnish", "CF-Ray", "X-Amz-Cf-Id", "Fastly-Trace"]
     )
-    metrics_bind: str | None = None  # "127.0.0.1:9464": serve /metrics there only (404 on the main port)
+    # "127.0.0.1:9464": serve /metrics there only (404 on the main port)
+    metrics_bind: Annotated[str | None, AfterValidator(check_bind)] = None
     # Set by `edgeproxy serve --workers N` (N > 1), with PROMETHEUS_MULTIPROC_DIR for prometheus-client.
     metrics_multiprocess_dir: str | None = None
 
     # Origins: name -> folder, http(s):// base URL or s3://bucket/prefix
-    origins: dict[str, str] = Field(default_factory=lambda: {"samples": str(SAMPLES_DIR)})
+    origins: Annotated[dict[str, str], AfterValidator(check_origins)] = Field(
+        default_factory=lambda: {"samples": str(SAMPLES_DIR)}
+    )
 
     # Signing
     signing_key: SecretStr | None = None  # signs and verifies
@@ -86,17 +88,19 @@ class Settings(BaseSettings):
     # w:auto: Sec-CH-Width (device pixels) rounded up to one of these widths, so a CDN stores a
     # handful of variants per URL; without the hint (client_hints off, Firefox, Safari, an <img>
     # without sizes) the URL's w:auto:N or auto_width_fallback CSS pixels × DPR, rounded up likewise.
-    auto_width_buckets: list[int] = Field(
+    auto_width_buckets: Annotated[list[int], AfterValidator(ascending_within(1, 65535))] = Field(
         default_factory=lambda: [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840], min_length=1
     )
     auto_width_fallback: int = Field(640, ge=1, le=16384)  # CSS pixels
     # dpr:auto: Sec-CH-DPR rounded up to one of these (1..4); 1 without the hint.
-    auto_dpr_buckets: list[float] = Field(default_factory=lambda: [1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
+    auto_dpr_buckets: Annotated[list[float], AfterValidator(ascending_within(1.0, 4.0))] = Field(
+        default_factory=lambda: [1.0, 1.5, 2.0, 3.0, 4.0], min_length=1
+    )
 
     # Presets: name -> option path, used as pr:NAME (pr:a:b applies a then b; the URL's own options
     # override them). A preset named "default" applies to every URL. TOML: [presets] thumb = "w:200/h:200/fit:cover";
     # environment: EDGEPROXY_PRESETS='{"thumb": "w:200/h:200/fit:cover"}'.
-    presets: dict[str, str] = Field(default_factory=dict)
+    presets: Annotated[dict[str, str], AfterValidator(check_presets)] = Field(default_factory=dict)
     only_presets: bool = False  # URLs may carry only pr, exp and v: no transform outside the presets
 
     # Output defaults
@@ -124,7 +128,7 @@ class Settings(BaseSettings):
     # blur:SIGMA costs output megapixels × frames × sigma (its Gaussian mask grows with sigma): over
     # this, a 413 before any work. 1000 allows blur:100 up to 10 MP, blur:15 on any output.
     max_blur_cost: int = Field(1000, ge=1)  # megapixel-sigma
-    allowed_input_formats: list[str] = Field(
+    allowed_input_formats: Annotated[list[str], AfterValidator(check_input_formats)] = Field(
         default_factory=lambda: [
             "jpeg",
             "png",
@@ -150,12 +154,13 @@ class Settings(BaseSettings):
     origin_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
     # PEM file of extra CA certificates trusted for HTTPS origins (e.g. a private CA), on top of the
     # public ones; certificate and host name verification stay on either way.
-    origin_ca_file: str | None = None
+    origin_ca_file: ExistingFile = None
     # S3 origins (s3://bucket/prefix), all of them. Unset: the standard AWS variables (AWS_ENDPOINT_URL,
     # AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN...), then web identity,
     # ECS or EC2 instance credentials. Timeouts and max_source_bytes as for HTTP origins.
-    s3_endpoint_url: str | None = None  # e.g. "http://127.0.0.1:9000" (MinIO, moto); unset: AWS
-    s3_region: str | None = None  # unset: AWS_REGION, else us-east-1
+    # e.g. "http://127.0.0.1:9000" (MinIO, moto); unset: AWS
+    s3_endpoint_url: Annotated[str | None, AfterValidator(check_s3_endpoint)] = None
+    s3_region: Annotated[str | None, AfterValidator(check_s3_region)] = None  # unset: AWS_REGION, else us-east-1
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_session_token: SecretStr | None = None  # temporary (STS) credentials
@@ -171,7 +176,7 @@ class Settings(BaseSettings):
     # of an error about the original (404, 413, 415, 422, 502, 504). Cached for error_max_age
     # (transient_error_max_age after a 5xx), never immutable. Its status is the error's, or
     # fallback_status when set (e.g. 200 for clients that hide images answered with an error).
-    fallback_image: str | None = None
+    fallback_image: ExistingFile = None
     fallback_status: int | None = Field(None, ge=200, le=599)
 
     # Caching
@@ -191,8 +196,8 @@ class Settings(BaseSettings):
 
     # Vision (docs/vision.md): pip install '.[vision]', then `edgeproxy models fetch`. A model path
     # left unset turns off what needs it: g:face and redact:faces are a 400 naming face_model.
-    nsfw_model: str | None = None  # open_nsfw as ONNX (open-nsfw.onnx): the moderation classifier
-    face_model: str | None = None  # CenterFace as ONNX (centerface.onnx): g:face, redact:faces
+    nsfw_model: ExistingFile = None  # open_nsfw as ONNX (open-nsfw.onnx): the moderation classifier
+    face_model: ExistingFile = None  # CenterFace as ONNX (centerface.onnx): g:face, redact:faces
     # ONNX Runtime execution providers, tried in order; the ones this install lacks are skipped and
     # /readyz and the start-up log say which one each model got (CPU when no GPU can be used).
     vision_providers: list[str] = Field(
@@ -229,17 +234,18 @@ class Settings(BaseSettings):
     # ingredient, the actions done), with this certificate chain and key (PEM files). Costs bytes and
     # milliseconds: bench/results.md, "Vision".
     c2pa_origins: list[str] = Field(default_factory=list)
-    c2pa_certificate: str | None = None  # PEM: the signing certificate, then its chain
-    c2pa_private_key: str | None = None  # PEM: its private key
+    c2pa_certificate: ExistingFile = None  # PEM: the signing certificate, then its chain
+    c2pa_private_key: ExistingFile = None  # PEM: its private key
     c2pa_algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
     c2pa_tsa_url: str | None = None  # RFC 3161 time-stamp authority; unset: no time-stamp
 
     # Purge (POST /purge): answered only when admin_token is set (404 otherwise); never the signing key.
     # At least 16 bytes (an empty or short token stops start-up). Also opens /info of blocked originals.
-    admin_token: SecretStr | None = None  # Authorization: Bearer <admin_token>
+    # Authorization: Bearer <admin_token>
+    admin_token: Annotated[SecretStr | None, AfterValidator(check_admin_token)] = None
     # After dropping the original from the proxy's caches, purge its surrogate key in each CDN:
     # "varnish:http://HOST:PORT", "fastly:SERVICE_ID", "cloudflare:ZONE_ID", "webhook:URL".
-    purge_hooks: list[str] = Field(default_factory=list)
+    purge_hooks: Annotated[list[str], AfterValidator(check_purge_hooks)] = Field(default_factory=list)
     purge_timeout: float = Field(5.0, gt=0)  # seconds per hook attempt
     purge_retries: int = Field(2, ge=0, le=10)  # extra attempts after a transport error, 429 or 5xx
     fastly_api_token: SecretStr | None = None  # for fastly: hooks (EDGEPROXY_FASTLY_API_TOKEN)
@@ -247,144 +253,9 @@ class Settings(BaseSettings):
     cloudflare_api_token: SecretStr | None = None  # for cloudflare: hooks (EDGEPROXY_CLOUDFLARE_API_TOKEN)
     cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
 
-    @field_validator("origins")
-    @classmethod
-    def _check_origins(cls, origins: dict[str, str]) -> dict[str, str]:
-        problems = []
-        for name, location in origins.items():
-            if not is_origin_name(name):
-                problems.append(f"origin name {name!r}: {ORIGIN_NAME_RULE}")
-            if name in RESERVED_ORIGIN_NAMES:
-                problems.append(f"origin name {name!r} is reserved (GET /{name}/...): choose another")
-            if location.startswith(("http://", "https://")):
-                continue
-            if location.startswith("s3://"):
-                try:
-                    parse_s3_location(location)
-                except ValueError as exc:
-                    problems.append(f"origin {name}: {exc}")
-            elif not Path(location).is_dir():
-                problems.append(f"origin {name}: {location!r} is not a folder, an http(s):// URL or s3://bucket")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return origins
-
-    @field_validator("s3_endpoint_url")
-    @classmethod
-    def _check_endpoint(cls, url: str | None) -> str | None:
-        if url is not None and not re.fullmatch(r"https?://[^/?#@\s]+/?", url):
-            raise ValueError(f"expected http(s)://HOST[:PORT], got {url!r}")
-        return url
-
-    @field_validator("s3_region")
-    @classmethod
-    def _check_region(cls, region: str | None) -> str | None:
-        if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
-            raise ValueError(f"expected an AWS region name such as eu-west-1, got {region!r}")
-        return region
-
-    @field_validator("metrics_bind")
-    @classmethod
-    def _check_bind(cls, bind: str | None) -> str | None:
-        if bind is not None:
-            host, sep, port = bind.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"expected HOST:PORT, got {bind!r}")
-        return bind
-
-    @field_validator(
-        "fallback_image", "origin_ca_file", "nsfw_model", "face_model", "c2pa_certificate", "c2pa_private_key"
-    )
-    @classmethod
-    def _check_file(cls, path: str | None) -> str | None:
-        if path is not None and not Path(path).is_file():
-            raise ValueError(f"{path!r} is not a file")
-        return path
-
-    @field_validator("admin_token")
-    @classmethod
-    def _check_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
-        if token is not None and len(token.get_secret_value().strip().encode()) < MIN_ADMIN_TOKEN_BYTES:
-            raise ValueError(
-                f'must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (a random value: python -c "import '
-                'secrets; print(secrets.token_urlsafe(32))"), or unset to turn POST /purge off'
-            )
-        if token is not None and token.get_secret_value() != token.get_secret_value().strip():
-            raise ValueError("must not start or end with whitespace (HTTP drops it from the Authorization header)")
-        return token
-
-    @field_validator("purge_hooks")
-    @classmethod
-    def _check_hooks(cls, hooks: list[str]) -> list[str]:
-        for hook in hooks:
-            PurgeHook.parse(hook)
-        return hooks
-
-    @field_validator("presets")
-    @classmethod
-    def _check_presets(cls, presets: dict[str, str]) -> dict[str, str]:
-        compile_presets(presets)
-        return presets
-
-    @field_validator("auto_width_buckets", "auto_dpr_buckets")
-    @classmethod
-    def _check_buckets(cls, buckets: list[float], info: ValidationInfo) -> list[float]:
-        lo, hi = (1, 65535) if info.field_name == "auto_width_buckets" else (1.0, 4.0)
-        if any(not lo <= b <= hi for b in buckets) or any(a >= b for a, b in itertools.pairwise(buckets)):
-            raise ValueError(f"expected strictly ascending values in {lo}..{hi}, got {buckets}")
-        return buckets
-
-    @field_validator("allowed_input_formats")
-    @classmethod
-    def _check_formats(cls, formats: list[str]) -> list[str]:
-        unknown = sorted(set(formats) - INPUT_FORMATS)
-        if unknown:
-            raise ValueError(f"unknown input formats {unknown}; known: {sorted(INPUT_FORMATS)}")
-        return formats
-
     @model_validator(mode="after")
-    def _check_keys(self) -> Settings:
-        if self.signing_key is None and not self.allow_unsigned:
-            raise ValueError(
-                "no signing key: set EDGEPROXY_SIGNING_KEY (or --signing-key), "
-                "or allow_unsigned / --allow-unsigned for local development only"
-            )
-        if self.previous_signing_keys and self.signing_key is None:
-            raise ValueError("previous_signing_keys needs signing_key")
-        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
-            raise ValueError("s3_access_key_id and s3_secret_access_key go together (or neither: AWS_* variables)")
-        if self.s3_session_token is not None and self.s3_access_key_id is None:
-            raise ValueError("s3_session_token needs s3_access_key_id and s3_secret_access_key")
-        kinds = {PurgeHook.parse(hook).kind for hook in self.purge_hooks}
-        for kind, token in (("fastly", self.fastly_api_token), ("cloudflare", self.cloudflare_api_token)):
-            if kind in kinds and token is None:
-                raise ValueError(f"purge hook {kind}: needs {kind}_api_token (EDGEPROXY_{kind.upper()}_API_TOKEN)")
-        if (
-            self.admin_token is not None
-            and self.signing_key is not None
-            and (self.admin_token.get_secret_value() == self.signing_key.get_secret_value())
-        ):
-            raise ValueError("admin_token must not be the signing key")
-        for name, origins in (("redact_origins", self.redact_origins), ("c2pa_origins", self.c2pa_origins)):
-            unknown = sorted(set(origins) - set(self.origins))
-            if unknown:
-                raise ValueError(f"{name}: unknown origins {unknown}")
-        if self.redact_origins and self.face_model is None:
-            raise ValueError(
-                "redact_origins needs face_model (CenterFace, edgeproxy models fetch): "
-                "without a detector no face could be redacted"
-            )
-        if self.c2pa_origins and (self.c2pa_certificate is None or self.c2pa_private_key is None):
-            raise ValueError("c2pa_origins needs c2pa_certificate and c2pa_private_key")
-        if self.face_candidate_score > self.face_min_score:
-            raise ValueError("face_candidate_score must not be above face_min_score")
-        if self.moderation_blur_threshold > self.moderation_block_threshold:
-            raise ValueError("moderation_blur_threshold must not be above moderation_block_threshold")
-        if self.metrics_bind and self.workers > 1:
-            raise ValueError(
-                "metrics_bind works with one worker; with several, scrape /metrics on the main port "
-                "(it sums every worker)"
-            )
+    def _check_combinations(self) -> Settings:
+        check_combinations(self)
         return self
 
     def verify_keys(self) -> list[str]:

@@ -165,19 +165,19 @@ def negotiate(
     if spec.format is Format.AUTO:
         vary.append("Accept")
         accepts = accepted_image_types(headers.get("accept", ""), jxl)
-    changes: dict[str, object] = {}
+    concrete = spec  # ``spec`` keeps what the URL asked for; ``concrete`` gathers the hints' answers
     if spec.dpr_auto:
         dpr = 1.0
         hint = _hint_number(headers.get("sec-ch-dpr"), 1.0, 4.0) if client_hints else None
         if hint is not None:
             dpr = float(round_up(hint, auto.dpr_buckets))
-        changes.update(dpr=dpr, dpr_auto=False)
+        concrete = replace(concrete, dpr=dpr, dpr_auto=False)
     if spec.width_auto:
         hint = _hint_number(headers.get("sec-ch-width"), 1, max_dimension) if client_hints else None
         if hint is None:
-            hint = (spec.width or auto.width_fallback) * changes.get("dpr", spec.dpr)
+            hint = (spec.width or auto.width_fallback) * concrete.dpr
         width = min(int(round_up(math.ceil(hint), auto.width_buckets)), max_dimension)
-        changes.update(width=width, dpr=1.0, width_auto=False)
+        concrete = replace(concrete, width=width, dpr=1.0, width_auto=False)
     if client_hints:
         if spec.width_auto:
             vary.append("Sec-CH-Width")
@@ -186,7 +186,5 @@ def negotiate(
         if spec.quality is None:
             vary.append("Save-Data")
             if headers.get("save-data", "").strip().lower() == "on":
-                changes["quality"] = save_data_quality
-    if changes:
-        spec = replace(spec, **changes)
-    return Negotiated(spec, accepts, tuple(vary))
+                concrete = replace(concrete, quality=save_data_quality)
+    return Negotiated(concrete, accepts, tuple(vary))

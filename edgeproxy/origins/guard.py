@@ -119,14 +119,23 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve origin host: {exc}") from None
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        # An AF_INET or AF_INET6 sockaddr starts with the address as text (typeshed also allows the
+        # (int, bytes) of a Python built without IPv6, which SOCK_STREAM lookups never return here).
+        addresses = list(dict.fromkeys(info[4][0] for info in infos if isinstance(info[4][0], str)))
         for text in addresses:
             kind = refusal(ipaddress.ip_address(text.partition("%")[0]), self.allowed)
             if kind is not None:
                 raise ForbiddenAddress(f"origin host resolves to a {kind} address")
         return addresses
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         last: Exception | None = None
         for address in await self.resolve(host, port):
             try:
@@ -135,7 +144,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 last = exc
         raise last or httpcore.ConnectError("origin host has no address")
 
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise ForbiddenAddress("unix sockets are not origins")
 
     async def sleep(self, seconds: float) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.exceptions import (
@@ -22,6 +22,9 @@ from obstore.exceptions import (
     UnauthenticatedError,
 )
 from obstore.store import S3Store
+
+if TYPE_CHECKING:  # obstore's config TypedDicts exist for type checkers only (not importable at run time)
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 from edgeproxy import __version__
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
@@ -120,17 +123,19 @@ class S3Origin:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._secrets = tuple(s for s in (options.secret_access_key, options.session_token) if s)
-        config: dict[str, Any] = {"virtual_hosted_style_request": options.virtual_hosted_style}
-        for key, value in (
-            ("endpoint", options.endpoint_url),
-            ("region", options.region),
-            ("access_key_id", options.access_key_id),
-            ("secret_access_key", options.secret_access_key),
-            ("session_token", options.session_token),
-        ):
-            if value:
-                config[key] = value
-        client: dict[str, Any] = {
+        # Unset (empty) options are left out, so obstore reads them from AWS_* variables or AWS itself.
+        config: S3Config = {"virtual_hosted_style_request": options.virtual_hosted_style}
+        if options.endpoint_url:
+            config["endpoint"] = options.endpoint_url
+        if options.region:
+            config["region"] = options.region
+        if options.access_key_id:
+            config["access_key_id"] = options.access_key_id
+        if options.secret_access_key:
+            config["secret_access_key"] = options.secret_access_key
+        if options.session_token:
+            config["session_token"] = options.session_token
+        client: ClientConfig = {
             # The deadline is ``timeout`` (asyncio); the client's own timeout, a little later, only
             # frees a connection that outlived a cancelled fetch.
             "timeout": timedelta(seconds=timeout + 1),
@@ -141,7 +146,7 @@ class S3Origin:
             # AWS's own endpoints are https:// whatever this says.
             "allow_http": True,
         }
-        retry = {
+        retry: RetryConfig = {
             "max_retries": 2,
             "retry_timeout": timedelta(seconds=timeout),
             "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1), "base": 2},

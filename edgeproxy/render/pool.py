@@ -25,11 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from edgeproxy.errors import overloaded, timed_out
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass(order=True, slots=True)
@@ -38,10 +39,10 @@ class _Job:
 
     deadline: float
     seq: int
-    fn: Callable[..., Any] = field(compare=False)
-    args: tuple = field(compare=False)
+    fn: Callable[..., Any] = field(compare=False)  # jobs of every result type share the heap
+    args: tuple[Any, ...] = field(compare=False)
     submitted: float = field(compare=False)
-    future: concurrent.futures.Future = field(compare=False)
+    future: concurrent.futures.Future[tuple[float, Any]] = field(compare=False)  # (waited seconds, fn's result)
 
 
 class RenderPool:
@@ -104,7 +105,7 @@ class RenderPool:
                     self._busy -= 1
                 del job  # the original's bytes go with it, not with the next wait
 
-    async def run(self, fn: Callable[..., T], *args, deadline: float) -> tuple[float, T]:
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts, deadline: float) -> tuple[float, T]:
         """(seconds the job waited for a thread, ``fn(*args)``), run in a render thread.
 
         ``deadline`` (a ``time.monotonic()`` value: the request's) is the job's priority and when the
@@ -115,7 +116,7 @@ class RenderPool:
             if self._closed or self._in_flight >= self.capacity:
                 raise overloaded(self.retry_after)
             self._in_flight += 1
-            future: concurrent.futures.Future = concurrent.futures.Future()
+            future: concurrent.futures.Future[tuple[float, T]] = concurrent.futures.Future()
             future.add_done_callback(self._release)  # done, failed or cancelled: the slot is free
             job = _Job(deadline, next(self._seq), fn, args, now, future)
             heapq.heappush(self._heap, job)
@@ -131,7 +132,7 @@ class RenderPool:
                 self.dropped += 1
             raise
 
-    def _release(self, _future: concurrent.futures.Future) -> None:
+    def _release(self, _future: concurrent.futures.Future[Any]) -> None:
         with self._cond:
             self._in_flight -= 1
 

@@ -22,7 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 from edgeproxy.cache import SingleFlight
 from edgeproxy.errors import ProxyError
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("edgeproxy")
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 #: Errors about the original that the fallback image (when configured) stands in for.
 FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
@@ -105,7 +106,7 @@ class Service:
         self.renders: SingleFlight = SingleFlight()
         self.analyses: SingleFlight = SingleFlight()
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any, deadline: float) -> tuple[float, T]:
+    async def run_blocking(self, fn: Callable[[*Ts], T], *args: *Ts, deadline: float) -> tuple[float, T]:
         """(seconds it waited for a render thread, ``fn(*args)``), run in the render pool: libvips,
         the models, C2PA and header parsing never block the event loop. ``deadline`` (a
         ``time.monotonic()`` value, the request's) orders the queue (earliest first) and ends the wait.
