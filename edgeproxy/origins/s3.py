@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.exceptions import (
@@ -27,6 +27,9 @@ from edgeproxy import __version__
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
 from edgeproxy.origins.base import Original
 from edgeproxy.url.keys import is_safe_key
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 _log = logging.getLogger("edgeproxy.origins.s3")
 
@@ -119,36 +122,8 @@ class S3Origin:
         self.endpoint = options.endpoint_url or "from AWS_ENDPOINT_URL or AWS"
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._secrets = tuple(s for s in (options.secret_access_key, options.session_token) if s)
-        config: dict[str, Any] = {"virtual_hosted_style_request": options.virtual_hosted_style}
-        for key, value in (
-            ("endpoint", options.endpoint_url),
-            ("region", options.region),
-            ("access_key_id", options.access_key_id),
-            ("secret_access_key", options.secret_access_key),
-            ("session_token", options.session_token),
-        ):
-            if value:
-                config[key] = value
-        client: dict[str, Any] = {
-            # The deadline is ``timeout`` (asyncio); the client's own timeout, a little later, only
-            # frees a connection that outlived a cancelled fetch.
-            "timeout": timedelta(seconds=timeout + 1),
-            "connect_timeout": timedelta(seconds=options.connect_timeout),
-            "user_agent": f"edgeproxy/{__version__}",
-            # Lets an http:// endpoint (a local MinIO or moto) be used, from the setting or from
-            # AWS_ENDPOINT_URL: passing client options at all makes obstore skip AWS_ALLOW_HTTP.
-            # AWS's own endpoints are https:// whatever this says.
-            "allow_http": True,
-        }
-        retry = {
-            "max_retries": 2,
-            "retry_timeout": timedelta(seconds=timeout),
-            "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1), "base": 2},
-        }
-        self.store = S3Store(
-            self.bucket, prefix=self.prefix or None, config=config, client_options=client, retry_config=retry
-        )
+        self._secrets = secret_values(options)
+        self.store = s3_store(self.bucket, self.prefix, options, timeout=timeout)
 
     async def fetch(self, key: str, cached: Original | None = None) -> Original:
         if not is_safe_key(key):
@@ -256,18 +231,59 @@ class S3Origin:
         )
 
     def _describe(self, exc: BaseException) -> str:
-        """The S3 error code or the connection failure, from obstore's message (its first line and
-        the OS reason): never credentials (redacted should a message ever carry them)."""
-        text = str(exc)
-        detail = text.split("\n", 1)[0].split(": <?xml", 1)[0][:300]
-        code, reason = _code(exc), _REASON.search(text)
-        if code:
-            detail += f" [{code}]"
-        elif reason:
-            detail += f" ({reason.group(1)})"
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return detail
+        return describe_error(exc, self._secrets)
+
+
+def secret_values(options: S3Options) -> tuple[str, ...]:
+    """The secret values of ``options`` (the secret key, the session token), to redact from logs."""
+    return tuple(s for s in (options.secret_access_key, options.session_token) if s)
+
+
+def s3_store(bucket: str, prefix: str, options: S3Options, *, timeout: float) -> S3Store:
+    """An obstore ``S3Store`` of ``bucket`` under ``prefix`` (may be empty) connecting as ``options``
+    say, with at most 2 retries within ``timeout`` seconds (the caller bounds each operation with its
+    own deadline; the client's timeout, a second later, frees a connection that outlived it)."""
+    config: S3Config = {"virtual_hosted_style_request": options.virtual_hosted_style}
+    if options.endpoint_url:
+        config["endpoint"] = options.endpoint_url
+    if options.region:
+        config["region"] = options.region
+    if options.access_key_id:
+        config["access_key_id"] = options.access_key_id
+    if options.secret_access_key:
+        config["secret_access_key"] = options.secret_access_key
+    if options.session_token:
+        config["session_token"] = options.session_token
+    client: ClientConfig = {
+        "timeout": timedelta(seconds=timeout + 1),
+        "connect_timeout": timedelta(seconds=options.connect_timeout),
+        "user_agent": f"edgeproxy/{__version__}",
+        # Lets an http:// endpoint (a local MinIO or moto) be used, from the setting or from
+        # AWS_ENDPOINT_URL: passing client options at all makes obstore skip AWS_ALLOW_HTTP.
+        # AWS's own endpoints are https:// whatever this says.
+        "allow_http": True,
+    }
+    retry: RetryConfig = {
+        "max_retries": 2,
+        "retry_timeout": timedelta(seconds=timeout),
+        "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1), "base": 2},
+    }
+    return S3Store(bucket, prefix=prefix or None, config=config, client_options=client, retry_config=retry)
+
+
+def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The S3 error code or the connection failure, from obstore's message (its first line and
+    the OS reason): never credentials (``secrets`` are redacted should a message ever carry them)."""
+    text = str(exc)
+    detail = text.split("\n", 1)[0].split(": <?xml", 1)[0][:300]
+    code, reason = _code(exc), _REASON.search(text)
+    if code:
+        detail += f" [{code}]"
+    elif reason:
+        detail += f" ({reason.group(1)})"
+    for secret in secrets:
+        detail = detail.replace(secret, "***")
+    return detail
 
 
 def _http_date(moment: datetime | None) -> str | None:
