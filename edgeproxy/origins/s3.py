@@ -139,7 +139,7 @@ class S3Origin:
             self._warn(key, f"timed out after {self.timeout:g} s", None)
             raise timed_out("origin timed out") from None
         except FileNotFoundError as exc:
-            if _code(exc) == "NoSuchBucket":
+            if error_code(exc) == "NoSuchBucket":
                 self._warn(key, "the bucket does not exist", exc)
                 raise origin_error("origin bucket not found") from None
             raise not_found() from None
@@ -152,7 +152,7 @@ class S3Origin:
             if "TimedOut" in str(exc):
                 self._warn(key, "timed out", exc)
                 raise timed_out("origin timed out") from None
-            if _code(exc) is None:
+            if error_code(exc) is None:
                 self._warn(key, "connection failed", exc)
                 raise origin_error("origin connection failed") from None
             self._warn(key, "S3 answered an error", exc)
@@ -210,9 +210,9 @@ class S3Origin:
                 await obstore.get_async(self.store, READY_PROBE, options={"range": (0, 1)})
             return True
         except FileNotFoundError as exc:
-            return _code(exc) != "NoSuchBucket"
+            return error_code(exc) != "NoSuchBucket"
         except (PermissionDeniedError, UnauthenticatedError) as exc:
-            return _code(exc) == "AccessDenied"
+            return error_code(exc) == "AccessDenied"
         except (TimeoutError, BaseError, ValueError):
             return False
 
@@ -276,7 +276,7 @@ def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     the OS reason): never credentials (``secrets`` are redacted should a message ever carry them)."""
     text = str(exc)
     detail = text.split("\n", 1)[0].split(": <?xml", 1)[0][:300]
-    code, reason = _code(exc), _REASON.search(text)
+    code, reason = error_code(exc), _REASON.search(text)
     if code:
         detail += f" [{code}]"
     elif reason:
@@ -296,7 +296,7 @@ def _user_metadata(attributes: Mapping[str, Any]) -> dict[str, str]:
     return {k.lower(): v for k, v in attributes.items() if k not in _STANDARD_ATTRIBUTES}
 
 
-def _code(exc: BaseException) -> str | None:
+def error_code(exc: BaseException) -> str | None:
     """The S3 error code (``NoSuchKey``, ``SignatureDoesNotMatch``...) quoted in obstore's message."""
     match = _CODE.search(str(exc))
     return match.group(1) if match else None
