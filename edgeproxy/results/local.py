@@ -83,7 +83,8 @@ class _Header:
 class LocalResultStore:
     """Results in ``folder`` (created if missing), at most ``max_bytes`` bytes of files, the least
     recently read or written evicted first; see the module docstring for the layout and the races.
-    File I/O runs in threads (``asyncio.to_thread``), never on the event loop.
+    File I/O runs in threads (``asyncio.to_thread``), never on the event loop, except here: the
+    constructor creates the folders and deletes stale files in ``tmp/`` (call it at start-up).
 
     Raises:
         ValueError: ``max_bytes`` under 1.
