@@ -181,7 +181,8 @@ def test_a_stored_derivative_comes_back_byte_for_byte(store: ResultStore, photos
         await store.aclose()
 
     asyncio.run(run())
-    assert (store.stats.hits, store.stats.misses, store.stats.writes, store.stats.corrupt) == (2, 2, 2, 0)
+    stats = store.stats
+    assert (stats.hits, stats.misses, stats.writes, stats.corrupt, stats.errors) == (2, 2, 2, 0, 0)
 
 
 def test_purge_deletes_exactly_the_results_tagged_with_the_key(store: ResultStore) -> None:

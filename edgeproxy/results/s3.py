@@ -120,14 +120,15 @@ class S3ResultStore:
                 heads = await asyncio.gather(
                     *(obstore.head_async(self.store, m) for m in markers), return_exceptions=True
                 )
-            if any(isinstance(head, FileNotFoundError) for head in heads):  # purged while it was being written
+            failed = [head for head in heads if isinstance(head, BaseException)]
+            if failed:  # a marker purged while the object was written (FileNotFoundError), or unknown
                 async with asyncio.timeout(self.timeout):
                     await obstore.delete_async(self.store, path)
+                unknown = [head for head in failed if not isinstance(head, FileNotFoundError)]
+                if unknown:  # cannot tell whether a purge ran: not kept
+                    self._fail("put (checking its markers)", unknown[0])
                 self.stats.skipped += 1
                 return
-            for head in heads:
-                if isinstance(head, BaseException):
-                    raise head
         except (TimeoutError, BaseError, ValueError) as exc:
             self._fail("put", exc)
             self.stats.skipped += 1
