@@ -23,13 +23,13 @@ from obstore.exceptions import (
 )
 from obstore.store import S3Store
 
+if TYPE_CHECKING:  # obstore's config TypedDicts exist for type checkers only (not importable at run time)
+    from obstore.store import ClientConfig, RetryConfig, S3Config
+
 from edgeproxy import __version__
 from edgeproxy.errors import not_found, origin_error, timed_out, too_large
 from edgeproxy.origins.base import Original
 from edgeproxy.url.keys import is_safe_key
-
-if TYPE_CHECKING:
-    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 _log = logging.getLogger("edgeproxy.origins.s3")
 
@@ -243,6 +243,7 @@ def s3_store(bucket: str, prefix: str, options: S3Options, *, timeout: float) ->
     """An obstore ``S3Store`` of ``bucket`` under ``prefix`` (may be empty) connecting as ``options``
     say, with at most 2 retries within ``timeout`` seconds (the caller bounds each operation with its
     own deadline; the client's timeout, a second later, frees a connection that outlived it)."""
+    # Unset (empty) options are left out, so obstore reads them from AWS_* variables or AWS itself.
     config: S3Config = {"virtual_hosted_style_request": options.virtual_hosted_style}
     if options.endpoint_url:
         config["endpoint"] = options.endpoint_url
@@ -255,6 +256,8 @@ def s3_store(bucket: str, prefix: str, options: S3Options, *, timeout: float) ->
     if options.session_token:
         config["session_token"] = options.session_token
     client: ClientConfig = {
+        # The deadline is the caller's (asyncio); the client's own timeout, a little later, only
+        # frees a connection that outlived a cancelled operation.
         "timeout": timedelta(seconds=timeout + 1),
         "connect_timeout": timedelta(seconds=options.connect_timeout),
         "user_agent": f"edgeproxy/{__version__}",
