@@ -122,38 +122,8 @@ class S3Origin:
         self.endpoint = options.endpoint_url or "from AWS_ENDPOINT_URL or AWS"
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._secrets = tuple(s for s in (options.secret_access_key, options.session_token) if s)
-        # Unset (empty) options are left out, so obstore reads them from AWS_* variables or AWS itself.
-        config: S3Config = {"virtual_hosted_style_request": options.virtual_hosted_style}
-        if options.endpoint_url:
-            config["endpoint"] = options.endpoint_url
-        if options.region:
-            config["region"] = options.region
-        if options.access_key_id:
-            config["access_key_id"] = options.access_key_id
-        if options.secret_access_key:
-            config["secret_access_key"] = options.secret_access_key
-        if options.session_token:
-            config["session_token"] = options.session_token
-        client: ClientConfig = {
-            # The deadline is ``timeout`` (asyncio); the client's own timeout, a little later, only
-            # frees a connection that outlived a cancelled fetch.
-            "timeout": timedelta(seconds=timeout + 1),
-            "connect_timeout": timedelta(seconds=options.connect_timeout),
-            "user_agent": f"edgeproxy/{__version__}",
-            # Lets an http:// endpoint (a local MinIO or moto) be used, from the setting or from
-            # AWS_ENDPOINT_URL: passing client options at all makes obstore skip AWS_ALLOW_HTTP.
-            # AWS's own endpoints are https:// whatever this says.
-            "allow_http": True,
-        }
-        retry: RetryConfig = {
-            "max_retries": 2,
-            "retry_timeout": timedelta(seconds=timeout),
-            "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1), "base": 2},
-        }
-        self.store = S3Store(
-            self.bucket, prefix=self.prefix or None, config=config, client_options=client, retry_config=retry
-        )
+        self._secrets = secret_values(options)
+        self.store = s3_store(self.bucket, self.prefix, options, timeout=timeout)
 
     async def fetch(self, key: str, cached: Original | None = None) -> Original:
         if not is_safe_key(key):
@@ -169,7 +139,7 @@ class S3Origin:
             self._warn(key, f"timed out after {self.timeout:g} s", None)
             raise timed_out("origin timed out") from None
         except FileNotFoundError as exc:
-            if _code(exc) == "NoSuchBucket":
+            if error_code(exc) == "NoSuchBucket":
                 self._warn(key, "the bucket does not exist", exc)
                 raise origin_error("origin bucket not found") from None
             raise not_found() from None
@@ -182,7 +152,7 @@ class S3Origin:
             if "TimedOut" in str(exc):
                 self._warn(key, "timed out", exc)
                 raise timed_out("origin timed out") from None
-            if _code(exc) is None:
+            if error_code(exc) is None:
                 self._warn(key, "connection failed", exc)
                 raise origin_error("origin connection failed") from None
             self._warn(key, "S3 answered an error", exc)
@@ -240,9 +210,9 @@ class S3Origin:
                 await obstore.get_async(self.store, READY_PROBE, options={"range": (0, 1)})
             return True
         except FileNotFoundError as exc:
-            return _code(exc) != "NoSuchBucket"
+            return error_code(exc) != "NoSuchBucket"
         except (PermissionDeniedError, UnauthenticatedError) as exc:
-            return _code(exc) == "AccessDenied"
+            return error_code(exc) == "AccessDenied"
         except (TimeoutError, BaseError, ValueError):
             return False
 
@@ -261,18 +231,62 @@ class S3Origin:
         )
 
     def _describe(self, exc: BaseException) -> str:
-        """The S3 error code or the connection failure, from obstore's message (its first line and
-        the OS reason): never credentials (redacted should a message ever carry them)."""
-        text = str(exc)
-        detail = text.split("\n", 1)[0].split(": <?xml", 1)[0][:300]
-        code, reason = _code(exc), _REASON.search(text)
-        if code:
-            detail += f" [{code}]"
-        elif reason:
-            detail += f" ({reason.group(1)})"
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return detail
+        return describe_error(exc, self._secrets)
+
+
+def secret_values(options: S3Options) -> tuple[str, ...]:
+    """The secret values of ``options`` (the secret key, the session token), to redact from logs."""
+    return tuple(s for s in (options.secret_access_key, options.session_token) if s)
+
+
+def s3_store(bucket: str, prefix: str, options: S3Options, *, timeout: float) -> S3Store:
+    """An obstore ``S3Store`` of ``bucket`` under ``prefix`` (may be empty) connecting as ``options``
+    say, with at most 2 retries within ``timeout`` seconds (the caller bounds each operation with its
+    own deadline; the client's timeout, a second later, frees a connection that outlived it)."""
+    # Unset (empty) options are left out, so obstore reads them from AWS_* variables or AWS itself.
+    config: S3Config = {"virtual_hosted_style_request": options.virtual_hosted_style}
+    if options.endpoint_url:
+        config["endpoint"] = options.endpoint_url
+    if options.region:
+        config["region"] = options.region
+    if options.access_key_id:
+        config["access_key_id"] = options.access_key_id
+    if options.secret_access_key:
+        config["secret_access_key"] = options.secret_access_key
+    if options.session_token:
+        config["session_token"] = options.session_token
+    client: ClientConfig = {
+        # The deadline is the caller's (asyncio); the client's own timeout, a little later, only
+        # frees a connection that outlived a cancelled operation.
+        "timeout": timedelta(seconds=timeout + 1),
+        "connect_timeout": timedelta(seconds=options.connect_timeout),
+        "user_agent": f"edgeproxy/{__version__}",
+        # Lets an http:// endpoint (a local MinIO or moto) be used, from the setting or from
+        # AWS_ENDPOINT_URL: passing client options at all makes obstore skip AWS_ALLOW_HTTP.
+        # AWS's own endpoints are https:// whatever this says.
+        "allow_http": True,
+    }
+    retry: RetryConfig = {
+        "max_retries": 2,
+        "retry_timeout": timedelta(seconds=timeout),
+        "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1), "base": 2},
+    }
+    return S3Store(bucket, prefix=prefix or None, config=config, client_options=client, retry_config=retry)
+
+
+def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The S3 error code or the connection failure, from obstore's message (its first line and
+    the OS reason): never credentials (``secrets`` are redacted should a message ever carry them)."""
+    text = str(exc)
+    detail = text.split("\n", 1)[0].split(": <?xml", 1)[0][:300]
+    code, reason = error_code(exc), _REASON.search(text)
+    if code:
+        detail += f" [{code}]"
+    elif reason:
+        detail += f" ({reason.group(1)})"
+    for secret in secrets:
+        detail = detail.replace(secret, "***")
+    return detail
 
 
 def _http_date(moment: datetime | None) -> str | None:
@@ -285,7 +299,7 @@ def _user_metadata(attributes: Mapping[str, Any]) -> dict[str, str]:
     return {k.lower(): v for k, v in attributes.items() if k not in _STANDARD_ATTRIBUTES}
 
 
-def _code(exc: BaseException) -> str | None:
+def error_code(exc: BaseException) -> str | None:
     """The S3 error code (``NoSuchKey``, ``SignatureDoesNotMatch``...) quoted in obstore's message."""
     match = _CODE.search(str(exc))
     return match.group(1) if match else None
