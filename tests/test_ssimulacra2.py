@@ -36,7 +36,7 @@ WIDTH = 800
 #: Corpus photos of different sources and sizes (JPEG, WebP, an ICC profile), all ≥ 225 px tall at 800 px.
 PORT_PHOTOS = ("giunchedi-portrait.jpg", "imaginary-large.jpg", "webp-photo.webp", "adobe-rgb-icc.jpg")
 QUALITIES = {"jpeg": (30, 60, 90), "webp": (30, 60, 90), "avif": (25, 50, 80)}
-PHOTO = images.photo(320, 240, seed=3)
+PHOTO = images.photo(320, 240, seed=3).copy_memory()
 
 
 def rgb(image: pyvips.Image) -> pyvips.Image:
