@@ -56,14 +56,15 @@ class QualityRange:
 
 #: Per format, the qualities a search chooses from: they cover the qualities at which the corpus
 #: photos at 800 px reach targets 60 to 85 at edgeproxy's default efforts (JPEG 33..92, WebP 37..96,
-#: AVIF 40..87; WebP tops out near 89). Below ``low`` (a flat image reaches any target there)
-#: encoders band and smear in ways the metric under-rates; above ``high`` bytes grow fast. 63
-#: qualities each: a bisection would close them in 6 encodes.
+#: AVIF 40..87; WebP tops out near 89). ``low`` is a floor (a flat image reaches any target at the
+#: first quality; below it photos score about 50 or less); above ``high`` bytes grow fast for little
+#: gain. 63 qualities each: a bisection would close them in 6 encodes.
 RANGES: Final[Mapping[str, QualityRange]] = MappingProxyType(
     {"jpeg": QualityRange(30, 92), "webp": QualityRange(34, 96), "avif": QualityRange(28, 90)}
 )
 #: The first quality tried, per format: ``(target, quality)`` points, linear between them: the median
-#: quality at which those photos reach the target.
+#: quality at which those photos reach the target (at the default efforts: other efforts move the
+#: curve a little, which may cost an encode, never the result).
 PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
     {
         "jpeg": ((50.0, 33.0), (60.0, 44.0), (70.0, 65.5), (80.0, 83.0), (85.0, 90.0), (90.0, 94.0)),

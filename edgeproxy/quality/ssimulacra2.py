@@ -66,72 +66,55 @@ _BLOCK: Final = 32  # output pixels per matrix product of the blur (fast on BLAS
 #: R, G, B; each row sums to 1) and bias.
 _M20, _M21 = 0.24342268924547819, 0.20476744424496821
 _OPSIN: Final = np.array(
-    [[0.30, 1.0 - 0.078 - 0.30, 0.078], [0.23, 1.0 - 0.078 - 0.23, 0.078], [_M20, _M21, 1.0 - _M20 - _M21]]
+    [[0.30, 1.0 - 0.078 - 0.30, 0.078], [0.23, 1.0 - 0.078 - 0.23, 0.078], [_M20, _M21, 1.0 - _M20 - _M21]],
+    dtype=np.float32,
 )
 _BIAS: Final = 0.0037930732552754493
 #: From cube roots (L', M', S', each minus cbrt(bias)) to the reference's positive XYB:
 #: X = 14 * (L' - M') / 2 + 0.42, Y = (L' + M') / 2 + 0.01, B = S' - (L' + M') / 2 + 0.55.
-_TO_XYB: Final = np.array([[7.0, -7.0, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 1.0]])
-_XYB_OFFSET: Final = np.array([0.42, 0.01 - np.cbrt(_BIAS), 0.55])
+_TO_XYB: Final = np.array([[7.0, -7.0, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 1.0]], dtype=np.float32)
+_XYB_OFFSET: Final = np.array([[0.42], [0.01 - np.cbrt(_BIAS)], [0.55]], dtype=np.float32)
 
 #: The reference's weights (``Msssim::Score``), in its loop order: channel (X, Y, B), scale (1:1 ..
-#: 1:32), norm (L1, L4), map (SSIM error, artifact, detail lost).
+#: 1:32), norm (L1, L4), map (SSIM error, artifact, detail lost: the three on a line).
 WEIGHTS: Final = np.array(
     [
-        # X 1:1
-        0.0, 0.0007376606707406586, 0.0,
-        0.0, 0.0007793481682867309, 0.0,
-        # X 1:2
-        0.0, 0.0004371155730107379, 0.0,
-        1.1041726426657346, 0.00066284834129271, 0.00015231632783718752,
-        # X 1:4
-        0.0, 0.0016406437456599754, 0.0,
-        1.8422455520539298, 11.441172603757666, 0.0,
-        # X 1:8
-        0.0007989109436015163, 0.000176816438078653, 0.0,
-        1.8787594979546387, 10.94906990605142, 0.0,
-        # X 1:16
-        0.0007289346991508072, 0.9677937080626833, 0.0,
-        0.00014003424285435884, 0.9981766977854967, 0.00031949755934435053,
-        # X 1:32
-        0.0004550992113792063, 0.0, 0.0,
-        0.0013648766163243398, 0.0, 0.0,
-        # Y 1:1
-        0.0, 0.0, 0.0,
-        7.466890328078848, 0.0, 17.445833984131262,
-        # Y 1:2
-        0.0006235601634041466, 0.0, 0.0,
-        6.683678146179332, 0.00037724407979611296, 1.027889937768264,
-        # Y 1:4
-        225.20515300849274, 0.0, 0.0,
-        19.213238186143016, 0.0011401524586618361, 0.001237755635509985,
-        # Y 1:8
-        176.39317598450694, 0.0, 0.0,
-        24.43300999870476, 0.28520802612117757, 0.0004485436923833408,
-        # Y 1:16
-        0.0, 0.0, 0.0,
-        34.77906344483772, 44.835625328877896, 0.0,
-        # Y 1:32
-        0.0, 0.0, 0.0,
-        0.0, 0.0, 0.0,
-        # B 1:1
-        0.0, 0.0008680556573291698, 0.0,
-        0.0, 0.0, 0.0,
-        # B 1:2
-        0.0, 0.0005313191874358747, 0.0,
-        0.00016533814161379112, 0.0, 0.0,
-        # B 1:4
-        0.0, 0.0, 0.0,
-        0.0004179171803251336, 0.0017290828234722833, 0.0,
-        # B 1:8
-        0.0020827005846636437, 0.0, 0.0,
-        8.826982764996862, 23.19243343998926, 0.0,
-        # B 1:16
-        95.1080498811086, 0.9863978034400682, 0.9834382792465353,
-        0.0012286405048278493, 171.2667255897307, 0.9807858872435379,
-        # B 1:32
-        0.0, 0.0, 0.0,
-        0.0005130064588990679, 0.0, 0.00010854057858411537,
+        0.0, 0.0007376606707406586, 0.0,  # X 1:1: L1
+        0.0, 0.0007793481682867309, 0.0,  # L4
+        0.0, 0.0004371155730107379, 0.0,  # X 1:2: L1
+        1.1041726426657346, 0.00066284834129271, 0.00015231632783718752,  # L4
+        0.0, 0.0016406437456599754, 0.0,  # X 1:4: L1
+        1.8422455520539298, 11.441172603757666, 0.0,  # L4
+        0.0007989109436015163, 0.000176816438078653, 0.0,  # X 1:8: L1
+        1.8787594979546387, 10.94906990605142, 0.0,  # L4
+        0.0007289346991508072, 0.9677937080626833, 0.0,  # X 1:16: L1
+        0.00014003424285435884, 0.9981766977854967, 0.00031949755934435053,  # L4
+        0.0004550992113792063, 0.0, 0.0,  # X 1:32: L1
+        0.0013648766163243398, 0.0, 0.0,  # L4
+        0.0, 0.0, 0.0,  # Y 1:1: L1
+        7.466890328078848, 0.0, 17.445833984131262,  # L4
+        0.0006235601634041466, 0.0, 0.0,  # Y 1:2: L1
+        6.683678146179332, 0.00037724407979611296, 1.027889937768264,  # L4
+        225.20515300849274, 0.0, 0.0,  # Y 1:4: L1
+        19.213238186143016, 0.0011401524586618361, 0.001237755635509985,  # L4
+        176.39317598450694, 0.0, 0.0,  # Y 1:8: L1
+        24.43300999870476, 0.28520802612117757, 0.0004485436923833408,  # L4
+        0.0, 0.0, 0.0,  # Y 1:16: L1
+        34.77906344483772, 44.835625328877896, 0.0,  # L4
+        0.0, 0.0, 0.0,  # Y 1:32: L1
+        0.0, 0.0, 0.0,  # L4
+        0.0, 0.0008680556573291698, 0.0,  # B 1:1: L1
+        0.0, 0.0, 0.0,  # L4
+        0.0, 0.0005313191874358747, 0.0,  # B 1:2: L1
+        0.00016533814161379112, 0.0, 0.0,  # L4
+        0.0, 0.0, 0.0,  # B 1:4: L1
+        0.0004179171803251336, 0.0017290828234722833, 0.0,  # L4
+        0.0020827005846636437, 0.0, 0.0,  # B 1:8: L1
+        8.826982764996862, 23.19243343998926, 0.0,  # L4
+        95.1080498811086, 0.9863978034400682, 0.9834382792465353,  # B 1:16: L1
+        0.0012286405048278493, 171.2667255897307, 0.9807858872435379,  # L4
+        0.0, 0.0, 0.0,  # B 1:32: L1
+        0.0005130064588990679, 0.0, 0.00010854057858411537,  # L4
     ]
 )  # fmt: skip
 
@@ -193,6 +176,7 @@ def _blur(planes: list[Planes]) -> Planes:
     across = np.zeros((n, rows + 2 * r, cols), np.float32)
     for x in range(0, cols, b):
         np.matmul(padded[:, :, x : x + b + 2 * r], _ALONG_ROWS, out=across[:, r : r + height, x : x + b])
+    del padded
     out = np.empty((n, rows, cols), np.float32)
     for y in range(0, rows, b):
         np.matmul(_ALONG_COLUMNS, across[:, y : y + b + 2 * r, :], out=out[:, y : y + b, :])
@@ -233,12 +217,12 @@ def _half(linear: Planes) -> Planes:
 def _xyb(linear: Planes) -> Planes:
     """Linear RGB ``(3, h, w)`` -> the reference's positive XYB ``(3, h, w)`` (float32)."""
     _, h, w = linear.shape
-    mixed = _OPSIN.astype(np.float32) @ linear.reshape(3, h * w)
+    mixed = _OPSIN @ linear.reshape(3, h * w)
     mixed += np.float32(_BIAS)
     np.maximum(mixed, 0.0, out=mixed)
     np.cbrt(mixed, out=mixed)
-    xyb = _TO_XYB.astype(np.float32) @ mixed
-    xyb += _XYB_OFFSET.astype(np.float32)[:, None]
+    xyb = _TO_XYB @ mixed
+    xyb += _XYB_OFFSET
     return xyb.reshape(3, h, w)
 
 
@@ -282,8 +266,9 @@ def _norms(error: Planes) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float
 
 @dataclass(frozen=True, slots=True)
 class _Scale:
-    """The reference image at one scale: XYB and blurred XYB ``(3, h, w)``; for the channels whose
-    SSIM counts, its variance ``blur(x^2) - mu^2``; for those whose edges count, ``1 + |x - mu|``."""
+    """The reference image at one scale: blurred XYB ``mu`` ``(3, h, w)``; for the channels whose SSIM
+    counts (``needs.ssim``), XYB and its variance ``blur(x^2) - mu^2``; for those whose edges count,
+    ``1 + |x - mu|``."""
 
     xyb: Planes
     mu: Planes
@@ -296,8 +281,9 @@ class Reference:
     """A reference image prepared once (its XYB and blurred statistics at every scale), to score many
     distorted versions of it: ``Reference(image).score(distorted)``.
 
-    ``image``: a pyvips image, 3 bands, 8-bit sRGB, at least 8 × 8 px. Holds about 12 float32
-    values per pixel (16 MB at 800 × 533 px). Thread-safe: ``score`` only reads it.
+    ``image``: a pyvips image, 3 bands, 8-bit sRGB, at least 8 × 8 px. Holds about 48 bytes per
+    pixel (20 MB at 800 × 533 px); each ``score`` needs about 105 bytes per pixel more while it runs
+    (45 MB). Thread-safe: ``score`` only reads it.
 
     Raises:
         ValueError: ``image`` is not 3-band 8-bit, or smaller than 8 × 8 px.
@@ -312,19 +298,20 @@ class Reference:
             if index:
                 linear = _half(linear)
             xyb = _xyb(linear)
-            blurred = _blur([*xyb, *(xyb[c] * xyb[c] for c in needs.ssim)])
-            mu = blurred[:3]
-            variance = blurred[3:] - mu[list(needs.ssim)] ** 2
-            edge = 1.0 + np.abs(xyb[list(needs.edges)] - mu[list(needs.edges)])
-            scales.append(_Scale(xyb, mu, variance, edge, needs))
+            ssim, edges = list(needs.ssim), list(needs.edges)
+            blurred = _blur([*xyb, *(xyb[c] * xyb[c] for c in ssim)])
+            mu = blurred[:3].copy()  # not a view: the blur's padded buffer goes
+            scales.append(
+                _Scale(xyb[ssim], mu, blurred[3:] - mu[ssim] ** 2, 1.0 + np.abs(xyb[edges] - mu[edges]), needs)
+            )
         self._scales = tuple(scales)
 
     def score(self, distorted: pyvips.Image) -> float:
         """SSIMULACRA2 of ``distorted`` against this reference: 100 for identical pixels, lower for
         more visible distortion (below 0 possible).
 
-        ``distorted``: a pyvips image of the same size, 3 bands, 8-bit sRGB. Takes about 20 ms per
-        800 × 533 px on one core (``python -m bench.ssimulacra2``).
+        ``distorted``: a pyvips image of the same size, 3 bands, 8-bit sRGB. Takes 20 to 35 ms at
+        800 × 533 px on one core (``python -m bench.ssimulacra2``; with ``OPENBLAS_NUM_THREADS`` 1).
 
         Raises:
             ValueError: another size than the reference's, or not 3-band 8-bit.
@@ -349,7 +336,7 @@ class Reference:
             ssim, edges = list(ref.needs.ssim), list(ref.needs.edges)
             mu_wanted = sorted(set(ssim) | set(edges))
             planes = [xyb[c] for c in mu_wanted]
-            planes += [xyb[c] * xyb[c] for c in ssim] + [xyb[c] * ref.xyb[c] for c in ssim]
+            planes += [xyb[c] * xyb[c] for c in ssim] + [xyb[c] * ref.xyb[i] for i, c in enumerate(ssim)]
             blurred = _blur(planes)
             position = {c: i for i, c in enumerate(mu_wanted)}
             if ssim:
