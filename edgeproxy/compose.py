@@ -11,6 +11,7 @@ checks the settings; turning them into domain objects (a moderation ``Policy``, 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,10 @@ from edgeproxy.purge import CdnApis, Hooks, PurgeHook
 from edgeproxy.render import pillow, pipeline, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
+from edgeproxy.results.store import ResultStore, from_location
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.derive import Service
+from edgeproxy.service.optimise import Optimiser
 from edgeproxy.service.originals import Originals
 from edgeproxy.settings import Settings
 from edgeproxy.url.grammar import compile_presets
@@ -120,6 +123,7 @@ class Components:
     service: Service
     hooks: Hooks
     client: httpx.AsyncClient
+    results: ResultStore | None  # the result storage (None: result_storage = "off")
     c2pa_contexts: C2paContexts | None = None  # c2pa's settings for reading manifests (/info); None without c2pa-python
 
     async def aclose(self) -> None:
@@ -128,6 +132,10 @@ class Components:
             await origin.aclose()
         await self.client.aclose()
         await self.hooks.aclose()
+        if self.service.optimiser is not None:
+            await self.service.optimiser.aclose()
+        if self.results is not None:
+            await self.results.aclose()
         self.service.pool.close()
         self.metrics.close()
 
@@ -181,6 +189,33 @@ def _load_c2pa(settings: Settings, contexts: C2paContexts | None) -> tuple[Deriv
     return signer, hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
 
 
+def s3_options(settings: Settings) -> S3Options:
+    """How S3 is reached (origins and the result storage), from ``settings``."""
+    return S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=_secret(settings.s3_secret_access_key),
+        session_token=_secret(settings.s3_session_token),
+        virtual_hosted_style=settings.s3_virtual_hosted_style,
+        connect_timeout=settings.origin_connect_timeout,
+    )
+
+
+def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics) -> Optimiser | None:
+    """The background tier of ``optimise = "background"`` (None otherwise, or without a result
+    storage: the optimised derivatives would live nowhere)."""
+    if settings.optimise != "background" or results is None:
+        return None
+    return Optimiser(
+        results,
+        metrics,
+        queue=settings.optimise_queue,
+        threads=settings.optimise_threads,
+        timeout=settings.optimise_timeout,
+    )
+
+
 def fingerprint(settings: Settings, encode_options: EncodeOptions, vision: Vision | None, c2pa_id: str) -> str:
     """Every setting and library version that changes output bytes: part of every ETag."""
     return "|".join(
@@ -194,6 +229,11 @@ def fingerprint(settings: Settings, encode_options: EncodeOptions, vision: Visio
             settings.quality_webp,
             settings.quality_avif,
             settings.quality_jxl,
+            settings.quality_target,
+            settings.quality_policy,
+            settings.optimise_avif_effort,
+            settings.optimise_max_pixels,
+            settings.optimise_webp_effort,
             settings.max_output_dimension,
             vision.fingerprint() if vision else "no-vision",
             c2pa_id,
@@ -228,6 +268,17 @@ def compose(settings: Settings) -> Components:
     encode_options = encoder_options(settings)
     jxl_output = pillow.missing_extra("jxl") is None
     pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
+    s3 = s3_options(settings)
+    results = (
+        None
+        if settings.result_storage == "off"
+        else from_location(
+            settings.result_storage,
+            max_bytes=settings.result_storage_max_bytes,
+            s3=s3,
+            timeout=settings.result_storage_timeout,
+        )
+    )
     metrics = Metrics(
         version=__version__,
         libvips=vips.version(),
@@ -236,6 +287,9 @@ def compose(settings: Settings) -> Components:
         utilization=pool.utilization,
         vips_memory=vips.tracked_memory,
         dropped_renders=lambda: pool.dropped,
+        result_storage=None
+        if results is None
+        else lambda: {k: v for k, v in dataclasses.asdict(results.stats).items() if k != "bytes"},
         multiprocess_dir=settings.metrics_multiprocess_dir,
         origins=settings.origins,
     )
@@ -265,6 +319,8 @@ def compose(settings: Settings) -> Components:
         vision=vision,
         c2pa=c2pa,
         fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
+        optimiser=optimiser(settings, results, metrics),
+        results=results,
     )
     hooks = Hooks(
         client=httpx.AsyncClient(
@@ -283,15 +339,7 @@ def compose(settings: Settings) -> Components:
         max_bytes=settings.max_source_bytes,
         max_redirects=settings.origin_max_redirects,
         timeout=settings.origin_timeout,
-        s3=S3Options(
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id,
-            secret_access_key=_secret(settings.s3_secret_access_key),
-            session_token=_secret(settings.s3_session_token),
-            virtual_hosted_style=settings.s3_virtual_hosted_style,
-            connect_timeout=settings.origin_connect_timeout,
-        ),
+        s3=s3,
     )
     return Components(
         settings=settings,
@@ -307,5 +355,6 @@ def compose(settings: Settings) -> Components:
         service=service,
         hooks=hooks,
         client=client,
+        results=results,
         c2pa_contexts=contexts,
     )

@@ -12,6 +12,7 @@ start-up with one message listing every problem (``SettingsError``). Printing se
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +35,7 @@ from edgeproxy.settings_checks import (
     check_origins,
     check_presets,
     check_purge_hooks,
+    check_result_storage,
     check_s3_endpoint,
     check_s3_region,
 )
@@ -41,6 +43,14 @@ from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH
 
 #: Folder of sample images shipped in the package: the embedded default origin ``samples``.
 SAMPLES_DIR = Path(__file__).parent / "samples"
+
+
+def default_result_storage() -> str:
+    """The default ``result_storage``: the folder ``edgeproxy-results`` in the system's temporary
+    folder (``tempfile.gettempdir()``: ``TMPDIR``, else ``/tmp``)."""
+    return str(Path(tempfile.gettempdir()) / "edgeproxy-results")
+
+
 #: A setting naming a file read at start-up: it must exist.
 ExistingFile = Annotated[str | None, AfterValidator(check_file)]
 
@@ -116,6 +126,39 @@ class Settings(BaseSettings):
     quality_jxl: int = Field(75, ge=1, le=100)  # libjxl quality scale (90 = distance 1)
     jxl_effort: int = Field(4, ge=1, le=9)  # libjxl effort: 1 fastest .. 9 smallest
     auto_jxl: bool = False
+
+    # Quality targets (q:auto[:N]) and the optimised tier. A target is a SSIMULACRA2 score (70 high,
+    # 80 very high): the lowest encoder quality that reaches it is searched per image (JPEG, WebP,
+    # AVIF). quality_policy "target": a URL without q gets quality_target; "fixed": quality_<format>.
+    quality_target: int = Field(70, ge=1, le=100)
+    quality_policy: Literal["target", "fixed"] = "target"
+    # optimise: how a derivative with a target is made. "background": the first answer is the fast
+    # encode at the format's typical quality for the target, cached optimise_max_age seconds
+    # (+ stale-while-revalidate), while a bounded background queue searches the quality with the slow
+    # encoders (AVIF optimise_avif_effort, WebP optimise_webp_effort with smart subsampling, mozjpeg's
+    # trellis) and stores it in the result storage; later answers are that one, immutable. "inline":
+    # the search runs on the request (slow first answers, no second tier). "off": no search at all,
+    # q:auto is the format's typical quality for the target.
+    optimise: Literal["off", "background", "inline"] = "background"
+    optimise_max_age: int = Field(300, ge=0)  # seconds: the fast tier's max-age
+    optimise_stale_while_revalidate: int = Field(86400, ge=0)  # seconds, the fast tier's
+    optimise_queue: int = Field(256, ge=1)  # derivatives waiting for the background; more are dropped (counted)
+    optimise_threads: int = Field(1, ge=1, le=64)  # background threads (OS priority lowered: nice 19)
+    optimise_timeout: float = Field(120.0, gt=0)  # seconds one background optimisation may take
+    optimise_avif_effort: int = Field(4, ge=0, le=9)
+    optimise_webp_effort: int = Field(6, ge=0, le=6)
+    # Outputs over this many pixels (one frame) are not searched: the optimised tier encodes them at
+    # the format's typical quality for the target (a search is up to 6 slow encodes; 4 MP at AVIF
+    # effort 4 is about 3 s each on one core).
+    optimise_max_pixels: int = Field(4_000_000, ge=0)
+    # Result storage: optimised derivatives kept by ETag, so that another pod, another worker or a
+    # restart answers a CDN miss without optimising again. A folder on this host (bounded by
+    # result_storage_max_bytes, least recently used evicted first; shared by the worker processes),
+    # s3://bucket/prefix (shared by every pod; bound it with a bucket lifecycle rule), or "off" (the
+    # optimised tier then lives nowhere: every request gets the fast one).
+    result_storage: Annotated[str, AfterValidator(check_result_storage)] = Field(default_factory=default_result_storage)
+    result_storage_max_bytes: int = Field(1 << 30, ge=1)  # bytes (a folder only)
+    result_storage_timeout: float = Field(5.0, gt=0)  # seconds per S3 request
 
     # Privacy: strip:0 (keep EXIF incl. GPS, XMP, IPTC in the output) is a 400 unless allowed
     allow_keep_metadata: bool = False

@@ -62,6 +62,16 @@ def check_origins(origins: dict[str, str]) -> dict[str, str]:
     return origins
 
 
+def check_result_storage(location: str) -> str:
+    """``result_storage``: ``off``, ``s3://bucket/prefix`` (checked as an S3 origin's location), or a
+    folder path (created at start-up)."""
+    if not location.strip():
+        raise ValueError("result_storage: give a folder, s3://bucket/prefix, or off")
+    if location.startswith("s3://"):
+        parse_s3_location(location)
+    return location
+
+
 def check_s3_endpoint(url: str | None) -> str | None:
     """``s3_endpoint_url``: ``http(s)://HOST[:PORT]`` (an optional ``/``, no path, query or user)."""
     if url is not None and not re.fullmatch(r"https?://[^/?#@\s]+/?", url):

@@ -52,7 +52,13 @@ def serve_app(app: ASGIApp, port: int | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def make_served(origins: dict[str, str], **overrides: Any) -> Iterator[tuple[httpx.Client, Starlette]]:
     """(httpx client, app) of a running edgeproxy with ``origins`` and settings ``overrides``; the
-    app's objects are on ``app.state.components`` (``edgeproxy.compose.Components``) once it serves."""
+    app's objects are on ``app.state.components`` (``edgeproxy.compose.Components``) once it serves.
+
+    Unless ``overrides`` say otherwise, the optimised tier is off (``optimise = "off"``, no result
+    storage): every derivative is one answer, immutable, as a test of anything else expects; the
+    tests of the tiers (tests/test_optimise.py) turn them on with a result storage of their own."""
+    overrides.setdefault("optimise", "off")
+    overrides.setdefault("result_storage", "off")
     settings = load_settings(origins=origins, signing_key=KEY, **overrides)
     app = create_app(settings)
     with serve_app(app) as base, httpx.Client(base_url=base, timeout=30) as client:

@@ -86,6 +86,17 @@ def test_hints_apply_only_where_the_url_asks_and_vary_names_exactly_those():
     assert (both.spec.width, both.spec.dpr) == (640, 1.0)  # the width hint is in device pixels already
 
 
+def test_save_data_lowers_a_quality_target_only_where_the_url_gave_none():
+    # q:auto (the server's target): Save-Data on gives the fixed save_data_quality, and says it varies.
+    auto = _hints(TransformSpec(width=100, quality_auto=True), ALL_HINTS)
+    assert (auto.spec.quality, auto.spec.quality_auto, auto.vary) == (40, False, ("Accept", "Save-Data"))
+    without = _hints(TransformSpec(width=100, quality_auto=True), {})
+    assert (without.spec.quality, without.spec.quality_auto, without.vary) == (None, True, ("Accept", "Save-Data"))
+    # q:auto:80: the URL chose its target; Save-Data is not read.
+    chosen = _hints(TransformSpec(width=100, quality=80, quality_auto=True), ALL_HINTS)
+    assert (chosen.spec.quality, chosen.spec.quality_auto, chosen.vary) == (80, True, ("Accept",))
+
+
 def test_hints_are_ignored_when_client_hints_is_off():
     off = _hints(TransformSpec(width_auto=True, dpr_auto=True), ALL_HINTS, client_hints=False)
     assert (off.spec.box(), off.spec.quality, off.vary) == ((640, None), None, ("Accept",))

@@ -334,6 +334,36 @@ def test_auto_width_and_dpr_parse_and_print_back():
 
 
 @pytest.mark.parametrize(
+    ("options", "quality", "auto", "canonical_path"),
+    [
+        (["q:auto"], None, True, "/q:auto"),
+        (["quality:AUTO:80"], 80, True, "/q:auto:80"),
+        (["q:80"], 80, False, "/q:80"),
+    ],
+)
+def test_quality_targets_parse_and_print_back(options, quality, auto, canonical_path):
+    spec = parse_options(options)
+    assert (spec.quality, spec.quality_auto, canonical(spec)) == (quality, auto, canonical_path)
+    assert parse_options(canonical_path.strip("/").split("/")) == spec
+
+
+def test_a_urls_q_replaces_a_presets_quality_target_wholly():
+    presets = compile_presets({"hero": "w:800/q:auto:70", "fixed": "w:800/q:60"})
+    fixed = parse_options(["pr:hero", "q:60"], presets)
+    assert (fixed.quality, fixed.quality_auto) == (60, False)
+    auto = parse_options(["pr:fixed", "q:auto"], presets)
+    assert (auto.quality, auto.quality_auto) == (None, True)
+
+
+@pytest.mark.parametrize("option", ["q:auto:0", "q:auto:101", "q:auto:80:90", "q:auto:x", "q:auto:"])
+def test_bad_quality_targets_are_400(option):
+    with pytest.raises(ProxyError) as info:
+        parse_options([option])
+    assert info.value.status == 400
+    assert info.value.message.startswith("option q:")
+
+
+@pytest.mark.parametrize(
     ("path", "redact", "canonical_path"),
     [
         ("/redact:faces/o/k", Redact.BLUR, "/redact:faces:blur"),

@@ -31,9 +31,9 @@ export interface TransformOptions {
   dpr?: number | "auto" | null;
   format?: Format | null;
   f?: Format | null;
-  /** 1..100. */
-  quality?: number | null;
-  q?: number | null;
+  /** 1..100; "auto" (the server's SSIMULACRA2 target), or ["auto", N] / "auto:N" (target N, 1..100). */
+  quality?: number | "auto" | ["auto", number] | string | null;
+  q?: number | "auto" | ["auto", number] | string | null;
   /** [x, y, width, height]: whole pixels, or fractions 0..1 when any value is written with a ".". */
   crop?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;
   c?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;

@@ -191,6 +191,11 @@ function checkOption(name, args) {
       oneOf(name, one(name, args), FORMATS);
       return;
     case "q":
+      if (args[0].toLowerCase() === "auto") {
+        if (args.length > 2) throw bad("option q: expected q:auto or q:auto:TARGET");
+        if (args.length === 2) int(name, args[1], 1, 100);
+        return;
+      }
       int(name, one(name, args), 1, 100);
       return;
     case "c": {

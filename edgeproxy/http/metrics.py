@@ -9,7 +9,7 @@ carries a URL, an object key or any other user input. The exposition is Promethe
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -63,6 +63,7 @@ class Metrics:
         utilization: Callable[[], float],
         vips_memory: Callable[[], float],
         dropped_renders: Callable[[], float],
+        result_storage: Callable[[], Mapping[str, float]] | None = None,
         multiprocess_dir: str | None = None,
         origins: Iterable[str] = (),
     ):
@@ -162,6 +163,25 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.optimise = Counter(
+            "edgeproxy_optimise",
+            "Background optimisations (the optimised tier of q:auto derivatives) by outcome: queued, done, "
+            "dropped (the queue was full), failed (an error or the optimise_timeout).",
+            ["outcome"],
+            registry=r,
+        )
+        self.optimise_duration = Histogram(
+            "edgeproxy_optimise_duration_seconds",
+            "Seconds one background optimisation took (its render and quality search).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.optimise_pending = Gauge(
+            "edgeproxy_optimise_queue_depth",
+            "Background optimisations queued or running.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.in_flight = Gauge(
             "edgeproxy_requests_in_flight",
             "Requests being answered (transform, /info, /purge).",
@@ -197,10 +217,23 @@ class Metrics:
                 ],
             )
         )
+        if result_storage is not None:
+            live.register(
+                _Outcomes(
+                    "edgeproxy_result_storage",
+                    "Result storage operations by outcome (this process): hits, misses, corrupt (a stored "
+                    "object failed its size or SHA-256 check: deleted, rendered again), writes, skipped "
+                    "(not stored), evictions (LRU), purged, errors (I/O or S3 failures, each logged).",
+                    result_storage,
+                )
+            )
         for category in ERROR_CATEGORIES:  # every category is visible at 0 before its first error
             self.errors.labels(category)
         for stage in STAGES:
             self.stage.labels(stage)
+        for outcome in ("queued", "done", "dropped", "failed"):
+            self.optimise.labels(outcome)
+
         for origin in origins:  # configured origin names: each visible at 0 before its first stale answer
             self.origin_stale.labels(origin)
 
@@ -241,3 +274,19 @@ class _LiveGauges(Collector):
             yield GaugeMetricFamily(name, documentation, value=read())
         for name, documentation, read in self._counters:
             yield CounterMetricFamily(name, documentation, value=read())
+
+
+class _Outcomes(Collector):
+    """One counter ``name`` with an ``outcome`` label, read from a callback at scrape time ({outcome:
+    count}; kept out of prometheus-client's multiprocess files)."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], Mapping[str, float]]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=["outcome"])
+        for outcome, count in self._read().items():
+            family.add_metric([outcome], count)
+        yield family

@@ -156,7 +156,8 @@ def negotiate(
       sends for an ``<img>`` whose ``sizes`` or ``width`` attribute states its slot), else N or
       ``auto.width_fallback`` CSS pixels × the DPR; rounded up to ``auto.width_buckets`` and capped
       at ``max_dimension``; the spec then holds device pixels with dpr 1.
-    - ``Save-Data: on`` with no ``q`` in the URL: quality ``save_data_quality``.
+    - ``Save-Data: on`` with no ``q`` in the URL, or ``q:auto`` without a target: the fixed quality
+      ``save_data_quality`` (fewer bytes than any target would give).
 
     With ``client_hints`` off, no hint is read: ``w:auto`` gives its fallback, ``dpr:auto`` 1.
     """
@@ -186,5 +187,5 @@ def negotiate(
         if spec.quality is None:
             vary.append("Save-Data")
             if headers.get("save-data", "").strip().lower() == "on":
-                concrete = replace(concrete, quality=save_data_quality)
+                concrete = replace(concrete, quality=save_data_quality, quality_auto=False)
     return Negotiated(concrete, accepts, tuple(vary))

@@ -1,8 +1,10 @@
 """``POST /purge`` (``Authorization: Bearer <admin_token>``): drop an original from the proxy's
-caches, then purge its surrogate key through every configured hook (``edgeproxy.purge``).
+caches, delete its stored derivatives (``edgeproxy.results``), then purge its surrogate key through
+every configured hook (``edgeproxy.purge``).
 
-Answers 200 with ``{"surrogate_key", "origin", "key", "dropped", "hooks": [...]}`` when every hook
-succeeded, 502 with the same body when one failed (hook targets shown with their secrets masked:
+Answers 200 with ``{"surrogate_key", "origin", "key", "dropped", "stored", "hooks": [...]}`` (``stored``:
+the stored derivatives deleted) when every step succeeded, 502 with the same body when the result
+storage or a hook failed (``stored`` then says why) (hook targets shown with their secrets masked:
 ``PurgeHook.shown``). Its errors are JSON ``{"error": message}`` (``ErrorForm.JSON``): 401 for a
 missing, empty or wrong token, 413 for a body over ``MAX_PURGE_BODY`` bytes, 400 for a bad body;
 405 (text) for a method other than POST. Without an ``admin_token`` the route is not there: 404 for
@@ -23,6 +25,7 @@ from edgeproxy import boundedjson
 from edgeproxy.errors import bad_request, no_route, too_large, unauthorized
 from edgeproxy.http.auth import is_admin
 from edgeproxy.http.logs import AccessRecord
+from edgeproxy.results.store import ResultStoreError
 from edgeproxy.service.validators import surrogate_key
 
 if TYPE_CHECKING:
@@ -94,14 +97,19 @@ async def purge(request: Request, components: Components, record: AccessRecord) 
         raise unauthorized("missing or wrong admin token")
     tag, origin, key = purge_target(components.origins, await _body(request))
     dropped = components.service.originals.drop(tag)
+    # The stored derivatives go before the CDN's: a CDN miss in between would be refilled from them.
+    stored: int | str = 0
+    if components.results is not None:
+        try:
+            stored = await components.results.purge(tag)
+        except ResultStoreError as exc:
+            stored = f"failed: {exc}"
     hooks = await components.hooks.purge(tag, origin, key)
-    ok = all(hook["ok"] for hook in hooks)
-    _log.info(
-        "purge",
-        extra={"fields": {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "hooks": hooks}},
-    )
+    ok = all(hook["ok"] for hook in hooks) and isinstance(stored, int)
+    answer = {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "stored": stored, "hooks": hooks}
+    _log.info("purge", extra={"fields": answer})
     return JSONResponse(
-        {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "hooks": hooks},
+        answer,
         status_code=200 if ok else 502,
         headers=components.headers.no_store(),
     )

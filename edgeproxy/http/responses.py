@@ -68,13 +68,19 @@ class HeaderPolicy:
     client_hints: bool
 
     def caching(
-        self, status: int, expires: int | None = None, now: float | None = None, short: int | None = None
+        self,
+        status: int,
+        expires: int | None = None,
+        now: float | None = None,
+        short: int | None = None,
+        stale: int | None = None,
     ) -> dict[str, str]:
         """``Cache-Control`` (and ``Expires``, ``Accept-CH``) for an answer about ``status``: the
         status of the error a fallback image stands in for, else the response's own. ``expires``:
         the URL's ``exp`` (UNIX seconds) while it is still valid, else None. ``short``: seconds of
         ``max-age`` for an answer that may change soon (a moderated or degraded derivative, a
-        451): never ``immutable``."""
+        451): never ``immutable``; with ``stale``, ``stale-while-revalidate`` seconds too (RFC 5861:
+        a cache may answer with it while it asks again; not with an ``expires``)."""
         if short is not None:
             max_age, immutable = short, False
         elif status < 400:
@@ -87,14 +93,16 @@ class HeaderPolicy:
             max_age, immutable = max(0, min(max_age, left)), False
             headers["Expires"] = formatdate(expires, usegmt=True)
         headers["Cache-Control"] = f"public, max-age={max_age}" + (", immutable" if immutable else "")
+        if stale is not None and expires is None:
+            headers["Cache-Control"] += f", stale-while-revalidate={stale}"
         if self.client_hints:
             headers["Accept-CH"] = ACCEPT_CH
         return headers
 
     def cache_control(self, caching: Caching, expires: int | None = None) -> dict[str, str]:
         """``caching`` (a service answer's ``Caching``) as headers (``caching``)."""
-        short = caching.seconds if caching.lifetime is Lifetime.SHORT else None
-        return self.caching(caching.status, expires, short=short)
+        short = caching.seconds if caching.lifetime in (Lifetime.SHORT, Lifetime.PROVISIONAL) else None
+        return self.caching(caching.status, expires, short=short, stale=caching.stale)
 
     @staticmethod
     def no_store() -> dict[str, str]:

@@ -135,6 +135,18 @@ def _prior(fmt: str, target: float) -> float:
     return points[-1][1]
 
 
+def typical_quality(fmt: str, target: float) -> int:
+    """The encoder quality (1..100) at which photos typically reach ``target`` as ``fmt`` (jpeg,
+    webp, avif: ``PRIOR``, rounded up, within ``RANGES``): what a fast encode uses for a target
+    without searching (the fast tier).
+
+    Raises:
+        KeyError: a format without a search.
+    """
+    span = RANGES[fmt]
+    return min(max(math.ceil(_prior(fmt, target)), span.low), span.high)
+
+
 def _next_quality(
     miss: int, hit: int, scores: Mapping[int, float], target: float, left: int, span: QualityRange, fmt: str
 ) -> int:

@@ -7,7 +7,7 @@ is where the pixel work of a whole pipeline happens. Blocking: it runs in a rend
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyvips
 
@@ -26,6 +26,28 @@ class EncodeOptions:
     png_compression: int  # zlib level 0..9
     jxl_effort: int  # 1..9 (libjxl)
     threads: int  # encoder threads outside libvips (libjxl)
+    # The slower, smaller encodes of the optimised tier (``optimised``): WebP's smart chroma
+    # subsampling, and mozjpeg's trellis quantisation, overshoot deringing and optimised progressive
+    # scans (libvips ``jpegsave`` options; a libvips built without mozjpeg ignores them).
+    webp_smart_subsample: bool = False
+    jpeg_trellis: bool = False
+    # The largest output (pixels of one frame) whose quality is searched for a target; a larger one
+    # gets the format's typical quality (``edgeproxy.quality.encode``): a search costs several slow encodes.
+    search_max_pixels: int = 0
+
+    def optimised(self, avif_effort: int, webp_effort: int, search_max_pixels: int) -> EncodeOptions:
+        """These options for the optimised tier: AVIF ``avif_effort`` and WebP ``webp_effort`` (or
+        this tier's own when higher), smart subsampling, mozjpeg's trellis and progressive scans, and
+        quality searches up to ``search_max_pixels``."""
+        return replace(
+            self,
+            avif_effort=max(self.avif_effort, avif_effort),
+            webp_effort=max(self.webp_effort, webp_effort),
+            jpeg_progressive=True,
+            webp_smart_subsample=True,
+            jpeg_trellis=True,
+            search_max_pixels=search_max_pixels,
+        )
 
 
 def encode(
@@ -48,9 +70,24 @@ def encode(
     body: bytes | None = None
     with failures(deadline):
         if fmt == "jpeg":
-            body = image.jpegsave_buffer(Q=quality, interlace=options.jpeg_progressive, optimize_coding=True, keep=keep)
+            trellis = options.jpeg_trellis
+            body = image.jpegsave_buffer(
+                Q=quality,
+                interlace=options.jpeg_progressive,
+                optimize_coding=True,
+                keep=keep,
+                trellis_quant=trellis,
+                overshoot_deringing=trellis,
+                optimize_scans=trellis and options.jpeg_progressive,
+            )
         elif fmt == "webp":
-            body = image.webpsave_buffer(Q=quality, effort=options.webp_effort, keep=keep, page_height=ph)
+            body = image.webpsave_buffer(
+                Q=quality,
+                effort=options.webp_effort,
+                smart_subsample=options.webp_smart_subsample,
+                keep=keep,
+                page_height=ph,
+            )
         elif fmt == "avif":
             if image.bands < 3:
                 image = image.colourspace("srgb")

@@ -26,7 +26,8 @@ from typing import Any
 
 from edgeproxy.errors import timed_out, too_large, unsupported_format
 from edgeproxy.http.negotiate import Negotiated
-from edgeproxy.render import encoding, load, source, svg, vips
+from edgeproxy.quality import encode as choose
+from edgeproxy.render import load, source, svg, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline, failures
 from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, plan
@@ -128,6 +129,8 @@ class Rendered:
     timings: dict[str, float]
     source: SourceInfo  # the original's header facts
     plan: Plan  # what was done to it (crop, resize, pad)
+    quality: int | None = None  # the encoder quality used (None: lossless, GIF)
+    score: float | None = None  # SSIMULACRA2 reached, when the quality was searched
 
     @property
     def mime(self) -> str:
@@ -163,12 +166,18 @@ class Context:
     face_grids: tuple[Grid, ...] | None = None
     moderation_blur: bool = False
     wash: Grid | None = None
+    # A SSIMULACRA2 target for the encode (``edgeproxy.quality.encode``): searched when ``search``,
+    # else the format's typical quality for it. None: the URL's q, or the format's default.
+    target: float | None = None
+    search: bool = False
     format: Format = Format.JPEG
     animated: bool = False
     image: Any = None  # pyvips.Image, opaque here
     random_access: bool = False  # ``image`` may be read out of order (its source is not read sequentially)
     materialised: bool = False  # ``image`` is computed in memory, or made from such an image by cheap steps
     body: bytes = b""
+    quality: int | None = None  # set by ``encode``
+    score: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     watchdog: Deadline = field(init=False)
     # Set by the steps that learn them (``probe``, ``plan_geometry``); a step before them that read
@@ -357,8 +366,20 @@ def flatten(ctx: Context) -> None:
 
 
 def encode(ctx: Context) -> None:
-    quality = ctx.spec.quality or ctx.default_quality(ctx.format.value)
-    ctx.body = encoding.encode(ctx.image, ctx.format.value, quality, ctx.spec.strip, ctx.encode_options, ctx.watchdog)
+    """The URL's fixed ``q``, a target's quality (typical or searched), or the format's default."""
+    spec = ctx.spec
+    encoded = choose.encode(
+        ctx.image,
+        ctx.format.value,
+        quality=None if spec.quality_auto else spec.quality,
+        target=ctx.target,
+        search=ctx.search,
+        default_quality=ctx.default_quality,
+        options=ctx.encode_options,
+        strip=spec.strip,
+        deadline=ctx.watchdog,
+    )
+    ctx.body, ctx.quality, ctx.score = encoded.body, encoded.quality, encoded.score
 
 
 STEPS: tuple[Callable[[Context], None], ...] = (
@@ -401,4 +422,6 @@ def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> R
         ctx.timings[step.__name__] = time.monotonic() - start
     width, height = ctx.plan.output_size
     frames = ctx.info.pages if ctx.animated else 1
-    return Rendered(ctx.body, ctx.format, width, height, frames, ctx.timings, ctx.info, ctx.plan)
+    return Rendered(
+        ctx.body, ctx.format, width, height, frames, ctx.timings, ctx.info, ctx.plan, ctx.quality, ctx.score
+    )

@@ -32,7 +32,9 @@ from edgeproxy.origins import Origin, Original
 from edgeproxy.render import pipeline
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
+from edgeproxy.results.store import ResultStore
 from edgeproxy.service.decision import Decider
+from edgeproxy.service.optimise import Optimisation, Optimiser
 from edgeproxy.service.originals import Originals
 from edgeproxy.service.results import (
     Caching,
@@ -43,13 +45,14 @@ from edgeproxy.service.results import (
     Fallback,
     Image,
     NotModified,
+    Tier,
     Treatment,
     Work,
 )
-from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key
+from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key, tier_etag
 from edgeproxy.settings import Settings
-from edgeproxy.url.media import input_mime
-from edgeproxy.url.spec import canonical
+from edgeproxy.url.media import FORMAT_OF, input_mime
+from edgeproxy.url.spec import Format, canonical
 from edgeproxy.vision.moderation import Metadata
 
 if TYPE_CHECKING:
@@ -91,6 +94,8 @@ class Service:
         vision: Vision | None = None,
         c2pa: DerivativeSigner | None = None,
         fallback: bytes | None = None,
+        optimiser: Optimiser | None = None,
+        results: ResultStore | None = None,
     ) -> None:
         self.settings = settings
         self.originals = originals
@@ -103,6 +108,11 @@ class Service:
         self.vision = vision
         self.c2pa = c2pa
         self.fallback = fallback
+        self.optimiser = optimiser
+        self.results = results
+        self.optimised_options = encode_options.optimised(
+            settings.optimise_avif_effort, settings.optimise_webp_effort, settings.optimise_max_pixels
+        )
         self.renders: SingleFlight = SingleFlight()
         self.analyses: SingleFlight = SingleFlight()
 
@@ -158,12 +168,32 @@ class Service:
             )
             caching = self.decider.caching(treatment, stale=fetched.stale)
             etag = self.etag(negotiated, origin.name, key, original, treatment)
+            title = key if self.signs(origin.name) else None
+            target = self.target(negotiated)
+            tier = Tier.FIXED
+            if target is not None and self.results is not None and self.settings.optimise != "off":
+                optimised = await self._optimised(
+                    negotiated, original, treatment, title, target, tier_etag(etag, Tier.OPTIMISED), tag, deadline
+                )
+                if optimised is not None:
+                    body, mime, optimised_etag = optimised
+                    validators = Validators(tag, optimised_etag, original.last_modified)
+                    work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
+                    if etag_matches(if_none_match, optimised_etag):
+                        return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
+                    image = Image(body, FORMAT_OF[mime], mime)
+                    return Derivative(
+                        image, validators, caching, negotiated.vary, treatment, fetched.stale, work, Tier.OPTIMISED
+                    )
+                tier, etag = Tier.FAST, tier_etag(etag, Tier.FAST)
+                caching = caching.provisional(
+                    self.settings.optimise_max_age, self.settings.optimise_stale_while_revalidate
+                )
             validators = Validators(tag, etag, original.last_modified)
             if etag_matches(if_none_match, etag):
                 work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
                 return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
-            title = key if self.signs(origin.name) else None
-            job = functools.partial(self.render, original.data, negotiated, deadline, treatment, title)
+            job = functools.partial(self.render, original.data, negotiated, deadline, treatment, title, target)
             (queued, rendered), shared = await self.renders.run(etag, lambda: self.run_blocking(job, deadline=deadline))
             self.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
             work = Work(
@@ -177,7 +207,7 @@ class Service:
                 bytes_in=0 if shared else len(original.data),
             )
             image = Image(rendered.body, rendered.format, rendered.mime)
-            return Derivative(image, validators, caching, negotiated.vary, treatment, fetched.stale, work)
+            return Derivative(image, validators, caching, negotiated.vary, treatment, fetched.stale, work, tier)
         except ProxyError as raised:
             error = raised.about(tag)
             work = Work(
@@ -265,6 +295,60 @@ class Service:
                 self.metrics.vision_failures.labels(failure.model).inc()
         return analysis
 
+    def target(self, negotiated: Negotiated) -> float | None:
+        """The SSIMULACRA2 target of a derivative: ``q:auto:N``'s N, ``q:auto``'s ``quality_target``,
+        and for a URL without ``q`` under ``quality_policy = "target"`` ``quality_target`` too; None
+        for a fixed quality (the URL's ``q:N``, ``Save-Data``'s, ``quality_policy = "fixed"``) and
+        for the formats that have no search (PNG, GIF, JPEG XL asked for by name)."""
+        spec = negotiated.spec
+        if spec.format in (Format.PNG, Format.GIF, Format.JXL):
+            return None
+        if spec.quality_auto:
+            return float(spec.quality if spec.quality is not None else self.settings.quality_target)
+        if spec.quality is None and self.settings.quality_policy == "target":
+            return float(self.settings.quality_target)
+        return None
+
+    async def _optimised(
+        self,
+        negotiated: Negotiated,
+        original: Original,
+        treatment: Treatment,
+        title: str | None,
+        target: float,
+        name: str,
+        tag: str,
+        deadline: float,
+    ) -> tuple[bytes, str, str] | None:
+        """(body, mime, ETag ``name``) of the optimised tier when it is ready: from the result
+        storage, or made now under ``optimise = "inline"`` (once for every concurrent caller, in the
+        render pool, by ``deadline``, then stored). None when it is not ready: it is queued for the
+        background (``optimise = "background"``), and the caller answers the fast tier.
+
+        Raises:
+            ProxyError: an inline render's (413, 415, 422, 503, 504).
+        """
+        assert self.results is not None
+        stored = await self.results.get(name)
+        if stored is not None:
+            return stored.body, stored.mime, name
+        render = functools.partial(self.render, original.data, negotiated)
+        if self.optimiser is None:  # inline: the request waits for it
+            job = functools.partial(render, deadline, treatment, title, target, True)
+            (_queued, rendered), shared = await self.renders.run(
+                name, lambda: self.run_blocking(job, deadline=deadline)
+            )
+            if not shared:
+                await self.results.put(name, rendered.body, mime=rendered.mime, surrogate_keys=(tag,))
+            return rendered.body, rendered.mime, name
+
+        def background(until: float) -> tuple[bytes, str]:
+            rendered = render(until, treatment, title, target, True)
+            return rendered.body, rendered.mime
+
+        self.optimiser.submit(Optimisation(name, background, tag))
+        return None
+
     def signs(self, origin: str) -> bool:
         """Whether derivatives of ``origin`` are signed with a C2PA manifest (``c2pa_origins``)."""
         return self.c2pa is not None and origin in self.settings.c2pa_origins
@@ -293,10 +377,14 @@ class Service:
         deadline: float,
         treatment: Treatment = UNTREATED,
         title: str | None = None,
+        target: float | None = None,
+        search: bool = False,
     ) -> pipeline.Rendered:
         """Blocking: run the pipeline over the original ``data`` (in a render thread), treated as
         ``treatment`` says (faces, redaction, moderation blur: ``pipeline.Context``); with ``title``
-        (the original's key) the derivative is signed with a C2PA manifest (``sign``).
+        (the original's key) the derivative is signed with a C2PA manifest (``sign``). With a
+        SSIMULACRA2 ``target``, the quality is the format's typical one for it, or searched with the
+        optimised tier's encoders when ``search`` (``edgeproxy.quality.encode``).
 
         Raises:
             ProxyError: the pipeline's (400, 413, 415, 422, 504).
@@ -305,9 +393,11 @@ class Service:
             data=data,
             negotiated=negotiated,
             limits=self.limits,
-            encode_options=self.encode_options,
+            encode_options=self.optimised_options if search else self.encode_options,
             default_quality=self.settings.default_quality,
             deadline=deadline,
+            target=target,
+            search=search,
             faces=treatment.faces,
             redact=treatment.redact,
             face_grids=treatment.face_grids,

@@ -36,6 +36,19 @@ class Lifetime(enum.StrEnum):
     IMMUTABLE = "immutable"  # public, max-age=<cache_max_age>, immutable: a derivative of a published original
     SHORT = "short"  # public, max-age=<seconds>: may change soon (moderation, a failed model, a stale original)
     ERROR = "error"  # public, max-age=<error_max_age> (4xx) or <transient_error_max_age> (5xx)
+    # public, max-age=<seconds>, stale-while-revalidate=<stale>: the fast tier of a derivative whose
+    # optimised tier is being made; a revalidation after it finds the optimised one (a new ETag)
+    PROVISIONAL = "provisional"
+
+
+class Tier(enum.StrEnum):
+    """Which encode a derivative is (``edgeproxy.service.optimise``): ``fixed`` (a fixed quality, the
+    only tier), ``fast`` (a quality target's first answer: the typical quality, fast encoders) or
+    ``optimised`` (the target's searched quality, slow encoders; from the result storage)."""
+
+    FIXED = "fixed"
+    FAST = "fast"
+    OPTIMISED = "optimised"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +59,14 @@ class Caching:
     lifetime: Lifetime = Lifetime.IMMUTABLE
     seconds: int | None = None
     status: int = 200
+    stale: int | None = None  # a PROVISIONAL one's stale-while-revalidate seconds
+
+    def provisional(self, seconds: int, stale: int) -> Caching:
+        """This caching for a fast tier: ``seconds`` of max-age and ``stale`` of
+        stale-while-revalidate, unless it is already shorter (then it stays as it is)."""
+        if self.lifetime is Lifetime.IMMUTABLE:
+            return Caching(Lifetime.PROVISIONAL, seconds, stale=stale)
+        return self
 
     @classmethod
     def short(cls, seconds: int) -> Caching:
@@ -163,6 +184,7 @@ class Derivative:
     treatment: Treatment
     stale: bool
     work: Work
+    tier: Tier = Tier.FIXED
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,14 @@ def strong_etag(*parts: str) -> str:
     return f'"{digest}"'
 
 
+def tier_etag(etag: str, tier: str) -> str:
+    """The ETag of ``tier`` (``results.Tier``: fast, optimised) of the derivative whose ETag is
+    ``etag``: another strong ETag over both (weak when ``etag`` is: a C2PA-signed derivative)."""
+    weak = etag.startswith("W/")
+    tagged = strong_etag(etag.removeprefix("W/"), tier)
+    return "W/" + tagged if weak else tagged
+
+
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """True when ``If-None-Match`` lists ``etag`` (strong, or weak: ``W/"x"``) by the weak
     comparison (RFC 9110 §13.1.2 and §8.8.3.2): ``W/"x"`` matches ``"x"``, as caches send the

@@ -169,11 +169,19 @@ def _parse_auto_width(name: str, args: list[str]) -> dict[str, object]:
 def _parse_fields(field: str, name: str, args: list[str]) -> dict[str, object]:
     """Spec fields set by option ``name`` (as written, for ``field``) with arguments ``args``.
 
-    Most options set their one field; ``w`` also sets ``width_auto`` and ``dpr`` sets ``dpr_auto``,
-    so that a URL's ``w:300`` overrides a preset's ``w:auto`` wholly, and the other way round.
+    Most options set their one field; ``w`` also sets ``width_auto``, ``dpr`` sets ``dpr_auto`` and
+    ``q`` sets ``quality_auto``, so that a URL's ``w:300`` overrides a preset's ``w:auto`` wholly,
+    and the other way round.
     """
     if field == "width":
         return _parse_auto_width(name, args)
+    if field == "quality":
+        if args[0].lower() == "auto":
+            if len(args) > 2:
+                raise bad_request(f"option {name}: expected {name}:auto or {name}:auto:TARGET")
+            target = _int(name, args[1], 1, 100) if len(args) == 2 else None
+            return {"quality": target, "quality_auto": True}
+        return {"quality": _int(name, _one(name, args), 1, 100), "quality_auto": False}
     if field == "dpr":
         if len(args) == 1 and args[0].lower() == "auto":
             return {"dpr": 1.0, "dpr_auto": True}
@@ -197,8 +205,6 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
             return _enum(name, arg, Fit)
         case "format":
             return _enum(name, arg, Format, {"jpg": "jpeg"})
-        case "quality":
-            return _int(name, arg, 1, 100)
         case "rotate":
             value = _int(name, arg, 0, 270)
             if value % 90:

@@ -26,6 +26,9 @@ OUTPUT_MIME: Mapping[Format, str] = MappingProxyType(
 )
 #: Media type of each input format. bmp, ico, psd, jp2 decode through Pillow; heif (HEIC) and jxl
 #: need the [heif] and [jxl] extras (``edgeproxy.render.pillow``).
+#: Media type -> output format (of a stored derivative).
+FORMAT_OF: Mapping[str, Format] = MappingProxyType({mime: fmt for fmt, mime in OUTPUT_MIME.items()})
+
 INPUT_MIME: Mapping[str, str] = MappingProxyType(
     {
         "jpeg": "image/jpeg",

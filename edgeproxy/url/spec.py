@@ -150,6 +150,10 @@ class TransformSpec:
     # the spec a render sees never has them set.
     width_auto: bool = False
     dpr_auto: bool = False
+    # q:auto[:N]: the quality is chosen per image, the lowest whose output reaches a SSIMULACRA2 score
+    # (``quality``, when given, is that target N, 1..100; None: the server's ``quality_target``);
+    # ``edgeproxy.quality.search`` does it. Unlike w:auto it stays set: it is resolved per image.
+    quality_auto: bool = False
 
     def box(self) -> tuple[int | None, int | None]:
         """Target box in device pixels: (width × dpr, height × dpr), rounded; None where not given."""
@@ -242,7 +246,9 @@ def canonical(spec: TransformSpec) -> str:
             parts.append("w:auto" + (f":{value}" if value is not None else ""))
         elif f.name == "dpr" and spec.dpr_auto:
             parts.append("dpr:auto")
-        elif f.name in ("width_auto", "dpr_auto") or value == getattr(_DEFAULTS, f.name):
+        elif f.name == "quality" and spec.quality_auto:
+            parts.append("q:auto" + (f":{value}" if value is not None else ""))
+        elif f.name in ("width_auto", "dpr_auto", "quality_auto") or value == getattr(_DEFAULTS, f.name):
             continue
         else:
             parts.append(f"{SHORT_NAMES[f.name]}:{_format_field(f.name, value)}")

@@ -1,0 +1,61 @@
+"""The encode step's choice of quality: fixed, the format's typical quality for a target, or searched.
+
+A render with a SSIMULACRA2 ``target`` (``q:auto[:N]``, or the ``quality_target`` policy) either
+searches the lowest quality that reaches it (``search.find_quality``: the optimised tier, slow) or
+uses the quality at which photos typically reach it (``search.typical_quality``: the fast tier).
+Formats without a search (PNG stays lossless, GIF, JPEG XL) and animations take the fixed quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyvips
+
+from edgeproxy.quality.search import RANGES, find_quality, typical_quality
+from edgeproxy.render import encoding
+from edgeproxy.render.encoding import EncodeOptions
+from edgeproxy.render.failures import Deadline
+from edgeproxy.render.vips import page_height
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An encode: its ``body`` (bytes), the encoder ``quality`` used (1..100; None for lossless and
+    GIF), and the SSIMULACRA2 ``score`` it reached when the quality was searched (else None)."""
+
+    body: bytes
+    quality: int | None
+    score: float | None = None
+
+
+def encode(
+    image: pyvips.Image,
+    fmt: str,
+    *,
+    quality: int | None,
+    target: float | None,
+    search: bool,
+    default_quality: Callable[[str], int],
+    options: EncodeOptions,
+    strip: bool,
+    deadline: Deadline | None = None,
+) -> Encoded:
+    """``image`` (computed here) encoded as ``fmt``: at ``quality`` (a URL's fixed ``q``); else, with a
+    ``target`` and a format that has a search (``search.RANGES``) and one frame, at the searched
+    quality (``search`` True, and at most ``options.search_max_pixels``) or the typical one; else at
+    ``default_quality(fmt)``.
+
+    Raises:
+        ProxyError: as ``encoding.encode`` (422, 504).
+    """
+    searchable = target is not None and fmt in RANGES and page_height(image) == image.height
+    if quality is None and searchable and target is not None:
+        if search and image.width * image.height <= options.search_max_pixels:
+            choice = find_quality(image, fmt, target, options, strip=strip, deadline=deadline)
+            return Encoded(choice.body, choice.quality, choice.score)
+        quality = typical_quality(fmt, target)
+    chosen = quality if quality is not None else default_quality(fmt)
+    body = encoding.encode(image, fmt, chosen, strip, options, deadline)
+    return Encoded(body, None if fmt in ("png", "gif") else chosen)

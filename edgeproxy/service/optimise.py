@@ -1,0 +1,190 @@
+"""The optimised tier's background work: a bounded queue of optimisations done by low-priority threads.
+
+A derivative with a quality target (``q:auto``) is answered first by the fast encoders; its optimised
+twin (the quality searched to the target with the slow encoders: ``edgeproxy.quality``) is made here,
+off the request path, and put in the result storage (``edgeproxy.results``), where the next request
+finds it (``Service.derive``). The seeds' delivery playbook: "edge transformation for interactive
+previews while queuing production quality derivatives for background generation and caching".
+
+Bounds, so that background work never takes what requests need:
+
+- at most ``queue`` optimisations waiting or running (each named by the optimised derivative's ETag:
+  a second request for one already queued adds nothing); more are dropped and counted, and the next
+  request for that derivative queues it again;
+- ``threads`` threads of their own (not the render pool's), each lowered to the weakest CPU priority
+  the kernel has (``nice`` 19, Linux ``setpriority`` on the thread: POSIX leaves per-thread nice to
+  the system; on Linux each thread is a task of its own), so that a busy machine runs requests' renders
+  first; libvips' and the encoders' helper threads started from them inherit it;
+- each optimisation has ``timeout`` seconds (its render's deadline: libvips' work is cancelled past it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from edgeproxy.errors import ProxyError
+from edgeproxy.http.metrics import Metrics
+from edgeproxy.results.store import ResultStore
+
+_log = logging.getLogger("edgeproxy.optimise")
+
+T = TypeVar("T")
+#: The weakest CPU priority (``nice``) of a background thread.
+BACKGROUND_NICE = 19
+
+
+def _lower_priority() -> None:
+    """Run in each background thread as it starts: ``nice`` ``BACKGROUND_NICE`` for this thread only
+    (Linux: ``setpriority(PRIO_PROCESS, tid)`` names one thread). Elsewhere nothing is changed."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
+class _Threads:
+    """``count`` daemon threads at background priority running submitted calls one at a time each.
+
+    Daemon threads, unlike ``concurrent.futures``' (which the interpreter joins at exit): a shutdown
+    never waits for an optimisation to finish (an AV1 encode cannot be interrupted once it has its
+    pixels); whatever one was doing is simply not stored."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._count = count
+        self._closing = False
+        for n in range(count):
+            threading.Thread(target=self._work, name=f"edgeproxy-optimise-{n}", daemon=True).start()
+
+    def _work(self) -> None:
+        _lower_priority()
+        while (job := self._jobs.get()) is not None:
+            fn, done = job
+            if self._closing:  # shutting down: what is still queued never starts
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+                done(None, exc)
+            else:
+                done(result, None)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in a background thread, awaited."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            def settle() -> None:
+                if future.cancelled():
+                    return
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown): nobody waits
+                loop.call_soon_threadsafe(settle)
+
+        self._jobs.put((fn, done))
+        return await future
+
+    def close(self) -> None:
+        """Let the threads end after their current call (queued calls never start: their tasks are cancelled)."""
+        self._closing = True
+        for _ in range(self._count):
+            self._jobs.put(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Optimisation:
+    """One optimisation: ``name`` (the optimised derivative's ETag: its name in the result storage),
+    ``render`` (blocking: the optimised bytes and their media type, given a ``time.monotonic()``
+    deadline), and the original's ``surrogate_key`` (a purge of the original deletes it)."""
+
+    name: str
+    render: Callable[[float], tuple[bytes, str]]
+    surrogate_key: str
+
+
+class Optimiser:
+    """Queues optimisations and stores what they make in ``store`` (see the module's docstring).
+
+    ``queue``: optimisations waiting or running at most; ``threads``: background threads;
+    ``timeout``: seconds per optimisation; ``metrics``: ``edgeproxy_optimise*`` (the store
+    counts its own: ``StoreStats``).
+    """
+
+    def __init__(self, store: ResultStore, metrics: Metrics, *, queue: int, threads: int, timeout: float) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.queue = queue
+        self.timeout = timeout
+        self._threads = _Threads(threads)
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Optimisations waiting or running."""
+        return len(self._pending)
+
+    def submit(self, job: Optimisation) -> bool:
+        """Queue ``job`` unless the same one is queued already; False (and counted as dropped) when the
+        queue is full. Call from the event loop."""
+        if self._closed:
+            return False
+        if job.name in self._pending:
+            return True
+        if len(self._pending) >= self.queue:
+            self.metrics.optimise.labels("dropped").inc()
+            return False
+        task = asyncio.get_running_loop().create_task(self._run(job))
+        self._pending[job.name] = task
+        self.metrics.optimise.labels("queued").inc()
+        self.metrics.optimise_pending.inc()
+        task.add_done_callback(lambda _task: self._done(job.name))
+        return True
+
+    def _done(self, name: str) -> None:
+        self._pending.pop(name, None)
+        self.metrics.optimise_pending.dec()
+
+    async def _render(self, job: Optimisation) -> tuple[bytes, str]:
+        start = time.monotonic()
+        made = await self._threads.run(functools.partial(job.render, start + self.timeout))
+        self.metrics.optimise_duration.observe(time.monotonic() - start)
+        return made
+
+    async def _run(self, job: Optimisation) -> None:
+        try:
+            body, mime = await self._render(job)
+        except ProxyError as error:
+            self.metrics.optimise.labels("failed").inc()
+            _log.info("optimise failed", extra={"fields": {"surrogate_key": job.surrogate_key, "error": error.message}})
+            return
+        except Exception:  # a bug: logged, never raised into the event loop
+            self.metrics.optimise.labels("failed").inc()
+            _log.exception("optimise failed")
+            return
+        # A failure to store is the store's to log and count: the next request optimises again.
+        await self.store.put(job.name, body, mime=mime, surrogate_keys=(job.surrogate_key,))
+        self.metrics.optimise.labels("done").inc()
+
+    async def aclose(self) -> None:
+        """Cancel what is queued and let the threads go (at shutdown; nothing waits for a running
+        optimisation: it is not stored)."""
+        self._closed = True
+        for task in list(self._pending.values()):
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        self._threads.close()
