@@ -1,0 +1,183 @@
+"""Quality targets and the optimised tier, as a CDN, a browser and an attacker see them (issue 26).
+
+A derivative with a SSIMULACRA2 target (``q:auto``, or no ``q`` under ``quality_policy = "target"``)
+is answered first by the fast encoders (``max-age=optimise_max_age, stale-while-revalidate``, its own
+ETag) while the background tier searches its quality with the slow encoders and stores it; later
+answers are that one (immutable, another ETag), also for another process sharing the result storage.
+Every test decodes what it gets and checks its format, size and SSIMULACRA2 against a lossless render
+of the same derivative.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edgeproxy.quality.ssimulacra2 import score
+from testkit.app import make_client, signed
+from testkit.images import decode, loader_format
+from testkit.metrics import value
+from testkit.moto import moto_s3
+
+FAST = "public, max-age=300, stale-while-revalidate=86400"
+IMMUTABLE = "public, max-age=31536000, immutable"
+TOKEN = "optimise-admin-token-0123456789"
+TIERED = {"optimise": "background", "admin_token": TOKEN}
+
+
+def optimised(client: httpx.Client, path: str, seconds: float = 60) -> httpx.Response:
+    """The first answer to ``path`` that is immutable (the optimised tier), polling."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get(path, headers={"Accept": "image/avif,image/webp,*/*"})
+        assert response.status_code == 200, response.text
+        if response.headers["cache-control"] == IMMUTABLE or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def reference(client: httpx.Client, options: str) -> object:
+    """The same derivative rendered losslessly (PNG): what the tiers' scores are measured against."""
+    response = client.get(signed(f"/{options}/f:png/demo/photo.jpg"))
+    assert response.status_code == 200
+    return decode(response.content)
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    return value(client.get("/metrics").text, name, **labels)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[str]:
+    yield str(tmp_path / "results")
+
+
+def test_the_first_answer_is_fast_and_short_lived_then_the_optimised_one_is_smaller_and_immutable(photos, storage):
+    path = signed("/w:600/q:auto:70/f:avif/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        fast = c.get(path)
+        assert (fast.status_code, fast.headers["cache-control"], fast.headers["content-type"]) == (
+            200,
+            FAST,
+            "image/avif",
+        )
+        best = optimised(c, path)
+        assert best.headers["cache-control"] == IMMUTABLE
+        assert best.headers["etag"] != fast.headers["etag"]
+        assert best.headers["surrogate-key"] == fast.headers["surrogate-key"]
+        ref = reference(c, "w:600")
+        fast_image, best_image = decode(fast.content), decode(best.content)
+        assert [loader_format(i) for i in (fast_image, best_image)] == ["heif", "heif"]
+        assert (best_image.width, best_image.height) == (fast_image.width, fast_image.height) == (600, 400)
+        assert score(ref, best_image) >= 70 - 1  # the target, within the metric's rounding
+        assert len(best.content) < len(fast.content)
+        assert metric(c, "edgeproxy_optimise_total", outcome="done") == 1
+        # A CDN revalidating with the fast tier's ETag gets the optimised one; with its own, a 304.
+        again = c.get(path, headers={"If-None-Match": fast.headers["etag"]})
+        assert (again.status_code, again.headers["etag"]) == (200, best.headers["etag"])
+        same = c.get(path, headers={"If-None-Match": best.headers["etag"]})
+        assert (same.status_code, same.headers["cache-control"], same.content) == (304, IMMUTABLE, b"")
+
+
+def test_a_fixed_quality_is_one_immutable_answer_and_queues_nothing(photos, storage):
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        fixed = c.get(signed("/w:600/q:80/f:webp/demo/photo.jpg"))
+        png = c.get(signed("/w:600/f:png/demo/photo.jpg"))  # lossless: no target, no search
+        assert [r.headers["cache-control"] for r in (fixed, png)] == [IMMUTABLE, IMMUTABLE]
+        assert metric(c, "edgeproxy_optimise_total", outcome="queued") == 0
+
+
+def test_a_url_without_q_follows_the_quality_policy(photos, storage):
+    path = signed("/w:600/f:jpeg/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        assert c.get(path).headers["cache-control"] == FAST
+    with make_client({"demo": str(photos)}, result_storage=storage, quality_policy="fixed", **TIERED) as c:
+        assert c.get(path).headers["cache-control"] == IMMUTABLE
+
+
+def test_inline_makes_the_optimised_tier_on_the_first_request(photos, storage):
+    path = signed("/w:600/q:auto:80/f:webp/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, optimise="inline") as c:
+        first = c.get(path)
+        assert (first.status_code, first.headers["cache-control"]) == (200, IMMUTABLE)
+        assert score(reference(c, "w:600"), decode(first.content)) >= 80 - 1
+        second = c.get(path)
+        assert (second.headers["etag"], second.content) == (first.headers["etag"], first.content)
+        assert metric(c, "edgeproxy_result_storage_total", outcome="hits") == 1
+
+
+def test_another_process_sharing_the_storage_answers_the_optimised_tier_without_rendering(photos, storage):
+    path = signed("/w:500/q:auto/f:avif/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        c.get(path)
+        best = optimised(c, path)
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as other:  # another pod, a restart
+        first = other.get(path, headers={"Accept": "image/avif,image/webp,*/*"})
+        assert (first.headers["cache-control"], first.headers["etag"], first.content) == (
+            IMMUTABLE,
+            best.headers["etag"],
+            best.content,
+        )
+        assert metric(other, "edgeproxy_optimise_total", outcome="queued") == 0
+
+
+def test_a_purge_deletes_the_stored_derivatives_so_the_next_answer_is_made_again(photos, storage):
+    path = signed("/w:400/q:auto/f:webp/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        c.get(path)
+        assert optimised(c, path).headers["cache-control"] == IMMUTABLE
+        purged = c.post(
+            "/purge", json={"origin": "demo", "key": "photo.jpg"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert (purged.status_code, purged.json()["stored"]) == (200, 1)
+        assert c.get(path).headers["cache-control"] == FAST
+
+
+def test_a_corrupt_stored_derivative_is_never_served(photos, storage):
+    path = signed("/w:400/q:auto/f:jpeg/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        c.get(path)
+        best = optimised(c, path)
+        assert best.headers["cache-control"] == IMMUTABLE
+        [stored] = [p for p in Path(storage, "objects").rglob("*") if p.is_file()]
+        data = bytearray(stored.read_bytes())
+        data[-100] ^= 0xFF  # one flipped byte of the body
+        stored.write_bytes(bytes(data))
+        again = c.get(path)
+        assert (again.headers["cache-control"], decode(again.content).width) == (FAST, 400)
+        assert metric(c, "edgeproxy_result_storage_total", outcome="corrupt") == 1
+
+
+def test_an_attacker_asking_for_many_variants_fills_a_bounded_queue_and_is_answered_fast(photos, storage):
+    settings = {**TIERED, "optimise_queue": 2}
+    with make_client({"demo": str(photos)}, result_storage=storage, **settings) as c:
+        answers = [c.get(signed(f"/w:{300 + n}/q:auto/f:avif/demo/photo.jpg")) for n in range(8)]
+        assert [(r.status_code, r.headers["cache-control"]) for r in answers] == [(200, FAST)] * 8
+        assert [decode(r.content).width for r in answers] == [300 + n for n in range(8)]
+        assert metric(c, "edgeproxy_optimise_total", outcome="dropped") >= 5
+        assert metric(c, "edgeproxy_optimise_queue_depth") <= 2
+
+
+def test_save_data_gets_the_fixed_save_data_quality_not_a_target(photos, storage):
+    path = signed("/w:600/q:auto/f:webp/demo/photo.jpg")
+    with make_client({"demo": str(photos)}, result_storage=storage, client_hints=True, **TIERED) as c:
+        light = c.get(path, headers={"Save-Data": "on"})
+        assert (light.headers["cache-control"], light.headers["vary"]) == (IMMUTABLE, "Save-Data")
+        assert metric(c, "edgeproxy_optimise_total", outcome="queued") == 0
+
+
+def test_s3_result_storage_is_shared_through_the_bucket(photos):
+    path = signed("/w:500/q:auto/f:webp/demo/photo.jpg")
+    with moto_s3("edgeproxy-results") as s3:
+        location = "s3://edgeproxy-results/derivatives"
+        with make_client({"demo": str(photos)}, result_storage=location, **TIERED, **s3.settings()) as c:
+            c.get(path)
+            best = optimised(c, path)
+            assert best.headers["cache-control"] == IMMUTABLE
+        with make_client({"demo": str(photos)}, result_storage=location, **TIERED, **s3.settings()) as other:
+            first = other.get(path)
+            assert (first.headers["cache-control"], first.content) == (IMMUTABLE, best.content)
