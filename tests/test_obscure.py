@@ -1,4 +1,4 @@
-"""Obscuring grids (``edgeproxy.render.obscure``, ``vision.cells``, ``vips.paint``, ``pipeline.wash``) on
+"""Obscuring grids (``edgeproxy.render.obscure``, ``vision.cells``, ``vips.paint``, ``load.wash``) on
 synthetic images whose cell means are known exactly: where a grid lands for any crop and scale,
 that every crop paints the same pixels, and that alpha, grey and animations are kept."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from edgeproxy.render import pipeline, source, vips
+from edgeproxy.render import load, source, vips
 from edgeproxy.render.geometry import Box
 from edgeproxy.render.obscure import Grid, Placement, cell_counts, face_box, place
 from edgeproxy.vision import cells
@@ -143,7 +143,7 @@ def test_the_render_wash_decodes_the_original_small(tmp_path):
     rgb = quadrants(160, 120)
     data = image_of(rgb).pngsave_buffer()
     info = source.probe(data)
-    grid = pipeline.wash(data, info)
+    grid = load.wash(data, info)
     assert (grid.box, grid.cols, grid.rows, grid.smooth) == (Box(0.0, 0.0, 1.0, 1.0), 8, 6, True)
     from_render = np.frombuffer(grid.cells, np.uint8).reshape(6, 8, 3).astype(int)
     from_analysis = np.frombuffer(cells.wash(rgb, (160, 120)).cells, np.uint8).reshape(6, 8, 3).astype(int)

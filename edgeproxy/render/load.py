@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeproxy.render import vips
 from edgeproxy.render.geometry import Box, jpeg_shrink
+from edgeproxy.render.obscure import WASH_CELLS, Grid, cell_counts
 from edgeproxy.render.source import SourceInfo
 
 
@@ -80,3 +81,24 @@ def flat_srgb(data: bytes, info: SourceInfo, width: int, height: int) -> Any:
     image = load_at_size(data, info, width, height, dct_shrink=False).image
     image = vips.to_srgb(vips.flatten(image, vips.WHITE))
     return image.colourspace("srgb") if image.bands == 1 else image
+
+
+#: ``wash`` decodes the original at this many pixels per side of each cell, then averages them.
+WASH_PIXELS = 16
+
+
+def wash(data: bytes, info: SourceInfo) -> Grid:
+    """The whole original's grid (``obscure.WASH_CELLS`` across its long side), computed from the
+    original ``data`` for a render without analysis (``vision.cells.wash`` computes it from the
+    analysis' copy): the mean colour of each of ``cols`` x ``rows`` equal cells tiling the first
+    frame, upright, sRGB, alpha flattened onto white. Decoded with shrink-on-load to
+    ``WASH_PIXELS`` pixels per cell side (``flat_srgb``), then averaged per cell
+    (``vips.cell_means``): a box filter.
+
+    Raises:
+        ProxyError(422): the original's pixels could not be decoded (inside ``pipeline.run``'s ``failures``).
+    """
+    cols, rows = cell_counts(info.width, info.height, WASH_CELLS)
+    k = WASH_PIXELS
+    image = flat_srgb(data, info, k * cols, k * rows)  # exactly k * cols x k * rows
+    return Grid(Box(0.0, 0.0, 1.0, 1.0), cols, rows, vips.cell_means(image, k), smooth=True)

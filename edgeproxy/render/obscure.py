@@ -3,7 +3,7 @@
 A face (with ``REDACT_MARGIN`` around it) or the whole original is described once per original
 by a ``Grid``: its box in fractions of the upright original and the mean colour of each of a few
 cells across it (``OBSCURE_CELLS``), computed from the original's pixels (``vision.cells`` from the
-analysis' decoded copy, ``pipeline.wash`` in a render that has no analysis). A render paints each
+analysis' decoded copy, ``load.wash`` in a render that has no analysis). A render paints each
 output pixel whose centre, mapped back into the original through the source crop and the resize
 scale, falls in the box, with the grid's colour at that point: the nearest cell (``pixelate``) or
 a bilinear mix of the four nearest cell centres (``blur``). The painted pixels therefore depend on

@@ -30,8 +30,8 @@ from edgeproxy.quality import encode as choose
 from edgeproxy.render import load, source, svg, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline, failures
-from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, plan
-from edgeproxy.render.obscure import WASH_CELLS, Grid, cell_counts, place
+from edgeproxy.render.geometry import Face, Plan, focal_window, map_box, plan
+from edgeproxy.render.obscure import Grid, place
 from edgeproxy.render.source import SourceInfo
 from edgeproxy.url.media import OUTPUT_MIME
 from edgeproxy.url.spec import Format, Redact, TransformSpec
@@ -277,7 +277,7 @@ def redact(ctx: Context) -> None:
     """
     grids: tuple[Grid, ...]
     if ctx.moderation_blur or (ctx.redact is not None and ctx.face_grids is None):
-        grids = (ctx.wash or wash(ctx.data, ctx.info),)
+        grids = (ctx.wash or load.wash(ctx.data, ctx.info),)
     elif ctx.redact is not None and ctx.face_grids is not None:
         grids = ctx.face_grids
     else:
@@ -286,27 +286,6 @@ def redact(ctx: Context) -> None:
     size = (ctx.image.width, vips.page_height(ctx.image))
     layers = [(grid, at) for grid in grids if (at := place(grid, original, ctx.plan.source_crop, size)) is not None]
     ctx.image = vips.paint(ctx.image, layers)
-
-
-#: ``_wash`` decodes the original at this many pixels per side of each cell, then averages them.
-WASH_PIXELS = 16
-
-
-def wash(data: bytes, info: SourceInfo) -> Grid:
-    """The whole original's grid (``obscure.WASH_CELLS`` across its long side), computed from the
-    original ``data`` for a render without analysis (``vision.cells.wash`` computes it from the
-    analysis' copy): the mean colour of each of ``cols`` x ``rows`` equal cells tiling the first
-    frame, upright, sRGB, alpha flattened onto white. Decoded with shrink-on-load to
-    ``WASH_PIXELS`` pixels per cell side (``load.flat_srgb``), then averaged per cell
-    (``vips.cell_means``): a box filter.
-
-    Raises:
-        ProxyError(422): the original's pixels could not be decoded (inside ``run``'s ``failures``).
-    """
-    cols, rows = cell_counts(info.width, info.height, WASH_CELLS)
-    k = WASH_PIXELS
-    image = load.flat_srgb(data, info, k * cols, k * rows)  # exactly k * cols x k * rows
-    return Grid(Box(0.0, 0.0, 1.0, 1.0), cols, rows, vips.cell_means(image, k), smooth=True)
 
 
 def faces_centre(ctx: Context) -> tuple[float, float] | None:

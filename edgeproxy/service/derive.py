@@ -17,7 +17,6 @@ deadline first, 503 when full, 504 past the deadline).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
@@ -36,6 +35,7 @@ from edgeproxy.results.store import ResultStore
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.optimise import Optimisation, Optimiser
 from edgeproxy.service.originals import Originals
+from edgeproxy.service.renderer import Renderer
 from edgeproxy.service.results import (
     Caching,
     Derivative,
@@ -51,7 +51,7 @@ from edgeproxy.service.results import (
 )
 from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key, tier_etag
 from edgeproxy.settings import Settings
-from edgeproxy.url.media import FORMAT_OF, input_mime
+from edgeproxy.url.media import FORMAT_OF
 from edgeproxy.url.spec import Format, canonical
 from edgeproxy.vision.moderation import Metadata
 
@@ -65,8 +65,6 @@ Ts = TypeVarTuple("Ts")
 
 #: Errors about the original that the fallback image (when configured) stands in for.
 FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
-#: The treatment of a render that vision and moderation leave alone (the fallback image).
-UNTREATED = Treatment()
 
 
 class Service:
@@ -110,9 +108,8 @@ class Service:
         self.fallback = fallback
         self.optimiser = optimiser
         self.results = results
-        self.optimised_options = encode_options.optimised(
-            settings.optimise_avif_effort, settings.optimise_webp_effort, settings.optimise_max_pixels
-        )
+        self.renderer = Renderer(settings, limits, encode_options, c2pa)
+        self.render = self.renderer.render
         self.renders: SingleFlight = SingleFlight()
         self.analyses: SingleFlight = SingleFlight()
 
@@ -369,73 +366,6 @@ class Service:
             f"{treatment.stamp};c2pa={int(signed_c2pa)}",
         )
         return "W/" + etag if signed_c2pa else etag
-
-    def render(
-        self,
-        data: bytes,
-        negotiated: Negotiated,
-        deadline: float,
-        treatment: Treatment = UNTREATED,
-        title: str | None = None,
-        target: float | None = None,
-        search: bool = False,
-    ) -> pipeline.Rendered:
-        """Blocking: run the pipeline over the original ``data`` (in a render thread), treated as
-        ``treatment`` says (faces, redaction, moderation blur: ``pipeline.Context``); with ``title``
-        (the original's key) the derivative is signed with a C2PA manifest (``sign``). With a
-        SSIMULACRA2 ``target``, the quality is the format's typical one for it, or searched with the
-        optimised tier's encoders when ``search`` (``edgeproxy.quality.encode``).
-
-        Raises:
-            ProxyError: the pipeline's (400, 413, 415, 422, 504).
-        """
-        ctx = pipeline.Context(
-            data=data,
-            negotiated=negotiated,
-            limits=self.limits,
-            encode_options=self.optimised_options if search else self.encode_options,
-            default_quality=self.settings.default_quality,
-            deadline=deadline,
-            target=target,
-            search=search,
-            faces=treatment.faces,
-            redact=treatment.redact,
-            face_grids=treatment.face_grids,
-            moderation_blur=treatment.blur,
-            wash=treatment.wash,
-        )
-        rendered = pipeline.run(ctx)
-        return self.sign(rendered, data, title, ctx) if title is not None else rendered
-
-    def sign(
-        self, rendered: pipeline.Rendered, original: bytes, title: str, ctx: pipeline.Context
-    ) -> pipeline.Rendered:
-        """``rendered`` with a C2PA manifest (``provenance.sign.DerivativeSigner``): the original as its
-        parent ingredient, titled ``title``, and the actions done (``c2pa.resized``,
-        ``c2pa.cropped``, ``c2pa.filtered``, ``c2pa.transcoded``) with the output's width, height
-        and format. Blocking; its time is the ``c2pa`` step of ``rendered.timings``."""
-        from edgeproxy.provenance.sign import derivative_actions
-
-        assert self.c2pa is not None and rendered.source is not None and rendered.plan is not None
-        start = time.monotonic()
-        source, plan, spec = rendered.source, rendered.plan, ctx.spec
-        actions = derivative_actions(
-            resized=plan.resize != (source.width, source.height),
-            cropped=plan.source_crop is not None or plan.final_crop is not None,
-            transcoded=True,
-            filtered=bool(spec.blur or spec.sharpen or ctx.redact or ctx.moderation_blur),
-            parameters={"width": rendered.width, "height": rendered.height, "format": rendered.format.value},
-        )
-        body = self.c2pa.sign(
-            rendered.body,
-            rendered.mime,
-            original=original,
-            original_mime=input_mime(source.format),
-            original_title=title,
-            actions=actions,
-        )
-        timings = {**rendered.timings, "c2pa": time.monotonic() - start}
-        return dataclasses.replace(rendered, body=body, timings=timings)
 
 
 def _unjudged(metadata: Metadata | None) -> bool:
