@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     prewarm.add_argument("--concurrency", type=int, default=8, help="requests at a time (default %(default)s)")
     prewarm.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
     prewarm.add_argument("--no-progress", action="store_true", help="no progress bar")
+    prewarm.add_argument(
+        "--optimise-url",
+        help="the proxy's own base URL: each derivative is first asked there with X-Edgeproxy-Optimise: wait "
+        "(needs the admin token), so the CDN then caches the optimised tier of quality targets at once",
+    )
+    prewarm.add_argument("--admin-token", help="admin token for --optimise-url (default: EDGEPROXY_ADMIN_TOKEN)")
     prewarm.add_argument("keys_file", type=Path, help="one ORIGIN/KEY per line (# comments)")
 
     models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
@@ -304,7 +310,7 @@ def _purge(args: argparse.Namespace) -> int:
 
 def _prewarm(args: argparse.Namespace) -> int:
     from edgeproxy import prewarm
-    from edgeproxy.settings import env_signature_size, env_signing_key
+    from edgeproxy.settings import env_admin_token, env_signature_size, env_signing_key
 
     key = args.signing_key or env_signing_key()
     if not key:
@@ -317,6 +323,10 @@ def _prewarm(args: argparse.Namespace) -> int:
     if not variants:
         print("edgeproxy prewarm: give at least one --variant or --preset", file=sys.stderr)
         return 2
+    admin = args.admin_token or env_admin_token()
+    if args.optimise_url and not admin:
+        print("edgeproxy prewarm: --optimise-url needs --admin-token or EDGEPROXY_ADMIN_TOKEN", file=sys.stderr)
+        return 2
     return prewarm.main(
         args.base_url,
         args.keys_file,
@@ -326,6 +336,8 @@ def _prewarm(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         timeout=args.timeout,
         progress=not args.no_progress,
+        optimise_url=args.optimise_url,
+        admin_token=admin,
     )
 
 

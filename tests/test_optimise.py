@@ -10,6 +10,9 @@ of the same derivative.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,8 @@ import httpx
 import pytest
 
 from edgeproxy.quality.ssimulacra2 import score
-from testkit.app import make_client, signed
+from testkit.app import KEY, make_client, signed
+from testkit.env import ROOT
 from testkit.images import decode, loader_format
 from testkit.metrics import value
 from testkit.moto import moto_s3
@@ -181,3 +185,28 @@ def test_s3_result_storage_is_shared_through_the_bucket(photos):
         with make_client({"demo": str(photos)}, result_storage=location, **TIERED, **s3.settings()) as other:
             first = other.get(path)
             assert (first.headers["cache-control"], first.content) == (IMMUTABLE, best.content)
+
+
+def test_only_the_admin_can_make_a_request_wait_for_the_optimised_tier(photos, storage):
+    path = signed("/w:600/q:auto/f:avif/demo/photo.jpg")
+    wait = {"X-Edgeproxy-Optimise": "wait"}
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        for outsider in ({}, {"Authorization": "Bearer not-the-token-at-all-0000"}):
+            answer = c.get(path, headers={**wait, **outsider})
+            assert answer.headers["cache-control"] == FAST, outsider  # never buys a slow render inline
+        admin = c.get(path, headers={**wait, "Authorization": f"Bearer {TOKEN}"})
+        assert admin.headers["cache-control"] == IMMUTABLE
+        assert score(reference(c, "w:600"), decode(admin.content)) >= 70 - 1
+
+
+def test_prewarm_with_the_optimise_url_leaves_the_optimised_tier_for_the_cdn(photos, storage, tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("demo/photo.jpg\n")
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        argv = [sys.executable, "-m", "edgeproxy", "prewarm", "--base-url", str(c.base_url), "--no-progress"]
+        argv += ["--optimise-url", str(c.base_url), "--variant", "w:300/q:auto/f:webp", str(keys)]
+        env = {**os.environ, "EDGEPROXY_SIGNING_KEY": KEY, "EDGEPROXY_ADMIN_TOKEN": TOKEN}
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+        assert (done.returncode, done.stdout.splitlines()[0].endswith("; 0 failed")) == (0, True), done.stderr
+        page = c.get(signed("/w:300/q:auto/f:webp/demo/photo.jpg"))  # what a browser asks the CDN next
+        assert (page.headers["cache-control"], decode(page.content).width) == (IMMUTABLE, 300)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edgeproxy.errors import bad_request, forbidden, no_route, not_found, unsupported_format
+from edgeproxy.http.auth import is_admin
 from edgeproxy.http.logs import AccessRecord
 from edgeproxy.http.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
 from edgeproxy.http.responses import server_timing
@@ -28,6 +29,10 @@ from edgeproxy.url.spec import Format
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
+
+#: ``X-Edgeproxy-Optimise: wait`` with the admin token: the request waits for the optimised tier of a
+#: quality target (made now and stored, when it is not stored yet) instead of the fast one.
+OPTIMISE_HEADER = "x-edgeproxy-optimise"
 
 
 def split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
@@ -107,8 +112,15 @@ async def transform(request: Request, components: Components, record: AccessReco
     original's surrogate key when it is about the original)."""
     deadline = time.monotonic() + components.settings.request_timeout
     negotiated, origin, key = _parse(request, components, record)
+    # A prewarm that waits for the optimised tier (edgeproxy prewarm --optimise-url): the admin's only.
+    wait = request.headers.get(OPTIMISE_HEADER, "").strip().lower() == "wait"
     derived = await components.service.derive(
-        negotiated, origin, key, deadline, if_none_match=request.headers.get("if-none-match")
+        negotiated,
+        origin,
+        key,
+        deadline,
+        if_none_match=request.headers.get("if-none-match"),
+        optimise_now=wait and is_admin(request, components.settings.admin_token),
     )
     return respond(derived, components, record)
 

@@ -132,10 +132,12 @@ class Service:
         deadline: float,
         *,
         if_none_match: str | None = None,
+        optimise_now: bool = False,
     ) -> Derived:
         """The derivative of ``origin``'s original ``key`` that ``negotiated`` asks for, by
         ``deadline`` (``time.monotonic()``): a ``Derivative``; a ``NotModified`` when
-        ``if_none_match`` (the request's ``If-None-Match``) names its ETag; else, for an error about
+        ``if_none_match`` (the request's ``If-None-Match``) names its ETag (``optimise_now``: a quality
+        target's optimised tier is made now when it is not stored yet); else, for an error about
         the original, the ``Fallback`` image standing in for it (when configured and it renders) or
         the ``Failure``. Errors about the original (404, 413, 415, 422, 451, 502, 503, 504) carry its
         surrogate key.
@@ -169,8 +171,9 @@ class Service:
             target = self.target(negotiated)
             tier = Tier.FIXED
             if target is not None and self.results is not None and self.settings.optimise != "off":
+                name = tier_etag(etag, Tier.OPTIMISED)
                 optimised = await self._optimised(
-                    negotiated, original, treatment, title, target, tier_etag(etag, Tier.OPTIMISED), tag, deadline
+                    negotiated, original, treatment, title, target, name, tag, deadline, now=optimise_now
                 )
                 if optimised is not None:
                     body, mime, optimised_etag = optimised
@@ -316,9 +319,12 @@ class Service:
         name: str,
         tag: str,
         deadline: float,
+        *,
+        now: bool = False,
     ) -> tuple[bytes, str, str] | None:
         """(body, mime, ETag ``name``) of the optimised tier when it is ready: from the result
-        storage, or made now under ``optimise = "inline"`` (once for every concurrent caller, in the
+        storage, or made now under ``optimise = "inline"`` or when ``now`` (a prewarm that waits for
+        it: ``X-Edgeproxy-Optimise: wait`` with the admin token) (once for every concurrent caller, in the
         render pool, by ``deadline``, then stored). None when it is not ready: it is queued for the
         background (``optimise = "background"``), and the caller answers the fast tier.
 
@@ -330,7 +336,7 @@ class Service:
         if stored is not None:
             return stored.body, stored.mime, name
         render = functools.partial(self.render, original.data, negotiated)
-        if self.optimiser is None:  # inline: the request waits for it
+        if self.optimiser is None or now:  # inline, or a prewarm that waits: the request waits for it
             job = functools.partial(render, deadline, treatment, title, target, True)
             (_queued, rendered), shared = await self.renders.run(
                 name, lambda: self.run_blocking(job, deadline=deadline)
