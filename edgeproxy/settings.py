@@ -148,9 +148,9 @@ class Settings(BaseSettings):
     optimise_avif_effort: int = Field(4, ge=0, le=9)
     optimise_webp_effort: int = Field(6, ge=0, le=6)
     # Outputs over this many pixels (one frame) are not searched: the optimised tier encodes them at
-    # the format's typical quality for the target (a search is up to 6 slow encodes; 4 MP at AVIF
-    # effort 4 is about 3 s each on one core).
-    optimise_max_pixels: int = Field(4_000_000, ge=0)
+    # the format's typical quality for the target. A search is up to 6 slow encodes (2 MP at AVIF
+    # effort 4: about 1.5 s each on one core) and holds about 150 bytes per output pixel (300 MB at 2 MP).
+    optimise_max_pixels: int = Field(2_000_000, ge=0)
     # Result storage: optimised derivatives kept by ETag, so that another pod, another worker or a
     # restart answers a CDN miss without optimising again. A folder on this host (bounded by
     # result_storage_max_bytes, least recently used evicted first; shared by the worker processes),
