@@ -10,6 +10,7 @@ of the same derivative.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from edgeproxy.quality.ssimulacra2 import score
 from testkit.app import KEY, make_client, signed
@@ -210,3 +212,13 @@ def test_prewarm_with_the_optimise_url_leaves_the_optimised_tier_for_the_cdn(pho
         assert (done.returncode, done.stdout.splitlines()[0].endswith("; 0 failed")) == (0, True), done.stderr
         page = c.get(signed("/w:300/q:auto/f:webp/demo/photo.jpg"))  # what a browser asks the CDN next
         assert (page.headers["cache-control"], decode(page.content).width) == (IMMUTABLE, 300)
+
+
+def test_q_on_png_asks_for_a_quantised_palette_and_png_without_q_stays_lossless(photos):
+    with make_client({"demo": str(photos)}) as c:
+        lossless = c.get(signed("/w:400/f:png/demo/photo.jpg"))
+        palette = c.get(signed("/w:400/f:png/q:60/demo/photo.jpg"))
+    modes = [Image.open(io.BytesIO(r.content)).mode for r in (lossless, palette)]
+    assert (modes, [r.headers["content-type"] for r in (lossless, palette)]) == (["RGB", "P"], ["image/png"] * 2)
+    assert len(palette.content) < len(lossless.content) / 2
+    assert score(decode(lossless.content), decode(palette.content).colourspace("srgb")) > 50  # the same picture

@@ -3,7 +3,8 @@
 A render with a SSIMULACRA2 ``target`` (``q:auto[:N]``, or the ``quality_target`` policy) either
 searches the lowest quality that reaches it (``search.find_quality``: the optimised tier, slow) or
 uses the quality at which photos typically reach it (``search.typical_quality``: the fast tier).
-Formats without a search (PNG stays lossless, GIF, JPEG XL) and animations take the fixed quality.
+Formats without a search (PNG: lossless, or a palette at a URL's ``q``; GIF; JPEG XL) and animations
+take the fixed quality.
 """
 
 from __future__ import annotations
@@ -58,4 +59,5 @@ def encode(
         quality = typical_quality(fmt, target)
     chosen = quality if quality is not None else default_quality(fmt)
     body = encoding.encode(image, fmt, chosen, strip, options, deadline)
-    return Encoded(body, None if fmt in ("png", "gif") else chosen)
+    lossless = fmt == "gif" or (fmt == "png" and chosen >= 100)
+    return Encoded(body, None if lossless else chosen)

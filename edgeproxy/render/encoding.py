@@ -55,6 +55,9 @@ def encode(
 ) -> bytes:
     """Encode ``image`` as ``fmt`` (avif, webp, jpeg, png, gif, jxl); this is where pixels are computed.
 
+    PNG is lossless at ``quality`` 100 (the default); below it, an 8-bit palette image quantised to
+    that quality (libvips ``pngsave`` ``palette``, libimagequant): what a URL's ``q`` on PNG asks for.
+
     ``strip`` drops all metadata (the pixels are already sRGB, so no ICC profile is needed). JPEG XL
     goes through ``pillow.encode_jxl`` (the wheel's libvips has no ``jxlsave``): the first frame,
     computed into memory here.
@@ -95,7 +98,12 @@ def encode(
                 Q=quality, effort=options.avif_effort, compression="av1", bitdepth=8, keep=keep
             )
         elif fmt == "png":
-            body = image.pngsave_buffer(compression=options.png_compression, keep=keep)
+            if quality < 100:  # a URL's q on PNG: 8-bit palette, quantised (libimagequant) at that quality
+                body = image.pngsave_buffer(
+                    compression=options.png_compression, keep=keep, palette=True, Q=quality, effort=7
+                )
+            else:
+                body = image.pngsave_buffer(compression=options.png_compression, keep=keep)
         elif fmt == "gif":
             body = image.gifsave_buffer(keep=keep, page_height=ph)
         elif fmt == "jxl":
