@@ -11,7 +11,6 @@ listed as such. Prints a table; with ``--write``, also puts it into bench/result
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from bench import report
@@ -28,16 +27,6 @@ DECODER = {
     "jxl": "pillow-jxl-plugin (libjxl)",
     "avif": "Pillow (libavif + dav1d)",
 }
-
-
-def best_ms(function, repeat: int) -> float:
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
 
 
 def rows(corpus: Path, repeat: int) -> list[str]:
@@ -61,8 +50,8 @@ def rows(corpus: Path, repeat: int) -> list[str]:
             continue
         if not info.pillow:
             continue
-        probe = best_ms(lambda data=data: source.probe(data), repeat)
-        decode = best_ms(lambda data=data, info=info: vips.load_pillow(data, info).copy_memory(), repeat)
+        probe = report.best_ms(lambda data=data: source.probe(data), repeat)
+        decode = report.best_ms(lambda data=data, info=info: vips.load_pillow(data, info).copy_memory(), repeat)
         out.append(
             f"| {entry['file']} | {len(data):,} | {info.format} | {info.width}×{info.height}"
             f"{' +alpha' if info.alpha else ''} | {DECODER[info.format]} | {probe:.2f} | {decode:.1f} |"

@@ -19,7 +19,8 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgeproxy.render import vips
@@ -123,3 +124,14 @@ def write_head(output: Path, head: str) -> None:
     other = re.search(r"^## ", old, re.MULTILINE)
     kept = old[other.start() :] if other else ""
     output.write_text(head.rstrip("\n") + "\n\n" + kept if kept else head)
+
+
+def best_ms(function: Callable[[], object], repeat: int) -> float:
+    """The fastest of ``repeat`` calls of ``function`` after one warm-up, in milliseconds."""
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times) * 1000

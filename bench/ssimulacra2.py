@@ -24,8 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyvips
@@ -52,17 +50,6 @@ def photos(corpus: Path, limit: int) -> list[str]:
     return names[:limit]
 
 
-def best_ms(function: Callable[[], object], repeat: int) -> float:
-    """The fastest of ``repeat`` calls after one warm-up, in milliseconds."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
-
-
 def decoded(data: bytes) -> pyvips.Image:
     """An encoded image decoded by libvips into memory, 3-band 8-bit sRGB."""
     return pyvips.Image.new_from_buffer(data, "").colourspace("srgb").cast("uchar").copy_memory()
@@ -79,11 +66,11 @@ def speed_row(name: str, image: pyvips.Image, repeat: int, port_repeat: int) -> 
     """A table row for one photo, and the ratio port ÷ ours for ``Reference.score``."""
     distorted = decoded(encoding.encode(image, "jpeg", QUALITY, True, OPTIONS))
     prepared = ssimulacra2.Reference(image)
-    build = best_ms(lambda: ssimulacra2.Reference(image), repeat)
-    each = best_ms(lambda: prepared.score(distorted), repeat)
-    once = best_ms(lambda: ssimulacra2.score(image, distorted), repeat)
+    build = report.best_ms(lambda: ssimulacra2.Reference(image), repeat)
+    each = report.best_ms(lambda: prepared.score(distorted), repeat)
+    once = report.best_ms(lambda: ssimulacra2.score(image, distorted), repeat)
     ppm = to_ppm(image)
-    port = best_ms(lambda: port_score(ppm, distorted), port_repeat)
+    port = report.best_ms(lambda: port_score(ppm, distorted), port_repeat)
     size = f"{image.width}×{image.height}"
     row = f"| {name} | {size} | {build:.1f} | {each:.1f} | {once:.1f} | {port:.0f} | {port / each:.0f}× |"
     return row, port / each

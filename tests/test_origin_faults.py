@@ -12,8 +12,6 @@ HTTP: a small origin on 127.0.0.1 that is switched to 503, to never answering, a
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edgeproxy.service.validators import surrogate_key
 from testkit.app import make_client, signed
 from testkit.images import decode
+from testkit.logs import warnings_of
 from testkit.moto import moto_s3
 from testkit.origin import Fault, Origin, Reply, etag, serve_origin
 
@@ -41,20 +40,6 @@ WINDOW = 4.0  # origin_stale_if_error, seconds
 def no_aws_environment(monkeypatch):
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
-
-
-@contextlib.contextmanager
-def warnings_of(name: str) -> Iterator[list[logging.LogRecord]]:
-    """Warnings of logger ``name`` (attached directly: the app's logging may not propagate)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger(name)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def stale_served(proxy: httpx.Client, origin: str) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import multiprocessing
 import os
 import random
@@ -33,6 +32,7 @@ from edgeproxy.results.local import LocalResultStore
 from edgeproxy.results.s3 import S3ResultStore
 from edgeproxy.results.store import hashed
 from testkit.images import decode
+from testkit.logs import warnings_of
 from testkit.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, moto_s3
 from testkit.net import free_port
 
@@ -147,19 +147,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultStor
         server: MotoS3 = request.getfixturevalue("s3")
         prefix = f"{PREFIX}/{request.node.name.replace('[', '-').rstrip(']')}"
         yield from_location(f"s3://{BUCKET}/{prefix}", max_bytes=1 << 20, s3=s3_options(server.url))
-
-
-@contextlib.contextmanager
-def warnings_of(name: str) -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger(name)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 # Both kinds.
