@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
                 "EDGEPROXY_ACCESS_LOG": "false",
                 "EDGEPROXY_RENDER_THREADS": "1",
                 "EDGEPROXY_RENDER_QUEUE": "0",
+                # No tiers: every render request renders (by default a derivative's optimised tier,
+                # once stored, is answered without a render, also while the render threads are all
+                # busy, so the saturation case would get 200s), and no background optimisation
+                # shares the CPU with the timed requests.
+                "EDGEPROXY_OPTIMISE": "off",
+                "EDGEPROXY_RESULT_STORAGE": "off",
             },
         )
         server.wait_ready("/healthz")

@@ -315,8 +315,8 @@ def matches(expected: str, actual: str) -> bool:
 
 class Sandbox:
     """One page's terminal: a folder with the repository's top-level entries linked in, an
-    environment with the signing key ``change-me``, the docs' ports mapped to free ones, and the
-    servers its blocks started (stopped by ``close``)."""
+    environment with the signing key ``change-me`` and a ``TMPDIR`` of its own, the docs' ports
+    mapped to free ones, and the servers its blocks started (stopped by ``close``)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -329,8 +329,14 @@ class Sandbox:
         (folder / "node_modules" / "edgeproxy-urls").symlink_to(ROOT / "clients" / "js")
         self.ports = {port: free_port() for port in DOC_PORTS}
         bindir = str(Path(sys.executable).parent)
+        # A temporary folder of its own, as on a fresh machine: what the page's proxies keep under it
+        # (the default result_storage, TMPDIR/edgeproxy-results) starts empty, whatever other pages,
+        # tests or processes on this host stored in theirs.
+        tmp = folder / ".tmp"
+        tmp.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPROXY_")}
         env.update(
+            TMPDIR=str(tmp),
             PATH=bindir + os.pathsep + env.get("PATH", ""),
             PYTHONPATH=str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             PYTHONUNBUFFERED="1",

@@ -456,7 +456,17 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Pa
     errors): those get the VCL's 503, never a stale copy."""
     require_varnish()
     port = free_port()
-    settings = load_settings(origins={"demo": str(photos)}, signing_key=KEY, cache_max_age=1, error_max_age=1)
+    # One answer per derivative (no tiers, nothing stored): this test is about immutable answers and
+    # grace. A quality target's first answer is its fast tier on purpose, not immutable; its grace is
+    # the next tests'.
+    settings = load_settings(
+        origins={"demo": str(photos)},
+        signing_key=KEY,
+        cache_max_age=1,
+        error_max_age=1,
+        optimise="off",
+        result_storage="off",
+    )
     immutable = signed(f"/w:90/f:webp/demo/{OTHER_PHOTO}")
     expiring = signed(f"/w:91/exp:{int(time.time()) + 3600}/f:webp/demo/{OTHER_PHOTO}")
     missing = signed("/w:92/f:webp/demo/zz-no-such-image.jpg")  # error_max_age 1: a 404 cached 1 s
@@ -488,6 +498,82 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Pa
         assert age(graced) >= 2  # past its 1 s TTL: served from grace
         assert graced.content == first[immutable].content
         assert cdn.get(expiring).status_code == 503  # an exp: URL is never served past its max-age
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@pytest.mark.slow
+def test_the_fast_tier_is_cached_for_its_max_age_then_the_optimised_tier_replaces_it(photos: Path, tmp_path: Path):
+    """A quality target's first answer (the fast tier, ``optimise_max_age = 1`` here) is cached for its
+    max-age, not a year: once the optimised tier is stored, the cache delivers it after at most that
+    max-age and the 10 s of grace a healthy proxy allows (the stale fast tier meanwhile, fetched again
+    in the background), then keeps it, immutable, as a hit."""
+    tiers = {"optimise": "background", "result_storage": str(tmp_path / "results")}
+    with stack_with(photos, SHIPPED_VCL, optimise_max_age=1, optimise_stale_while_revalidate=30, **tiers) as stack:
+        url = signed(f"/w:93/f:webp/demo/{OTHER_PHOTO}")
+        fast = stack.cdn.get(url)
+        assert fast.status_code == 200 and not is_hit(fast)
+        assert fast.headers["cache-control"] == "public, max-age=1, stale-while-revalidate=30"
+        deadline = time.monotonic() + 60
+        while stack.proxy.get(url).headers["cache-control"] != IMMUTABLE:  # the proxy itself: stored yet?
+            assert time.monotonic() < deadline, "the optimised tier was never stored"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 1 + 10 + 5  # max-age, healthy grace, margin
+        while (answer := stack.cdn.get(url)).headers["cache-control"] != IMMUTABLE:
+            assert answer.headers["etag"] == fast.headers["etag"], answer.headers  # the fast tier meanwhile
+            assert time.monotonic() < deadline, "the cache kept the fast tier past its max-age and grace"
+            time.sleep(0.2)
+        assert answer.status_code == 200 and answer.headers["etag"] != fast.headers["etag"]
+        assert decode(answer.content).width == 93
+        again = stack.cdn.get(url)
+        assert is_hit(again) and again.headers["etag"] == answer.headers["etag"]
+
+
+@pytest.mark.slow
+def test_the_fast_tier_is_graced_while_no_proxy_is_healthy_as_long_as_its_stale_while_revalidate(
+    photos: Path, tmp_path: Path
+):
+    """The fast tier allows ``stale-while-revalidate`` seconds of stale answers (8 here, after a
+    max-age of 1): while no proxy is healthy the cache serves it from grace within them, and the
+    VCL's 503 after them, never the 24 h of grace of an immutable derivative."""
+    require_varnish()
+    swr = 8
+    port = free_port()
+    settings = load_settings(
+        origins={"demo": str(photos)},
+        signing_key=KEY,
+        optimise="background",
+        result_storage=str(tmp_path / "results"),
+        optimise_max_age=1,
+        optimise_stale_while_revalidate=swr,
+    )
+    url = signed(f"/w:94/f:webp/demo/{OTHER_PHOTO}")
+    missing = signed("/w:95/f:webp/demo/zz-no-such-image.jpg")
+    with (
+        start_varnish("127.0.0.1", port, vcl=SHIPPED_VCL) as varnish,
+        httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn,
+    ):
+        with serve_app(create_app(settings), port=port):
+            deadline = time.monotonic() + 10
+            while cdn.get(missing).status_code == 503:  # probed sick before it started: wait for 2 good probes
+                assert time.monotonic() < deadline, "the probe never found the proxy healthy"
+                time.sleep(0.25)
+            fast = cdn.get(url)
+            fetched = time.monotonic()
+        assert fast.headers["cache-control"] == f"public, max-age=1, stale-while-revalidate={swr}"
+        deadline = time.monotonic() + 10
+        while backend_health(varnish) != {"default": False}:
+            assert time.monotonic() < deadline, backend_health(varnish)
+            time.sleep(0.25)
+        time.sleep(max(0.0, fetched + 2 - time.monotonic()))  # past its max-age
+        assert time.monotonic() < fetched + 1 + swr - 1, "the probe took too long to see the proxy down"
+        graced = cdn.get(url)
+        assert graced.status_code == 200 and is_hit(graced), graced.headers
+        assert age(graced) >= 1 and graced.content == fast.content  # past its max-age: from grace
+        time.sleep(max(0.0, fetched + 1 + swr + 1.5 - time.monotonic()))
+        gone = cdn.get(url)
+        assert gone.status_code == 503 and gone.text == "503 no proxy answered\n"
 
 
 @pytest.mark.slow

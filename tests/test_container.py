@@ -2,7 +2,10 @@
 
 The script builds the Dockerfile on a local Debian bookworm base made with mmdebstrap (no container
 registry needed), runs the image and checks it end to end (its header lists every check): /readyz, a
-signed render answered 200 image/webp 200 px wide, 403 without a valid signature, UID 10001, the
+signed render answered 200 image/webp 200 px wide, first by the fast tier of the default quality
+target, then by its optimised tier (immutable, another ETag) once the background optimisation has
+stored it in the default result storage under the read-only container's /tmp tmpfs, 403 without a
+valid signature, UID 10001, the
 HEALTHCHECK, a graceful stop on SIGTERM, and nothing of the build left in the runtime image. It
 cleans up after itself and prints one summary line (``pytest -s`` shows it).
 

@@ -69,7 +69,17 @@ class ProxyProcess:
                     "--signing-key",
                     KEY,
                 ],
-                env={**env, "EDGEPROXY_RENDER_THREADS": "1", "EDGEPROXY_ACCESS_LOG": "false"},
+                # No tiers, nothing stored: every miss renders (the test counts each process's
+                # renders). With the defaults a derivative's optimised tier, once in the host's
+                # result storage (/tmp/edgeproxy-results, which outlives the test), is answered
+                # without a render, so a second run of this test saw no render at all.
+                env={
+                    **env,
+                    "EDGEPROXY_RENDER_THREADS": "1",
+                    "EDGEPROXY_ACCESS_LOG": "false",
+                    "EDGEPROXY_OPTIMISE": "off",
+                    "EDGEPROXY_RESULT_STORAGE": "off",
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -21,8 +21,9 @@ vcl 4.1;
 #   vcl_backend_response  Surrogate-Key -> xkey (errors included); the proxy's 4xx are cached for
 #                         their max-age (Varnish caches only 404 and a few others by default), 5xx
 #                         for their max-age=1, never as a long hit-for-miss; grace for immutable
-#                         derivatives only: none for errors, for URLs that expire (exp:) or for
-#                         any other answer that is not immutable (moderation, origin outage).
+#                         derivatives, and for the fast tier of a quality target as long as its
+#                         stale-while-revalidate says; none for errors, for URLs that expire
+#                         (exp:) or for any other answer (moderation, origin outage).
 #   vcl_backend_error     a fetch that failed (a proxy restarting: connection refused or reset,
 #                         timeout) is retried once, on the director's next proxy.
 #   vcl_deliver           Surrogate-Key, Cache-Tag, Server-Timing and xkey are stripped, unless
@@ -204,9 +205,10 @@ sub vcl_recv {
     # Misses go to the proxies in turn, skipping sick ones (the probe above).
     set req.backend_hint = proxies.backend();
 
-    # Grace: only immutable derivatives have any (vcl_backend_response). While a proxy is healthy,
-    # an expired one is served at most 10 s past its TTL while it is fetched again in the
-    # background; while none is (every proxy restarting or down), for as long as its grace (24 h).
+    # Grace: only immutable derivatives and fast tiers have any (vcl_backend_response). While a proxy
+    # is healthy, an expired one is served at most 10 s past its TTL while it is fetched again in the
+    # background; while none is (every proxy restarting or down), for as long as its grace (24 h for
+    # an immutable derivative, its stale-while-revalidate for a fast tier).
     if (std.healthy(req.backend_hint)) {
         set req.grace = 10s;
     }
@@ -333,17 +335,30 @@ sub vcl_backend_response {
         }
     }
 
-    # Not serving stale: an error, or an answer that is not immutable (a URL signed with exp:T is
-    # cacheable only until T, and a stale copy would outlive its expiry; a moderated answer must
-    # not outlive its verdict; an original served stale by the proxy during an origin outage is
-    # already stale), is never served in grace nor kept for revalidation. Immutable derivatives,
-    # which change only through a purge (xkey.purge removes them, grace included), may be served
-    # up to 24 h past their TTL while no proxy is healthy (vcl_recv).
-    if (beresp.status >= 400 || beresp.http.Cache-Control !~ "(?i)immutable") {
+    # Not serving stale: an error, or an answer that is neither immutable nor a fast tier (a URL
+    # signed with exp:T is cacheable only until T, and a stale copy would outlive its expiry; a
+    # moderated answer must not outlive its verdict; an original served stale by the proxy during
+    # an origin outage is already stale), is never served in grace nor kept for revalidation.
+    # Immutable derivatives, which change only through a purge (xkey.purge removes them, grace
+    # included), may be served up to 24 h past their TTL while no proxy is healthy (vcl_recv).
+    # The fast tier of a quality target (the first answer of a derivative whose optimised tier is
+    # being made: public, max-age=300, stale-while-revalidate=86400; the proxy sends
+    # stale-while-revalidate on nothing else) is kept for its max-age, never a year, and served stale
+    # for as long as its stale-while-revalidate allows (RFC 5861): 10 s while a proxy is healthy,
+    # during which the background fetch brings the optimised tier, immutable, with another ETag; the
+    # whole of it while none is. Not kept longer for revalidation.
+    if (beresp.status >= 400) {
         set beresp.grace = 0s;
         set beresp.keep = 0s;
-    } else {
+    } elsif (beresp.http.Cache-Control ~ "(?i)immutable") {
         set beresp.grace = 24h;
+    } elsif (beresp.http.Cache-Control ~ "(?i)(^|[,\s])stale-while-revalidate=[0-9]+") {
+        set beresp.grace = std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(.*[,\s])?stale-while-revalidate=([0-9]+).*$", "\2") + "s", 0s);
+        set beresp.keep = 0s;
+    } else {
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
     }
 
     # What Varnish must not store (no TTL, no-store, cookies, Vary: *): a hit-for-miss of 1 s
