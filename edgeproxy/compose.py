@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -202,6 +203,36 @@ def s3_options(settings: Settings) -> S3Options:
     )
 
 
+def result_storage(settings: Settings, s3: S3Options) -> ResultStore | None:
+    """The result storage ``settings.result_storage`` names (None for ``off``).
+
+    Raises:
+        StartupError: a folder that cannot be created or written, or one that another user owns or
+            that others may write (whoever can write it decides what is served, immutable, to every
+            client: ``SECURITY.md``).
+    """
+    location = settings.result_storage
+    if location == "off":
+        return None
+    try:
+        store = from_location(
+            location, max_bytes=settings.result_storage_max_bytes, s3=s3, timeout=settings.result_storage_timeout
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"result_storage {location!r}: {exc.strerror or exc} "
+            "(set result_storage to a writable folder, s3://bucket/prefix or off)"
+        ) from None
+    if not location.startswith("s3://"):
+        folder = Path(location).stat()
+        if folder.st_uid != os.getuid() or folder.st_mode & 0o022:
+            raise StartupError(
+                f"result_storage {location!r} is owned by another user or writable by others: "
+                "whoever writes it decides what is served; use a folder of this user's only"
+            )
+    return store
+
+
 def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics) -> Optimiser | None:
     """The background tier of ``optimise = "background"`` (None otherwise, or without a result
     storage: the optimised derivatives would live nowhere)."""
@@ -269,16 +300,7 @@ def compose(settings: Settings) -> Components:
     jxl_output = pillow.missing_extra("jxl") is None
     pool = RenderPool(settings.render_threads, settings.render_queue, settings.retry_after)
     s3 = s3_options(settings)
-    results = (
-        None
-        if settings.result_storage == "off"
-        else from_location(
-            settings.result_storage,
-            max_bytes=settings.result_storage_max_bytes,
-            s3=s3,
-            timeout=settings.result_storage_timeout,
-        )
-    )
+    results = result_storage(settings, s3)
     metrics = Metrics(
         version=__version__,
         libvips=vips.version(),

@@ -46,9 +46,10 @@ SAMPLES_DIR = Path(__file__).parent / "samples"
 
 
 def default_result_storage() -> str:
-    """The default ``result_storage``: the folder ``edgeproxy-results`` in the system's temporary
-    folder (``tempfile.gettempdir()``: ``TMPDIR``, else ``/tmp``)."""
-    return str(Path(tempfile.gettempdir()) / "edgeproxy-results")
+    """The default ``result_storage``: the folder ``edgeproxy-results-UID`` (this user's id) in the
+    system's temporary folder (``tempfile.gettempdir()``: ``TMPDIR``, else ``/tmp``): one user's
+    results are never another's (start-up refuses a folder another user owns)."""
+    return str(Path(tempfile.gettempdir()) / f"edgeproxy-results-{os.getuid()}")
 
 
 #: A setting naming a file read at start-up: it must exist.

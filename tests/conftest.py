@@ -20,6 +20,17 @@ from testkit.env import CORPUS, FACE_MODEL, IN_CI, NSFW_MODEL
 from testkit.images import write_library
 
 
+@pytest.fixture(scope="session", autouse=True)
+def result_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A result storage of this test session's own for every server started with the default one
+    (``edgeproxy serve`` in a subprocess, the container, the docs' commands): what one run stores
+    (optimised tiers) is never found by the next run (``EDGEPROXY_RESULT_STORAGE``)."""
+    folder = tmp_path_factory.mktemp("results")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGEPROXY_RESULT_STORAGE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def models() -> dict[str, Path]:
     """The real vision models, ``{"nsfw": path, "face": path}``: installed by the README's test

@@ -22,7 +22,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from edgeproxy.compose import StartupError, compose
 from edgeproxy.quality.ssimulacra2 import score
+from edgeproxy.settings import load_settings
 from testkit.app import KEY, make_client, signed
 from testkit.env import ROOT
 from testkit.images import decode, loader_format
@@ -222,3 +224,42 @@ def test_q_on_png_asks_for_a_quantised_palette_and_png_without_q_stays_lossless(
     assert (modes, [r.headers["content-type"] for r in (lossless, palette)]) == (["RGB", "P"], ["image/png"] * 2)
     assert len(palette.content) < len(lossless.content) / 2
     assert score(decode(lossless.content), decode(palette.content).colourspace("srgb")) > 50  # the same picture
+
+
+def test_the_fast_tier_never_outlives_cache_max_age(photos, storage):
+    with make_client({"demo": str(photos)}, result_storage=storage, cache_max_age=60, **TIERED) as c:
+        fast = c.get(signed("/w:300/q:auto/f:webp/demo/photo.jpg"))
+    assert fast.headers["cache-control"] == "public, max-age=60, stale-while-revalidate=86400"
+
+
+def test_an_output_without_a_search_is_one_immutable_answer(photos, storage):
+    # f:auto on an original with alpha, for a client that takes neither AVIF nor WebP: PNG, lossless.
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        png = c.get(signed("/w:100/q:auto/demo/alpha.png"), headers={"Accept": "image/png,*/*"})
+        assert (png.headers["content-type"], png.headers["cache-control"]) == ("image/png", IMMUTABLE)
+        assert metric(c, "edgeproxy_optimise_total", outcome="queued") == 0
+
+
+def test_inline_without_a_result_storage_still_searches_and_says_where_the_time_went(photos):
+    with make_client({"demo": str(photos)}, result_storage="off", optimise="inline") as c:
+        first = c.get(signed("/w:600/q:auto:80/f:avif/demo/photo.jpg"))
+        assert first.headers["cache-control"] == IMMUTABLE
+        assert score(reference(c, "w:600"), decode(first.content)) >= 80 - 1
+    timing = dict(part.split(";dur=") for part in first.headers["server-timing"].split(", "))
+    assert float(timing["render"]) > float(timing["queue"])  # the search is the render, not a wait
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775])
+def test_a_result_storage_folder_others_may_write_stops_start_up(tmp_path, mode):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(StartupError, match="owned by another user or writable by others"):
+        compose(load_settings(allow_unsigned=True, result_storage=str(folder)))
+
+
+def test_a_result_storage_folder_that_cannot_be_made_stops_start_up_with_one_line():
+    with pytest.raises(StartupError) as info:
+        compose(load_settings(allow_unsigned=True, result_storage="/proc/edgeproxy-results"))
+    assert str(info.value).startswith("result_storage '/proc/edgeproxy-results': ")
+    assert "\n" not in str(info.value)

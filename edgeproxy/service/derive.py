@@ -34,7 +34,7 @@ from edgeproxy.render.pool import RenderPool
 from edgeproxy.results.store import ResultStore
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.optimise import Optimisation, Optimiser
-from edgeproxy.service.originals import Originals
+from edgeproxy.service.originals import Fetched, Originals
 from edgeproxy.service.renderer import Renderer
 from edgeproxy.service.results import (
     Caching,
@@ -170,42 +170,40 @@ class Service:
             title = key if self.signs(origin.name) else None
             target = self.target(negotiated)
             tier = Tier.FIXED
-            if target is not None and self.results is not None and self.settings.optimise != "off":
+            render = functools.partial(self.render, original.data, negotiated)
+            if target is not None and self.tiered:
                 name = tier_etag(etag, Tier.OPTIMISED)
-                optimised = await self._optimised(
-                    negotiated, original, treatment, title, target, name, tag, deadline, now=optimise_now
-                )
-                if optimised is not None:
-                    body, mime, optimised_etag = optimised
-                    validators = Validators(tag, optimised_etag, original.last_modified)
+                validators = Validators(tag, name, original.last_modified)
+                if etag_matches(if_none_match, name):  # the client holds the optimised tier
                     work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
-                    if etag_matches(if_none_match, optimised_etag):
-                        return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
-                    image = Image(body, FORMAT_OF[mime], mime)
+                    return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
+                optimise = functools.partial(render, deadline, treatment, title, target, True)
+                found = await self._optimised(name, tag, optimise, deadline, now=optimise_now)
+                if found is not None:
+                    image, made, waited, coalesced = found
+                    work = self._work(fetched, inference, start, original, made, waited, coalesced)
                     return Derivative(
                         image, validators, caching, negotiated.vary, treatment, fetched.stale, work, Tier.OPTIMISED
                     )
                 tier, etag = Tier.FAST, tier_etag(etag, Tier.FAST)
+                fast = self.settings
                 caching = caching.provisional(
-                    self.settings.optimise_max_age, self.settings.optimise_stale_while_revalidate
+                    min(fast.optimise_max_age, fast.cache_max_age), fast.optimise_stale_while_revalidate
                 )
             validators = Validators(tag, etag, original.last_modified)
             if etag_matches(if_none_match, etag):
                 work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
                 return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
-            job = functools.partial(self.render, original.data, negotiated, deadline, treatment, title, target)
+            job = functools.partial(render, deadline, treatment, title, target)
             (queued, rendered), shared = await self.renders.run(etag, lambda: self.run_blocking(job, deadline=deadline))
             self.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
-            work = Work(
-                fetched.outcome,
-                fetched.seconds,
-                inference,
-                queue=None if shared else queued,  # a coalesced request did none of this work
-                render={} if shared else rendered.stage_times(),
-                rendering=sum(rendered.timings.values()),
-                total=time.monotonic() - start,
-                bytes_in=0 if shared else len(original.data),
-            )
+            if tier is Tier.FAST and target is not None:
+                if searchable(rendered) and self.optimiser is not None:  # the optimised tier, in the background
+                    background = functools.partial(_body_and_mime, render, treatment, title, target)
+                    self.optimiser.submit(Optimisation(name, background, tag))
+                elif not searchable(rendered):  # PNG, GIF, an animation: nothing to optimise, one answer
+                    caching = self.decider.caching(treatment, stale=fetched.stale)
+            work = self._work(fetched, inference, start, original, rendered, queued, shared)
             image = Image(rendered.body, rendered.format, rendered.mime)
             return Derivative(image, validators, caching, negotiated.vary, treatment, fetched.stale, work, tier)
         except ProxyError as raised:
@@ -309,48 +307,65 @@ class Service:
             return float(self.settings.quality_target)
         return None
 
+    @property
+    def tiered(self) -> bool:
+        """Whether quality targets get an optimised tier: ``optimise`` is ``background`` (with a
+        result storage to keep it in) or ``inline`` (stored when there is a result storage)."""
+        optimise = self.settings.optimise
+        return optimise == "inline" or (optimise == "background" and self.results is not None)
+
     async def _optimised(
         self,
-        negotiated: Negotiated,
-        original: Original,
-        treatment: Treatment,
-        title: str | None,
-        target: float,
         name: str,
         tag: str,
+        job: Callable[[], pipeline.Rendered],
         deadline: float,
         *,
         now: bool = False,
-    ) -> tuple[bytes, str, str] | None:
-        """(body, mime, ETag ``name``) of the optimised tier when it is ready: from the result
-        storage, or made now under ``optimise = "inline"`` or when ``now`` (a prewarm that waits for
-        it: ``X-Edgeproxy-Optimise: wait`` with the admin token) (once for every concurrent caller, in the
-        render pool, by ``deadline``, then stored). None when it is not ready: it is queued for the
-        background (``optimise = "background"``), and the caller answers the fast tier.
+    ) -> tuple[Image, pipeline.Rendered | None, float | None, bool] | None:
+        """The optimised tier named ``name`` (its ETag) when it is ready: (image, the render when
+        this request made it, seconds it queued, whether its render was shared), from the result
+        storage, or made now by ``job`` under ``optimise = "inline"`` or when ``now`` (a prewarm
+        that waits for it: ``X-Edgeproxy-Optimise: wait`` with the admin token): once for every
+        concurrent caller, in the render pool, by ``deadline``, then stored with the original's
+        surrogate key ``tag``. None when it is not ready (the caller answers the fast tier).
 
         Raises:
             ProxyError: an inline render's (413, 415, 422, 503, 504).
         """
-        assert self.results is not None
-        stored = await self.results.get(name)
+        stored = await self.results.get(name) if self.results is not None else None
         if stored is not None:
-            return stored.body, stored.mime, name
-        render = functools.partial(self.render, original.data, negotiated)
-        if self.optimiser is None or now:  # inline, or a prewarm that waits: the request waits for it
-            job = functools.partial(render, deadline, treatment, title, target, True)
-            (_queued, rendered), shared = await self.renders.run(
-                name, lambda: self.run_blocking(job, deadline=deadline)
-            )
-            if not shared:
-                await self.results.put(name, rendered.body, mime=rendered.mime, surrogate_keys=(tag,))
-            return rendered.body, rendered.mime, name
+            return Image(stored.body, FORMAT_OF[stored.mime], stored.mime), None, None, False
+        if self.optimiser is not None and not now:
+            return None
+        (queued, rendered), shared = await self.renders.run(name, lambda: self.run_blocking(job, deadline=deadline))
+        if not shared and self.results is not None:
+            await self.results.put(name, rendered.body, mime=rendered.mime, surrogate_keys=(tag,))
+        return Image(rendered.body, rendered.format, rendered.mime), rendered, queued, shared
 
-        def background(until: float) -> tuple[bytes, str]:
-            rendered = render(until, treatment, title, target, True)
-            return rendered.body, rendered.mime
-
-        self.optimiser.submit(Optimisation(name, background, tag))
-        return None
+    @staticmethod
+    def _work(
+        fetched: Fetched,
+        inference: float | None,
+        start: float,
+        original: Original,
+        rendered: pipeline.Rendered | None,
+        queued: float | None,
+        shared: bool,
+    ) -> Work:
+        """What a derive that answered a derivative did (``rendered``: its render, None when it
+        came from the result storage)."""
+        mine = rendered is not None and not shared  # a coalesced request did none of this work
+        return Work(
+            fetched.outcome,
+            fetched.seconds,
+            inference,
+            queue=queued if mine else None,
+            render=rendered.stage_times() if mine and rendered is not None else {},
+            rendering=sum(rendered.timings.values()) if rendered is not None else 0.0,
+            total=time.monotonic() - start,
+            bytes_in=len(original.data) if mine else 0,
+        )
 
     def signs(self, origin: str) -> bool:
         """Whether derivatives of ``origin`` are signed with a C2PA manifest (``c2pa_origins``)."""
@@ -378,3 +393,17 @@ def _unjudged(metadata: Metadata | None) -> bool:
     """Whether moderation needs the classifier's score: it is on (``metadata`` given), and the
     original has no human verdict and no unusable sidecar."""
     return metadata is not None and metadata.verdict is None and metadata.error is None
+
+
+def searchable(rendered: pipeline.Rendered) -> bool:
+    """Whether ``rendered`` has an optimised tier: one frame of JPEG, WebP or AVIF (a quality search
+    exists for it: ``edgeproxy.quality.search``)."""
+    return rendered.frames == 1 and rendered.format in (Format.JPEG, Format.WEBP, Format.AVIF)
+
+
+def _body_and_mime(
+    render: Callable[..., pipeline.Rendered], treatment: Treatment, title: str | None, target: float, until: float
+) -> tuple[bytes, str]:
+    """The background tier's job: the optimised render by ``until`` (``time.monotonic()``)."""
+    rendered = render(until, treatment, title, target, True)
+    return rendered.body, rendered.mime
