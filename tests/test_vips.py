@@ -4,6 +4,7 @@ place where decoder failures become a request's 422 or 504."""
 
 from __future__ import annotations
 
+import gc
 import io
 import subprocess
 import sys
@@ -334,6 +335,24 @@ def test_an_infinite_deadline_watches_nothing_and_in_memory_computes():
     lazy = PHOTO.resize(0.5)
     computed = vips.in_memory(lazy)
     assert (computed.width, computed.height) == (160, 100) and diff(computed, lazy) == 0
+
+
+def test_a_deadline_lets_go_of_the_images_it_watched_with_no_gc_pass():
+    """A render's watched images go when its ``Deadline`` does, by reference counting: their pixel
+    memory does not wait for a cyclic-GC pass (nor is it freed by one, on whichever thread runs it)."""
+    gc.collect()
+    gc.disable()
+    try:
+        pixels = vips.in_memory(PHOTO.resize(4))  # 1280 x 800 x 3 bytes that libvips tracks
+        deadline = failures.Deadline(time.monotonic() + 60)
+        computed = vips.in_memory(pixels, deadline)  # watches them; no libvips operation (none is cached)
+        assert (computed.width, computed.height, computed.bands) == (1280, 800, 3)
+        held = vips.tracked_memory()
+        del pixels, computed, deadline
+        assert held - vips.tracked_memory() >= 1280 * 800 * 3
+        assert gc.collect() == 0  # nothing was left for a GC pass to free
+    finally:
+        gc.enable()
 
 
 def test_tracked_memory_and_version():
