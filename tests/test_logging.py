@@ -1,6 +1,7 @@
 """Logs are JSON lines on stderr (README, "Observability"), whatever the libraries underneath do:
 ONNX Runtime prints its own coloured lines unless told otherwise (its telemetry's "Failed to persist
-telemetry device ID" in a container whose home folder is read-only)."""
+telemetry device ID" in a container whose home folder is read-only), libvips logs a corrupt JPEG's
+warnings through GLib (``vips.silence_messages``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def test_every_stderr_line_is_json_with_the_models_loaded_and_an_unwritable_home
     photo = tmp_path / "images" / "face.jpg"
     photo.parent.mkdir()
     pyvips.Image.gaussnoise(400, 300, mean=128, sigma=30).cast("uchar").write_to_file(str(photo))
+    jpeg = photo.read_bytes()
+    sos = jpeg.index(b"\xff\xda")  # libjpeg warns ("extraneous bytes"), and libvips logs it as the image closes
+    (photo.parent / "warned.jpg").write_bytes(jpeg[:sos] + b"\0\0\0\0" + jpeg[sos:])
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("EDGEPROXY_", "ORT_"))},
@@ -55,6 +59,8 @@ def test_every_stderr_line_is_json_with_the_models_loaded_and_an_unwritable_home
                 time.sleep(0.1)
         answer = httpx.get(base + signed("/w:200/h:200/fit:cover/g:face/f:png/media/face.jpg"), timeout=60)
         assert answer.status_code == 200, answer.text
+        warned = httpx.get(base + signed("/w:100/f:png/media/warned.jpg"), timeout=60)
+        assert warned.status_code == 200, warned.text
     finally:
         proc.terminate()
         _out, err = proc.communicate(timeout=30)

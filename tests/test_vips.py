@@ -4,7 +4,10 @@ place where decoder failures become a request's 422 or 504."""
 
 from __future__ import annotations
 
+import gc
 import io
+import subprocess
+import sys
 import time
 
 import pytest
@@ -334,6 +337,108 @@ def test_an_infinite_deadline_watches_nothing_and_in_memory_computes():
     assert (computed.width, computed.height) == (160, 100) and diff(computed, lazy) == 0
 
 
+def test_a_deadline_lets_go_of_the_images_it_watched_with_no_gc_pass():
+    """A render's watched images go when its ``Deadline`` does, by reference counting: their pixel
+    memory does not wait for a cyclic-GC pass (nor is it freed by one, on whichever thread runs it)."""
+    gc.collect()
+    gc.disable()
+    try:
+        pixels = vips.in_memory(PHOTO.resize(4))  # 1280 x 800 x 3 bytes that libvips tracks
+        deadline = failures.Deadline(time.monotonic() + 60)
+        computed = vips.in_memory(pixels, deadline)  # watches them; no libvips operation (none is cached)
+        assert (computed.width, computed.height, computed.bands) == (1280, 800, 3)
+        held = vips.tracked_memory()
+        del pixels, computed, deadline
+        assert held - vips.tracked_memory() >= 1280 * 800 * 3
+        assert gc.collect() == 0  # nothing was left for a GC pass to free
+    finally:
+        gc.enable()
+
+
 def test_tracked_memory_and_version():
     assert vips.tracked_memory() >= 0
     assert vips.version().count(".") == 2 and vips.version().split(".")[0].isdigit()
+
+
+# -- libvips' log messages -----------------------------------------------------------------------------------
+
+#: A fresh interpreter (an abort is this test's failure, not a dead pytest). It decodes a JPEG that makes
+#: libjpeg warn once, counting the warnings pyvips' logger receives; then takes edgeproxy's start-up
+#: set-up (``vips.configure``) and has four threads decode, compute and encode that JPEG through the
+#: render functions, leaving each image in cyclic garbage (as tracebacks, closures and signal handlers
+#: do), with the cyclic GC forced often and pyvips' logger given a handler that runs a GC pass, as any
+#: Python code may when its allocations cross the threshold (pytest's capture handler did, in CI).
+#: It prints both counts: messages that reached Python before the set-up and after it.
+MESSAGES_UNDER_GC = """
+import gc, logging, sys, threading, time
+import pyvips
+from edgeproxy.render import encoding, vips
+from edgeproxy.render.failures import Deadline
+
+warned = sys.stdin.buffer.read()
+options = encoding.EncodeOptions(0, 0, False, 1, 1, 1)
+
+
+class Counting(logging.Handler):
+    calls = 0
+
+    def emit(self, record):
+        Counting.calls += 1
+
+
+class Collecting(Counting):
+    def emit(self, record):
+        Counting.calls += 1
+        gc.collect()
+
+
+logger = logging.getLogger("pyvips")
+counting = Counting()
+logger.addHandler(counting)
+vips.thumbnail(warned, 40, 30, animated=False, colour_manage=False).copy_memory()
+before = Counting.calls
+logger.removeHandler(counting)
+
+vips.configure(4)
+Counting.calls = 0
+logger.addHandler(Collecting())
+gc.set_threshold(10)
+
+
+def work():
+    for _ in range(60):
+        image = vips.thumbnail(warned, 40, 30, animated=False, colour_manage=False)
+        deadline = Deadline(time.monotonic() + 60)
+        encoding.encode(vips.in_memory(image, deadline), "png", 80, True, options, deadline)
+        garbage = [image, deadline]
+        garbage.append(garbage)
+
+
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(before, Counting.calls)
+"""
+
+
+def test_libvips_messages_run_no_python_so_a_gc_pass_cannot_reenter_libvips_from_one():
+    """GLib aborts the process when a thread logs while it is inside a log handler (recursion is
+    fatal: ``gmessages.c``). pyvips' handler is Python: a GC pass in it (on a libvips worker thread,
+    too) finalised an image whose JPEG loader then warned as it closed, and a corrupt original took
+    the process down ("Fatal Python error: Aborted" in CI's fuzz run). After ``vips.configure`` no
+    libvips message runs Python, and none reaches stderr."""
+    sos = JPEG.index(b"\xff\xda")
+    warned = JPEG[:sos] + b"\0\0\0\0" + JPEG[sos:]  # "Corrupt JPEG data: 4 extraneous bytes before marker 0xda"
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", MESSAGES_UNDER_GC],
+        input=warned,
+        capture_output=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[:3000]  # GLib's line, then the threads'
+    before, after = (int(n) for n in run.stdout.split())
+    assert before > 0, "the JPEG made libvips log nothing: the test would prove nothing"
+    assert after == 0
+    assert run.stderr == b""

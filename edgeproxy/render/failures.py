@@ -36,7 +36,10 @@ class Deadline:
     also checks the image that signals progress: libvips ``iofuncs/image.c``, ``region.c``,
     ``sink.c``), so the render thread is free within one tile's work of the deadline. An infinite
     ``at`` watches nothing. Watched images are kept until the render ends: the signal handler must
-    not outlive the Python object that pyvips keeps it in.
+    not outlive the Python object that pyvips keeps it in. The handler holds ``at``, not the
+    ``Deadline``: pyvips keeps it in the image, so a bound method would make a reference cycle
+    (image, handler, ``Deadline``, image) that only a cyclic-GC pass frees, holding the render's
+    pixel memory until then and freeing it on whichever thread runs that pass.
 
     Work outside libvips' tiles is not interrupted: a Pillow decode (AVIF, HEIC, ...), the AV1 or
     JPEG XL encoder once it has the pixels, ``smartcrop``'s attention measure (it reports progress
@@ -56,14 +59,16 @@ class Deadline:
         """``image``, its pixel work now cancelled past the deadline."""
         if math.isinf(self.at):
             return image
+        at = self.at
+
+        def on_eval(image: pyvips.Image, _progress: Any) -> None:
+            if time.monotonic() > at:
+                image.set_kill(True)
+
         image.set_progress(True)
-        image.signal_connect("eval", self._on_eval)
+        image.signal_connect("eval", on_eval)
         self._watched.append(image)
         return image
-
-    def _on_eval(self, image: pyvips.Image, _progress: Any) -> None:
-        if time.monotonic() > self.at:
-            image.set_kill(True)
 
 
 def clear_errors() -> None:
