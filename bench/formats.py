@@ -107,9 +107,9 @@ def configure() -> None:
 # --- the photos and the reference ----------------------------------------------------------------
 
 
-def select_photos(corpus: Path, limit: int = MAX_PHOTOS) -> list[str]:
+def select_photos(corpus: Path, limit: int = MAX_PHOTOS, min_width: int = MIN_WIDTH) -> list[str]:
     """The first ``limit`` file names, by name, of the corpus's decodable JPEG/PNG photos at least
-    ``MIN_WIDTH`` px wide, but for ``NOT_PHOTOS``."""
+    ``min_width`` px wide (as stored, before EXIF orientation), but for ``NOT_PHOTOS``."""
     manifest = json.loads((corpus / "MANIFEST.json").read_text())
     names = sorted(
         e["file"]
@@ -117,18 +117,21 @@ def select_photos(corpus: Path, limit: int = MAX_PHOTOS) -> list[str]:
         if "photo" in e["tags"]
         and e.get("decode_ok")
         and e.get("format") in ("jpeg", "png")
-        and e.get("width", 0) >= MIN_WIDTH
+        and e.get("width", 0) >= min_width
         and e["file"] not in NOT_PHOTOS
         and (corpus / e["file"]).exists()
     )
     return names[:limit]
 
 
-def reference(path: Path | str, width: int = WIDTH) -> pyvips.Image:
-    """``path`` decoded to a ``width``-px-wide (never upscaled), upright, 3-band 8-bit sRGB image in memory."""
+def reference(path: Path | str, width: int = WIDTH, height: int | None = None) -> pyvips.Image:
+    """``path`` decoded to fit ``width`` × ``height`` px (default ``width`` × ``width``: ``width`` px on
+    its longer side; never upscaled), upright, 3-band 8-bit sRGB, in memory (libvips ``thumbnail``:
+    shrink-on-load, then Lanczos 3; an embedded ICC profile or CMYK to sRGB)."""
     header = pyvips.Image.new_from_file(str(path))
     managed = header.get_typeof("icc-profile-data") != 0 or header.interpretation == "cmyk"
-    image = pyvips.Image.thumbnail(str(path), width, size="down", **({"output_profile": "srgb"} if managed else {}))
+    profile = {"output_profile": "srgb"} if managed else {}
+    image = pyvips.Image.thumbnail(str(path), width, height=height or width, size="down", **profile)
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     if image.interpretation not in ("srgb", "rgb"):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -130,9 +131,15 @@ class Server:
             self.proc.kill()
 
 
-def start_thumbor(venv: Path, images: Path, port: int, threads: int, workdir: Path) -> Server:
+def start_thumbor(
+    venv: Path, images: Path, port: int, threads: int, workdir: Path, overrides: Mapping[str, object] | None = None
+) -> Server:
+    """thumbor from ``venv`` on 127.0.0.1:``port``, serving the files of ``images``, with
+    ``THUMBOR_CONF`` (its ``threads`` engine threads) written into ``workdir``; ``overrides`` are
+    settings appended to it (``{"AVIF_SPEED": None}``: thumbor's own default), which win."""
     conf = workdir / "thumbor.conf"
-    conf.write_text(THUMBOR_CONF.format(root=str(images), threads=threads))
+    extra = "".join(f"{name} = {value!r}\n" for name, value in (overrides or {}).items())
+    conf.write_text(THUMBOR_CONF.format(root=str(images), threads=threads) + extra)
     server = Server(
         "thumbor",
         [str(venv / "bin" / "thumbor"), "-p", str(port), "-i", "127.0.0.1", "-c", str(conf), "-l", "error"],

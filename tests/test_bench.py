@@ -110,6 +110,58 @@ def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metr
         assert q == 1 or scores[q - 1] < 70, (codec.label, scores)  # the quality below was scored and fails
 
 
+def _table(section: str, heading: str) -> list[list[str]]:
+    """The body rows (cells, stripped) of the Markdown table under the ``### `` heading that starts
+    with ``heading`` in ``section``."""
+    lines = section.split("\n### " + heading, 1)[1].split("\n### ", 1)[0].splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]  # header off
+
+
+@pytest.mark.slow
+def test_quality_bench_quick_reports_the_optimised_tier_and_the_first_answer(corpus: Path, tmp_path: Path):
+    """``bench.quality --quick`` without thumbor: the optimised tier reaches the floor on every photo
+    (its own resize), with bytes and CPU per format; the first answer renders today's default
+    qualities and the fast tier's typical ones; the report goes to --output."""
+    from edgeproxy.quality.search import typical_quality
+
+    output = tmp_path / "results.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench.quality", "--quick", "--no-thumbor", "--corpus", str(corpus)]
+        + ["--workdir", str(tmp_path), "--write", "--output", str(output)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    section = output.read_text()
+    assert section.startswith(
+        "## Quality: bytes at an equal SSIMULACRA2 floor against thumbor (python -m bench.quality)"
+    )
+    assert "thumbor: not run" in section
+    rows = _table(section, "Bytes at an equal SSIMULACRA2 floor")
+    assert [row[:2] for row in rows] == [["jpeg", "70"], ["webp", "70"], ["avif", "70"]]
+    for fmt, _floor, *thumbor, ours, ratio, bare, total, scores, ours_q, cpu in rows:
+        assert [*thumbor, ratio, bare, total] == ["n/a"] * 5, fmt
+        assert int(ours.replace(",", "")) > 1000, fmt  # two 800-px photos
+        theirs, ours_min = scores.split(" / ")
+        assert theirs == "n/a" and float(ours_min) >= 70, fmt  # the search reached the floor against its own resize
+        low, high = (int(q) for q in ours_q.split("–"))
+        assert 1 <= low <= high <= 100, fmt
+        assert float(cpu) > 0, fmt
+    assert len(_table(section, "Per photo at floor 70")) == 2  # one row per photo
+    first = _table(section, "First answer")
+    assert [row[:3] for row in first] == [
+        ["jpeg", "80", str(typical_quality("jpeg", 70))],
+        ["webp", "75", str(typical_quality("webp", 70))],
+        ["avif", "60", str(typical_quality("avif", 70))],
+    ]
+    for fmt, _today_q, _fast_q, today_ms, fast_ms, ratio, today_bytes, fast_bytes, *_ in first:
+        assert float(today_ms) > 0 and float(fast_ms) > 0 and float(ratio.strip("*")) > 0, fmt
+        assert int(today_bytes.replace(",", "")) > 1000 and int(fast_bytes.replace(",", "")) > 1000, fmt
+
+
 # -- bench/report.py: the options, header and publishing every benchmark shares ------------------------------
 
 
