@@ -15,9 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edgeproxy.render import vips
 from testkit.app import make_client
 from testkit.env import CORPUS, FACE_MODEL, IN_CI, NSFW_MODEL
 from testkit.images import write_library
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_libvips() -> None:
+    """libvips' messages handled in C from the first test on, as the app does at start-up
+    (``vips.silence_messages``: in Python, a GC pass inside pyvips' handler can abort the process)."""
+    vips.silence_messages()
 
 
 @pytest.fixture(scope="session", autouse=True)
