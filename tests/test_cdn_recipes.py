@@ -87,6 +87,15 @@ def case_id(case: dict) -> str:
 # --- the table and the proxy's own rules ---------------------------------------------------------
 
 
+def wait_until_healthy(cdn: httpx.Client, url: str, seconds: float = 10) -> None:
+    """Until Varnish has probed the proxy healthy (2 good probes): it answered 503 while the proxy
+    was starting. ``url``: one whose answer is cheap (a missing original)."""
+    deadline = time.monotonic() + seconds
+    while cdn.get(url).status_code == 503:
+        assert time.monotonic() < deadline, "the probe never found the proxy healthy"
+        time.sleep(0.25)
+
+
 def test_table_covers_the_real_world_and_the_edge_cases():
     accepts = [case["accept"] for case in CASES]
     assert len(CASES) >= 20
@@ -475,10 +484,7 @@ def test_grace_only_for_immutable_derivatives_while_the_proxy_is_down(photos: Pa
         httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn,
     ):
         with serve_app(create_app(settings), port=port):
-            deadline = time.monotonic() + 10
-            while cdn.get(missing).status_code == 503:  # probed sick before it started: wait for 2 good probes
-                assert time.monotonic() < deadline, "the probe never found the proxy healthy"
-                time.sleep(0.25)
+            wait_until_healthy(cdn, missing)
             first = {url: cdn.get(url) for url in (immutable, expiring, missing)}
         stopped = time.monotonic()
         assert first[immutable].headers["cache-control"] == "public, max-age=1, immutable"
@@ -555,10 +561,7 @@ def test_the_fast_tier_is_graced_while_no_proxy_is_healthy_as_long_as_its_stale_
         httpx.Client(base_url=varnish.url, timeout=TIMEOUT) as cdn,
     ):
         with serve_app(create_app(settings), port=port):
-            deadline = time.monotonic() + 10
-            while cdn.get(missing).status_code == 503:  # probed sick before it started: wait for 2 good probes
-                assert time.monotonic() < deadline, "the probe never found the proxy healthy"
-                time.sleep(0.25)
+            wait_until_healthy(cdn, missing)
             fast = cdn.get(url)
             fetched = time.monotonic()
         assert fast.headers["cache-control"] == f"public, max-age=1, stale-while-revalidate={swr}"

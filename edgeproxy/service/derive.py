@@ -34,7 +34,7 @@ from edgeproxy.render.pool import RenderPool
 from edgeproxy.results.store import ResultStore
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.optimise import Optimisation, Optimiser
-from edgeproxy.service.originals import Fetched, Originals
+from edgeproxy.service.originals import Originals
 from edgeproxy.service.renderer import Renderer
 from edgeproxy.service.results import (
     Caching,
@@ -49,10 +49,11 @@ from edgeproxy.service.results import (
     Treatment,
     Work,
 )
+from edgeproxy.service.tiers import background_job, quality_target, searchable
 from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key, tier_etag
 from edgeproxy.settings import Settings
 from edgeproxy.url.media import FORMAT_OF
-from edgeproxy.url.spec import Format, canonical
+from edgeproxy.url.spec import canonical
 from edgeproxy.vision.moderation import Metadata
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class Service:
             caching = self.decider.caching(treatment, stale=fetched.stale)
             etag = self.etag(negotiated, origin.name, key, original, treatment)
             title = key if self.signs(origin.name) else None
-            target = self.target(negotiated)
+            target = quality_target(self.settings, negotiated)
             tier = Tier.FIXED
             render = functools.partial(self.render, original.data, negotiated)
             if target is not None and self.tiered:
@@ -181,7 +182,7 @@ class Service:
                 found = await self._optimised(name, tag, optimise, deadline, now=optimise_now)
                 if found is not None:
                     image, made, waited, coalesced = found
-                    work = self._work(fetched, inference, start, original, made, waited, coalesced)
+                    work = Work.answered(fetched, inference, start, original, made, waited, coalesced)
                     return Derivative(
                         image, validators, caching, negotiated.vary, treatment, fetched.stale, work, Tier.OPTIMISED
                     )
@@ -199,11 +200,11 @@ class Service:
             self.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
             if tier is Tier.FAST and target is not None:
                 if searchable(rendered) and self.optimiser is not None:  # the optimised tier, in the background
-                    background = functools.partial(_body_and_mime, render, treatment, title, target)
+                    background = functools.partial(background_job, render, treatment, title, target)
                     self.optimiser.submit(Optimisation(name, background, tag))
                 elif not searchable(rendered):  # PNG, GIF, an animation: nothing to optimise, one answer
                     caching = self.decider.caching(treatment, stale=fetched.stale)
-            work = self._work(fetched, inference, start, original, rendered, queued, shared)
+            work = Work.answered(fetched, inference, start, original, rendered, queued, shared)
             image = Image(rendered.body, rendered.format, rendered.mime)
             return Derivative(image, validators, caching, negotiated.vary, treatment, fetched.stale, work, tier)
         except ProxyError as raised:
@@ -293,20 +294,6 @@ class Service:
                 self.metrics.vision_failures.labels(failure.model).inc()
         return analysis
 
-    def target(self, negotiated: Negotiated) -> float | None:
-        """The SSIMULACRA2 target of a derivative: ``q:auto:N``'s N, ``q:auto``'s ``quality_target``,
-        and for a URL without ``q`` under ``quality_policy = "target"`` ``quality_target`` too; None
-        for a fixed quality (the URL's ``q:N``, ``Save-Data``'s, ``quality_policy = "fixed"``) and
-        for the formats that have no search (PNG, GIF, JPEG XL asked for by name)."""
-        spec = negotiated.spec
-        if spec.format in (Format.PNG, Format.GIF, Format.JXL):
-            return None
-        if spec.quality_auto:
-            return float(spec.quality if spec.quality is not None else self.settings.quality_target)
-        if spec.quality is None and self.settings.quality_policy == "target":
-            return float(self.settings.quality_target)
-        return None
-
     @property
     def tiered(self) -> bool:
         """Whether quality targets get an optimised tier: ``optimise`` is ``background`` (with a
@@ -343,30 +330,6 @@ class Service:
             await self.results.put(name, rendered.body, mime=rendered.mime, surrogate_keys=(tag,))
         return Image(rendered.body, rendered.format, rendered.mime), rendered, queued, shared
 
-    @staticmethod
-    def _work(
-        fetched: Fetched,
-        inference: float | None,
-        start: float,
-        original: Original,
-        rendered: pipeline.Rendered | None,
-        queued: float | None,
-        shared: bool,
-    ) -> Work:
-        """What a derive that answered a derivative did (``rendered``: its render, None when it
-        came from the result storage)."""
-        mine = rendered is not None and not shared  # a coalesced request did none of this work
-        return Work(
-            fetched.outcome,
-            fetched.seconds,
-            inference,
-            queue=queued if mine else None,
-            render=rendered.stage_times() if mine and rendered is not None else {},
-            rendering=sum(rendered.timings.values()) if rendered is not None else 0.0,
-            total=time.monotonic() - start,
-            bytes_in=len(original.data) if mine else 0,
-        )
-
     def signs(self, origin: str) -> bool:
         """Whether derivatives of ``origin`` are signed with a C2PA manifest (``c2pa_origins``)."""
         return self.c2pa is not None and origin in self.settings.c2pa_origins
@@ -393,17 +356,3 @@ def _unjudged(metadata: Metadata | None) -> bool:
     """Whether moderation needs the classifier's score: it is on (``metadata`` given), and the
     original has no human verdict and no unusable sidecar."""
     return metadata is not None and metadata.verdict is None and metadata.error is None
-
-
-def searchable(rendered: pipeline.Rendered) -> bool:
-    """Whether ``rendered`` has an optimised tier: one frame of JPEG, WebP or AVIF (a quality search
-    exists for it: ``edgeproxy.quality.search``)."""
-    return rendered.frames == 1 and rendered.format in (Format.JPEG, Format.WEBP, Format.AVIF)
-
-
-def _body_and_mime(
-    render: Callable[..., pipeline.Rendered], treatment: Treatment, title: str | None, target: float, until: float
-) -> tuple[bytes, str]:
-    """The background tier's job: the optimised render by ``until`` (``time.monotonic()``)."""
-    rendered = render(until, treatment, title, target, True)
-    return rendered.body, rendered.mime

@@ -8,6 +8,7 @@ what it cost (``Work``: the cache outcome, stage timings, bytes read).
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,13 +18,14 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.render.geometry import Face
 from edgeproxy.render.obscure import ALGORITHM as OBSCURE_ALGORITHM
 from edgeproxy.render.obscure import Grid
-from edgeproxy.service.originals import CacheOutcome
+from edgeproxy.service.originals import CacheOutcome, Fetched
 from edgeproxy.service.validators import Validators
 from edgeproxy.url.spec import Format, Redact
 from edgeproxy.vision.moderation import Decision
 
 if TYPE_CHECKING:
     from edgeproxy.origins import Original
+    from edgeproxy.render import pipeline
     from edgeproxy.vision.analysis import Analysis
     from edgeproxy.vision.moderation import Metadata
 
@@ -134,6 +136,31 @@ class Work:
     rendering: float = 0.0
     total: float = 0.0
     bytes_in: int = 0
+
+    @classmethod
+    def answered(
+        cls,
+        fetched: Fetched,
+        inference: float | None,
+        start: float,
+        original: Original,
+        rendered: pipeline.Rendered | None,
+        queued: float | None,
+        shared: bool,
+    ) -> Work:
+        """What a derive that answered a derivative did (``rendered``: its render, None when it
+        came from the result storage)."""
+        mine = rendered is not None and not shared  # a coalesced request did none of this work
+        return cls(
+            fetched.outcome,
+            fetched.seconds,
+            inference,
+            queue=queued if mine else None,
+            render=rendered.stage_times() if mine and rendered is not None else {},
+            rendering=sum(rendered.timings.values()) if rendered is not None else 0.0,
+            total=time.monotonic() - start,
+            bytes_in=len(original.data) if mine else 0,
+        )
 
     def stages(self) -> dict[str, float]:
         """Seconds per metrics stage (``edgeproxy_stage_duration_seconds``) this request spent."""
