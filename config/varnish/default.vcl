@@ -374,6 +374,20 @@ sub vcl_backend_response {
     return (deliver);
 }
 
+sub vcl_backend_fetch {
+    # A retry goes to another proxy than the one that failed. The round-robin director's turn is
+    # shared by every fetch: under load, the next pick after a failure is often another fetch's, so
+    # the retry could get the failing proxy again (a 503 while a proxy restarts). Resolved here to a
+    # healthy proxy, and resolved once more if that is the one that failed (one proxy: the same one).
+    if (bereq.retries > 0) {
+        set bereq.backend = proxies.backend().resolve();
+        if ("" + bereq.backend == bereq.http.X-Failed-Proxy) {
+            set bereq.backend = proxies.backend().resolve();
+        }
+        unset bereq.http.X-Failed-Proxy;
+    }
+}
+
 sub vcl_backend_error {
     # A fetch that failed (connection refused or reset, no answer within the timeouts: a proxy
     # stopping or starting before the probe noticed) is tried once more; the director hands the
@@ -381,6 +395,7 @@ sub vcl_backend_error {
     # fetched with GET). An answer from the proxy, even a 5xx, is not retried: it is the proxy's
     # own answer (a 503 overload with Retry-After, a 502/504 about the origin).
     if (bereq.retries < 1 && (bereq.method == "GET" || bereq.method == "HEAD")) {
+        set bereq.http.X-Failed-Proxy = beresp.backend.name;
         return (retry);
     }
     # Still failing: a short plain-text 503, never cached.
