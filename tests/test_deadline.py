@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeproxy.compose import encoder_options
+from edgeproxy.compose import encoder_options, source_limits
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.negotiate import Negotiated
 from edgeproxy.render import pipeline
@@ -66,14 +66,7 @@ def test_renders_past_their_deadline_free_their_threads(origin: Path):
 def context(data: bytes, options: str, deadline: float, **overrides) -> pipeline.Context:
     settings = load_settings(signing_key="k", **overrides)
     spec = parse_options(options.strip("/").split("/"))
-    limits = pipeline.Limits(
-        max_source_bytes=settings.max_source_bytes,
-        max_source_pixels=settings.max_source_pixels,
-        max_frames=settings.max_frames,
-        max_output_dimension=settings.max_output_dimension,
-        allowed_formats=frozenset(settings.allowed_input_formats),
-        max_blur_cost=settings.max_blur_cost,
-    )
+    limits = source_limits(settings)  # as the app builds them
     return pipeline.Context(
         data=data,
         negotiated=Negotiated(spec, frozenset(), ()),
