@@ -240,6 +240,24 @@ def test_an_output_without_a_search_is_one_immutable_answer(photos, storage):
         assert metric(c, "edgeproxy_optimise_total", outcome="queued") == 0
 
 
+def test_an_animation_and_its_304_are_one_immutable_answer(photos, storage):
+    # An animated WebP has no search, so no optimised tier: its 200 is immutable, and so must be the
+    # 304 to a revalidation (RFC 9110 15.4.5: the headers the 200 would carry), or the CDN keeps
+    # revalidating it every optimise_max_age.
+    path = signed("/w:80/demo/animated.gif")
+    accept = {"Accept": "image/webp,*/*"}
+    with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
+        first = c.get(path, headers=accept)
+        assert (first.status_code, first.headers["content-type"]) == (200, "image/webp")
+        assert Image.open(io.BytesIO(first.content)).n_frames == 3
+        assert first.headers["cache-control"] == IMMUTABLE
+        again = c.get(path, headers={**accept, "If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304
+        for name in ("cache-control", "etag", "vary", "surrogate-key"):
+            assert again.headers[name] == first.headers[name], name
+        assert metric(c, "edgeproxy_optimise_total", outcome="queued") == 0
+
+
 def test_inline_without_a_result_storage_still_searches_and_says_where_the_time_went(photos):
     with make_client({"demo": str(photos)}, result_storage="off", optimise="inline") as c:
         first = c.get(signed("/w:600/q:auto:80/f:avif/demo/photo.jpg"))

@@ -170,14 +170,18 @@ class Service:
             etag = self.etag(negotiated, origin.name, key, original, treatment)
             title = key if self.signs(origin.name) else None
             target = quality_target(self.settings, negotiated)
-            tier = Tier.FIXED
+            tier, untiered = Tier.FIXED, etag
+
+            def unchanged(validators: Validators, caching: Caching) -> NotModified:
+                work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
+                return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
+
             render = functools.partial(self.render, original.data, negotiated)
             if target is not None and self.tiered:
                 name = tier_etag(etag, Tier.OPTIMISED)
                 validators = Validators(tag, name, original.last_modified)
                 if etag_matches(if_none_match, name):  # the client holds the optimised tier
-                    work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
-                    return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
+                    return unchanged(validators, caching)
                 optimise = functools.partial(render, deadline, treatment, title, target, True)
                 found = await self._optimised(name, tag, optimise, deadline, now=optimise_now)
                 if found is not None:
@@ -186,6 +190,8 @@ class Service:
                     return Derivative(
                         image, validators, caching, negotiated.vary, treatment, fetched.stale, work, Tier.OPTIMISED
                     )
+                if etag_matches(if_none_match, etag):  # only an output without a search has this one
+                    return unchanged(Validators(tag, etag, original.last_modified), caching)
                 tier, etag = Tier.FAST, tier_etag(etag, Tier.FAST)
                 fast = self.settings
                 caching = caching.provisional(
@@ -193,8 +199,7 @@ class Service:
                 )
             validators = Validators(tag, etag, original.last_modified)
             if etag_matches(if_none_match, etag):
-                work = Work(fetched.outcome, fetched.seconds, inference, total=time.monotonic() - start)
-                return NotModified(validators, caching, negotiated.vary, treatment, fetched.stale, work)
+                return unchanged(validators, caching)
             job = functools.partial(render, deadline, treatment, title, target)
             (queued, rendered), shared = await self.renders.run(etag, lambda: self.run_blocking(job, deadline=deadline))
             self.metrics.cache.labels("variant", "coalesced" if shared else "miss").inc()
@@ -202,8 +207,10 @@ class Service:
                 if searchable(rendered) and self.optimiser is not None:  # the optimised tier, in the background
                     background = functools.partial(background_job, render, treatment, title, target)
                     self.optimiser.submit(Optimisation(name, background, tag))
-                elif not searchable(rendered):  # PNG, GIF, an animation: nothing to optimise, one answer
+                elif not searchable(rendered):  # an animation: nothing to optimise, one immutable answer
+                    # with the ETag of no tier, so that its 304 (above) is immutable too
                     caching = self.decider.caching(treatment, stale=fetched.stale)
+                    tier, validators = Tier.FIXED, Validators(tag, untiered, original.last_modified)
             work = Work.answered(fetched, inference, start, original, rendered, queued, shared)
             image = Image(rendered.body, rendered.format, rendered.mime)
             return Derivative(image, validators, caching, negotiated.vary, treatment, fetched.stale, work, tier)
