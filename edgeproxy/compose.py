@@ -32,6 +32,7 @@ from edgeproxy.purge import CdnApis, Hooks, PurgeHook
 from edgeproxy.render import pillow, pipeline, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
+from edgeproxy.results.breaker import GuardedStore
 from edgeproxy.results.store import ResultStore, from_location
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.derive import Service
@@ -230,7 +231,12 @@ def result_storage(settings: Settings, s3: S3Options) -> ResultStore | None:
                 f"result_storage {location!r} is owned by another user or writable by others: "
                 "whoever writes it decides what is served; use a folder of this user's only"
             )
-    return store
+    return GuardedStore(
+        store,
+        lookup_timeout=settings.result_storage_lookup_timeout,
+        failures=settings.result_storage_breaker_failures,
+        recovery=settings.result_storage_breaker_recovery,
+    )
 
 
 def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics) -> Optimiser | None:

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     result_storage: Annotated[str, AfterValidator(check_result_storage)] = Field(default_factory=default_result_storage)
     result_storage_max_bytes: int = Field(1 << 30, ge=1)  # bytes (a folder only)
     result_storage_timeout: float = Field(5.0, gt=0)  # seconds per S3 request
+    # A lookup on the request path waits at most result_storage_lookup_timeout seconds (then a miss:
+    # the fast tier is rendered); after result_storage_breaker_failures failed or late operations in
+    # a row the store is skipped for result_storage_breaker_recovery seconds (results/breaker.py).
+    result_storage_lookup_timeout: float = Field(0.5, gt=0)  # seconds
+    result_storage_breaker_failures: int = Field(5, ge=1)
+    result_storage_breaker_recovery: float = Field(30.0, gt=0)  # seconds
 
     # Privacy: strip:0 (keep EXIF incl. GPS, XMP, IPTC in the output) is a 400 unless allowed
     allow_keep_metadata: bool = False

@@ -47,3 +47,47 @@ def silent_server() -> Iterator[int]:
             yield port
     finally:
         release.set()
+
+
+class Stall:
+    """A switch for ``stalling_proxy``: while ``stalled`` is set, new connections are held unanswered."""
+
+    def __init__(self) -> None:
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+
+@contextlib.contextmanager
+def stalling_proxy(target_port: int) -> Iterator[tuple[int, Stall]]:
+    """A TCP proxy on 127.0.0.1 to ``target_port`` that can play a store in trouble: yields (its port,
+    a ``Stall``). While ``stall.stalled`` is set, each new connection is accepted, read and never
+    answered (a hung endpoint); otherwise bytes are passed both ways. Held connections are released
+    on exit."""
+    stall = Stall()
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            if stall.stalled.is_set():
+                self.request.recv(65536)
+                stall.release.wait(30)
+                return
+            with socket.create_connection(("127.0.0.1", target_port)) as upstream:
+                back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+                back.start()
+                pump(self.request, upstream)
+                back.join(30)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    try:
+        with serving(server) as port:
+            yield port, stall
+    finally:
+        stall.release.set()

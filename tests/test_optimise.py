@@ -30,6 +30,7 @@ from testkit.env import ROOT
 from testkit.images import decode, loader_format
 from testkit.metrics import value
 from testkit.moto import moto_s3
+from testkit.net import stalling_proxy
 
 FAST = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -189,6 +190,45 @@ def test_s3_result_storage_is_shared_through_the_bucket(photos):
         with make_client({"demo": str(photos)}, result_storage=location, **TIERED, **s3.settings()) as other:
             first = other.get(path)
             assert (first.headers["cache-control"], first.content) == (IMMUTABLE, best.content)
+
+
+def test_a_hung_s3_result_store_costs_requests_a_render_not_a_wait_and_is_tried_again(photos):
+    # The store's endpoint accepts connections and never answers (testkit.net.stalling_proxy in
+    # front of moto). Without a bound each targeted request would wait result_storage_timeout (5 s).
+    guard = {
+        "result_storage_timeout": 1.0,
+        "result_storage_lookup_timeout": 0.3,
+        "result_storage_breaker_failures": 2,
+        "result_storage_breaker_recovery": 2.0,
+    }
+    accept = {"Accept": "image/webp,*/*"}
+    with moto_s3("edgeproxy-results") as s3, stalling_proxy(s3.port) as (port, stall):
+        stall.stalled.set()
+        settings = {**TIERED, **guard, **s3.settings(s3_endpoint_url=f"http://127.0.0.1:{port}")}
+        with make_client({"demo": str(photos)}, result_storage="s3://edgeproxy-results/d", **settings) as c:
+            for width in range(100, 106):
+                began = time.monotonic()
+                r = c.get(signed(f"/w:{width}/q:auto/f:webp/demo/photo.jpg"), headers=accept)
+                assert (r.status_code, r.headers["cache-control"]) == (200, FAST)
+                assert decode(r.content).width == width
+                assert time.monotonic() - began < 1.0, "a request waited for the hung store"
+            assert metric(c, "edgeproxy_result_storage_total", outcome="timeouts") == 2
+            assert metric(c, "edgeproxy_result_storage_total", outcome="tripped") >= 1
+            assert metric(c, "edgeproxy_result_storage_total", outcome="bypassed") >= 4
+            # The background's writes end (skipped, or failed after the store's own 1 s) before the
+            # store recovers; after the breaker's 2 s it is tried again and works.
+            deadline = time.monotonic() + 30
+            while metric(c, "edgeproxy_optimise_total", outcome="queued") > metric(
+                c, "edgeproxy_optimise_total", outcome="done"
+            ) + metric(c, "edgeproxy_optimise_total", outcome="failed"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            time.sleep(1.2)
+            stall.stalled.clear()
+            time.sleep(2.5)
+            path = signed("/w:120/q:auto/f:webp/demo/photo.jpg")
+            assert c.get(path, headers=accept).headers["cache-control"] == FAST
+            assert optimised(c, path).headers["cache-control"] == IMMUTABLE
 
 
 def test_only_the_admin_can_make_a_request_wait_for_the_optimised_tier(photos, storage):

@@ -59,6 +59,8 @@ class StoreStats:
     - ``evictions``: results the local store deleted to stay within its bound (LRU);
     - ``purged``: results deleted by ``purge``;
     - ``errors``: storage failures (I/O or S3 errors and timeouts), each logged;
+    - ``timeouts``, ``tripped``, ``bypassed``: lookups past the guard's bound, times its circuit
+      breaker opened, operations skipped while it was open (``breaker.GuardedStore``);
     - ``bytes``: bytes of the stored files this process knows of (local store only; 0 for S3).
     """
 
@@ -70,6 +72,9 @@ class StoreStats:
     evictions: int = 0
     purged: int = 0
     errors: int = 0
+    timeouts: int = 0
+    tripped: int = 0
+    bypassed: int = 0
     bytes: int = 0
 
 
