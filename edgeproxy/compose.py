@@ -239,9 +239,9 @@ def result_storage(settings: Settings, s3: S3Options) -> ResultStore | None:
     )
 
 
-def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics) -> Optimiser | None:
+def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics, pool: RenderPool) -> Optimiser | None:
     """The background tier of ``optimise = "background"`` (None otherwise, or without a result
-    storage: the optimised derivatives would live nowhere)."""
+    storage: the optimised derivatives would live nowhere), giving way to ``pool``'s renders."""
     if settings.optimise != "background" or results is None:
         return None
     return Optimiser(
@@ -250,6 +250,7 @@ def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics)
         queue=settings.optimise_queue,
         threads=settings.optimise_threads,
         timeout=settings.optimise_timeout,
+        busy=pool.busy,
     )
 
 
@@ -347,7 +348,7 @@ def compose(settings: Settings) -> Components:
         vision=vision,
         c2pa=c2pa,
         fallback=Path(settings.fallback_image).read_bytes() if settings.fallback_image else None,
-        optimiser=optimiser(settings, results, metrics),
+        optimiser=optimiser(settings, results, metrics, pool),
         results=results,
     )
     hooks = Hooks(

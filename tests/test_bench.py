@@ -162,6 +162,34 @@ def test_quality_bench_quick_reports_the_optimised_tier_and_the_first_answer(cor
         assert int(today_bytes.replace(",", "")) > 1000 and int(fast_bytes.replace(",", "")) > 1000, fmt
 
 
+@pytest.mark.slow
+def test_storm_bench_reports_both_scenarios_and_the_queue(corpus: Path, tmp_path: Path):
+    """``bench.storm`` on a small storm: every answer a 200 in both scenarios; ``off`` queues nothing,
+    ``background`` queues every variant and the queue drains; the ratios line is there."""
+    output = tmp_path / "results.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench.storm", "--urls", "12", "--clients", "3", "--drain", "120"]
+        + ["--corpus", str(corpus), "--write", "--output", str(output)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    section = output.read_text()
+    assert section.startswith("## Cold storm: the optimised tier in the background (python -m bench.storm)")
+    lines = [line for line in section.splitlines() if line.startswith("| ")][2:]  # header and rule off
+    rows = {row[0]: row for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)}
+    assert set(rows) == {"off", "background"}
+    for name, requests, errors, p50, p99, *_ in rows.values():
+        assert (requests, errors) == ("12", "0"), name
+        assert 0 < float(p50) <= float(p99), name
+    assert rows["off"][7:12] == ["0", "0", "0", "0", "0"]  # queued, dropped, done at the end, after, failed
+    queued, dropped, done_at_end, done_after, failed = (int(v) for v in rows["background"][7:12])
+    assert (queued, dropped, done_at_end + done_after, failed) == (12, 0, 12, 0)
+    assert "background ÷ off: p50 " in section
+
+
 # -- bench/report.py: the options, header and publishing every benchmark shares ------------------------------
 
 

@@ -321,3 +321,55 @@ def test_a_result_storage_folder_that_cannot_be_made_stops_start_up_with_one_lin
         compose(load_settings(allow_unsigned=True, result_storage="/proc/edgeproxy-results"))
     assert str(info.value).startswith("result_storage '/proc/edgeproxy-results': ")
     assert "\n" not in str(info.value)
+
+
+# -- the background's own rules (service/optimise.py), with a real local result store ----------------
+
+
+def _optimiser(tmp_path: Path, busy, timeout: float = 30.0):
+    from edgeproxy.http.metrics import Metrics
+    from edgeproxy.results import from_location
+    from edgeproxy.service.optimise import Optimiser
+
+    metrics = Metrics(
+        version="test",
+        libvips="test",
+        formats="",
+        queue_depth=lambda: 0,
+        utilization=lambda: 0,
+        vips_memory=lambda: 0,
+        dropped_renders=lambda: 0,
+    )
+    store = from_location(str(tmp_path / "results"), max_bytes=1 << 20)
+    return Optimiser(store, metrics, queue=8, threads=1, timeout=timeout, busy=busy), store
+
+
+def test_an_optimisation_waits_while_requests_render_and_its_time_starts_when_it_does(tmp_path: Path):
+    import asyncio
+
+    from edgeproxy.service.optimise import Optimisation
+
+    rendering = [True]
+    deadlines: list[float] = []
+
+    def render(until: float) -> tuple[bytes, str]:
+        deadlines.append(until - time.monotonic())
+        time.sleep(0.3)
+        return b"optimised", "image/webp"
+
+    async def go() -> tuple[bytes | None, bytes | None]:
+        optimiser, store = _optimiser(tmp_path, busy=lambda: rendering[0], timeout=1.0)
+        optimiser.submit(Optimisation('"a"', render, "k"))
+        optimiser.submit(Optimisation('"b"', render, "k"))
+        await asyncio.sleep(0.5)
+        assert deadlines == []  # requests are rendering: nothing started
+        rendering[0] = False
+        while optimiser.pending:
+            await asyncio.sleep(0.05)
+        a, b = await store.get('"a"'), await store.get('"b"')
+        await optimiser.aclose()
+        return (a.body if a else None), (b.body if b else None)
+
+    assert asyncio.run(go()) == (b"optimised", b"optimised")
+    # Each had its whole second from its own start, not from its wait behind the other (or the requests).
+    assert len(deadlines) == 2 and min(deadlines) > 0.9, deadlines

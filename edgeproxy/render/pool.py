@@ -77,6 +77,10 @@ class RenderPool:
         """Jobs waiting for a thread."""
         return max(0, self._in_flight - self._busy)
 
+    def busy(self) -> bool:
+        """Whether any job is running or waiting (what background work gives way to)."""
+        return self._in_flight > 0
+
     def utilization(self) -> float:
         """Busy threads / threads, 0..1."""
         return self._busy / self.threads

@@ -15,14 +15,19 @@ Bounds, so that background work never takes what requests need:
   the kernel has (``nice`` 19, Linux ``setpriority`` on the thread: POSIX leaves per-thread nice to
   the system; on Linux each thread is a task of its own), so that a busy machine runs requests' renders
   first; libvips' and the encoders' helper threads started from them inherit it;
-- each optimisation has ``timeout`` seconds (its render's deadline: libvips' work is cancelled past it).
+- each optimisation has ``timeout`` seconds from when it starts (its render's deadline: libvips' work
+  is cancelled past it); waiting in the queue does not count;
+- a background thread starts an optimisation only when ``busy()`` (the render pool: requests' renders
+  running or waiting) says no, polling every ``IDLE_POLL`` seconds: nice only orders threads that
+  want a core at once, and the background also holds the GIL and memory bandwidth, so under a storm
+  of requests it waits (the queue fills and drops) and catches up when they are done. A started
+  optimisation runs to its end (seconds at most for an AVIF search).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import queue
@@ -41,6 +46,8 @@ _log = logging.getLogger("edgeproxy.optimise")
 T = TypeVar("T")
 #: The weakest CPU priority (``nice``) of a background thread.
 BACKGROUND_NICE = 19
+#: Seconds between two looks at whether requests are rendering, while an optimisation waits.
+IDLE_POLL = 0.05
 
 
 def _lower_priority() -> None:
@@ -51,16 +58,18 @@ def _lower_priority() -> None:
 
 
 class _Threads:
-    """``count`` daemon threads at background priority running submitted calls one at a time each.
+    """``count`` daemon threads at background priority running submitted calls one at a time each,
+    each call only once ``busy()`` is False.
 
     Daemon threads, unlike ``concurrent.futures``' (which the interpreter joins at exit): a shutdown
     never waits for an optimisation to finish (an AV1 encode cannot be interrupted once it has its
     pixels); whatever one was doing is simply not stored."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, busy: Callable[[], bool]) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]] | None]
         self._jobs = queue.SimpleQueue()
         self._count = count
+        self._busy = busy
         self._closing = False
         for n in range(count):
             threading.Thread(target=self._work, name=f"edgeproxy-optimise-{n}", daemon=True).start()
@@ -69,6 +78,8 @@ class _Threads:
         _lower_priority()
         while (job := self._jobs.get()) is not None:
             fn, done = job
+            while self._busy() and not self._closing:  # requests first: wait until they are rendered
+                time.sleep(IDLE_POLL)
             if self._closing:  # shutting down: what is still queued never starts
                 continue
             try:
@@ -120,16 +131,26 @@ class Optimiser:
     """Queues optimisations and stores what they make in ``store`` (see the module's docstring).
 
     ``queue``: optimisations waiting or running at most; ``threads``: background threads;
-    ``timeout``: seconds per optimisation; ``metrics``: ``edgeproxy_optimise*`` (the store
-    counts its own: ``StoreStats``).
+    ``timeout``: seconds per optimisation, from its start; ``busy``: whether requests are rendering
+    (then no optimisation starts; ``RenderPool.busy``); ``metrics``: ``edgeproxy_optimise*`` (the
+    store counts its own: ``StoreStats``).
     """
 
-    def __init__(self, store: ResultStore, metrics: Metrics, *, queue: int, threads: int, timeout: float) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        metrics: Metrics,
+        *,
+        queue: int,
+        threads: int,
+        timeout: float,
+        busy: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.queue = queue
         self.timeout = timeout
-        self._threads = _Threads(threads)
+        self._threads = _Threads(threads, busy)
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._closed = False
 
@@ -160,10 +181,13 @@ class Optimiser:
         self.metrics.optimise_pending.dec()
 
     async def _render(self, job: Optimisation) -> tuple[bytes, str]:
-        start = time.monotonic()
-        made = await self._threads.run(functools.partial(job.render, start + self.timeout))
-        self.metrics.optimise_duration.observe(time.monotonic() - start)
-        return made
+        def render() -> tuple[bytes, str]:  # in the background thread, when it starts
+            start = time.monotonic()
+            made = job.render(start + self.timeout)
+            self.metrics.optimise_duration.observe(time.monotonic() - start)
+            return made
+
+        return await self._threads.run(render)
 
     async def _run(self, job: Optimisation) -> None:
         try:
