@@ -10,7 +10,10 @@ scenario:
   string as a stock Varnish would; nothing else differs;
 - ``buckets+prewarm``: the shipped file after ``edgeproxy prewarm`` (``edgeproxy.prewarm``) asked
   Varnish for every original at every width of the workload, once per Accept bucket;
-- ``raw-vary+prewarm`` (not run by default): the same prewarm in front of raw ``Vary``.
+- ``raw-vary+prewarm`` (not run by default): the same prewarm in front of raw ``Vary``;
+- ``buckets+optimised``: the shipped file, the sequence replayed twice: cold (the fast tier, for
+  ``optimise_max_age`` ``OPTIMISED_MAX_AGE`` s), then once the optimisation queue has drained and
+  the fast tier has expired: bytes served over time, as the optimised tier replaces the fast one.
 
 The workload: originals are the corpus's photos (MANIFEST.json entries tagged ``photo`` that
 decode), drawn by Zipf rank (exponent ``ZIPF_S``; the ranks are a seeded shuffle of the photos);
@@ -21,8 +24,8 @@ Firefox, then old browsers, tools and crawlers).
 
 Measured per scenario: Varnish's hit ratio (``X-Varnish`` with two ids), the proxy's renders and
 origin reads (its own ``/metrics``, read directly), Varnish's backend requests, stored objects and
-LRU evictions (varnishstat), client latency p50/p99 (ms), errors (non-200) and format violations
-(a ``Content-Type`` the request's ``Accept`` does not allow: must be 0). Prints a Markdown table
+LRU evictions (varnishstat), client latency p50/p99 (ms), errors (non-200), format violations
+(a ``Content-Type`` the request's ``Accept`` does not allow: must be 0) and body bytes served. Prints a Markdown table
 and, with ``--write``, puts it into ``bench/results.md`` (default: print only). Every server listens on
 127.0.0.1 and is stopped at the end.
 """
@@ -61,6 +64,10 @@ ACCEPT_TABLE = ROOT / "config" / "accept-buckets.json"
 KEY = "bench-key"
 ORIGIN = "bench"  # the origin name bench.servers.start_edgeproxy gives the image folder
 TIMEOUT = 60.0  # seconds per request
+#: ``optimise_max_age`` (s) of the ``optimised`` scenario: the fast tier expires in Varnish between the replays.
+OPTIMISED_MAX_AGE = 2
+#: Seconds the ``optimised`` scenario waits at most for the optimisation queue to drain.
+DRAIN = 600.0
 ZIPF_S = 1.1  # Zipf exponent for originals and widths: weight of rank k is 1 / k**ZIPF_S
 #: Widths (the URL's ``w:``, CSS pixels), most requested first.
 WIDTHS = (320, 480, 640, 960, 1280)
@@ -120,6 +127,9 @@ class Scenario:
     name: str
     raw_vary: bool  # Varnish varies on the raw Accept string (the bucketing block removed)
     prewarm: bool  # edgeproxy prewarm through Varnish before the replay
+    # the sequence replayed twice, the second time once the optimised tier is stored and the fast
+    # tier has expired in Varnish (optimise_max_age OPTIMISED_MAX_AGE s): bytes over time
+    optimised: bool = False
 
 
 SCENARIOS = {
@@ -129,6 +139,7 @@ SCENARIOS = {
         Scenario("raw-vary", raw_vary=True, prewarm=False),
         Scenario("buckets+prewarm", raw_vary=False, prewarm=True),
         Scenario("raw-vary+prewarm", raw_vary=True, prewarm=True),
+        Scenario("buckets+optimised", raw_vary=False, prewarm=False, optimised=True),
     )
 }
 
@@ -142,6 +153,7 @@ class Outcome:
     latency_ms: float | None
     content_type: str
     allowed: bool  # the Content-Type is a format the request's Accept allows
+    size: int = 0  # body bytes
 
 
 @dataclass
@@ -174,6 +186,7 @@ class Result:
     replay: Counts
     prewarm: Counts = field(default_factory=Counts)
     prewarm_failures: int = 0
+    again: list[Outcome] | None = None  # the second replay of an ``optimised`` scenario
 
 
 # --- the workload --------------------------------------------------------------------------------
@@ -315,6 +328,7 @@ async def replay(base_url: str, requests: Sequence[Request], clients: int) -> li
                     latency_ms,
                     content_type,
                     response.status_code != 200 or allowed(request.client.accept, content_type),
+                    len(response.content),
                 )
 
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -329,7 +343,9 @@ def run_scenario(
     vcl = SHIPPED_VCL.read_text()
     if scenario.raw_vary:
         vcl = raw_vary_vcl(vcl)
-    proxy = start_edgeproxy(corpus, free_port(), KEY, {})
+    env = {"EDGEPROXY_OPTIMISE_MAX_AGE": str(OPTIMISED_MAX_AGE)} if scenario.optimised else {}
+    proxy = start_edgeproxy(corpus, free_port(), KEY, env)
+    again = None
     try:
         with start_varnish("127.0.0.1", proxy.port, vcl=vcl) as varnish:
             start = snapshot(proxy, varnish)
@@ -343,9 +359,28 @@ def run_scenario(
             warmed = snapshot(proxy, varnish)
             outcomes = asyncio.run(replay(varnish.url, requests, clients))
             end = snapshot(proxy, varnish)
+            if scenario.optimised:
+                drain(proxy)
+                time.sleep(OPTIMISED_MAX_AGE + 1)
+                again = asyncio.run(replay(varnish.url, requests, clients))
     finally:
         proxy.stop()
-    return Result(scenario, outcomes, end - warmed, warmed - start, failures)
+    return Result(scenario, outcomes, end - warmed, warmed - start, failures, again)
+
+
+def drain(proxy: Server) -> None:
+    """Wait (at most ``DRAIN`` seconds) until the proxy's optimisation queue is empty: every queued
+    optimisation done or failed (``edgeproxy_optimise_total``)."""
+    deadline = time.monotonic() + DRAIN
+    while time.monotonic() < deadline:
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(httpx.get(proxy.base + "/metrics", timeout=TIMEOUT).text):
+            for sample in family.samples:
+                if sample.name == "edgeproxy_optimise_total":
+                    counts[sample.labels["outcome"]] = sample.value
+        if counts.get("done", 0) + counts.get("failed", 0) >= counts.get("queued", 0):
+            return
+        time.sleep(1)
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -367,8 +402,8 @@ def table(results: Sequence[Result]) -> str:
     replay's, with the prewarm's in parentheses."""
     lines = [
         "| scenario | requests | hit ratio | renders (+prewarm) | origin GETs (+prewarm) | Varnish backend requests "
-        "(+prewarm) | objects stored | LRU evictions | p50 ms | p99 ms | errors | format violations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "(+prewarm) | objects stored | LRU evictions | p50 ms | p99 ms | errors | format violations | MB served |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         latencies = [o.latency_ms for o in r.outcomes if o.latency_ms is not None]
@@ -381,9 +416,32 @@ def table(results: Sequence[Result]) -> str:
             f"{_with_prewarm(r.replay.origin_gets, r.prewarm.origin_gets, warm)} | "
             f"{_with_prewarm(r.replay.backend_req, r.prewarm.backend_req, warm)} | {r.replay.n_object} | "
             f"{r.replay.lru_nuked + r.prewarm.lru_nuked} | {percentile(latencies, 50):.1f} | "
-            f"{percentile(latencies, 99):.1f} | {errors} | {sum(not o.allowed for o in r.outcomes)} |"
+            f"{percentile(latencies, 99):.1f} | {errors} | {sum(not o.allowed for o in r.outcomes)} | "
+            f"{megabytes(r.outcomes)} |"
         )
     return "\n".join(lines)
+
+
+def megabytes(outcomes: Sequence[Outcome]) -> str:
+    """Body bytes served, in MB (10^6 bytes), two decimals."""
+    return f"{sum(o.size for o in outcomes) / 1e6:.2f}"
+
+
+def bytes_over_time(results: Sequence[Result]) -> list[str]:
+    """For each ``optimised`` scenario, a line: bytes of the first replay (fast tier) against the
+    second (optimised tier, once stored), with the share of answers that were the optimised tier."""
+    lines = []
+    for r in results:
+        if r.again is None:
+            continue
+        first, second = sum(o.size for o in r.outcomes), sum(o.size for o in r.again)
+        lines.append(
+            f"Bytes over time ({r.scenario.name}): the first replay served {megabytes(r.outcomes)} MB (the fast "
+            f"tier, cold); the same sequence again, once the optimisation queue had drained and the fast tier "
+            f"had expired in Varnish (`optimise_max_age` {OPTIMISED_MAX_AGE} s), {megabytes(r.again)} MB: "
+            f"{second / first:.2f}× (errors {sum(o.status != 200 for o in r.again)})."
+        )
+    return lines
 
 
 def formats_line(results: Sequence[Result]) -> str:
@@ -436,6 +494,7 @@ def report(
             "",
             f"Formats served: {formats_line(results)}.",
             "",
+            *[line + "\n" for line in bytes_over_time(results)],
         ]
     )
 
@@ -447,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240611, help="workload RNG seed (default %(default)s)")
     parser.add_argument(
         "--scenarios",
-        default="buckets,raw-vary,buckets+prewarm",
+        default="buckets,raw-vary,buckets+prewarm,buckets+optimised",
         help=f"comma-separated, of {', '.join(SCENARIOS)} (default %(default)s)",
     )
     args = parser.parse_args(argv)
