@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.env import ROOT, require_tool
+from testkit.env import ROOT, require_tool, require_varnish
 
 
 @pytest.mark.slow
@@ -178,7 +178,7 @@ def test_storm_bench_reports_both_scenarios_and_the_queue(corpus: Path, tmp_path
     )
     section = output.read_text()
     assert section.startswith("## Cold storm: the optimised tier in the background (python -m bench.storm)")
-    lines = [line for line in section.splitlines() if line.startswith("| ")][2:]  # header and rule off
+    lines = [line for line in section.splitlines() if line.startswith("| ")][1:]  # the header off
     rows = {row[0]: row for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)}
     assert set(rows) == {"off", "background"}
     for name, requests, errors, p50, p99, *_ in rows.values():
@@ -188,6 +188,33 @@ def test_storm_bench_reports_both_scenarios_and_the_queue(corpus: Path, tmp_path
     queued, dropped, done_at_end, done_after, failed = (int(v) for v in rows["background"][7:12])
     assert (queued, dropped, done_at_end + done_after, failed) == (12, 0, 12, 0)
     assert "background ÷ off: p50 " in section
+
+
+@pytest.mark.slow
+def test_cdn_bench_counts_bytes_and_the_optimised_replay_serves_fewer(corpus: Path, tmp_path: Path):
+    """``bench.cdn``'s ``buckets+optimised`` scenario through the shipped VCL: MB served in the
+    table, and the second replay (the optimised tier stored, the fast one expired) serves fewer
+    bytes than the cold one, with no errors."""
+    require_varnish()
+    output = tmp_path / "results.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench.cdn", "--requests", "40", "--clients", "4", "--scenarios", "buckets+optimised"]
+        + ["--corpus", str(corpus), "--write", "--output", str(output)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    section = output.read_text()
+    row = next(line for line in section.splitlines() if line.startswith("| buckets+optimised |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert (cells[10], cells[11]) == ("0", "0")  # errors, format violations
+    match = re.search(r"the first replay served ([0-9.]+) MB .* ([0-9.]+) MB: ([0-9.]+)× \(errors 0\)", section)
+    assert match, section
+    first, second, ratio = (float(v) for v in match.groups())
+    assert float(cells[12]) == first > 0
+    assert 0 < second < first and ratio < 1
 
 
 # -- bench/report.py: the options, header and publishing every benchmark shares ------------------------------
