@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from testkit.app import make_client, signed
+from edgeproxy.url.builders import UrlBuilder
+from testkit.app import KEY, make_client, signed
 from testkit.images import decode, encode, flat, mean_rgb
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -21,11 +22,12 @@ THIRDS = "/demo/thirds.png"
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """edgeproxy with client hints on, serving ``thirds.png`` as origin ``demo``."""
+    """edgeproxy with client hints on and a preset ``square`` (``ar:1:1/fit:cover/g:east``), serving
+    ``thirds.png`` as origin ``demo``."""
     folder = tmp_path_factory.mktemp("thirds")
     image = flat(200, 200, RED).join(flat(200, 200, GREEN), "horizontal").join(flat(200, 200, BLUE), "horizontal")
     (folder / "thirds.png").write_bytes(encode(image, "png"))
-    with make_client({"demo": str(folder)}, client_hints=True) as c:
+    with make_client({"demo": str(folder)}, client_hints=True, presets={"square": "ar:1:1/fit:cover/g:east"}) as c:
         yield c
 
 
@@ -108,6 +110,28 @@ def test_the_etag_is_over_the_canonical_form(client: httpx.Client):
     assert spelled.status_code == canonical.status_code == other.status_code == 200
     assert spelled.headers["etag"] == canonical.headers["etag"] != other.headers["etag"]
     assert spelled.content == canonical.content
+
+
+def test_a_preset_carries_the_ratio_and_the_url_the_width(client: httpx.Client):
+    preset = get_png(client, "pr:square/w:auto", **{"Sec-CH-Width": "100"})
+    assert (decode(preset.content).width, decode(preset.content).height) == (160, 160)
+    assert colour_at(preset.content, 40, 40, 80, 80) == BLUE
+    spelled = get_png(client, "w:160/ar:1:1/fit:cover/g:east")
+    assert preset.headers["etag"] == spelled.headers["etag"]
+
+
+def test_the_python_builder_writes_what_the_proxy_serves(client: httpx.Client):
+    """``UrlBuilder.url(..., width="auto", ar="1:1", fit="cover")``: ``w:auto/ar:1:1/fit:cover``,
+    signed over that path; the proxy answers a square."""
+    url = UrlBuilder("", KEY).url("demo", "thirds.png", width="auto", ar="1:1", fit="cover", format="png")
+    assert url.endswith("/w:auto/ar:1:1/fit:cover/f:png/demo/thirds.png")
+    response = client.get(url, headers={"Sec-CH-Width": "300"})
+    assert response.status_code == 200, response.text
+    assert (decode(response.content).width, decode(response.content).height) == (200, 200)  # 320 > 200: kept square
+    tall = UrlBuilder("", KEY).url("demo", "thirds.png", h=100, aspect_ratio=(3, 1), fit="cover", f="png")
+    assert "/h:100/ar:3:1/fit:cover/f:png/" in tall
+    image = decode(client.get(tall).content)
+    assert (image.width, image.height) == (300, 100)
 
 
 @pytest.mark.parametrize(
