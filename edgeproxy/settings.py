@@ -25,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edgeproxy.http.negotiate import DEFAULT_WIDTH_BUCKETS
 from edgeproxy.settings_checks import (
     ascending_within,
     check_admin_token,
@@ -97,10 +98,12 @@ class Settings(BaseSettings):
     client_hints: bool = False  # honour Sec-CH-DPR / Sec-CH-Width / Save-Data, send Accept-CH
     save_data_quality: int = Field(45, ge=1, le=100)
     # w:auto: Sec-CH-Width (device pixels) rounded up to one of these widths, so a CDN stores a
-    # handful of variants per URL; without the hint (client_hints off, Firefox, Safari, an <img>
-    # without sizes) the URL's w:auto:N or auto_width_fallback CSS pixels × DPR, rounded up likewise.
+    # bounded number of variants per URL (default: 20 widths, steps of at most 17 % from 320 to
+    # 2560, edgeproxy.http.negotiate.DEFAULT_WIDTH_BUCKETS); without the hint (client_hints off,
+    # Firefox, Safari, an <img> without sizes) the URL's w:auto:N or auto_width_fallback CSS pixels
+    # × DPR, rounded up likewise.
     auto_width_buckets: Annotated[list[int], AfterValidator(ascending_within(1, 65535))] = Field(
-        default_factory=lambda: [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840], min_length=1
+        default_factory=lambda: list(DEFAULT_WIDTH_BUCKETS), min_length=1
     )
     auto_width_fallback: int = Field(640, ge=1, le=16384)  # CSS pixels
     # dpr:auto: Sec-CH-DPR rounded up to one of these (1..4); 1 without the hint.

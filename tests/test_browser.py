@@ -424,10 +424,10 @@ def test_device_scale_factor_picks_the_matching_candidate(harness: Harness):
 def _hint_markup(u: UrlBuilder) -> tuple[str, dict[str, str]]:
     urls = {
         "auto": u.url("demo", PHOTO, width="auto", format="auto"),  # hint 600 -> 640; fallback 640
-        "wide": u.url("demo", PHOTO, width=("auto", 200), format="auto"),  # hint 800 -> 960; fallback 200 -> 320
+        "wide": u.url("demo", PHOTO, width=("auto", 200), format="auto"),  # hint 800 -> 828; fallback 200 -> 240
         "dpr": u.url("demo", PHOTO, width=300, dpr="auto", format="auto"),  # hint 2 -> 600; fallback 300
         # CSS width only: Chromium sends Sec-CH-DPR but no Sec-CH-Width, so the fallback 200 CSS px
-        # × the hinted DPR 2 -> 400 -> 480; no hint at all: 200 -> 320.
+        # × the hinted DPR 2 -> 400 -> 424; no hint at all: 200 -> 240.
         "css": u.url("demo", PHOTO, width=("auto", 200), dpr="auto", format="auto"),
     }
     body = (
@@ -470,7 +470,7 @@ def test_client_hints_delegated_to_the_proxy(harness: Harness, delegation: str):
 
     wide = visit.request_for(urls["wide"])
     assert (wide.sec_ch_width, wide.sec_ch_dpr) == ("800", "2")
-    check_served(wide, "avif", 960)  # the hint wins over the URL's fallback
+    check_served(wide, "avif", 828)  # the hint wins over the URL's fallback
 
     dpr = visit.request_for(urls["dpr"])
     # Chromium 156 also takes the slot from a width attribute (300 × 2); the proxy ignores it here.
@@ -482,7 +482,7 @@ def test_client_hints_delegated_to_the_proxy(harness: Harness, delegation: str):
     css = visit.request_for(urls["css"])
     assert (css.sec_ch_width, css.sec_ch_dpr) == (None, "2"), "a CSS width is no slot for Sec-CH-Width"
     assert {"sec-ch-width", "sec-ch-dpr"} <= set(css.vary_names())
-    check_served(css, "avif", 480)  # fallback 200 CSS px × hinted DPR 2 = 400, rounded up to 480
+    check_served(css, "avif", 424)  # fallback 200 CSS px × hinted DPR 2 = 400, rounded up to 424
 
 
 def test_client_hints_absent_without_delegation(harness: Harness):
@@ -509,10 +509,10 @@ def test_client_hints_absent_without_delegation(harness: Harness):
     auto = visit.request_for(urls["auto"])
     assert "sec-ch-width" in auto.vary_names()  # the proxy read the (absent) hint
     check_served(auto, "avif", 640)  # auto_width_fallback 640 CSS px × dpr 1
-    check_served(visit.request_for(urls["wide"]), "avif", 320)  # w:auto:200 -> 200 rounded up to 320
+    check_served(visit.request_for(urls["wide"]), "avif", 240)  # w:auto:200 -> 200 rounded up to 240
     check_served(visit.request_for(urls["dpr"]), "avif", 300)  # dpr:auto without a hint: 1
-    check_served(visit.request_for(urls["css"]), "avif", 320)  # 200 CSS px × dpr 1, rounded up to 320
-    check_served(visit.request_for(late), "avif", 320)
+    check_served(visit.request_for(urls["css"]), "avif", 240)  # 200 CSS px × dpr 1, rounded up to 240
+    check_served(visit.request_for(late), "avif", 240)
 
 
 def test_width_and_height_attributes_keep_the_css_size(harness: Harness):

@@ -902,9 +902,9 @@ def test_cloudfront_function_on_random_hints():
 #: 20 distinct Sec-CH-Width values (integers, as Chromium sends them) in three buckets, and junk
 #: that the VCL removes (served as no hint: w:auto's fallback, 640 px).
 WIDTHS: dict[str | None, list[str | None]] = {
-    "640": ["481", "500", "512", "540", "600", "601", "602", "639", "640"],
-    "960": ["641", "700", "750", "800", "828", "960"],
-    "1280": ["961", "1000", "1080", "1170", "1280"],
+    "640": ["561", "570", "580", "590", "600", "601", "602", "639", "640"],
+    "750": ["641", "665", "700", "720", "740", "750"],
+    "828": ["751", "768", "800", "810", "828"],
     None: [None, "1e3", "+1000", "1000px", "inf"],
 }
 #: 15 distinct Sec-CH-DPR values in three buckets, and junk.

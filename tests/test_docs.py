@@ -213,7 +213,7 @@ def _option_column(path: Path, header: str) -> set[str]:
     for row in rows[start + 2 :]:
         if not row.startswith("|"):
             break
-        names.update(re.findall(r"`([a-z]+)`", row.split("|")[1]))
+        names.update(re.findall(r"`([a-z_]+)`", row.split("|")[1]))
     return names
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.render.geometry import Box, Canvas, Face, check_box, focal_window, map_box, plan
+from edgeproxy.render.geometry import Box, Canvas, Face, check_box, focal_window, map_box, plan, ratio_box
 from edgeproxy.url.spec import Crop, Fit, Gravity, TransformSpec
 
 
@@ -34,6 +34,19 @@ def out(spec: TransformSpec, w: int = 800, h: int = 600, max_dim: int = 8192):
         (TransformSpec(width=300, rotate=90), (300, 400)),  # box applies after rotation
         (TransformSpec(crop=Crop(0.5, 0.5, 0.5, 0.5, True)), (400, 300)),
         (TransformSpec(crop=Crop(700, 500, 500, 500)), (100, 100)),  # clipped to the image
+        # ar: the other side from the ratio, then fit as for that w x h
+        (TransformSpec(width=400, aspect_ratio=(1, 1), fit=Fit.COVER), (400, 400)),
+        (TransformSpec(height=300, aspect_ratio=(16, 9), fit=Fit.COVER), (533, 300)),
+        (TransformSpec(width=400, aspect_ratio=(1, 1)), (400, 300)),  # inside: the width limits
+        (TransformSpec(width=400, aspect_ratio=(2, 1)), (267, 200)),  # inside: the height limits
+        (TransformSpec(width=400, aspect_ratio=(1, 1), fit=Fit.PAD), (400, 400)),
+        (TransformSpec(width=400, aspect_ratio=(1, 1), fit=Fit.FILL), (400, 400)),
+        (TransformSpec(width=1000, aspect_ratio=(1, 1), fit=Fit.CONTAIN), (1000, 750)),
+        (TransformSpec(width=1000, aspect_ratio=(1, 1), fit=Fit.COVER), (600, 600)),  # no enlarge: ratio kept
+        (TransformSpec(width=1000, aspect_ratio=(1, 1), fit=Fit.COVER, enlarge=True), (1000, 1000)),
+        (TransformSpec(aspect_ratio=(1, 1), fit=Fit.COVER), (600, 600)),  # alone: the largest square
+        (TransformSpec(aspect_ratio=(4, 5), fit=Fit.COVER, rotate=90), (600, 750)),  # of the 600x800 rotated image
+        (TransformSpec(width=200, dpr=2, aspect_ratio=(3, 2), fit=Fit.COVER), (400, 267)),
     ],
 )
 def test_output_sizes(spec, size):
@@ -51,6 +64,33 @@ def test_cover_crop_follows_compass_gravity_and_focal_point():
     assert crop_of(Gravity("fp", 0.3, 0.5)) == Box(0, 0, 300, 300)
     smart = out(TransformSpec(width=300, height=300, fit=Fit.COVER, gravity=Gravity("smart")))
     assert smart.smart and smart.resize == (400, 300) and smart.final_crop == Box(50, 0, 300, 300)
+
+
+def test_ratio_cover_crop_follows_gravity():
+    def crop_of(gravity):
+        return out(TransformSpec(width=300, aspect_ratio=(1, 1), fit=Fit.COVER, gravity=gravity)).final_crop
+
+    assert crop_of(Gravity()) == Box(50, 0, 300, 300)  # the same crops as w:300/h:300
+    assert crop_of(Gravity("east", 1.0, 0.5)) == Box(100, 0, 300, 300)
+    assert crop_of(Gravity("fp", 0.3, 0.5)) == Box(0, 0, 300, 300)
+    face = out(TransformSpec(width=300, aspect_ratio=(1, 1), fit=Fit.COVER, gravity=Gravity("face")))
+    assert face.smart and face.final_crop == Box(50, 0, 300, 300)
+
+
+@pytest.mark.parametrize(
+    ("size", "ratio", "box"),
+    [
+        ((800, 600), (1, 1), (600, 600)),
+        ((800, 600), (16, 9), (800, 450)),
+        ((600, 800), (16, 9), (600, 338)),
+        ((800, 600), (1, 100), (6, 600)),
+        ((800, 600), (100, 1), (800, 8)),
+        ((1, 1), (1, 100), (1, 1)),
+        ((533, 300), (16, 9), (533, 300)),  # a box already of the ratio is kept exactly
+    ],
+)
+def test_ratio_box_is_the_largest_box_of_the_ratio_inside(size, ratio, box):
+    assert ratio_box(*size, ratio) == box
 
 
 def test_focal_window_centres_on_a_point_and_stays_inside():
@@ -76,6 +116,12 @@ def test_box_over_limit_and_crop_outside_are_400():
     with pytest.raises(ProxyError) as info:
         check_box(TransformSpec(width=3000, dpr=3), 8192)
     assert info.value.status == 400 and "9000 device pixels" in info.value.message
+    with pytest.raises(ProxyError) as info:
+        check_box(TransformSpec(height=100, aspect_ratio=(100, 1)), 8192)
+    assert (info.value.status, info.value.message) == (
+        400,
+        "option width (from ar): 10000 device pixels is over the limit of 8192",
+    )
     with pytest.raises(ProxyError) as info:
         out(TransformSpec(crop=Crop(900, 0, 10, 10)))
     assert info.value.status == 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeproxy.http.negotiate import AutoSize, accepted_image_types, negotiate
+from edgeproxy.http.negotiate import AutoSize, accepted_image_types, negotiate, round_up
 from edgeproxy.url.spec import Format, TransformSpec, canonical
 
 
@@ -108,10 +108,12 @@ def test_hints_are_ignored_when_client_hints_is_off():
     [
         ("1", 160),
         ("160", 160),
-        ("161", 320),
+        ("161", 240),
         ("600", 640),
-        ("641", 960),
-        ("1921", 2560),
+        ("641", 750),
+        ("665", 750),  # issue 22's grid slot: 960 with the halving buckets
+        ("1921", 2240),
+        ("2561", 3072),
         ("3840", 3840),
         ("99999", 3840),
         ("600.4", 640),
@@ -129,7 +131,7 @@ def test_width_hint_is_rounded_up_to_a_bucket(hint, width):
 def test_width_fallback_is_css_pixels_times_dpr_rounded_up_and_capped():
     assert _hints(TransformSpec(width_auto=True, width=300), {}).spec.box() == (320, None)
     assert _hints(TransformSpec(width_auto=True, width=300, dpr=2), {}).spec.box() == (640, None)
-    assert _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-dpr": "2"}).spec.box() == (1280, None)
+    assert _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-dpr": "2"}).spec.box() == (1440, None)
     custom = AutoSize(width_buckets=(100, 1000), width_fallback=50, dpr_buckets=(1.0, 2.0))
     assert _hints(TransformSpec(width_auto=True), {}, auto=custom).spec.box() == (100, None)
     assert _hints(
@@ -145,8 +147,28 @@ def test_dpr_hint_is_rounded_up_to_a_bucket(hint, dpr):
     assert n.spec.dpr == dpr
 
 
+def test_w_auto_with_an_aspect_ratio_gets_its_height_from_the_bucketed_width():
+    square = _hints(TransformSpec(width_auto=True, aspect_ratio=(1, 1)), {"sec-ch-width": "600"})
+    assert (square.spec.box(), square.vary) == ((640, 640), ("Accept", "Sec-CH-Width", "Save-Data"))
+    portrait = _hints(
+        TransformSpec(width_auto=True, width=300, dpr_auto=True, aspect_ratio=(4, 5)), {"sec-ch-dpr": "2"}
+    )
+    assert portrait.spec.box() == (640, 800)  # 300 CSS px x 2 -> 600 -> 640, x 5/4
+
+
+def test_default_width_buckets_step_at_most_17_percent_from_320_to_2560():
+    """Issue 22: the default buckets serve a hinted width at most 17.2 % wider than asked between
+    320 and 2560 pixels (the old halving steps: 50 %), with 20 buckets in all."""
+    buckets = AutoSize().width_buckets
+    inner = [b for b in buckets if 320 <= b <= 2560]
+    assert (len(buckets), len(inner), inner[0], inner[-1]) == (20, 16, 320, 2560)
+    assert max(b / a for a, b in zip(inner[:-1], inner[1:], strict=True)) == 750 / 640
+    worst = max(round_up(w, buckets) / w for w in range(321, 2561))
+    assert worst == 750 / 641
+
+
 def test_hints_in_one_bucket_give_one_concrete_spec():
     """What the ETag is computed from: two devices in one bucket share the derivative."""
-    a = _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-width": "500", "sec-ch-dpr": "1.7"})
+    a = _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-width": "580", "sec-ch-dpr": "1.7"})
     b = _hints(TransformSpec(width_auto=True, dpr_auto=True), {"sec-ch-width": "640", "sec-ch-dpr": "2"})
     assert canonical(a.spec) == canonical(b.spec) == "/w:640"

@@ -76,6 +76,6 @@ def test_presets_come_from_toml_or_from_json_in_the_environment(tmp_path, monkey
     with pytest.raises(SettingsError) as info:
         load_settings(config)
     assert (
-        str(info.value) == "invalid settings:\n  presets: preset thumb: w:auto sets the width only and cannot "
+        str(info.value) == "invalid settings:\n  presets: preset thumb: option w:auto: sets the width only and cannot "
         "be combined with h"
     )

@@ -103,6 +103,19 @@ def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
         ("/pr:thumb/o/k", "option pr: unknown preset 'thumb'"),
         ("/pr:a%20b/o/k", "option pr: 'a b' is not a preset name (1-64 of A-Z a-z 0-9 _ -)"),
         ("/w:auto/h:10/o/k", "option w:auto: sets the width only and cannot be combined with h"),
+        (
+            "/w:300/h:200/ar:1:1/o/k",
+            "option ar: cannot be combined with both w and h (the ratio sets the side not given)",
+        ),
+        ("/ar:16:9/w:auto:1/h:1/o/k", "option w:auto: sets the width only and cannot be combined with h"),
+        ("/ar:1000/o/k", "option ar: 1000 is beyond 100:1 or 1:100"),
+        ("/ar:101:1/o/k", "option ar: 101:1 is beyond 100:1 or 1:100"),
+        ("/ar:1:100.5/o/k", "option ar: 1:100.5 is beyond 100:1 or 1:100"),
+        ("/ar:0:1/o/k", "option ar: 0 is outside 0.0..1000000.0"),
+        ("/ar:16:x/o/k", "option ar: 'x' is not a decimal number"),
+        ("/ar:-1:1/o/k", "option ar: '-1' is not a decimal number"),
+        ("/ar:1:2:3/o/k", "option ar: expected ar:W:H (such as ar:16:9) or ar:RATIO"),
+        ("/aspect_ratio:/o/k", "option aspect_ratio: '' is not a decimal number"),
         ("/w:auto:1:2/o/k", "option w: expected w:auto or w:auto:FALLBACK"),
         ("/dpr:auto:2/o/k", "option dpr: expected one value, got 2"),
         ("/w:1/w:2/o/k", "option w: given more than once"),
@@ -161,14 +174,27 @@ base_specs = st.builds(
 )
 
 
-def _with_auto(spec: TransformSpec, width_auto: bool, dpr_auto: bool) -> TransformSpec:
-    """``w:auto`` (never with ``h``) and ``dpr:auto`` (dpr then holds 1) on a generated spec."""
+ratio_sides = st.decimals(min_value="0.1", max_value=100, places=2).map(float)
+ratios = st.tuples(ratio_sides, ratio_sides).filter(lambda r: 0.01 <= r[0] / r[1] <= 100)
+
+
+def _with_auto(
+    spec: TransformSpec, width_auto: bool, dpr_auto: bool, ratio: tuple[float, float] | None
+) -> TransformSpec:
+    """``w:auto`` (never with ``h``), ``dpr:auto`` (dpr then holds 1) and ``ar`` (never with both
+    ``w`` and ``h``) on a generated spec."""
+    width_auto = width_auto and spec.height is None
+    both = (spec.width is not None or width_auto) and spec.height is not None
     return replace(
-        spec, width_auto=width_auto and spec.height is None, dpr_auto=dpr_auto, dpr=1.0 if dpr_auto else spec.dpr
+        spec,
+        width_auto=width_auto,
+        dpr_auto=dpr_auto,
+        dpr=1.0 if dpr_auto else spec.dpr,
+        aspect_ratio=None if both else ratio,
     )
 
 
-specs = st.builds(_with_auto, base_specs, st.booleans(), st.booleans())
+specs = st.builds(_with_auto, base_specs, st.booleans(), st.booleans(), st.none() | ratios)
 
 
 @given(specs)
@@ -323,6 +349,56 @@ def test_compile_presets_lists_every_problem():
         "preset 'a b': names are 1-64 of A-Z a-z 0-9 _ -; preset nested: may not contain pr or exp; "
         "preset expiring: may not contain pr or exp; preset empty: no options; "
         "preset bad: option q: 101 is outside 1..100"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "ratio", "canonical_path"),
+    [
+        (["fit:cover", "ar:16:9", "w:300"], (16.0, 9.0), "/w:300/ar:16:9/fit:cover"),
+        (["aspect_ratio:1.91:1", "h:400"], (1.91, 1.0), "/h:400/ar:1.91:1"),
+        (["ar:1.5", "w:auto", "g:face"], (1.5, 1.0), "/w:auto/ar:1.5:1/g:face"),
+        (["AR:4:5"], (4.0, 5.0), "/ar:4:5"),
+        (["ar:100:1", "w:1"], (100.0, 1.0), "/w:1/ar:100:1"),
+        (["ar:32:18", "w:1"], (32.0, 18.0), "/w:1/ar:32:18"),
+    ],
+)
+def test_aspect_ratio_parses_and_prints_back_after_the_height(options, ratio, canonical_path):
+    spec = parse_options(options)
+    assert spec.aspect_ratio == ratio
+    assert canonical(spec) == canonical_path
+
+
+@pytest.mark.parametrize(
+    ("spec", "box"),
+    [
+        (TransformSpec(width=300, aspect_ratio=(16, 9)), (300, 169)),
+        (TransformSpec(width=300, dpr=2, aspect_ratio=(16, 9)), (600, 338)),
+        (TransformSpec(height=300, aspect_ratio=(16, 9)), (533, 300)),
+        (TransformSpec(width=400, aspect_ratio=(4, 5)), (400, 500)),
+        (TransformSpec(width=1, aspect_ratio=(100, 1)), (1, 1)),
+        (TransformSpec(aspect_ratio=(1, 1)), (None, None)),
+    ],
+)
+def test_aspect_ratio_sets_the_side_not_given(spec, box):
+    assert spec.box() == box
+
+
+def test_presets_may_carry_an_aspect_ratio_and_refuse_a_conflict():
+    presets = compile_presets({"square": "ar:1:1/fit:cover/g:face", "card": "w:400/h:300"})
+    spec = parse_options(["pr:square", "w:auto"], presets)
+    assert canonical(spec) == "/w:auto/ar:1:1/fit:cover/g:face"
+    assert parse_options(["pr:square", "h:200"], presets).box() == (200, 200)
+    with pytest.raises(ProxyError) as info:
+        parse_options(["pr:card", "ar:1:1"], presets)
+    assert (info.value.status, info.value.message) == (
+        400,
+        "option ar: cannot be combined with both w and h (the ratio sets the side not given)",
+    )
+    with pytest.raises(ValueError) as error:
+        compile_presets({"bad": "w:1/h:2/ar:3:4"})
+    assert str(error.value) == (
+        "preset bad: option ar: cannot be combined with both w and h (the ratio sets the side not given)"
     )
 
 

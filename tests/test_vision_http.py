@@ -286,6 +286,20 @@ def test_face_gravity_keeps_the_face(vision: httpx.Client):
             assert not keeps_face(other), f"{size} g:{gravity}: window {other} keeps the whole face (test is void)"
 
 
+def test_w_auto_with_a_square_ratio_and_face_gravity_fills_a_square_slot(folder: Path, models: dict[str, Path]):
+    """``w:auto/ar:1:1/fit:cover/g:face`` (a square grid slot): the width from ``Sec-CH-Width``
+    rounded up to its bucket (150 -> 160), the same height, and the very crop ``w:160/h:160`` gives:
+    centred on the face."""
+    with make_client({"v": str(folder)}, face_model=str(models["face"]), client_hints=True) as client:
+        slot = get(client, f"/w:auto/ar:1:1/fit:cover/g:face/f:png/v/{PORTRAIT}", headers={"Sec-CH-Width": "150"})
+        explicit = get(client, f"/w:160/h:160/fit:cover/g:face/f:png/v/{PORTRAIT}")
+        west = get(client, f"/w:160/h:160/fit:cover/g:west/f:png/v/{PORTRAIT}")
+    assert pixels(slot).shape == (160, 160, 3)
+    assert slot.headers["vary"] == "Sec-CH-Width, Save-Data"
+    assert slot.content == explicit.content
+    assert slot.content != west.content  # the face, not any square
+
+
 def test_face_gravity_without_a_face_is_smart(vision: httpx.Client):
     face = get(vision, f"/w:200/h:200/fit:cover/g:face/f:png/v/{NO_FACE}")
     smart = get(vision, f"/w:200/h:200/fit:cover/g:smart/f:png/v/{NO_FACE}")

@@ -92,7 +92,7 @@ function normaliseAccept(accept) {
 }
 
 var DEFAULT_PRESET_READS_HINTS = false;
-var WIDTH_BUCKETS = [160, 320, 480, 640, 960, 1280, 1920, 2560, 3840];
+var WIDTH_BUCKETS = [160, 240, 320, 368, 424, 480, 560, 640, 750, 828, 960, 1080, 1240, 1440, 1680, 1920, 2240, 2560, 3072, 3840];
 var DPR_BUCKETS = [1, 1.5, 2, 3, 4];
 
 // A plain decimal, spaces or tabs around it, as browsers send; anything else is removed.

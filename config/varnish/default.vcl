@@ -225,16 +225,17 @@ sub vcl_recv {
 # as the client sent it, so Sec-CH-Width: 601, 602, ... would each make an object (and a render) of
 # the same 640-pixel answer. So each header is rewritten to one of a few values, or removed:
 #
-#   Sec-CH-Width   160 320 480 640 960 1280 1920 2560 3840   (the first at or above the value,
-#   Sec-CH-DPR     1 1.5 2 3 4                                the last one above them all)
-#   Save-Data      on                                         ("on" in any case, else removed)
+#   Sec-CH-Width   160 240 320 368 424 480 560 640 750 828 960 1080 1240 1440 1680 1920 2240
+#                  2560 3072 3840          (the first at or above the value, the last above them all)
+#   Sec-CH-DPR     1 1.5 2 3 4             (likewise)
+#   Save-Data      on                      ("on" in any case, else removed)
 #
 # THE BUCKETS MUST MATCH THE PROXY'S auto_width_buckets AND auto_dpr_buckets (these are the
 # defaults): with other ones the proxy rounds Varnish's bucket up again, so clients get a larger
 # image than they asked for, and two Varnish buckets may render the same proxy bucket twice.
 # A hint is read only as a plain decimal, [ \t]*[0-9]{1,6}(\.[0-9]{1,20})?[ \t]*, which covers what
 # browsers send (integer widths; DPRs such as 1, 1.5, 2.625, 1.100000023841858), and is rounded up
-# exactly: 0 and 0.5 go to the first bucket (the proxy clamps them to 1), 640.0001 to 960 (and
+# exactly: 0 and 0.5 go to the first bucket (the proxy clamps them to 1), 640.0001 to 750 (and
 # 1.0000000000000001 to 1.5, which the proxy's float() reads as 1; no browser sends it). Anything
 # else (a sign, an exponent, "_", "inf", "640px", 7 integer digits) is removed, and the proxy
 # answers as to no hint. That is safe because the backend sees the rewritten header, not the
@@ -248,20 +249,42 @@ sub edgeproxy_client_hints {
         unset req.http.Sec-CH-Width;
     } elsif (std.integer(req.http.X-Hint, 0) <= 160000) {
         set req.http.Sec-CH-Width = "160";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 240000) {
+        set req.http.Sec-CH-Width = "240";
     } elsif (std.integer(req.http.X-Hint, 0) <= 320000) {
         set req.http.Sec-CH-Width = "320";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 368000) {
+        set req.http.Sec-CH-Width = "368";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 424000) {
+        set req.http.Sec-CH-Width = "424";
     } elsif (std.integer(req.http.X-Hint, 0) <= 480000) {
         set req.http.Sec-CH-Width = "480";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 560000) {
+        set req.http.Sec-CH-Width = "560";
     } elsif (std.integer(req.http.X-Hint, 0) <= 640000) {
         set req.http.Sec-CH-Width = "640";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 750000) {
+        set req.http.Sec-CH-Width = "750";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 828000) {
+        set req.http.Sec-CH-Width = "828";
     } elsif (std.integer(req.http.X-Hint, 0) <= 960000) {
         set req.http.Sec-CH-Width = "960";
-    } elsif (std.integer(req.http.X-Hint, 0) <= 1280000) {
-        set req.http.Sec-CH-Width = "1280";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1080000) {
+        set req.http.Sec-CH-Width = "1080";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1240000) {
+        set req.http.Sec-CH-Width = "1240";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1440000) {
+        set req.http.Sec-CH-Width = "1440";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 1680000) {
+        set req.http.Sec-CH-Width = "1680";
     } elsif (std.integer(req.http.X-Hint, 0) <= 1920000) {
         set req.http.Sec-CH-Width = "1920";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 2240000) {
+        set req.http.Sec-CH-Width = "2240";
     } elsif (std.integer(req.http.X-Hint, 0) <= 2560000) {
         set req.http.Sec-CH-Width = "2560";
+    } elsif (std.integer(req.http.X-Hint, 0) <= 3072000) {
+        set req.http.Sec-CH-Width = "3072";
     } else {
         set req.http.Sec-CH-Width = "3840";
     }

@@ -112,11 +112,13 @@ def check_box(spec: TransformSpec, max_dimension: int) -> None:
     """Refuse a box over ``max_dimension`` device pixels before any I/O.
 
     Raises:
-        ProxyError(400): width × dpr or height × dpr is over the limit.
+        ProxyError(400): width × dpr or height × dpr (either of them set by ``ar`` from the other)
+            is over the limit.
     """
-    for name, value in zip(("width", "height"), spec.box(), strict=True):
+    for name, given, value in zip(("width", "height"), (spec.width, spec.height), spec.box(), strict=True):
         if value is not None and value > max_dimension:
-            raise bad_request(f"option {name}: {value} device pixels is over the limit of {max_dimension}")
+            source = "" if given is not None else " (from ar)"
+            raise bad_request(f"option {name}{source}: {value} device pixels is over the limit of {max_dimension}")
 
 
 def source_region(spec: TransformSpec, width: int, height: int) -> Box[int] | None:
@@ -160,12 +162,28 @@ def focal_window(size: tuple[int, int], window: tuple[int, int], centre: tuple[f
     return Box(_focal_offset(width, cw, centre[0] / width), _focal_offset(height, ch, centre[1] / height), cw, ch)
 
 
+def ratio_box(width: int, height: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """The largest box of aspect ``ratio`` (W, H) inside ``width`` × ``height`` pixels, rounded,
+    at least 1×1: ``ar`` without ``w`` or ``h`` (as Cloudinary's ``ar_`` without a width).
+
+    >>> ratio_box(4000, 3000, (1, 1)), ratio_box(4000, 3000, (16, 9)), ratio_box(600, 900, (4, 5))
+    ((3000, 3000), (4000, 2250), (600, 750))
+    """
+    rw, rh = ratio
+    if width * rh >= height * rw:  # wider than the ratio: the height limits
+        return max(1, min(width, round(height * rw / rh))), height
+    return width, max(1, min(height, round(width * rh / rw)))
+
+
 def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Plan:
     """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original.
 
     Rules: the scale is capped at 1 unless ``enlarge`` (``contain`` and ``fill`` always reach the
-    box); with one side given, the other follows the aspect ratio; the output never exceeds
-    ``max_dimension`` on either side (it is scaled down to fit).
+    box); with one side given, the other follows the aspect ratio (``ar`` when given, else the
+    image's: ``TransformSpec.box``); ``ar`` alone makes the box the largest of that ratio inside
+    the original (``ratio_box``); ``cover`` with ``ar`` keeps the ratio when the original is smaller
+    than the box (and enlarging is off): the crop is then the largest box of the ratio. The output
+    never exceeds ``max_dimension`` on either side (it is scaled down to fit).
 
     Raises:
         ProxyError(400): a crop region outside the image.
@@ -176,6 +194,8 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
     if spec.rotate in (90, 270):  # the box applies to the rotated image
         width, height = height, width
     bw, bh = spec.box()
+    if bw is None and bh is None and spec.aspect_ratio is not None:
+        bw, bh = ratio_box(width, height, spec.aspect_ratio)
     fit = spec.fit
     if bw is None and bh is None:
         sx = sy = 1.0
@@ -194,6 +214,8 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
 
     if fit is Fit.COVER and bw and bh:
         cw, ch = min(bw, rw), min(bh, rh)
+        if spec.aspect_ratio is not None:  # an original smaller than the box: keep the ratio, smaller
+            cw, ch = ratio_box(cw, ch, spec.aspect_ratio)
         if (cw, ch) == (rw, rh):
             return Plan(region, (rw, rh))
         ax, ay = spec.gravity.anchor()

@@ -111,11 +111,13 @@ class UrlBuilder:
     the option out; values as ``format_value`` writes them; units: CSS pixels for ``width`` and
     ``height``, source pixels or fractions for ``crop``, UNIX seconds for ``expires``)::
 
-        preset (pr)  width (w)  height (h)  fit  gravity (g)  dpr  format (f)  quality (q)
-        crop (c)  rotate (rot)  flip  blur  sharpen  background (bg)  redact  enlarge  strip
-        expires (exp)  version (v)
+        preset (pr)  width (w)  height (h)  aspect_ratio (ar)  fit  gravity (g)  dpr  format (f)
+        quality (q)  crop (c)  rotate (rot)  flip  blur  sharpen  background (bg)  redact  enlarge
+        strip  expires (exp)  version (v)
 
     e.g. ``width=640``, ``width=("auto", 640)`` (``w:auto:640``), ``gravity=("fp", 0.3, 0.4)``,
+    ``width="auto", ar="1:1", fit="cover"`` (``w:auto/ar:1:1/fit:cover``: a square slot; ``ar`` also
+    as ``(16, 9)`` or ``[16, 9]``; never with both ``width`` and ``height``),
     ``redact="faces"`` or ``redact=("faces", "pixelate")``,
     ``crop=(10, 20, 300, 200)`` (pixels; fractions need a value with a ``.`` in the path, so pass
     ``(0, 0, 0.5, 0.5)`` or strings such as ``("0", "0", "1.0", "1.0")``), ``preset=["thumb", "sharp"]``.

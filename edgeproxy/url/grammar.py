@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from edgeproxy.errors import ProxyError, bad_request
 from edgeproxy.url.spec import (
     COMPASS,
+    MAX_ASPECT_RATIO,
     MAX_DIMENSION,
     OPTION_NAMES,
     SHORT_NAMES,
@@ -37,6 +38,7 @@ from edgeproxy.url.spec import (
     Gravity,
     Redact,
     TransformSpec,
+    decimal_text,
 )
 
 # --------------------------------------------------------------------------- value parsers
@@ -118,6 +120,23 @@ def _parse_redact(name: str, args: list[str]) -> Redact:
     return _enum(name, args[1], Redact) if len(args) == 2 else Redact.BLUR
 
 
+def _parse_aspect_ratio(name: str, args: list[str]) -> tuple[float, float]:
+    """``ar:W:H`` (W and H positive decimals, ``ar:16:9``, ``ar:1.91:1``) or ``ar:R`` (R:1, as
+    Cloudinary's ``ar_1.5``) as (W, H), kept as written (``ar:32:18`` is not reduced to ``16:9``),
+    bounded to ``MAX_ASPECT_RATIO`` either way.
+
+    Raises:
+        ProxyError(400): not one or two decimals, a zero, or a ratio beyond 100:1 or 1:100.
+    """
+    if len(args) not in (1, 2):
+        raise bad_request(f"option {name}: expected {name}:W:H (such as {name}:16:9) or {name}:RATIO")
+    w, h = (_num(name, a, 0.0, 1e6, open_lo=True) for a in (args if len(args) == 2 else [args[0], "1"]))
+    if not 1 / MAX_ASPECT_RATIO <= w / h <= MAX_ASPECT_RATIO:
+        limit = decimal_text(MAX_ASPECT_RATIO)
+        raise bad_request(f"option {name}: {':'.join(args)} is beyond {limit}:1 or 1:{limit}")
+    return (w, h)
+
+
 def _parse_crop(name: str, args: list[str]) -> Crop:
     if len(args) != 4:
         raise bad_request(f"option {name}: expected {name}:X:Y:W:H")
@@ -197,6 +216,8 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
         return _parse_crop(name, args)
     if field == "redact":
         return _parse_redact(name, args)
+    if field == "aspect_ratio":
+        return _parse_aspect_ratio(name, args)
     arg = _one(name, args)
     match field:
         case "height":
@@ -278,7 +299,8 @@ def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
     Raises:
         ValueError: a bad name, an empty preset, an option that does not parse (the parser's
             message), ``pr``/``exp`` inside a preset (presets do not nest, and an expiry belongs
-            to one signed URL, not to every URL of a preset), or ``w:auto`` with ``h``. Every problem
+            to one signed URL, not to every URL of a preset), ``w:auto`` with ``h``, or ``ar`` with
+            both ``w`` and ``h``. Every problem
             is listed.
     """
     compiled: dict[str, dict[str, object]] = {}
@@ -295,8 +317,8 @@ def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
             continue
         if nested is not None or "expires" in written:
             problems.append(f"preset {name}: may not contain pr or exp")
-        elif values.get("width_auto") and values.get("height") is not None:
-            problems.append(f"preset {name}: w:auto sets the width only and cannot be combined with h")
+        elif (conflict := _conflict(values)) is not None:
+            problems.append(f"preset {name}: {conflict}")
         elif not values:
             problems.append(f"preset {name}: no options")
         else:
@@ -304,6 +326,19 @@ def compile_presets(presets: Mapping[str, str]) -> dict[str, dict[str, object]]:
     if problems:
         raise ValueError("; ".join(problems))
     return compiled
+
+
+def _conflict(values: SpecFields) -> str | None:
+    """What is wrong with a combination of spec fields (a URL's, with its presets), or None:
+    ``w:auto`` with ``h`` (the hint gives a width only), or ``ar`` with both ``w`` and ``h`` (the
+    ratio sets the side that is not given)."""
+    has_width = values.get("width") is not None or bool(values.get("width_auto"))
+    has_height = values.get("height") is not None
+    if values.get("width_auto") and has_height:
+        return "option w:auto: sets the width only and cannot be combined with h"
+    if values.get("aspect_ratio") is not None and has_width and has_height:
+        return "option ar: cannot be combined with both w and h (the ratio sets the side not given)"
+    return None
 
 
 def _check_only_presets(written: Mapping[str, str], names: list[str] | None, presets: Presets) -> None:
@@ -342,8 +377,8 @@ def parse_options(segments: list[str], presets: Presets | None = None, *, only_p
     Raises:
         ProxyError(400): unknown option, bad value, an option given twice, an unknown preset (named),
             under ``only_presets`` an option other than ``pr``/``exp``/``v``, another spelling of them,
-            a preset named twice or none, or ``w:auto`` with ``h`` (the hint gives a width only); the
-            message names the option or preset.
+            a preset named twice or none, ``w:auto`` with ``h`` (the hint gives a width only), or
+            ``ar`` with both ``w`` and ``h`` (after presets); the message names the option or preset.
     """
     values, written, names = _split_segments(segments)
     presets = presets or {}
@@ -358,8 +393,9 @@ def parse_options(segments: list[str], presets: Presets | None = None, *, only_p
             merged.update(preset)
         merged.update(values)
         values = merged
-    if values.get("width_auto") and values.get("height") is not None:
-        raise bad_request("option w:auto: sets the width only and cannot be combined with h")
+    conflict = _conflict(values)
+    if conflict is not None:
+        raise bad_request(conflict)
     return TransformSpec(**values)
 
 

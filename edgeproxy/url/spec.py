@@ -22,6 +22,8 @@ from urllib.parse import quote
 #: Upper bound on width/height in the grammar itself (CSS pixels); the configured
 #: ``max_output_dimension`` (device pixels) is usually lower.
 MAX_DIMENSION = 16384
+#: The most extreme aspect ratio ``ar`` takes, either way: 100:1 (a banner) to 1:100.
+MAX_ASPECT_RATIO = 100.0
 
 
 class Fit(enum.StrEnum):
@@ -129,6 +131,9 @@ class TransformSpec:
 
     width: int | None = None  # CSS pixels; multiplied by dpr
     height: int | None = None  # CSS pixels; multiplied by dpr
+    # ar:W:H: the box's other side from the one given (height = width × H/W, or width = height × W/H);
+    # alone, the largest W:H box inside the (cropped, rotated) original. Never with both w and h.
+    aspect_ratio: tuple[float, float] | None = None
     fit: Fit = Fit.INSIDE
     gravity: Gravity = Gravity()
     dpr: float = 1.0  # device pixel ratio, 1..4
@@ -156,9 +161,20 @@ class TransformSpec:
     quality_auto: bool = False
 
     def box(self) -> tuple[int | None, int | None]:
-        """Target box in device pixels: (width × dpr, height × dpr), rounded; None where not given."""
+        """Target box in device pixels: (width × dpr, height × dpr), rounded; None where not given.
+
+        With ``aspect_ratio`` (W, H) and one side given, the other is that side × H/W (or × W/H),
+        rounded, at least 1: ``w:300/ar:16:9`` at dpr 2 is (600, 338). With neither side given it
+        stays (None, None): the box then comes from the original (``geometry.plan``).
+        """
         w = round(self.width * self.dpr) if self.width else None
         h = round(self.height * self.dpr) if self.height else None
+        if self.aspect_ratio is not None:
+            rw, rh = self.aspect_ratio
+            if w is not None and h is None:
+                h = max(1, round(w * rh / rw))
+            elif h is not None and w is None:
+                w = max(1, round(h * rw / rh))
         return w, h
 
 
@@ -168,6 +184,8 @@ OPTION_NAMES: dict[str, str] = {
     "width": "width",
     "h": "height",
     "height": "height",
+    "ar": "aspect_ratio",
+    "aspect_ratio": "aspect_ratio",
     "fit": "fit",
     "g": "gravity",
     "gravity": "gravity",
@@ -210,6 +228,8 @@ def decimal_text(value: float) -> str:
 
 
 def _format_field(field: str, value: object) -> str:
+    if field == "aspect_ratio" and isinstance(value, tuple):
+        return ":".join(decimal_text(v) for v in value)
     match value:
         case bool():
             return "1" if value else "0"
