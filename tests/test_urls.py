@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.url.builders import OPTION_ORDER, UrlBuilder, format_value
+from edgeproxy.url.builders import ACCEPT_CH, OPTION_ORDER, UrlBuilder, client_hints_meta, format_value
 from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.signing import PathSigner
 from testkit.app import KEY, make_client, raw_get
@@ -42,6 +42,8 @@ ODD_KEYS = ["фото/ä ö.jpg", "a+b&c#d?e%f.jpg", "!'()*~.jpg", "emoji/😀.j
 
 
 def run_case(case: dict) -> str:
+    if case["call"] == "client_hints_meta":  # the module's function
+        return client_hints_meta(**case["args"])
     builder = UrlBuilder(case["base_url"], case["signing_key"], signature_size=case["signature_size"])
     return getattr(builder, case["call"])(case["origin"], case["key"], **case["args"])
 
@@ -73,10 +75,21 @@ def test_fixture_covers_the_brief():
         "aspect 16:9",
         "densities",
         "picture",
+        "priority",
+        "attrs",
+        "art direction",
+        "capped by the original",
+        "animated",
+        "placeholder color",
+        "placeholder thumbhash",
+        "placeholder blur",
+        "preload",
+        "client hints meta",
+        "event handler",
     ):
         assert word in names, word
     calls = {c["call"] for c in GOOD}
-    assert calls == {"url", "srcset", "picture", "info_url"}
+    assert calls == {"url", "srcset", "picture", "info_url", "preload_link", "client_hints_meta"}
     assert len(BAD) >= 20
     vector = next(c for c in GOOD if c["name"] == "readme test vector (path only)")
     assert vector["expected"] == "/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg"
@@ -304,14 +317,15 @@ def test_picture_html():
     for (_, attrs), (mime, fmt) in zip(tags[1:3], [("image/avif", "avif"), ("image/webp", "webp")], strict=True):
         assert attrs["type"] == mime and attrs["sizes"] == sizes
         got = candidates(attrs["srcset"])
-        assert [d for _, d in got] == ["320w", "640w", "1280w", "2048w"]
+        # 2048 is above the 1600-px original: dropped, and 1600w (its true width) added
+        assert [d for _, d in got] == ["320w", "640w", "1280w", "1600w"]
         for url, descriptor in got:
             assert url == builder.url("demo", "cats/tom & jerry.jpg", width=int(descriptor[:-1]), f=fmt, q=70)
     img = tags[3][1]
     assert img["alt"] == ALT and img["sizes"] == sizes
     assert (img["width"], img["height"]) == ("1600", "1067")  # 2048 capped at the original's 1600
-    assert img["loading"] == "lazy" and img["decoding"] == "async"
-    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "1280w", "2048w"]
+    assert img["loading"] == "lazy" and img["decoding"] == "async" and "fetchpriority" not in img
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "1280w", "1600w"]
     assert "/f:" not in img["srcset"]  # the img negotiates (f:auto)
     assert img["src"] == builder.url("demo", "cats/tom & jerry.jpg", width=640, q=70)  # largest <= 1024
     assert 'alt="Tom&#x27;s &quot;cat&quot; &lt;b&gt; &amp; co"' in html
@@ -338,6 +352,118 @@ def test_srcset_densities_and_aspect():
     assert got[1][0] == builder.path("demo", "a.jpg", w=300, h=225, fit="cover", dpr=1.5)
     got = candidates(builder.srcset("demo", "a.jpg", [300], aspect=2.0, fit="fill"))
     assert got == [(builder.path("demo", "a.jpg", w=300, h=150, fit="fill"), "300w")]
+
+
+def test_picture_priority_and_its_preload_link():
+    builder = UrlBuilder("https://img.example.com", KEY)
+    args = {"sizes": "100vw", "original": (1920, 1280), "alt": "Hero"}
+    tags = Tags(builder.picture("demo", "hero.jpg", [480, 960, 1920], priority=True, **args)).tags
+    img = tags[-1][1]
+    assert (img["loading"], img["fetchpriority"], img["decoding"]) == ("eager", "high", "async")
+    lazy = Tags(builder.picture("demo", "hero.jpg", [480, 960, 1920], **args)).tags[-1][1]
+    assert lazy["loading"] == "lazy" and "fetchpriority" not in lazy
+    # the preload names exactly the candidates of the first <source> (AVIF), typed, no href
+    ((tag, link),) = Tags(builder.preload_link("demo", "hero.jpg", [480, 960, 1920], priority=True, **args)).tags
+    assert tag == "link" and "href" not in link
+    assert link == {
+        "rel": "preload",
+        "as": "image",
+        "imagesrcset": tags[1][1]["srcset"],
+        "imagesizes": "100vw",
+        "type": "image/avif",
+        "fetchpriority": "high",
+    }
+
+
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+def test_picture_attrs_stay_inside_their_attribute():
+    builder = UrlBuilder("", KEY)
+    html = builder.picture(
+        "demo",
+        "a.jpg",
+        [320],
+        alt=HOSTILE,
+        attrs={"title": HOSTILE, "data-x": "a & b", "style": "font-family: 'x'", "class": "hero", "decoding": "sync"},
+    )
+    tags = Tags(html).tags
+    assert [t for t, _ in tags] == ["picture", "source", "source", "img"]  # nothing broke out
+    img = tags[-1][1]
+    assert img["title"] == img["alt"] == HOSTILE and img["data-x"] == "a & b"
+    assert img["style"] == "font-family: 'x'" and img["decoding"] == "sync" and img["class"] == "hero"
+    assert "<script>" not in html
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [{"onerror": "x()"}, {"oNlOaD": "x()"}, {"a b": "1"}, {"a=b": "1"}, {"a/": "1"}, {"srcset": "x 1x"}, {"HEIGHT": 1}],
+)
+def test_picture_attrs_refused(attrs):
+    with pytest.raises(ValueError):
+        UrlBuilder("", KEY).picture("demo", "a.jpg", [320], attrs=attrs)
+
+
+def test_picture_bad_types_and_unknown_options():
+    builder = UrlBuilder("", KEY)
+    with pytest.raises(TypeError):
+        builder.picture("demo", "a.jpg", [320], attrs={"title": {"a": 1}})
+    with pytest.raises(TypeError):
+        builder.picture("demo", "a.jpg", [320], attrs=[("class", "x")])
+    with pytest.raises(TypeError):
+        builder.picture("demo", "a.jpg", [320], info="800x600")
+    with pytest.raises(ValueError, match="unknown option 'zoom'"):
+        builder.picture("demo", "a.jpg", [320], zoom=2)
+    with pytest.raises(ValueError, match="unknown option 'zoom'"):
+        builder.picture("demo", "a.jpg", [320], art=[{"media": "(max-width: 599px)", "zoom": 2}])
+
+
+def test_picture_art_direction_sources():
+    builder = UrlBuilder("", KEY)
+    rule = {"media": "(max-width: 599px)", "aspect": (4, 5), "widths": [320, 640], "gravity": "face"}
+    tags = Tags(builder.picture("demo", "a.jpg", [640, 1280], aspect=(16, 9), art=[rule], q=60)).tags
+    sources = [attrs for tag, attrs in tags if tag == "source"]
+    assert [(s.get("media"), s.get("type")) for s in sources] == [
+        ("(max-width: 599px)", "image/avif"),
+        ("(max-width: 599px)", "image/webp"),
+        ("(max-width: 599px)", None),  # the img's format, for browsers without AVIF or WebP
+        (None, "image/avif"),
+        (None, "image/webp"),
+    ]
+    for source, fmt in zip(sources[:3], ["avif", "webp", None], strict=True):
+        assert (source["width"], source["height"]) == ("640", "800")
+        for url, descriptor in candidates(source["srcset"]):
+            w = int(descriptor[:-1])
+            assert url == builder.path("demo", "a.jpg", w=w, h=w * 5 // 4, fit="cover", g="face", f=fmt, q=60)
+    assert "width" not in sources[3]
+    assert [u for u, _ in candidates(sources[3]["srcset"])][0] == builder.path(
+        "demo", "a.jpg", w=640, h=360, fit="cover", f="avif", q=60
+    )
+
+
+def test_picture_animated_and_placeholders():
+    builder = UrlBuilder("", KEY)
+    types = [a.get("type") for t, a in Tags(builder.picture("demo", "loop.gif", [320])).tags if t == "source"]
+    assert types == ["image/webp"]
+    types = [a.get("type") for t, a in Tags(builder.picture("demo", "a.webp", [320], info={"pages": 3})).tags]
+    assert "image/avif" not in types
+    info = {"width": 800, "height": 600, "dominant_color": "#102030"}
+    img = Tags(builder.picture("demo", "a.jpg", [320, 1024], info=info, placeholder="color")).tags[-1][1]
+    assert img["style"] == "background: #102030" and (img["width"], img["height"]) == ("800", "600")
+    img = Tags(builder.picture("demo", "a.jpg", [320], placeholder="blur", attrs={"style": "width:100%"})).tags[-1][1]
+    blur = builder.path("demo", "a.jpg", w=24, blur=2, q=30)
+    assert img["style"] == f"background: url({blur}) center/cover; width:100%"
+
+
+def test_client_hints_meta():
+    assert client_hints_meta("https://img.example.com/") == (
+        '<meta http-equiv="Delegate-CH" content="sec-ch-dpr https://img.example.com; '
+        'sec-ch-width https://img.example.com; sec-ch-viewport-width https://img.example.com">'
+    )
+    assert ACCEPT_CH == "Accept-CH: Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width"
+    for bad in ("img.example.com", "https://img.example.com/x", "ftp://img.example.com", 'https://a"b'):
+        with pytest.raises(ValueError):
+            client_hints_meta(bad)
 
 
 # --------------------------------------------------------------------------- Jinja2
@@ -450,6 +576,39 @@ def test_proxy_answers_builder_info_urls_whose_signatures_render_nothing(served)
         assert raw_get(served, transform)[0] == 200
         assert raw_get(served, "/" + signature + "/" + transform.split("/", 2)[2])[0] == 403, key
         assert raw_get(served, "/info/" + transform.split("/", 2)[1] + path.split(signature, 1)[1])[0] == 403, key
+
+
+def test_proxy_serves_capped_art_directed_and_placeholder_candidates(served):
+    """What picture() writes with original= (from /info), art and a blur placeholder is what the proxy
+    renders: every candidate exactly its descriptor's width (the capped one too), art crops at their
+    ratio, the placeholder 24 pixels wide."""
+    builder = UrlBuilder("", KEY)
+    info = json.loads(raw_get(served, builder.info_path("demo", PHOTO))[1])
+    rule = {"media": "(max-width: 599px)", "aspect": (4, 5), "widths": [200, 400, 1200], "gravity": "smart"}
+    html = builder.picture("demo", PHOTO, [320, 640, 1280], info=info, art=[rule], placeholder="blur")
+    tags = Tags(html).tags
+    img = tags[-1][1]
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "800w"]  # 1280 > the 800-px original
+    assert (img["width"], img["height"]) == ("800", "533")
+    for _, attrs in tags[1:]:
+        for url, descriptor in candidates(attrs["srcset"]):
+            image = fetch(served, url)
+            assert image.width == int(descriptor[:-1]), url
+            if attrs.get("media"):
+                assert abs(image.height - image.width * 5 / 4) <= 0.5, url
+    art = [d for _, d in candidates(tags[1][1]["srcset"])]
+    assert art == ["200w", "400w", "426w"]  # 533 × 4/5 = 426: the widest 4:5 crop of the original
+    blur = re.fullmatch(r"background: url\((\S+)\) center/cover", img["style"])
+    assert blur and fetch(served, blur.group(1)).width == 24
+
+
+def test_proxy_animated_picture_has_no_still_avif(served):
+    builder = UrlBuilder("", KEY)
+    tags = Tags(builder.picture("demo", "animated.gif", [64], formats=("avif", "webp"))).tags
+    assert [a.get("type") for t, a in tags if t == "source"] == ["image/webp"]
+    ((url, _),) = candidates(tags[1][1]["srcset"])
+    status, body = raw_get(served, url)
+    assert status == 200 and decode(body).get_n_pages() == 3  # animated WebP, every frame
 
 
 def test_proxy_refuses_a_wrong_key_or_size(served):

@@ -31,9 +31,18 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
+from edgeproxy.url.markup import (
+    ACCEPT_CH,
+    attribute_text,
+    checked_attrs,
+    client_hints_meta,
+    merge_style,
+    placeholder_style,
+)
 from edgeproxy.url.media import OUTPUT_MIME
 from edgeproxy.url.options import (
     OPTION_ORDER,
@@ -47,7 +56,7 @@ from edgeproxy.url.options import (
 from edgeproxy.url.signing import FULL_SIZE, INFO_PREFIX, PathSigner
 from edgeproxy.url.spec import Format
 
-__all__ = ["MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "format_value"]
+__all__ = ["ACCEPT_CH", "MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "client_hints_meta", "format_value"]
 
 #: ``<source type>`` of each output format ``picture`` can offer (``edgeproxy.url.media``), in this order.
 MIME_TYPES: dict[str, str] = {
@@ -55,6 +64,11 @@ MIME_TYPES: dict[str, str] = {
 }
 #: The widest ``picture`` picks for ``<img src>`` (see ``UrlBuilder.picture``), CSS pixels.
 SRC_MAX_WIDTH = 1024
+#: The blur placeholder's derivative (``picture(..., placeholder="blur")``): width in pixels, blur
+#: sigma in pixels, quality. A few hundred bytes, scaled up by the browser under ``center/cover``.
+PLACEHOLDER_WIDTH, PLACEHOLDER_BLUR, PLACEHOLDER_QUALITY = 24, 2, 30
+# picture's loading when not given: lazy, or eager with priority.
+_DEFAULT: Any = object()
 
 
 def _half_up(value: float) -> int:
@@ -205,97 +219,209 @@ class UrlBuilder:
                 ``widths`` (``dpr`` with ``densities``; ``height`` with ``aspect``), ``aspect`` with
                 ``densities`` but no numeric ``width``, or anything ``path`` raises.
         """
-        candidates = self._candidates(widths, densities, aspect, options)
-        return ", ".join(f"{self.url(origin, key, **opts)} {descriptor}" for descriptor, opts in candidates)
+        return self._srcset_text(origin, key, self._candidates(widths, densities, aspect, options))
 
-    def picture(
-        self,
-        origin: str,
-        key: str,
-        /,
-        widths: Iterable[int],
-        *,
-        formats: Sequence[str] = ("avif", "webp"),
-        sizes: str = "100vw",
-        alt: str = "",
-        original: Sequence[int] | None = None,
-        aspect: float | Sequence[float] | None = None,
-        loading: str | None = "lazy",
-        **options: Any,
-    ) -> str:
-        """A ``<picture>`` element to paste into a page: one ``<source>`` per format, then the ``<img>``.
+    def picture(self, origin: str, key: str, /, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
+        """A ``<picture>`` element to paste into a page: art-directed ``<source>``s, one
+        ``<source>`` per format, then the ``<img>``.
 
         Each ``<source type="image/avif" srcset="..." sizes="...">`` has the candidates of
         ``srcset(origin, key, widths, aspect=aspect, format=FORMAT, **options)``; the browser takes
         the first type it supports. The ``<img>``'s candidates use the options' own ``format``
         (none given: ``f:auto``, negotiated from ``Accept``), for browsers that skip every source.
-
         ``src`` (for the rare browser without ``srcset``) is the candidate with the largest width
         up to 1024 CSS pixels (the smallest width when all are larger): a desktop-sized fallback.
 
-        ``width``/``height`` attributes (pixels): with ``aspect``, the largest width (capped at
-        ``original``'s width when given) and that width × h / w; else with ``original``, the largest
-        width capped at the original's width (the proxy does not enlarge) and that × the original's
-        h / w; both rounded half up. Neither known: no attributes. They matter: without them the
-        browser cannot reserve the image's box before it loads (the layout jumps), and it takes the
-        image's intrinsic size from its pixels, so an image rendered for DPR 2 and shown without a
-        ``w`` descriptor would be laid out at twice its CSS size. Style the ``<img>`` with
-        ``width: 100%; height: auto`` (or similar): the attributes then give the aspect ratio.
+        ``width``/``height`` attributes (pixels): with ``aspect``, the largest width and that width
+        × h / w; else with ``original``, the largest width and that × the original's h / w; with
+        ``densities``, ``width`` and ``height`` (or the aspect's or original's height); both rounded
+        half up. Neither known: no attributes. They matter: without them the browser cannot reserve
+        the image's box before it loads (the layout jumps), and an image rendered for DPR 2 and
+        shown without a ``w`` descriptor would be laid out at twice its CSS size. Style the
+        ``<img>`` with ``width: 100%; height: auto`` (or similar): the attributes then give the
+        aspect ratio.
 
         Args:
-            widths: CSS pixel widths (see ``srcset``).
+            widths: CSS pixel widths (see ``srcset``), or None with ``densities``.
             formats: ``<source>`` formats in order of preference: ``avif``, ``webp``, ``jxl``,
-                ``jpeg``, ``png``.
-            sizes: the ``sizes`` attribute (e.g. ``"(min-width: 800px) 50vw, 100vw"``).
+                ``jpeg``, ``png``; default ``("avif", "webp")``.
+            sizes: the ``sizes`` attribute (e.g. ``"(min-width: 800px) 50vw, 100vw"``), default
+                ``"100vw"``; not written with ``densities``.
             alt: the ``<img>``'s text alternative ("" for a decorative image).
             original: ``(width, height)`` of the upright original in pixels (after EXIF
-                orientation; after ``crop``/``rotate`` when they are given).
+                orientation; after ``crop``/``rotate`` when they are given): widths above what the
+                original gives (its width; with ``aspect``, also its height × w / h) are dropped,
+                and one candidate at that width is kept with its true descriptor (the proxy does
+                not enlarge: a wider candidate would be the same pixels, a second CDN entry); with
+                ``densities``, densities beyond it are dropped (1x is always kept).
             aspect: as ``srcset``.
-            loading: ``"lazy"``, ``"eager"`` or None (no attribute; the browser's default, eager).
+            densities: device pixel ratios instead of widths, for a fixed-size image: give a
+                numeric ``width`` (and ``height`` or ``aspect``); ``x`` descriptors everywhere.
+            priority: the page's LCP image (a hero above the fold): ``loading="eager"`` and
+                ``fetchpriority="high"``; pair it with ``preload_link`` in the ``<head>``.
+            loading: ``"lazy"``, ``"eager"`` or None (no attribute); default lazy, eager with
+                ``priority``.
+            attrs: more ``<img>`` attributes (``class``, ``id``, ``decoding``, ``style``,
+                ``data-*``, ``aria-*``), escaped, overriding the defaults (``loading``,
+                ``fetchpriority``, ``decoding``; None removes one); ``style`` is appended to the
+                placeholder's. Names are checked (``edgeproxy.url.markup.checked_attrs``): event
+                handlers (``on*``) and the attributes the builder writes (``src``, ``srcset``,
+                ``sizes``, ``alt``, ``width``, ``height``) are refused.
+            art: art direction, rules in order, each a dict with ``media`` (a media query, e.g.
+                ``"(max-width: 599px)"``) and optionally ``aspect``, ``widths`` or ``densities``,
+                ``sizes`` (default: the picture's) and transform options added to the picture's
+                (``gravity="face"``; not ``format``). Each rule writes a ``<source media type
+                srcset sizes width height>`` per format, then one without ``type`` whose candidates
+                use the ``<img>``'s format (for browsers that support none of the formats), before
+                the default sources. ``original`` applies to every rule.
+            animated: the original is animated: no AVIF source (libvips writes one frame of AVIF:
+                a still). None: ``info["pages"] > 1`` when ``info`` has it, else a key ending in
+                ``.gif``.
+            placeholder: ``"color"``, ``"thumbhash"`` or ``"blur"``: a ``style`` that fills the
+                ``<img>``'s box until the image paints (``edgeproxy.url.markup.placeholder_style``):
+                the first two from ``info`` (none when ``/info`` left the value out: a blocked
+                original), ``blur`` a signed ``w:24/blur:2/q:30`` derivative of the same options.
+                Not for images with transparency: the placeholder shows through.
+            info: the original's ``GET /info`` JSON (a dict): gives ``original`` (its ``width``,
+                ``height``) when not given, ``animated`` (``pages``), and the placeholders.
             options: the other transform options, the same for every candidate.
 
         Every attribute value is HTML-escaped (``html.escape``, quotes too).
 
         Raises:
             ValueError: an unknown format, ``format`` in ``formats`` twice, an ``original`` that is
-                not two positive integers, a bad ``loading``, or anything ``srcset`` raises.
+                not two positive integers, a bad ``loading`` or ``priority``, a bad attribute
+                (``checked_attrs``), an art rule without ``media`` or with an unknown key, a bad
+                placeholder, or anything ``srcset`` raises.
+            TypeError: ``attrs`` or ``info`` that is not a dict, or an attribute value of another
+                type.
         """
-        widths = sorted(set(widths))
-        formats = [str(f).lower() for f in formats]
-        unknown = [f for f in formats if f not in MIME_TYPES]
-        if unknown:
-            raise ValueError(f"formats {unknown}: <source> types are known for {'|'.join(MIME_TYPES)}")
-        if len(set(formats)) != len(formats):
-            raise ValueError(f"a format is given twice in {formats}")
-        if loading not in ("lazy", "eager", None):
-            raise ValueError(f"loading must be 'lazy', 'eager' or None, got {loading!r}")
-        if original is not None and (
-            not isinstance(original, list | tuple)
-            or len(original) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in original)
-        ):
-            raise ValueError(f"original must be (width, height), two positive integers (pixels), got {original!r}")
+        layout = self._layout(origin, key, widths, **kwargs)
+        sources = "".join(f"<source{attribute_text(s.attributes())}>" for s in layout.sources)
+        return f"<picture>{sources}<img{attribute_text(layout.img)}></picture>"
+
+    def preload_link(self, origin: str, key: str, /, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
+        """``<link rel="preload" as="image" imagesrcset imagesizes type fetchpriority="high">`` for
+        the LCP image that ``picture(origin, key, widths, **kwargs)`` writes: put it in the
+        ``<head>`` so the browser fetches the image before it has parsed the ``<body>``.
+
+        It names the candidates of the picture's first default ``<source>`` (the first format,
+        AVIF by default), with ``type`` so a browser that cannot decode it skips the preload; with
+        no formats, the ``<img>``'s. With ``art``, the default (no ``media``) rule's: preload only
+        when that rule is what the LCP viewport shows. No ``href``: browsers without
+        ``imagesrcset`` then fetch nothing rather than a wrong candidate.
+
+        Args:
+            widths, kwargs: the arguments of ``picture`` (``alt``, ``attrs``, ``loading``,
+                ``priority`` and ``placeholder`` are accepted and checked, and change nothing).
+
+        Raises:
+            As ``picture``.
+        """
+        layout = self._layout(origin, key, widths, **kwargs)
+        first = next((s for s in layout.sources if s.media is None), None)
+        srcset, sizes, mime = (
+            (first.srcset, first.sizes, first.mime) if first else (layout.img["srcset"], layout.img.get("sizes"), None)
+        )
+        link = {"rel": "preload", "as": "image", "imagesrcset": srcset, "imagesizes": sizes, "type": mime}
+        return f"<link{attribute_text({**link, 'fetchpriority': 'high'})}>"
+
+    def _layout(
+        self,
+        origin: str,
+        key: str,
+        widths: Iterable[int] | None,
+        *,
+        formats: Sequence[str] = ("avif", "webp"),
+        sizes: str = "100vw",
+        alt: str = "",
+        original: Sequence[int] | None = None,
+        aspect: float | Sequence[float] | None = None,
+        loading: str | None = _DEFAULT,
+        priority: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+        art: Sequence[Mapping[str, Any]] | None = None,
+        densities: Iterable[float] | None = None,
+        animated: bool | None = None,
+        placeholder: str | None = None,
+        info: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> _Layout:
+        """What ``picture`` writes: its sources and the ``<img>``'s attributes. Raises as ``picture``."""
+        info = _checked_info(info)
+        original = _checked_original(original if original is not None else _info_original(info))
+        animated = _is_animated(animated, key, info)
+        fmts = _checked_formats(formats, animated)
         own_format = pop_option(options, "f")
-        esc = _escape
-        parts = ["<picture>"]
+        default = _default_rule(sizes, widths, densities, aspect, options)
+        sources: list[_Source] = []
+        for rule in [_art_rule(r, default) for r in _checked_art(art)]:
+            sources += self._sources(origin, key, rule, [*fmts, None], own_format, original)
+        sources += self._sources(origin, key, default, fmts, own_format, original)
+        img = self._img(origin, key, default, own_format, original, alt)
+        img.update(_loading(loading, priority))
+        style = None
+        if placeholder is not None:
+            blur_url = self.url(origin, key, **_blur_options(default, own_format)) if placeholder == "blur" else None
+            style = placeholder_style(placeholder, info, blur_url)
+        extra = checked_attrs(attrs)
+        style = merge_style(style, extra.pop("style", None))
+        img.update(extra)
+        if style:
+            img["style"] = style
+        return _Layout(sources, img)
+
+    def _rule_candidates(
+        self, rule: _Rule, fmt: str | None, original: tuple[int, int] | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``rule``'s (descriptor, options) candidates in format ``fmt`` (None: the proxy's own
+        choice), capped by ``original``."""
+        widths, densities = _capped(rule, original)
+        return self._candidates(widths, densities, rule.aspect, {**rule.options, "f": fmt})
+
+    def _sources(
+        self,
+        origin: str,
+        key: str,
+        rule: _Rule,
+        formats: Sequence[str | None],
+        own_format: Any,
+        original: tuple[int, int] | None,
+    ) -> list[_Source]:
+        """One ``_Source`` per format of ``rule`` (None: untyped, in the ``<img>``'s format)."""
+        box = _rule_box(rule, original) if rule.media is not None else None
+        out = []
         for fmt in formats:
-            srcset = self.srcset(origin, key, widths, aspect=aspect, f=fmt, **options)
-            parts.append(f'<source type="{MIME_TYPES[fmt]}" srcset="{esc(srcset)}" sizes="{esc(sizes)}">')
-        img_options = dict(options, f=own_format)
-        candidates = self._candidates(widths, None, aspect, img_options)
-        srcset = ", ".join(f"{self.url(origin, key, **opts)} {descriptor}" for descriptor, opts in candidates)
-        fitting = [w for w in widths if w <= SRC_MAX_WIDTH]
-        src_width = fitting[-1] if fitting else widths[0]
-        src = self.url(origin, key, **dict(candidates[widths.index(src_width)][1]))
-        img = f'<img src="{esc(src)}" srcset="{esc(srcset)}" sizes="{esc(sizes)}" alt="{esc(alt)}"'
-        box = _box(widths[-1], original, aspect)
+            candidates = self._rule_candidates(rule, fmt if fmt is not None else own_format, original)
+            mime = MIME_TYPES[fmt] if fmt is not None else None
+            out.append(_Source(rule.media, mime, self._srcset_text(origin, key, candidates), rule.sizes_attr(), box))
+        return out
+
+    def _img(
+        self, origin: str, key: str, rule: _Rule, own_format: Any, original: tuple[int, int] | None, alt: str
+    ) -> dict[str, str | bool | None]:
+        """The ``<img>``'s ``src srcset sizes alt width height`` (in that order)."""
+        candidates = self._rule_candidates(rule, own_format, original)
+        if rule.densities is not None:
+            ones = [opts for descriptor, opts in candidates if descriptor == "1x"]
+            src_options = ones[0] if ones else candidates[0][1]
+        else:
+            widths = [opts["w"] for _, opts in candidates]
+            fitting = [w for w in widths if w <= SRC_MAX_WIDTH]
+            src_options = candidates[widths.index(fitting[-1] if fitting else widths[0])][1]
+        img: dict[str, str | bool | None] = {
+            "src": self.url(origin, key, **src_options),
+            "srcset": self._srcset_text(origin, key, candidates),
+            "sizes": rule.sizes_attr(),
+            "alt": alt,
+        }
+        box = _rule_box(rule, original)
         if box:
-            img += f' width="{box[0]}" height="{box[1]}"'
-        if loading:
-            img += f' loading="{loading}"'
-        parts.append(img + ' decoding="async">')
-        parts.append("</picture>")
-        return "".join(parts)
+            img.update(width=str(box[0]), height=str(box[1]))
+        return img
+
+    def _srcset_text(self, origin: str, key: str, candidates: list[tuple[str, dict[str, Any]]]) -> str:
+        return ", ".join(f"{self.url(origin, key, **opts)} {descriptor}" for descriptor, opts in candidates)
 
     def _candidates(
         self,
@@ -314,12 +440,10 @@ class UrlBuilder:
             options.setdefault("fit", "cover")
         out: list[tuple[str, dict[str, Any]]] = []
         if widths is not None:
-            widths = _ascending(widths, "widths", "integers")
+            widths = _checked_widths(widths)
             if "w" in options:
                 raise ValueError("srcset sets width per candidate (widths): do not give width too")
             for w in widths:
-                if not isinstance(w, int) or isinstance(w, bool):
-                    raise ValueError(f"widths are whole CSS pixels, got {w!r}")
                 extra = {"w": w} if aspect is None else {"w": w, "h": _ratio_height(w, aspect)}
                 out.append((f"{w}w", {**options, **extra}))
             return out
@@ -395,3 +519,239 @@ def _box(widest: int, original: Sequence[int] | None, aspect: float | Sequence[f
     if original is not None:
         return widest, _half_up(widest * original[1] / original[0])
     return None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One set of candidates: the default (``media`` None) or an art direction rule."""
+
+    media: str | None
+    sizes: str
+    widths: list[int] | None
+    densities: list[float] | None
+    aspect: float | Sequence[float] | None
+    options: dict[str, Any]  # short names, no format
+
+    def sizes_attr(self) -> str | None:
+        """The ``sizes`` attribute: none for ``x`` descriptors."""
+        return None if self.densities is not None else self.sizes
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One ``<source>``: its media query, type (None: untyped), candidates and box."""
+
+    media: str | None
+    mime: str | None
+    srcset: str
+    sizes: str | None
+    box: tuple[int, int] | None
+
+    def attributes(self) -> dict[str, str | bool | None]:
+        out: dict[str, str | bool | None] = {
+            "media": self.media,
+            "type": self.mime,
+            "srcset": self.srcset,
+            "sizes": self.sizes,
+        }
+        if self.box:
+            out.update(width=str(self.box[0]), height=str(self.box[1]))
+        return out
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What ``picture`` writes: the ``<source>``s in order and the ``<img>``'s attributes."""
+
+    sources: list[_Source]
+    img: dict[str, str | bool | None]
+
+
+def _listed(values: Iterable[Any] | None) -> list[Any] | None:
+    if values is None:
+        return None
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValueError(f"widths and densities are lists of numbers, got {values!r}")
+    return list(values)
+
+
+def _checked_widths(widths: Iterable[Any]) -> list[int]:
+    """``widths`` sorted without repeats. Raises ValueError: empty, or not whole CSS pixels."""
+    ordered = _ascending(widths, "widths", "integers")
+    for w in ordered:
+        if not isinstance(w, int) or isinstance(w, bool):
+            raise ValueError(f"widths are whole CSS pixels, got {w!r}")
+    return ordered
+
+
+def _aspect_pair(aspect: float | Sequence[float]) -> tuple[float, float]:
+    """``aspect`` as (w, h); a number r is (r, 1). Raises ValueError as ``_ratio_height``."""
+    _ratio_height(1, aspect)  # checks it
+    if isinstance(aspect, list | tuple):
+        return float(aspect[0]), float(aspect[1])
+    return float(aspect) if isinstance(aspect, int | float) else 0.0, 1.0
+
+
+def _widest(original: tuple[int, int], aspect: float | Sequence[float] | None) -> int:
+    """The widest candidate the proxy renders from ``original`` without enlarging: its width, and
+    with ``aspect`` (w, h) at most its height × w / h (rounded down)."""
+    if aspect is None:
+        return original[0]
+    aw, ah = _aspect_pair(aspect)
+    return max(1, min(original[0], math.floor(original[1] * aw / ah)))
+
+
+def _capped(rule: _Rule, original: tuple[int, int] | None) -> tuple[list[int] | None, list[float] | None]:
+    """``rule``'s widths (or densities) without those the original cannot fill; a width list that
+    lost some gains the widest the original fills, with its true descriptor."""
+    if original is None or (rule.widths is None) == (rule.densities is None):
+        return rule.widths, rule.densities
+    cap = _widest(original, rule.aspect)
+    if rule.widths is not None:
+        widths = _checked_widths(rule.widths)
+        kept = [w for w in widths if w <= cap]
+        return (kept if len(kept) == len(widths) else [*kept, cap]), None
+    width = rule.options.get("w")
+    densities = _ascending(rule.densities or [], "densities", "numbers")
+    if not isinstance(width, int) or isinstance(width, bool) or not all(_positive(d) for d in densities):
+        return None, densities  # _candidates says what is wrong
+    return None, densities[:1] + [d for d in densities[1:] if width * d <= cap]
+
+
+def _rule_box(rule: _Rule, original: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``width``/``height`` attributes (pixels) for ``rule``'s images, or None when unknown."""
+    if rule.densities is not None:
+        width, height = rule.options.get("w"), rule.options.get("h")
+        if not isinstance(width, int) or isinstance(width, bool):
+            return None
+        if isinstance(height, int) and not isinstance(height, bool):
+            return width, height
+        if rule.aspect is not None:
+            return width, _ratio_height(width, rule.aspect)
+        return (width, _half_up(width * original[1] / original[0])) if original else None
+    widths, _ = _capped(rule, original)
+    return _box(widths[-1], original, rule.aspect) if widths else None
+
+
+def _default_rule(
+    sizes: str,
+    widths: Iterable[int] | None,
+    densities: Iterable[float] | None,
+    aspect: float | Sequence[float] | None,
+    options: dict[str, Any],
+) -> _Rule:
+    """``picture``'s own candidates. Raises ValueError: densities without a numeric width or
+    height (a fixed-size image has one), a ``sizes`` that is not a str."""
+    rule = _Rule(None, sizes, _listed(widths), _listed(densities), aspect, short_names(options))
+    if rule.densities is not None and not (_whole(rule.options.get("w")) or _whole(rule.options.get("h"))):
+        raise ValueError("picture with densities needs a numeric width or height (a fixed-size image)")
+    if not isinstance(sizes, str):
+        raise ValueError(f"sizes is a str, got {sizes!r}")
+    return rule
+
+
+def _checked_info(info: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if info is not None and not isinstance(info, Mapping):
+        raise TypeError(f"info is the /info JSON, a dict, not {type(info).__name__}")
+    return info
+
+
+def _info_original(info: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """``(width, height)`` from ``/info``'s JSON, or None."""
+    if info is None:
+        return None
+    width, height = info.get("width"), info.get("height")
+    return (width, height) if _whole(width) and _whole(height) else None
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _checked_original(original: Sequence[int] | None) -> tuple[int, int] | None:
+    if original is None:
+        return None
+    if not isinstance(original, list | tuple) or len(original) != 2 or not all(_whole(v) for v in original):
+        raise ValueError(f"original must be (width, height), two positive integers (pixels), got {original!r}")
+    return original[0], original[1]
+
+
+def _is_animated(animated: bool | None, key: str, info: Mapping[str, Any] | None) -> bool:
+    """``animated`` as given, else ``/info``'s ``pages`` above 1, else a ``.gif`` key."""
+    if animated is not None:
+        if not isinstance(animated, bool):
+            raise ValueError(f"animated must be True, False or None, got {animated!r}")
+        return animated
+    pages = info.get("pages") if info is not None else None
+    if _whole(pages):
+        return pages > 1
+    return isinstance(key, str) and key.lower().endswith(".gif")
+
+
+def _checked_formats(formats: Sequence[str], animated: bool) -> list[str]:
+    """``formats`` lower-cased, AVIF dropped for an animated original. Raises ValueError: an
+    unknown format or one given twice."""
+    if isinstance(formats, str):
+        raise ValueError(f"formats is a list of formats, got {formats!r}")
+    fmts = [str(f).lower() for f in formats]
+    unknown = [f for f in fmts if f not in MIME_TYPES]
+    if unknown:
+        raise ValueError(f"formats {unknown}: <source> types are known for {'|'.join(MIME_TYPES)}")
+    if len(set(fmts)) != len(fmts):
+        raise ValueError(f"a format is given twice in {fmts}")
+    return [f for f in fmts if not (animated and f == "avif")]
+
+
+def _checked_art(art: Sequence[Mapping[str, Any]] | None) -> list[Mapping[str, Any]]:
+    if art is None:
+        return []
+    if not isinstance(art, list | tuple):
+        raise ValueError(f"art is a list of rules (dicts with a media query), got {type(art).__name__}")
+    return list(art)
+
+
+def _art_rule(rule: Mapping[str, Any], default: _Rule) -> _Rule:
+    """One art direction rule on top of the default. Raises ValueError: not a dict, no ``media``,
+    a ``format``, or an unknown key."""
+    if not isinstance(rule, Mapping):
+        raise ValueError(f"an art rule is a dict with a media query, got {rule!r}")
+    options = dict(rule)
+    media = options.pop("media", None)
+    if not isinstance(media, str) or not media.strip():
+        raise ValueError(f"an art rule needs media, a media query such as '(max-width: 599px)', got {media!r}")
+    aspect = options.pop("aspect", None)
+    sizes = options.pop("sizes", default.sizes)
+    widths, densities = _listed(options.pop("widths", None)), _listed(options.pop("densities", None))
+    if widths is None and densities is None:
+        widths, densities = default.widths, default.densities
+    own = short_names(options)
+    if "f" in own:
+        raise ValueError("an art rule takes the picture's formats: give no format in a rule")
+    if not isinstance(sizes, str):
+        raise ValueError(f"an art rule's sizes is a str, got {sizes!r}")
+    return _Rule(media, sizes, widths, densities, aspect, {**default.options, **own})
+
+
+def _loading(loading: str | None, priority: bool) -> dict[str, str | bool | None]:
+    """``loading``, ``fetchpriority`` and ``decoding`` of the ``<img>``. Raises ValueError."""
+    if not isinstance(priority, bool):
+        raise ValueError(f"priority must be True or False, got {priority!r}")
+    if loading is _DEFAULT:
+        loading = "eager" if priority else "lazy"
+    if loading not in ("lazy", "eager", None):
+        raise ValueError(f"loading must be 'lazy', 'eager' or None, got {loading!r}")
+    return {"loading": loading, "fetchpriority": "high" if priority else None, "decoding": "async"}
+
+
+def _blur_options(rule: _Rule, own_format: Any) -> dict[str, Any]:
+    """Options of the blur placeholder: ``rule``'s, at ``PLACEHOLDER_WIDTH`` (its box's ratio
+    kept), blurred, at low quality, in the ``<img>``'s format."""
+    options = {k: v for k, v in rule.options.items() if k not in ("w", "h", "dpr", "q", "blur")}
+    options.update(w=PLACEHOLDER_WIDTH, blur=PLACEHOLDER_BLUR, q=PLACEHOLDER_QUALITY, f=own_format)
+    width, height = rule.options.get("w"), rule.options.get("h")
+    if rule.aspect is not None:
+        options["h"] = _ratio_height(PLACEHOLDER_WIDTH, rule.aspect)
+        options.setdefault("fit", "cover")
+    elif _whole(width) and _whole(height):
+        options["h"] = max(1, _half_up(PLACEHOLDER_WIDTH * height / width))
+    return options
