@@ -491,7 +491,9 @@ def test_jinja2_filters_with_autoescape():
     assert out.endswith(picture)  # not escaped a second time
     assert "&amp;quot;" not in out and "&lt;picture" not in out
     filters = builder.jinja2_filters()
-    assert set(filters) == {"edgeproxy_url", "edgeproxy_srcset", "edgeproxy_picture"}
+    assert set(filters) == {"edgeproxy_url", "edgeproxy_srcset", "edgeproxy_picture", "edgeproxy_preload"}
+    preload = env.from_string('{{ key | edgeproxy_preload("demo", [320, 640], priority=True) }}').render(key=key)
+    assert preload == builder.preload_link("demo", key, [320, 640]) and preload.startswith('<link rel="preload"')
     assert isinstance(filters["edgeproxy_picture"](key, "demo", [320]), markupsafe.Markup)
     assert not isinstance(filters["edgeproxy_url"](key, "demo"), markupsafe.Markup)
 

@@ -466,7 +466,8 @@ class UrlBuilder:
     # ------------------------------------------------------------------ Jinja2
 
     def jinja2_filters(self) -> dict[str, Callable[..., Any]]:
-        """Jinja2 filters ``edgeproxy_url``, ``edgeproxy_srcset`` and ``edgeproxy_picture``.
+        """Jinja2 filters ``edgeproxy_url``, ``edgeproxy_srcset``, ``edgeproxy_picture`` and
+        ``edgeproxy_preload`` (``preload_link``, for the ``<head>``).
 
         The filtered value is the object key, the first argument the origin, then the method's own
         arguments::
@@ -476,7 +477,7 @@ class UrlBuilder:
             {{ product.image | edgeproxy_picture("media", [320, 640, 1280], alt=product.name,
                                                  original=(product.w, product.h)) }}
 
-        ``edgeproxy_picture`` returns ``markupsafe.Markup`` (its HTML is already escaped, so
+        ``edgeproxy_picture`` and ``edgeproxy_preload`` return ``markupsafe.Markup`` (its HTML is already escaped, so
         autoescaping leaves it alone); the others return plain str, which autoescaping may escape
         harmlessly (the URLs hold no ``&``, ``<``, ``>`` or quotes). Raises as the methods do.
         """
@@ -492,10 +493,16 @@ class UrlBuilder:
 
             return Markup(self.picture(origin, str(key), widths, **kwargs))  # escaped by picture
 
+        def edgeproxy_preload(key: str, origin: str, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
+            from markupsafe import Markup
+
+            return Markup(self.preload_link(origin, str(key), widths, **kwargs))  # escaped by preload_link
+
         return {
             "edgeproxy_url": edgeproxy_url,
             "edgeproxy_srcset": edgeproxy_srcset,
             "edgeproxy_picture": edgeproxy_picture,
+            "edgeproxy_preload": edgeproxy_preload,
         }
 
     def install_jinja2(self, env: Any) -> None:
