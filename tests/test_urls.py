@@ -455,6 +455,20 @@ def test_picture_animated_and_placeholders():
     assert img["style"] == f"background: url({blur}) center/cover; width:100%"
 
 
+@pytest.mark.skipif("ar" not in OPTION_ORDER, reason="the grammar has no ar option yet (issue 22's ar branch)")
+def test_picture_with_ar_sizes_and_caps_by_the_ratio():
+    """The same case as the JavaScript test "picture with ar": ``ar`` in the options gives the box its
+    ratio and caps the widths as ``aspect`` does."""
+    builder = UrlBuilder("", KEY)
+    html = builder.picture("demo", "a.jpg", [320, 640, 1280], ar="1:1", fit="cover", original=(1000, 600))
+    img = Tags(html).tags[-1][1]
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "600w"]
+    assert (img["width"], img["height"]) == ("600", "600")
+    assert "/w:600/ar:1:1/fit:cover/f:avif/demo/a.jpg 600w" in html
+    icon = Tags(builder.picture("demo", "a.jpg", densities=[1, 2], width=48, ar=(4, 3))).tags[-1][1]
+    assert (icon["width"], icon["height"]) == ("48", "36")
+
+
 def test_client_hints_meta():
     assert client_hints_meta("https://img.example.com/") == (
         '<meta http-equiv="Delegate-CH" content="sec-ch-dpr https://img.example.com; '

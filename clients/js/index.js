@@ -588,6 +588,19 @@ function sourceAttributes(s) {
   return out;
 }
 
+/** The candidates' aspect ratio when known: rule.aspect, else the ar option ("16:9", [16, 9], a number). */
+function shape(rule) {
+  if (given(rule.aspect)) return rule.aspect;
+  let value = rule.options.ar;
+  if (typeof value === "string") value = value.split(":");
+  if (Array.isArray(value) && (value.length === 1 || value.length === 2)) {
+    const numbers = value.map((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v));
+    const pair = [numbers[0], numbers.length === 2 ? numbers[1] : 1];
+    return pair.every(isPositive) ? pair : null;
+  }
+  return isPositive(value) ? value : null;
+}
+
 function listed(values) {
   if (!given(values)) return null;
   if (!Array.isArray(values)) throw bad(`widths and densities are arrays of numbers, got ${JSON.stringify(values)}`);
@@ -616,7 +629,7 @@ function widest(original, aspect) {
 /** [widths, densities] of rule without those original cannot fill (a capped width list gains the cap). */
 function capped(rule, original) {
   if (original === null || (rule.widths === null) === (rule.densities === null)) return [rule.widths, rule.densities];
-  const cap = widest(original, rule.aspect);
+  const cap = widest(original, shape(rule));
   if (rule.widths !== null) {
     const widths = checkedWidths(rule.widths);
     const kept = widths.filter((w) => w <= cap);
@@ -634,11 +647,11 @@ function ruleBox(rule, original) {
     const { w, h } = rule.options;
     if (!Number.isInteger(w)) return null;
     if (Number.isInteger(h)) return [w, h];
-    if (given(rule.aspect)) return [w, ratioHeight(w, rule.aspect)];
+    if (given(shape(rule))) return [w, ratioHeight(w, shape(rule))];
     return original ? [w, halfUp((w * original[1]) / original[0])] : null;
   }
   const [widths] = capped(rule, original);
-  return widths && widths.length ? imgBox(widths[widths.length - 1], original, rule.aspect) : null;
+  return widths && widths.length ? imgBox(widths[widths.length - 1], original, shape(rule)) : null;
 }
 
 function defaultRule(sizes, widths, densities, aspect, options) {

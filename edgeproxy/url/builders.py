@@ -543,6 +543,13 @@ class _Rule:
         """The ``sizes`` attribute: none for ``x`` descriptors."""
         return None if self.densities is not None else self.sizes
 
+    def shape(self) -> float | Sequence[float] | None:
+        """The candidates' aspect ratio when the builder knows it: ``aspect``, else the ``ar``
+        option (``"16:9"``, ``(16, 9)`` or a number), for the box and the cap; None otherwise."""
+        if self.aspect is not None:
+            return self.aspect
+        return _ar_value(self.options.get("ar"))
+
 
 @dataclass(frozen=True)
 class _Source:
@@ -572,6 +579,21 @@ class _Layout:
 
     sources: list[_Source]
     img: dict[str, str | bool | None]
+
+
+def _ar_value(value: object) -> float | tuple[float, float] | None:
+    """An ``ar`` option's ratio as ``aspect`` takes it, or None when it is not one (the option's own
+    check says why)."""
+    if isinstance(value, str):
+        value = value.split(":")
+    try:
+        if isinstance(value, list | tuple) and len(value) in (1, 2):
+            numbers = [float(v) for v in value]
+            pair = (numbers[0], numbers[1] if len(numbers) == 2 else 1.0)
+            return pair if all(_positive(v) for v in pair) else None
+        return float(value) if isinstance(value, int | float) and _positive(value) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _listed(values: Iterable[Any] | None) -> list[Any] | None:
@@ -613,7 +635,7 @@ def _capped(rule: _Rule, original: tuple[int, int] | None) -> tuple[list[int] | 
     lost some gains the widest the original fills, with its true descriptor."""
     if original is None or (rule.widths is None) == (rule.densities is None):
         return rule.widths, rule.densities
-    cap = _widest(original, rule.aspect)
+    cap = _widest(original, rule.shape())
     if rule.widths is not None:
         widths = _checked_widths(rule.widths)
         kept = [w for w in widths if w <= cap]
@@ -633,11 +655,12 @@ def _rule_box(rule: _Rule, original: tuple[int, int] | None) -> tuple[int, int] 
             return None
         if isinstance(height, int) and not isinstance(height, bool):
             return width, height
-        if rule.aspect is not None:
-            return width, _ratio_height(width, rule.aspect)
+        shape = rule.shape()
+        if shape is not None:
+            return width, _ratio_height(width, shape)
         return (width, _half_up(width * original[1] / original[0])) if original else None
     widths, _ = _capped(rule, original)
-    return _box(widths[-1], original, rule.aspect) if widths else None
+    return _box(widths[-1], original, rule.shape()) if widths else None
 
 
 def _default_rule(

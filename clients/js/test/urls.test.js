@@ -194,3 +194,14 @@ test("clientHintsMeta and ACCEPT_CH", () => {
   assert.equal(ACCEPT_CH, "Accept-CH: Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width");
   assert.throws(() => clientHintsMeta("img.example.com"), RangeError);
 });
+
+test("picture with ar: the box and the cap follow the ratio", () => {
+  const builder = new UrlBuilder({ signingKey: KEY });
+  const html = builder.picture("demo", "a.jpg", { widths: [320, 640, 1280], ar: "1:1", fit: "cover", original: [1000, 600] });
+  // a 1:1 crop of a 1000 x 600 original is at most 600 wide: 640 and 1280 dropped, 600w kept
+  assert.deepEqual([...html.matchAll(/ (\d+)w[",]/g)].map((m) => m[1]).slice(0, 2), ["320", "600"]);
+  assert.ok(html.includes("/w:600/ar:1:1/fit:cover/f:avif/demo/a.jpg 600w"));
+  assert.ok(html.includes('width="600" height="600"'));
+  const icon = builder.picture("demo", "a.jpg", { densities: [1, 2], width: 48, ar: [4, 3] });
+  assert.ok(icon.includes('width="48" height="36"'));
+});
