@@ -8,6 +8,7 @@ candidates, picture sources, presets, awkward keys) are requested from a running
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -616,6 +617,20 @@ def test_proxy_serves_capped_art_directed_and_placeholder_candidates(served):
     assert art == ["200w", "400w", "426w"]  # 533 × 4/5 = 426: the widest 4:5 crop of the original
     blur = re.fullmatch(r"background: url\((\S+)\) center/cover", img["style"])
     assert blur and fetch(served, blur.group(1)).width == 24
+
+
+def test_proxy_info_feeds_the_placeholders(served):
+    """The proxy's own ``/info`` JSON, given as ``info=``, makes the colour and thumbhash placeholders
+    (and the box); the thumbhash is a PNG that decodes."""
+    builder = UrlBuilder("", KEY)
+    info = json.loads(raw_get(served, builder.info_path("demo", PHOTO))[1])
+    if "dominant_color" not in info:
+        pytest.skip("this /info has no placeholders yet (issue 22's info branch)")
+    img = Tags(builder.picture("demo", PHOTO, [320, 640], info=info, placeholder="color")).tags[-1][1]
+    assert img["style"] == f"background: {info['dominant_color']}" and (img["width"], img["height"]) == ("640", "426")
+    img = Tags(builder.picture("demo", PHOTO, [320], info=info, placeholder="thumbhash")).tags[-1][1]
+    found = re.fullmatch(r"background: url\(data:image/png;base64,(\S+)\) center/cover", img["style"])
+    assert found and loader_format(decode(base64.b64decode(found.group(1)))) == "png"
 
 
 def test_proxy_animated_picture_has_no_still_avif(served):
