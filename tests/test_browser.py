@@ -532,3 +532,76 @@ def test_width_and_height_attributes_keep_the_css_size(harness: Harness):
     assert sized["naturalWidth"] == unsized["naturalWidth"] == 600  # src: density 1, whatever the DSF
     assert (round(sized["rectWidth"]), round(sized["rectHeight"])) == (300, 245)
     assert (round(unsized["rectWidth"]), round(unsized["rectHeight"])) == (600, 490)
+
+
+# ------------------------------------------------------------------ issue 22: pages that score
+
+
+def test_art_direction_fetches_the_rule_for_the_viewport(harness: Harness):
+    """``picture(..., art=[...])``: at a 400-px viewport Chromium fetches the 4:5 rule's AVIF source
+    and lays the image out at 4:5 (the ``<source width height>``); at 1200 px the default 16:9 one."""
+    u = harness.urls
+    rule = {"media": "(max-width: 599px)", "aspect": (4, 5), "widths": [320, 400, 640]}
+    picture = u.picture(
+        "demo", PHOTO, [640, 1200, 1600], aspect=(16, 9), art=[rule], original=(PHOTO_W, PHOTO_H), alt="art"
+    )
+    page = harness.page("art", f"<style>img{{width:100%;height:auto}}</style>{picture}")
+    portrait = u.url("demo", PHOTO, width=400, height=500, fit="cover", format="avif")
+    landscape = u.url("demo", PHOTO, width=1200, height=675, fit="cover", format="avif")
+    for viewport, url, (width, height) in ((400, portrait, (400, 500)), (1200, landscape, (1200, 675))):
+        visit = harness.visit(f"art-vw{viewport}", page, dsf=1, width=viewport)
+        assert [r.url for r in visit.requests] == [url], (viewport, [r.path for r in visit.requests])
+        o = visit.request_for(url)
+        assert (o.status, o.decoded_format, o.decoded_width, o.decoded_height) == (200, "avif", width, height)
+        shown = visit.image("")
+        assert shown["currentSrc"] == url
+        assert abs(shown["rectHeight"] / shown["rectWidth"] - height / width) < 0.01, shown
+
+
+def test_priority_image_is_requested_first(harness: Harness):
+    """The hero last in the document, after four eager thumbnails: with ``preload_link`` in the
+    ``<head>`` and ``priority=True`` it is the first image requested, once (the preload is reused);
+    without them (the control) it comes after the thumbnails."""
+    u = harness.urls
+    args = {"sizes": "960px", "original": (PHOTO_W, PHOTO_H), "alt": "hero"}
+    thumbs = "".join(
+        f'<img src="{u.url("demo", PHOTO, width=100 + i, format="auto")}" width="100" height="82" alt="t{i}">'
+        for i in range(4)
+    )
+    hero_url = u.url("demo", PHOTO, width=960, format="avif")
+    for preload in (True, False):
+        name = f"priority-{'preload' if preload else 'control'}"
+        head = u.preload_link("demo", PHOTO, [480, 960, 1920], **args) if preload else ""
+        hero = u.picture("demo", PHOTO, [480, 960, 1920], priority=preload, loading="eager", **args)
+        page = harness.page(name, f"{thumbs}{hero}", head=head)
+        visit = harness.visit(name, page, dsf=1, width=1000)
+        urls = [r.url for r in visit.requests]
+        assert urls.count(hero_url) == 1, urls  # the preload's candidate is the <source>'s: one fetch
+        assert len(urls) == 5, urls
+        if preload:
+            assert urls[0] == hero_url, [r.path for r in visit.requests]
+            assert 'fetchpriority="high"' in hero and 'loading="eager"' in hero
+        else:
+            assert urls.index(hero_url) == 4, [r.path for r in visit.requests]
+
+
+def test_animated_gif_picture_animates(harness: Harness):
+    """``picture`` of a GIF writes no AVIF source (a one-frame still); Chromium gets the animated
+    WebP and its frames change on screen."""
+    u = harness.urls
+    picture = u.picture("demo", "animated.gif", [100], sizes="100px", original=(100, 100), alt="anim")
+    assert "image/avif" not in picture
+    page = harness.page("animated", f'<div id="anim">{picture}</div>')
+    context = harness.browser.new_context(viewport={"width": 400, "height": 300})
+    try:
+        tab = context.new_page()
+        tab.goto(f"{harness.site}/{page}", wait_until="load")
+        tab.wait_for_function(ALL_LOADED_JS)
+        assert tab.evaluate("document.images[0].currentSrc").endswith("/w:100/f:webp/demo/animated.gif")
+        shots = set()
+        for _ in range(12):
+            shots.add(tab.locator("#anim img").screenshot())
+            tab.wait_for_timeout(120)
+    finally:
+        context.close()
+    assert len(shots) >= 2, "the animated WebP showed one frame only"

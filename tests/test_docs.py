@@ -99,6 +99,10 @@ def test_readme_page_serves_what_it_says(tmp_path: Path):
         sources = re.findall(r'<source type="(image/\w+)" srcset="([^"]+)"', html)
         img = re.search(r'<img src="([^"]+)" srcset="([^"]+)"', html)
         assert [t for t, _ in sources] == ["image/avif", "image/webp"] and img is not None
+        # the hero is the page's LCP image: eager, high priority, and preloaded from <head>
+        assert 'loading="eager" fetchpriority="high"' in html and 'loading="lazy"' not in html
+        preload = re.search(r'<link rel="preload" as="image" imagesrcset="([^"]+)"', html)
+        assert preload is not None and preload.group(1) == sources[0][1]
         candidates = [(t, srcset) for t, srcset in sources] + [("image/jpeg", img.group(2))]
         with httpx.Client(timeout=30) as client:
             for mime, srcset in candidates:

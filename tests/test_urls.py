@@ -8,6 +8,7 @@ candidates, picture sources, presets, awkward keys) are requested from a running
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -23,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.url.builders import OPTION_ORDER, UrlBuilder, format_value
+from edgeproxy.url.builders import ACCEPT_CH, OPTION_ORDER, UrlBuilder, client_hints_meta, format_value
 from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.signing import PathSigner
 from testkit.app import KEY, make_client, raw_get
@@ -42,6 +43,8 @@ ODD_KEYS = ["фото/ä ö.jpg", "a+b&c#d?e%f.jpg", "!'()*~.jpg", "emoji/😀.j
 
 
 def run_case(case: dict) -> str:
+    if case["call"] == "client_hints_meta":  # the module's function
+        return client_hints_meta(**case["args"])
     builder = UrlBuilder(case["base_url"], case["signing_key"], signature_size=case["signature_size"])
     return getattr(builder, case["call"])(case["origin"], case["key"], **case["args"])
 
@@ -73,10 +76,21 @@ def test_fixture_covers_the_brief():
         "aspect 16:9",
         "densities",
         "picture",
+        "priority",
+        "attrs",
+        "art direction",
+        "capped by the original",
+        "animated",
+        "placeholder color",
+        "placeholder thumbhash",
+        "placeholder blur",
+        "preload",
+        "client hints meta",
+        "event handler",
     ):
         assert word in names, word
     calls = {c["call"] for c in GOOD}
-    assert calls == {"url", "srcset", "picture", "info_url"}
+    assert calls == {"url", "srcset", "picture", "info_url", "preload_link", "client_hints_meta"}
     assert len(BAD) >= 20
     vector = next(c for c in GOOD if c["name"] == "readme test vector (path only)")
     assert vector["expected"] == "/rqufbFtvkzI1TYyIM7jKdQdcFfaR8jZ4ZsKp2s1zEzc/w:400/f:auto/demo/photo.jpg"
@@ -304,14 +318,15 @@ def test_picture_html():
     for (_, attrs), (mime, fmt) in zip(tags[1:3], [("image/avif", "avif"), ("image/webp", "webp")], strict=True):
         assert attrs["type"] == mime and attrs["sizes"] == sizes
         got = candidates(attrs["srcset"])
-        assert [d for _, d in got] == ["320w", "640w", "1280w", "2048w"]
+        # 2048 is above the 1600-px original: dropped, and 1600w (its true width) added
+        assert [d for _, d in got] == ["320w", "640w", "1280w", "1600w"]
         for url, descriptor in got:
             assert url == builder.url("demo", "cats/tom & jerry.jpg", width=int(descriptor[:-1]), f=fmt, q=70)
     img = tags[3][1]
     assert img["alt"] == ALT and img["sizes"] == sizes
     assert (img["width"], img["height"]) == ("1600", "1067")  # 2048 capped at the original's 1600
-    assert img["loading"] == "lazy" and img["decoding"] == "async"
-    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "1280w", "2048w"]
+    assert img["loading"] == "lazy" and img["decoding"] == "async" and "fetchpriority" not in img
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "1280w", "1600w"]
     assert "/f:" not in img["srcset"]  # the img negotiates (f:auto)
     assert img["src"] == builder.url("demo", "cats/tom & jerry.jpg", width=640, q=70)  # largest <= 1024
     assert 'alt="Tom&#x27;s &quot;cat&quot; &lt;b&gt; &amp; co"' in html
@@ -340,6 +355,132 @@ def test_srcset_densities_and_aspect():
     assert got == [(builder.path("demo", "a.jpg", w=300, h=150, fit="fill"), "300w")]
 
 
+def test_picture_priority_and_its_preload_link():
+    builder = UrlBuilder("https://img.example.com", KEY)
+    args = {"sizes": "100vw", "original": (1920, 1280), "alt": "Hero"}
+    tags = Tags(builder.picture("demo", "hero.jpg", [480, 960, 1920], priority=True, **args)).tags
+    img = tags[-1][1]
+    assert (img["loading"], img["fetchpriority"], img["decoding"]) == ("eager", "high", "async")
+    lazy = Tags(builder.picture("demo", "hero.jpg", [480, 960, 1920], **args)).tags[-1][1]
+    assert lazy["loading"] == "lazy" and "fetchpriority" not in lazy
+    # the preload names exactly the candidates of the first <source> (AVIF), typed, no href
+    ((tag, link),) = Tags(builder.preload_link("demo", "hero.jpg", [480, 960, 1920], priority=True, **args)).tags
+    assert tag == "link" and "href" not in link
+    assert link == {
+        "rel": "preload",
+        "as": "image",
+        "imagesrcset": tags[1][1]["srcset"],
+        "imagesizes": "100vw",
+        "type": "image/avif",
+        "fetchpriority": "high",
+    }
+
+
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+def test_picture_attrs_stay_inside_their_attribute():
+    builder = UrlBuilder("", KEY)
+    html = builder.picture(
+        "demo",
+        "a.jpg",
+        [320],
+        alt=HOSTILE,
+        attrs={"title": HOSTILE, "data-x": "a & b", "style": "font-family: 'x'", "class": "hero", "decoding": "sync"},
+    )
+    tags = Tags(html).tags
+    assert [t for t, _ in tags] == ["picture", "source", "source", "img"]  # nothing broke out
+    img = tags[-1][1]
+    assert img["title"] == img["alt"] == HOSTILE and img["data-x"] == "a & b"
+    assert img["style"] == "font-family: 'x'" and img["decoding"] == "sync" and img["class"] == "hero"
+    assert "<script>" not in html
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [{"onerror": "x()"}, {"oNlOaD": "x()"}, {"a b": "1"}, {"a=b": "1"}, {"a/": "1"}, {"srcset": "x 1x"}, {"HEIGHT": 1}],
+)
+def test_picture_attrs_refused(attrs):
+    with pytest.raises(ValueError):
+        UrlBuilder("", KEY).picture("demo", "a.jpg", [320], attrs=attrs)
+
+
+def test_picture_bad_types_and_unknown_options():
+    builder = UrlBuilder("", KEY)
+    with pytest.raises(TypeError):
+        builder.picture("demo", "a.jpg", [320], attrs={"title": {"a": 1}})
+    with pytest.raises(TypeError):
+        builder.picture("demo", "a.jpg", [320], attrs=[("class", "x")])
+    with pytest.raises(TypeError):
+        builder.picture("demo", "a.jpg", [320], info="800x600")
+    with pytest.raises(ValueError, match="unknown option 'zoom'"):
+        builder.picture("demo", "a.jpg", [320], zoom=2)
+    with pytest.raises(ValueError, match="unknown option 'zoom'"):
+        builder.picture("demo", "a.jpg", [320], art=[{"media": "(max-width: 599px)", "zoom": 2}])
+
+
+def test_picture_art_direction_sources():
+    builder = UrlBuilder("", KEY)
+    rule = {"media": "(max-width: 599px)", "aspect": (4, 5), "widths": [320, 640], "gravity": "face"}
+    tags = Tags(builder.picture("demo", "a.jpg", [640, 1280], aspect=(16, 9), art=[rule], q=60)).tags
+    sources = [attrs for tag, attrs in tags if tag == "source"]
+    assert [(s.get("media"), s.get("type")) for s in sources] == [
+        ("(max-width: 599px)", "image/avif"),
+        ("(max-width: 599px)", "image/webp"),
+        ("(max-width: 599px)", None),  # the img's format, for browsers without AVIF or WebP
+        (None, "image/avif"),
+        (None, "image/webp"),
+    ]
+    for source, fmt in zip(sources[:3], ["avif", "webp", None], strict=True):
+        assert (source["width"], source["height"]) == ("640", "800")
+        for url, descriptor in candidates(source["srcset"]):
+            w = int(descriptor[:-1])
+            assert url == builder.path("demo", "a.jpg", w=w, h=w * 5 // 4, fit="cover", g="face", f=fmt, q=60)
+    assert "width" not in sources[3]
+    assert [u for u, _ in candidates(sources[3]["srcset"])][0] == builder.path(
+        "demo", "a.jpg", w=640, h=360, fit="cover", f="avif", q=60
+    )
+
+
+def test_picture_animated_and_placeholders():
+    builder = UrlBuilder("", KEY)
+    types = [a.get("type") for t, a in Tags(builder.picture("demo", "loop.gif", [320])).tags if t == "source"]
+    assert types == ["image/webp"]
+    types = [a.get("type") for t, a in Tags(builder.picture("demo", "a.webp", [320], info={"pages": 3})).tags]
+    assert "image/avif" not in types
+    info = {"width": 800, "height": 600, "dominant_color": "#102030"}
+    img = Tags(builder.picture("demo", "a.jpg", [320, 1024], info=info, placeholder="color")).tags[-1][1]
+    assert img["style"] == "background: #102030" and (img["width"], img["height"]) == ("800", "600")
+    img = Tags(builder.picture("demo", "a.jpg", [320], placeholder="blur", attrs={"style": "width:100%"})).tags[-1][1]
+    blur = builder.path("demo", "a.jpg", w=24, blur=2, q=30)
+    assert img["style"] == f"background: url({blur}) center/cover; width:100%"
+
+
+@pytest.mark.skipif("ar" not in OPTION_ORDER, reason="the grammar has no ar option yet (issue 22's ar branch)")
+def test_picture_with_ar_sizes_and_caps_by_the_ratio():
+    """The same case as the JavaScript test "picture with ar": ``ar`` in the options gives the box its
+    ratio and caps the widths as ``aspect`` does."""
+    builder = UrlBuilder("", KEY)
+    html = builder.picture("demo", "a.jpg", [320, 640, 1280], ar="1:1", fit="cover", original=(1000, 600))
+    img = Tags(html).tags[-1][1]
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "600w"]
+    assert (img["width"], img["height"]) == ("600", "600")
+    assert "/w:600/ar:1:1/fit:cover/f:avif/demo/a.jpg 600w" in html
+    icon = Tags(builder.picture("demo", "a.jpg", densities=[1, 2], width=48, ar=(4, 3))).tags[-1][1]
+    assert (icon["width"], icon["height"]) == ("48", "36")
+
+
+def test_client_hints_meta():
+    assert client_hints_meta("https://img.example.com/") == (
+        '<meta http-equiv="Delegate-CH" content="sec-ch-dpr https://img.example.com; '
+        'sec-ch-width https://img.example.com; sec-ch-viewport-width https://img.example.com">'
+    )
+    assert ACCEPT_CH == "Accept-CH: Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width"
+    for bad in ("img.example.com", "https://img.example.com/x", "ftp://img.example.com", 'https://a"b'):
+        with pytest.raises(ValueError):
+            client_hints_meta(bad)
+
+
 # --------------------------------------------------------------------------- Jinja2
 
 
@@ -365,7 +506,9 @@ def test_jinja2_filters_with_autoescape():
     assert out.endswith(picture)  # not escaped a second time
     assert "&amp;quot;" not in out and "&lt;picture" not in out
     filters = builder.jinja2_filters()
-    assert set(filters) == {"edgeproxy_url", "edgeproxy_srcset", "edgeproxy_picture"}
+    assert set(filters) == {"edgeproxy_url", "edgeproxy_srcset", "edgeproxy_picture", "edgeproxy_preload"}
+    preload = env.from_string('{{ key | edgeproxy_preload("demo", [320, 640], priority=True) }}').render(key=key)
+    assert preload == builder.preload_link("demo", key, [320, 640]) and preload.startswith('<link rel="preload"')
     assert isinstance(filters["edgeproxy_picture"](key, "demo", [320]), markupsafe.Markup)
     assert not isinstance(filters["edgeproxy_url"](key, "demo"), markupsafe.Markup)
 
@@ -450,6 +593,53 @@ def test_proxy_answers_builder_info_urls_whose_signatures_render_nothing(served)
         assert raw_get(served, transform)[0] == 200
         assert raw_get(served, "/" + signature + "/" + transform.split("/", 2)[2])[0] == 403, key
         assert raw_get(served, "/info/" + transform.split("/", 2)[1] + path.split(signature, 1)[1])[0] == 403, key
+
+
+def test_proxy_serves_capped_art_directed_and_placeholder_candidates(served):
+    """What picture() writes with original= (from /info), art and a blur placeholder is what the proxy
+    renders: every candidate exactly its descriptor's width (the capped one too), art crops at their
+    ratio, the placeholder 24 pixels wide."""
+    builder = UrlBuilder("", KEY)
+    info = json.loads(raw_get(served, builder.info_path("demo", PHOTO))[1])
+    rule = {"media": "(max-width: 599px)", "aspect": (4, 5), "widths": [200, 400, 1200], "gravity": "smart"}
+    html = builder.picture("demo", PHOTO, [320, 640, 1280], info=info, art=[rule], placeholder="blur")
+    tags = Tags(html).tags
+    img = tags[-1][1]
+    assert [d for _, d in candidates(img["srcset"])] == ["320w", "640w", "800w"]  # 1280 > the 800-px original
+    assert (img["width"], img["height"]) == ("800", "533")
+    for _, attrs in tags[1:]:
+        for url, descriptor in candidates(attrs["srcset"]):
+            image = fetch(served, url)
+            assert image.width == int(descriptor[:-1]), url
+            if attrs.get("media"):
+                assert abs(image.height - image.width * 5 / 4) <= 0.5, url
+    art = [d for _, d in candidates(tags[1][1]["srcset"])]
+    assert art == ["200w", "400w", "426w"]  # 533 × 4/5 = 426: the widest 4:5 crop of the original
+    blur = re.fullmatch(r"background: url\((\S+)\) center/cover", img["style"])
+    assert blur and fetch(served, blur.group(1)).width == 24
+
+
+def test_proxy_info_feeds_the_placeholders(served):
+    """The proxy's own ``/info`` JSON, given as ``info=``, makes the colour and thumbhash placeholders
+    (and the box); the thumbhash is a PNG that decodes."""
+    builder = UrlBuilder("", KEY)
+    info = json.loads(raw_get(served, builder.info_path("demo", PHOTO))[1])
+    if "dominant_color" not in info:
+        pytest.skip("this /info has no placeholders yet (issue 22's info branch)")
+    img = Tags(builder.picture("demo", PHOTO, [320, 640], info=info, placeholder="color")).tags[-1][1]
+    assert img["style"] == f"background: {info['dominant_color']}" and (img["width"], img["height"]) == ("640", "426")
+    img = Tags(builder.picture("demo", PHOTO, [320], info=info, placeholder="thumbhash")).tags[-1][1]
+    found = re.fullmatch(r"background: url\(data:image/png;base64,(\S+)\) center/cover", img["style"])
+    assert found and loader_format(decode(base64.b64decode(found.group(1)))) == "png"
+
+
+def test_proxy_animated_picture_has_no_still_avif(served):
+    builder = UrlBuilder("", KEY)
+    tags = Tags(builder.picture("demo", "animated.gif", [64], formats=("avif", "webp"))).tags
+    assert [a.get("type") for t, a in tags if t == "source"] == ["image/webp"]
+    ((url, _),) = candidates(tags[1][1]["srcset"])
+    status, body = raw_get(served, url)
+    assert status == 200 and decode(body).get_n_pages() == 3  # animated WebP, every frame
 
 
 def test_proxy_refuses_a_wrong_key_or_size(served):

@@ -24,6 +24,9 @@ export interface TransformOptions {
   /** 1..16384 CSS pixels (not with w:auto). */
   height?: number | string | null;
   h?: number | string | null;
+  /** W:H ("16:9", [16, 9], or a number R for R:1), each > 0, within 1:100..100:1; with w, w:auto or h, never both. */
+  aspect_ratio?: string | number | [number, number] | null;
+  ar?: string | number | [number, number] | null;
   fit?: Fit | null;
   gravity?: Gravity | null;
   g?: Gravity | null;
@@ -67,9 +70,39 @@ export interface SrcsetOptions extends TransformOptions {
   aspect?: Aspect;
 }
 
+/** An <img> attribute value: written escaped; true: a bare boolean attribute; null/false: left out. */
+export type AttributeValue = string | number | boolean | null | undefined;
+
+/** The fields of GET /info's JSON that the builders read. */
+export interface ImageInfo {
+  width?: number;
+  height?: number;
+  /** Frames: above 1, the original is animated. */
+  pages?: number;
+  /** "#rrggbb" (placeholder "color"); absent for a blocked original. */
+  dominant_color?: string;
+  /** "data:image/png;base64,..." (placeholder "thumbhash"); absent for a blocked original. */
+  thumbhash_png?: string;
+  [field: string]: unknown;
+}
+
+/** An art direction rule: a media query, its own candidates, and options added to the picture's (no format). */
+export interface ArtRule extends TransformOptions {
+  /** e.g. "(max-width: 599px)". */
+  media: string;
+  aspect?: Aspect | null;
+  /** Default: the picture's widths (or densities). */
+  widths?: number[];
+  densities?: number[];
+  /** Default: the picture's sizes. */
+  sizes?: string;
+}
+
 export interface PictureOptions extends TransformOptions {
-  /** CSS pixel widths, one "Nw" candidate each. */
-  widths: number[];
+  /** CSS pixel widths, one "Nw" candidate each (or densities). */
+  widths?: number[];
+  /** Device pixel ratios, one "Nx" candidate each, for a fixed-size image: give a numeric width (or height). */
+  densities?: number[];
   /** <source> formats in order of preference; default ["avif", "webp"]. */
   formats?: SourceFormat[];
   /** The sizes attribute; default "100vw". */
@@ -79,8 +112,24 @@ export interface PictureOptions extends TransformOptions {
   /** [width, height] of the upright original, pixels: gives the img's width/height attributes. */
   original?: [number, number] | null;
   aspect?: Aspect | null;
-  /** Default "lazy"; null: no attribute. */
+  /** Default "lazy" ("eager" with priority); null: no attribute. */
   loading?: "lazy" | "eager" | null;
+  /** The page's LCP image: loading="eager" and fetchpriority="high" (pair it with preloadLink). */
+  priority?: boolean;
+  /**
+   * More <img> attributes (class, id, decoding, style, data-*, aria-*), escaped, overriding the defaults.
+   * Refused (RangeError): on* event handlers, src, srcset, sizes, alt, width, height, names that are not
+   * HTML attribute names.
+   */
+  attrs?: Record<string, AttributeValue> | null;
+  /** Art direction rules, in order, before the default sources. */
+  art?: ArtRule[] | null;
+  /** No AVIF source (a one-frame still); default: info.pages > 1, else a key ending in ".gif". */
+  animated?: boolean | null;
+  /** A style filling the img's box until it paints: "color" and "thumbhash" need info; "blur": a 24-px derivative. */
+  placeholder?: "color" | "thumbhash" | "blur" | null;
+  /** The original's GET /info JSON: original size, animation, placeholders. */
+  info?: ImageInfo | null;
 }
 
 export interface UrlBuilderConfig {
@@ -108,8 +157,10 @@ export class UrlBuilder {
   /** "URL 320w, URL 640w" or, with options.densities, "URL 1x, URL 2x". */
   srcset(origin: string, key: string, widths: number[] | null | undefined, options?: SrcsetOptions): string;
   srcset(origin: string, key: string, options: SrcsetOptions): string;
-  /** A <picture> element: one <source> per format, then the <img>. */
+  /** A <picture> element: art-directed <source>s, one <source> per format, then the <img>. */
   picture(origin: string, key: string, options: PictureOptions): string;
+  /** <link rel="preload" as="image" imagesrcset imagesizes type fetchpriority="high"> for picture()'s first source. */
+  preloadLink(origin: string, key: string, options: PictureOptions): string;
 }
 
 export const OPTION_NAMES: Readonly<Record<string, string>>;
@@ -122,3 +173,17 @@ export const INFO_PREFIX: string;
 export function formatValue(value: OptionValue | OptionValue[]): string;
 /** As Python's html.escape(text, quote=True). */
 export function escapeHtml(text: unknown): string;
+/**
+ * <meta http-equiv="Delegate-CH" content="sec-ch-dpr ORIGIN; sec-ch-width ORIGIN; sec-ch-viewport-width ORIGIN">.
+ * @throws {RangeError} not an http(s) origin (scheme://host[:port]).
+ */
+export function clientHintsMeta(proxyOrigin: string): string;
+/** "Accept-CH: Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width": the header line the page's server sends. */
+export const ACCEPT_CH: string;
+/** An attribute name attrs accepts. */
+export const ATTRIBUTE_NAME: RegExp;
+/** <img> attributes attrs may not set. */
+export const RESERVED_ATTRIBUTES: readonly string[];
+export const PLACEHOLDER_WIDTH: number;
+export const PLACEHOLDER_BLUR: number;
+export const PLACEHOLDER_QUALITY: number;

@@ -13,6 +13,7 @@ export const OPTION_NAMES = Object.freeze({
   preset: "pr", pr: "pr",
   width: "w", w: "w",
   height: "h", h: "h",
+  aspect_ratio: "ar", ar: "ar",
   fit: "fit",
   gravity: "g", g: "g",
   dpr: "dpr",
@@ -33,7 +34,7 @@ export const OPTION_NAMES = Object.freeze({
 
 /** The order options are written in, whatever order they were given in. */
 export const OPTION_ORDER = Object.freeze([
-  "pr", "w", "h", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
+  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
   "enlarge", "strip", "exp", "v",
 ]);
 
@@ -121,6 +122,7 @@ const GRAVITIES = new Set([
   "c", "ce", "centre", "n", "no", "s", "so", "e", "ea", "w", "we", "ne", "nw", "se", "sw",
 ]);
 const MAX_DIMENSION = 16384;
+const MAX_ASPECT_RATIO = 100;
 
 function bad(message) {
   return new RangeError(message);
@@ -168,6 +170,15 @@ function checkOption(name, args) {
     case "h":
       int(name, one(name, args), 1, MAX_DIMENSION);
       return;
+    case "ar": {
+      // ar:W:H or ar:RATIO (RATIO:1), each a decimal > 0, the ratio within 1:100..100:1
+      if (args.length < 1 || args.length > 2) throw bad(`option ar: expected ar:W:H (such as ar:16:9) or ar:RATIO`);
+      const [w, h] = (args.length === 2 ? args : [args[0], "1"]).map((a) => num(name, a, 0, 1e6, true));
+      if (!(1 / MAX_ASPECT_RATIO <= w / h && w / h <= MAX_ASPECT_RATIO)) {
+        throw bad(`option ar: ${args.join(":")} is beyond ${MAX_ASPECT_RATIO}:1 or 1:${MAX_ASPECT_RATIO}`);
+      }
+      return;
+    }
     case "fit":
       oneOf(name, one(name, args), FITS);
       return;
@@ -273,6 +284,9 @@ function segments(options) {
   }
   if (Object.hasOwn(values, "h") && /^auto(:|$)/i.test(formatValue(values.w ?? ""))) {
     throw bad("option w:auto: sets the width only and cannot be combined with h");
+  }
+  if (Object.hasOwn(values, "ar") && Object.hasOwn(values, "w") && Object.hasOwn(values, "h")) {
+    throw bad("option ar: cannot be combined with both w and h (the ratio sets the side not given)");
   }
   return out;
 }
@@ -450,55 +464,284 @@ export class UrlBuilder {
   }
 
   /**
-   * A <picture>: one <source type srcset sizes> per format, then <img src srcset sizes alt
-   * [width height] [loading] decoding="async">. The img's candidates use options' own format (none:
-   * f:auto); src is the largest width up to 1024 (else the smallest). width/height attributes come
-   * from aspect (the largest width, capped at original's width when given), else from original
-   * ([w, h] of the upright original, pixels); left out when neither is known.
+   * A <picture>: art-directed <source media ...>s (per rule: one per format, then one untyped in the
+   * img's format), one <source type srcset sizes> per format, then <img src srcset sizes alt
+   * [width height] [loading] [fetchpriority] [decoding] ...attrs [style]>. The same bytes as the
+   * Python builder's picture(); see its docstring (edgeproxy/url/builders.py) and the README for
+   * every argument: widths | densities, formats, sizes, alt, original, aspect, loading, priority,
+   * attrs, art, animated, placeholder, info, ...options.
+   * @throws {RangeError} a bad argument; {TypeError} attrs or info not an object, a bad attribute value.
    */
   picture(origin, key, args = {}) {
-    const {
-      widths,
-      formats = ["avif", "webp"],
-      sizes = "100vw",
-      alt = "",
-      original,
-      aspect,
-      loading = "lazy",
-      ...options
-    } = args;
-    const fmts = [...formats].map((f) => String(f).toLowerCase());
-    const unknown = fmts.filter((f) => !Object.hasOwn(MIME_TYPES, f));
-    if (unknown.length) throw bad(`formats ${unknown}: <source> types are known for ${Object.keys(MIME_TYPES).join("|")}`);
-    if (new Set(fmts).size !== fmts.length) throw bad(`a format is given twice in ${fmts}`);
-    if (!["lazy", "eager", null].includes(loading)) throw bad(`loading must be "lazy", "eager" or null, got ${loading}`);
-    if (
-      original !== undefined && original !== null &&
-      !(Array.isArray(original) && original.length === 2 && original.every((v) => Number.isInteger(v) && v > 0))
-    ) {
-      throw bad(`original must be [width, height], two positive integers (pixels), got ${JSON.stringify(original)}`);
-    }
-    if (!Array.isArray(widths)) throw new TypeError("picture needs widths, an array of integers");
-    const sorted = [...new Set(widths)].sort((a, b) => a - b);
-    const ownFormat = popOption(options, "f");
-    const esc = escapeHtml;
-    const parts = ["<picture>"];
-    for (const fmt of fmts) {
-      const srcset = this.srcset(origin, key, sorted, { ...options, aspect, f: fmt });
-      parts.push(`<source type="${MIME_TYPES[fmt]}" srcset="${esc(srcset)}" sizes="${esc(sizes)}">`);
-    }
-    const candidates = this.#candidates(sorted, undefined, aspect, { ...options, f: ownFormat });
-    const srcset = candidates.map(([d, opts]) => `${this.url(origin, key, opts)} ${d}`).join(", ");
-    const fitting = sorted.filter((w) => w <= SRC_MAX_WIDTH);
-    const srcWidth = fitting.length ? fitting[fitting.length - 1] : sorted[0];
-    const src = this.url(origin, key, candidates[sorted.indexOf(srcWidth)][1]);
-    let img = `<img src="${esc(src)}" srcset="${esc(srcset)}" sizes="${esc(sizes)}" alt="${esc(alt)}"`;
-    const box = imgBox(sorted[sorted.length - 1], original, aspect);
-    if (box) img += ` width="${box[0]}" height="${box[1]}"`;
-    if (loading) img += ` loading="${loading}"`;
-    parts.push(`${img} decoding="async">`, "</picture>");
-    return parts.join("");
+    const layout = this.#layout(origin, key, args);
+    const sources = layout.sources.map((s) => `<source${attributeText(sourceAttributes(s))}>`).join("");
+    return `<picture>${sources}<img${attributeText(layout.img)}></picture>`;
   }
+
+  /**
+   * <link rel="preload" as="image" imagesrcset imagesizes type fetchpriority="high"> for the image
+   * picture(origin, key, args) writes: its first default <source> (the first format), else the img's
+   * candidates; with art, the default rule's. No href, so a browser without imagesrcset fetches nothing.
+   */
+  preloadLink(origin, key, args = {}) {
+    const layout = this.#layout(origin, key, args);
+    const first = layout.sources.find((s) => s.media === null);
+    const link = new Map([
+      ["rel", "preload"],
+      ["as", "image"],
+      ["imagesrcset", first ? first.srcset : layout.img.get("srcset")],
+      ["imagesizes", first ? first.sizes : layout.img.get("sizes")],
+      ["type", first ? first.mime : null],
+      ["fetchpriority", "high"],
+    ]);
+    return `<link${attributeText(link)}>`;
+  }
+
+  #layout(origin, key, args) {
+    const {
+      widths, formats = ["avif", "webp"], sizes = "100vw", alt = "", original, aspect, loading, priority = false,
+      attrs, art, densities, animated, placeholder, info, ...options
+    } = args ?? {};
+    checkInfo(info);
+    const orig = checkOriginal(original ?? infoOriginal(info));
+    const fmts = checkFormats(formats, isAnimated(animated, key, info));
+    const ownFormat = popOption(options, "f");
+    const rule = defaultRule(sizes, widths, densities, aspect, options);
+    const sources = [];
+    for (const r of checkArt(art).map((r) => artRule(r, rule))) {
+      sources.push(...this.#sources(origin, key, r, [...fmts, null], ownFormat, orig));
+    }
+    sources.push(...this.#sources(origin, key, rule, fmts, ownFormat, orig));
+    const img = this.#img(origin, key, rule, ownFormat, orig, alt);
+    for (const [name, value] of loadingAttributes(loading, priority)) img.set(name, value);
+    let style = null;
+    if (placeholder !== undefined && placeholder !== null) {
+      const blurUrl = placeholder === "blur" ? this.url(origin, key, blurOptions(rule, ownFormat)) : null;
+      style = placeholderStyle(placeholder, info, blurUrl);
+    }
+    const extra = checkedAttrs(attrs);
+    style = mergeStyle(style, extra.get("style"));
+    extra.delete("style");
+    for (const [name, value] of extra) img.set(name, value);
+    if (style) img.set("style", style);
+    return { sources, img };
+  }
+
+  #ruleCandidates(rule, fmt, original) {
+    const [widths, densities] = capped(rule, original);
+    return this.#candidates(widths ?? undefined, densities ?? undefined, rule.aspect, { ...rule.options, f: fmt });
+  }
+
+  #srcsetText(origin, key, candidates) {
+    return candidates.map(([d, opts]) => `${this.url(origin, key, opts)} ${d}`).join(", ");
+  }
+
+  #sources(origin, key, rule, formats, ownFormat, original) {
+    const box = rule.media !== null ? ruleBox(rule, original) : null;
+    return formats.map((fmt) => {
+      const candidates = this.#ruleCandidates(rule, fmt !== null ? fmt : ownFormat, original);
+      const srcset = this.#srcsetText(origin, key, candidates);
+      return { media: rule.media, mime: fmt !== null ? MIME_TYPES[fmt] : null, srcset, sizes: sizesAttr(rule), box };
+    });
+  }
+
+  #img(origin, key, rule, ownFormat, original, alt) {
+    const candidates = this.#ruleCandidates(rule, ownFormat, original);
+    let srcOptions;
+    if (rule.densities !== null) {
+      const ones = candidates.filter(([d]) => d === "1x");
+      srcOptions = ones.length ? ones[0][1] : candidates[0][1];
+    } else {
+      const widths = candidates.map(([, opts]) => opts.w);
+      const fitting = widths.filter((w) => w <= SRC_MAX_WIDTH);
+      srcOptions = candidates[widths.indexOf(fitting.length ? fitting[fitting.length - 1] : widths[0])][1];
+    }
+    const img = new Map([
+      ["src", this.url(origin, key, srcOptions)],
+      ["srcset", this.#srcsetText(origin, key, candidates)],
+      ["sizes", sizesAttr(rule)],
+      ["alt", alt],
+    ]);
+    const box = ruleBox(rule, original);
+    if (box) img.set("width", String(box[0])).set("height", String(box[1]));
+    return img;
+  }
+}
+
+// ------------------------------------------------------------------------ picture's parts
+
+/** The blur placeholder's derivative: width (pixels), blur sigma (pixels), quality. */
+export const PLACEHOLDER_WIDTH = 24;
+export const PLACEHOLDER_BLUR = 2;
+export const PLACEHOLDER_QUALITY = 30;
+
+const isWhole = (v) => Number.isInteger(v) && v > 0;
+const given = (v) => v !== undefined && v !== null;
+
+function sizesAttr(rule) {
+  return rule.densities !== null ? null : rule.sizes;
+}
+
+function sourceAttributes(s) {
+  const out = new Map([["media", s.media], ["type", s.mime], ["srcset", s.srcset], ["sizes", s.sizes]]);
+  if (s.box) out.set("width", String(s.box[0])).set("height", String(s.box[1]));
+  return out;
+}
+
+/** The candidates' aspect ratio when known: rule.aspect, else the ar option ("16:9", [16, 9], a number). */
+function shape(rule) {
+  if (given(rule.aspect)) return rule.aspect;
+  let value = rule.options.ar;
+  if (typeof value === "string") value = value.split(":");
+  if (Array.isArray(value) && (value.length === 1 || value.length === 2)) {
+    const numbers = value.map((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v));
+    const pair = [numbers[0], numbers.length === 2 ? numbers[1] : 1];
+    return pair.every(isPositive) ? pair : null;
+  }
+  return isPositive(value) ? value : null;
+}
+
+function listed(values) {
+  if (!given(values)) return null;
+  if (!Array.isArray(values)) throw bad(`widths and densities are arrays of numbers, got ${JSON.stringify(values)}`);
+  return [...values];
+}
+
+function checkedWidths(widths) {
+  const sorted = [...new Set(widths)].sort((a, b) => a - b);
+  if (sorted.length === 0) throw bad("widths is empty");
+  for (const w of sorted) if (!Number.isInteger(w)) throw bad(`widths are whole CSS pixels, got ${w}`);
+  return sorted;
+}
+
+function aspectPair(aspect) {
+  ratioHeight(1, aspect); // checks it
+  return Array.isArray(aspect) ? [aspect[0], aspect[1]] : [aspect, 1];
+}
+
+/** The widest candidate the proxy renders from original without enlarging. */
+function widest(original, aspect) {
+  if (!given(aspect)) return original[0];
+  const [aw, ah] = aspectPair(aspect);
+  return Math.max(1, Math.min(original[0], Math.floor((original[1] * aw) / ah)));
+}
+
+/** [widths, densities] of rule without those original cannot fill (a capped width list gains the cap). */
+function capped(rule, original) {
+  if (original === null || (rule.widths === null) === (rule.densities === null)) return [rule.widths, rule.densities];
+  const cap = widest(original, shape(rule));
+  if (rule.widths !== null) {
+    const widths = checkedWidths(rule.widths);
+    const kept = widths.filter((w) => w <= cap);
+    return [kept.length === widths.length ? kept : [...kept, cap], null];
+  }
+  const width = rule.options.w;
+  const densities = [...new Set(rule.densities)].sort((a, b) => a - b);
+  if (densities.length === 0) throw bad("densities is empty");
+  if (!Number.isInteger(width) || !densities.every(isPositive)) return [null, densities];
+  return [null, [densities[0], ...densities.slice(1).filter((d) => width * d <= cap)]];
+}
+
+function ruleBox(rule, original) {
+  if (rule.densities !== null) {
+    const { w, h } = rule.options;
+    if (!Number.isInteger(w)) return null;
+    if (Number.isInteger(h)) return [w, h];
+    if (given(shape(rule))) return [w, ratioHeight(w, shape(rule))];
+    return original ? [w, halfUp((w * original[1]) / original[0])] : null;
+  }
+  const [widths] = capped(rule, original);
+  return widths && widths.length ? imgBox(widths[widths.length - 1], original, shape(rule)) : null;
+}
+
+function defaultRule(sizes, widths, densities, aspect, options) {
+  const rule = { media: null, sizes, widths: listed(widths), densities: listed(densities), aspect, options: shortNames(options) };
+  if (rule.densities !== null && !(isWhole(rule.options.w) || isWhole(rule.options.h))) {
+    throw bad("picture with densities needs a numeric width or height (a fixed-size image)");
+  }
+  if (typeof sizes !== "string") throw bad(`sizes is a string, got ${JSON.stringify(sizes)}`);
+  return rule;
+}
+
+function checkInfo(info) {
+  if (given(info) && (typeof info !== "object" || Array.isArray(info))) {
+    throw new TypeError(`info is the /info JSON, an object, not ${typeof info}`);
+  }
+}
+
+function infoOriginal(info) {
+  if (!given(info)) return null;
+  return isWhole(info.width) && isWhole(info.height) ? [info.width, info.height] : null;
+}
+
+function checkOriginal(original) {
+  if (!given(original)) return null;
+  if (!(Array.isArray(original) && original.length === 2 && original.every(isWhole))) {
+    throw bad(`original must be [width, height], two positive integers (pixels), got ${JSON.stringify(original)}`);
+  }
+  return [original[0], original[1]];
+}
+
+function isAnimated(animated, key, info) {
+  if (given(animated)) {
+    if (typeof animated !== "boolean") throw bad(`animated must be true, false or null, got ${JSON.stringify(animated)}`);
+    return animated;
+  }
+  const pages = given(info) ? info.pages : undefined;
+  if (isWhole(pages)) return pages > 1;
+  return typeof key === "string" && key.toLowerCase().endsWith(".gif");
+}
+
+function checkFormats(formats, animated) {
+  if (typeof formats === "string" || !Array.isArray(formats)) throw bad(`formats is an array of formats, got ${JSON.stringify(formats)}`);
+  const fmts = formats.map((f) => String(f).toLowerCase());
+  const unknown = fmts.filter((f) => !Object.hasOwn(MIME_TYPES, f));
+  if (unknown.length) throw bad(`formats ${unknown}: <source> types are known for ${Object.keys(MIME_TYPES).join("|")}`);
+  if (new Set(fmts).size !== fmts.length) throw bad(`a format is given twice in ${fmts}`);
+  return fmts.filter((f) => !(animated && f === "avif"));
+}
+
+function checkArt(art) {
+  if (!given(art)) return [];
+  if (!Array.isArray(art)) throw bad(`art is an array of rules (objects with a media query), got ${typeof art}`);
+  return art;
+}
+
+function artRule(rule, base) {
+  if (typeof rule !== "object" || rule === null || Array.isArray(rule)) {
+    throw bad(`an art rule is an object with a media query, got ${JSON.stringify(rule)}`);
+  }
+  const { media, aspect, sizes = base.sizes, widths, densities, ...options } = rule;
+  if (typeof media !== "string" || !media.trim()) {
+    throw bad(`an art rule needs media, a media query such as "(max-width: 599px)", got ${JSON.stringify(media)}`);
+  }
+  let [ws, ds] = [listed(widths), listed(densities)];
+  if (ws === null && ds === null) [ws, ds] = [base.widths, base.densities];
+  const own = shortNames(options);
+  if (Object.hasOwn(own, "f")) throw bad("an art rule takes the picture's formats: give no format in a rule");
+  if (typeof sizes !== "string") throw bad(`an art rule's sizes is a string, got ${JSON.stringify(sizes)}`);
+  return { media, sizes, widths: ws, densities: ds, aspect, options: { ...base.options, ...own } };
+}
+
+function loadingAttributes(loading, priority) {
+  if (typeof priority !== "boolean") throw bad(`priority must be true or false, got ${JSON.stringify(priority)}`);
+  if (loading === undefined) loading = priority ? "eager" : "lazy";
+  if (!["lazy", "eager", null].includes(loading)) throw bad(`loading must be "lazy", "eager" or null, got ${loading}`);
+  return new Map([["loading", loading], ["fetchpriority", priority ? "high" : null], ["decoding", "async"]]);
+}
+
+function blurOptions(rule, ownFormat) {
+  const options = {};
+  for (const [k, v] of Object.entries(rule.options)) if (!["w", "h", "dpr", "q", "blur"].includes(k)) options[k] = v;
+  Object.assign(options, { w: PLACEHOLDER_WIDTH, blur: PLACEHOLDER_BLUR, q: PLACEHOLDER_QUALITY, f: ownFormat });
+  const { w, h } = rule.options;
+  if (given(rule.aspect)) {
+    options.h = ratioHeight(PLACEHOLDER_WIDTH, rule.aspect);
+    if (!Object.hasOwn(options, "fit")) options.fit = "cover";
+  } else if (isWhole(w) && isWhole(h)) {
+    options.h = Math.max(1, halfUp((PLACEHOLDER_WIDTH * h) / w));
+  }
+  return options;
 }
 
 function imgBox(widest, original, aspect) {
@@ -507,4 +750,90 @@ function imgBox(widest, original, aspect) {
   if (aspect !== undefined && aspect !== null) return [widest, ratioHeight(widest, aspect)];
   if (hasOriginal) return [widest, halfUp((widest * original[1]) / original[0])];
   return null;
+}
+
+// ------------------------------------------------------------------------ markup (edgeproxy/url/markup.py)
+
+/** An attribute name attrs accepts (compared lower-cased). */
+export const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
+/** <img> attributes the builder writes from its own arguments: attrs may not set them. */
+export const RESERVED_ATTRIBUTES = Object.freeze(["src", "srcset", "sizes", "alt", "width", "height"]);
+/** The Accept-CH response header line the page's own server sends (with clientHintsMeta's delegation). */
+export const ACCEPT_CH = "Accept-CH: Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width";
+const COLOR = /^#[0-9A-Fa-f]{6}$/;
+const PNG_DATA_URI = /^data:image\/png;base64,[A-Za-z0-9+/]+={0,2}$/;
+const PROXY_ORIGIN = /^https?:\/\/(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+/** attrs as a Map of lower-cased, checked names to values (string, true, or null: left out). */
+function checkedAttrs(attrs) {
+  const out = new Map();
+  if (!given(attrs)) return out;
+  if (typeof attrs !== "object" || Array.isArray(attrs)) {
+    throw new TypeError(`attrs is an object of attribute names to values, not ${typeof attrs}`);
+  }
+  for (const [name, value] of Object.entries(attrs)) {
+    if (!ATTRIBUTE_NAME.test(name)) throw bad(`attribute name ${JSON.stringify(name)}: a letter, then letters, digits, - _ . :`);
+    const lower = name.toLowerCase();
+    if (lower.startsWith("on")) throw bad(`attribute ${name}: event handler attributes are refused (use addEventListener)`);
+    if (RESERVED_ATTRIBUTES.includes(lower)) throw bad(`attribute ${name} is written by the builder from its own arguments`);
+    if (out.has(lower)) throw bad(`attribute ${lower} is given twice`);
+    out.set(lower, attributeValue(lower, value));
+  }
+  return out;
+}
+
+function attributeValue(name, value) {
+  if (value === null || value === undefined || typeof value === "boolean") return value ? true : null;
+  if (["string", "number", "bigint"].includes(typeof value)) return formatValue(value);
+  throw new TypeError(`attribute ${name}: values are string, number, boolean or null, not ${typeof value}`);
+}
+
+/** ' name="value"' per entry of a Map, values escaped; true: the bare name; null/false/undefined: left out. */
+function attributeText(attributes) {
+  let out = "";
+  for (const [name, value] of attributes) {
+    if (value === true) out += ` ${name}`;
+    else if (value !== null && value !== undefined && value !== false) out += ` ${name}="${escapeHtml(value)}"`;
+  }
+  return out;
+}
+
+function mergeStyle(first, second) {
+  const texts = [first, second]
+    .filter((t) => typeof t === "string" && t.trim())
+    .map((t) => t.trim().replace(/;+$/, "").trim());
+  return texts.join("; ") || null;
+}
+
+function placeholderStyle(kind, info, blurUrl) {
+  if (kind === "blur") {
+    if (blurUrl === null || /["'\\\s()]/.test(blurUrl)) {
+      throw bad(`a blur placeholder needs a URL without quotes, backslashes, spaces or parentheses: ${blurUrl}`);
+    }
+    return `background: url(${blurUrl}) center/cover`;
+  }
+  if (kind !== "color" && kind !== "thumbhash") throw bad(`placeholder must be "color", "thumbhash" or "blur", got ${JSON.stringify(kind)}`);
+  if (!given(info)) throw bad(`placeholder "${kind}" needs info, the original's /info JSON`);
+  const [field, rule] = kind === "color" ? ["dominant_color", COLOR] : ["thumbhash_png", PNG_DATA_URI];
+  const value = info[field];
+  if (!given(value)) return null;
+  if (typeof value !== "string" || !rule.test(value)) {
+    throw bad(`info.${field} is not a ${kind === "color" ? "#rrggbb colour" : "base64 PNG data URI"}`);
+  }
+  return kind === "color" ? `background: ${value}` : `background: url(${value}) center/cover`;
+}
+
+/**
+ * The <meta http-equiv="Delegate-CH"> that lets Chromium send Sec-CH-DPR, Sec-CH-Width and
+ * Sec-CH-Viewport-Width to the proxy's origin (w:auto, dpr:auto); the page's server also sends ACCEPT_CH.
+ * @param {string} proxyOrigin scheme://host[:port], e.g. "https://img.example.com" (a trailing "/" is dropped).
+ * @throws {RangeError} not an http(s) origin.
+ */
+export function clientHintsMeta(proxyOrigin) {
+  const origin = typeof proxyOrigin === "string" ? proxyOrigin.replace(/\/+$/, "") : "";
+  if (!PROXY_ORIGIN.test(origin)) {
+    throw bad(`proxyOrigin must be an origin such as https://img.example.com, got ${JSON.stringify(proxyOrigin)}`);
+  }
+  const content = ["sec-ch-dpr", "sec-ch-width", "sec-ch-viewport-width"].map((h) => `${h} ${origin}`).join("; ");
+  return `<meta http-equiv="Delegate-CH" content="${escapeHtml(content)}">`;
 }

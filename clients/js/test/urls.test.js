@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 
-import { escapeHtml, formatValue, OPTION_ORDER, UrlBuilder } from "../index.js";
+import { ACCEPT_CH, clientHintsMeta, escapeHtml, formatValue, OPTION_ORDER, UrlBuilder } from "../index.js";
 
 const CASES = JSON.parse(readFileSync(new URL("../../url-fixtures.json", import.meta.url), "utf8"));
 
@@ -23,6 +23,10 @@ function run(c) {
     case "info_url":
       assert.deepEqual(c.args, {});
       return builder.infoUrl(c.origin, c.key);
+    case "preload_link":
+      return builder.preloadLink(c.origin, c.key, c.args);
+    case "client_hints_meta":
+      return clientHintsMeta(c.args.proxy_origin);
     default:
       throw new Error(`unknown call ${c.call}`);
   }
@@ -87,7 +91,7 @@ test("options are written in the fixed order, whatever order they come in", () =
   const builder = new UrlBuilder({ signingKey: KEY });
   const path = builder.path("demo", "a.jpg", { v: "1", q: 80, w: 10, fit: "cover", pr: "p" });
   assert.equal(path.split("/").slice(2, -2).join("/"), "pr:p/w:10/fit:cover/q:80/v:1");
-  assert.equal(OPTION_ORDER.length, 19);
+  assert.equal(OPTION_ORDER.length, 20);
 });
 
 test("numbers: integers as integers, shortest round trip, never exponent notation", () => {
@@ -135,7 +139,9 @@ test("picture: sources per format, img with the own format, escaped attributes",
   assert.ok(html.includes('alt="&quot;&lt;x&gt;&quot; &amp; &#x27;y&#x27;"'));
   assert.ok(html.includes('width="1000" height="500" loading="lazy" decoding="async"></picture>'));
   const img = html.slice(html.indexOf("<img "));
-  assert.match(img, /src="https:\/\/img\.example\.com\/[A-Za-z0-9_-]{43}\/w:640\/q:60\/demo\/a\.jpg"/);
+  // 1280 is above the 1000-px original: capped to one 1000w candidate, the widest <= 1024 (src)
+  assert.match(img, /src="https:\/\/img\.example\.com\/[A-Za-z0-9_-]{43}\/w:1000\/q:60\/demo\/a\.jpg"/);
+  assert.ok(!html.includes("w:1280"));
   assert.ok(!img.includes("f:"));
   assert.equal(escapeHtml(`<&>"'`), "&lt;&amp;&gt;&quot;&#x27;");
 });
@@ -147,4 +153,55 @@ test("bad input throws", () => {
   assert.throws(() => builder.url("Demo", "a.jpg"), /origin name/);
   assert.throws(() => new UrlBuilder({ signingKey: "" }), /signing key/);
   assert.throws(() => new UrlBuilder({ signingKey: KEY, baseUrl: "https://x.example/?a" }), /baseUrl/);
+});
+
+test("ar (aspect_ratio): after h in the fixed order, checked as the proxy checks it", () => {
+  const builder = new UrlBuilder({ signingKey: KEY });
+  const segs = (o) => builder.path("demo", "a.jpg", o).split("/").slice(2, -2).join("/");
+  assert.equal(segs({ fit: "cover", ar: "1:1", width: "auto" }), "w:auto/ar:1:1/fit:cover");
+  assert.equal(segs({ g: "face", aspect_ratio: [16, 9], h: 400 }), "h:400/ar:16:9/g:face");
+  assert.equal(segs({ w: 300, ar: 1.5 }), "w:300/ar:1.5");
+  assert.equal(segs({ w: 300, ar: [1.91, 1] }), "w:300/ar:1.91:1");
+  // the Python builder's bytes for the same options (the ar helper's fixture "ar: w:auto, square cover slot")
+  assert.equal(new UrlBuilder({ baseUrl: "https://img.example.com", signingKey: KEY }).url("demo", "photo.jpg",
+    { width: "auto", ar: "1:1", fit: "cover" }),
+    "https://img.example.com/SS1NmL_BUAW5x1o5121RhSGSUBGZvrUaCoAoATj-I24/w:auto/ar:1:1/fit:cover/demo/photo.jpg");
+  for (const bad of [{ w: 400, h: 300, ar: "1:1" }, { w: 400, ar: [16, 0] }, { w: 400, ar: "101:1" },
+    { w: 400, ar: "wide" }, { w: 400, ar: [1, 2, 3] }, { w: 400, ar: "1:1", aspect_ratio: "1:1" },
+    { width: "auto", h: 300, ar: "1:1" }]) {
+    assert.throws(() => builder.url("demo", "a.jpg", bad), RangeError, JSON.stringify(bad));
+  }
+});
+
+test("attrs cannot leave their attribute, and event handlers are refused", () => {
+  const builder = new UrlBuilder({ signingKey: KEY });
+  const html = builder.picture("demo", "a.jpg", {
+    widths: [320], attrs: { title: `"><script>alert(1)</script>`, style: `x: "a" </style>` },
+  });
+  assert.ok(!html.includes("<script>") && !html.includes("</style>"));
+  assert.ok(html.includes(`title="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`));
+  for (const attrs of [{ onerror: "x()" }, { ONCLICK: "x()" }, { "a b": 1 }, { 'a"': 1 }, { src: "x" }, { Alt: "x" }]) {
+    assert.throws(() => builder.picture("demo", "a.jpg", { widths: [320], attrs }), RangeError, JSON.stringify(attrs));
+  }
+  assert.throws(() => builder.picture("demo", "a.jpg", { widths: [320], attrs: { title: {} } }), TypeError);
+  assert.throws(() => builder.picture("demo", "a.jpg", { widths: [320], zoom: 2 }), RangeError);
+});
+
+test("clientHintsMeta and ACCEPT_CH", () => {
+  assert.equal(clientHintsMeta("https://img.example.com/"),
+    '<meta http-equiv="Delegate-CH" content="sec-ch-dpr https://img.example.com; sec-ch-width https://img.example.com; ' +
+    'sec-ch-viewport-width https://img.example.com">');
+  assert.equal(ACCEPT_CH, "Accept-CH: Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width");
+  assert.throws(() => clientHintsMeta("img.example.com"), RangeError);
+});
+
+test("picture with ar: the box and the cap follow the ratio", () => {
+  const builder = new UrlBuilder({ signingKey: KEY });
+  const html = builder.picture("demo", "a.jpg", { widths: [320, 640, 1280], ar: "1:1", fit: "cover", original: [1000, 600] });
+  // a 1:1 crop of a 1000 x 600 original is at most 600 wide: 640 and 1280 dropped, 600w kept
+  assert.deepEqual([...html.matchAll(/ (\d+)w[",]/g)].map((m) => m[1]).slice(0, 2), ["320", "600"]);
+  assert.ok(html.includes("/w:600/ar:1:1/fit:cover/f:avif/demo/a.jpg 600w"));
+  assert.ok(html.includes('width="600" height="600"'));
+  const icon = builder.picture("demo", "a.jpg", { densities: [1, 2], width: 48, ar: [4, 3] });
+  assert.ok(icon.includes('width="48" height="36"'));
 });
