@@ -262,6 +262,8 @@ class Settings(BaseSettings):
     # from 1.25 % up (docs/faces.md, "Which faces are found").
     vision_max_side: int = Field(960, ge=64, le=4096)
     vision_cache_entries: int = Field(10_000, ge=0)  # analyses (per original) kept in memory, LRU
+    # /info's placeholders (dominant colour, ThumbHash) kept in memory, LRU, per original and treatment
+    placeholder_cache_entries: int = Field(10_000, ge=0)
     face_min_score: float = Field(0.5, gt=0, lt=1)  # CenterFace confidence a face needs
     # A small face-like spot scoring above this (but not face_min_score) is looked at again at twice
     # the scale, where a real face scores face_min_score; equal to face_min_score: no second look.

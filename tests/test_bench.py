@@ -262,3 +262,28 @@ def test_every_benchmark_parses_its_options_and_publishes_through_bench_report()
         assert "report.parser(" in source or "reporting.parser(" in source, path.name
         assert ".write_text(" not in source or path.name in ("workload.py",), path.name
         assert "--no-write" not in source, path.name
+
+
+@pytest.mark.slow
+def test_animation_bench_reports_every_corpus_animation_with_real_sizes(corpus: Path):
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.animated", "--repeat", "1", "--corpus", str(corpus)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| `")]
+    assert [row[0].removeprefix("| ") for row in rows] == [
+        "`animated.gif`",
+        "`dancing-banana.gif`",
+        "`full-colour.gif`",
+        "`gif-dispose-previous.gif`",
+        "`animated-loop-3.webp`",
+    ]
+    banana = rows[1]
+    assert banana[1:3] == ["121 × 128", "8"]
+    sizes = [int(re.match(r"([\d,]+) B", cell).group(1).replace(",", "")) for cell in banana[3:]]
+    assert len(sizes) == 3 and all(size > 500 for size in sizes)
+    assert sizes[2] < sizes[1], "effort 3 should be smaller than effort 0"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import itertools
 import struct
 import zlib
 from pathlib import Path
@@ -318,8 +319,11 @@ def test_hostile_files_are_refused_from_the_header_or_fail_cleanly(served, corpu
     # The first round may give render threads their malloc arenas (tens of MiB, once); a decoded bomb
     # would be GiB. After it, hostile files must cost nothing that stays: a leak grows every round.
     assert readings[0] - before < 256, f"the first round took {readings[0] - before:.0f} MiB: {readings}"
-    leaked = readings[-1] - readings[0]
-    assert leaked < 24, f"memory grew by {leaked:.0f} MiB over {3 * len(cases)} hostile requests: {readings}"
+    # A leak grows every round; a new thread's arena or a fragmented heap is one step. So the median
+    # of the three rounds' growth must be small, and the whole bounded.
+    steps = sorted(after - before for before, after in itertools.pairwise(readings))
+    assert steps[1] < 12, f"memory grew by {steps[1]:.0f} MiB a round ({len(cases)} hostile requests): {readings}"
+    assert readings[-1] - readings[0] < 96, f"memory grew over the rounds: {readings}"
 
 
 def trim_malloc() -> None:

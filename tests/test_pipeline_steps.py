@@ -188,7 +188,8 @@ def test_check_limits_refuses_by_pixels_frames_and_format():
         (PHOTO, "", {"webp"}, Format.WEBP, False),
         (PHOTO, "", set(), Format.JPEG, False),
         (ALPHA, "", set(), Format.PNG, False),  # alpha, no modern format accepted: PNG keeps it
-        (GIF, "", {"avif", "webp"}, Format.WEBP, True),  # AVIF would be a still
+        (GIF, "", {"avif", "webp"}, Format.WEBP, True),  # AVIF sequences: larger at the fast tier's effort
+        (GIF, "f:avif", {"avif", "webp"}, Format.AVIF, True),  # the URL is the contract: an AVIF sequence
         (GIF, "", set(), Format.GIF, True),
         (GIF, "f:png", {"avif", "webp"}, Format.PNG, False),  # an explicit still format: the first frame
         (PHOTO, "f:webp", set(), Format.WEBP, False),  # the URL is the contract

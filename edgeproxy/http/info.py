@@ -13,6 +13,10 @@ Who sees what:
 - An original that moderation blocks (its derivatives answer 451) is described only as blocked,
   ``BLOCKED``: no facts, faces, hash, score, provenance or C2PA, which would describe what is
   withheld. That answer is public and cached ``moderation_max_age`` like the 451 itself.
+- Placeholders (``dominant_color``, ``thumbhash``, ``thumbhash_png``) are computed from what a
+  viewer's derivative shows (moderation's blur, the origin's forced face redaction:
+  ``Service.placeholders``), never from the untreated original; a blocked original has none, also
+  in the admin view.
 - A request with the admin token (``Authorization: Bearer <admin_token>``) gets the whole document,
   blocked or not, with ``Cache-Control: private, no-store``: no shared cache (nor the browser's)
   stores it, so it is never served to anyone else. Every answer says ``Vary: Authorization``.
@@ -35,6 +39,7 @@ from edgeproxy.http.logs import AccessRecord
 from edgeproxy.http.transform import split_signature
 from edgeproxy.render import pipeline
 from edgeproxy.render.geometry import Face
+from edgeproxy.render.placeholder import Placeholders
 from edgeproxy.service.validators import Validators, etag_matches, strong_etag
 from edgeproxy.url.grammar import parse_path
 from edgeproxy.url.media import input_mime
@@ -85,8 +90,10 @@ async def info(request: Request, components: Components, record: AccessRecord) -
         body = BLOCKED
     else:
         found = await service.read(examined, partial(facts, contexts=components.c2pa_contexts), deadline)
+        shown = await service.placeholders(origin, key, examined, deadline)
         analysis = examined.analysis
-        body = document(found, examined.metadata, decision, analysis.faces if analysis is not None else None)
+        faces = analysis.faces if analysis is not None else None
+        body = document(found, examined.metadata, decision, faces, shown)
     etag = strong_etag(json.dumps(body, sort_keys=True), service.fingerprint)
     validators = Validators(examined.surrogate_key, etag)
     headers = components.headers.document(validators, max_age=settings.moderation_max_age, private=admin)
@@ -128,13 +135,19 @@ def facts(data: bytes, limits: pipeline.Limits, contexts: C2paContexts | None = 
 
 
 def document(
-    facts: dict[str, Any], metadata: Metadata, decision: Decision, faces: tuple[Face, ...] | None
+    facts: dict[str, Any],
+    metadata: Metadata,
+    decision: Decision,
+    faces: tuple[Face, ...] | None,
+    placeholders: Placeholders | None = None,
 ) -> dict[str, Any]:
     """The ``/info`` JSON: ``facts``, then ``moderation`` (``verdict``, ``score``, ``source``:
     ``moderation.Decision``), ``faces`` (``{x, y, w, h, score}`` fractions 0..1 of the upright
     original, best first; None without a face model or when it failed), ``provenance`` (every
     metadata member but the verdict, and where it came from: ``metadata`` or ``sidecar``; None
-    when there is none), and ``c2pa``."""
+    when there is none), ``c2pa``, then the ``placeholders`` (``dominant_color``, ``thumbhash``,
+    ``thumbhash_png``: ``Service.placeholders``, of what a viewer sees) when given: absent
+    (no key) for an original moderation blocks."""
     out = {k: v for k, v in facts.items() if k != "c2pa"}
     out["moderation"] = {"verdict": decision.verdict, "score": decision.score, "source": decision.source}
     out["faces"] = (
@@ -154,4 +167,6 @@ def document(
     provenance = metadata.provenance
     out["provenance"] = {"source": metadata.source, **provenance} if provenance else None
     out["c2pa"] = facts["c2pa"]
+    if placeholders is not None:
+        out.update(placeholders)
     return out

@@ -61,7 +61,9 @@ class Negotiated:
     vary: tuple[str, ...]
 
     def resolve_format(self, animated: bool, alpha: bool) -> Format:
-        """The concrete output format once the source's facts are known."""
+        """The concrete output format once the source's facts are known: the URL's, else from
+        ``accepts``; an ``animated`` source never gets AVIF from ``f:auto`` (animated WebP, else
+        GIF: an AVIF sequence is larger at the fast tier's effort, docs/formats.md "Animations")."""
         fmt = self.spec.format
         if fmt is not Format.AUTO:
             return fmt

@@ -1,6 +1,8 @@
 """Encoding: a computed image to the bytes of an output format, and the encoders' health check.
 
-AVIF, WebP, JPEG, PNG and GIF are libvips' savers; JPEG XL goes through Pillow's plugin
+AVIF (a still), WebP, JPEG, PNG and GIF are libvips' savers; an animated AVIF is an image
+sequence written by Pillow's libavif (``pillow.encode_avif_sequence``: libvips' ``heifsave`` writes
+frames as a collection of stills, which browsers show as one); JPEG XL goes through Pillow's plugin
 (``pillow.encode_jxl``: the wheel's libvips has no ``jxlsave``). libvips evaluates lazily, so this
 is where the pixel work of a whole pipeline happens. Blocking: it runs in a render thread.
 """
@@ -91,6 +93,8 @@ def encode(
                 keep=keep,
                 page_height=ph,
             )
+        elif fmt == "avif" and ph != image.height:  # an animation: an AVIF sequence, through Pillow
+            body = _avif_sequence(image, ph, quality, options)
         elif fmt == "avif":
             if image.bands < 3:
                 image = image.colourspace("srgb")
@@ -122,6 +126,32 @@ def encode(
     if body is None:
         raise ValueError(f"unknown output format {fmt}")
     return body
+
+
+def _avif_sequence(image: pyvips.Image, page_height: int, quality: int, options: EncodeOptions) -> bytes:
+    """The animation ``image`` (frames of ``page_height`` rows, one above the other) as an AVIF
+    image sequence (``pillow.encode_avif_sequence``): computed into memory here (libvips can still
+    cancel that), each frame shown for its ``delay`` (GIF's 0 or 10 ms shown as 100 ms, as browsers
+    do), repeated ``loop`` times; libavif's speed is ``9 - avif_effort`` (libheif's mapping of
+    libvips' effort onto the same AV1 encoders: effort 0 is speed 9)."""
+    if image.bands < 3:
+        image = image.colourspace("srgb")
+    image = image.cast("uchar") if image.format != "uchar" else image
+    frames = image.height // page_height
+    given = header_field(image, "delay", None)
+    delays = [d if d > 10 else 100 for d in (list(given) if given else [100] * frames)][:frames]
+    delays += [100] * (frames - len(delays))
+    return pillow.encode_avif_sequence(
+        image.write_to_memory(),
+        image.width,
+        page_height,
+        image.bands,
+        delays=delays,
+        loop=int(header_field(image, "loop", 0)),
+        quality=quality,
+        speed=max(0, min(10, 9 - options.avif_effort)),
+        threads=options.threads,
+    )
 
 
 def check_encoders(options: EncodeOptions) -> dict[str, bool]:

@@ -280,3 +280,52 @@ def encode_jxl(
     out = io.BytesIO()
     picture.save(out, "JXL", quality=quality, effort=effort, num_threads=threads, exif=exif or b"")
     return out.getvalue()
+
+
+def encode_avif_sequence(
+    data: bytes,
+    width: int,
+    page_height: int,
+    bands: int,
+    *,
+    delays: list[int],
+    loop: int,
+    quality: int,
+    speed: int,
+    threads: int,
+) -> bytes:
+    """Encode an animation as an AVIF image sequence (ISO/IEC 23000-22 ``avis``: a ``moov`` track
+    that browsers play) with Pillow's libavif: the wheel's libvips ``heifsave`` writes a multi-page
+    image as a HEIF collection of stills, of which browsers show the first.
+
+    ``data`` is the frames one above the other (libvips' animation layout): ``len(delays)`` frames
+    of ``page_height`` rows of ``width`` × ``bands`` 8-bit sRGB bytes (3 RGB, 4 RGBA). ``delays``
+    are each frame's display time in milliseconds, ``loop`` the repeat count (0: forever),
+    ``quality`` libavif's 0..100, ``speed`` libavif's 0 (slowest, smallest) .. 10, ``threads`` its
+    worker threads. Not interruptible once started (as every AV1 encode here).
+
+    Raises:
+        ValueError: ``data`` is not ``len(delays)`` frames of that size.
+    """
+    from PIL import Image
+
+    mode = {3: "RGB", 4: "RGBA"}[bands]
+    size = width * page_height * bands
+    if not delays or len(data) != size * len(delays):
+        raise ValueError(f"{len(data)} bytes are not {len(delays)} frames of {width}x{page_height}x{bands}")
+    pictures = [
+        Image.frombytes(mode, (width, page_height), data[i * size : (i + 1) * size]) for i in range(len(delays))
+    ]
+    out = io.BytesIO()
+    pictures[0].save(
+        out,
+        "AVIF",
+        save_all=True,
+        append_images=pictures[1:],
+        duration=delays,
+        loop=loop,
+        quality=quality,
+        speed=speed,
+        max_threads=threads,
+    )
+    return out.getvalue()

@@ -205,8 +205,12 @@ def check_limits(ctx: Context) -> None:
 
 
 def choose_format(ctx: Context) -> None:
+    """The output format (``f:auto`` negotiated: never AVIF for an animation, see
+    ``Negotiated.resolve_format``), and whether every frame is kept: an animated original stays
+    animated as GIF, WebP and AVIF (an image sequence: ``encoding.encode``); other formats get its
+    first frame."""
     ctx.format = ctx.negotiated.resolve_format(ctx.info.animated, ctx.info.alpha)
-    ctx.animated = ctx.info.animated and ctx.format in (Format.GIF, Format.WEBP)
+    ctx.animated = ctx.info.animated and ctx.format in (Format.GIF, Format.WEBP, Format.AVIF)
 
 
 def plan_geometry(ctx: Context) -> None:

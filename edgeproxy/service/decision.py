@@ -53,13 +53,16 @@ class Decider:
         redact: Redact | None,
         scored: bool,
         faces_wanted: bool,
+        counted: bool = True,
     ) -> Treatment:
         """The decision for one derivative of the original tagged ``tag``: moderation (when
         ``metadata`` is given: moderation is on) from its metadata and, when the score was needed
         (``scored``: no human verdict), the nsfw score of ``analysis``; the faces of ``analysis``
         redacted as ``redact`` says. A model that failed where it was needed (``faces_wanted``:
         ``g:face`` or redaction) degrades the answer (``smart`` gravity, the whole image redacted)
-        and caches it ``error_max_age`` at most.
+        and caches it ``error_max_age`` at most. ``counted``: the verdict is counted and logged
+        (``moderate``), as for a derivative answered; False for what no image is answered with
+        (``/info``'s placeholders).
 
         Raises:
             ProxyError: 451 when moderation blocks (cached ``moderation_max_age``, with ``tag``).
@@ -67,7 +70,8 @@ class Decider:
         decision = None
         max_age: int | None = None
         if metadata is not None:
-            decision = self.moderate(metadata, analysis if scored else None, tag)
+            scores = analysis if scored else None
+            decision = self.moderate(metadata, scores, tag) if counted else self.decide(metadata, scores)
             if decision.action is Action.BLOCK:
                 raise blocked("withheld by moderation", self.moderation_max_age, tag)
             if decision.short_lived:

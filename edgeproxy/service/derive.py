@@ -20,15 +20,17 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
+
+import cachetools
 
 from edgeproxy.cache import SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.metrics import Metrics
 from edgeproxy.http.negotiate import Negotiated
 from edgeproxy.origins import Origin, Original
-from edgeproxy.render import pipeline
+from edgeproxy.render import pipeline, placeholder
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
 from edgeproxy.results.store import ResultStore
@@ -53,7 +55,7 @@ from edgeproxy.service.tiers import background_job, quality_target, searchable
 from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key, tier_etag
 from edgeproxy.settings import Settings
 from edgeproxy.url.media import FORMAT_OF
-from edgeproxy.url.spec import canonical
+from edgeproxy.url.spec import Format, TransformSpec, canonical
 from edgeproxy.vision.moderation import Metadata
 
 if TYPE_CHECKING:
@@ -63,6 +65,12 @@ if TYPE_CHECKING:
 _log = logging.getLogger("edgeproxy")
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+
+#: The derivative ``/info``'s placeholders are computed from: at most ``placeholder.SIDE`` px a side,
+#: lossless, rendered with the treatment a viewer's derivative gets.
+PLACEHOLDER_REQUEST = Negotiated(
+    TransformSpec(width=placeholder.SIDE, height=placeholder.SIDE, format=Format.PNG), frozenset(), ()
+)
 
 #: Errors about the original that the fallback image (when configured) stands in for.
 FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
@@ -113,6 +121,12 @@ class Service:
         self.render = self.renderer.render
         self.renders: SingleFlight = SingleFlight()
         self.analyses: SingleFlight = SingleFlight()
+        self.placeholding: SingleFlight = SingleFlight()
+        self.placeholder_cache: cachetools.LRUCache[Hashable, placeholder.Placeholders] | None = (
+            cachetools.LRUCache(maxsize=settings.placeholder_cache_entries)
+            if settings.placeholder_cache_entries
+            else None
+        )
 
     async def run_blocking(self, fn: Callable[[*Ts], T], *args: *Ts, deadline: float) -> tuple[float, T]:
         """(seconds it waited for a render thread, ``fn(*args)``), run in the render pool: libvips,
@@ -272,6 +286,54 @@ class Service:
         except ProxyError as error:
             raise error.about(examined.surrogate_key) from None
         return result
+
+    async def placeholders(
+        self, origin: Origin, key: str, examined: Examined, deadline: float
+    ) -> placeholder.Placeholders | None:
+        """``examined``'s placeholders (``render.placeholder``: dominant colour, ThumbHash and its
+        PNG) computed from what a viewer of its derivatives sees: a ``PLACEHOLDER_REQUEST``
+        derivative rendered with the treatment any derivative gets (moderation's blur when
+        moderation is on, the origin's forced face redaction, a failed model's whole-image
+        redaction). None when moderation (on) blocks the original: there is nothing to show.
+        Cached (``placeholder_cache_entries``) by origin, key, the original's ETag and the
+        treatment, unless the treatment is degraded (a model failed: it may not next time); computed
+        once for concurrent callers.
+
+        Raises:
+            ProxyError: 413, 415, 422 (the original), 503, 504, with the original's surrogate key.
+        """
+        redact = self.decider.forced_redaction(origin.name)
+        metadata = examined.metadata if self.settings.moderation else None
+        analysis = examined.analysis
+        scored = _unjudged(metadata) and self.vision is not None and self.vision.nsfw is not None
+        tag = examined.surrogate_key
+        try:
+            treatment = self.decider.treat(
+                tag, metadata, analysis, redact=redact, scored=scored, faces_wanted=redact is not None, counted=False
+            )
+        except ProxyError as error:
+            if error.status == 451:
+                return None
+            raise
+        cache_key = (origin.name, key, examined.original.etag, treatment.stamp)
+        cache = self.placeholder_cache
+        if cache is not None and (found := cache.get(cache_key)) is not None:
+            return found
+        data = examined.original.data
+
+        def job() -> placeholder.Placeholders:
+            rendered = self.render(data, PLACEHOLDER_REQUEST, deadline, treatment)
+            return placeholder.compute(rendered.body)
+
+        try:
+            (_queued, computed), _shared = await self.placeholding.run(
+                cache_key, lambda: self.run_blocking(job, deadline=deadline)
+            )
+        except ProxyError as error:
+            raise error.about(tag) from None
+        if cache is not None and not treatment.degraded:
+            cache[cache_key] = computed
+        return computed
 
     async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
         """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original

@@ -249,9 +249,10 @@ class UrlBuilder:
                 srcset sizes width height>`` per format, then one without ``type`` whose candidates
                 use the ``<img>``'s format (for browsers that support none of the formats), before
                 the default sources. ``original`` applies to every rule.
-            animated: the original is animated: no AVIF source (libvips writes one frame of AVIF:
-                a still). None: ``info["pages"] > 1`` when ``info`` has it, else a key ending in
-                ``.gif``.
+            animated: the original is animated: no AVIF source (an AVIF sequence is larger than
+                the animated WebP at the proxy's default effort: docs/formats.md, "Animations"; the
+                browser takes the WebP source). None: ``info["pages"] > 1`` when ``info`` has it,
+                else a key ending in ``.gif``.
             placeholder: ``"color"``, ``"thumbhash"`` or ``"blur"``: a ``style`` that fills the
                 ``<img>``'s box until the image paints (``edgeproxy.url.markup.placeholder_style``):
                 the first two from ``info`` (none when ``/info`` left the value out: a blocked
