@@ -323,6 +323,34 @@ def test_a_result_storage_folder_that_cannot_be_made_stops_start_up_with_one_lin
     assert "\n" not in str(info.value)
 
 
+#: The headers a 304 must carry exactly as its 200 does (RFC 9110 §15.4.5: the ones the 200 would have
+#: sent among Cache-Control, Content-Location, Date, ETag, Expires and Vary; and the CDN's purge keys).
+REVALIDATED = ("cache-control", "etag", "vary", "surrogate-key", "cache-tag", "expires", "accept-ch")
+
+
+@pytest.mark.parametrize(
+    ("options", "accept", "settings", "tier"),
+    [
+        ("w:300/q:auto/f:webp/demo/photo.jpg", "image/webp,*/*", TIERED, "fast"),
+        ("w:300/q:auto/f:webp/demo/photo.jpg", "image/webp,*/*", TIERED, "optimised"),
+        ("w:100/q:auto/demo/alpha.png", "image/png,*/*", TIERED, "none"),  # f:auto -> PNG: no search
+        ("w:100/q:auto/demo/animated.gif", "image/webp,*/*", TIERED, "none"),  # animated WebP: no search
+        ("w:300/f:png/demo/photo.jpg", "image/png,*/*", TIERED, "none"),  # lossless: no target
+        ("w:300/q:auto/f:webp/demo/photo.jpg", "image/webp,*/*", {"optimise": "off"}, "none"),
+        ("w:300/q:auto/f:webp/demo/photo.jpg", "image/webp,*/*", {**TIERED, "client_hints": True}, "fast"),
+    ],
+)
+def test_a_304_carries_the_caching_headers_its_200_would(photos, storage, options, accept, settings, tier):
+    path = signed(f"/{options}")
+    with make_client({"demo": str(photos)}, result_storage=storage, **settings) as c:
+        full = optimised(c, path) if tier == "optimised" else c.get(path, headers={"Accept": accept})
+        assert full.status_code == 200
+        assert (full.headers["cache-control"] == IMMUTABLE) is (tier != "fast")
+        held = c.get(path, headers={"Accept": accept, "If-None-Match": full.headers["etag"]})
+    assert (held.status_code, held.content) == (304, b"")
+    assert {h: held.headers.get(h) for h in REVALIDATED} == {h: full.headers.get(h) for h in REVALIDATED}
+
+
 # -- the background's own rules (service/optimise.py), with a real local result store ----------------
 
 
