@@ -498,3 +498,57 @@ def test_a_purge_from_another_pod_during_a_put_deletes_the_result(s3: MotoS3, mo
     assert asyncio.run(store.get('"a"')) is None
     assert s3_keys(s3, f"{prefix}/") == []
     assert (store.stats.skipped, store.stats.writes) == (1, 0)
+
+
+# -- the guard in front of every store (results/breaker.py) ------------------------------------------
+
+
+class _SickStore:
+    """A result store whose operations take ``delay`` seconds (a stand-in for a hung endpoint, to
+    drive the guard's state machine in exact steps; tests/test_optimise.py runs the guard against a
+    real stalled S3 endpoint)."""
+
+    def __init__(self) -> None:
+        from edgeproxy.results.store import StoreStats
+
+        self.stats = StoreStats()
+        self.delay = 1.0
+        self.calls = 0
+
+    async def get(self, name: str) -> Stored | None:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        return Stored(b"body", "image/webp")
+
+    async def put(self, name: str, body: bytes, *, mime: str, surrogate_keys: tuple[str, ...]) -> None:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+
+    async def purge(self, surrogate_key: str) -> int:
+        return 0
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_the_guard_opens_after_failures_then_lets_one_probe_through_and_closes_on_success() -> None:
+    from edgeproxy.results.breaker import GuardedStore
+
+    async def go() -> None:
+        sick = _SickStore()
+        guard = GuardedStore(sick, lookup_timeout=0.05, failures=2, recovery=1.0)
+        assert [await guard.get("a"), await guard.get("b")] == [None, None]  # two late lookups: open
+        assert (sick.stats.timeouts, sick.stats.tripped, sick.calls) == (2, 1, 2)
+        assert await guard.get("c") is None and sick.calls == 2  # open: the store is not asked
+        await guard.put("d", b"x", mime="image/webp", surrogate_keys=("k",))
+        assert sick.calls == 2 and sick.stats.bypassed == 2
+        await asyncio.sleep(1.1)  # half-open: one probe; the others meanwhile are skipped
+        assert await asyncio.gather(*(guard.get(n) for n in "efghi")) == [None] * 5
+        assert (sick.calls, sick.stats.tripped, sick.stats.bypassed) == (3, 2, 6)  # the probe failed: open
+        await asyncio.sleep(1.1)
+        sick.delay = 0.0  # recovered
+        assert await guard.get("j") == Stored(b"body", "image/webp")  # the probe succeeds: closed
+        assert await guard.get("k") == Stored(b"body", "image/webp")
+        assert sick.calls == 5 and await guard.purge("k") == 0
+
+    asyncio.run(go())

@@ -8,8 +8,9 @@ answering the fast tier. ``GuardedStore`` bounds a lookup by ``lookup_timeout`` 
 it passes) and counts lookups and writes that time out or fail as failures of a circuit breaker
 (the pattern of M. Nygard, *Release It!*, 2007; the ``circuitbreaker`` package): after ``failures``
 in a row it opens, and for ``recovery`` seconds every lookup is a miss and every write is skipped
-without touching the store; then it lets requests through again (half-open): one success closes
-it, one failure opens it for another ``recovery`` seconds. Purges are never short-circuited: a
+without touching the store; then it lets one operation through (half-open: the others meanwhile
+are skipped, so a storm does not all wait on a store that may still be sick): its success closes
+it, its failure opens it for another ``recovery`` seconds. Purges are never short-circuited: a
 purge must delete or say it could not (``ResultStoreError``).
 
 Counted in the store's ``StoreStats`` (so in ``edgeproxy_result_storage_total{outcome}``):
@@ -24,7 +25,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from circuitbreaker import CircuitBreaker
+from circuitbreaker import STATE_HALF_OPEN, CircuitBreaker
 
 from edgeproxy.results.store import ResultStore, Stored, check_name, check_put
 
@@ -52,6 +53,7 @@ class GuardedStore:
         self.stats = store.stats
         self.lookup_timeout = lookup_timeout
         self.recovery = recovery
+        self._probing = False  # the one operation let through while half-open is under way
         self.breaker = CircuitBreaker(
             failure_threshold=failures,
             recovery_timeout=recovery,  # seconds
@@ -91,10 +93,12 @@ class GuardedStore:
         """``operation``'s result, or ``default`` when the breaker is open (``operation`` is then
         never run), when it fails (the store counted an error) or when ``bounded`` and it took
         longer than ``lookup_timeout``."""
-        if self.breaker.opened:
+        probe = self.breaker.state == STATE_HALF_OPEN
+        if self.breaker.opened or (probe and self._probing):
             operation.close()
             self.stats.bypassed += 1
             return default
+        self._probing = probe
         errors = self.stats.errors
         try:
             with self.breaker:
@@ -116,3 +120,6 @@ class GuardedStore:
                     self.recovery,
                 )
             return default
+        finally:
+            if probe:
+                self._probing = False
