@@ -13,8 +13,10 @@ Bounds, so that background work never takes what requests need:
   request for that derivative queues it again;
 - ``threads`` threads of their own (not the render pool's), each lowered to the weakest CPU priority
   the kernel has (``nice`` 19, Linux ``setpriority`` on the thread: POSIX leaves per-thread nice to
-  the system; on Linux each thread is a task of its own), so that a busy machine runs requests' renders
-  first; libvips' and the encoders' helper threads started from them inherit it;
+  the system; on Linux each thread is a task of its own). That orders only these threads: libvips'
+  worker threads are the process's, reused by any render, and keep the priority of the thread that
+  created them (a worker made for a background render may later run a request's, and the other way
+  round), so the gate below is what keeps the background off the requests' CPU;
 - each optimisation has ``timeout`` seconds from when it starts (its render's deadline: libvips' work
   is cancelled past it); waiting in the queue does not count;
 - a background thread starts an optimisation only when ``busy()`` (the render pool: requests' renders
