@@ -10,7 +10,9 @@ AVIF, without ``q`` (so under the default ``quality_policy = "target"`` each has
 tier), shuffled with ``--seed``; sent once each by ``--clients`` concurrent clients (each takes the
 next URL when its answer is in), Accept ``*/*`` (the URL names the format).
 
-Scenarios, each a fresh ``edgeproxy serve`` (one process, default settings but these):
+Scenarios, each a fresh ``edgeproxy serve`` (one process, default settings but these) in each of
+``--rounds`` rounds (default 2; the order alternates, so that drift in a shared machine's speed hits
+both alike; latencies are pooled):
 - ``off``: ``optimise = "off"``: one answer per variant, the fast encoders, as before issue 26;
 - ``background``: ``optimise = "background"`` with a fresh result storage folder: the same first
   answers, and each variant queued for the optimised tier (queue ``optimise_queue``, default 256).
@@ -53,6 +55,7 @@ TIMEOUT = 120.0  # seconds per request
 WIDTHS = tuple(range(200, 1600, 20))
 FORMATS = ("jpeg", "webp", "avif")
 OUTCOMES = ("queued", "dropped", "done", "failed")
+SCENARIOS = ("off", "background")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,23 @@ class Storm:
     @property
     def done_after(self) -> float:
         return self.drained["done"] - self.at_end["done"]
+
+    def __add__(self, other: Storm) -> Storm:
+        """Two rounds of one scenario as one: latencies pooled, counts and seconds summed."""
+
+        def add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+            return {k: a[k] + b[k] for k in a}
+
+        return Storm(
+            self.name,
+            self.latencies + other.latencies,
+            self.errors + other.errors,
+            self.seconds + other.seconds,
+            self.cpu + other.cpu,
+            add(self.at_end, other.at_end),
+            add(self.drained, other.drained),
+            self.background_cpu + other.background_cpu,
+        )
 
 
 def workload(photos: Sequence[str], n: int, seed: int) -> list[str]:
@@ -182,7 +202,7 @@ def table(storms: Sequence[Storm]) -> str:
     return "\n".join(lines)
 
 
-def report(storms: Sequence[Storm], n: int, photos: int, clients: int, seed: int, command: str) -> str:
+def report(storms: Sequence[Storm], n: int, photos: int, clients: int, seed: int, rounds: int, command: str) -> str:
     """The ``## Cold storm`` section of bench/results.md."""
     return "\n".join(
         [
@@ -192,7 +212,8 @@ def report(storms: Sequence[Storm], n: int, photos: int, clients: int, seed: int
             "`optimise`; the load generator on the same machine.",
             f"Workload (`bench/storm.py`): {n} distinct variants (every one a miss) of {photos} corpus photos, "
             f"widths {WIDTHS[0]}–{WIDTHS[-1]} px, JPEG, WebP and AVIF without `q` (a quality target: "
-            f'`quality_policy = "target"`), seed {seed}, {clients} concurrent clients. `off`: no optimised '
+            f'`quality_policy = "target"`), seed {seed}, {clients} concurrent clients, {rounds} rounds (the '
+            "scenarios' order alternating; latencies pooled, counts summed). `off`: no optimised "
             "tier; `background`: each variant also queued for it (`optimise_queue` 256; a full queue drops). "
             "Latency: client side. Queue counts: `edgeproxy_optimise_total` at the storm's end, then done after "
             "it (the queue drained); background CPU: the server's CPU after the storm ÷ variants done after it.",
@@ -211,19 +232,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--drain", type=float, default=300, help="seconds to wait for the queue after the storm (default %(default)s)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds, the scenarios' order alternating (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     if not (args.corpus / "MANIFEST.json").exists():
         print(f"bench.storm: no corpus at {args.corpus} (MANIFEST.json): skipped", file=sys.stderr)
         return 0
     photos = corpus_photos(args.corpus)
     paths = workload(photos, args.urls, args.seed)
-    storms = []
-    for name in ("off", "background"):
-        started = time.monotonic()
-        storms.append(run_scenario(name, args.corpus, paths, args.clients, args.drain))
-        print(f"{name}: done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    pooled: dict[str, Storm] = {}
+    for round_ in range(args.rounds):
+        for name in SCENARIOS if round_ % 2 == 0 else SCENARIOS[::-1]:  # drift in the machine hits both alike
+            started = time.monotonic()
+            result = run_scenario(name, args.corpus, paths, args.clients, args.drain)
+            pooled[name] = pooled[name] + result if name in pooled else result
+            print(f"round {round_ + 1} {name}: done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     command = reporting.command("bench.storm", argv)
-    reporting.publish(report(storms, len(paths), len(photos), args.clients, args.seed, command), args)
+    storms = [pooled[name] for name in SCENARIOS]
+    section = report(storms, len(paths), len(photos), args.clients, args.seed, args.rounds, command)
+    reporting.publish(section, args)
     return 0
 
 

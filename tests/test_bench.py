@@ -168,7 +168,7 @@ def test_storm_bench_reports_both_scenarios_and_the_queue(corpus: Path, tmp_path
     ``background`` queues every variant and the queue drains; the ratios line is there."""
     output = tmp_path / "results.md"
     subprocess.run(
-        [sys.executable, "-m", "bench.storm", "--urls", "12", "--clients", "3", "--drain", "120"]
+        [sys.executable, "-m", "bench.storm", "--urls", "12", "--clients", "3", "--drain", "120", "--rounds", "1"]
         + ["--corpus", str(corpus), "--write", "--output", str(output)],
         cwd=ROOT,
         check=True,
