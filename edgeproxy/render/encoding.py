@@ -15,6 +15,13 @@ from edgeproxy.render import pillow
 from edgeproxy.render.failures import Deadline, failures
 from edgeproxy.render.vips import header_field, page_height
 
+#: The optimised tier's JPEG tables by SSIMULACRA2 target (``EncodeOptions.jpeg_by_target``), from
+#: ``python -m bench.encoders`` (bench/results.md): against the JPEG standard's tables with libvips'
+#: auto subsampling, on 8 corpus photos at 800 px, at equal scores, mozjpeg's table 5 with 4:2:0
+#: always saves 11 to 12 % from target 60 to 80 (4:2:0 above Q 90 avoids auto's step to 4:4:4), and
+#: table 8 (auto subsampling) 17 % at 85.
+OPTIMISED_JPEG: tuple[tuple[float, int, str], ...] = ((0.0, 5, "on"), (85.0, 8, "auto"))
+
 
 @dataclass(frozen=True, slots=True)
 class EncodeOptions:
@@ -31,6 +38,15 @@ class EncodeOptions:
     # scans (libvips ``jpegsave`` options; a libvips built without mozjpeg ignores them).
     webp_smart_subsample: bool = False
     jpeg_trellis: bool = False
+    # mozjpeg's quantisation table (libvips ``quant_table`` 0..8; 0: the JPEG standard's Annex K
+    # tables) and the chroma subsampling (libvips ``subsample_mode``: auto, 4:2:0 below Q 90 and
+    # 4:4:4 from it; on, 4:2:0 always; off, 4:4:4 always).
+    jpeg_quant_table: int = 0
+    jpeg_subsample: str = "auto"
+    # The optimised tier's JPEG tables by SSIMULACRA2 target: ``(from_target, quant_table,
+    # subsample)`` rows, ascending; a search for a target uses the last row at or below it
+    # (``for_target``). Empty: ``jpeg_quant_table`` and ``jpeg_subsample`` whatever the target.
+    jpeg_by_target: tuple[tuple[float, int, str], ...] = ()
     # The largest output (pixels of one frame) whose quality is searched for a target; a larger one
     # gets the format's typical quality (``edgeproxy.quality.encode``): a search costs several slow encodes.
     search_max_pixels: int = 0
@@ -46,8 +62,17 @@ class EncodeOptions:
             jpeg_progressive=True,
             webp_smart_subsample=True,
             jpeg_trellis=True,
+            jpeg_by_target=OPTIMISED_JPEG,
             search_max_pixels=search_max_pixels,
         )
+
+    def for_target(self, target: float) -> EncodeOptions:
+        """These options for encodes aiming at SSIMULACRA2 ``target``: the JPEG table and
+        subsampling of ``jpeg_by_target``'s last row at or below it (unchanged without one)."""
+        rows = [row for row in self.jpeg_by_target if row[0] <= target]
+        if not rows:
+            return self
+        return replace(self, jpeg_quant_table=rows[-1][1], jpeg_subsample=rows[-1][2])
 
 
 def encode(
@@ -82,6 +107,8 @@ def encode(
                 trellis_quant=trellis,
                 overshoot_deringing=trellis,
                 optimize_scans=trellis and options.jpeg_progressive,
+                quant_table=options.jpeg_quant_table,
+                subsample_mode=options.jpeg_subsample,
             )
         elif fmt == "webp":
             body = image.webpsave_buffer(
