@@ -72,15 +72,19 @@ PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
         "avif": ((50.0, 40.0), (60.0, 47.0), (70.0, 55.5), (80.0, 71.0), (85.0, 82.5), (90.0, 90.0)),
     }
 )
-#: ``PRIOR`` for the optimised tier's encoders (``EncodeOptions.optimised``, taken ``for_target``):
-#: JPEG with mozjpeg's table 5 and 4:2:0 below target 85, table 8 from it (``encoding.OPTIMISED_JPEG``).
-#: Fitted as ``PRIOR`` (the median quality at which the photos reach each target) by
+#: ``PRIOR`` for the optimised tier's encoders (``EncodeOptions.optimised``, taken ``for_target``).
+#: JPEG, mozjpeg's table 5 and 4:2:0 below target 85, table 8 from it (``encoding.OPTIMISED_JPEG``):
+#: fitted as ``PRIOR`` (the median quality at which the photos reach each target) by
 #: ``python -m bench.encoders --formats jpeg --candidates 9,7 --floors 50,60,70,80,85,90`` (8 corpus
-#: photos at 800 px; full bisections): table 5 with 4:2:0 up to 80, table 8 from 85.
+#: photos at 800 px; full bisections): table 5 with 4:2:0 up to 80, table 8 from 85. AVIF, effort 4
+#: in 4:4:4: 60 to 85 the medians of ``python -m bench.encoders --formats avif --avif-photos 2``
+#: (2 photos only: AVIF's slow efforts), 50 and 90 ``PRIOR``'s shifted as its nearest target. WebP:
+#: ``PRIOR``'s. ``SLOPE`` is kept (a worse guess costs an encode, never the result).
 OPTIMISED_PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
     {
         **PRIOR,
         "jpeg": ((50.0, 30.5), (60.0, 44.0), (70.0, 64.5), (80.0, 84.0), (85.0, 87.5), (90.0, 90.5)),
+        "avif": ((50.0, 35.0), (60.0, 42.0), (70.0, 50.5), (80.0, 64.0), (85.0, 75.0), (90.0, 82.5)),
     }
 )
 #: Score points per quality step, per format (the photos' median between q40 and q80), for a guess
