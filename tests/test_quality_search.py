@@ -125,10 +125,12 @@ def test_bad_requests_raise():
 def test_the_ranges_and_priors():
     for fmt, span in RANGES.items():
         assert 1 <= span.low < span.high <= 100 and span.high - span.low + 1 <= 63
-        targets = [t for t, _ in PRIOR[fmt]]
-        qualities = [q for _, q in PRIOR[fmt]]
-        assert targets == sorted(targets) and qualities == sorted(qualities)
-        assert search._prior(fmt, 0) == qualities[0] and search._prior(fmt, 100) == qualities[-1]
+        for prior in (PRIOR, search.OPTIMISED_PRIOR):
+            targets = [t for t, _ in prior[fmt]]
+            qualities = [q for _, q in prior[fmt]]
+            assert targets == sorted(targets) and qualities == sorted(qualities)
+            assert search._prior(fmt, 0, prior) == qualities[0] and search._prior(fmt, 100, prior) == qualities[-1]
+            assert all(span.low <= q <= span.high for q in qualities[1:-1])
 
 
 # -- the search's logic on scripted curves ------------------------------------------------------------
@@ -200,3 +202,22 @@ def test_when_the_encodes_run_out_the_best_hit_is_returned_unproven(scripted):
     assert (choice.quality, choice.reached, choice.minimal) == (92, True, False)
     choice = scripted(curve)
     assert (choice.quality, choice.reached, choice.minimal) == (84, True, True)
+
+
+def test_the_optimised_tier_encodes_jpeg_with_the_tables_of_its_target():
+    """Below target 85, mozjpeg's table 5 and 4:2:0 even at Q 90 and up (where libvips' auto turns
+    to 4:4:4); from 85, table 8 with auto subsampling; the search serves what those options encode."""
+    optimised = OPTIONS.optimised(4, 6, 1_000_000)
+
+    def subsampling(options: encoding.EncodeOptions) -> str:
+        body = encoding.encode(PHOTO, "jpeg", 95, True, options)
+        return pyvips.Image.new_from_buffer(body, "").get("jpeg-chroma-subsample")
+
+    assert subsampling(OPTIONS).startswith("4:4:4")
+    assert subsampling(optimised.for_target(70)).startswith("4:2:0")
+    assert subsampling(optimised.for_target(85)).startswith("4:4:4")
+    assert (optimised.for_target(84.9).jpeg_quant_table, optimised.for_target(85).jpeg_quant_table) == (5, 8)
+    assert OPTIONS.for_target(85) == OPTIONS  # the fast tier's options have no tables by target
+    choice = find_quality(PHOTO, "jpeg", 70, optimised, prior=search.OPTIMISED_PRIOR)
+    assert choice.body == encoding.encode(PHOTO, "jpeg", choice.quality, True, optimised.for_target(70))
+    assert choice.body != encoding.encode(PHOTO, "jpeg", choice.quality, True, optimised)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from edgeproxy.quality.search import RANGES, find_quality, typical_quality
+from edgeproxy.quality.search import OPTIMISED_PRIOR, RANGES, find_quality, typical_quality
 from edgeproxy.render import encoding
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline
@@ -54,7 +54,7 @@ def encode(
     searchable = target is not None and fmt in RANGES and page_height(image) == image.height
     if quality is None and searchable and target is not None:
         if search and image.width * image.height <= options.search_max_pixels:
-            choice = find_quality(image, fmt, target, options, strip=strip, deadline=deadline)
+            choice = find_quality(image, fmt, target, options, strip=strip, deadline=deadline, prior=OPTIMISED_PRIOR)
             return Encoded(choice.body, choice.quality, choice.score)
         quality = typical_quality(fmt, target)
     chosen = quality if quality is not None else default_quality(fmt)

@@ -72,6 +72,21 @@ PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
         "avif": ((50.0, 40.0), (60.0, 47.0), (70.0, 55.5), (80.0, 71.0), (85.0, 82.5), (90.0, 90.0)),
     }
 )
+#: ``PRIOR`` for the optimised tier's encoders (``EncodeOptions.optimised``, taken ``for_target``).
+#: JPEG, mozjpeg's table 5 and 4:2:0 below target 85, table 8 from it (``encoding.OPTIMISED_JPEG``):
+#: fitted as ``PRIOR`` (the median quality at which the photos reach each target) by
+#: ``python -m bench.encoders --formats jpeg --candidates 9,7 --floors 50,60,70,80,85,90`` (8 corpus
+#: photos at 800 px; full bisections): table 5 with 4:2:0 up to 80, table 8 from 85. AVIF, effort 4
+#: in 4:4:4: 60 to 85 the medians of ``python -m bench.encoders --formats avif --avif-photos 2``
+#: (2 photos only: AVIF's slow efforts), 50 and 90 ``PRIOR``'s shifted as its nearest target. WebP:
+#: ``PRIOR``'s. ``SLOPE`` is kept (a worse guess costs an encode, never the result).
+OPTIMISED_PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
+    {
+        **PRIOR,
+        "jpeg": ((50.0, 30.5), (60.0, 44.0), (70.0, 64.5), (80.0, 84.0), (85.0, 87.5), (90.0, 90.5)),
+        "avif": ((50.0, 35.0), (60.0, 42.0), (70.0, 50.5), (80.0, 64.0), (85.0, 75.0), (90.0, 82.5)),
+    }
+)
 #: Score points per quality step, per format (the photos' median between q40 and q80), for a guess
 #: where only one side of the bracket has a score.
 SLOPE: Final[Mapping[str, float]] = MappingProxyType({"jpeg": 0.6, "webp": 0.5, "avif": 0.6})
@@ -124,9 +139,9 @@ def _metric_view(image: pyvips.Image, background: int | None) -> pyvips.Image:
     return image if image.format == "uchar" else image.cast("uchar")
 
 
-def _prior(fmt: str, target: float) -> float:
-    """``PRIOR``'s quality for ``target``, linear between its points, flat beyond them."""
-    points = PRIOR[fmt]
+def _prior(fmt: str, target: float, prior: Mapping[str, tuple[tuple[float, float], ...]] = PRIOR) -> float:
+    """``prior``'s quality for ``target``, linear between its points, flat beyond them."""
+    points = prior[fmt]
     if target <= points[0][0]:
         return points[0][1]
     for (t0, q0), (t1, q1) in itertools.pairwise(points):
@@ -148,13 +163,20 @@ def typical_quality(fmt: str, target: float) -> int:
 
 
 def _next_quality(
-    miss: int, hit: int, scores: Mapping[int, float], target: float, left: int, span: QualityRange, fmt: str
+    miss: int,
+    hit: int,
+    scores: Mapping[int, float],
+    target: float,
+    left: int,
+    span: QualityRange,
+    fmt: str,
+    prior: Mapping[str, tuple[tuple[float, float], ...]] = PRIOR,
 ) -> int:
     """The next quality to encode, strictly between ``miss`` and ``hit`` (see the module's docstring)."""
     if hit > span.high and left == 1:
         return span.high
     if not scores:
-        guess = _prior(fmt, target)
+        guess = _prior(fmt, target, prior)
     elif miss in scores and hit in scores:
         guess = miss + (target - scores[miss]) * (hit - miss) / max(scores[hit] - scores[miss], 1e-6)
     else:  # one side only: from the nearest score, along SLOPE or the flatter line through that side
@@ -178,6 +200,7 @@ def find_quality(
     max_encodes: int = 6,
     strip: bool = True,
     deadline: Deadline | None = None,
+    prior: Mapping[str, tuple[tuple[float, float], ...]] = PRIOR,
 ) -> QualityChoice:
     """The lowest quality in ``[low, high]`` (default ``RANGES[fmt]``) at which ``image`` encoded as
     ``fmt`` (jpeg, webp, avif; ``encoding.encode`` with ``options`` and ``strip``) and decoded again
@@ -185,7 +208,9 @@ def find_quality(
 
     ``image``: the resized output (any bands; it is computed into memory once here). At most
     ``max_encodes`` encodes; each also costs one decode and one score (``Reference.score``, about 30 ms
-    at 800 × 533 px on one core). ``deadline`` is passed to every encode.
+    at 800 × 533 px on one core). ``deadline`` is passed to every encode. ``options`` are taken
+    ``for_target(target)`` (the optimised tier's JPEG tables by target). ``prior``: the first
+    guesses (``PRIOR``: the default encoders'; ``OPTIMISED_PRIOR``: the optimised tier's).
 
     Raises:
         ValueError: a format without a search (png, gif, jxl), a range outside 1..100 or empty,
@@ -200,12 +225,13 @@ def find_quality(
     if image.get_typeof("page-height") and image.get("page-height") < image.height:
         raise ValueError("no quality search for animations: their frames would be scored as one strip")
     image = image.copy_memory()
+    options = options.for_target(target)
     judge = _Judge(image)
     bodies: dict[int, bytes] = {}
     scores: dict[int, float] = {}
     miss, hit = span.low - 1, span.high + 1
     while hit - miss > 1 and len(bodies) < max_encodes:
-        quality = _next_quality(miss, hit, scores, target, max_encodes - len(bodies), span, fmt)
+        quality = _next_quality(miss, hit, scores, target, max_encodes - len(bodies), span, fmt, prior)
         bodies[quality] = encoding.encode(image, fmt, quality, strip, options, deadline)
         scores[quality] = judge.score(bodies[quality])
         if scores[quality] >= target:

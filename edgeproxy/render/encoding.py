@@ -17,6 +17,13 @@ from edgeproxy.render import pillow
 from edgeproxy.render.failures import Deadline, failures
 from edgeproxy.render.vips import header_field, page_height
 
+#: The optimised tier's JPEG tables by SSIMULACRA2 target (``EncodeOptions.jpeg_by_target``), from
+#: ``python -m bench.encoders`` (bench/results.md): against the JPEG standard's tables with libvips'
+#: auto subsampling, on 8 corpus photos at 800 px, at equal scores, mozjpeg's table 5 with 4:2:0
+#: always saves 11 to 12 % from target 60 to 80 (4:2:0 above Q 90 avoids auto's step to 4:4:4), and
+#: table 8 (auto subsampling) 17 % at 85.
+OPTIMISED_JPEG: tuple[tuple[float, int, str], ...] = ((0.0, 5, "on"), (85.0, 8, "auto"))
+
 
 @dataclass(frozen=True, slots=True)
 class EncodeOptions:
@@ -33,14 +40,28 @@ class EncodeOptions:
     # scans (libvips ``jpegsave`` options; a libvips built without mozjpeg ignores them).
     webp_smart_subsample: bool = False
     jpeg_trellis: bool = False
+    # mozjpeg's quantisation table (libvips ``quant_table`` 0..8; 0: the JPEG standard's Annex K
+    # tables) and the chroma subsampling (libvips ``subsample_mode``: auto, 4:2:0 below Q 90 and
+    # 4:4:4 from it; on, 4:2:0 always; off, 4:4:4 always).
+    jpeg_quant_table: int = 0
+    jpeg_subsample: str = "auto"
+    # The optimised tier's JPEG tables by SSIMULACRA2 target: ``(from_target, quant_table,
+    # subsample)`` rows, ascending; a search for a target uses the last row at or below it
+    # (``for_target``). Empty: ``jpeg_quant_table`` and ``jpeg_subsample`` whatever the target.
+    jpeg_by_target: tuple[tuple[float, int, str], ...] = ()
+    # AVIF's chroma subsampling (libvips ``heifsave`` ``subsample_mode``: auto, 4:2:0 below Q 90;
+    # off, 4:4:4): the optimised tier's is off (``bench.encoders``: 5 to 8 % fewer bytes at equal
+    # SSIMULACRA2 from target 60 to 85 for 1.2 times the encode's CPU).
+    avif_subsample: str = "auto"
     # The largest output (pixels of one frame) whose quality is searched for a target; a larger one
     # gets the format's typical quality (``edgeproxy.quality.encode``): a search costs several slow encodes.
     search_max_pixels: int = 0
 
     def optimised(self, avif_effort: int, webp_effort: int, search_max_pixels: int) -> EncodeOptions:
-        """These options for the optimised tier: AVIF ``avif_effort`` and WebP ``webp_effort`` (or
-        this tier's own when higher), smart subsampling, mozjpeg's trellis and progressive scans, and
-        quality searches up to ``search_max_pixels``."""
+        """These options for the optimised tier: AVIF ``avif_effort`` (or this tier's own when
+        higher) in 4:4:4, WebP ``webp_effort`` (idem) with smart subsampling, mozjpeg's trellis,
+        progressive scans and tables by target (``OPTIMISED_JPEG``), and quality searches up to
+        ``search_max_pixels``."""
         return replace(
             self,
             avif_effort=max(self.avif_effort, avif_effort),
@@ -48,8 +69,18 @@ class EncodeOptions:
             jpeg_progressive=True,
             webp_smart_subsample=True,
             jpeg_trellis=True,
+            jpeg_by_target=OPTIMISED_JPEG,
+            avif_subsample="off",
             search_max_pixels=search_max_pixels,
         )
+
+    def for_target(self, target: float) -> EncodeOptions:
+        """These options for encodes aiming at SSIMULACRA2 ``target``: the JPEG table and
+        subsampling of ``jpeg_by_target``'s last row at or below it (unchanged without one)."""
+        rows = [row for row in self.jpeg_by_target if row[0] <= target]
+        if not rows:
+            return self
+        return replace(self, jpeg_quant_table=rows[-1][1], jpeg_subsample=rows[-1][2])
 
 
 def encode(
@@ -84,6 +115,8 @@ def encode(
                 trellis_quant=trellis,
                 overshoot_deringing=trellis,
                 optimize_scans=trellis and options.jpeg_progressive,
+                quant_table=options.jpeg_quant_table,
+                subsample_mode=options.jpeg_subsample,
             )
         elif fmt == "webp":
             body = image.webpsave_buffer(
@@ -99,7 +132,12 @@ def encode(
             if image.bands < 3:
                 image = image.colourspace("srgb")
             body = image.heifsave_buffer(
-                Q=quality, effort=options.avif_effort, compression="av1", bitdepth=8, keep=keep
+                Q=quality,
+                effort=options.avif_effort,
+                compression="av1",
+                bitdepth=8,
+                keep=keep,
+                subsample_mode=options.avif_subsample,
             )
         elif fmt == "png":
             if quality < 100:  # a URL's q on PNG: 8-bit palette, quantised (libimagequant) at that quality
