@@ -3,4 +3,5 @@
 __version__ = "0.1.0"
 
 #: Bumped whenever the pipeline's output bytes for the same spec may change; part of every ETag.
-PIPELINE_VERSION = "3"  # 2: g:smart keeps animations (one attention window for every frame); 3: f:avif keeps them
+#: 2: g:smart keeps animations; 3: f:avif keeps them; 4: the optimised tier's JPEG tables, 4:4:4 AVIF.
+PIPELINE_VERSION = "4"
