@@ -54,14 +54,7 @@ def test_bench_runs_end_to_end(corpus: Path, tmp_path: Path):
 
 @pytest.mark.slow
 def test_attack_bench_runs_and_reports_every_case():
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.attacks", "--repeat", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = printed("bench.attacks", "--repeat", "3")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "median" not in line]
     assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
         "/healthz",
@@ -118,6 +111,28 @@ def _table(section: str, heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]  # header off
 
 
+def published(tmp_path: Path, module: str, *args: str) -> str:
+    """Run ``python -m module args --write --output tmp_path/results.md`` (it must exit 0) and return
+    the section it wrote."""
+    output = tmp_path / "results.md"
+    subprocess.run(
+        [sys.executable, "-m", module, *args, "--write", "--output", str(output)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return output.read_text()
+
+
+def printed(module: str, *args: str) -> str:
+    """What ``python -m module args`` prints (it must exit 0 within two minutes)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+
+
 @pytest.mark.slow
 def test_quality_bench_quick_reports_the_optimised_tier_and_the_first_answer(corpus: Path, tmp_path: Path):
     """``bench.quality --quick`` without thumbor: the optimised tier reaches the floor on every photo
@@ -125,17 +140,9 @@ def test_quality_bench_quick_reports_the_optimised_tier_and_the_first_answer(cor
     qualities and the fast tier's typical ones; the report goes to --output."""
     from edgeproxy.quality.search import typical_quality
 
-    output = tmp_path / "results.md"
-    subprocess.run(
-        [sys.executable, "-m", "bench.quality", "--quick", "--no-thumbor", "--corpus", str(corpus)]
-        + ["--workdir", str(tmp_path), "--write", "--output", str(output)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    section = published(
+        tmp_path, "bench.quality", "--quick", "--no-thumbor", "--corpus", str(corpus), "--workdir", str(tmp_path)
     )
-    section = output.read_text()
     assert section.startswith(
         "## Quality: bytes at an equal SSIMULACRA2 floor against thumbor (python -m bench.quality)"
     )
@@ -166,17 +173,20 @@ def test_quality_bench_quick_reports_the_optimised_tier_and_the_first_answer(cor
 def test_storm_bench_reports_both_scenarios_and_the_queue(corpus: Path, tmp_path: Path):
     """``bench.storm`` on a small storm: every answer a 200 in both scenarios; ``off`` queues nothing,
     ``background`` queues every variant and the queue drains; the ratios line is there."""
-    output = tmp_path / "results.md"
-    subprocess.run(
-        [sys.executable, "-m", "bench.storm", "--urls", "12", "--clients", "3", "--drain", "120", "--rounds", "1"]
-        + ["--corpus", str(corpus), "--write", "--output", str(output)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    section = published(
+        tmp_path,
+        "bench.storm",
+        "--urls",
+        "12",
+        "--clients",
+        "3",
+        "--drain",
+        "120",
+        "--rounds",
+        "1",
+        "--corpus",
+        str(corpus),
     )
-    section = output.read_text()
     assert section.startswith("## Cold storm: the optimised tier in the background (python -m bench.storm)")
     lines = [line for line in section.splitlines() if line.startswith("| ")][1:]  # the header off
     rows = {row[0]: row for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)}
@@ -196,17 +206,18 @@ def test_cdn_bench_counts_bytes_and_the_optimised_replay_serves_fewer(corpus: Pa
     table, and the second replay (the optimised tier stored, the fast one expired) serves fewer
     bytes than the cold one, with no errors."""
     require_varnish()
-    output = tmp_path / "results.md"
-    subprocess.run(
-        [sys.executable, "-m", "bench.cdn", "--requests", "40", "--clients", "4", "--scenarios", "buckets+optimised"]
-        + ["--corpus", str(corpus), "--write", "--output", str(output)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    section = published(
+        tmp_path,
+        "bench.cdn",
+        "--requests",
+        "40",
+        "--clients",
+        "4",
+        "--scenarios",
+        "buckets+optimised",
+        "--corpus",
+        str(corpus),
     )
-    section = output.read_text()
     row = next(line for line in section.splitlines() if line.startswith("| buckets+optimised |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert (cells[10], cells[11]) == ("0", "0")  # errors, format violations
@@ -266,14 +277,7 @@ def test_every_benchmark_parses_its_options_and_publishes_through_bench_report()
 
 @pytest.mark.slow
 def test_animation_bench_reports_every_corpus_animation_with_real_sizes(corpus: Path):
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.animated", "--repeat", "1", "--corpus", str(corpus)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = printed("bench.animated", "--repeat", "1", "--corpus", str(corpus))
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| `")]
     assert [row[0].removeprefix("| ") for row in rows] == [
         "`animated.gif`",
