@@ -1,0 +1,53 @@
+"""``GET|HEAD {compat_thumbor_prefix}/HASH/...``: thumbor URLs served through the native transform path.
+
+The route verifies and maps the URL (``edgeproxy.compat.thumbor.parse``: 403, 400, 404) and hands the
+spec to ``edgeproxy.http.transform.render``, the native route's own path, so a thumbor URL and the
+equivalent edgeproxy URL share caching, negotiation, moderation, ETag and bytes. Errors go to the
+HTTP edge like every route's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgeproxy.compat.thumbor import ThumborConfig, parse
+from edgeproxy.http.edge import Endpoint, Handler, route
+from edgeproxy.http.logs import AccessRecord
+from edgeproxy.http.transform import render, split_signature
+
+if TYPE_CHECKING:
+    from edgeproxy.compose import Components
+    from edgeproxy.settings import Settings
+
+
+def handler(config: ThumborConfig, prefix: str) -> Handler:
+    """The route's handler for ``config`` (built once, at start-up) under ``prefix``."""
+
+    async def thumbor(request: Request, components: Components, record: AccessRecord) -> Response:
+        """A thumbor URL's derivative, its 304, or the fallback image; errors raised to the edge.
+
+        Raises:
+            ProxyError: 400 (a query string, a non-ASCII path, a malformed URL or unmapped option),
+                403 (signature), 404 (no route, no origin for the image), and ``render``'s.
+        """
+        signature, rest = split_signature(request, prefix)
+        path = f"/{signature}{rest}"
+        record.path = prefix + path
+        mapped = parse(path, config)
+        return await render(request, components, record, mapped.spec, mapped.origin, mapped.key)
+
+    return thumbor
+
+
+def routes(settings: Settings) -> list[Route]:
+    """The thumbor route under ``compat_thumbor_prefix`` when ``compat_thumbor`` is on, else none.
+    With the prefix ``""`` it takes every path the earlier routes do not (a host of its own)."""
+    if not settings.compat_thumbor:
+        return []
+    prefix = settings.compat_thumbor_prefix
+    endpoint = Endpoint(handler(ThumborConfig.from_settings(settings), prefix), ("GET", "HEAD"), watch_disconnect=True)
+    return [route(prefix + "/{path:path}", endpoint)]
