@@ -26,7 +26,7 @@ import pytest
 import pyvips
 
 from edgeproxy import cli
-from edgeproxy.compat.thumbor import ThumborConfig, parse, sign, signature, translate, verify
+from edgeproxy.compat.thumbor import ThumborConfig, focused, parse, sign, signature, translate, verify
 from edgeproxy.errors import ProxyError
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.signing import sign_path
@@ -209,7 +209,12 @@ def test_smart_is_the_face_gravity_when_the_face_model_is_configured():
             400,
             "thumbor filter grayscale: not supported (edgeproxy has no grayscale option)",
         ),
-        ("filters:focal(10x10:20x20)/a.jpg", 400, "thumbor filter focal: not supported"),
+        ("filters:focal(10x10)/a.jpg", 400, "thumbor filter focal: expected LEFTxTOP:RIGHTxBOTTOM, got '10x10'"),
+        (
+            "filters:focal(20x20:10x30)/a.jpg",
+            400,
+            "thumbor filter focal: the bottom-right corner must be right of and below the top-left",
+        ),
         ("filters:max_bytes(10000)/a.jpg", 400, "thumbor filter max_bytes: not supported"),
         ("filters:brightness(10)/a.jpg", 400, "thumbor filter brightness: not supported"),
         (
@@ -242,6 +247,37 @@ def test_what_edgeproxy_cannot_map_is_refused_by_name(thumbor: str, status: int,
     config = ThumborConfig(THUMBOR_KEY.encode(), origins=(("img/", "media"), ("a.jpg", "samples")))
     error = refused(thumbor, config)
     assert (error.status, error.message) == (status, message)
+
+
+@pytest.mark.parametrize(
+    ("thumbor", "edgeproxy"),
+    [
+        # the centre of the region (340, 240) in fractions of the 400x300 original
+        ("300x100/filters:focal(300x200:380x280)/a.jpg", "/w:300/h:100/fit:cover/g:fp:0.85:0.8/enlarge:1"),
+        ("300x100/smart/filters:focal(300x200:380x280)/a.jpg", "/w:300/h:100/fit:cover/g:fp:0.85:0.8/enlarge:1"),
+        # after the URL's crop: the centre (270, 170) is (170, 70) of the 200x200 region
+        (
+            "100x100:300x300/50x20/filters:focal(250x150:290x190)/a.jpg",
+            "/w:50/h:20/fit:cover/g:fp:0.85:0.35/c:100:100:200:200/enlarge:1",
+        ),
+        # a focal point outside the crop is dropped (thumbor's adjust_focal_points): the alignment holds
+        (
+            "0x0:100x100/50x20/left/filters:focal(300x200:380x280)/a.jpg",
+            "/w:50/h:20/fit:cover/g:west/c:0:0:100:100/enlarge:1",
+        ),
+        # turned with the image: rotate(90) counter-clockwise takes (0.85, 0.8) to (0.8, 0.15)
+        (
+            "300x100/filters:focal(300x200:380x280):rotate(90)/a.jpg",
+            "/w:100/h:300/fit:cover/g:fp:0.8:0.15/rot:270/enlarge:1",
+        ),
+        ("fit-in/300x100/filters:focal(300x200:380x280)/a.jpg", "/w:300/h:100"),  # nothing to anchor
+    ],
+)
+def test_a_focal_region_anchors_the_crop_once_the_originals_size_is_known(thumbor: str, edgeproxy: str):
+    m = parse(sign(thumbor, THUMBOR_KEY), CONFIG)
+    assert canonical(focused(m, 400, 300)) == edgeproxy
+    with pytest.raises(ProxyError, match="thumbor filter focal: the crop's anchor depends on the original's size"):
+        translate(sign(thumbor, THUMBOR_KEY), CONFIG)
 
 
 def test_an_image_no_prefix_maps_is_404_never_fetched():
@@ -322,6 +358,17 @@ def test_a_thumbor_url_and_its_native_translation_answer_the_same_bytes_and_etag
                 ).status_code
                 == 304
             )
+
+
+def test_a_focal_url_answers_what_the_native_url_with_its_focal_point_does(client: httpx.Client):
+    thumbor = client.get(
+        "/thumbor" + sign("300x100/filters:focal(300x200:380x280)/img.example.com/land.jpg", THUMBOR_KEY)
+    )
+    native = client.get(sign_path("/w:300/h:100/fit:cover/g:fp:0.85:0.8/enlarge:1/media/land.jpg", KEY))
+    assert thumbor.status_code == native.status_code == 200
+    assert (thumbor.content, thumbor.headers["etag"]) == (native.content, native.headers["etag"])
+    missing = client.get("/thumbor" + sign("300x100/filters:focal(1x1:2x2)/img.example.com/missing.jpg", THUMBOR_KEY))
+    assert missing.status_code == 404 and missing.headers["surrogate-key"]
 
 
 def test_the_mount_negotiates_the_format_unless_a_format_filter_names_one(client: httpx.Client):
@@ -414,6 +461,11 @@ SAME_SIZE = [
     ("land.jpg", "300x200/left/bottom/filters:rotate(180)"),
     ("port.png", "-200x-100/top"),
     ("land.jpg", "10x10:210x110/-100x100/left"),
+    ("land.jpg", "300x100/filters:focal(300x200:380x280)"),
+    ("land.jpg", "100x300/filters:focal(20x20:60x60)"),
+    ("land.jpg", "10x10:310x210/100x100/filters:focal(250x150:290x190)"),
+    ("land.jpg", "300x100/filters:focal(300x200:380x280):rotate(90)"),
+    ("land.jpg", "-300x100/filters:focal(300x200:380x280)"),
 ]
 #: Cases whose pixels differ by design: thumbor without detectors (its default) crops ``smart`` at the
 #: centre, edgeproxy where libvips' attention measure points.

@@ -41,6 +41,8 @@ RESERVED_PREFIXES = frozenset({"/info", "/purge", "/healthz", "/readyz", "/metri
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 #: A thumbor signature: 20 bytes of HMAC-SHA1 in base64url with its padding.
 _HASH = re.compile(r"[A-Za-z0-9_-]{27}=")
+#: ``focal(LEFTxTOP:RIGHTxBOTTOM)``'s argument, pixels.
+_FOCAL = re.compile(r"(\d{1,9})x(\d{1,9}):(\d{1,9})x(\d{1,9})")
 
 #: The grammar after the signature, segment by segment (thumbor 7.8's, from libthumbor's ``Url``).
 _URL = re.compile(
@@ -111,6 +113,32 @@ class Mapped:
     key: str
     auto_format: bool = True
     filters: tuple[str, ...] = field(default=())
+    #: ``focal(AxB:CxD)``: the region (left, top, right, bottom), pixels of the upright original. The
+    #: crop's anchor then depends on the original's size: ``focused`` makes the spec once it is known.
+    focal: tuple[int, int, int, int] | None = None
+    #: The spec before thumbor's order of flips and rotation is turned into edgeproxy's, and the
+    #: ``rotate()`` angle (counter-clockwise degrees): what ``focused`` starts from.
+    unoriented: TransformSpec | None = None
+    ccw: int = 0
+
+
+def focused(mapped: Mapped, width: int, height: int) -> TransformSpec:
+    """The spec of ``mapped`` for an upright original of ``width`` × ``height`` pixels: with a
+    ``focal`` region, a crop anchored on its centre (``g:fp``, fractions of the original after the
+    URL's crop), as thumbor's focal point (the centre of the region; one dropped when it falls
+    outside the URL's crop); else ``mapped.spec``. ``smart`` gives way to the focal point."""
+    if mapped.focal is None or mapped.unoriented is None:
+        return mapped.spec
+    spec = mapped.unoriented
+    left, top, right, bottom = mapped.focal
+    x, y = (left + right) / 2, (top + bottom) / 2
+    if spec.crop is not None:
+        c = spec.crop
+        cw, ch = min(c.width, width - c.x), min(c.height, height - c.y)
+        x, y, width, height = x - c.x, y - c.y, int(cw), int(ch)
+    if spec.fit is Fit.COVER and width > 0 and height > 0 and 0 <= x <= width and 0 <= y <= height:
+        spec = replace(spec, gravity=_point(x / width, y / height))
+    return _oriented(spec, mapped.ccw)
 
 
 def signature(path: str, key: str | bytes) -> str:
@@ -178,9 +206,11 @@ def parse(path: str, config: ThumborConfig) -> Mapped:
         raise bad_request("thumbor URL is not valid percent-encoded UTF-8") from None
     filters = split_filters(raw_filters) if raw_filters else []
     spec = _geometry(parts, config)
-    spec = _apply_filters(spec, filters, fit_in=parts["fit_in"] is not None and not parts["full"])
+    spec, ccw, focal = _apply_filters(spec, filters, fit_in=parts["fit_in"] is not None and not parts["full"])
     origin, key = map_image(image, config)
-    return Mapped(spec, origin, key, spec.format is Format.AUTO, tuple(f.name for f in filters))
+    names = tuple(f.name for f in filters)
+    oriented = _oriented(spec, ccw)
+    return Mapped(oriented, origin, key, spec.format is Format.AUTO, names, focal, spec, ccw)
 
 
 def translate(path: str, config: ThumborConfig) -> str:
@@ -192,6 +222,11 @@ def translate(path: str, config: ThumborConfig) -> str:
         ValueError: no edgeproxy ``signing_key`` configured.
     """
     mapped = parse(path, config)
+    if mapped.focal is not None:
+        raise bad_request(
+            "thumbor filter focal: the crop's anchor depends on the original's size; write g:fp:X:Y "
+            "with X and Y the focal point's fractions of the width and height"
+        )
     if not config.signing_key:
         raise ValueError("no edgeproxy signing_key configured to sign the translated URL")
     return sign_path(build_path(mapped.spec, mapped.origin, mapped.key), config.signing_key, config.signature_size)
@@ -284,15 +319,30 @@ def _compass(x: float, y: float) -> Gravity:
     return Gravity(name, x, y)
 
 
-def _apply_filters(spec: TransformSpec, filters: list[Filter], *, fit_in: bool) -> TransformSpec:
-    """``spec`` with each thumbor filter applied (``fit_in``: plain or adaptive ``fit-in``, where
-    ``fill`` pads and ``upscale`` enlarges).
+def _point(x: float, y: float) -> Gravity:
+    """The gravity at fractions (x, y) of the image: a compass name where there is one (a crop
+    anchored at 0, 0.5 or 1 is the same either way), else a focal point (``g:fp:X:Y``)."""
+    x, y = round(x, 6), round(y, 6)
+    if x in (0.0, 0.5, 1.0) and y in (0.0, 0.5, 1.0):
+        return _compass(x, y)
+    # Rounded to a millionth (a 60th of a pixel at the largest size), so the canonical form, and the
+    # ETag, do not carry the float noise of 1 - x.
+    return Gravity("fp", round(min(1.0, max(0.0, x)), 6), round(min(1.0, max(0.0, y)), 6))
+
+
+def _apply_filters(
+    spec: TransformSpec, filters: list[Filter], *, fit_in: bool
+) -> tuple[TransformSpec, int, tuple[int, int, int, int] | None]:
+    """(``spec`` with each thumbor filter applied, the ``rotate()`` angle counter-clockwise, the
+    ``focal()`` region or None); ``fit_in``: plain or adaptive ``fit-in``, where ``fill`` pads and
+    ``upscale`` enlarges. The rotation is left to ``_oriented``, the focal region to ``focused``.
 
     Raises:
         ProxyError(400): a filter edgeproxy does not map, or bad arguments; the message names it.
     """
     rotate = 0
     fill: tuple[int, int, int, int] | None = None
+    focal: tuple[int, int, int, int] | None = None
     for f in filters:
         match f.name:
             case "format":
@@ -341,6 +391,17 @@ def _apply_filters(spec: TransformSpec, filters: list[Filter], *, fit_in: bool) 
                     spec = replace(spec, fit=Fit.FILL)
             case "strip_exif" | "strip_icc":
                 arity(f, 0, 0)  # edgeproxy strips metadata and converts to sRGB by default (strip:1)
+            case "focal":
+                arity(f, 1, 1)
+                region = _FOCAL.fullmatch(f.args[0])
+                if region is None:
+                    raise bad_request(f"thumbor filter focal: expected LEFTxTOP:RIGHTxBOTTOM, got {f.args[0]!r}")
+                left, top, right, bottom = (int(v) for v in region.groups())
+                if right <= left or bottom <= top:
+                    raise bad_request(
+                        "thumbor filter focal: the bottom-right corner must be right of and below the top-left"
+                    )
+                focal = (left, top, right, bottom)
             case "grayscale":
                 raise bad_request("thumbor filter grayscale: not supported (edgeproxy has no grayscale option)")
             case _:
@@ -353,7 +414,7 @@ def _apply_filters(spec: TransformSpec, filters: list[Filter], *, fit_in: bool) 
         spec = replace(spec, background=fill)
         if fit_in and spec.width and spec.height:
             spec = replace(spec, fit=Fit.PAD)  # padded to the box, centred, as thumbor's fill
-    return _oriented(spec, rotate)
+    return spec, rotate, focal
 
 
 def _oriented(spec: TransformSpec, ccw: int) -> TransformSpec:
@@ -363,12 +424,12 @@ def _oriented(spec: TransformSpec, ccw: int) -> TransformSpec:
     crops in the turned frame. So the crop's anchor flips and turns with the image, the box's sides
     swap for 90 and 270, and so do the flips' axes."""
     flip, gravity = spec.flip, spec.gravity
-    if gravity.kind in COMPASS and (flip is not Flip.NONE or ccw):
+    if (gravity.kind in COMPASS or gravity.kind == "fp") and (flip is not Flip.NONE or ccw):
         x, y = gravity.anchor()
         x, y = (1 - x if "h" in flip.value else x), (1 - y if "v" in flip.value else y)
         for _ in range(ccw // 90):
             x, y = y, 1 - x  # a quarter turn counter-clockwise
-        gravity = _compass(x, y)
+        gravity = _point(x, y)
     if not ccw:
         return replace(spec, gravity=gravity)
     quarter = ccw in (90, 270)

@@ -8,16 +8,21 @@ HTTP edge like every route's.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgeproxy.compat.thumbor import ThumborConfig, parse
+from edgeproxy.compat.thumbor import Mapped, ThumborConfig, focused, parse
+from edgeproxy.errors import ProxyError, not_found
 from edgeproxy.http.edge import Endpoint, Handler, route
 from edgeproxy.http.logs import AccessRecord
 from edgeproxy.http.transform import render, split_signature
+from edgeproxy.render.pipeline import Limits, inspect
+from edgeproxy.service.validators import surrogate_key
+from edgeproxy.url.spec import TransformSpec
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
@@ -38,9 +43,40 @@ def handler(config: ThumborConfig, prefix: str) -> Handler:
         path = f"/{signature}{rest}"
         record.path = prefix + path
         mapped = parse(path, config)
-        return await render(request, components, record, mapped.spec, mapped.origin, mapped.key)
+        spec = mapped.spec if mapped.focal is None else await _focused(components, mapped)
+        return await render(request, components, record, spec, mapped.origin, mapped.key)
 
     return thumbor
+
+
+async def _focused(components: Components, mapped: Mapped) -> TransformSpec:
+    """The spec of a URL with ``focal()``, whose anchor depends on the original's upright size:
+    the original is fetched (then cached: the render that follows reads it from memory) and its
+    header read in the render pool.
+
+    Raises:
+        ProxyError: 404 (no such origin), and the original's errors as a render would answer them
+            (404, 413, 415, 422, 502, 503, 504), with its surrogate key.
+    """
+    service = components.service
+    origin = components.origins.get(mapped.origin)
+    if origin is None:
+        raise not_found(f"unknown origin {mapped.origin!r}")
+    deadline = time.monotonic() + components.settings.request_timeout
+    try:
+        fetched = await service.originals.fetch(origin, mapped.key)
+        _queued, size = await service.run_blocking(
+            _upright_size, fetched.original.data, service.limits, deadline=deadline
+        )
+    except ProxyError as error:
+        raise error.about(surrogate_key(origin.name, mapped.key)) from None
+    return focused(mapped, *size)
+
+
+def _upright_size(data: bytes, limits: Limits) -> tuple[int, int]:
+    """(width, height) of an original's first frame, upright (after EXIF orientation), from its header."""
+    info = inspect(data, limits).info
+    return info.width, info.height
 
 
 def routes(settings: Settings) -> list[Route]:
