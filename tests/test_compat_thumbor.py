@@ -408,6 +408,20 @@ def test_without_compat_thumbor_there_is_no_mount(images: Path):
     assert response.status_code == 403  # a native URL whose "signature" is the word thumbor
 
 
+def test_an_empty_prefix_serves_thumbor_urls_at_the_root_and_the_probes_stay(images: Path):
+    with make_client(
+        {"media": str(images)},
+        compat_thumbor=True,
+        compat_thumbor_prefix="",
+        thumbor_security_key=THUMBOR_KEY,
+        compat_thumbor_origins={"": "media"},
+    ) as root:
+        answer = root.get(sign("fit-in/100x100/land.jpg", THUMBOR_KEY))
+        assert answer.status_code == 200 and size(decode(answer.content)) == (100, 75)
+        assert root.get("/healthz").status_code == 200
+        assert root.get(sign_path("/w:100/media/land.jpg", KEY)).status_code == 403  # native URLs: another host
+
+
 def test_translate_command_prints_the_native_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     monkeypatch.setenv("EDGEPROXY_SIGNING_KEY", KEY)
     monkeypatch.setenv("EDGEPROXY_THUMBOR_SECURITY_KEY", THUMBOR_KEY)
@@ -486,7 +500,7 @@ def thumbor(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     from bench.servers import start_thumbor
 
     if not (THUMBOR_VENV / "bin" / "thumbor").exists():
-        how = f"install it with bench.servers.install_thumbor({str(THUMBOR_VENV)!r}); .ci/run does"
+        how = f"python3 -m venv {THUMBOR_VENV} && {THUMBOR_VENV}/bin/pip install thumbor==7.8.0, as .ci/run does"
         if IN_CI:
             pytest.fail(f"CI=true but thumbor is missing at {THUMBOR_VENV} ({how})")
         pytest.skip(f"thumbor 7.8 not installed at {THUMBOR_VENV} ({how}; EDGEPROXY_THUMBOR_VENV elsewhere)")
