@@ -391,6 +391,8 @@ def test_the_mount_answers_errors_through_the_edge(client: httpx.Client):
         ("/thumbor" + sign("300x200/elsewhere.example/land.jpg", THUMBOR_KEY), 404, "no origin configured"),
         ("/thumbor" + sign("filters:grayscale()/img.example.com/land.jpg", THUMBOR_KEY), 400, "grayscale"),
         ("/thumbor/unsafe/300x200/img.example.com/land.jpg", 403, "compat_thumbor_unsafe"),
+        # a key that would leave the origin's folder: the origin's 404, as for edgeproxy's own URLs
+        ("/thumbor" + sign("300x200/img.example.com/..%2F..%2Fetc%2Fpasswd", THUMBOR_KEY), 404, "original not found"),
     ]
     for url, status, fragment in cases:
         response = client.get(url)
