@@ -1,5 +1,5 @@
-"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge``, ``prewarm``
-and ``models fetch`` (argparse)."""
+"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge``, ``prewarm``,
+``translate`` and ``models fetch`` (argparse)."""
 
 from __future__ import annotations
 
@@ -125,6 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     prewarm.add_argument("--admin-token", help="admin token for --optimise-url (default: EDGEPROXY_ADMIN_TOKEN)")
     prewarm.add_argument("keys_file", type=Path, help="one ORIGIN/KEY per line (# comments)")
+
+    translate = commands.add_parser(
+        "translate",
+        help="print the edgeproxy URL (signed with signing_key) that serves what a thumbor URL under "
+        "compat_thumbor_prefix does (settings from --config and EDGEPROXY_*)",
+    )
+    translate.add_argument("--config", help="TOML settings file")
+    translate.add_argument(
+        "url", help="a thumbor URL or path, such as https://img.example.com/thumbor/HASH/300x200/a.jpg"
+    )
 
     models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
     models_commands = models.add_subparsers(dest="models_command", required=True)
@@ -341,6 +351,40 @@ def _prewarm(args: argparse.Namespace) -> int:
     )
 
 
+def _translate(args: argparse.Namespace) -> int:
+    """Print the native URL for a thumbor URL (``edgeproxy.compat.thumbor.translate``); exit 1 with
+    the reason when it does not map (the status and message the server would answer), 2 on a bad
+    configuration or a URL outside ``compat_thumbor_prefix``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from edgeproxy.compat.thumbor import ThumborConfig, translate
+    from edgeproxy.errors import ProxyError
+    from edgeproxy.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as error:
+        print(f"edgeproxy translate: {error}", file=sys.stderr)
+        return 2
+    parts = urlsplit(args.url)
+    prefix = settings.compat_thumbor_prefix
+    if parts.query or not parts.path.startswith(prefix + "/"):
+        print(
+            f"edgeproxy translate: {args.url}: not a thumbor URL under {prefix or '/'} without a query", file=sys.stderr
+        )
+        return 2
+    try:
+        path = translate(parts.path.removeprefix(prefix), ThumborConfig.from_settings(settings))
+    except ProxyError as error:
+        print(f"edgeproxy translate: {error.status} {error.message}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"edgeproxy translate: {error}", file=sys.stderr)
+        return 2
+    print(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from edgeproxy.vision import models
 
@@ -375,5 +419,6 @@ def main(argv: list[str] | None = None) -> int:
         "purge": _purge,
         "prewarm": _prewarm,
         "models": _models,
+        "translate": _translate,
     }
     return commands[args.command](args)

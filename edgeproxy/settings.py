@@ -25,6 +25,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edgeproxy.compat.thumbor import check_prefix as check_thumbor_prefix
+from edgeproxy.compat.thumbor import check_settings as check_thumbor_settings
 from edgeproxy.http.negotiate import DEFAULT_WIDTH_BUCKETS
 from edgeproxy.settings_checks import (
     ascending_within,
@@ -337,6 +339,22 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # --- thumbor compatibility ---
+    # thumbor URLs (/HASH/[fit-in/]WxH/[filters:...]/IMAGE) served under compat_thumbor_prefix, mapped
+    # to edgeproxy's options (docs/migration/thumbor.md). "" as prefix: at the root of a host of their own.
+    compat_thumbor: bool = False
+    compat_thumbor_prefix: Annotated[str, AfterValidator(check_thumbor_prefix)] = "/thumbor"
+    thumbor_security_key: SecretStr | None = None  # thumbor's SECURITY_KEY: HMAC-SHA1 of its URLs
+    compat_thumbor_unsafe: bool = False  # accept /unsafe/... thumbor URLs (thumbor's ALLOW_UNSAFE_URL)
+    # IMAGE prefix -> origin name, the longest prefix first, removed from the key; "" matches any IMAGE.
+    # An IMAGE no prefix matches is a 404: never an open proxy. E.g. {"img.example.com/" = "media"}.
+    compat_thumbor_origins: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_thumbor(self) -> Settings:
+        check_thumbor_settings(self)
+        return self
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

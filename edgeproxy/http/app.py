@@ -6,6 +6,8 @@ only: parse the request, call the service (``edgeproxy.service``), write the ans
 
 - ``/{signature}/{options...}/{origin}/{key...}``: a derivative (``transform``);
 - ``/info/{signature}/{origin}/{key}``: what is known about an original (``info``);
+- ``{compat_thumbor_prefix}/HASH/...``: a thumbor URL's derivative, when ``compat_thumbor`` is on
+  (``edgeproxy.compat.thumbor_route``);
 - ``POST /purge``: purge an original (``purge``; 404 without ``admin_token``);
 - ``/healthz``, ``/readyz``: probes; ``/metrics``: Prometheus (on ``metrics_bind`` only when set).
 
@@ -28,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from edgeproxy import __version__
+from edgeproxy.compat.thumbor_route import routes as thumbor_routes
 from edgeproxy.compose import StartupError, compose
 from edgeproxy.http.edge import Endpoint, route
 from edgeproxy.http.info import info
@@ -93,6 +96,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         route("/purge", admin),
         *([] if settings.metrics_bind else [route("/metrics", Endpoint(metrics, READ, observed=False))]),
         route("/info/{path:path}", Endpoint(info, READ, watch_disconnect=True)),
+        *thumbor_routes(settings),
         route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True)),
     ]
 

@@ -25,7 +25,7 @@ from edgeproxy.origins import Origin
 from edgeproxy.render.geometry import check_box
 from edgeproxy.service.results import Derivative, Derived, Failure, Fallback, NotModified
 from edgeproxy.url.grammar import parse_path
-from edgeproxy.url.spec import Format
+from edgeproxy.url.spec import Format, TransformSpec
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
@@ -58,21 +58,18 @@ def split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
     return signature, "/" + rest
 
 
-def _parse(request: Request, components: Components, record: AccessRecord) -> tuple[Negotiated, Origin, str]:
-    """What the request asks for: the negotiated spec, the origin and the key; the request's facts
-    go into ``record`` as they are known (the ``exp`` once it is valid, which caps every answer's
-    ``max-age``).
+def _admit(
+    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str
+) -> tuple[Negotiated, Origin]:
+    """What the request asks for, checked against this server: the negotiated spec and the origin;
+    the request's facts go into ``record`` as they are known (the ``exp`` once it is valid, which
+    caps every answer's ``max-age``).
 
     Raises:
-        ProxyError: 400 (a malformed URL or option, a query string, an option this server refuses),
-            403 (signature, expiry), 404 (no such route or origin), 415 (JPEG XL output without
-            the [jxl] extra).
+        ProxyError: 400 (an option this server refuses), 403 (expiry), 404 (no such origin),
+            415 (JPEG XL output without the [jxl] extra).
     """
     settings = components.settings
-    signature, path = split_signature(request)
-    record.path = path
-    components.signer.verify(signature, path)
-    spec, origin_name, key = parse_path(path, components.presets, only_presets=settings.only_presets)
     if spec.expires is not None:
         if spec.expires < time.time():
             raise forbidden("URL expired")
@@ -104,14 +101,37 @@ def _parse(request: Request, components: Components, record: AccessRecord) -> tu
         if spec.format is Format.AUTO
         else accepted_image_types(request.headers.get("accept", ""), auto_jxl)
     )
-    return negotiated, origin, key
+    return negotiated, origin
 
 
 async def transform(request: Request, components: Components, record: AccessRecord) -> Response:
     """A derivative, its 304, or the fallback image; an error is raised to the edge (with the
-    original's surrogate key when it is about the original)."""
+    original's surrogate key when it is about the original).
+
+    Raises:
+        ProxyError: 400 (a malformed URL or option, a query string), 403 (signature), 404 (no such
+            route or origin), and ``render``'s.
+    """
+    signature, path = split_signature(request)
+    record.path = path
+    components.signer.verify(signature, path)
+    spec, origin_name, key = parse_path(path, components.presets, only_presets=components.settings.only_presets)
+    return await render(request, components, record, spec, origin_name, key)
+
+
+async def render(
+    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str, key: str
+) -> Response:
+    """The answer for ``spec`` on ``origin_name``/``key`` once a URL is verified and parsed: the
+    native route's and every route that maps another URL grammar to a spec (``edgeproxy.compat``),
+    so the same spec gets the same caching, negotiation, moderation, ETag and bytes whatever URL
+    asked for it.
+
+    Raises:
+        ProxyError: ``_admit``'s, and a ``Failure``'s error.
+    """
     deadline = time.monotonic() + components.settings.request_timeout
-    negotiated, origin, key = _parse(request, components, record)
+    negotiated, origin = _admit(request, components, record, spec, origin_name)
     # A prewarm that waits for the optimised tier (edgeproxy prewarm --optimise-url): the admin's only.
     wait = request.headers.get(OPTIMISE_HEADER, "").strip().lower() == "wait"
     derived = await components.service.derive(
