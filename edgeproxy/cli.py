@@ -1,5 +1,5 @@
-"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge``, ``prewarm``
-and ``models fetch`` (argparse)."""
+"""Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``translate``, ``surrogate-key``, ``purge``,
+``prewarm`` and ``models fetch`` (argparse)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         help="sign PATH = /{origin}/{key} for GET /info (the same as giving /info/{origin}/{key})",
     )
     sign.add_argument("path")
+
+    translate = commands.add_parser(
+        "translate",
+        help="print the edgeproxy URL (signed with edgeproxy's key) serving what an imgproxy URL asks for",
+    )
+    translate.add_argument("--config", type=Path, help="TOML settings file (imgproxy_key, compat_imgproxy_origins...)")
+    translate.add_argument("--signing-key", help="edgeproxy's HMAC key (default: the settings')")
+    translate.add_argument("url", help="an imgproxy URL or path, with or without compat_imgproxy_prefix")
 
     tag = commands.add_parser("surrogate-key", help="print an original's surrogate key (Surrogate-Key, Cache-Tag)")
     tag.add_argument("origin")
@@ -360,6 +368,34 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _translate(args: argparse.Namespace) -> int:
+    """Print the edgeproxy URL for ``args.url`` (an imgproxy URL: its scheme and host are kept, its
+    ``compat_imgproxy_prefix`` dropped); 1 with the reason when the settings or the URL are refused."""
+    from urllib.parse import urlsplit
+
+    from edgeproxy.compat.imgproxy import ImgproxyConfig, translate
+    from edgeproxy.errors import ProxyError
+    from edgeproxy.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args.config, signing_key=args.signing_key)
+        config = ImgproxyConfig.from_settings(settings)
+    except (SettingsError, ValueError) as error:
+        print(f"edgeproxy translate: {error}", file=sys.stderr)
+        return 1
+    parts = urlsplit(args.url)
+    path = parts.path
+    if config.prefix and (path == config.prefix or path.startswith(config.prefix + "/")):
+        path = path[len(config.prefix) :]
+    try:
+        native = translate(path, config)
+    except ProxyError as error:
+        print(f"edgeproxy translate: {error.status} {error.message}", file=sys.stderr)
+        return 1
+    print(f"{parts.scheme}://{parts.netloc}{native}" if parts.netloc else native)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     # One BLAS thread: the SSIMULACRA2 scores of a quality search (edgeproxy.quality) run in a render
@@ -371,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _serve,
         "check-config": _check_config,
         "sign": _sign,
+        "translate": _translate,
         "surrogate-key": _surrogate_key,
         "purge": _purge,
         "prewarm": _prewarm,

@@ -6,6 +6,8 @@ only: parse the request, call the service (``edgeproxy.service``), write the ans
 
 - ``/{signature}/{options...}/{origin}/{key...}``: a derivative (``transform``);
 - ``/info/{signature}/{origin}/{key}``: what is known about an original (``info``);
+- ``{compat_imgproxy_prefix}/{signature}/{options...}/{source}``: an imgproxy URL, when
+  ``compat_imgproxy`` (``edgeproxy.compat.imgproxy_http``);
 - ``POST /purge``: purge an original (``purge``; 404 without ``admin_token``);
 - ``/healthz``, ``/readyz``: probes; ``/metrics``: Prometheus (on ``metrics_bind`` only when set).
 
@@ -28,6 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from edgeproxy import __version__
+from edgeproxy.compat.imgproxy import ImgproxyConfig
+from edgeproxy.compat.imgproxy_http import endpoint as imgproxy_endpoint
 from edgeproxy.compose import StartupError, compose
 from edgeproxy.http.edge import Endpoint, route
 from edgeproxy.http.info import info
@@ -87,14 +91,26 @@ def routes(settings: Settings) -> list[BaseRoute]:
         if settings.admin_token is not None
         else Endpoint(disabled, ANY)
     )
+    native = route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True))
     return [
         route("/healthz", Endpoint(healthz, READ, observed=False)),
         route("/readyz", Endpoint(readyz, READ, observed=False)),
         route("/purge", admin),
         *([] if settings.metrics_bind else [route("/metrics", Endpoint(metrics, READ, observed=False))]),
         route("/info/{path:path}", Endpoint(info, READ, watch_disconnect=True)),
-        route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True)),
+        *compat_routes(settings),
+        *([native] if not (settings.compat_imgproxy and not settings.compat_imgproxy_prefix) else []),
     ]
+
+
+def compat_routes(settings: Settings) -> list[BaseRoute]:
+    """Other proxies' URLs, where enabled: imgproxy's under ``compat_imgproxy_prefix`` (with an
+    empty prefix they take the root, in place of edgeproxy's own transform URLs)."""
+    found: list[BaseRoute] = []
+    if settings.compat_imgproxy:
+        imgproxy = imgproxy_endpoint(ImgproxyConfig.from_settings(settings))
+        found.append(route(settings.compat_imgproxy_prefix + "/{path:path}", imgproxy))
+    return found
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -25,7 +25,7 @@ from edgeproxy.origins import Origin
 from edgeproxy.render.geometry import check_box
 from edgeproxy.service.results import Derivative, Derived, Failure, Fallback, NotModified
 from edgeproxy.url.grammar import parse_path
-from edgeproxy.url.spec import Format
+from edgeproxy.url.spec import Format, TransformSpec
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
@@ -59,9 +59,7 @@ def split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
 
 
 def _parse(request: Request, components: Components, record: AccessRecord) -> tuple[Negotiated, Origin, str]:
-    """What the request asks for: the negotiated spec, the origin and the key; the request's facts
-    go into ``record`` as they are known (the ``exp`` once it is valid, which caps every answer's
-    ``max-age``).
+    """What the request asks for: the negotiated spec, the origin and the key (``admit``).
 
     Raises:
         ProxyError: 400 (a malformed URL or option, a query string, an option this server refuses),
@@ -73,6 +71,23 @@ def _parse(request: Request, components: Components, record: AccessRecord) -> tu
     record.path = path
     components.signer.verify(signature, path)
     spec, origin_name, key = parse_path(path, components.presets, only_presets=settings.only_presets)
+    return admit(request, components, record, spec, origin_name, key)
+
+
+def admit(
+    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str, key: str
+) -> tuple[Negotiated, Origin, str]:
+    """A parsed, verified request (``spec`` on ``origin_name``/``key``) checked against this server
+    and negotiated: the negotiated spec, the origin and the key. Every URL grammar that maps to a
+    ``TransformSpec`` (the native one, ``edgeproxy.compat``'s) goes through here, so the same spec
+    is served the same way whatever URL asked for it. The request's facts go into ``record`` as
+    they are known (the ``exp`` once it is valid, which caps every answer's ``max-age``).
+
+    Raises:
+        ProxyError: 400 (an option this server refuses), 403 (expired), 404 (no such origin), 415
+            (JPEG XL output without the [jxl] extra).
+    """
+    settings = components.settings
     if spec.expires is not None:
         if spec.expires < time.time():
             raise forbidden("URL expired")
@@ -112,6 +127,21 @@ async def transform(request: Request, components: Components, record: AccessReco
     original's surrogate key when it is about the original)."""
     deadline = time.monotonic() + components.settings.request_timeout
     negotiated, origin, key = _parse(request, components, record)
+    return await serve(request, components, record, negotiated, origin, key, deadline)
+
+
+async def serve(
+    request: Request,
+    components: Components,
+    record: AccessRecord,
+    negotiated: Negotiated,
+    origin: Origin,
+    key: str,
+    deadline: float,
+) -> Response:
+    """The derivative of an admitted request (``admit``), its 304 or the fallback image, made by
+    the service before ``deadline`` (``time.monotonic()`` seconds); an error is raised to the edge.
+    """
     # A prewarm that waits for the optimised tier (edgeproxy prewarm --optimise-url): the admin's only.
     wait = request.headers.get(OPTIMISE_HEADER, "").strip().lower() == "wait"
     derived = await components.service.derive(
