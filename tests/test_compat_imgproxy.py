@@ -31,7 +31,7 @@ from edgeproxy.http.app import routes
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.url.grammar import parse_options
 from edgeproxy.url.spec import canonical
-from testkit.app import KEY, make_client, signed
+from testkit.app import KEY, make_client, raw_get, signed
 from testkit.images import decode, encode, photo
 
 IMGPROXY_KEY = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881"  # examples/signature.py
@@ -291,6 +291,8 @@ GEOMETRY = [
     ("fit:0:200:1", (400, 200)),
     ("fit:300:300:0:1", (300, 300)),  # TestResizeToFitExtend
     ("fit:0:200:0:1", (200, 200)),
+    ("fill:0:200:0:1", (200, 200)),  # TestResizeToFillExtend
+    ("fill-down:300:0:0:1", (300, 100)),  # TestResizeToFillDownExtend
     ("fill:50:20", (50, 20)),  # TestResizeToFill
     ("fill:300:50", (200, 50)),
     ("fill:100:300", (100, 100)),
@@ -356,6 +358,8 @@ def test_refusals_over_http(client: httpx.Client):
     )
     assert imgproxy_get(client, "/w:10/plain/https://elsewhere.example/photo.jpg").status_code == 404
     assert imgproxy_get(client, "/w:10/plain/local:///missing.jpg").status_code == 404
+    for outside in ("local:///../photo.jpg", "local:////etc/passwd", "local:///a/%2e%2e/photo.jpg"):
+        assert raw_get(client, "/imgproxy" + url(f"/w:10/plain/{outside}"))[0] == 404, outside  # byte for byte
     expired = imgproxy_get(client, f"/exp:{int(time.time()) - 10}/plain/local:///photo.jpg")
     assert (expired.status_code, expired.text) == (404, "Expired URL\n")
     assert "immutable" not in expired.headers["cache-control"]

@@ -561,7 +561,7 @@ def _to_segments(o: _Options) -> list[str]:
     gravity_name = "gravity"
     gravity = o.gravity
     enlarge = o.enlarge
-    if o.extend and rt == "fit":
+    if o.extend and (rt == "fit" or not both):  # with one side given, every type fits
         fit = "pad"
         gravity_name, gravity = "extend", o.extend_gravity
     elif rt == "force" and both:
@@ -685,7 +685,7 @@ def _origin_of(source: str, config: ImgproxyConfig) -> tuple[str, str]:
     """
     for prefix, origin in config.origins:
         if source.startswith(prefix):
-            key = source[len(prefix) :].lstrip("/") if prefix.endswith("/") else source[len(prefix) :]
+            key = source[len(prefix) :]  # a key that leaves its origin ("../x", "/x") is the origin's 404
             if source.startswith(("http://", "https://")) and ("?" in key or "#" in key):
                 raise bad_request("source: query strings and fragments are not supported")
             if not key:
