@@ -331,6 +331,9 @@ class Settings(BaseSettings):
     compat_imgproxy_origins: dict[str, str] = Field(default_factory=dict)
     # imgproxy presets (IMGPROXY_PRESETS' name=options): name -> "rs:fill:300:300/q:80"; "default" applies to every URL.
     compat_imgproxy_presets: dict[str, str] = Field(default_factory=dict)
+    # IMGPROXY_ONLY_PRESETS: URLs are /SIG/NAME[:NAME...]/SOURCE, presets only. Required with only_presets,
+    # so that imgproxy URLs cannot ask for what edgeproxy's own URLs may not.
+    compat_imgproxy_only_presets: bool = False
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
@@ -346,6 +349,10 @@ class Settings(BaseSettings):
         ImgproxyConfig.from_settings(self)
         if self.compat_imgproxy and not (self.imgproxy_key or self.compat_imgproxy_insecure):
             raise ValueError("compat_imgproxy needs imgproxy_key and imgproxy_salt (or compat_imgproxy_insecure)")
+        if self.compat_imgproxy and self.only_presets and not self.compat_imgproxy_only_presets:
+            raise ValueError(
+                "only_presets with compat_imgproxy needs compat_imgproxy_only_presets (IMGPROXY_ONLY_PRESETS)"
+            )
         unknown = sorted(set(self.compat_imgproxy_origins.values()) - set(self.origins))
         if unknown:
             raise ValueError(f"compat_imgproxy_origins: unknown origins {unknown}")

@@ -190,6 +190,15 @@ def test_presets_expand_in_place_default_first_and_loops_stop():
         compile_presets({"bad": "watermark:0.5"})
 
 
+def test_only_presets_urls_name_presets_in_their_first_segment():
+    # TestParsePathOnlyPresets, TestParseBase64URLOnlyPresets
+    presets = compile_presets({"test1": "blur:0.2", "test2": "quality:50"})
+    only = config(presets=presets, only_presets=True)
+    assert mapped("/test1:test2/plain/http://images.dev/lorem/ipsum.jpg@png", only) == "/f:png/q:50/blur:0.2"
+    assert mapped(f"/test1:test2/{B64}.png", only) == "/f:png/q:50/blur:0.2"
+    assert refused("/w:100/plain/http://images.dev/lorem/ipsum.jpg", only).message == "option pr: unknown preset 'w'"
+
+
 @pytest.mark.parametrize(
     ("path", "status", "names"),
     [
@@ -395,6 +404,10 @@ def test_imgproxy_urls_are_off_by_default_and_an_empty_prefix_takes_the_root():
         ({"imgproxy_key": "00"}, "imgproxy_key and imgproxy_salt go together"),
         ({"compat_imgproxy_origins": {"s3://b/": "nope"}}, "compat_imgproxy_origins: unknown origins ['nope']"),
         ({"compat_imgproxy_prefix": "imgproxy/"}, "route prefix"),
+        (
+            {"compat_imgproxy": True, "imgproxy_key": "00", "imgproxy_salt": "00", "only_presets": True},
+            "only_presets with compat_imgproxy needs compat_imgproxy_only_presets",
+        ),
     ],
 )
 def test_settings_are_checked(changes, message):

@@ -102,6 +102,8 @@ class ImgproxyConfig:
         insecure: accept any signature when no key is configured (imgproxy without a key).
         origins: (source prefix, origin name), longest prefix first.
         presets: imgproxy presets (``IMGPROXY_PRESETS``): name -> options.
+        only_presets: imgproxy's only-presets URLs (``IMGPROXY_ONLY_PRESETS``):
+            ``/{signature}/{name}[:{name}...]/{source}``, the first segment naming presets, no other option.
         native_key: edgeproxy's signing key, for ``translate`` (None: ``unsafe``).
         native_signature_size: edgeproxy's ``signature_size``.
         prefix: the route prefix the imgproxy URLs are served under (``/imgproxy``, or ``""``).
@@ -112,6 +114,7 @@ class ImgproxyConfig:
     insecure: bool = False
     origins: tuple[tuple[str, str], ...] = ()
     presets: Mapping[str, tuple[Option, ...]] = field(default_factory=dict)
+    only_presets: bool = False
     native_key: str | None = None
     native_signature_size: int = 32
     prefix: str = "/imgproxy"
@@ -136,6 +139,7 @@ class ImgproxyConfig:
             insecure=settings.compat_imgproxy_insecure,
             origins=tuple(origins),
             presets=compile_presets(settings.compat_imgproxy_presets),
+            only_presets=settings.compat_imgproxy_only_presets,
             native_key=native,
             native_signature_size=settings.signature_size,
             prefix=settings.compat_imgproxy_prefix,
@@ -718,10 +722,13 @@ def parse(path: str, config: ImgproxyConfig) -> Mapped:
     signature, signed = split(path)
     verify(signature, signed, config)
     parts = signed[1:].split("/")
-    if parts[0] in RESIZING_TYPES:
+    if parts[0] in RESIZING_TYPES and not config.only_presets:
         raise bad_request("imgproxy's deprecated basic URL format (/TYPE/W/H/GRAVITY/ENLARGE/...) is not supported")
-    count = next((i for i, part in enumerate(parts) if ":" not in part), len(parts))
-    options = _split_options(parts[:count])
+    if config.only_presets:  # imgproxy's parsePathPresets: the first segment names presets, nothing else
+        count, options = 1, (("pr", tuple(parts[0].split(":"))),)
+    else:
+        count = next((i for i, part in enumerate(parts) if ":" not in part), len(parts))
+        options = _split_options(parts[:count])
     source, extension = decode_source(parts[count:])
     o = _apply_all(options, config.presets)
     if extension:
