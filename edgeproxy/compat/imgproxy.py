@@ -724,8 +724,9 @@ def parse(path: str, config: ImgproxyConfig) -> Mapped:
     parts = signed[1:].split("/")
     if parts[0] in RESIZING_TYPES and not config.only_presets:
         raise bad_request("imgproxy's deprecated basic URL format (/TYPE/W/H/GRAVITY/ENLARGE/...) is not supported")
+    options: tuple[Option, ...]
     if config.only_presets:  # imgproxy's parsePathPresets: the first segment names presets, nothing else
-        count, options = 1, (("pr", tuple(parts[0].split(":"))),)
+        count, options = 1, ((("pr", tuple(parts[0].split(":"))),) if parts[0] else ())
     else:
         count = next((i for i, part in enumerate(parts) if ":" not in part), len(parts))
         options = _split_options(parts[:count])
