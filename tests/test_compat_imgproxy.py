@@ -359,6 +359,9 @@ def test_refusals_over_http(client: httpx.Client):
     good = url("/w:10/plain/local:///photo.jpg")
     forged = "/imgproxy/" + "A" * 43 + "/w:10/plain/local:///photo.jpg"
     assert client.get(forged).status_code == 403
+    assert client.get(forged + "?w=1").status_code == 403  # the signature before the query string
+    with_query = client.get("/imgproxy" + good + "?w=1")
+    assert (with_query.status_code, "query strings" in with_query.text) == (400, True)
     assert client.get("/imgproxy" + good.replace("w:10", "w:11")).status_code == 403  # the path is signed
     unknown = imgproxy_get(client, "/zoom:2/plain/local:///photo.jpg")
     assert (unknown.status_code, unknown.text) == (

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edgeproxy.compat.imgproxy import ImgproxyConfig, parse
+from edgeproxy.errors import bad_request
 from edgeproxy.http.edge import Endpoint, Handler
 from edgeproxy.http.logs import AccessRecord
-from edgeproxy.http.transform import admit, serve, split_signature
+from edgeproxy.http.transform import admit, serve
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
@@ -32,9 +33,15 @@ def handler(config: ImgproxyConfig) -> Handler:
     async def imgproxy(request: Request, components: Components, record: AccessRecord) -> Response:
         """A derivative, its 304 or the fallback image for an imgproxy URL; errors go to the edge."""
         deadline = time.monotonic() + components.settings.request_timeout
-        signature, path = split_signature(request, config.prefix)  # 400 on a query string, as native URLs
+        raw = request.scope.get("raw_path") or request.scope["path"].encode()
+        try:
+            path = raw.decode("ascii")[len(config.prefix) :]
+        except UnicodeDecodeError:
+            raise bad_request("URL path must be ASCII (percent-encode other bytes)") from None
         record.path = path
-        mapped = parse(f"/{signature}{path}", config)
+        mapped = parse(path, config)  # the signature first: 403 whatever the rest says
+        if request.scope.get("query_string"):  # not signed, and a CDN would store a copy per query
+            raise bad_request("query strings are not part of signed URLs: put every option in the path")
         negotiated, origin, key = admit(request, components, record, mapped.spec, mapped.origin, mapped.key)
         return await serve(request, components, record, negotiated, origin, key, deadline)
 
