@@ -57,13 +57,6 @@ def default_result_storage() -> str:
 ExistingFile = Annotated[str | None, AfterValidator(check_file)]
 
 
-def _check_compat_prefix(value: str) -> str:
-    """A route prefix: "" or "/name" (no trailing "/")."""
-    if value and (not value.startswith("/") or value.endswith("/") or "//" in value):
-        raise ValueError("a route prefix is empty or /NAME, without a trailing /")
-    return value
-
-
 class SettingsError(Exception):
     """Invalid configuration; ``str(error)`` lists every problem, one per line."""
 
@@ -320,7 +313,7 @@ class Settings(BaseSettings):
     # compat_imgproxy_prefix ("": at the root, in place of edgeproxy's own URLs), mapped to edgeproxy's
     # options (docs/migration/imgproxy.md). Off unless compat_imgproxy.
     compat_imgproxy: bool = False
-    compat_imgproxy_prefix: Annotated[str, AfterValidator(_check_compat_prefix)] = "/imgproxy"
+    compat_imgproxy_prefix: str = "/imgproxy"  # "" or /NAME, without a trailing /
     imgproxy_key: SecretStr | None = None  # hex, as IMGPROXY_KEY
     imgproxy_salt: SecretStr | None = None  # hex, as IMGPROXY_SALT
     imgproxy_signature_size: int = Field(32, ge=1, le=32)  # bytes, as IMGPROXY_SIGNATURE_SIZE
@@ -342,11 +335,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_imgproxy(self) -> Settings:
-        """imgproxy compatibility: a key and salt (hex, together) or ``compat_imgproxy_insecure``,
-        origins that exist, presets that map (``edgeproxy.compat.imgproxy.ImgproxyConfig``)."""
+        """imgproxy compatibility: a route prefix "" or ``/NAME``, a key and salt (hex, together) or
+        ``compat_imgproxy_insecure``, origins that exist, presets that map
+        (``edgeproxy.compat.imgproxy.ImgproxyConfig``)."""
         from edgeproxy.compat.imgproxy import ImgproxyConfig
 
         ImgproxyConfig.from_settings(self)
+        prefix = self.compat_imgproxy_prefix
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix):
+            raise ValueError("compat_imgproxy_prefix: a route prefix is empty or /NAME, without a trailing /")
         if self.compat_imgproxy and not (self.imgproxy_key or self.compat_imgproxy_insecure):
             raise ValueError("compat_imgproxy needs imgproxy_key and imgproxy_salt (or compat_imgproxy_insecure)")
         if self.compat_imgproxy and self.only_presets and not self.compat_imgproxy_only_presets:
