@@ -335,6 +335,8 @@ def test_an_imgproxy_url_and_its_edgeproxy_url_share_body_and_etag(client: httpx
     assert via_imgproxy.headers["cache-control"] == via_native.headers["cache-control"]
     image = decode(via_imgproxy.content)
     assert (image.width, image.height) == (120, 90)
+    head = client.head("/imgproxy" + url(path))
+    assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", via_native.headers["etag"])
 
 
 def test_a_base64_source_is_served(client: httpx.Client):
