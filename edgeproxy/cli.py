@@ -78,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("path")
 
+    translate = commands.add_parser(
+        "translate",
+        help="print the edgeproxy URL (signed with edgeproxy's key) serving what a thumbor or imgproxy URL asks for",
+    )
+    translate.add_argument(
+        "--config", type=Path, help="TOML settings file (thumbor_security_key, imgproxy_key, compat_*_origins...)"
+    )
+    translate.add_argument("--signing-key", help="edgeproxy's HMAC key (default: the settings')")
+    translate.add_argument(
+        "url",
+        help="a thumbor URL under compat_thumbor_prefix or an imgproxy URL under compat_imgproxy_prefix "
+        "(a URL or a path; without the prefix when only one of compat_thumbor, compat_imgproxy is on)",
+    )
+
     tag = commands.add_parser("surrogate-key", help="print an original's surrogate key (Surrogate-Key, Cache-Tag)")
     tag.add_argument("origin")
     tag.add_argument("key", help="object key, as in URLs but percent-decoded")
@@ -125,16 +139,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     prewarm.add_argument("--admin-token", help="admin token for --optimise-url (default: EDGEPROXY_ADMIN_TOKEN)")
     prewarm.add_argument("keys_file", type=Path, help="one ORIGIN/KEY per line (# comments)")
-
-    translate = commands.add_parser(
-        "translate",
-        help="print the edgeproxy URL (signed with signing_key) that serves what a thumbor URL under "
-        "compat_thumbor_prefix does (settings from --config and EDGEPROXY_*)",
-    )
-    translate.add_argument("--config", help="TOML settings file")
-    translate.add_argument(
-        "url", help="a thumbor URL or path, such as https://img.example.com/thumbor/HASH/300x200/a.jpg"
-    )
 
     models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
     models_commands = models.add_subparsers(dest="models_command", required=True)
@@ -351,40 +355,6 @@ def _prewarm(args: argparse.Namespace) -> int:
     )
 
 
-def _translate(args: argparse.Namespace) -> int:
-    """Print the native URL for a thumbor URL (``edgeproxy.compat.thumbor.translate``); exit 1 with
-    the reason when it does not map (the status and message the server would answer), 2 on a bad
-    configuration or a URL outside ``compat_thumbor_prefix``."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from edgeproxy.compat.thumbor import ThumborConfig, translate
-    from edgeproxy.errors import ProxyError
-    from edgeproxy.settings import SettingsError, load_settings
-
-    try:
-        settings = load_settings(args.config)
-    except SettingsError as error:
-        print(f"edgeproxy translate: {error}", file=sys.stderr)
-        return 2
-    parts = urlsplit(args.url)
-    prefix = settings.compat_thumbor_prefix
-    if parts.query or not parts.path.startswith(prefix + "/"):
-        print(
-            f"edgeproxy translate: {args.url}: not a thumbor URL under {prefix or '/'} without a query", file=sys.stderr
-        )
-        return 2
-    try:
-        path = translate(parts.path.removeprefix(prefix), ThumborConfig.from_settings(settings))
-    except ProxyError as error:
-        print(f"edgeproxy translate: {error.status} {error.message}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"edgeproxy translate: {error}", file=sys.stderr)
-        return 2
-    print(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
-    return 0
-
-
 def _models(args: argparse.Namespace) -> int:
     from edgeproxy.vision import models
 
@@ -404,6 +374,55 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _under(path: str, prefix: str) -> bool:
+    return bool(prefix) and path.startswith(prefix + "/")
+
+
+def _translate(args: argparse.Namespace) -> int:
+    """Print the edgeproxy URL for ``args.url``, a thumbor URL (``edgeproxy.compat.thumbor``) or an
+    imgproxy URL (``edgeproxy.compat.imgproxy``), told apart by the settings' prefixes (a URL under
+    neither is the one served at the root: its compatibility on, with an empty prefix); its scheme
+    and host are kept. Exit 1 with the status and
+    message the server would answer when it does not map; 2 on bad settings or a URL of neither."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from edgeproxy.compat import imgproxy, thumbor
+    from edgeproxy.errors import ProxyError
+    from edgeproxy.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args.config, signing_key=args.signing_key)
+    except SettingsError as error:
+        print(f"edgeproxy translate: {error}", file=sys.stderr)
+        return 2
+    parts = urlsplit(args.url)
+    path, t_prefix, i_prefix = parts.path, settings.compat_thumbor_prefix, settings.compat_imgproxy_prefix
+    try:
+        if not parts.query and _under(path, t_prefix):
+            native = thumbor.translate(path.removeprefix(t_prefix), thumbor.ThumborConfig.from_settings(settings))
+        elif not parts.query and _under(path, i_prefix):
+            native = imgproxy.translate(path.removeprefix(i_prefix), imgproxy.ImgproxyConfig.from_settings(settings))
+        elif not parts.query and settings.compat_thumbor and not t_prefix:  # thumbor URLs at the root
+            native = thumbor.translate(path, thumbor.ThumborConfig.from_settings(settings))
+        elif not parts.query and settings.compat_imgproxy and not i_prefix:  # imgproxy URLs at the root
+            native = imgproxy.translate(path, imgproxy.ImgproxyConfig.from_settings(settings))
+        else:
+            print(
+                f"edgeproxy translate: {args.url}: not a thumbor URL under {t_prefix or '/'} or an imgproxy URL "
+                f"under {i_prefix or '/'} (without a query)",
+                file=sys.stderr,
+            )
+            return 2
+    except ProxyError as error:
+        print(f"edgeproxy translate: {error.status} {error.message}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # settings a compatibility mount refuses (a key, an origin map)
+        print(f"edgeproxy translate: {error}", file=sys.stderr)
+        return 2
+    print(urlunsplit((parts.scheme, parts.netloc, native, "", "")))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``edgeproxy`` command; returns the exit status."""
     # One BLAS thread: the SSIMULACRA2 scores of a quality search (edgeproxy.quality) run in a render
@@ -415,10 +434,10 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _serve,
         "check-config": _check_config,
         "sign": _sign,
+        "translate": _translate,
         "surrogate-key": _surrogate_key,
         "purge": _purge,
         "prewarm": _prewarm,
         "models": _models,
-        "translate": _translate,
     }
     return commands[args.command](args)

@@ -310,9 +310,51 @@ class Settings(BaseSettings):
     cloudflare_api_token: SecretStr | None = None  # for cloudflare: hooks (EDGEPROXY_CLOUDFLARE_API_TOKEN)
     cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
 
+    # --- imgproxy compatibility ---
+    # imgproxy URLs (/SIG/OPTIONS/plain/SOURCE[@ext], /SIG/OPTIONS/BASE64SOURCE[.ext]) served under
+    # compat_imgproxy_prefix ("": at the root, in place of edgeproxy's own URLs), mapped to edgeproxy's
+    # options (docs/migration/imgproxy.md). Off unless compat_imgproxy.
+    compat_imgproxy: bool = False
+    compat_imgproxy_prefix: str = "/imgproxy"  # "" or /NAME, without a trailing /
+    imgproxy_key: SecretStr | None = None  # hex, as IMGPROXY_KEY
+    imgproxy_salt: SecretStr | None = None  # hex, as IMGPROXY_SALT
+    imgproxy_signature_size: int = Field(32, ge=1, le=32)  # bytes, as IMGPROXY_SIGNATURE_SIZE
+    # Without imgproxy_key/salt, accept any signature (imgproxy without a key): never in production.
+    compat_imgproxy_insecure: bool = False
+    # Source prefix -> origin name: "s3://bucket/", "local:///", "https://img.example.com/". The longest
+    # matching prefix wins; a source no prefix matches is a 404 (never fetched as it is).
+    compat_imgproxy_origins: dict[str, str] = Field(default_factory=dict)
+    # imgproxy presets (IMGPROXY_PRESETS' name=options): name -> "rs:fill:300:300/q:80"; "default" applies to every URL.
+    compat_imgproxy_presets: dict[str, str] = Field(default_factory=dict)
+    # IMGPROXY_ONLY_PRESETS: URLs are /SIG/NAME[:NAME...]/SOURCE, presets only. Required with only_presets,
+    # so that imgproxy URLs cannot ask for what edgeproxy's own URLs may not.
+    compat_imgproxy_only_presets: bool = False
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         check_combinations(self)
+        return self
+
+    @model_validator(mode="after")
+    def _check_imgproxy(self) -> Settings:
+        """imgproxy compatibility: a route prefix "" or ``/NAME``, a key and salt (hex, together) or
+        ``compat_imgproxy_insecure``, origins that exist, presets that map
+        (``edgeproxy.compat.imgproxy.ImgproxyConfig``)."""
+        from edgeproxy.compat.imgproxy import ImgproxyConfig
+
+        ImgproxyConfig.from_settings(self)
+        prefix = self.compat_imgproxy_prefix
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix):
+            raise ValueError("compat_imgproxy_prefix: a route prefix is empty or /NAME, without a trailing /")
+        if self.compat_imgproxy and not (self.imgproxy_key or self.compat_imgproxy_insecure):
+            raise ValueError("compat_imgproxy needs imgproxy_key and imgproxy_salt (or compat_imgproxy_insecure)")
+        if self.compat_imgproxy and self.only_presets and not self.compat_imgproxy_only_presets:
+            raise ValueError(
+                "only_presets with compat_imgproxy needs compat_imgproxy_only_presets (IMGPROXY_ONLY_PRESETS)"
+            )
+        unknown = sorted(set(self.compat_imgproxy_origins.values()) - set(self.origins))
+        if unknown:
+            raise ValueError(f"compat_imgproxy_origins: unknown origins {unknown}")
         return self
 
     def verify_keys(self) -> list[str]:
@@ -354,6 +396,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_thumbor(self) -> Settings:
         check_thumbor_settings(self)
+        if self.compat_thumbor and self.compat_imgproxy and self.compat_thumbor_prefix == self.compat_imgproxy_prefix:
+            raise ValueError("compat_thumbor_prefix and compat_imgproxy_prefix: two URL grammars cannot share a prefix")
         return self
 
 

@@ -79,3 +79,21 @@ def test_presets_come_from_toml_or_from_json_in_the_environment(tmp_path, monkey
         str(info.value) == "invalid settings:\n  presets: preset thumb: option w:auto: sets the width only and cannot "
         "be combined with h"
     )
+
+
+def test_thumbor_and_imgproxy_urls_cannot_share_a_prefix():
+    """Both at the root (or under one prefix), one would shadow the other: refused at start-up."""
+    with pytest.raises(SettingsError, match="cannot share a prefix"):
+        load_settings(
+            signing_key="k",
+            origins={"media": str(ROOT / "edgeproxy" / "samples")},
+            compat_thumbor=True,
+            thumbor_security_key="t",
+            compat_thumbor_origins={"": "media"},
+            compat_thumbor_prefix="",
+            compat_imgproxy=True,
+            imgproxy_key="aa",
+            imgproxy_salt="bb",
+            compat_imgproxy_prefix="",
+            compat_imgproxy_origins={"local:///": "media"},
+        )

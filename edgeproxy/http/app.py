@@ -8,6 +8,8 @@ only: parse the request, call the service (``edgeproxy.service``), write the ans
 - ``/info/{signature}/{origin}/{key}``: what is known about an original (``info``);
 - ``{compat_thumbor_prefix}/HASH/...``: a thumbor URL's derivative, when ``compat_thumbor`` is on
   (``edgeproxy.compat.thumbor_route``);
+- ``{compat_imgproxy_prefix}/{signature}/{options...}/{source}``: an imgproxy URL, when
+  ``compat_imgproxy`` (``edgeproxy.compat.imgproxy_http``);
 - ``POST /purge``: purge an original (``purge``; 404 without ``admin_token``);
 - ``/healthz``, ``/readyz``: probes; ``/metrics``: Prometheus (on ``metrics_bind`` only when set).
 
@@ -30,6 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from edgeproxy import __version__
+from edgeproxy.compat.imgproxy import ImgproxyConfig
+from edgeproxy.compat.imgproxy_http import endpoint as imgproxy_endpoint
 from edgeproxy.compat.thumbor_route import routes as thumbor_routes
 from edgeproxy.compose import StartupError, compose
 from edgeproxy.http.edge import Endpoint, route
@@ -90,15 +94,27 @@ def routes(settings: Settings) -> list[BaseRoute]:
         if settings.admin_token is not None
         else Endpoint(disabled, ANY)
     )
+    native = route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True))
     return [
         route("/healthz", Endpoint(healthz, READ, observed=False)),
         route("/readyz", Endpoint(readyz, READ, observed=False)),
         route("/purge", admin),
         *([] if settings.metrics_bind else [route("/metrics", Endpoint(metrics, READ, observed=False))]),
         route("/info/{path:path}", Endpoint(info, READ, watch_disconnect=True)),
-        *thumbor_routes(settings),
-        route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True)),
+        *compat_routes(settings),
+        *([native] if not (settings.compat_imgproxy and not settings.compat_imgproxy_prefix) else []),
     ]
+
+
+def compat_routes(settings: Settings) -> list[BaseRoute]:
+    """Other proxies' URLs, where enabled: thumbor's under ``compat_thumbor_prefix`` and imgproxy's
+    under ``compat_imgproxy_prefix`` (with an empty prefix they take the root, in place of
+    edgeproxy's own transform URLs; the probes, /info, /purge and /metrics stay)."""
+    found: list[BaseRoute] = [*thumbor_routes(settings)]
+    if settings.compat_imgproxy:
+        imgproxy = imgproxy_endpoint(ImgproxyConfig.from_settings(settings))
+        found.append(route(settings.compat_imgproxy_prefix + "/{path:path}", imgproxy))
+    return found
 
 
 def create_app(settings: Settings) -> Starlette:

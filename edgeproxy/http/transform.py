@@ -58,16 +58,18 @@ def split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
     return signature, "/" + rest
 
 
-def _admit(
-    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str
-) -> tuple[Negotiated, Origin]:
-    """What the request asks for, checked against this server: the negotiated spec and the origin;
-    the request's facts go into ``record`` as they are known (the ``exp`` once it is valid, which
-    caps every answer's ``max-age``).
+def admit(
+    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str, key: str
+) -> tuple[Negotiated, Origin, str]:
+    """A parsed, verified request (``spec`` on ``origin_name``/``key``) checked against this server
+    and negotiated: the negotiated spec, the origin and the key. Every URL grammar that maps to a
+    ``TransformSpec`` (the native one, ``edgeproxy.compat``'s) goes through here, so the same spec
+    is served the same way whatever URL asked for it. The request's facts go into ``record`` as
+    they are known (the ``exp`` once it is valid, which caps every answer's ``max-age``).
 
     Raises:
-        ProxyError: 400 (an option this server refuses), 403 (expiry), 404 (no such origin),
-            415 (JPEG XL output without the [jxl] extra).
+        ProxyError: 400 (an option this server refuses), 403 (expired), 404 (no such origin), 415
+            (JPEG XL output without the [jxl] extra).
     """
     settings = components.settings
     if spec.expires is not None:
@@ -101,7 +103,7 @@ def _admit(
         if spec.format is Format.AUTO
         else accepted_image_types(request.headers.get("accept", ""), auto_jxl)
     )
-    return negotiated, origin
+    return negotiated, origin, key
 
 
 async def transform(request: Request, components: Components, record: AccessRecord) -> Response:
@@ -128,10 +130,25 @@ async def render(
     asked for it.
 
     Raises:
-        ProxyError: ``_admit``'s, and a ``Failure``'s error.
+        ProxyError: ``admit``'s, and a ``Failure``'s error.
     """
     deadline = time.monotonic() + components.settings.request_timeout
-    negotiated, origin = _admit(request, components, record, spec, origin_name)
+    negotiated, origin, key = admit(request, components, record, spec, origin_name, key)
+    return await serve(request, components, record, negotiated, origin, key, deadline)
+
+
+async def serve(
+    request: Request,
+    components: Components,
+    record: AccessRecord,
+    negotiated: Negotiated,
+    origin: Origin,
+    key: str,
+    deadline: float,
+) -> Response:
+    """The derivative of an admitted request (``admit``), its 304 or the fallback image, made by
+    the service before ``deadline`` (``time.monotonic()`` seconds); an error is raised to the edge.
+    """
     # A prewarm that waits for the optimised tier (edgeproxy prewarm --optimise-url): the admin's only.
     wait = request.headers.get(OPTIMISE_HEADER, "").strip().lower() == "wait"
     derived = await components.service.derive(
