@@ -1,1 +1,1 @@
-"""Other proxies' URLs (thumbor, imgproxy) mapped to edgeproxy's TransformSpec (docs/migration.md)."""
+"""Other proxies' URLs (thumbor, imgproxy) mapped to edgeproxy's TransformSpec (docs/migration/)."""
