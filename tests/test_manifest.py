@@ -342,6 +342,33 @@ def test_post_manifest_updates_writes_back_and_purges(file_stack, recorder):
     assert served.status_code == 200 and close(colour(served.content), BLUE)
 
 
+def test_the_builder_reads_the_manifest_and_the_proxy_answers_its_urls(file_stack):
+    """``UrlBuilder(manifests={"catalog": path})``: the picture of an id takes its alt, size and
+    ``v:`` from the manifest, and every URL in it is one the proxy renders; another sha256 is
+    another URL (a replaced image needs no purge)."""
+    import re
+
+    from edgeproxy.url.builders import UrlBuilder
+
+    client, path = file_stack
+    entries = json.loads(path.read_text())
+    entries["SKU-1"] = {"origin": "shots", "key": "red.png", "alt": "Red", "width": 40, "height": 20, "sha256": SHA}
+    images = UrlBuilder("", "test-signing-key", manifests={"catalog": entries})
+    html = images.picture("catalog", "SKU-1", widths=[10, 20, 80], formats=["webp"])
+    assert 'alt="Red" width="40" height="20"' in html
+    urls = sorted(set(re.findall(r"(/[^ \"]+/catalog/SKU-1)", html)))
+    assert urls and all(f"/v:{SHA[:16]}/catalog/SKU-1" in url for url in urls)
+    assert not any("/w:80/" in url for url in urls)  # capped by the original's width from the manifest
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    replaced = UrlBuilder(
+        "", "test-signing-key", manifests={"catalog": {**entries, "SKU-1": {**entries["SKU-1"], "sha256": "cd" * 32}}}
+    )
+    assert replaced.url("catalog", "SKU-1", width=20) != images.url("catalog", "SKU-1", width=20)
+    file_images = UrlBuilder("", "test-signing-key", manifests={"catalog": str(path)})  # a path works too
+    assert file_images.entry("catalog", "SKU-2") == Entry("shots", "halves.png", focal=(0.0, 0.5))
+
+
 # --------------------------------------------------------------------------- a manifest in S3 (moto)
 
 
