@@ -101,8 +101,8 @@ class Manifest:
 
     async def _read(self) -> tuple[Mapping[str, Entry], Hashable]:
         data, stamp = await self.source.read()
-        try:
-            return manifest.parse(data, max_bytes=self.max_bytes, origins=self.origins), stamp
+        try:  # a large manifest takes a while to parse: not on the event loop
+            return await asyncio.to_thread(manifest.parse, data, max_bytes=self.max_bytes, origins=self.origins), stamp
         except ManifestError as exc:
             self.stamp = stamp  # not parsed again until it changes
             raise SourceError(f"manifest {self.source.location}: {exc}") from None
@@ -160,7 +160,7 @@ class Manifests:
             m.entries, m.stamp, m.loaded = entries, stamp, True
         self.metrics.manifest_loads.labels(m.name, "loaded").inc()
         self.metrics.manifest_ids.labels(m.name).set(len(entries))
-        ids = manifest.changed(old, entries)
+        ids = await asyncio.to_thread(manifest.changed, old, entries)
         _log.info("manifest %r loaded: %d ids, %d changed", m.name, len(entries), len(ids))
         if ids and purge:
             await self.purger.purge(m.name, ids, old, entries)
@@ -181,12 +181,12 @@ class Manifests:
                 self._failed(m, str(exc))
                 raise
             new = manifest.updated(current, updates)
-            stamp = await m.source.write(manifest.dump(new))
+            stamp = await m.source.write(await asyncio.to_thread(manifest.dump, new))
             old = m.entries
             m.entries, m.stamp, m.loaded = new, stamp, True
         self.metrics.manifest_loads.labels(m.name, "updated").inc()
         self.metrics.manifest_ids.labels(m.name).set(len(new))
-        ids = manifest.changed(old, new)
+        ids = await asyncio.to_thread(manifest.changed, old, new)
         _log.info("manifest %r updated: %d ids, %d changed", m.name, len(new), len(ids))
         return ids, await self.purger.purge(m.name, ids, old, new)
 
