@@ -22,9 +22,10 @@ from edgeproxy import manifest
 from edgeproxy.manifest import Entry, ManifestError
 from edgeproxy.service.validators import surrogate_key
 from testkit.app import make_client, signed
-from testkit.env import require_varnish
+from testkit.env import ROOT, require_varnish
 from testkit.images import decode, encode, flat
 from testkit.metrics import value
+from testkit.moto import moto_s3
 from testkit.net import free_port
 from testkit.origin import Reply, Request, serve_origin
 
@@ -373,9 +374,6 @@ def test_the_builder_reads_the_manifest_and_the_proxy_answers_its_urls(file_stac
 
 
 def test_a_manifest_in_s3_is_served_reloaded_on_its_etag_and_updated(tmp_path: Path):
-    pytest.importorskip("moto")
-    from testkit.moto import moto_s3
-
     with moto_s3() as s3:
         s3.put("originals/red.png", encode(flat(40, 20, RED), "png"))
         s3.put("originals/blue.png", encode(flat(40, 20, BLUE), "png"))
@@ -389,7 +387,10 @@ def test_a_manifest_in_s3_is_served_reloaded_on_its_etag_and_updated(tmp_path: P
             url = signed("/w:8/f:png/catalog/SKU-1")
             r = client.get(url)
             assert r.status_code == 200 and close(colour(r.content), RED)
-            assert client.get(signed("/w:8/f:png/catalog/SKU-2")).status_code == 404  # no fallback: a 404
+            missing = client.get(signed("/w:8/f:png/catalog/SKU-2"))  # no fallback: a 404 tagged with the id
+            assert (missing.status_code, missing.text) == (404, "no id 'SKU-2' in manifest 'catalog'\n")
+            assert missing.headers["surrogate-key"] == surrogate_key("catalog", "SKU-2")
+            assert missing.headers["cache-control"] == "public, max-age=60"
             s3.put("manifests/catalog.json", json.dumps({"SKU-1": {"origin": "bucket", "key": "blue.png"}}).encode())
             eventually(lambda: close(colour(client.get(url).content), BLUE))
             r = client.post("/manifest/catalog", json={"SKU-2": {"origin": "bucket", "key": "red.png"}}, headers=AUTH)
@@ -399,6 +400,15 @@ def test_a_manifest_in_s3_is_served_reloaded_on_its_etag_and_updated(tmp_path: P
             assert set(manifest.parse(stored, max_bytes=10**6)) == {"SKU-1", "SKU-2"}
             two = client.get(signed("/w:8/f:png/catalog/SKU-2"))
             assert two.status_code == 200 and close(colour(two.content), RED)
+            # An object replaced in place (same key) with the manifest's sha256 updated: the proxy drops the
+            # original it holds in memory (original_cache_ttl is 60 s) and serves the new bytes at once.
+            assert close(colour(client.get(signed("/w:8/f:png/catalog/SKU-2")).content), RED)
+            s3.put("originals/red.png", encode(flat(40, 20, GREEN), "png"))
+            r = client.post(
+                "/manifest/catalog", json={"SKU-2": {"origin": "bucket", "key": "red.png", "sha256": SHA}}, headers=AUTH
+            )
+            assert r.json()["changed"] == ["SKU-2"]
+            assert close(colour(client.get(signed("/w:8/f:png/catalog/SKU-2")).content), GREEN)
 
 
 # --------------------------------------------------------------------------- through Varnish
@@ -411,8 +421,8 @@ def test_a_changed_id_is_purged_from_varnish(tmp_path: Path):
     another id stays a hit."""
     require_varnish()
     from testkit.varnish import is_hit, start_varnish
-    from tests.test_cdn_recipes import SHIPPED_VCL
 
+    shipped_vcl = (ROOT / "config" / "varnish" / "default.vcl").read_text()
     folder = write_images(tmp_path / "shots")
     path = tmp_path / "catalog.json"
     write_manifest(
@@ -427,7 +437,7 @@ def test_a_changed_id_is_purged_from_varnish(tmp_path: Path):
     url, other = signed("/w:8/f:png/catalog/SKU-1"), signed("/w:8/f:png/catalog/SKU-2")
     with (
         make_client({"shots": str(folder)}, **settings) as proxy,
-        start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=SHIPPED_VCL, port=varnish_port) as varnish,
+        start_varnish(proxy.base_url.host, proxy.base_url.port, vcl=shipped_vcl, port=varnish_port) as varnish,
         httpx.Client(base_url=varnish.url, timeout=30) as cdn,
     ):
         assert all(cdn.get(u).status_code == 200 for u in (url, other))

@@ -143,7 +143,7 @@ class Metrics:
             "edgeproxy_manifest_ids",
             "Ids in the manifest version being served.",
             ["manifest"],
-            registry=live,
+            registry=r,
             multiprocess_mode="livemax",
         )
         self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)

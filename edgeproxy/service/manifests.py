@@ -60,13 +60,13 @@ class Purger:
         one result per id, in order: ``{"id", "surrogate_key", "stored", "hooks"}`` (``stored``:
         stored derivatives deleted, or why that failed; ``hooks``: ``Hooks.purge``'s results).
         Never raises for a failed hook or store."""
+        ids = list(ids)
+        targets = {surrogate_key(e.origin, e.key) for v in (old, new) for i in ids if (e := v.get(i)) is not None}
+        self.originals.drop_any(targets)  # one pass over the cache, however many ids changed
         semaphore = asyncio.Semaphore(PURGE_CONCURRENCY)
 
         async def one(ident: str) -> dict[str, Any]:
             async with semaphore:
-                for version in (old, new):
-                    if (target := version.get(ident)) is not None:
-                        self.originals.drop(surrogate_key(target.origin, target.key))
                 tag = surrogate_key(name, ident)
                 stored: int | str = 0
                 if self.results is not None:
