@@ -291,6 +291,14 @@ def test_a_bad_manifest_keeps_the_previous_one(file_stack, caplog):
     r = client.get(url)
     assert r.status_code == 200 and r.headers["surrogate-key"].endswith(surrogate_key("catalog", "SKU-3"))
     assert client.get("/readyz").json()["manifests"] == {"catalog": True}
+    # An update cannot be applied to a stored manifest that is bad: 502, nothing changed, no path said.
+    update = client.post("/manifest/catalog", json={"SKU-3": {"origin": "shots", "key": "red.png"}}, headers=AUTH)
+    assert (update.status_code, update.json()) == (
+        502,
+        {"error": "the stored manifest could not be read, parsed or written (the log says why)"},
+    )
+    assert "nowhere" in path.read_text()
+    assert client.get(url).headers["etag"] == r.headers["etag"]
     write_manifest(path, json.loads(good))
 
 

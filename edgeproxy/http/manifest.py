@@ -77,9 +77,9 @@ async def update(request: Request, components: Components, record: AccessRecord)
         raise bad_request('body must be JSON: {"ID": {"origin": NAME, "key": KEY, ...} or null, ...}') from None
     try:
         changed, purged = await manifests.update(live, updates)
-    except SourceError as exc:
+    except SourceError as exc:  # the reason names the file or bucket: logged, not answered
         _log.warning("manifest %r: update failed: %s", name, exc)
-        raise origin_error(f"the stored manifest could not be updated: {exc}") from None
+        raise origin_error("the stored manifest could not be read, parsed or written (the log says why)") from None
     ok = all(hook["ok"] for result in purged for hook in result["hooks"]) and all(
         isinstance(result["stored"], int) for result in purged
     )
