@@ -99,7 +99,13 @@ class Manifest:
         """The entry of ``ident`` in the version served, or None."""
         return self.entries.get(ident)
 
-    async def _read(self) -> tuple[Mapping[str, Entry], Hashable]:
+    async def read(self) -> tuple[Mapping[str, Entry], Hashable]:
+        """The stored manifest, parsed (in a worker thread), and its stamp; not yet served.
+
+        Raises:
+            SourceError: it cannot be read, or is not a valid manifest (then its stamp is kept, so
+                the same bad version is not parsed again).
+        """
         data, stamp = await self.source.read()
         try:  # a large manifest takes a while to parse: not on the event loop
             return await asyncio.to_thread(manifest.parse, data, max_bytes=self.max_bytes, origins=self.origins), stamp
@@ -152,7 +158,7 @@ class Manifests:
                     return []
                 if not m.loaded and m.stamp is not None and await m.source.stamp() == m.stamp:
                     return []  # the bad version already reported
-                entries, stamp = await m._read()
+                entries, stamp = await m.read()
             except SourceError as exc:
                 self._failed(m, str(exc))
                 return []
@@ -176,7 +182,7 @@ class Manifests:
         """
         async with m.lock:
             try:
-                current, _stamp = await m._read()
+                current, _stamp = await m.read()
             except SourceError as exc:
                 self._failed(m, str(exc))
                 raise
