@@ -177,6 +177,7 @@ def file_stack(tmp_path_factory: pytest.TempPathFactory, recorder) -> Iterator[t
         admin_token=TOKEN,
         purge_hooks=[f"webhook:{hook_url}"],
         fallback_image=str(fallback),
+        manifest_max_bytes=8192,
     ) as client:
         yield client, path
 
@@ -319,6 +320,18 @@ def test_post_manifest_needs_the_token_and_a_good_body(file_stack):
     ]:
         r = client.post("/manifest/catalog", content=bad, headers=AUTH)
         assert (r.status_code, r.json()) == (400, {"error": message}), bad
+    too_big = client.post("/manifest/catalog", content=b" " * 9000, headers=AUTH)
+    assert (too_big.status_code, too_big.json()) == (413, {"error": "body over manifest_max_bytes (8192 bytes)"})
+
+
+def test_post_manifest_is_not_there_without_an_admin_token(tmp_path: Path):
+    path = tmp_path / "catalog.json"
+    write_manifest(path, {"SKU-1": {"origin": "shots", "key": "red.png"}})
+    with make_client({"shots": str(write_images(tmp_path / "shots"))}, manifest_origins={"catalog": str(path)}) as c:
+        for method in ("POST", "GET"):
+            r = c.request(method, "/manifest/catalog", json={"SKU-1": None}, headers=AUTH)
+            assert (r.status_code, r.text) == (404, "no such route\n")
+        assert c.get(signed("/w:8/f:png/catalog/SKU-1")).status_code == 200
 
 
 def test_post_manifest_updates_writes_back_and_purges(file_stack, recorder):
