@@ -28,6 +28,7 @@ from edgeproxy.http.negotiate import AutoSize
 from edgeproxy.http.responses import HeaderPolicy
 from edgeproxy.origins import Origin, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
+from edgeproxy.origins.manifest import manifest_source
 from edgeproxy.purge import CdnApis, Hooks, PurgeHook
 from edgeproxy.render import pillow, pipeline, vips
 from edgeproxy.render.encoding import EncodeOptions
@@ -36,6 +37,7 @@ from edgeproxy.results.breaker import GuardedStore
 from edgeproxy.results.store import ResultStore, from_location
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.derive import Service
+from edgeproxy.service.manifests import Manifest, Manifests, Purger
 from edgeproxy.service.optimise import Optimiser
 from edgeproxy.service.originals import Originals
 from edgeproxy.settings import Settings
@@ -111,7 +113,8 @@ class Components:
     The HTTP edge reads the request with ``signer``, ``presets``, ``origins``, ``auto_size`` and
     ``jxl_output`` (the [jxl] extra is installed: ``f:jxl`` and ``auto_jxl`` can be served), asks
     ``service``, writes answers with ``headers``, counts in ``metrics`` and purges through
-    ``hooks``; ``client`` is the origins' HTTP client.
+    ``hooks``; ``client`` is the origins' HTTP client; ``manifests`` the manifest origins (their
+    reload task runs between ``manifests.start()`` and ``aclose``).
     """
 
     settings: Settings
@@ -126,10 +129,13 @@ class Components:
     hooks: Hooks
     client: httpx.AsyncClient
     results: ResultStore | None  # the result storage (None: result_storage = "off")
+    manifests: Manifests
     c2pa_contexts: C2paContexts | None = None  # c2pa's settings for reading manifests (/info); None without c2pa-python
 
     async def aclose(self) -> None:
-        """Close the origins, the HTTP clients, the render pool and the metrics (at shutdown)."""
+        """Close the manifests' reloads, the origins, the HTTP clients, the render pool and the
+        metrics (at shutdown)."""
+        await self.manifests.aclose()
         for origin in self.origins.values():
             await origin.aclose()
         await self.client.aclose()
@@ -321,6 +327,7 @@ def compose(settings: Settings) -> Components:
         else lambda: {k: v for k, v in dataclasses.asdict(results.stats).items() if k != "bytes"},
         multiprocess_dir=settings.metrics_multiprocess_dir,
         origins=settings.origins,
+        manifests=settings.manifest_origins,
     )
     originals = Originals(
         OriginalCache(settings.original_cache_bytes, settings.origin_negative_ttl),
@@ -370,6 +377,22 @@ def compose(settings: Settings) -> Components:
         timeout=settings.origin_timeout,
         s3=s3,
     )
+    manifests = Manifests(
+        {
+            name: Manifest(
+                name,
+                manifest_source(
+                    location, s3=s3, max_bytes=settings.manifest_max_bytes, timeout=settings.origin_timeout
+                ),
+                origins=frozenset(settings.origins),
+                max_bytes=settings.manifest_max_bytes,
+            )
+            for name, location in settings.manifest_origins.items()
+        },
+        ttl=settings.manifest_ttl,
+        metrics=metrics,
+        purger=Purger(originals, results, hooks),
+    )
     return Components(
         settings=settings,
         signer=PathSigner(settings.verify_keys(), allow_unsigned=settings.allow_unsigned, size=settings.signature_size),
@@ -385,5 +408,6 @@ def compose(settings: Settings) -> Components:
         hooks=hooks,
         client=client,
         results=results,
+        manifests=manifests,
         c2pa_contexts=contexts,
     )

@@ -35,6 +35,7 @@ from edgeproxy.settings_checks import (
     check_combinations,
     check_file,
     check_input_formats,
+    check_manifest_origins,
     check_origins,
     check_presets,
     check_purge_hooks,
@@ -89,6 +90,13 @@ class Settings(BaseSettings):
     origins: Annotated[dict[str, str], AfterValidator(check_origins)] = Field(
         default_factory=lambda: {"samples": str(SAMPLES_DIR)}
     )
+    # Manifest origins: name -> a JSON manifest (a file path or s3://bucket/key) mapping stable ids
+    # (SKU, part number) to {"origin", "key", ...}: /SIG/w:400/NAME/SKU-123 renders the mapped original
+    # (docs/manifests.md). Checked every manifest_ttl seconds, reloaded when it changed (file mtime,
+    # size, inode; S3 ETag); the ids whose image changed are purged. POST /manifest/NAME updates it.
+    manifest_origins: Annotated[dict[str, str], AfterValidator(check_manifest_origins)] = Field(default_factory=dict)
+    manifest_ttl: float = Field(30.0, gt=0, le=86_400)  # seconds between checks of each manifest
+    manifest_max_bytes: int = Field(32 * 1024 * 1024, ge=2)  # largest manifest (and update body), bytes
 
     # Signing
     signing_key: SecretStr | None = None  # signs and verifies

@@ -62,6 +62,34 @@ def check_origins(origins: dict[str, str]) -> dict[str, str]:
     return origins
 
 
+def check_manifest_origins(manifests: dict[str, str]) -> dict[str, str]:
+    """``manifest_origins`` (name -> location): every name an origin name (not a reserved one), every
+    location ``s3://bucket/key`` (a key, not only a bucket) or a file that exists.
+
+    Raises:
+        ValueError: every problem, joined by ``; ``.
+    """
+    problems = []
+    for name, location in manifests.items():
+        if not is_origin_name(name):
+            problems.append(f"manifest name {name!r}: {ORIGIN_NAME_RULE}")
+        if name in RESERVED_ORIGIN_NAMES:
+            problems.append(f"manifest name {name!r} is reserved (GET /{name}/...): choose another")
+        if location.startswith("s3://"):
+            try:
+                _bucket, key = parse_s3_location(location)
+            except ValueError as exc:
+                problems.append(f"manifest {name}: {exc}")
+                continue
+            if not key:
+                problems.append(f"manifest {name}: {location!r} names no object: s3://bucket/key")
+        elif not Path(location).is_file():
+            problems.append(f"manifest {name}: {location!r} is not a file or s3://bucket/key")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return manifests
+
+
 def check_result_storage(location: str) -> str:
     """``result_storage``: ``off``, ``s3://bucket/prefix`` (checked as an S3 origin's location), or a
     folder path (created at start-up)."""
@@ -150,7 +178,8 @@ def ascending_within(lo: N, hi: N) -> Callable[[list[N]], list[N]]:
 def check_combinations(settings: Settings) -> None:
     """The rules between settings, once each is valid on its own: a signing key (or
     ``allow_unsigned``), S3 credentials that go together, the API tokens the purge hooks need, an
-    admin token that is not the signing key, ``redact_origins`` and ``c2pa_origins`` naming
+    admin token that is not the signing key, ``manifest_origins`` named apart from ``origins``,
+    ``redact_origins`` and ``c2pa_origins`` naming
     configured origins and having what they need, thresholds in order, ``metrics_bind`` with one worker.
 
     Raises:
@@ -181,6 +210,9 @@ def check_combinations(settings: Settings) -> None:
         unknown = sorted(set(origins) - set(settings.origins))
         if unknown:
             raise ValueError(f"{name}: unknown origins {unknown}")
+    clash = sorted(set(settings.manifest_origins) & set(settings.origins))
+    if clash:
+        raise ValueError(f"manifest_origins: {clash} are origins too: a manifest needs a name of its own")
     if settings.redact_origins and settings.face_model is None:
         raise ValueError(
             "redact_origins needs face_model (CenterFace, edgeproxy models fetch): "

@@ -45,7 +45,9 @@ ODD_KEYS = ["фото/ä ö.jpg", "a+b&c#d?e%f.jpg", "!'()*~.jpg", "emoji/😀.j
 def run_case(case: dict) -> str:
     if case["call"] == "client_hints_meta":  # the module's function
         return client_hints_meta(**case["args"])
-    builder = UrlBuilder(case["base_url"], case["signing_key"], signature_size=case["signature_size"])
+    builder = UrlBuilder(
+        case["base_url"], case["signing_key"], signature_size=case["signature_size"], manifests=case.get("manifests")
+    )
     return getattr(builder, case["call"])(case["origin"], case["key"], **case["args"])
 
 
@@ -74,6 +76,8 @@ def test_fixture_covers_the_brief():
         "hash",
         "ampersand",
         "aspect 16:9",
+        "manifest id",
+        "manifest picture",
         "densities",
         "picture",
         "priority",

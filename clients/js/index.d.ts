@@ -107,7 +107,7 @@ export interface PictureOptions extends TransformOptions {
   formats?: SourceFormat[];
   /** The sizes attribute; default "100vw". */
   sizes?: string;
-  /** The img's text alternative; default "". */
+  /** The img's text alternative; default the manifest entry's alt for an id, else "". */
   alt?: string;
   /** [width, height] of the upright original, pixels: gives the img's width/height attributes. */
   original?: [number, number] | null;
@@ -139,13 +139,36 @@ export interface UrlBuilderConfig {
   signingKey: string | Uint8Array;
   /** Bytes of HMAC-SHA256 kept, 8..32; default 32. */
   signatureSize?: number;
+  /**
+   * The proxy's manifest origins the page uses, name -> the manifest's parsed JSON (docs/manifests.md):
+   * a URL of an id gets v: from its sha256, picture() its alt, size and placeholder, unless given.
+   */
+  manifests?: Record<string, Record<string, ManifestEntry>>;
+}
+
+/** One id's entry in an image manifest (docs/manifests.md). */
+export interface ManifestEntry {
+  origin: string;
+  key: string;
+  /** 64 lower-case hex digits of the original's bytes; its first 16 are the URLs' v:. */
+  sha256?: string;
+  alt?: string;
+  /** Pixels of the upright original. */
+  width?: number;
+  height?: number;
+  /** [x, y] fractions 0..1: the g:fp the proxy uses when a URL names no gravity. */
+  focal?: [number, number];
+  /** "#rrggbb" or a "data:image/png;base64,..." thumbnail. */
+  placeholder?: string;
 }
 
 export class UrlBuilder {
-  /** @throws {RangeError} an empty key, a signatureSize outside 8..32, a baseUrl with whitespace , ? or #. */
+  /** @throws {RangeError} an empty key, a signatureSize outside 8..32, a baseUrl with whitespace , ? or #, a bad manifest. */
   constructor(config: UrlBuilderConfig);
   readonly baseUrl: string;
   readonly signatureSize: number;
+  /** The entry of id key in the manifest origin given to the builder, or null. */
+  entry(origin: string, key: string): Readonly<ManifestEntry> | null;
   /** "/{signature}/{options...}/{origin}/{key}". @throws {RangeError} bad origin, key or option. */
   path(origin: string, key: string, options?: TransformOptions): string;
   /** baseUrl + path(). */

@@ -353,19 +353,86 @@ function popOption(options, short) {
   return value;
 }
 
+// ------------------------------------------------------------------------ manifests
+
+/** Hex digits of an entry's sha256 written as v: (as edgeproxy.manifest.VERSION_DIGITS). */
+export const VERSION_DIGITS = 16;
+const MANIFEST_FIELDS = new Set(["origin", "key", "sha256", "alt", "width", "height", "focal", "placeholder"]);
+const SHA256 = /^[0-9a-f]{64}$/;
+const MANIFEST_PLACEHOLDER = /^(#[0-9A-Fa-f]{6}|data:image\/png;base64,[A-Za-z0-9+/]{1,65536}={0,2})$/;
+const MAX_ALT = 1000;
+const MAX_SIDE = 1000000;
+
+const isSafeKey = (key) =>
+  typeof key === "string" && !key.includes("\\") && !key.includes("\0") &&
+  !key.split("/").some((p) => p === "" || p === "." || p === "..");
+
+/**
+ * A manifest's entries (id -> entry), checked as the proxy's edgeproxy.manifest checks them (origin
+ * names aside: the builder does not know the proxy's). @throws {RangeError} a bad id or entry.
+ */
+function checkManifest(name, manifest) {
+  if (manifest === null || typeof manifest !== "object" || Array.isArray(manifest)) {
+    throw bad(`manifest ${name}: a manifest is a JSON object {"ID": {"origin": NAME, "key": KEY, ...}, ...}`);
+  }
+  const entries = new Map();
+  for (const [id, item] of Object.entries(manifest)) {
+    const problem = (text) => bad(`manifest ${name}: id '${id.slice(0, 64)}': ${text}`);
+    if (!isSafeKey(id)) throw problem("an id has no empty, '.' or '..' segment, backslash or NUL");
+    if (item === null || typeof item !== "object" || Array.isArray(item)) throw problem("an entry is an object");
+    const unknown = Object.keys(item).filter((k) => !MANIFEST_FIELDS.has(k)).sort();
+    if (unknown.length) throw problem(`unknown fields ${JSON.stringify(unknown)}`);
+    const { origin, key, sha256, alt, width, height, focal, placeholder } = item;
+    if (typeof origin !== "string" || origin === "") throw problem("origin must be a configured origin's name");
+    if (!isSafeKey(key) || key === "") throw problem("key must be a key without empty, '.' or '..' segments");
+    if (given(sha256) && !(typeof sha256 === "string" && SHA256.test(sha256))) {
+      throw problem("sha256 must be 64 lower-case hex digits");
+    }
+    if (given(alt) && !(typeof alt === "string" && alt.length <= MAX_ALT)) throw problem("alt must be short text");
+    if (given(placeholder) && !(typeof placeholder === "string" && MANIFEST_PLACEHOLDER.test(placeholder))) {
+      throw problem("placeholder must be #rrggbb or a data:image/png;base64 URI");
+    }
+    for (const [field, side] of [["width", width], ["height", height]]) {
+      if (given(side) && !(isWhole(side) && side <= MAX_SIDE)) throw problem(`${field} must be whole pixels`);
+    }
+    const fraction = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1;
+    if (given(focal) && !(Array.isArray(focal) && focal.length === 2 && focal.every(fraction))) {
+      throw problem("focal must be [x, y], fractions 0..1");
+    }
+    entries.set(id, Object.freeze({ ...item }));
+  }
+  return entries;
+}
+
+/** What picture() reads from /info (width, height, dominant_color or thumbhash_png), from an entry. */
+function entryInfo(entry) {
+  const info = {};
+  if (given(entry.width) && given(entry.height)) Object.assign(info, { width: entry.width, height: entry.height });
+  if (given(entry.placeholder)) {
+    info[entry.placeholder.startsWith("#") ? "dominant_color" : "thumbhash_png"] = entry.placeholder;
+  }
+  return Object.keys(info).length ? info : undefined;
+}
+
 // ------------------------------------------------------------------------ the builder
 
 export class UrlBuilder {
   #key;
   #size;
+  #manifests;
 
   /**
-   * @param {{baseUrl?: string, signingKey: string | Uint8Array, signatureSize?: number}} config
+   * @param {{baseUrl?: string, signingKey: string | Uint8Array, signatureSize?: number,
+   *   manifests?: Record<string, object>}} config
    *   baseUrl: e.g. "https://img.example.com" ("" for paths only; a trailing "/" is dropped);
-   *   signingKey: the proxy's signing_key (a string is UTF-8 encoded); signatureSize: 8..32 bytes.
-   * @throws {RangeError} an empty key, a bad signatureSize, or a baseUrl with whitespace , ? or #.
+   *   signingKey: the proxy's signing_key (a string is UTF-8 encoded); signatureSize: 8..32 bytes;
+   *   manifests: the proxy's manifest origins the page uses, name -> the manifest's parsed JSON
+   *   (docs/manifests.md): a URL of an id in one gets v: from its sha256 unless given, and picture()
+   *   its alt, width/height and placeholder unless given (as the Python builder).
+   * @throws {RangeError} an empty key, a bad signatureSize, a baseUrl with whitespace , ? or #, or a
+   *   bad manifest.
    */
-  constructor({ baseUrl = "", signingKey, signatureSize = 32 } = {}) {
+  constructor({ baseUrl = "", signingKey, signatureSize = 32, manifests = {} } = {}) {
     if (typeof baseUrl !== "string" || /[\s,?#]/.test(baseUrl)) {
       throw bad(`baseUrl ${JSON.stringify(baseUrl)} has whitespace, ',', '?' or '#'`);
     }
@@ -379,10 +446,23 @@ export class UrlBuilder {
     this.signatureSize = signatureSize;
     this.#key = typeof signingKey === "string" ? signingKey : Buffer.from(signingKey);
     this.#size = signatureSize;
+    this.#manifests = new Map(
+      Object.entries(manifests ?? {}).map(([name, manifest]) => [checkOrigin(name), checkManifest(name, manifest)]),
+    );
+  }
+
+  /** The entry of id key in the manifest origin given to the builder, or null. */
+  entry(origin, key) {
+    return this.#manifests.get(origin)?.get(key) ?? null;
   }
 
   /** The signed path "/{signature}/{options...}/{origin}/{key}". */
   path(origin, key, options = {}) {
+    const entry = this.entry(origin, key);
+    if (entry !== null && given(entry.sha256)) {
+      const hasVersion = Object.entries(options ?? {}).some(([name, value]) => OPTION_NAMES[name] === "v" && given(value));
+      if (!hasVersion) options = { ...options, v: entry.sha256.slice(0, VERSION_DIGITS) };
+    }
     const unsigned = segments(options).map((s) => `/${s}`).join("") + `/${checkOrigin(origin)}/${quoteKey(key)}`;
     return `/${this.#sign(unsigned)}${unsigned}`;
   }
@@ -499,9 +579,12 @@ export class UrlBuilder {
 
   #layout(origin, key, args) {
     const {
-      widths, formats = ["avif", "webp"], sizes = "100vw", alt = "", original, aspect, loading, priority = false,
-      attrs, art, densities, animated, placeholder, info, ...options
+      widths, formats = ["avif", "webp"], sizes = "100vw", alt: givenAlt, original, aspect, loading, priority = false,
+      attrs, art, densities, animated, placeholder, info: givenInfo, ...options
     } = args ?? {};
+    const entry = this.entry(origin, key);
+    const alt = given(givenAlt) ? givenAlt : (entry?.alt ?? "");
+    const info = given(givenInfo) ? givenInfo : entry !== null ? entryInfo(entry) : givenInfo;
     checkInfo(info);
     const orig = checkOriginal(original ?? infoOriginal(info));
     const fmts = checkFormats(formats, isAnimated(animated, key, info));

@@ -1,14 +1,13 @@
 """``GET|HEAD {compat_imgproxy_prefix}/{signature}/{options...}/{source}``: imgproxy URLs, served.
 
 The handler verifies and maps the URL (``edgeproxy.compat.imgproxy.parse``: 403, 400, 404) and then
-takes the native transform route's own path (``edgeproxy.http.transform.admit`` and ``serve``), so
+takes the native transform route's own path (``edgeproxy.http.transform.render``: ``admit`` and ``serve``), so
 caching, negotiation, moderation, redaction, purge, ETag and surrogate keys are those of the mapped
 spec: an imgproxy URL and the equivalent edgeproxy URL share one rendering and one ETag.
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -18,7 +17,7 @@ from edgeproxy.compat.imgproxy import ImgproxyConfig, parse
 from edgeproxy.errors import bad_request
 from edgeproxy.http.edge import Endpoint, Handler
 from edgeproxy.http.logs import AccessRecord
-from edgeproxy.http.transform import admit, serve
+from edgeproxy.http.transform import render
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
@@ -32,7 +31,6 @@ def handler(config: ImgproxyConfig) -> Handler:
 
     async def imgproxy(request: Request, components: Components, record: AccessRecord) -> Response:
         """A derivative, its 304 or the fallback image for an imgproxy URL; errors go to the edge."""
-        deadline = time.monotonic() + components.settings.request_timeout
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         try:
             path = raw.decode("ascii")[len(config.prefix) :]
@@ -42,8 +40,7 @@ def handler(config: ImgproxyConfig) -> Handler:
         mapped = parse(path, config)  # the signature first: 403 whatever the rest says
         if request.scope.get("query_string"):  # not signed, and a CDN would store a copy per query
             raise bad_request("query strings are not part of signed URLs: put every option in the path")
-        negotiated, origin, key = admit(request, components, record, mapped.spec, mapped.origin, mapped.key)
-        return await serve(request, components, record, negotiated, origin, key, deadline)
+        return await render(request, components, record, mapped.spec, mapped.origin, mapped.key)
 
     return imgproxy
 

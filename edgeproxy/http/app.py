@@ -11,6 +11,7 @@ only: parse the request, call the service (``edgeproxy.service``), write the ans
 - ``{compat_imgproxy_prefix}/{signature}/{options...}/{source}``: an imgproxy URL, when
   ``compat_imgproxy`` (``edgeproxy.compat.imgproxy_http``);
 - ``POST /purge``: purge an original (``purge``; 404 without ``admin_token``);
+- ``POST /manifest/{name}``: update a manifest origin's entries (``manifest``; 404 without ``admin_token``);
 - ``/healthz``, ``/readyz``: probes; ``/metrics``: Prometheus (on ``metrics_bind`` only when set).
 
 All state (``compose.Components``: origins, HTTP clients, render pool, caches, the service) is built
@@ -39,6 +40,8 @@ from edgeproxy.compose import StartupError, compose
 from edgeproxy.http.edge import Endpoint, route
 from edgeproxy.http.info import info
 from edgeproxy.http.logs import AccessRecord
+from edgeproxy.http.manifest import disabled as manifest_disabled
+from edgeproxy.http.manifest import update as manifest_update
 from edgeproxy.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edgeproxy.http.purge import disabled, purge
 from edgeproxy.http.responses import ErrorForm
@@ -74,31 +77,37 @@ async def readyz(request: Request, components: Components, record: AccessRecord)
     answer (2 s per origin) is reported in ``origins`` and makes ``status`` ``degraded``, but the
     answer stays 200, since every pod shares the origin and taking them all out of the Service at
     once would also stop the originals cached in memory from being served (``origin_stale_if_error``).
-    With vision models, ``vision`` names the ONNX Runtime execution providers each one got."""
+    With vision models, ``vision`` names the ONNX Runtime execution providers each one got; with
+    manifest origins, ``manifests`` says whether each has loaded (one that has not: ``degraded``)."""
     service = components.service
     origins = {name: await origin.ready() for name, origin in components.origins.items()}
     encoders = await asyncio.to_thread(check_encoders, service.encode_options)
+    manifests = {name: m.loaded for name, m in components.manifests.manifests.items()}
     ok = all(encoders.values())
-    status = ("ok" if all(origins.values()) else "degraded") if ok else "unavailable"
+    status = ("ok" if all(origins.values()) and all(manifests.values()) else "degraded") if ok else "unavailable"
     body: dict[str, Any] = {"status": status, "libvips": vips.version(), "encoders": encoders, "origins": origins}
+    if manifests:  # whether each manifest origin has a version to serve
+        body["manifests"] = manifests
     if service.vision is not None:  # the execution provider each model got (CUDA, or CPU)
         body["vision"] = service.vision.providers()
     return JSONResponse(body, status_code=200 if ok else 503, headers=components.headers.no_store())
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
-    """The route table for ``settings``: ``/purge`` is there only with an ``admin_token`` (404 for
-    every method otherwise), ``/metrics`` only without ``metrics_bind`` (then a 404 on the main port)."""
-    admin = (
-        Endpoint(purge, ("POST",), errors=ErrorForm.JSON)
-        if settings.admin_token is not None
-        else Endpoint(disabled, ANY)
+    """The route table for ``settings``: ``/purge`` and ``/manifest/{name}`` are there only with an
+    ``admin_token`` (404 for every method otherwise), ``/metrics`` only without ``metrics_bind``
+    (then a 404 on the main port)."""
+    token = settings.admin_token is not None
+    admin = Endpoint(purge, ("POST",), errors=ErrorForm.JSON) if token else Endpoint(disabled, ANY)
+    manifests = (
+        Endpoint(manifest_update, ("POST",), errors=ErrorForm.JSON) if token else Endpoint(manifest_disabled, ANY)
     )
     native = route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True))
     return [
         route("/healthz", Endpoint(healthz, READ, observed=False)),
         route("/readyz", Endpoint(readyz, READ, observed=False)),
         route("/purge", admin),
+        route("/manifest/{name}", manifests),
         *([] if settings.metrics_bind else [route("/metrics", Endpoint(metrics, READ, observed=False))]),
         route("/info/{path:path}", Endpoint(info, READ, watch_disconnect=True)),
         *compat_routes(settings),
@@ -133,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             _log.error("cannot start: %s", exc)
             raise
         app.state.components = components
+        await components.manifests.start()
         metrics_server = None
         if settings.metrics_bind:
             host, _, port = settings.metrics_bind.rpartition(":")

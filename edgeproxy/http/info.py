@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from edgeproxy.errors import bad_request, not_found
+from edgeproxy.errors import ProxyError, bad_request, not_found
 from edgeproxy.http.auth import is_admin
 from edgeproxy.http.logs import AccessRecord
-from edgeproxy.http.transform import split_signature
+from edgeproxy.http.transform import resolve, split_signature
 from edgeproxy.render import pipeline
 from edgeproxy.render.geometry import Face
 from edgeproxy.render.placeholder import Placeholders
@@ -63,7 +63,9 @@ async def info(request: Request, components: Components, record: AccessRecord) -
     or only ``BLOCKED`` when moderation blocks the original and the request does not carry the
     admin token (``auth.is_admin``); public answers are cached ``moderation_max_age`` (verdicts
     change) with an ETag and the original's surrogate key; admin answers are ``private,
-    no-store``. A 304 when ``If-None-Match`` lists the ETag.
+    no-store``. A 304 when ``If-None-Match`` lists the ETag. For an id of a manifest origin
+    (``/info/{signature}/{manifest}/{id}``): the document of the original it maps to, with a
+    ``manifest`` member (``name``, ``id`` and the entry), tagged with the id's surrogate key too.
 
     Raises:
         ProxyError: 403 (signature), 400 (options in the path), 404 (origin or original), 413, 415,
@@ -79,12 +81,17 @@ async def info(request: Request, components: Components, record: AccessRecord) -
     spec, origin_name, key = parse_path(path)
     if spec != TransformSpec():
         raise bad_request("/info takes no options: /info/{signature}/{origin}/{key}")
-    origin = components.origins.get(origin_name)
-    if origin is None:
-        raise not_found(f"unknown origin {origin_name!r}")
+    target = resolve(components, origin_name, key)
+    origin = target.origin
     record.origin = origin_name
+    if origin is None:  # an id its manifest lacks
+        raise not_found(f"no id {key!r} in manifest {origin_name!r}").about(target.id_tag or "")
+    key = target.key
     admin = is_admin(request, settings.admin_token)
-    examined = await service.examine(origin, key, deadline)
+    try:
+        examined = await service.examine(origin, key, deadline)
+    except ProxyError as error:
+        raise _about(error, target.also) from None
     decision = examined.decision  # what moderation would decide; not counted: no derivative is served
     if settings.moderation and decision.action is Action.BLOCK and not admin:
         body = BLOCKED
@@ -94,12 +101,30 @@ async def info(request: Request, components: Components, record: AccessRecord) -
         analysis = examined.analysis
         faces = analysis.faces if analysis is not None else None
         body = document(found, examined.metadata, decision, faces, shown)
+        if target.entry is not None:  # what the manifest says of the id
+            body["manifest"] = {"name": origin_name, "id": target.ident, **target.entry.to_json()}
     etag = strong_etag(json.dumps(body, sort_keys=True), service.fingerprint)
-    validators = Validators(examined.surrogate_key, etag)
+    validators = Validators(" ".join((examined.surrogate_key, *target.also)), etag)
     headers = components.headers.document(validators, max_age=settings.moderation_max_age, private=admin)
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(body, headers=headers)
+
+
+def _about(error: ProxyError, also: tuple[str, ...]) -> ProxyError:
+    """``error`` (about an original, with its surrogate key) also tagged with ``also``."""
+    if not also or error.surrogate_key is None:
+        return error
+    tagged = ProxyError(
+        error.status,
+        error.message,
+        error.category,
+        error.retry_after,
+        error.max_age,
+        error.headers,
+        cacheable=error.cacheable,
+    )
+    return tagged.about(" ".join((error.surrogate_key, *also)))
 
 
 def facts(data: bytes, limits: pipeline.Limits, contexts: C2paContexts | None = None) -> dict[str, Any]:

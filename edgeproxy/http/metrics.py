@@ -66,6 +66,7 @@ class Metrics:
         result_storage: Callable[[], Mapping[str, float]] | None = None,
         multiprocess_dir: str | None = None,
         origins: Iterable[str] = (),
+        manifests: Iterable[str] = (),
     ):
         r = self.registry = CollectorRegistry(auto_describe=True)
         # Per-process, read at scrape time: never aggregated across worker processes.
@@ -130,6 +131,20 @@ class Metrics:
             "5xx), within origin_stale_if_error.",
             ["origin"],
             registry=r,
+        )
+        self.manifest_loads = Counter(
+            "edgeproxy_manifest_loads",
+            "Manifest (re)loads by manifest and outcome: loaded (a new version swapped in), "
+            "failed (unreadable or invalid: the previous version stays), updated (POST /manifest).",
+            ["manifest", "outcome"],
+            registry=r,
+        )
+        self.manifest_ids = Gauge(
+            "edgeproxy_manifest_ids",
+            "Ids in the manifest version being served.",
+            ["manifest"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.bytes_in = Counter("edgeproxy_bytes_in", "Bytes of originals rendered.", registry=r)
         self.bytes_out = Counter("edgeproxy_bytes_out", "Bytes of derivatives sent.", registry=r)
@@ -236,6 +251,9 @@ class Metrics:
 
         for origin in origins:  # configured origin names: each visible at 0 before its first stale answer
             self.origin_stale.labels(origin)
+        for manifest in manifests:  # configured manifest names: each outcome visible at 0
+            for outcome in ("loaded", "failed", "updated"):
+                self.manifest_loads.labels(manifest, outcome)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format.

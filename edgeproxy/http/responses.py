@@ -48,6 +48,13 @@ def server_timing(timings: Iterable[tuple[str, float]]) -> str:
     return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings)
 
 
+def surrogate_headers(keys: str) -> dict[str, str]:
+    """``Surrogate-Key`` (Fastly, Varnish xkey: keys separated by spaces) and ``Cache-Tag``
+    (Cloudflare: separated by commas) naming ``keys`` (one surrogate key, or several separated by
+    spaces)."""
+    return {"Surrogate-Key": keys, "Cache-Tag": ",".join(keys.split())}
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderPolicy:
     """Every response's caching headers, from the settings, in one place (200, 304, fallback image,
@@ -115,7 +122,7 @@ class HeaderPolicy:
         surrogate key: Fastly and Varnish xkey read the first, Cloudflare the second) and
         ``Last-Modified`` (when the origin gave one)."""
         headers = {"ETag": validators.etag} if validators.etag else {}
-        headers.update({"Surrogate-Key": validators.surrogate_key, "Cache-Tag": validators.surrogate_key})
+        headers.update(surrogate_headers(validators.surrogate_key))
         if validators.last_modified:
             headers["Last-Modified"] = validators.last_modified
         return headers
@@ -153,7 +160,7 @@ class HeaderPolicy:
         else:
             headers = self.cache_control(Caching.error(error), expires)
             if error.surrogate_key is not None:
-                headers.update({"Surrogate-Key": error.surrogate_key, "Cache-Tag": error.surrogate_key})
+                headers.update(surrogate_headers(error.surrogate_key))
             headers.update(error.headers)
         if error.retry_after is not None:
             headers["Retry-After"] = str(error.retry_after)

@@ -6,11 +6,18 @@ One request flows one way::
       -> negotiate(Accept, client hints) -> concrete spec + Vary
       -> Service.derive(negotiated, origin, key, deadline, If-None-Match)   (edgeproxy.service)
       -> the response: derivative (200), 304, fallback image, or the error (raised to the edge)
+
+An ``{origin}`` that names a manifest origin (``manifest_origins``) is resolved first
+(``resolve``): ``{key}`` is an id, and the request is for the original the manifest maps it to,
+tagged with the id's surrogate key too; ``g:fp`` at the entry's ``focal`` when the URL names no
+gravity; an id the manifest lacks answers the fallback image, or 404.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -21,11 +28,13 @@ from edgeproxy.http.auth import is_admin
 from edgeproxy.http.logs import AccessRecord
 from edgeproxy.http.negotiate import Negotiated, accept_bucket, accepted_image_types, negotiate
 from edgeproxy.http.responses import server_timing
+from edgeproxy.manifest import Entry
 from edgeproxy.origins import Origin
 from edgeproxy.render.geometry import check_box
 from edgeproxy.service.results import Derivative, Derived, Failure, Fallback, NotModified
+from edgeproxy.service.validators import surrogate_key
 from edgeproxy.url.grammar import parse_path
-from edgeproxy.url.spec import Format, TransformSpec
+from edgeproxy.url.spec import Format, Gravity, TransformSpec
 
 if TYPE_CHECKING:
     from edgeproxy.compose import Components
@@ -58,18 +67,64 @@ def split_signature(request: Request, prefix: str = "") -> tuple[str, str]:
     return signature, "/" + rest
 
 
-def admit(
-    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str, key: str
-) -> tuple[Negotiated, Origin, str]:
-    """A parsed, verified request (``spec`` on ``origin_name``/``key``) checked against this server
-    and negotiated: the negotiated spec, the origin and the key. Every URL grammar that maps to a
-    ``TransformSpec`` (the native one, ``edgeproxy.compat``'s) goes through here, so the same spec
-    is served the same way whatever URL asked for it. The request's facts go into ``record`` as
-    they are known (the ``exp`` once it is valid, which caps every answer's ``max-age``).
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The original a URL names: ``origin``'s ``key``. For an id of a manifest origin, also ``id_tag``
+    (the id's surrogate key, which every answer about it carries), the ``entry`` the manifest maps it
+    to, and ``ident`` (the id); ``origin`` and ``entry`` None for an id the manifest lacks."""
+
+    origin: Origin | None
+    key: str
+    id_tag: str | None = None
+    entry: Entry | None = None
+    ident: str | None = None
+
+    @property
+    def also(self) -> tuple[str, ...]:
+        """The surrogate keys answers carry after the original's: the id's, for an id."""
+        return (self.id_tag,) if self.id_tag is not None else ()
+
+    def with_focal(self, spec: TransformSpec) -> TransformSpec:
+        """``spec`` with ``g:fp`` at the entry's ``focal`` when it names no gravity (``g:center``
+        written out is the default, so it is replaced too)."""
+        if self.entry is None or self.entry.focal is None or spec.gravity != Gravity():
+            return spec
+        return dataclasses.replace(spec, gravity=Gravity("fp", *self.entry.focal))
+
+
+def resolve(components: Components, origin_name: str, key: str) -> Target:
+    """The original that ``/{origin_name}/{key}`` names: a configured origin's key, or the target of
+    the id ``key`` in the manifest origin ``origin_name`` (an id it lacks: ``Target.origin`` None).
 
     Raises:
-        ProxyError: 400 (an option this server refuses), 403 (expired), 404 (no such origin), 415
-            (JPEG XL output without the [jxl] extra).
+        ProxyError(404): neither an origin nor a manifest origin.
+    """
+    origin = components.origins.get(origin_name)
+    if origin is not None:
+        return Target(origin, key)
+    manifest = components.manifests.get(origin_name)
+    if manifest is None:
+        raise not_found(f"unknown origin {origin_name!r}")
+    tag = surrogate_key(origin_name, key)
+    entry = manifest.resolve(key)
+    if entry is None:
+        return Target(None, key, tag, None, key)
+    return Target(components.origins[entry.origin], entry.key, tag, entry, key)
+
+
+def admit(
+    request: Request, components: Components, record: AccessRecord, spec: TransformSpec, origin_name: str, key: str
+) -> tuple[Negotiated, Target]:
+    """A parsed, verified request (``spec`` on ``origin_name``/``key``) checked against this server
+    and negotiated: the negotiated spec and the original it names (``resolve``: an origin's key or a
+    manifest id's target). Every URL grammar that maps to a ``TransformSpec`` (the native one,
+    ``edgeproxy.compat``'s) goes through here, so the same spec is served the same way whatever URL
+    asked for it. The request's facts go into ``record`` as they are known (the ``exp`` once it is
+    valid, which caps every answer's ``max-age``).
+
+    Raises:
+        ProxyError: 400 (an option this server refuses), 403 (expired), 404 (no such origin or
+            manifest origin), 415 (JPEG XL output without the [jxl] extra).
     """
     settings = components.settings
     if spec.expires is not None:
@@ -80,9 +135,8 @@ def admit(
         raise bad_request("option strip:0 is not allowed on this server (metadata is always stripped)")
     if spec.format is Format.JXL and not components.jxl_output:
         raise unsupported_format("output format jxl needs the [jxl] extra: pip install 'edgeproxy[jxl]'")
-    origin = components.origins.get(origin_name)
-    if origin is None:
-        raise not_found(f"unknown origin {origin_name!r}")
+    target = resolve(components, origin_name, key)
+    spec = target.with_focal(spec)
     record.origin = origin_name
     check_box(spec, settings.max_output_dimension)
     vision = components.service.vision
@@ -103,7 +157,7 @@ def admit(
         if spec.format is Format.AUTO
         else accepted_image_types(request.headers.get("accept", ""), auto_jxl)
     )
-    return negotiated, origin, key
+    return negotiated, target
 
 
 async def transform(request: Request, components: Components, record: AccessRecord) -> Response:
@@ -133,8 +187,8 @@ async def render(
         ProxyError: ``admit``'s, and a ``Failure``'s error.
     """
     deadline = time.monotonic() + components.settings.request_timeout
-    negotiated, origin, key = admit(request, components, record, spec, origin_name, key)
-    return await serve(request, components, record, negotiated, origin, key, deadline)
+    negotiated, target = admit(request, components, record, spec, origin_name, key)
+    return await serve(request, components, record, negotiated, target, deadline)
 
 
 async def serve(
@@ -142,22 +196,27 @@ async def serve(
     components: Components,
     record: AccessRecord,
     negotiated: Negotiated,
-    origin: Origin,
-    key: str,
+    target: Target,
     deadline: float,
 ) -> Response:
     """The derivative of an admitted request (``admit``), its 304 or the fallback image, made by
     the service before ``deadline`` (``time.monotonic()`` seconds); an error is raised to the edge.
     """
+    service = components.service
+    if target.origin is None:  # an id its manifest lacks
+        assert target.id_tag is not None
+        missing = not_found(f"no id {target.key!r} in manifest {record.origin!r}")
+        return respond(await service.missing(negotiated, missing, target.id_tag, deadline), components, record)
     # A prewarm that waits for the optimised tier (edgeproxy prewarm --optimise-url): the admin's only.
     wait = request.headers.get(OPTIMISE_HEADER, "").strip().lower() == "wait"
-    derived = await components.service.derive(
+    derived = await service.derive(
         negotiated,
-        origin,
-        key,
+        target.origin,
+        target.key,
         deadline,
         if_none_match=request.headers.get("if-none-match"),
         optimise_now=wait and is_admin(request, components.settings.admin_token),
+        also=target.also,
     )
     return respond(derived, components, record)
 

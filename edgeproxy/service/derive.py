@@ -148,6 +148,7 @@ class Service:
         *,
         if_none_match: str | None = None,
         optimise_now: bool = False,
+        also: tuple[str, ...] = (),
     ) -> Derived:
         """The derivative of ``origin``'s original ``key`` that ``negotiated`` asks for, by
         ``deadline`` (``time.monotonic()``): a ``Derivative``; a ``NotModified`` when
@@ -155,14 +156,15 @@ class Service:
         target's optimised tier is made now when it is not stored yet); else, for an error about
         the original, the ``Fallback`` image standing in for it (when configured and it renders) or
         the ``Failure``. Errors about the original (404, 413, 415, 422, 451, 502, 503, 504) carry its
-        surrogate key.
+        surrogate key. ``also``: more surrogate keys every answer carries after the original's (an
+        id of a manifest origin: ``edgeproxy.service.manifests``), so that purging either clears it.
 
         Raises:
             Exception: only a bug (never a ``ProxyError``: those are a ``Failure``).
         """
         start = time.monotonic()
         spec = negotiated.spec
-        tag = surrogate_key(origin.name, key)
+        tag = " ".join((surrogate_key(origin.name, key), *also))  # Surrogate-Key: keys separated by spaces
         fetched = None
         inference: float | None = None
         try:
@@ -239,6 +241,16 @@ class Service:
             if self.fallback is None or error.status not in FALLBACK_STATUSES:
                 return Failure(error, work)
             return await self._fallback(self.fallback, negotiated, deadline, Failure(error, work), tag)
+
+    async def missing(self, negotiated: Negotiated, error: ProxyError, tag: str, deadline: float) -> Fallback | Failure:
+        """The answer for an original that is not there at all (an id its manifest lacks: 404
+        ``error``): the fallback image rendered for ``negotiated`` when one is configured (cached as
+        the error is: short, never ``immutable``), else the ``Failure``; both tagged ``tag`` (the
+        id's surrogate key), so that adding the id later is one purge."""
+        failure = Failure(error.about(tag), Work(None, None, None, total=0.0))
+        if self.fallback is None or error.status not in FALLBACK_STATUSES:
+            return failure
+        return await self._fallback(self.fallback, negotiated, deadline, failure, tag)
 
     async def _fallback(
         self, fallback: bytes, negotiated: Negotiated, deadline: float, failure: Failure, tag: str
@@ -396,7 +408,7 @@ class Service:
             return None
         (queued, rendered), shared = await self.renders.run(name, lambda: self.run_blocking(job, deadline=deadline))
         if not shared and self.results is not None:
-            await self.results.put(name, rendered.body, mime=rendered.mime, surrogate_keys=(tag,))
+            await self.results.put(name, rendered.body, mime=rendered.mime, surrogate_keys=tuple(tag.split()))
         return Image(rendered.body, rendered.format, rendered.mime), rendered, queued, shared
 
     def signs(self, origin: str) -> bool:

@@ -203,7 +203,7 @@ class Optimiser:
             _log.exception("optimise failed")
             return
         # A failure to store is the store's to log and count: the next request optimises again.
-        await self.store.put(job.name, body, mime=mime, surrogate_keys=(job.surrogate_key,))
+        await self.store.put(job.name, body, mime=mime, surrogate_keys=tuple(job.surrogate_key.split()))
         self.metrics.optimise.labels("done").inc()
 
     async def aclose(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -188,12 +189,14 @@ class Originals:
     def drop(self, tag: str) -> int:
         """Forget the original whose surrogate key is ``tag``, its remembered 404 and its sidecar
         ``KEY.json``, so the next request fetches them from the origin; returns how many entries went."""
+        return self.drop_any(frozenset((tag,)))
+
+    def drop_any(self, tags: Collection[str]) -> int:
+        """``drop`` for every surrogate key in ``tags`` (a set: looked up, not scanned), in one pass
+        over the cache; returns how many entries went."""
         return self.cache.drop(
             lambda origin_key: (
-                tag
-                in (
-                    surrogate_key(*origin_key),
-                    surrogate_key(origin_key[0], origin_key[1].removesuffix(SIDECAR_SUFFIX)),
-                )
+                surrogate_key(*origin_key) in tags
+                or surrogate_key(origin_key[0], origin_key[1].removesuffix(SIDECAR_SUFFIX)) in tags
             )
         )

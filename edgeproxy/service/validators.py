@@ -48,7 +48,8 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class Validators:
     """What names an answer about an original: its ``surrogate_key`` (``Surrogate-Key`` and
-    ``Cache-Tag``), the derivative's ``etag`` (a quoted strong ETag, or ``W/``-prefixed weak when
+    ``Cache-Tag``; one key, or several separated by spaces: an id of a manifest origin carries its
+    original's and its own), the derivative's ``etag`` (a quoted strong ETag, or ``W/``-prefixed weak when
     the bytes differ on every render: a C2PA signature; None for a fallback image, which has none)
     and the original's ``last_modified`` (an HTTP date from the origin, or None)."""
 

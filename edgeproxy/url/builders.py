@@ -32,10 +32,13 @@ Jinja2 is optional: ``UrlBuilder.jinja2_filters()`` imports nothing from it, and
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from edgeproxy import manifest
 from edgeproxy.url.layout import (
     DEFAULT_LOADING,
     MIME_TYPES,
@@ -68,6 +71,7 @@ from edgeproxy.url.markup import (
     placeholder_style,
 )
 from edgeproxy.url.options import (
+    OPTION_NAMES,
     OPTION_ORDER,
     checked_origin,
     format_value,
@@ -82,6 +86,34 @@ __all__ = ["ACCEPT_CH", "MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "client_hint
 
 #: The widest ``picture`` picks for ``<img src>`` (see ``UrlBuilder.picture``), CSS pixels.
 SRC_MAX_WIDTH = 1024
+#: The largest manifest file ``UrlBuilder(manifests=...)`` reads, in bytes.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+#: A manifest given to ``UrlBuilder(manifests=...)``: a JSON file's path, or its parsed JSON (a dict).
+ManifestSource = str | os.PathLike[str] | Mapping[str, Any]
+
+
+def load_manifest(source: ManifestSource) -> Mapping[str, manifest.Entry]:
+    """The entries of a manifest (``edgeproxy.manifest``): read from a JSON file, or taken from its
+    parsed JSON; origin names are not checked (the builder does not know the proxy's).
+
+    Raises:
+        ValueError: a bad manifest (``edgeproxy.manifest.ManifestError``: a bad id or entry).
+        OSError: a file that cannot be read.
+    """
+    if isinstance(source, Mapping):
+        return manifest.entries(dict(source))
+    return manifest.parse(Path(source).read_bytes(), max_bytes=MAX_MANIFEST_BYTES)
+
+
+def entry_info(entry: manifest.Entry) -> dict[str, Any] | None:
+    """What ``picture`` reads from ``/info`` (``width``, ``height``, ``dominant_color`` or
+    ``thumbhash_png``), from a manifest entry; None when it has none of them."""
+    info: dict[str, Any] = {}
+    if entry.width is not None and entry.height is not None:
+        info.update(width=entry.width, height=entry.height)
+    if entry.placeholder is not None:
+        info["dominant_color" if entry.placeholder.startswith("#") else "thumbhash_png"] = entry.placeholder
+    return info or None
 
 
 class UrlBuilder:
@@ -93,6 +125,14 @@ class UrlBuilder:
         signing_key: the proxy's ``signing_key`` (str, UTF-8 encoded, or bytes). Keep it on the
             server: anyone holding it can order any render.
         signature_size: bytes of HMAC-SHA256 kept, 8..32: the proxy's ``signature_size``.
+        manifests: the proxy's manifest origins this page uses, name -> the manifest (a JSON file's
+            path or its parsed JSON; docs/manifests.md), read once here. Then a URL of an id in
+            one gets ``v:`` (``version``) from its ``sha256`` unless the call gives one, so a
+            replaced image gets a new URL without a purge; and ``picture``/``preload_link`` take
+            its ``alt``, its ``width``/``height`` (``original``) and its ``placeholder`` (for
+            ``placeholder="color"``, a ``#rrggbb``, or ``"thumbhash"``, a PNG data URI) unless the
+            call gives them (an ``info`` given replaces the manifest's size and placeholder). An id
+            the manifest lacks is a key like any other (the proxy answers its fallback image).
 
     Option keywords, accepted by every method (long name or short name, not both; ``None`` leaves
     the option out; values as ``format_value`` writes them; units: CSS pixels for ``width`` and
@@ -110,11 +150,20 @@ class UrlBuilder:
     ``(0, 0, 0.5, 0.5)`` or strings such as ``("0", "0", "1.0", "1.0")``), ``preset=["thumb", "sharp"]``.
 
     Raises:
-        ValueError: ``signature_size`` outside 8..32, an empty key, or a ``base_url`` with
-            whitespace, a comma, ``?`` or ``#`` (it would break ``srcset`` or the signed path).
+        ValueError: ``signature_size`` outside 8..32, an empty key, a ``base_url`` with
+            whitespace, a comma, ``?`` or ``#`` (it would break ``srcset`` or the signed path), or a
+            bad manifest (its name, an id or an entry).
+        OSError: a manifest file that cannot be read.
     """
 
-    def __init__(self, base_url: str, signing_key: str | bytes, *, signature_size: int = FULL_SIZE):
+    def __init__(
+        self,
+        base_url: str,
+        signing_key: str | bytes,
+        *,
+        signature_size: int = FULL_SIZE,
+        manifests: Mapping[str, ManifestSource] | None = None,
+    ):
         if re.search(r"[\s,?#]", base_url):
             raise ValueError(f"base_url {base_url!r} has whitespace, ',', '?' or '#'")
         if not signing_key:
@@ -122,6 +171,7 @@ class UrlBuilder:
         self.base_url = base_url.rstrip("/")
         self.signature_size = signature_size
         self._signer = PathSigner([signing_key], size=signature_size)
+        self._manifests = {checked_origin(name): load_manifest(source) for name, source in (manifests or {}).items()}
 
     def __repr__(self) -> str:  # never the key
         return f"UrlBuilder({self.base_url!r}, signature_size={self.signature_size})"
@@ -141,8 +191,18 @@ class UrlBuilder:
                 short name), or a value the proxy's parser refuses (its message).
             TypeError: a value of an unsupported type.
         """
+        entry = self.entry(origin, key)
+        if entry is not None and entry.version is not None:
+            given = any(OPTION_NAMES.get(name) == "v" and value is not None for name, value in options.items())
+            options = options if given else {**options, "v": entry.version}
         unsigned = "".join("/" + s for s in segments(options)) + f"/{checked_origin(origin)}/{quoted_key(key)}"
         return "/" + self._signer.sign(unsigned) + unsigned
+
+    def entry(self, origin: str, key: str, /) -> manifest.Entry | None:
+        """The entry of id ``key`` in the manifest ``origin`` given to the builder, or None (no such
+        manifest, or no such id)."""
+        found = self._manifests.get(origin)
+        return found.get(key) if found is not None else None
 
     def url(self, origin: str, key: str, /, **options: Any) -> str:
         """``base_url`` + ``path(origin, key, **options)``. Raises as ``path``."""
@@ -222,7 +282,8 @@ class UrlBuilder:
                 ``jpeg``, ``png``; default ``("avif", "webp")``.
             sizes: the ``sizes`` attribute (e.g. ``"(min-width: 800px) 50vw, 100vw"``), default
                 ``"100vw"``; not written with ``densities``.
-            alt: the ``<img>``'s text alternative ("" for a decorative image).
+            alt: the ``<img>``'s text alternative ("" for a decorative image); default the
+                manifest entry's ``alt`` for an id (``manifests``), else "".
             original: ``(width, height)`` of the upright original in pixels (after EXIF
                 orientation; after ``crop``/``rotate`` when they are given): widths above what the
                 original gives (its width; with ``aspect``, also its height × w / h) are dropped,
@@ -310,7 +371,7 @@ class UrlBuilder:
         *,
         formats: Sequence[str] = ("avif", "webp"),
         sizes: str = "100vw",
-        alt: str = "",
+        alt: str | None = None,
         original: Sequence[int] | None = None,
         aspect: float | Sequence[float] | None = None,
         loading: str | None = DEFAULT_LOADING,
@@ -324,6 +385,11 @@ class UrlBuilder:
         **options: Any,
     ) -> Layout:
         """What ``picture`` writes: its sources and the ``<img>``'s attributes. Raises as ``picture``."""
+        entry = self.entry(origin, key)
+        if entry is not None:  # what the manifest knows, unless the call says otherwise
+            alt = entry.alt if alt is None else alt
+            info = entry_info(entry) if info is None else info
+        alt = "" if alt is None else alt
         info = checked_info(info)
         original = checked_original(original if original is not None else info_original(info))
         animated = is_animated(animated, key, info)

@@ -10,7 +10,9 @@ import { ACCEPT_CH, clientHintsMeta, escapeHtml, formatValue, OPTION_ORDER, UrlB
 const CASES = JSON.parse(readFileSync(new URL("../../url-fixtures.json", import.meta.url), "utf8"));
 
 function run(c) {
-  const builder = new UrlBuilder({ baseUrl: c.base_url, signingKey: c.signing_key, signatureSize: c.signature_size });
+  const builder = new UrlBuilder({
+    baseUrl: c.base_url, signingKey: c.signing_key, signatureSize: c.signature_size, manifests: c.manifests,
+  });
   switch (c.call) {
     case "url":
       return builder.url(c.origin, c.key, c.args);
