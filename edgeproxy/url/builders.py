@@ -32,13 +32,13 @@ Jinja2 is optional: ``UrlBuilder.jinja2_filters()`` imports nothing from it, and
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from edgeproxy import manifest
+from edgeproxy.url import jinja
+from edgeproxy.url.catalog import ManifestInput, entry_info, load_manifest
 from edgeproxy.url.layout import (
     DEFAULT_LOADING,
     MIME_TYPES,
@@ -46,20 +46,17 @@ from edgeproxy.url.layout import (
     Rule,
     Source,
     art_rule,
-    ascending,
     blur_options,
+    candidates,
     capped,
     checked_art,
     checked_formats,
     checked_info,
     checked_original,
-    checked_widths,
     default_rule,
     info_original,
     is_animated,
-    is_positive,
     loading_attributes,
-    ratio_height,
     rule_box,
 )
 from edgeproxy.url.markup import (
@@ -78,7 +75,6 @@ from edgeproxy.url.options import (
     pop_option,
     quoted_key,
     segments,
-    short_names,
 )
 from edgeproxy.url.signing import FULL_SIZE, INFO_PREFIX, PathSigner
 
@@ -86,34 +82,6 @@ __all__ = ["ACCEPT_CH", "MIME_TYPES", "OPTION_ORDER", "UrlBuilder", "client_hint
 
 #: The widest ``picture`` picks for ``<img src>`` (see ``UrlBuilder.picture``), CSS pixels.
 SRC_MAX_WIDTH = 1024
-#: The largest manifest file ``UrlBuilder(manifests=...)`` reads, in bytes.
-MAX_MANIFEST_BYTES = 256 * 1024 * 1024
-#: A manifest given to ``UrlBuilder(manifests=...)``: a JSON file's path, or its parsed JSON (a dict).
-ManifestSource = str | os.PathLike[str] | Mapping[str, Any]
-
-
-def load_manifest(source: ManifestSource) -> Mapping[str, manifest.Entry]:
-    """The entries of a manifest (``edgeproxy.manifest``): read from a JSON file, or taken from its
-    parsed JSON; origin names are not checked (the builder does not know the proxy's).
-
-    Raises:
-        ValueError: a bad manifest (``edgeproxy.manifest.ManifestError``: a bad id or entry).
-        OSError: a file that cannot be read.
-    """
-    if isinstance(source, Mapping):
-        return manifest.entries(dict(source))
-    return manifest.parse(Path(source).read_bytes(), max_bytes=MAX_MANIFEST_BYTES)
-
-
-def entry_info(entry: manifest.Entry) -> dict[str, Any] | None:
-    """What ``picture`` reads from ``/info`` (``width``, ``height``, ``dominant_color`` or
-    ``thumbhash_png``), from a manifest entry; None when it has none of them."""
-    info: dict[str, Any] = {}
-    if entry.width is not None and entry.height is not None:
-        info.update(width=entry.width, height=entry.height)
-    if entry.placeholder is not None:
-        info["dominant_color" if entry.placeholder.startswith("#") else "thumbhash_png"] = entry.placeholder
-    return info or None
 
 
 class UrlBuilder:
@@ -162,7 +130,7 @@ class UrlBuilder:
         signing_key: str | bytes,
         *,
         signature_size: int = FULL_SIZE,
-        manifests: Mapping[str, ManifestSource] | None = None,
+        manifests: Mapping[str, ManifestInput] | None = None,
     ):
         if re.search(r"[\s,?#]", base_url):
             raise ValueError(f"base_url {base_url!r} has whitespace, ',', '?' or '#'")
@@ -254,7 +222,7 @@ class UrlBuilder:
                 ``widths`` (``dpr`` with ``densities``; ``height`` with ``aspect``), ``aspect`` with
                 ``densities`` but no numeric ``width``, or anything ``path`` raises.
         """
-        return self._srcset_text(origin, key, self._candidates(widths, densities, aspect, options))
+        return self._srcset_text(origin, key, candidates(widths, densities, aspect, options))
 
     def picture(self, origin: str, key: str, /, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
         """A ``<picture>`` element to paste into a page: art-directed ``<source>``s, one
@@ -419,7 +387,7 @@ class UrlBuilder:
         """``rule``'s (descriptor, options) candidates in format ``fmt`` (None: the proxy's own
         choice), capped by ``original``."""
         widths, densities = capped(rule, original)
-        return self._candidates(widths, densities, rule.aspect, {**rule.options, "f": fmt})
+        return candidates(widths, densities, rule.aspect, {**rule.options, "f": fmt})
 
     def _sources(
         self,
@@ -465,91 +433,13 @@ class UrlBuilder:
     def _srcset_text(self, origin: str, key: str, candidates: list[tuple[str, dict[str, Any]]]) -> str:
         return ", ".join(f"{self.url(origin, key, **opts)} {descriptor}" for descriptor, opts in candidates)
 
-    def _candidates(
-        self,
-        widths: Iterable[int] | None,
-        densities: Iterable[float] | None,
-        aspect: float | Sequence[float] | None,
-        options: dict[str, Any],
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """(descriptor, options) per srcset candidate, ascending. Raises as ``srcset``."""
-        options = short_names(options)
-        if (widths is None) == (densities is None):
-            raise ValueError("give exactly one of widths and densities")
-        if aspect is not None:
-            if "h" in options:
-                raise ValueError("aspect sets the height of every candidate: do not give height too")
-            options.setdefault("fit", "cover")
-        out: list[tuple[str, dict[str, Any]]] = []
-        if widths is not None:
-            widths = checked_widths(widths)
-            if "w" in options:
-                raise ValueError("srcset sets width per candidate (widths): do not give width too")
-            for w in widths:
-                extra = {"w": w} if aspect is None else {"w": w, "h": ratio_height(w, aspect)}
-                out.append((f"{w}w", {**options, **extra}))
-            return out
-        if densities is None:  # not reached: exactly one of them was given (checked above)
-            raise ValueError("give exactly one of widths and densities")
-        densities = ascending(densities, "densities", "numbers")
-        if "dpr" in options:
-            raise ValueError("srcset sets dpr per candidate (densities): do not give dpr too")
-        if aspect is not None:
-            width = options.get("w")
-            if not isinstance(width, int) or isinstance(width, bool):
-                raise ValueError("aspect with densities needs a numeric width")
-            options["h"] = ratio_height(width, aspect)
-        for d in densities:
-            if not is_positive(d):
-                raise ValueError(f"densities are positive numbers, got {d!r}")
-            out.append((f"{format_value(d)}x", {**options, "dpr": d}))
-        return out
-
     # ------------------------------------------------------------------ Jinja2
 
     def jinja2_filters(self) -> dict[str, Callable[..., Any]]:
         """Jinja2 filters ``edgeproxy_url``, ``edgeproxy_srcset``, ``edgeproxy_picture`` and
-        ``edgeproxy_preload`` (``preload_link``, for the ``<head>``).
-
-        The filtered value is the object key, the first argument the origin, then the method's own
-        arguments::
-
-            {{ "photos/cat.jpg" | edgeproxy_url("media", width=400) }}
-            <img srcset="{{ key | edgeproxy_srcset("media", [320, 640], aspect=(4, 3)) }}" ...>
-            {{ product.image | edgeproxy_picture("media", [320, 640, 1280], alt=product.name,
-                                                 original=(product.w, product.h)) }}
-
-        ``edgeproxy_picture`` and ``edgeproxy_preload`` return ``markupsafe.Markup`` (its HTML is already escaped, so
-        autoescaping leaves it alone); the others return plain str, which autoescaping may escape
-        harmlessly (the URLs hold no ``&``, ``<``, ``>`` or quotes). Raises as the methods do.
-        """
-
-        def edgeproxy_url(key: str, origin: str, **options: Any) -> str:
-            return self.url(origin, str(key), **options)
-
-        def edgeproxy_srcset(key: str, origin: str, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
-            return self.srcset(origin, str(key), widths, **kwargs)
-
-        def edgeproxy_picture(key: str, origin: str, widths: Iterable[int], **kwargs: Any) -> str:
-            from markupsafe import Markup  # comes with Jinja2, which is not a dependency of edgeproxy
-
-            return Markup(self.picture(origin, str(key), widths, **kwargs))  # escaped by picture
-
-        def edgeproxy_preload(key: str, origin: str, widths: Iterable[int] | None = None, **kwargs: Any) -> str:
-            from markupsafe import Markup
-
-            return Markup(self.preload_link(origin, str(key), widths, **kwargs))  # escaped by preload_link
-
-        return {
-            "edgeproxy_url": edgeproxy_url,
-            "edgeproxy_srcset": edgeproxy_srcset,
-            "edgeproxy_picture": edgeproxy_picture,
-            "edgeproxy_preload": edgeproxy_preload,
-        }
+        ``edgeproxy_preload`` for this builder (``edgeproxy.url.jinja.filters``)."""
+        return jinja.filters(self)
 
     def install_jinja2(self, env: Any) -> None:
         """Add ``jinja2_filters()`` to a ``jinja2.Environment``'s filters."""
         env.filters.update(self.jinja2_filters())
-
-
-# ---------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from edgeproxy.url.media import OUTPUT_MIME
-from edgeproxy.url.options import short_names
+from edgeproxy.url.options import format_value, short_names
 from edgeproxy.url.spec import Format
 
 #: ``<source type>`` of each output format ``picture`` can offer (``edgeproxy.url.media``), in this order.
@@ -348,3 +348,49 @@ def blur_options(rule: Rule, own_format: Any) -> dict[str, Any]:
     elif is_whole(width) and is_whole(height):
         options["h"] = max(1, half_up(PLACEHOLDER_WIDTH * height / width))
     return options
+
+
+def candidates(
+    widths: Iterable[int] | None,
+    densities: Iterable[float] | None,
+    aspect: float | Sequence[float] | None,
+    options: dict[str, Any],
+) -> list[tuple[str, dict[str, Any]]]:
+    """(descriptor, options) per srcset candidate, ascending: ``{W}w`` per width (with the height
+    ``aspect`` gives), or ``{D}x`` per density (``dpr``); ``options`` in short names.
+
+    Raises:
+        ValueError: both or neither of widths and densities, an option the candidates set
+            themselves (``w``, ``h`` with ``aspect``, ``dpr``), bad widths or densities.
+    """
+    options = short_names(options)
+    if (widths is None) == (densities is None):
+        raise ValueError("give exactly one of widths and densities")
+    if aspect is not None:
+        if "h" in options:
+            raise ValueError("aspect sets the height of every candidate: do not give height too")
+        options.setdefault("fit", "cover")
+    out: list[tuple[str, dict[str, Any]]] = []
+    if widths is not None:
+        widths = checked_widths(widths)
+        if "w" in options:
+            raise ValueError("srcset sets width per candidate (widths): do not give width too")
+        for w in widths:
+            extra = {"w": w} if aspect is None else {"w": w, "h": ratio_height(w, aspect)}
+            out.append((f"{w}w", {**options, **extra}))
+        return out
+    if densities is None:  # not reached: exactly one of them was given (checked above)
+        raise ValueError("give exactly one of widths and densities")
+    densities = ascending(densities, "densities", "numbers")
+    if "dpr" in options:
+        raise ValueError("srcset sets dpr per candidate (densities): do not give dpr too")
+    if aspect is not None:
+        width = options.get("w")
+        if not isinstance(width, int) or isinstance(width, bool):
+            raise ValueError("aspect with densities needs a numeric width")
+        options["h"] = ratio_height(width, aspect)
+    for d in densities:
+        if not is_positive(d):
+            raise ValueError(f"densities are positive numbers, got {d!r}")
+        out.append((f"{format_value(d)}x", {**options, "dpr": d}))
+    return out
