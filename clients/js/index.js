@@ -19,6 +19,7 @@ export const OPTION_NAMES = Object.freeze({
   dpr: "dpr",
   format: "f", f: "f",
   quality: "q", q: "q",
+  trim: "trim",
   crop: "c", c: "c",
   rotate: "rot", rot: "rot",
   flip: "flip",
@@ -34,7 +35,7 @@ export const OPTION_NAMES = Object.freeze({
 
 /** The order options are written in, whatever order they were given in. */
 export const OPTION_ORDER = Object.freeze([
-  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
+  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "trim", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
   "enlarge", "strip", "exp", "v",
 ]);
 

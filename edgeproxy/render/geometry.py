@@ -175,8 +175,27 @@ def ratio_box(width: int, height: int, ratio: tuple[float, float]) -> tuple[int,
     return width, max(1, min(height, round(width * rh / rw)))
 
 
-def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Plan:
-    """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original.
+def trimmed_region(spec: TransformSpec, width: int, height: int, trim: Box[int] | None) -> Box[int] | None:
+    """The source region of an upright ``width`` × ``height`` original: ``trim`` (the box its
+    uniform borders leave, pixels of the original; None: nothing trimmed), then the ``crop`` option
+    inside it (``source_region``, in pixels or fractions of the trimmed image), as one box in
+    pixels of the original; None when the whole original is kept.
+
+    Raises:
+        ProxyError(400): the crop region lies wholly outside the (trimmed) image.
+    """
+    if trim is None:
+        return source_region(spec, width, height)
+    inner = source_region(spec, trim.w, trim.h)
+    if inner is None:
+        return trim
+    return Box(trim.x + inner.x, trim.y + inner.y, inner.w, inner.h)
+
+
+def plan(spec: TransformSpec, width: int, height: int, max_dimension: int, trim: Box[int] | None = None) -> Plan:
+    """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original;
+    ``trim`` is the box its uniform borders leave (``trim`` option, found by ``vips.find_trim``), or
+    None: the source region is then ``trimmed_region``.
 
     Rules: the scale is capped at 1 unless ``enlarge`` (``contain`` and ``fill`` always reach the
     box); with one side given, the other follows the aspect ratio (``ar`` when given, else the
@@ -188,7 +207,7 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
     Raises:
         ProxyError(400): a crop region outside the image.
     """
-    region = source_region(spec, width, height)
+    region = trimmed_region(spec, width, height, trim)
     if region:
         width, height = region.w, region.h
     if spec.rotate in (90, 270):  # the box applies to the rotated image

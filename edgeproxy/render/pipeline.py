@@ -3,7 +3,7 @@
 ``render(original bytes, negotiated spec) -> Rendered``. Runs in a render thread (blocking). The
 steps, in order:
 
-    probe -> check_limits -> choose_format -> plan_geometry -> check_cost -> load_and_resize
+    probe -> check_limits -> choose_format -> find_trim -> plan_geometry -> check_cost -> load_and_resize
     -> materialise -> redact -> rotate_flip -> final_crop -> effects -> pad -> flatten -> encode
 
 Only ``vips`` touches pyvips; the geometry is ``geometry.plan``. As in imgproxy's processing
@@ -30,7 +30,7 @@ from edgeproxy.quality import encode as choose
 from edgeproxy.render import load, source, svg, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline, failures
-from edgeproxy.render.geometry import Face, Plan, focal_window, map_box, plan
+from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, plan
 from edgeproxy.render.obscure import Grid, place
 from edgeproxy.render.source import SourceInfo
 from edgeproxy.url.media import OUTPUT_MIME
@@ -184,6 +184,10 @@ class Context:
     # them would raise AttributeError.
     info: SourceInfo = field(init=False)
     plan: Plan = field(init=False)
+    # ``trim``: the box the original's uniform borders leave (None: nothing trimmed, or no trim
+    # asked) and the borders' RGBA colour (None: no trim asked), ``pad``'s default colour.
+    trim: Box[int] | None = None
+    margin: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
         self.watchdog = Deadline(self.deadline)
@@ -213,8 +217,20 @@ def choose_format(ctx: Context) -> None:
     ctx.animated = ctx.info.animated and ctx.format in (Format.GIF, Format.WEBP, Format.AVIF)
 
 
+def find_trim(ctx: Context) -> None:
+    """``trim``: the box the original's uniform borders leave (``vips.find_trim`` on its first
+    frame, upright, at full size; an animation's every frame gets that box), which becomes the
+    source region that ``crop`` and the resize apply to; and the borders' colour, which ``pad``
+    re-adds. An image that is all border is kept whole. The original is decoded whole for this,
+    as for any source region (no shrink-on-load)."""
+    trim = ctx.spec.trim
+    if trim is None:
+        return
+    ctx.trim, ctx.margin = vips.find_trim(load.upright(ctx.data, ctx.info), trim.threshold, trim.colour)
+
+
 def plan_geometry(ctx: Context) -> None:
-    ctx.plan = plan(ctx.spec, ctx.info.width, ctx.info.height, ctx.limits.max_output_dimension)
+    ctx.plan = plan(ctx.spec, ctx.info.width, ctx.info.height, ctx.limits.max_output_dimension, ctx.trim)
 
 
 def check_cost(ctx: Context) -> None:
@@ -336,9 +352,12 @@ def effects(ctx: Context) -> None:
 
 
 def pad(ctx: Context) -> None:
+    """Place the image on the planned canvas (``fit:pad``): of ``background`` when given, else of
+    the trimmed borders' colour (``trim``: the margin re-added), else transparent for formats with
+    alpha and white for the others."""
     if ctx.plan.canvas:
         default = vips.TRANSPARENT if ctx.format in ALPHA_FORMATS else vips.WHITE
-        ctx.image = vips.pad(ctx.image, ctx.plan.canvas, ctx.spec.background or default)
+        ctx.image = vips.pad(ctx.image, ctx.plan.canvas, ctx.spec.background or ctx.margin or default)
 
 
 def flatten(ctx: Context) -> None:
@@ -369,6 +388,7 @@ STEPS: tuple[Callable[[Context], None], ...] = (
     probe,
     check_limits,
     choose_format,
+    find_trim,
     plan_geometry,
     check_cost,
     load_and_resize,
@@ -384,7 +404,13 @@ STEPS: tuple[Callable[[Context], None], ...] = (
 
 
 #: Step -> metrics stage. libvips is lazy, so most decoding is counted where pixels are pulled: encode.
-STAGE_OF = {"probe": "decode", "load_and_resize": "decode", "materialise": "decode", "encode": "encode"}
+STAGE_OF = {
+    "probe": "decode",
+    "find_trim": "decode",
+    "load_and_resize": "decode",
+    "materialise": "decode",
+    "encode": "encode",
+}
 
 
 def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> Rendered:
