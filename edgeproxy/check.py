@@ -14,7 +14,8 @@ negotiated as the proxy would (``edgeproxy.http.negotiate``), and against the ca
 - ``decode``: libvips decodes every pixel (every frame);
 - ``dimensions``: one frame's width × height fits the URL's box (``expected_size``): exact where
   the original's size is known (a manifest's ``width``/``height``: ``geometry.plan``), else the
-  bounds every fit keeps (never over the box, exactly the box for ``pad`` and ``fill``...);
+  bounds every fit keeps (never over the box, exactly the box for ``pad`` and ``fill``...); not
+  checked for ``w:auto`` (its width is the server's ``auto_width_fallback``, in its buckets);
 - ``cache-control``: ``public`` with a ``max-age``, and ``immutable``, or the fast tier of a
   quality target (``stale-while-revalidate``, not ``immutable``); for a URL with ``exp``, never
   ``immutable``, a ``max-age`` no longer than the seconds left, and an ``Expires``;
@@ -41,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.http.negotiate import negotiate
+from edgeproxy.http.negotiate import accepted_image_types, negotiate
 from edgeproxy.prewarm import variant_options
 from edgeproxy.render.geometry import plan
 from edgeproxy.url.builders import UrlBuilder
@@ -281,7 +282,8 @@ def probe(
         result.fail("status", f"{response.status_code} {body[:120].decode('utf-8', 'replace').strip()}")
         return result
     result.sniffed = sniff(body)
-    _check_type(result, spec.format, negotiated.accepts)
+    # What Accept allows, JPEG XL included: whether the server offers it (auto_jxl) is its choice.
+    _check_type(result, spec.format, accepted_image_types(target.accept, True))
     started = time.perf_counter()
     try:
         result.width, result.height, result.frames = decode(body)
@@ -289,7 +291,10 @@ def probe(
         result.fail("decode", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
     else:
         result.decode_ms = (time.perf_counter() - started) * 1000
-        problem = size_problem(negotiated.spec, (result.width, result.height), target.original)
+        # w:auto without a hint: the width is the server's auto_width_fallback in its buckets, unknown here
+        problem = (
+            None if spec.width_auto else size_problem(negotiated.spec, (result.width, result.height), target.original)
+        )
         if problem:
             result.fail("dimensions", problem)
     _check_caching(result, response.headers, spec.expires, time.time() if now is None else now)

@@ -47,6 +47,7 @@ def url(client: httpx.Client, path: str) -> str:
 
 JPEG_300 = encode(photo(300, 200), "jpeg")
 PNG_100 = encode(photo(100, 67), "png")
+JPEG_1080 = encode(photo(1080, 720), "jpeg")
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: path -> (status, headers, body): each one wrong in one way (the first is right).
 LIES: dict[str, tuple[int, dict[str, str], bytes]] = {
@@ -80,6 +81,11 @@ LIES: dict[str, tuple[int, dict[str, str], bytes]] = {
         200,
         {"Content-Type": "image/png", "ETag": '"a"', "Cache-Control": IMMUTABLE},
         PNG_100[:300],
+    ),
+    "/sig/w:auto/ar:3:2/f:jpeg/shop/auto.jpg": (
+        200,
+        {"Content-Type": "image/jpeg", "ETag": '"a"', "Cache-Control": IMMUTABLE},
+        JPEG_1080,
     ),
     "/sig/w:100/f:png/shop/missing.png": (
         404,
@@ -162,6 +168,22 @@ def test_a_wrong_answer_exits_1_naming_the_check(liar: str, path: str, failed: s
     rows = json.loads(capsys.readouterr().out)
     assert status == 1
     assert [f["check"] for f in rows[0]["failures"]] == [failed]
+
+
+def test_w_auto_widths_are_the_servers_to_choose(liar: str) -> None:
+    """Without a hint, w:auto's width is the server's auto_width_fallback (in its buckets), unknown
+    here: 1080 px (a fallback of 1000 CSS px) is no failure, though the default fallback gives 640."""
+    assert main(["check", liar + "/sig/w:auto/ar:3:2/f:jpeg/shop/auto.jpg"]) == 0
+
+
+def test_jpeg_xl_is_allowed_for_f_auto_when_accept_lists_it() -> None:
+    safari = "image/webp,image/avif,image/jxl,image/heic,*/*;q=0.5"
+    jxl = check.Result("u", "/w:1/shop/a", safari, content_type="image/jxl", sniffed=check.sniff(b"\xff\x0a\x00"))
+    check._check_type(jxl, check.Format.AUTO, check.accepted_image_types(safari, True))
+    assert jxl.sniffed == "jxl" and jxl.ok
+    old = check.Result("u", "/w:1/shop/a", "*/*", content_type="image/jxl", sniffed="jxl")
+    check._check_type(old, check.Format.AUTO, check.accepted_image_types("*/*", True))
+    assert [f.check for f in old.failures] == ["content-type"]
 
 
 def test_the_table_names_the_failed_check(liar: str, capsys) -> None:
