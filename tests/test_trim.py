@@ -27,6 +27,9 @@ PRODUCT = (200, 120)
 LEFT, TOP = 40, 50
 CANVAS = (320, 240)
 MAGENTA = (200, 30, 160)
+#: A large product shot: searched on a copy of SEARCH_SIDE pixels (a quarter), so within 4 px.
+BIG_CANVAS, BIG_PRODUCT, BIG_AT = (1600, 1200), (1000, 700), (300, 250)
+SEARCH_SIDE = 400
 
 
 def bordered(product: pyvips.Image, rgb: tuple[int, ...], canvas: tuple[int, int] = CANVAS) -> pyvips.Image:
@@ -57,12 +60,14 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     strip.set_type(pyvips.GValue.array_int_type, "delay", [100] * 3)
     strip.set_type(pyvips.GValue.gint_type, "loop", 0)
     (root / "animated.gif").write_bytes(strip.gifsave_buffer())
+    big = flat(*BIG_CANVAS, (255, 255, 255)).insert(photo(*BIG_PRODUCT, seed=4), *BIG_AT)
+    (root / "big.png").write_bytes(encode(big, "png", compression=1))
     return root
 
 
 @pytest.fixture(scope="module")
 def client(folder: Path) -> Iterator[httpx.Client]:
-    with make_client({"shop": str(folder)}) as c:
+    with make_client({"shop": str(folder)}, trim_max_side=SEARCH_SIDE) as c:
         yield c
 
 
@@ -190,6 +195,19 @@ def test_an_image_that_is_all_border_comes_back_unchanged(client: httpx.Client) 
 def test_an_animation_is_trimmed_by_its_first_frame_on_every_frame(client: httpx.Client) -> None:
     image = get(client, "/trim:10/f:gif/shop/animated.gif")
     assert (image.width, page_height(image), image.get("n-pages")) == (*PRODUCT, 3)
+
+
+def test_a_large_original_is_searched_on_a_copy_and_never_cut(client: httpx.Client) -> None:
+    """Over ``trim_max_side`` the borders are found on a shrunk copy (4x smaller here) and the box is
+    rounded outwards: at most one copy pixel (4 px) of border stays on each side, and every pixel of
+    the product is there, unchanged."""
+    image = get(client, "/trim:10/f:png/shop/big.png")
+    assert BIG_PRODUCT[0] <= image.width <= BIG_PRODUCT[0] + 8 and BIG_PRODUCT[1] <= image.height <= BIG_PRODUCT[1] + 8
+    product = photo(*BIG_PRODUCT, seed=4).cast("float")
+    offsets = [
+        (dx, dy) for dx in range(image.width - BIG_PRODUCT[0] + 1) for dy in range(image.height - BIG_PRODUCT[1] + 1)
+    ]
+    assert any((image.crop(dx, dy, *BIG_PRODUCT).cast("float") - product).abs().max() == 0 for dx, dy in offsets)
 
 
 def test_trim_is_part_of_the_etag(client: httpx.Client) -> None:

@@ -11,6 +11,7 @@ any scale of that image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -190,6 +191,23 @@ def trimmed_region(spec: TransformSpec, width: int, height: int, trim: Box[int] 
     if inner is None:
         return trim
     return Box(trim.x + inner.x, trim.y + inner.y, inner.w, inner.h)
+
+
+def outward(box: Box[int], copy: tuple[int, int], size: tuple[int, int]) -> Box[int]:
+    """``box`` (pixels of a scaled ``copy`` = (width, height) of an image) in pixels of the image
+    itself (``size``), rounded outwards, so that every image pixel under any copy pixel of the box
+    is inside: the trim box found on a shrunk copy (``pipeline.find_trim``), which may then keep up
+    to one copy pixel of border on each side but never cuts into the image.
+
+    >>> outward(Box(70, 50, 250, 175), (400, 300), (1600, 1200))
+    Box(x=280, y=200, w=1000, h=700)
+    >>> outward(Box(1, 1, 2, 2), (3, 3), (10, 10))
+    Box(x=3, y=3, w=7, h=7)
+    """
+    sx, sy = size[0] / copy[0], size[1] / copy[1]
+    x0, y0 = math.floor(box.x * sx), math.floor(box.y * sy)
+    x1, y1 = min(size[0], math.ceil(box.right * sx)), min(size[1], math.ceil(box.bottom * sy))
+    return Box(x0, y0, x1 - x0, y1 - y0)
 
 
 def plan(spec: TransformSpec, width: int, height: int, max_dimension: int, trim: Box[int] | None = None) -> Plan:

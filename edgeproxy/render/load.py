@@ -70,18 +70,6 @@ def load_at_size(
     return Loaded(image, False)
 
 
-def upright(data: bytes, info: SourceInfo) -> Any:
-    """The first frame of ``data`` (an original whose header is ``info``) at full size, upright: what
-    ``trim`` searches for borders (``vips.find_trim``). A lazy ``pyvips.Image``; colour is the source's.
-
-    Raises:
-        ProxyError(422): the original's bytes could not be decoded.
-    """
-    if info.pillow:
-        return vips.load_pillow(data, info)
-    return vips.load_upright(data)
-
-
 def flat_srgb(data: bytes, info: SourceInfo, width: int, height: int) -> Any:
     """The first frame of ``data`` at ``width`` × ``height`` pixels (``load_at_size`` without DCT
     shrink), alpha flattened onto white, as 8-bit 3-band sRGB (grey made RGB): what the vision

@@ -30,7 +30,7 @@ from edgeproxy.quality import encode as choose
 from edgeproxy.render import load, source, svg, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline, failures
-from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, plan
+from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, outward, plan
 from edgeproxy.render.obscure import Grid, place
 from edgeproxy.render.source import SourceInfo
 from edgeproxy.url.media import OUTPUT_MIME
@@ -51,6 +51,7 @@ class Limits:
     max_output_dimension: int  # pixels per side
     allowed_formats: frozenset[str]
     max_blur_cost: int  # output megapixels × frames × blur sigma
+    trim_max_side: int  # pixels: the long side of the copy ``trim`` searches (``find_trim``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,14 +220,27 @@ def choose_format(ctx: Context) -> None:
 
 def find_trim(ctx: Context) -> None:
     """``trim``: the box the original's uniform borders leave (``vips.find_trim`` on its first
-    frame, upright, at full size; an animation's every frame gets that box), which becomes the
-    source region that ``crop`` and the resize apply to; and the borders' colour, which ``pad``
-    re-adds. An image that is all border is kept whole. The original is decoded whole for this,
-    as for any source region (no shrink-on-load)."""
+    frame, upright, sRGB; an animation's every frame gets that box), which becomes the source
+    region that ``crop`` and the resize apply to; and the borders' colour, which ``pad`` re-adds.
+    An image that is all border is kept whole.
+
+    The search runs on a copy at most ``trim_max_side`` pixels on its long side (``load_at_size``:
+    shrink-on-load): exact to the pixel for originals up to that size; for larger ones the box is
+    mapped back rounded outwards (``geometry.outward``), within one copy pixel: a sliver of border
+    may stay, nothing of the image is cut. libvips' median filter over a full 4.4 MP original alone
+    costs about 0.5 s; on a 1024-px copy, under a tenth of that."""
     trim = ctx.spec.trim
     if trim is None:
         return
-    ctx.trim, ctx.margin = vips.find_trim(load.upright(ctx.data, ctx.info), trim.threshold, trim.colour)
+    info = ctx.info
+    scale = min(1.0, ctx.limits.trim_max_side / max(info.width, info.height))
+    copy = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
+    image = load.load_at_size(ctx.data, info, *copy).image
+    box, ctx.margin = vips.find_trim(image, trim.threshold, trim.colour)
+    if box is not None and scale < 1.0:
+        box = outward(box, copy, (info.width, info.height))
+        box = None if (box.w, box.h) == (info.width, info.height) else box
+    ctx.trim = box
 
 
 def plan_geometry(ctx: Context) -> None:

@@ -193,15 +193,6 @@ def _load_libvips(data: bytes) -> pyvips.Image:
         return pyvips.Image.new_from_buffer(data, "", fail_on="truncated").autorot()
 
 
-def load_upright(data: bytes) -> pyvips.Image:
-    """The first frame of ``data`` at full size, EXIF orientation applied; colour is the source's.
-
-    Raises:
-        ProxyError(422): the bytes could not be decoded.
-    """
-    return _load_libvips(data)
-
-
 def find_trim(
     image: pyvips.Image, threshold: float, colour: tuple[int, int, int] | None
 ) -> tuple[Box[int] | None, tuple[int, int, int, int]]:
