@@ -210,6 +210,14 @@ function checkOption(name, args) {
       }
       int(name, one(name, args), 1, 100);
       return;
+    case "trim":
+      // trim:THRESHOLD (0..255) or trim:THRESHOLD:RRGGBB
+      if (args.length < 1 || args.length > 2) throw bad("option trim: expected trim:THRESHOLD or trim:THRESHOLD:RRGGBB");
+      num(name, args[0], 0, 255);
+      if (args.length === 2 && !/^[0-9a-fA-F]{6}$/.test(args[1])) {
+        throw bad(`option trim: expected an RRGGBB hex colour, got '${args[1]}'`);
+      }
+      return;
     case "c": {
       if (args.length !== 4) throw bad("option c: expected c:X:Y:W:H");
       if (args.some((a) => a.includes("."))) {
