@@ -251,3 +251,36 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys) -> None:
     )
     assert main(["check", "http://127.0.0.1:1/sig/w:abc/shop/a.jpg"]) == 2
     assert "w" in capsys.readouterr().err
+
+
+def test_the_kubernetes_cronjob_check_passes_on_a_proxy_serving_its_manifest(tmp_path: Path, capsys) -> None:
+    """config/k8s/check-cronjob.yaml's command, run as written against a proxy that serves the
+    originals its ConfigMap's manifest names (made here at the sizes it states), exits 0: the
+    example works as shipped once pointed at real originals."""
+    import yaml
+
+    from testkit.env import ROOT
+    from testkit.images import animation
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "config/k8s/check-cronjob.yaml").read_text())}
+    manifest = json.loads(docs["ConfigMap"]["data"]["manifest.json"])
+    [container] = docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    for entry in manifest.values():
+        path = tmp_path / entry["origin"] / entry["key"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".gif":
+            path.write_bytes(encode(animation(300, 200, 2), "gif"))
+        elif path.suffix == ".png":
+            path.write_bytes(encode(with_alpha(photo(entry.get("width", 600), entry.get("height", 600))), "png"))
+        else:
+            path.write_bytes(encode(photo(entry["width"], entry["height"]), "jpeg"))
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    args = list(container["args"])
+    args[args.index("--manifest") + 1] = str(tmp_path / "manifest.json")
+    origins = {name: str(tmp_path / name) for name in {e["origin"] for e in manifest.values()}}
+    with make_client(origins) as proxy:
+        args[args.index("--base-url") + 1] = str(proxy.base_url).rstrip("/")
+        status = main([*args, "--key", KEY])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert f"{len(manifest) * 2 * 3} of {len(manifest) * 2 * 3} passed" in out
