@@ -143,6 +143,8 @@ def test_trim_comes_before_resizing_and_cropping(client: httpx.Client) -> None:
     assert (image.width, image.height) == (100, 60)
     assert not any(is_white(side) for side in edge_means(image))
     # c: is in pixels of the trimmed image: its top-left 50 x 30
+    outside = client.get(signed("/trim:10/c:250:0:10:10/f:png/shop/white.png"))  # inside 320 x 240, not 200 x 120
+    assert outside.status_code == 400 and "outside the 200x120 trimmed original" in outside.text
     cropped = get(client, "/trim:10/c:0:0:50:30/f:png/shop/white.png")
     whole = photo(*PRODUCT, seed=3)
     assert (cropped.cast("float") - whole.crop(0, 0, 50, 30).cast("float")).abs().max() == 0

@@ -122,8 +122,9 @@ def check_box(spec: TransformSpec, max_dimension: int) -> None:
             raise bad_request(f"option {name}{source}: {value} device pixels is over the limit of {max_dimension}")
 
 
-def source_region(spec: TransformSpec, width: int, height: int) -> Box[int] | None:
-    """The ``crop`` option as a pixel box inside a ``width`` × ``height`` upright original.
+def source_region(spec: TransformSpec, width: int, height: int, what: str = "original") -> Box[int] | None:
+    """The ``crop`` option as a pixel box inside a ``width`` × ``height`` upright original (``what``
+    it is, for the error: the ``original``, or the ``trimmed original``).
 
     Fractions are rounded to pixels; the box is clipped to the image.
 
@@ -140,7 +141,7 @@ def source_region(spec: TransformSpec, width: int, height: int) -> Box[int] | No
         x, y, w, h = int(c.x), int(c.y), int(c.width), int(c.height)
     w, h = min(w, width - x), min(h, height - y)
     if x >= width or y >= height or w <= 0 or h <= 0:
-        raise bad_request(f"option crop: region is outside the {width}x{height} original")
+        raise bad_request(f"option crop: region is outside the {width}x{height} {what}")
     if (x, y, w, h) == (0, 0, width, height):
         return None
     return Box(x, y, w, h)
@@ -187,7 +188,7 @@ def trimmed_region(spec: TransformSpec, width: int, height: int, trim: Box[int] 
     """
     if trim is None:
         return source_region(spec, width, height)
-    inner = source_region(spec, trim.w, trim.h)
+    inner = source_region(spec, trim.w, trim.h, "trimmed original")
     if inner is None:
         return trim
     return Box(trim.x + inner.x, trim.y + inner.y, inner.w, inner.h)
