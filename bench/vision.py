@@ -52,6 +52,7 @@ LIMITS = pipeline.Limits(
     max_output_dimension=8192,
     allowed_formats=frozenset({"jpeg", "png"}),
     max_blur_cost=1000,
+    trim_max_side=1024,
 )
 
 

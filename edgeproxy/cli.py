@@ -1,5 +1,5 @@
 """Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge``, ``prewarm``,
-``translate`` and ``models fetch`` (argparse)."""
+``translate``, ``check`` and ``models fetch`` (argparse)."""
 
 from __future__ import annotations
 
@@ -139,6 +139,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     prewarm.add_argument("--admin-token", help="admin token for --optimise-url (default: EDGEPROXY_ADMIN_TOKEN)")
     prewarm.add_argument("keys_file", type=Path, help="one ORIGIN/KEY per line (# comments)")
+
+    probe = commands.add_parser(
+        "check",
+        help="synthetic probe: request derivatives (URLs, or every id of a manifest in each --variant) and check "
+        "status, Content-Type against the bytes, decoding, dimensions against the URL, Cache-Control, ETag, Vary "
+        "and timings; exit 1 naming each failed check",
+    )
+    probe.add_argument("urls", nargs="*", metavar="URL", help="signed derivative URLs (absolute)")
+    probe.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        metavar="ACCEPT",
+        help="an Accept header to send, repeatable: each URL is checked once per value (default: Chrome's)",
+    )
+    probe.add_argument("--manifest", type=Path, help="image manifest (JSON: id -> {origin, key, width, height...})")
+    probe.add_argument(
+        "--variant", action="append", default=[], metavar="OPTIONS", help="with --manifest: an option path, repeatable"
+    )
+    probe.add_argument(
+        "--manifest-origin",
+        metavar="NAME",
+        help="with --manifest: the manifest origin's configured name; URLs then name ids, not the entries' keys",
+    )
+    probe.add_argument("--base-url", help="with --manifest: the CDN's (or the proxy's) base URL")
+    probe.add_argument("--key", help="with --manifest: the signing key (default: EDGEPROXY_SIGNING_KEY)")
+    probe.add_argument(
+        "--signature-size", type=int, help="bytes of HMAC kept (default: EDGEPROXY_SIGNATURE_SIZE or 32)"
+    )
+    probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    probe.add_argument("--textfile", metavar="PATH", help="also write Prometheus metrics there (node_exporter)")
+    probe.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default %(default)s)")
+    probe.add_argument("--max-ttfb", type=float, metavar="SECONDS", help="fail a slower time to first byte")
+    probe.add_argument("--max-decode", type=float, metavar="SECONDS", help="fail a slower decode")
 
     models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
     models_commands = models.add_subparsers(dest="models_command", required=True)
@@ -355,6 +389,54 @@ def _prewarm(args: argparse.Namespace) -> int:
     )
 
 
+def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from edgeproxy import check
+    from edgeproxy.settings import env_signature_size, env_signing_key
+
+    accepts = args.accept or [check.DEFAULT_ACCEPT]
+    targets: list[check.Target] = []
+    try:
+        if args.manifest is not None:
+            key = args.key or env_signing_key()
+            if not (key and args.base_url and args.variant):
+                raise ValueError(
+                    "--manifest needs --base-url, at least one --variant and --key (or EDGEPROXY_SIGNING_KEY)"
+                )
+            manifest = json.loads(args.manifest.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError(f"{args.manifest}: expected a JSON object of id -> entry")
+            targets = check.manifest_targets(
+                manifest,
+                args.variant,
+                base_url=args.base_url.rstrip("/"),
+                key=key,
+                signature_size=args.signature_size or env_signature_size() or 32,
+                origin=args.manifest_origin,
+                accepts=accepts,
+            )
+        targets.extend(check.url_targets(args.urls, accepts))
+        if not targets:
+            raise ValueError("give URLs, or --manifest FILE with --variant OPTIONS")
+    except (OSError, ValueError) as error:
+        print(f"edgeproxy check: {error}", file=sys.stderr)
+        return 2
+    results = check.run(targets, timeout=args.timeout, max_ttfb=args.max_ttfb, max_decode=args.max_decode)
+    print(check.as_json(results) if args.json else check.table(results))
+    if args.textfile:
+        try:
+            check.write_textfile(results, args.textfile)
+        except OSError as error:
+            print(f"edgeproxy check: {args.textfile}: {error}", file=sys.stderr)
+            return 1
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        names = ", ".join(dict.fromkeys(f.check for f in r.failures))
+        print(f"edgeproxy check: FAILED {names}: {r.target} [{r.accept}]", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from edgeproxy.vision import models
 
@@ -438,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "surrogate-key": _surrogate_key,
         "purge": _purge,
         "prewarm": _prewarm,
+        "check": _probe,
         "models": _models,
     }
     return commands[args.command](args)

@@ -99,6 +99,7 @@ def source_limits(settings: Settings) -> pipeline.Limits:
         max_output_dimension=settings.max_output_dimension,
         allowed_formats=frozenset(settings.allowed_input_formats),
         max_blur_cost=settings.max_blur_cost,
+        trim_max_side=settings.trim_max_side,
     )
 
 

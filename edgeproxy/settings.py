@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     # blur:SIGMA costs output megapixels × frames × sigma (its Gaussian mask grows with sigma): over
     # this, a 413 before any work. 1000 allows blur:100 up to 10 MP, blur:15 on any output.
     max_blur_cost: int = Field(1000, ge=1)  # megapixel-sigma
+    # trim:T finds the borders on a copy of the original at most this many pixels on its long side
+    # (shrink-on-load: a 24 MP JPEG costs a fraction of its full decode, and libvips' 3x3 median over
+    # it, 0.5 s for 4.4 MP here): exact to the pixel up to it; above, within one copy pixel, rounded
+    # outwards (a sliver of border may stay, nothing of the image is cut).
+    trim_max_side: int = Field(1024, ge=64, le=16384)  # pixels
     allowed_input_formats: Annotated[list[str], AfterValidator(check_input_formats)] = Field(
         default_factory=lambda: [
             "jpeg",

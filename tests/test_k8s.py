@@ -497,3 +497,47 @@ def test_labels_and_image_version():
         assert labels.get("app.kubernetes.io/version", __version__) == __version__, (kind, name)
     assert pod_labels()["app.kubernetes.io/version"] == __version__
     assert container()["image"] == f"edgeproxy:{__version__}"
+
+
+# --- the synthetic check's CronJob -------------------------------------------------------------------
+
+
+def check_container() -> dict:
+    pod = one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [ctr] = pod["containers"]
+    return ctr
+
+
+def test_check_cronjob_runs_edgeproxy_check_on_the_manifest(tmp_path):
+    """The CronJob's arguments are what ``edgeproxy check`` accepts, its manifest (the ConfigMap) builds
+    signed targets for every id in every variant and Accept string, and its key is the Secret's."""
+    from edgeproxy import check
+
+    cron = one("CronJob")["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["jobTemplate"]["spec"]["backoffLimit"] == 0
+    period_s = int(cron["schedule"].split()[0].removeprefix("*/")) * 60
+    assert cron["jobTemplate"]["spec"]["activeDeadlineSeconds"] < period_s
+    ctr = check_container()
+    args = _parser().parse_args([*ctr["command"][1:], *ctr["args"]])
+    assert ctr["command"][0] == "edgeproxy" and args.command == "check"
+    [mount] = ctr["volumeMounts"]
+    configmap = one("ConfigMap")
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    assert [v["configMap"]["name"] for v in pod["volumes"]] == [configmap["metadata"]["name"]]
+    manifest_file = Path(args.manifest)
+    assert manifest_file.parent == Path(mount["mountPath"])
+    manifest = json.loads(configmap["data"][manifest_file.name])
+    targets = check.manifest_targets(manifest, args.variant, base_url=args.base_url, key="k", accepts=args.accept)
+    assert len(targets) == len(manifest) * len(args.variant) * len(args.accept) == 18
+    [key_ref] = [e["valueFrom"]["secretKeyRef"] for e in ctr["env"] if e["name"] == "EDGEPROXY_SIGNING_KEY"]
+    assert key_ref == {"name": SECRET_NAME, "key": "signing-key"}
+    assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == dockerfile_user()[0]
+
+
+def test_check_pods_are_not_selected_by_the_proxy_service_or_pdb():
+    labels = one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    for (kind, name), doc in resources().items():
+        if kind in ("Service", "PodDisruptionBudget"):
+            selector = doc["spec"]["selector"].get("matchLabels", doc["spec"]["selector"])
+            assert not selector.items() <= labels.items(), f"{kind} {name} would select the check's pods"

@@ -28,6 +28,7 @@ LIMITS = pipeline.Limits(
     max_output_dimension=8192,
     allowed_formats=frozenset(INPUT_FORMATS),
     max_blur_cost=1000,
+    trim_max_side=1024,
 )
 WIDTH, HEIGHT = 640, 480
 

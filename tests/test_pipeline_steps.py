@@ -34,6 +34,7 @@ LIMITS = pipeline.Limits(
     max_output_dimension=8192,
     allowed_formats=ALL_INPUTS - {"svg"},
     max_blur_cost=1000,
+    trim_max_side=1024,
 )
 ENCODE = encoding.EncodeOptions(
     avif_effort=0, webp_effort=0, jpeg_progressive=False, png_compression=1, jxl_effort=1, threads=1

@@ -40,6 +40,7 @@ LIMITS = pipeline.Limits(
     max_output_dimension=8192,
     allowed_formats=frozenset({"jpeg", "png"}),
     max_blur_cost=1000,
+    trim_max_side=1024,
 )
 REQUIRED = {0.01: 0.80, 0.015: 0.95, 0.02: 0.95}
 

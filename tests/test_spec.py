@@ -21,6 +21,7 @@ from edgeproxy.url.spec import (
     Gravity,
     Redact,
     TransformSpec,
+    Trim,
     build_path,
     canonical,
 )
@@ -160,6 +161,12 @@ base_specs = st.builds(
     dpr=st.decimals(min_value=1, max_value=4, places=3).map(float),
     format=st.sampled_from(Format),
     quality=st.none() | st.integers(1, 100),
+    trim=st.none()
+    | st.builds(
+        Trim,
+        st.decimals(min_value=0, max_value=255, places=2).map(float),
+        st.none() | st.tuples(*[st.integers(0, 255)] * 3),
+    ),
     crop=st.none() | crops,
     rotate=st.sampled_from([0, 90, 180, 270]),
     flip=st.sampled_from(Flip),

@@ -38,6 +38,7 @@ export interface TransformOptions {
   quality?: number | "auto" | ["auto", number] | string | null;
   q?: number | "auto" | ["auto", number] | string | null;
   /** [x, y, width, height]: whole pixels, or fractions 0..1 when any value is written with a ".". */
+  trim?: OptionValue | [OptionValue, string] | string | null;
   crop?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;
   c?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;
   /** Clockwise degrees: 0, 90, 180, 270. */

@@ -19,6 +19,7 @@ export const OPTION_NAMES = Object.freeze({
   dpr: "dpr",
   format: "f", f: "f",
   quality: "q", q: "q",
+  trim: "trim",
   crop: "c", c: "c",
   rotate: "rot", rot: "rot",
   flip: "flip",
@@ -34,7 +35,7 @@ export const OPTION_NAMES = Object.freeze({
 
 /** The order options are written in, whatever order they were given in. */
 export const OPTION_ORDER = Object.freeze([
-  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
+  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "trim", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
   "enlarge", "strip", "exp", "v",
 ]);
 
@@ -208,6 +209,14 @@ function checkOption(name, args) {
         return;
       }
       int(name, one(name, args), 1, 100);
+      return;
+    case "trim":
+      // trim:THRESHOLD (0..255) or trim:THRESHOLD:RRGGBB
+      if (args.length < 1 || args.length > 2) throw bad("option trim: expected trim:THRESHOLD or trim:THRESHOLD:RRGGBB");
+      num(name, args[0], 0, 255);
+      if (args.length === 2 && !/^[0-9a-fA-F]{6}$/.test(args[1])) {
+        throw bad(`option trim: expected an RRGGBB hex colour, got '${args[1]}'`);
+      }
       return;
     case "c": {
       if (args.length !== 4) throw bad("option c: expected c:X:Y:W:H");

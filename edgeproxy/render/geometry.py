@@ -11,6 +11,7 @@ any scale of that image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -121,8 +122,9 @@ def check_box(spec: TransformSpec, max_dimension: int) -> None:
             raise bad_request(f"option {name}{source}: {value} device pixels is over the limit of {max_dimension}")
 
 
-def source_region(spec: TransformSpec, width: int, height: int) -> Box[int] | None:
-    """The ``crop`` option as a pixel box inside a ``width`` × ``height`` upright original.
+def source_region(spec: TransformSpec, width: int, height: int, what: str = "original") -> Box[int] | None:
+    """The ``crop`` option as a pixel box inside a ``width`` × ``height`` upright original (``what``
+    it is, for the error: the ``original``, or the ``trimmed original``).
 
     Fractions are rounded to pixels; the box is clipped to the image.
 
@@ -139,7 +141,7 @@ def source_region(spec: TransformSpec, width: int, height: int) -> Box[int] | No
         x, y, w, h = int(c.x), int(c.y), int(c.width), int(c.height)
     w, h = min(w, width - x), min(h, height - y)
     if x >= width or y >= height or w <= 0 or h <= 0:
-        raise bad_request(f"option crop: region is outside the {width}x{height} original")
+        raise bad_request(f"option crop: region is outside the {width}x{height} {what}")
     if (x, y, w, h) == (0, 0, width, height):
         return None
     return Box(x, y, w, h)
@@ -175,8 +177,44 @@ def ratio_box(width: int, height: int, ratio: tuple[float, float]) -> tuple[int,
     return width, max(1, min(height, round(width * rh / rw)))
 
 
-def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Plan:
-    """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original.
+def trimmed_region(spec: TransformSpec, width: int, height: int, trim: Box[int] | None) -> Box[int] | None:
+    """The source region of an upright ``width`` × ``height`` original: ``trim`` (the box its
+    uniform borders leave, pixels of the original; None: nothing trimmed), then the ``crop`` option
+    inside it (``source_region``, in pixels or fractions of the trimmed image), as one box in
+    pixels of the original; None when the whole original is kept.
+
+    Raises:
+        ProxyError(400): the crop region lies wholly outside the (trimmed) image.
+    """
+    if trim is None:
+        return source_region(spec, width, height)
+    inner = source_region(spec, trim.w, trim.h, "trimmed original")
+    if inner is None:
+        return trim
+    return Box(trim.x + inner.x, trim.y + inner.y, inner.w, inner.h)
+
+
+def outward(box: Box[int], copy: tuple[int, int], size: tuple[int, int]) -> Box[int]:
+    """``box`` (pixels of a scaled ``copy`` = (width, height) of an image) in pixels of the image
+    itself (``size``), rounded outwards, so that every image pixel under any copy pixel of the box
+    is inside: the trim box found on a shrunk copy (``pipeline.find_trim``), which may then keep up
+    to one copy pixel of border on each side but never cuts into the image.
+
+    >>> outward(Box(70, 50, 250, 175), (400, 300), (1600, 1200))
+    Box(x=280, y=200, w=1000, h=700)
+    >>> outward(Box(1, 1, 2, 2), (3, 3), (10, 10))
+    Box(x=3, y=3, w=7, h=7)
+    """
+    sx, sy = size[0] / copy[0], size[1] / copy[1]
+    x0, y0 = math.floor(box.x * sx), math.floor(box.y * sy)
+    x1, y1 = min(size[0], math.ceil(box.right * sx)), min(size[1], math.ceil(box.bottom * sy))
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def plan(spec: TransformSpec, width: int, height: int, max_dimension: int, trim: Box[int] | None = None) -> Plan:
+    """Plan the crop, resize, crop and pad steps for an upright ``width`` × ``height`` original;
+    ``trim`` is the box its uniform borders leave (``trim`` option, found by ``vips.find_trim``), or
+    None: the source region is then ``trimmed_region``.
 
     Rules: the scale is capped at 1 unless ``enlarge`` (``contain`` and ``fill`` always reach the
     box); with one side given, the other follows the aspect ratio (``ar`` when given, else the
@@ -188,7 +226,7 @@ def plan(spec: TransformSpec, width: int, height: int, max_dimension: int) -> Pl
     Raises:
         ProxyError(400): a crop region outside the image.
     """
-    region = source_region(spec, width, height)
+    region = trimmed_region(spec, width, height, trim)
     if region:
         width, height = region.w, region.h
     if spec.rotate in (90, 270):  # the box applies to the rotated image

@@ -3,7 +3,7 @@
 ``render(original bytes, negotiated spec) -> Rendered``. Runs in a render thread (blocking). The
 steps, in order:
 
-    probe -> check_limits -> choose_format -> plan_geometry -> check_cost -> load_and_resize
+    probe -> check_limits -> choose_format -> find_trim -> plan_geometry -> check_cost -> load_and_resize
     -> materialise -> redact -> rotate_flip -> final_crop -> effects -> pad -> flatten -> encode
 
 Only ``vips`` touches pyvips; the geometry is ``geometry.plan``. As in imgproxy's processing
@@ -30,7 +30,7 @@ from edgeproxy.quality import encode as choose
 from edgeproxy.render import load, source, svg, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.failures import Deadline, failures
-from edgeproxy.render.geometry import Face, Plan, focal_window, map_box, plan
+from edgeproxy.render.geometry import Box, Face, Plan, focal_window, map_box, outward, plan
 from edgeproxy.render.obscure import Grid, place
 from edgeproxy.render.source import SourceInfo
 from edgeproxy.url.media import OUTPUT_MIME
@@ -51,6 +51,7 @@ class Limits:
     max_output_dimension: int  # pixels per side
     allowed_formats: frozenset[str]
     max_blur_cost: int  # output megapixels × frames × blur sigma
+    trim_max_side: int  # pixels: the long side of the copy ``trim`` searches (``find_trim``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,10 @@ class Context:
     # them would raise AttributeError.
     info: SourceInfo = field(init=False)
     plan: Plan = field(init=False)
+    # ``trim``: the box the original's uniform borders leave (None: nothing trimmed, or no trim
+    # asked) and the borders' RGBA colour (None: no trim asked), ``pad``'s default colour.
+    trim: Box[int] | None = None
+    margin: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
         self.watchdog = Deadline(self.deadline)
@@ -213,8 +218,33 @@ def choose_format(ctx: Context) -> None:
     ctx.animated = ctx.info.animated and ctx.format in (Format.GIF, Format.WEBP, Format.AVIF)
 
 
+def find_trim(ctx: Context) -> None:
+    """``trim``: the box the original's uniform borders leave (``vips.find_trim`` on its first
+    frame, upright, sRGB; an animation's every frame gets that box), which becomes the source
+    region that ``crop`` and the resize apply to; and the borders' colour, which ``pad`` re-adds.
+    An image that is all border is kept whole.
+
+    The search runs on a copy at most ``trim_max_side`` pixels on its long side (``load_at_size``:
+    shrink-on-load): exact to the pixel for originals up to that size; for larger ones the box is
+    mapped back rounded outwards (``geometry.outward``), within one copy pixel: a sliver of border
+    may stay, nothing of the image is cut. libvips' median filter over a full 4.4 MP original alone
+    costs about 0.5 s; on a 1024-px copy, under a tenth of that."""
+    trim = ctx.spec.trim
+    if trim is None:
+        return
+    info = ctx.info
+    scale = min(1.0, ctx.limits.trim_max_side / max(info.width, info.height))
+    copy = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
+    image = load.load_at_size(ctx.data, info, *copy).image
+    box, ctx.margin = vips.find_trim(image, trim.threshold, trim.colour)
+    if box is not None and scale < 1.0:
+        box = outward(box, copy, (info.width, info.height))
+        box = None if (box.w, box.h) == (info.width, info.height) else box
+    ctx.trim = box
+
+
 def plan_geometry(ctx: Context) -> None:
-    ctx.plan = plan(ctx.spec, ctx.info.width, ctx.info.height, ctx.limits.max_output_dimension)
+    ctx.plan = plan(ctx.spec, ctx.info.width, ctx.info.height, ctx.limits.max_output_dimension, ctx.trim)
 
 
 def check_cost(ctx: Context) -> None:
@@ -336,9 +366,12 @@ def effects(ctx: Context) -> None:
 
 
 def pad(ctx: Context) -> None:
+    """Place the image on the planned canvas (``fit:pad``): of ``background`` when given, else of
+    the trimmed borders' colour (``trim``: the margin re-added), else transparent for formats with
+    alpha and white for the others."""
     if ctx.plan.canvas:
         default = vips.TRANSPARENT if ctx.format in ALPHA_FORMATS else vips.WHITE
-        ctx.image = vips.pad(ctx.image, ctx.plan.canvas, ctx.spec.background or default)
+        ctx.image = vips.pad(ctx.image, ctx.plan.canvas, ctx.spec.background or ctx.margin or default)
 
 
 def flatten(ctx: Context) -> None:
@@ -369,6 +402,7 @@ STEPS: tuple[Callable[[Context], None], ...] = (
     probe,
     check_limits,
     choose_format,
+    find_trim,
     plan_geometry,
     check_cost,
     load_and_resize,
@@ -384,7 +418,13 @@ STEPS: tuple[Callable[[Context], None], ...] = (
 
 
 #: Step -> metrics stage. libvips is lazy, so most decoding is counted where pixels are pulled: encode.
-STAGE_OF = {"probe": "decode", "load_and_resize": "decode", "materialise": "decode", "encode": "encode"}
+STAGE_OF = {
+    "probe": "decode",
+    "find_trim": "decode",
+    "load_and_resize": "decode",
+    "materialise": "decode",
+    "encode": "encode",
+}
 
 
 def run(ctx: Context, steps: tuple[Callable[[Context], None], ...] = STEPS) -> Rendered:

@@ -193,6 +193,38 @@ def _load_libvips(data: bytes) -> pyvips.Image:
         return pyvips.Image.new_from_buffer(data, "", fail_on="truncated").autorot()
 
 
+def find_trim(
+    image: pyvips.Image, threshold: float, colour: tuple[int, int, int] | None
+) -> tuple[Box[int] | None, tuple[int, int, int, int]]:
+    """(the box inside ``image`` left when its uniform borders are removed, the borders' RGBA colour).
+
+    libvips ``find_trim`` (a 3x3 median, then the first row and column from each edge with a pixel
+    more than ``threshold``, 0..255, from the border colour), on the 8-bit sRGB (or grey) pixels.
+    The border colour is ``colour`` (sRGB) or the top-left pixel's, as imgproxy's ``trim``. On an
+    image with alpha, no ``colour`` given and a transparent top-left pixel, the border is the
+    transparent pixels: ``find_trim`` runs on the alpha band against 0, and the colour returned is
+    transparent. Otherwise alpha is flattened onto the border colour first.
+
+    The box is None when nothing is trimmed, or when the image is all border (libvips finds an
+    empty box): an image is never trimmed away.
+    """
+    image = to_srgb(image)
+    corner = [round(v) for v in image.crop(0, 0, 1, 1).getpoint(0, 0)]
+    if colour is None and image.hasalpha() and corner[-1] == 0:
+        left, top, width, height = image[image.bands - 1].find_trim(threshold=threshold, background=[0])
+        rgba = TRANSPARENT
+    else:
+        if colour is None:
+            grey = image.bands - (1 if image.hasalpha() else 0) < 3
+            colour = (corner[0],) * 3 if grey else (corner[0], corner[1], corner[2])
+        rgba = (*colour, 255)
+        flat = flatten(image, rgba)
+        left, top, width, height = flat.find_trim(threshold=threshold, background=_colour(flat, rgba))
+    if width <= 0 or height <= 0 or (width, height) == (image.width, image.height):
+        return None, rgba
+    return Box(left, top, width, height), rgba
+
+
 def resize(image: pyvips.Image, width: int, height: int, *, colour_manage: bool) -> pyvips.Image:
     """Resize a decoded image (per frame) to ``width`` × ``height``; colour as in ``thumbnail``, when
     ``image`` carries a profile to transform from (untagged pixels are sRGB or grey already)."""

@@ -38,6 +38,7 @@ from edgeproxy.url.spec import (
     Gravity,
     Redact,
     TransformSpec,
+    Trim,
     decimal_text,
 )
 
@@ -151,6 +152,24 @@ def _parse_crop(name: str, args: list[str]) -> Crop:
     return Crop(x, y, w, h, fraction)
 
 
+def _parse_trim(name: str, args: list[str]) -> Trim:
+    """``trim:THRESHOLD`` (a decimal 0..255) or ``trim:THRESHOLD:RRGGBB`` (the border colour, sRGB).
+
+    Raises:
+        ProxyError(400): no threshold, one outside 0..255, a colour that is not 6 hex digits, or
+            more than two values.
+    """
+    if len(args) not in (1, 2):
+        raise bad_request(f"option {name}: expected {name}:THRESHOLD or {name}:THRESHOLD:RRGGBB")
+    threshold = _num(name, args[0], 0.0, 255.0)
+    if len(args) == 1:
+        return Trim(threshold)
+    if not _HEX.fullmatch(args[1]) or len(args[1]) != 6:
+        raise bad_request(f"option {name}: expected an RRGGBB hex colour, got {args[1]!r}")
+    r, g, b = (int(args[1][i : i + 2], 16) for i in range(0, 6, 2))
+    return Trim(threshold, (r, g, b))
+
+
 def _parse_background(name: str, arg: str) -> tuple[int, int, int, int]:
     if not _HEX.fullmatch(arg):
         raise bad_request(f"option {name}: expected RRGGBB or RRGGBBAA hex, got {arg!r}")
@@ -216,6 +235,8 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
         return _parse_crop(name, args)
     if field == "redact":
         return _parse_redact(name, args)
+    if field == "trim":
+        return _parse_trim(name, args)
     if field == "aspect_ratio":
         return _parse_aspect_ratio(name, args)
     arg = _one(name, args)

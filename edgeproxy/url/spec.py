@@ -126,6 +126,21 @@ class Crop:
 
 
 @dataclass(frozen=True, slots=True)
+class Trim:
+    """``trim:THRESHOLD[:RRGGBB]``: uniform borders removed from the upright original before ``crop``
+    and resizing (libvips ``find_trim``, as imgproxy's and thumbor's ``trim``).
+
+    ``threshold``: how far (0..255, per band, after libvips' 3x3 median) a pixel may differ from the
+    border colour and still be border. ``colour``: the border's sRGB colour, or None for the colour of
+    the top-left pixel; on an image with alpha whose top-left pixel is transparent (and no colour
+    given), the border is the transparent pixels (alpha at most ``threshold``).
+    """
+
+    threshold: float
+    colour: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TransformSpec:
     """Everything a URL asks for, typed and immutable. ``None`` means "not given"."""
 
@@ -139,6 +154,8 @@ class TransformSpec:
     dpr: float = 1.0  # device pixel ratio, 1..4
     format: Format = Format.AUTO
     quality: int | None = None  # 1..100; None: the format's configured default
+    # trim:T[:RRGGBB]: uniform borders removed first (before crop: c's pixels are the trimmed image's)
+    trim: Trim | None = None
     crop: Crop | None = None
     rotate: int = 0  # clockwise degrees, 0/90/180/270, after EXIF orientation
     flip: Flip = Flip.NONE
@@ -194,6 +211,7 @@ OPTION_NAMES: dict[str, str] = {
     "format": "format",
     "q": "quality",
     "quality": "quality",
+    "trim": "trim",
     "c": "crop",
     "crop": "crop",
     "rot": "rotate",
@@ -237,6 +255,10 @@ def _format_field(field: str, value: object) -> str:
             return f"fp:{decimal_text(x)}:{decimal_text(y)}"
         case Gravity(kind=kind):
             return kind
+        case Trim(threshold=t, colour=None):
+            return decimal_text(t)
+        case Trim(threshold=t, colour=(r, g, b)):
+            return f"{decimal_text(t)}:{r:02x}{g:02x}{b:02x}"
         case Redact():
             return f"faces:{value.value}"
         case Crop(x=x, y=y, width=w, height=h, fraction=True):
