@@ -29,6 +29,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from edgeproxy.cli import main as cli
+from edgeproxy.ingest.events import Upload, s3_buckets, s3_uploads
 from edgeproxy.ingest.metrics import IngestMetrics
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
 from edgeproxy.ingest.run import work
@@ -337,7 +339,6 @@ def test_a_worker_killed_mid_job_loses_nothing(moto, sqs, models, tmp_path):
     with contextlib.closing(moto.client()) as s3:
         s3.create_bucket(Bucket=KILL_BUCKET)
     queue, _dlq = notified_queue(moto, sqs, KILL_BUCKET, "kill", 2)
-    settings = ingest_settings(moto, models, queue, {"media": f"s3://{KILL_BUCKET}"}, ingest_visibility_timeout=2)
     config = tmp_path / "ingest.toml"
     config.write_text(
         f'signing_key = "{KEY}"\nnsfw_model = "{models["nsfw"]}"\nface_model = "{models["face"]}"\n'
@@ -367,9 +368,27 @@ def test_a_worker_killed_mid_job_loses_nothing(moto, sqs, models, tmp_path):
         if held.poll() is None:
             held.kill()
             held.wait(10)
-    with Running(settings) as other:  # another worker gets the message once its visibility times out
-        record = wait_for(lambda: _kill_record(moto), timeout=15)
-        assert other.jobs("analysed") == 1 and other.jobs("failed") == 0
+    # Two other workers (one command, --processes 2): one of them gets the message once its
+    # visibility times out, and their metrics are summed.
+    port = free_port()
+    with (tmp_path / "others.log").open("wb") as out:
+        others = subprocess.Popen(
+            [sys.executable, "-m", "edgeproxy", *args[:-1], str(port), "--processes", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        record = wait_for(lambda: _kill_record(moto), timeout=30)
+        scrape = lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text  # noqa: E731
+        wait_for(lambda: value(scrape(), "edgeproxy_ingest_jobs_total", outcome="analysed") == 1)
+        assert value(scrape(), "edgeproxy_ingest_jobs_total", outcome="failed") == 0
+        others.send_signal(signal.SIGTERM)  # each process finishes its message in hand, then exits
+        assert others.wait(15) == 0, (tmp_path / "others.log").read_text()
+    finally:
+        if others.poll() is None:
+            others.kill()
+            others.wait(10)
     assert record.key == "held.jpg"
     depth = sqs.get_queue_attributes(
         QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -410,3 +429,59 @@ def test_a_local_folder_is_watched(models, tmp_path):
         "sub/new.jpg.analysis.json",
         "sub/new.jpg.json",
     ]
+
+
+def _event(bucket: str, key: str, name: str = "ObjectCreated:Put") -> str:
+    record = {
+        "eventName": name,
+        "eventTime": "2026-12-04T15:03:42.500Z",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+    }
+    return json.dumps({"Records": [record]})
+
+
+WHEN = 1796396622.5  # 2026-12-04T15:03:42.500Z
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (_event("bkt", "a+b%2Fc%2Bd.jpg"), [Upload("all", "a b/c+d.jpg", WHEN)]),  # URL-encoded, + for a space
+        (_event("bkt", "photos/x.jpg"), [Upload("photos", "x.jpg", WHEN)]),  # the longest prefix wins
+        (_event("bkt", "photos"), [Upload("all", "photos", WHEN)]),
+        (_event("bkt", "x.jpg.analysis.json"), []),  # edgeproxy's own objects are no uploads
+        (_event("bkt", "x.jpg.json"), []),
+        (_event("other", "x.jpg"), []),  # a bucket of no origin
+        (_event("bkt", "x.jpg", "ObjectRemoved:Delete"), []),
+        ('{"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "bkt"}', []),
+    ],
+)
+def test_s3_events_name_the_uploads(body, expected):
+    buckets = s3_buckets(
+        {"all": "s3://bkt", "photos": "s3://bkt/photos", "local": "/tmp", "web": "https://example.com"}
+    )
+    assert s3_uploads(body, buckets) == expected
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"Records": [{"eventName": "ObjectCreated:Put"}]}', "{}"])
+def test_unreadable_messages_are_refused(body):
+    with pytest.raises(ValueError):
+        s3_uploads(body, {"b": [("", "all")]})
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "set ingest_queue_url"),
+        (["--watch", "--origin", "web=https://example.com"], "--watch needs a local-folder origin"),
+        (["--queue-url", "https://sqs.example/1/q"], "configure an s3:// origin"),
+        (["--watch", "--processes", "2"], "--watch runs in one process"),
+    ],
+)
+def test_ingest_refuses_what_it_cannot_run(args, message, models, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGEPROXY_SIGNING_KEY", KEY)
+    monkeypatch.setenv("EDGEPROXY_NSFW_MODEL", str(models["nsfw"]))
+    monkeypatch.setenv("EDGEPROXY_FACE_MODEL", str(models["face"]))
+    origin = [] if "--origin" in args else ["--origin", f"local={tmp_path}"]
+    assert cli(["ingest", *origin, *args]) == 2
+    assert message in capsys.readouterr().err

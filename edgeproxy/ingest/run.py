@@ -35,6 +35,7 @@ from edgeproxy.origins import build_origins
 from edgeproxy.origins.writer import Writer, writer_for
 from edgeproxy.purge import Hooks, PurgeHook
 from edgeproxy.settings import Settings
+from edgeproxy.settings_io import serialize
 
 _log = logging.getLogger("edgeproxy.ingest")
 
@@ -49,7 +50,8 @@ def check(settings: Settings, *, watch: bool, processes: int) -> None:
     Raises:
         IngestError: no models (``nsfw_model``, ``face_model``), no queue and no ``--watch``,
             ``--watch`` with several processes, a variant to prewarm without ``ingest_prewarm_base``
-            or ``signing_key``, or an origin that cannot be written (HTTP).
+            or ``signing_key``, or no origin to ingest (an S3 origin for a queue, a local folder for
+            ``--watch``; HTTP origins, read-only, are never ingested).
     """
     if not (settings.nsfw_model and settings.face_model):
         raise IngestError("ingest needs both models: set nsfw_model and face_model (edgeproxy models fetch)")
@@ -61,11 +63,13 @@ def check(settings: Settings, *, watch: bool, processes: int) -> None:
         raise IngestError("--watch runs in one process: a folder's changes are seen by every watcher")
     if settings.ingest_prewarm_variants and not (settings.ingest_prewarm_base and settings.signing_key):
         raise IngestError("ingest_prewarm_variants needs ingest_prewarm_base (the CDN's URL) and signing_key")
-    http = [name for name, location in settings.origins.items() if location.startswith(("http://", "https://"))]
-    if http:
+    kinds = {
+        name: location.split("://")[0] if "://" in location else "folder" for name, location in settings.origins.items()
+    }
+    wanted = "folder" if watch else "s3"
+    if wanted not in kinds.values():
         raise IngestError(
-            f"origins {', '.join(http)} are HTTP: ingest writes analysis objects beside originals, "
-            "which only local folders and S3 buckets allow"
+            "--watch needs a local-folder origin" if watch else "the queue carries S3 events: configure an s3:// origin"
         )
 
 
@@ -180,8 +184,10 @@ def _logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
 
 
-def _child(settings: Settings) -> None:
-    """A spawned worker process (``--processes``): its metrics go to the multiprocess folder."""
+def _child(serialized: str) -> None:
+    """A spawned worker process (``--processes``) with the settings ``settings_io.serialize``
+    gave it: its metrics go to the multiprocess folder."""
+    settings = Settings.model_validate_json(serialized)
     _logging(settings)
     _process(settings, False, None)
 
@@ -208,7 +214,9 @@ def main(settings: Settings, *, watch: bool, processes: int, metrics_port: int |
         if metrics_port is not None:
             serve_metrics(metrics_port, metrics_host, registry=None, depth=depth, multiprocess_dir=folder)
         spawn = multiprocessing.get_context("spawn")
-        children = [spawn.Process(target=_child, args=(settings,), name=f"ingest-{n}") for n in range(processes)]
+        children = [
+            spawn.Process(target=_child, args=(serialize(settings),), name=f"ingest-{n}") for n in range(processes)
+        ]
         for child in children:
             child.start()
 

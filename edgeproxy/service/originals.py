@@ -15,7 +15,7 @@ from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.metrics import Metrics
 from edgeproxy.ingest.record import ANALYSIS_SUFFIX, AnalysisRecord, analysis_key
-from edgeproxy.origins import Origin, Original
+from edgeproxy.origins import HttpOrigin, Origin, Original
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.vision.moderation import Metadata, Source, parse_sidecar
 
@@ -191,7 +191,10 @@ class Originals:
         original (``ingest.record``), fetched, cached and revalidated as sidecars are, when it
         applies to ``original`` (its origin ETag) and to the models whose fingerprint is ``models``,
         and no model failed in it. None otherwise: none stored (404), the origin failed (logged at
-        debug level: the caller analyses inline), unparsable (a warning naming it), or stale."""
+        debug level: the caller analyses inline), unparsable (a warning naming it), or stale; and
+        for HTTP origins, where ``edgeproxy ingest`` cannot write (no request is made)."""
+        if isinstance(origin, HttpOrigin):
+            return None
         name = analysis_key(key)
         try:
             stored = await self.fetch(origin, name)
