@@ -30,6 +30,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from edgeproxy.cli import main as cli
+from edgeproxy.ingest.analyser import Analyser
 from edgeproxy.ingest.events import Upload, s3_buckets, s3_uploads
 from edgeproxy.ingest.metrics import IngestMetrics
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
@@ -276,6 +277,27 @@ def test_a_replaced_original_is_analysed_again_its_derivatives_purged_and_prewar
     ]
     variant = UrlBuilder("", KEY).path("media", "replaced.jpg", w="100", f="png")
     wait_for(lambda: variant in cdn.gets())
+
+
+def test_a_long_analysis_keeps_its_message_hidden(moto, sqs, queues, worker, monkeypatch):
+    """An analysis three times as long as the visibility timeout: the worker extends the message's
+    visibility while it works, so no other consumer receives it meanwhile."""
+    slow, started = Analyser._analyse, threading.Event()
+
+    def slower(self, upload, *args):
+        if upload.key == "slow.jpg":
+            started.set()
+            time.sleep(3 * VISIBILITY)
+        return slow(self, upload, *args)
+
+    monkeypatch.setattr(Analyser, "_analyse", slower)
+    moto.put("slow.jpg", jpeg(8))
+    assert started.wait(WAIT)
+    seen = []  # what another consumer receives while the analysis runs (left visible: timeout 0)
+    while stored(moto, "slow.jpg") is None:
+        answer = sqs.receive_message(QueueUrl=queues[0], WaitTimeSeconds=1, VisibilityTimeout=0)
+        seen += [r["s3"]["object"]["key"] for m in answer.get("Messages", []) for r in json.loads(m["Body"])["Records"]]
+    assert "slow.jpg" not in seen
 
 
 def test_an_undecodable_original_ends_in_the_dead_letter_queue(moto, sqs, queues, worker, caplog):

@@ -87,7 +87,8 @@ class Worker:
         stop: asyncio.Event,
     ) -> None:
         """Receive and handle messages from ``queue`` until ``stop`` is set (the message in hand is
-        finished first). ``buckets``: the S3 origins by bucket (``events.s3_buckets``)."""
+        finished first, and a long poll in progress ends first: at most ``wait`` seconds).
+        ``buckets``: the S3 origins by bucket (``events.s3_buckets``)."""
         while not stop.is_set():
             try:
                 messages = await queue.receive(wait=wait, visibility=visibility)
