@@ -187,7 +187,7 @@ def settings(moto: MotoS3, models: dict[str, Path], queues: tuple[str, str], cdn
         moto,
         models,
         queues[0],
-        {"media": f"s3://{BUCKET}"},
+        {"media": f"s3://{BUCKET}", "sub": f"s3://{BUCKET}/sub"},
         purge_hooks=[f"webhook:{cdn.url}purge"],
         ingest_prewarm_variants=["w:100/f:png"],
         ingest_prewarm_base=cdn.url.rstrip("/"),
@@ -238,6 +238,9 @@ def test_an_upload_is_analysed_from_its_s3_event(moto, worker, fingerprint, sett
     assert 0 <= record.latency < WAIT
     assert worker.jobs("analysed") >= 1
     assert worker.registry.get_sample_value("edgeproxy_ingest_latency_seconds_count") >= 1
+    moto.put("sub/deep.jpg", jpeg(9))  # under an origin's prefix: that origin's key, its record beside it
+    deeper = wait_for(lambda: stored(moto, "sub/deep.jpg"))
+    assert (deeper.origin, deeper.key) == ("sub", "deep.jpg")
     with contextlib.closing(moto.client()) as s3:  # the record's own event and a sidecar's are not analysed
         s3.put_object(Bucket=BUCKET, Key="cats/tom cat.jpg.json", Body=b'{"model": "sdxl"}')
     time.sleep(1.5)
