@@ -4,7 +4,9 @@
 ``KEY.analysis.json`` (``ingest.record``). Idempotent: a record that already applies to the
 original (its origin ETag and the models' fingerprint) is not redone, so a redelivered event costs a
 fetch and a small read. When the original replaced an earlier one (a record with another ETag was
-there), its derivatives are purged through the purge hooks and the configured variants prewarmed.
+there), its derivatives are purged through the purge hooks, purged again once every proxy has
+dropped its cached copy of the old original (``original_cache_ttl``), and the configured variants
+prewarmed then.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class Prewarm:
 class Analyser:
     """Analyses uploads of ``origins`` (each with its ``writers`` entry) with ``vision``, decides
     with ``policy``, reads C2PA manifests with ``c2pa`` (None: not read), and on replacement purges
-    through ``hooks`` and prewarms (``prewarm``, None: not)."""
+    through ``hooks`` (again after ``settle`` seconds: the proxies' ``original_cache_ttl``) and
+    prewarms (``prewarm``, None: not)."""
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class Analyser:
         c2pa: C2paContexts | None = None,
         prewarm: Prewarm | None = None,
         sidecar_max_bytes: int = 65_536,
+        settle: float = 0.0,
     ):
         self.origins = origins
         self.writers = writers
@@ -90,6 +94,8 @@ class Analyser:
         self.c2pa = c2pa
         self.prewarm = prewarm
         self.sidecar_max_bytes = sidecar_max_bytes
+        self.settle = settle
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def process(self, upload: Upload) -> tuple[Outcome, AnalysisRecord | None]:
         """Analyse ``upload`` unless its record already applies: (``ANALYSED``, the record written)
@@ -170,13 +176,34 @@ class Analyser:
         )
 
     async def _replaced(self, upload: Upload) -> None:
-        """Purge a replaced original's derivatives everywhere, then prewarm its variants."""
+        """Purge a replaced original's derivatives everywhere at once; then, when a proxy may
+        still render from its cached copy of the old original for ``settle`` seconds (their
+        ``original_cache_ttl``), purge again after that (what a CDN miss refilled from a stale copy
+        in between goes too), and prewarm the variants only then (else they could be the old ones)."""
         tag = surrogate_key(upload.origin, upload.key)
+        await self._purge(upload, tag, again=False)
+        if self.settle <= 0:
+            await self._prewarm(upload, tag)
+            return
+        task = asyncio.create_task(self._settled(upload, tag))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settled(self, upload: Upload, tag: str) -> None:
+        try:
+            await asyncio.sleep(self.settle)
+        finally:  # at shutdown (cancelled by ``close``) too: purged again and prewarmed at once
+            await self._purge(upload, tag, again=True)
+            await self._prewarm(upload, tag)
+
+    async def _purge(self, upload: Upload, tag: str, *, again: bool) -> None:
         results = await self.hooks.purge(tag, upload.origin, upload.key)
         _log.info(
             "replaced original purged",
-            extra={"fields": {"origin": upload.origin, "surrogate_key": tag, "hooks": results}},
+            extra={"fields": {"origin": upload.origin, "surrogate_key": tag, "again": again, "hooks": results}},
         )
+
+    async def _prewarm(self, upload: Upload, tag: str) -> None:
         if self.prewarm is None or not self.prewarm.variants:
             return
         warm = self.prewarm
@@ -187,3 +214,10 @@ class Analyser:
                 "prewarm after replacement failed",
                 extra={"fields": {"surrogate_key": tag, "failed": len(summary.failures), "of": summary.total}},
             )
+
+    async def close(self) -> None:
+        """Run the second purges and prewarms still waiting for ``settle``, at once (at shutdown)."""
+        pending = list(self._settling)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

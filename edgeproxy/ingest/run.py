@@ -138,6 +138,7 @@ async def work(
         c2pa=contexts,
         prewarm=warm,
         sidecar_max_bytes=settings.sidecar_max_bytes,
+        settle=settings.original_cache_ttl,
     )
     worker = Worker(analyser, metrics)
     try:
@@ -158,6 +159,7 @@ async def work(
             finally:
                 queue.close()
     finally:
+        await analyser.close()
         for origin in origins.values():
             await origin.aclose()
         await client.aclose()
