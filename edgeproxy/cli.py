@@ -359,6 +359,7 @@ def _prewarm(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from edgeproxy.ingest.run import IngestError, main
     from edgeproxy.settings import SettingsError, load_settings
+    from edgeproxy.vision.runtime import ModelError
 
     if not 1 <= args.processes <= 256:
         print("edgeproxy ingest: --processes must be 1..256", file=sys.stderr)
@@ -379,6 +380,9 @@ def _ingest(args: argparse.Namespace) -> int:
     except (SettingsError, IngestError) as error:
         print(f"edgeproxy ingest: {error}", file=sys.stderr)
         return 2
+    except ModelError as error:  # the [vision] extra missing, or a model file that cannot load
+        print(f"edgeproxy ingest: vision model {error}", file=sys.stderr)
+        return 1
 
 
 def _models(args: argparse.Namespace) -> int:

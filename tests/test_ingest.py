@@ -512,3 +512,15 @@ def test_ingest_refuses_what_it_cannot_run(args, message, models, capsys, monkey
     origin = [] if "--origin" in args else ["--origin", f"local={tmp_path}"]
     assert cli(["ingest", *origin, *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_ingest_names_the_extra_it_lacks(capsys, monkeypatch, tmp_path):
+    """Without boto3 (the [ingest] extra), the command says what to install: no traceback."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "boto3" else find_spec(name, *a))
+    monkeypatch.setenv("EDGEPROXY_SIGNING_KEY", KEY)
+    args = ["--origin", f"local={tmp_path}", "--queue-url", "https://sqs.example/1/q"]
+    assert cli(["ingest", *args]) == 2
+    assert "the SQS queue needs boto3: pip install 'edgeproxy[ingest]'" in capsys.readouterr().err

@@ -12,6 +12,7 @@ finish comes back to another worker after the visibility timeout).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import logging.config
 import multiprocessing
@@ -48,11 +49,15 @@ def check(settings: Settings, *, watch: bool, processes: int) -> None:
     """What ``edgeproxy ingest`` needs, checked before anything starts.
 
     Raises:
-        IngestError: no models (``nsfw_model``, ``face_model``), no queue and no ``--watch``,
+        IngestError: the SQS client (boto3) or the watcher (watchfiles) not installed (the
+            ``ingest`` extra), no models (``nsfw_model``, ``face_model``), no queue and no ``--watch``,
             ``--watch`` with several processes, a variant to prewarm without ``ingest_prewarm_base``
             or ``signing_key``, or no origin to ingest (an S3 origin for a queue, a local folder for
             ``--watch``; HTTP origins, read-only, are never ingested).
     """
+    needed = "watchfiles" if watch else "boto3"
+    if importlib.util.find_spec(needed) is None:
+        raise IngestError(f"{'--watch' if watch else 'the SQS queue'} needs {needed}: pip install 'edgeproxy[ingest]'")
     if not (settings.nsfw_model and settings.face_model):
         raise IngestError("ingest needs both models: set nsfw_model and face_model (edgeproxy models fetch)")
     if not watch and not settings.ingest_queue_url:
