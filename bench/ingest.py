@@ -10,7 +10,9 @@ on the CPU, one ONNX Runtime thread each) consuming it. Originals are copies of 
   stored) to the analysis object written (``AnalysisRecord.latency``), and as the uploader sees it
   (from its PUT returning to the analysis object readable, polled every 20 ms);
 - ``throughput``: ``--batch`` originals put at once: originals analysed per second by the one
-  worker process, from the first record to the last (``analysed_at``), so per core.
+  worker process, from the first record to the last (``analysed_at``); and the worker's CPU time
+  per original (user + system, every thread of the process: psutil), whose inverse is the
+  throughput per core whatever else the machine runs.
 
 Prints the numbers; the machine's cores are shared with whatever else runs (run it under ``nice``
 on a quiet machine).
@@ -29,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench import report
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
@@ -119,9 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                     latencies.append(record.latency)
                     time.sleep(args.interval)
                 keys = [f"batch/{n}.jpg" for n in range(args.batch)]
+                process = psutil.Process(worker.pid)
+                before = process.cpu_times()
                 for n, key in enumerate(keys):
                     s3.put_object(Bucket=moto.bucket, Key=key, Body=photos[n % len(photos)])
                 records = [_wait(s3, moto.bucket, key) for key in keys]
+                after = process.cpu_times()
+                cpu = (after.user + after.system) - (before.user + before.system)
         finally:
             worker.terminate()
             worker.wait(30)
@@ -139,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seen_by_uploader_p95_s": round(_percentile(seen, 0.95), 3),
                 "batch": args.batch,
                 "originals_per_second_one_process": round(rate, 2),
+                "worker_cpu_seconds_per_original": round(cpu / args.batch, 3),
+                "originals_per_cpu_second": round(args.batch / cpu, 2),
                 "mean_megapixels": round(pixels, 2),
                 "cores": os.cpu_count(),
             },
