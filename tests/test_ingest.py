@@ -503,12 +503,16 @@ def test_unreadable_messages_are_refused(body):
         (["--watch", "--origin", "web=https://example.com"], "--watch needs a local-folder origin"),
         (["--queue-url", "https://sqs.example/1/q"], "configure an s3:// origin"),
         (["--watch", "--processes", "2"], "--watch runs in one process"),
+        (["--watch"], "ingest_prewarm_variants: variant 'w400': 'w400' is not an option"),
     ],
 )
 def test_ingest_refuses_what_it_cannot_run(args, message, models, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGEPROXY_SIGNING_KEY", KEY)
     monkeypatch.setenv("EDGEPROXY_NSFW_MODEL", str(models["nsfw"]))
     monkeypatch.setenv("EDGEPROXY_FACE_MODEL", str(models["face"]))
+    if "ingest_prewarm_variants" in message:
+        monkeypatch.setenv("EDGEPROXY_INGEST_PREWARM_VARIANTS", '["w:400", "w400"]')
+        monkeypatch.setenv("EDGEPROXY_INGEST_PREWARM_BASE", "https://cdn.example")
     origin = [] if "--origin" in args else ["--origin", f"local={tmp_path}"]
     assert cli(["ingest", *origin, *args]) == 2
     assert message in capsys.readouterr().err

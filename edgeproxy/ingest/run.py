@@ -25,7 +25,7 @@ from collections.abc import Callable
 import httpx
 from prometheus_client import CollectorRegistry
 
-from edgeproxy import __version__
+from edgeproxy import __version__, prewarm
 from edgeproxy.compose import cdn_apis, moderation_policy, s3_options, source_limits
 from edgeproxy.ingest.analyser import Analyser, Prewarm
 from edgeproxy.ingest.events import s3_buckets
@@ -51,9 +51,9 @@ def check(settings: Settings, *, watch: bool, processes: int) -> None:
     Raises:
         IngestError: the SQS client (boto3) or the watcher (watchfiles) not installed (the
             ``ingest`` extra), no models (``nsfw_model``, ``face_model``), no queue and no ``--watch``,
-            ``--watch`` with several processes, a variant to prewarm without ``ingest_prewarm_base``
-            or ``signing_key``, or no origin to ingest (an S3 origin for a queue, a local folder for
-            ``--watch``; HTTP origins, read-only, are never ingested).
+            ``--watch`` with several processes, a variant to prewarm that is malformed or without
+            ``ingest_prewarm_base`` or ``signing_key``, or no origin to ingest (an S3 origin for a
+            queue, a local folder for ``--watch``; HTTP origins, read-only, are never ingested).
     """
     needed = "watchfiles" if watch else "boto3"
     if importlib.util.find_spec(needed) is None:
@@ -68,6 +68,10 @@ def check(settings: Settings, *, watch: bool, processes: int) -> None:
         raise IngestError("--watch runs in one process: a folder's changes are seen by every watcher")
     if settings.ingest_prewarm_variants and not (settings.ingest_prewarm_base and settings.signing_key):
         raise IngestError("ingest_prewarm_variants needs ingest_prewarm_base (the CDN's URL) and signing_key")
+    try:
+        prewarm.plan([("origin", "key.jpg")], settings.ingest_prewarm_variants, "key", settings.signature_size)
+    except ValueError as error:
+        raise IngestError(f"ingest_prewarm_variants: {error}") from None
     kinds = {
         name: location.split("://")[0] if "://" in location else "folder" for name, location in settings.origins.items()
     }
