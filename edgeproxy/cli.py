@@ -1,5 +1,5 @@
 """Command line: ``edgeproxy serve``, ``check-config``, ``sign``, ``surrogate-key``, ``purge``, ``prewarm``,
-``translate``, ``check`` and ``models fetch`` (argparse)."""
+``translate``, ``check``, ``ingest`` and ``models fetch`` (argparse)."""
 
 from __future__ import annotations
 
@@ -173,6 +173,20 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default %(default)s)")
     probe.add_argument("--max-ttfb", type=float, metavar="SECONDS", help="fail a slower time to first byte")
     probe.add_argument("--max-decode", type=float, metavar="SECONDS", help="fail a slower decode")
+    ingest = commands.add_parser(
+        "ingest",
+        help="analyse originals at upload (S3 events through SQS, or a local folder's changes) and store "
+        "each analysis beside its original (docs/ingest.md)",
+    )
+    ingest.add_argument("--config", help="TOML settings file (the proxy's: origins, models, ingest_*)")
+    ingest.add_argument(
+        "--origin", action="append", type=_origin, metavar="NAME=LOCATION", help="origin, as for serve; repeatable"
+    )
+    ingest.add_argument("--queue-url", help="the SQS queue URL (default: ingest_queue_url)")
+    ingest.add_argument("--watch", action="store_true", help="watch the local-folder origins instead of a queue")
+    ingest.add_argument("--processes", type=int, default=1, help="worker processes on the queue (default 1)")
+    ingest.add_argument("--metrics-port", type=int, help="serve /metrics on this port (default: none)")
+    ingest.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics (default %(default)s)")
 
     models = commands.add_parser("models", help="the vision models (moderation scores, face detection)")
     models_commands = models.add_subparsers(dest="models_command", required=True)
@@ -437,6 +451,35 @@ def _probe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from edgeproxy.ingest.run import IngestError, main
+    from edgeproxy.settings import SettingsError, load_settings
+    from edgeproxy.vision.runtime import ModelError
+
+    if not 1 <= args.processes <= 256:
+        print("edgeproxy ingest: --processes must be 1..256", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(
+            args.config,
+            origins=dict(args.origin) if args.origin else None,
+            ingest_queue_url=args.queue_url,
+        )
+        return main(
+            settings,
+            watch=args.watch,
+            processes=args.processes,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+        )
+    except (SettingsError, IngestError) as error:
+        print(f"edgeproxy ingest: {error}", file=sys.stderr)
+        return 2
+    except ModelError as error:  # the [vision] extra missing, or a model file that cannot load
+        print(f"edgeproxy ingest: vision model {error}", file=sys.stderr)
+        return 1
+
+
 def _models(args: argparse.Namespace) -> int:
     from edgeproxy.vision import models
 
@@ -521,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         "purge": _purge,
         "prewarm": _prewarm,
         "check": _probe,
+        "ingest": _ingest,
         "models": _models,
     }
     return commands[args.command](args)

@@ -343,6 +343,26 @@ class Settings(BaseSettings):
     # so that imgproxy URLs cannot ask for what edgeproxy's own URLs may not.
     compat_imgproxy_only_presets: bool = False
 
+    # --- ingest ---
+    # `edgeproxy ingest` (docs/ingest.md): each original is analysed at upload and its analysis
+    # object KEY.analysis.json written beside it. The SQS queue that receives the bucket's
+    # s3:ObjectCreated:* notifications (give it a RedrivePolicy with maxReceiveCount 3 to a
+    # dead-letter queue); unset: no queue (local folders: `edgeproxy ingest --watch`).
+    ingest_queue_url: str | None = None
+    # SQS endpoint and region: unset, the S3 origins' (s3_endpoint_url, s3_region), else AWS's defaults.
+    # The S3 credentials (s3_access_key_id...) are used for SQS too when set.
+    ingest_sqs_endpoint_url: Annotated[str | None, AfterValidator(check_s3_endpoint)] = None
+    ingest_sqs_region: Annotated[str | None, AfterValidator(check_s3_region)] = None
+    # Seconds a received message stays hidden from other workers; a worker extends it while it analyses
+    # (every half of it), so only a dead worker's message reappears, after at most this long.
+    ingest_visibility_timeout: int = Field(60, ge=1, le=43200)
+    ingest_wait_time: int = Field(20, ge=0, le=20)  # seconds a receive long-polls the queue
+    # After a replaced original is analysed again and purged, these variants (option paths, as
+    # `edgeproxy prewarm --variant`) are requested through the CDN at ingest_prewarm_base (needs signing_key).
+    ingest_prewarm_variants: list[str] = Field(default_factory=list)
+    ingest_prewarm_base: str | None = None  # e.g. "https://cdn.example.com"; unset: no prewarm
+    ingest_prewarm_timeout: float = Field(30.0, gt=0)  # seconds per prewarm request
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         check_combinations(self)

@@ -172,6 +172,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.analysis = Counter(
+            "edgeproxy_analysis",
+            "Analyses of originals by source: stored (the analysis object KEY.analysis.json that "
+            "`edgeproxy ingest` wrote: no model runs) or inline (the models ran on the request).",
+            ["source"],
+            registry=r,
+        )
         self.vision_failures = Counter(
             "edgeproxy_vision_failures",
             "Model inferences that failed (the answer degraded: smart gravity, pending verdict, short max-age).",
@@ -248,6 +255,8 @@ class Metrics:
             self.stage.labels(stage)
         for outcome in ("queued", "done", "dropped", "failed"):
             self.optimise.labels(outcome)
+        for source in ("stored", "inline"):
+            self.analysis.labels(source)
 
         for origin in origins:  # configured origin names: each visible at 0 before its first stale answer
             self.origin_stale.labels(origin)

@@ -350,7 +350,9 @@ class Service:
     async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
         """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original
         cache (keyed by origin, key and the origin's ETag), else computed once in the render pool
-        for every concurrent caller.
+        for every concurrent caller: from the analysis object ``edgeproxy ingest`` stored beside the
+        original when it applies (``Originals.analysis_record``: no model runs), else by the models
+        (inline); counted in ``edgeproxy_analysis_total{source="stored"|"inline"}``.
 
         Raises:
             ProxyError: 413/415/422 decoding the original, 503 when the render queue is full, 504
@@ -363,12 +365,21 @@ class Service:
         if cached is not None:
             self.metrics.cache.labels("analysis", "hit").inc()
             return cached
-        job = functools.partial(vision.analyse, cache_key, original.data, self.limits)
-        (_queued, analysis), shared = await self.analyses.run(
-            cache_key, lambda: self.run_blocking(job, deadline=deadline)
-        )
+
+        async def compute() -> tuple[str, Analysis]:
+            record = await self.originals.analysis_record(origin, key, original, vision.fingerprint())
+            if record is not None:  # edgeproxy ingest's: no model runs, the grids from the small decode
+                job = functools.partial(
+                    vision.from_record, cache_key, original.data, self.limits, record.nsfw, record.faces
+                )
+                return "stored", (await self.run_blocking(job, deadline=deadline))[1]
+            inline = functools.partial(vision.analyse, cache_key, original.data, self.limits)
+            return "inline", (await self.run_blocking(inline, deadline=deadline))[1]
+
+        (source, analysis), shared = await self.analyses.run(cache_key, compute)
         self.metrics.cache.labels("analysis", "coalesced" if shared else "miss").inc()
         if not shared:
+            self.metrics.analysis.labels(source).inc()
             for stage, seconds in analysis.timings.items():
                 self.metrics.vision.labels(stage).observe(seconds)
             for failure in analysis.failures:

@@ -15,7 +15,8 @@ from types import MappingProxyType
 from edgeproxy.cache import OriginalCache, SingleFlight
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.metrics import Metrics
-from edgeproxy.origins import Origin, Original
+from edgeproxy.ingest.record import ANALYSIS_SUFFIX, AnalysisRecord, analysis_key
+from edgeproxy.origins import HttpOrigin, Origin, Original
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.vision.moderation import Metadata, Source, parse_sidecar
 
@@ -186,9 +187,38 @@ class Originals:
             name=f"{origin.name}/{key}{SIDECAR_SUFFIX}",
         )
 
+    async def analysis_record(self, origin: Origin, key: str, original: Original, models: str) -> AnalysisRecord | None:
+        """The analysis object ``KEY.analysis.json`` that ``edgeproxy ingest`` wrote beside the
+        original (``ingest.record``), fetched, cached and revalidated as sidecars are, when it
+        applies to ``original`` (its origin ETag) and to the models whose fingerprint is ``models``,
+        and no model failed in it. None otherwise: none stored (404), the origin failed (logged at
+        debug level: the caller analyses inline), unparsable (a warning naming it), or stale; and
+        for HTTP origins, where ``edgeproxy ingest`` cannot write (no request is made)."""
+        if isinstance(origin, HttpOrigin):
+            return None
+        name = analysis_key(key)
+        try:
+            stored = await self.fetch(origin, name)
+        except ProxyError as error:
+            if error.status != 404:
+                _log.debug("analysis object not read: %d %s", error.status, error.message)
+            return None
+        try:
+            record = AnalysisRecord.from_json(stored.original.data)
+        except ValueError as error:
+            _log.warning(
+                "unusable analysis object",
+                extra={"fields": {"object": f"{origin.name}/{name}"[:300], "error": str(error)}},
+            )
+            return None
+        if record.failures or not record.applies_to(original.etag, models):
+            return None
+        return record
+
     def drop(self, tag: str) -> int:
-        """Forget the original whose surrogate key is ``tag``, its remembered 404 and its sidecar
-        ``KEY.json``, so the next request fetches them from the origin; returns how many entries went."""
+        """Forget the original whose surrogate key is ``tag``, its remembered 404, its sidecar
+        ``KEY.json`` and its analysis object ``KEY.analysis.json``, so the next request fetches them
+        from the origin; returns how many entries went."""
         return self.drop_any(frozenset((tag,)))
 
     def drop_any(self, tags: Collection[str]) -> int:
@@ -197,6 +227,7 @@ class Originals:
         return self.cache.drop(
             lambda origin_key: (
                 surrogate_key(*origin_key) in tags
+                or surrogate_key(origin_key[0], origin_key[1].removesuffix(ANALYSIS_SUFFIX)) in tags
                 or surrogate_key(origin_key[0], origin_key[1].removesuffix(SIDECAR_SUFFIX)) in tags
             )
         )

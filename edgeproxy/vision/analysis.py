@@ -213,14 +213,43 @@ class Vision:
             except Exception as exc:
                 failures.append(ModelFailure(Model.FACES, f"{type(exc).__name__}: {exc}"))
             timings["faces"] = time.monotonic() - start
+        if failures:
+            _log.warning("vision model failed", extra={"fields": {"errors": [str(f) for f in failures]}})
+        return self._finish(key, rgb, original, nsfw, faces, tuple(failures), timings)
+
+    def from_record(
+        self, key: Hashable, data: bytes, limits: pipeline.Limits, nsfw: float | None, faces: tuple[Face, ...] | None
+    ) -> Analysis:
+        """Blocking: the ``Analysis`` of ``data`` from a stored analysis (``nsfw`` score 0..1 and
+        ``faces`` as ``edgeproxy ingest`` found them: ``ingest.record.AnalysisRecord``): no model
+        runs; the grids come from the same small decode as ``analyse``'s, so derivatives are the
+        same pixels as with an inline analysis. Cached under ``key`` like ``analyse``'s result.
+
+        Raises:
+            ProxyError: 413/415/422 from decoding the original (``small_rgb``).
+        """
+        start = time.monotonic()
+        rgb, original = small_rgb(data, limits, self.max_side)
+        return self._finish(key, rgb, original, nsfw, faces, (), {"decode": time.monotonic() - start})
+
+    def _finish(
+        self,
+        key: Hashable,
+        rgb: np.ndarray,
+        original: tuple[int, int],
+        nsfw: float | None,
+        faces: tuple[Face, ...] | None,
+        failures: tuple[ModelFailure, ...],
+        timings: dict[str, float],
+    ) -> Analysis:
+        """The analysis with its grids (from ``rgb``, the small copy of an ``original`` of
+        (width, height) pixels), cached under ``key`` unless a model failed."""
         start = time.monotonic()
         grids = MappingProxyType(cells.face_grids(rgb, faces, original) if faces else {})
         wash = cells.wash(rgb, original)
         timings["grids"] = time.monotonic() - start
-        analysis = Analysis(nsfw, faces, tuple(failures), timings, grids, wash)
-        if failures:
-            _log.warning("vision model failed", extra={"fields": {"errors": [str(f) for f in failures]}})
-        elif self._cache is not None:
+        analysis = Analysis(nsfw, faces, failures, timings, grids, wash)
+        if not failures and self._cache is not None:
             with self._lock:
                 self._cache[key] = analysis
         return analysis
