@@ -7,6 +7,7 @@ only: parse the request, call the service (``edgeproxy.service``), write the ans
 - ``/{signature}/{options...}/{origin}/{key...}``: a derivative (``transform``);
 - ``/info/{signature}/{origin}/{key}``: what is known about an original (``info``);
 - ``POST /purge``: purge an original (``purge``; 404 without ``admin_token``);
+- ``/review``, ``/review/...``: the human review page (``edgeproxy.review``; only with ``review = true``);
 - ``/healthz``, ``/readyz``: probes; ``/metrics``: Prometheus (on ``metrics_bind`` only when set).
 
 All state (``compose.Components``: origins, HTTP clients, render pool, caches, the service) is built
@@ -38,6 +39,8 @@ from edgeproxy.http.responses import ErrorForm
 from edgeproxy.http.transform import transform
 from edgeproxy.render import vips
 from edgeproxy.render.encoding import check_encoders
+from edgeproxy.review.routes import review_routes
+from edgeproxy.review.service import Review
 from edgeproxy.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,7 +84,8 @@ async def readyz(request: Request, components: Components, record: AccessRecord)
 
 def routes(settings: Settings) -> list[BaseRoute]:
     """The route table for ``settings``: ``/purge`` is there only with an ``admin_token`` (404 for
-    every method otherwise), ``/metrics`` only without ``metrics_bind`` (then a 404 on the main port)."""
+    every method otherwise), ``/metrics`` only without ``metrics_bind`` (then a 404 on the main port),
+    the review page (``/review...``: ``edgeproxy.review.routes``) only with ``review = true``."""
     admin = (
         Endpoint(purge, ("POST",), errors=ErrorForm.JSON)
         if settings.admin_token is not None
@@ -92,6 +96,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         route("/readyz", Endpoint(readyz, READ, observed=False)),
         route("/purge", admin),
         *([] if settings.metrics_bind else [route("/metrics", Endpoint(metrics, READ, observed=False))]),
+        *(review_routes() if settings.review else []),
         route("/info/{path:path}", Endpoint(info, READ, watch_disconnect=True)),
         route("/{path:path}", Endpoint(transform, READ, watch_disconnect=True)),
     ]
@@ -113,6 +118,10 @@ def create_app(settings: Settings) -> Starlette:
             _log.error("cannot start: %s", exc)
             raise
         app.state.components = components
+        review = Review.build(components) if settings.review else None
+        if review is not None:
+            app.state.review = review
+            review.start()
         metrics_server = None
         if settings.metrics_bind:
             host, _, port = settings.metrics_bind.rpartition(":")
@@ -123,6 +132,8 @@ def create_app(settings: Settings) -> Starlette:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+            if review is not None:
+                await review.aclose()
             await components.aclose()
 
     return Starlette(routes=routes(settings), lifespan=lifespan)
