@@ -18,6 +18,7 @@ import calendar
 import contextlib
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import SettingsError, load_settings
 from edgeproxy.vision.moderation import Action, Metadata, Policy, Verdict, decide
 from testkit.app import KEY, make_client, make_served
+from testkit.env import ROOT, require_tool
 from testkit.images import decode, encode, loader_format, photo
 from testkit.moto import moto_s3
 from testkit.origin import Reply, serve_origin
@@ -394,6 +396,9 @@ def test_metrics_count_the_backlog_and_the_decisions(stack: Stack):
     oldest = float(re.search(r"^edgeproxy_review_oldest_seconds (\S+)$", text, re.M).group(1))
     assert oldest >= time.time() - NOW + 100 - 5  # pending.jpg, 100 s before NOW, if still waiting
     counts = dict(re.findall(r'^edgeproxy_review_decisions_total\{verdict="(\w+)"\} (\S+)$', text, re.M))
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
     assert float(counts["blurred"]) >= 1 and set(counts) == {"approved", "blurred", "rejected"}
 
 
@@ -401,3 +406,19 @@ def test_blurred_is_a_human_verdict_that_blurs():
     policy = Policy(0.85, 0.6, Action.BLOCK)
     decision = decide(Metadata({"moderation": "blurred"}), 0.99, policy)
     assert (decision.verdict, decision.action) == (Verdict.BLUR, Action.BLUR)
+
+
+def test_alert_rules_fire_on_a_growing_backlog_and_an_old_item():
+    """``promtool test rules`` on config/prometheus/edgeproxy-rules.test.yml: the review and ingest
+    alerts fire on a backlog growing for an hour, an original waiting over a day, a growing ingest
+    queue, failing jobs and inline analyses, and stay quiet on a steady backlog."""
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    result = subprocess.run(
+        [promtool, "test", "rules", "edgeproxy-rules.test.yml"],
+        cwd=ROOT / "config" / "prometheus",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
