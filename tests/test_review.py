@@ -106,11 +106,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         serve_origin(fallback=lambda request: Reply(200, b"{}")) as hook,
     ):
         s3.put("upload.jpg", PICTURE, model="flux", moderation="pending")
+        # An origin under a prefix: keys are relative to it, for the analysis objects and the verdicts.
+        s3.put("team/a/b.jpg", PICTURE)
+        s3.put("team/" + analysis_key("a/b.jpg"), record("p", "a/b.jpg", PICTURE, nsfw=0.8, age=400).to_json())
+        # Copied beside another original: names another key, so it is not listed.
+        s3.put("team/" + analysis_key("copy.jpg"), record("p", "a/b.jpg", PICTURE, nsfw=0.8, age=1).to_json())
         s3.put(
             analysis_key("upload.jpg"), record("s3", "upload.jpg", PICTURE, nsfw=0.65, age=5, model="flux").to_json()
         )
         with make_served(
-            {"m": str(folder), "s3": f"s3://{s3.bucket}"},
+            {"m": str(folder), "s3": f"s3://{s3.bucket}", "p": f"s3://{s3.bucket}/team"},
             **s3.settings(),
             moderation=True,
             admin_token=TOKEN,
@@ -224,15 +229,16 @@ def test_the_queue_lists_ambiguous_and_pending_originals_newest_first(stack: Sta
     listing = stack.client.get("/review", headers=JSON)
     assert listing.status_code == 200 and listing.headers["cache-control"] == "private, no-store"
     body = listing.json()
-    assert (body["total"], body["page"], body["pages"], body["csrf"]) == (4, 1, 1, "")
+    assert (body["total"], body["page"], body["pages"], body["csrf"]) == (5, 1, 1, "")
     rows = body["items"]
     assert [(r["origin"], r["key"]) for r in rows] == [
         ("s3", "upload.jpg"),  # 5 s old
         ("m", "ambiguous.jpg"),  # 50
         ("m", "pending.jpg"),  # 100
         ("m", "asked-again.jpg"),  # 200
+        ("p", "a/b.jpg"),  # 400; listed by origin "s3" too as team/a/b.jpg, whose record names another key
     ]
-    upload, ambiguous, pending, asked = rows
+    upload, ambiguous, pending, asked, _prefixed = rows
     assert (upload["score"], upload["faces"], upload["provenance"], upload["human"]) == (
         0.65,
         1,
@@ -377,7 +383,17 @@ def test_block_writes_s3_metadata_keeping_the_rest(stack: Stack):
         again = post(stack, JSON, origin="s3", key="upload.jpg", verdict="blur").json()
         assert (again["verdict"], again["previous"]) == ("blurred", "rejected")
         assert s3.head_object(Bucket=stack.s3.bucket, Key="upload.jpg")["Metadata"]["moderation"] == "blurred"
-    last = json.loads(audit_lines(stack)[-1])
+        prefixed = post(stack, JSON, origin="p", key="a/b.jpg", verdict="approve")
+        assert prefixed.status_code == 200, prefixed.text
+        assert s3.head_object(Bucket=stack.s3.bucket, Key="team/a/b.jpg")["Metadata"] == {"moderation": "approved"}
+        assert post(stack, JSON, origin="s3", key="nothing.jpg", verdict="approve").status_code == 404
+        s3.put_object(
+            Bucket=stack.s3.bucket,
+            Key=analysis_key("gone.jpg"),
+            Body=record("s3", "gone.jpg", PICTURE, nsfw=0.7, age=1).to_json(),
+        )
+        assert post(stack, JSON, origin="s3", key="gone.jpg", verdict="approve").status_code == 404  # no original
+    last = json.loads(audit_lines(stack)[-2])  # the blur; then the approval under the prefix
     assert (last["who"], last["origin"], last["verdict"], last["previous"], last["hash"]) == (
         "admin",
         "s3",
@@ -422,3 +438,36 @@ def test_alert_rules_fire_on_a_growing_backlog_and_an_old_item():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_the_local_writer_the_review_uses(tmp_path: Path):
+    """``origins.writer.LocalWriter`` as the review uses it: keys by suffix (its own temporary files
+    never listed), atomic puts that leave no temporary file, None for a missing key, unsafe keys
+    refused."""
+    import asyncio
+
+    from edgeproxy.origins.local import LocalOrigin
+    from edgeproxy.origins.writer import LocalWriter, writer_for
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.jpg.analysis.json").write_text("{}")
+    (tmp_path / "a" / ".edgeproxy-left.analysis.json").write_text("{}")  # a crashed write's temporary file
+    writer = writer_for(LocalOrigin("m", str(tmp_path), max_bytes=1000))
+    assert isinstance(writer, LocalWriter)
+
+    async def run() -> None:
+        assert await writer.keys(".analysis.json") == ["a/x.jpg.analysis.json"]
+        await writer.put("a/x.jpg.json", b'{"moderation": "approved"}')
+        await writer.put("a/x.jpg.json", b'{"moderation": "rejected"}')
+        assert await writer.get("a/x.jpg.json") == b'{"moderation": "rejected"}'
+        assert await writer.get("a/none.json") is None
+        for unsafe in ("../x.json", "a//x.json", "/etc/passwd"):
+            with pytest.raises(ValueError):
+                await writer.put(unsafe, b"{}")
+
+    asyncio.run(run())
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        ".edgeproxy-left.analysis.json",
+        "x.jpg.analysis.json",
+        "x.jpg.json",
+    ]

@@ -10,7 +10,8 @@ verdict is ``pending``, or it has no score), and no human verdict has settled it
 The listing reads every analysis object and every listed original's verdict: it is reused for
 ``review_cache_seconds`` (computed once for concurrent callers), and bounded by
 ``review_max_items`` analysis objects per origin (the last keys in sorted order). An analysis
-object that cannot be read or parsed is skipped with a warning (logger ``edgeproxy.review``).
+object that cannot be read or parsed, or that names another key than its own (copied or moved), is
+skipped with a warning (logger ``edgeproxy.review``).
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ class ReviewQueue:
             except Exception as exc:  # an unreadable object must not hide the others
                 _log.warning(
                     "unusable analysis object", extra={"fields": {"origin": origin, "key": name, "error": str(exc)}}
+                )
+                return None
+            if record.key != name.removesuffix(ANALYSIS_SUFFIX):  # copied or moved: not this original's
+                _log.warning(
+                    "analysis object of another key",
+                    extra={"fields": {"origin": origin, "key": name, "record_key": record.key}},
                 )
                 return None
             if not needs_review(record, self.policy):
