@@ -471,3 +471,26 @@ def test_the_local_writer_the_review_uses(tmp_path: Path):
         "x.jpg.analysis.json",
         "x.jpg.json",
     ]
+
+
+def test_a_changed_analysis_object_is_read_again(stack: Stack):
+    """The listing keeps parsed records while their stamp (mtime and size; S3: ETag) is unchanged,
+    and reads an object again when it changes: a re-analysed original moves in and out of the queue."""
+
+    def listed() -> set[tuple[str, str]]:
+        return {(r["origin"], r["key"]) for r in stack.client.get("/review", headers=JSON).json()["items"]}
+
+    assert ("m", "clean.jpg") not in listed()
+    (stack.folder / analysis_key("clean.jpg")).write_bytes(
+        record("m", "clean.jpg", PICTURE, nsfw=0.7, age=10).to_json()
+    )
+    assert ("m", "clean.jpg") in listed()
+    (stack.folder / analysis_key("clean.jpg")).write_bytes(
+        record("m", "clean.jpg", PICTURE, nsfw=0.1, age=10).to_json()
+    )
+    assert ("m", "clean.jpg") not in listed()
+    with contextlib.closing(stack.s3.client()) as s3:
+        changed = record("p", "a/b.jpg", PICTURE, nsfw=0.7, age=401).to_json()
+        s3.put_object(Bucket=stack.s3.bucket, Key="team/" + analysis_key("a/b.jpg"), Body=changed)
+        s3.put_object(Bucket=stack.s3.bucket, Key="team/a/b.jpg", Body=PICTURE, Metadata={"moderation": "pending"})
+    assert ("p", "a/b.jpg") in listed()  # approved earlier; a human "pending" now, and a new analysis

@@ -7,9 +7,13 @@ has a writer: ``origins.writer.writer_for``) says it is ambiguous (an nsfw score
 verdict is ``pending``, or it has no score), and no human verdict has settled it (``approved``,
 ``rejected``, ``blurred``: ``verdicts.SETTLED``). Newest upload first.
 
-The listing reads every analysis object and every listed original's verdict: it is reused for
-``review_cache_seconds`` (computed once for concurrent callers), and bounded by
-``review_max_items`` analysis objects per origin (the last keys in sorted order). An analysis
+A listing lists each origin's analysis objects with a stamp of their version (S3: the ETag from the
+LIST answer; local folders: the file's mtime and size), reads only those that are new or changed
+since the last listing (the others' parsed records are kept), then reads the verdict of each
+original that needs review (a HEAD, or its sidecar): so its cost grows with the uploads and the
+backlog, not with every analysis object ever stored. It is reused for ``review_cache_seconds``
+(computed once for concurrent callers), and bounded by ``review_max_items`` analysis objects per
+origin (the last keys in sorted order). An analysis
 object that cannot be read or parsed, or that names another key than its own (copied or moved), is
 skipped with a warning (logger ``edgeproxy.review``).
 """
@@ -21,9 +25,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgeproxy.ingest.record import ANALYSIS_SUFFIX, AnalysisRecord
-from edgeproxy.origins.writer import Writer
+from edgeproxy.origins.writer import LocalWriter, S3Writer, Writer
 from edgeproxy.review.verdicts import SETTLED, VerdictStore
 from edgeproxy.vision.moderation import Decision, Metadata, Policy, decide
 
@@ -59,6 +64,35 @@ class Listing:
         return max((now - item.record.uploaded_at for item in self.items), default=0.0)
 
 
+def _local_stamps(root: Path, suffix: str) -> dict[str, str]:
+    found = {}
+    for path in root.rglob("*" + suffix):
+        if path.name.startswith(".edgeproxy-"):
+            continue
+        try:
+            stat = path.stat()
+        except OSError:  # removed meanwhile
+            continue
+        if path.is_file():
+            found[path.relative_to(root).as_posix()] = f"{stat.st_mtime_ns}-{stat.st_size}"
+    return found
+
+
+async def stamps(writer: Writer, suffix: str) -> dict[str, str]:
+    """Every key of ``writer`` ending in ``suffix`` with a stamp that changes when the object does
+    (S3: its ETag; local: mtime in ns and size; another writer: empty, so always read again)."""
+    if isinstance(writer, S3Writer):
+        import obstore
+
+        found: dict[str, str] = {}
+        async for batch in obstore.list(writer.store, chunk_size=1000):
+            found.update({meta["path"]: str(meta.get("e_tag")) for meta in batch if meta["path"].endswith(suffix)})
+        return found
+    if isinstance(writer, LocalWriter):
+        return await asyncio.to_thread(_local_stamps, writer.root, suffix)
+    return dict.fromkeys(await writer.keys(suffix), "")
+
+
 def needs_review(record: AnalysisRecord, policy: Policy) -> bool:
     """Whether ``record`` is ambiguous (blur threshold <= score < block threshold) or pending."""
     if record.nsfw is None or record.verdict == "pending":
@@ -85,6 +119,9 @@ class ReviewQueue:
         self.max_items = max_items
         self.clock = clock
         self._listing: Listing | None = None
+        #: (origin, analysis object key) -> (its stamp, its record or None when unusable): reused
+        #: while the stamp stays the same.
+        self._records: dict[tuple[str, str], tuple[str, AnalysisRecord | None]] = {}
         self._lock = asyncio.Lock()
         self._gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -105,17 +142,26 @@ class ReviewQueue:
                 current = self._listing = await self._scan()
             return current
 
-    async def _item(self, origin: str, writer: Writer, verdicts: VerdictStore, name: str) -> Item | None:
-        async with self._gate:
-            try:
-                data = await writer.get(name)
-                if data is None:
-                    return None
+    async def _record(self, origin: str, writer: Writer, name: str, stamp: str) -> AnalysisRecord | None:
+        cached = self._records.get((origin, name))
+        if cached is not None and stamp and cached[0] == stamp:
+            return cached[1]
+        record = None
+        try:
+            data = await writer.get(name)
+            if data is not None:
                 record = AnalysisRecord.from_json(data)
-            except Exception as exc:  # an unreadable object must not hide the others
-                _log.warning(
-                    "unusable analysis object", extra={"fields": {"origin": origin, "key": name, "error": str(exc)}}
-                )
+        except Exception as exc:  # an unreadable object must not hide the others
+            _log.warning(
+                "unusable analysis object", extra={"fields": {"origin": origin, "key": name, "error": str(exc)}}
+            )
+        self._records[(origin, name)] = (stamp, record)
+        return record
+
+    async def _item(self, origin: str, writer: Writer, verdicts: VerdictStore, name: str, stamp: str) -> Item | None:
+        async with self._gate:
+            record = await self._record(origin, writer, name, stamp)
+            if record is None:
                 return None
             if record.key != name.removesuffix(ANALYSIS_SUFFIX):  # copied or moved: not this original's
                 _log.warning(
@@ -141,9 +187,14 @@ class ReviewQueue:
     async def _scan(self) -> Listing:
         made = self.clock()
         jobs = []
+        seen: set[tuple[str, str]] = set()
         for origin, (writer, verdicts) in self.sources.items():
-            names = (await writer.keys(ANALYSIS_SUFFIX))[-self.max_items :]
-            jobs += [self._item(origin, writer, verdicts, name) for name in names]
+            stamped = await stamps(writer, ANALYSIS_SUFFIX)
+            names = sorted(stamped)[-self.max_items :]
+            seen.update((origin, name) for name in names)
+            jobs += [self._item(origin, writer, verdicts, name, stamped[name]) for name in names]
         found = [item for item in await asyncio.gather(*jobs) if item is not None]
+        for gone in set(self._records) - seen:  # deleted, or past review_max_items
+            del self._records[gone]
         found.sort(key=lambda item: (-item.record.uploaded_at, item.origin, item.key))
         return Listing(tuple(found), made)

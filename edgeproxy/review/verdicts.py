@@ -24,6 +24,7 @@ from edgeproxy.origins.base import Origin
 from edgeproxy.origins.local import LocalOrigin
 from edgeproxy.origins.s3 import S3Options, S3Origin
 from edgeproxy.origins.writer import LocalWriter
+from edgeproxy.url.keys import is_safe_key
 from edgeproxy.vision.moderation import VERDICT_FIELD, parse_sidecar
 
 #: Human verdicts the review page writes, by button: Approve, Block, Blur.
@@ -72,6 +73,17 @@ class SidecarVerdicts:
         self.writer = writer
         self._lock = asyncio.Lock()
 
+    def _exists(self, key: str) -> bool:
+        """Whether the original ``key`` is a file inside the origin's folder (never read whole).
+
+        Raises:
+            ValueError: an unsafe key.
+        """
+        if not is_safe_key(key):
+            raise ValueError(f"unsafe key {key!r}")
+        path = (self.writer.root / key).resolve()
+        return path.is_relative_to(self.writer.root) and path.is_file()
+
     async def _values(self, key: str) -> dict[str, Any] | None:
         data = await self.writer.get(key + ".json")
         if data is None:
@@ -90,7 +102,7 @@ class SidecarVerdicts:
 
     async def write(self, key: str, verdict: str) -> str | None:
         async with self._lock:
-            if await self.writer.get(key) is None:
+            if not await asyncio.to_thread(self._exists, key):
                 raise FileNotFoundError(key)
             values = await self._values(key) or {}
             previous = _verdict(values.get(VERDICT_FIELD))
