@@ -19,6 +19,7 @@ import contextlib
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -494,3 +495,23 @@ def test_a_changed_analysis_object_is_read_again(stack: Stack):
         s3.put_object(Bucket=stack.s3.bucket, Key="team/" + analysis_key("a/b.jpg"), Body=changed)
         s3.put_object(Bucket=stack.s3.bucket, Key="team/a/b.jpg", Body=PICTURE, Metadata={"moderation": "pending"})
     assert ("p", "a/b.jpg") in listed()  # approved earlier; a human "pending" now, and a new analysis
+
+
+@pytest.mark.slow
+def test_the_review_bench_runs():
+    """``python -m bench.review`` on a tiny workload prints a row per origin and request (timing is
+    bench/'s business, not checked here)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.review", "--items", "4", "--verdicts", "2", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    rows = [line.split(" | ")[:2] for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == [
+        [f"| {origin}", request]
+        for origin in ("local folder", "S3 (moto)")
+        for request in ("first listing", "listing", "verdict", "cached")
+    ]
