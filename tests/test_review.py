@@ -515,3 +515,40 @@ def test_the_review_bench_runs():
         for origin in ("local folder", "S3 (moto)")
         for request in ("first listing", "listing", "verdict", "cached")
     ]
+
+
+def test_an_unreadable_sidecar_is_not_overwritten(stack: Stack):
+    """A sidecar that is not JSON may hold provenance someone must repair: 409, nothing written; the
+    original stays listed (an unreadable verdict settles nothing)."""
+    (stack.folder / "broken.jpg").write_bytes(PICTURE)
+    (stack.folder / analysis_key("broken.jpg")).write_bytes(
+        record("m", "broken.jpg", PICTURE, nsfw=0.7, age=1).to_json()
+    )
+    (stack.folder / "broken.jpg.json").write_text('{"model": "sdxl", ')
+    assert ("m", "broken.jpg") in {
+        (r["origin"], r["key"]) for r in stack.client.get("/review", headers=JSON).json()["items"]
+    }
+    answer = post(stack, JSON, origin="m", key="broken.jpg", verdict="approve")
+    assert answer.status_code == 409
+    assert answer.text.startswith("the sidecar of 'broken.jpg' is unusable: sidecar is not JSON: ")
+    assert (stack.folder / "broken.jpg.json").read_text() == '{"model": "sdxl", '
+
+
+def test_an_s3_origin_that_cannot_be_reached_is_a_502_of_the_store():
+    """``S3Verdicts`` against a closed port: ``VerdictUnavailable`` naming the failure, not a
+    botocore exception (the route answers it 502)."""
+    import asyncio
+
+    from edgeproxy.origins.s3 import S3Options, S3Origin
+    from edgeproxy.review.verdicts import S3Verdicts, VerdictUnavailable
+    from testkit.net import free_port
+
+    options = S3Options(
+        endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1", access_key_id="a", secret_access_key="b"
+    )
+    store = S3Verdicts(S3Origin("s3", "s3://bucket", options, max_bytes=1000), options, timeout=1.0)
+    try:
+        with pytest.raises(VerdictUnavailable, match="S3 could not be reached: EndpointConnectionError"):
+            asyncio.run(store.write("a.jpg", "approved"))
+    finally:
+        store.close()

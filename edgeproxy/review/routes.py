@@ -15,7 +15,7 @@ and the login form as body (JSON ``{"error"}`` for ``Accept: application/json``)
   log (``audit``); 303 back to ``/review``, or JSON ``{"origin", "key", "verdict", "previous",
   "purge"}``. 400 for a bad field, 403 for a missing or wrong CSRF token, 404 for an original (or
   analysis object) that is not there, 409 when the verdict could not be written safely, 502 when
-  the audit log could not be written (the verdict is stored);
+  the origin failed (nothing written) or the audit log could not be written (the verdict is stored);
 - ``GET /review/log``: the audit log's last ``LOG_LINES`` lines, an HTML table (newest first), or
   JSON lines (``application/x-ndjson``) with ``Accept: application/json``;
 - ``GET /review/thumb/{origin}/{key}[?clear=1]``: a thumbnail of an original the proxy withholds,
@@ -45,7 +45,7 @@ from edgeproxy.review.auth import COOKIE, COOKIE_PATH, LOGIN_COOKIE, Reviewer
 from edgeproxy.review.queue import Item
 from edgeproxy.review.service import Review
 from edgeproxy.review.thumbs import thumbnail
-from edgeproxy.review.verdicts import WRITTEN, VerdictConflict
+from edgeproxy.review.verdicts import SETTLED, WRITTEN, VerdictConflict, VerdictUnavailable
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.url.keys import is_safe_key
 from edgeproxy.vision.moderation import Action
@@ -213,6 +213,8 @@ async def review_page(request: Request, components: Components, record: AccessRe
         body = {"items": rows, "page": page, "pages": pages, "total": total, "csrf": csrf}
         return JSONResponse(body, headers=_headers())
     notice = {name: request.query_params.get(name, "") for name in ("decided", "verdict", "purge")}
+    if notice["verdict"] not in SETTLED or notice["purge"] not in ("ok", "failed"):
+        notice = {"decided": "", "verdict": "", "purge": ""}  # only what /review/decide redirects with
     return _page(
         review,
         "list.html",
@@ -303,6 +305,9 @@ async def decide(request: Request, components: Components, record: AccessRecord)
         raise not_found() from None
     except VerdictConflict as exc:
         raise ProxyError(409, str(exc), "origin", cacheable=False) from None
+    except VerdictUnavailable as exc:
+        _log.warning("review verdict not written", extra={"fields": {"origin": origin, "key": key, "error": str(exc)}})
+        raise origin_error(str(exc)) from None
     review.queue.forget()
     review.metrics.decisions.labels(verdict).inc()
     purged, ok = await purge_original(components, surrogate_key(origin, key), origin, key)

@@ -42,6 +42,11 @@ class VerdictConflict(Exception):
     unreadable (the message says which)."""
 
 
+class VerdictUnavailable(Exception):
+    """The origin could not be read or written (S3 refused or failed, a disk error): the message
+    says why, never a credential."""
+
+
 class VerdictStore(Protocol):
     """An origin's human verdicts, by original key."""
 
@@ -54,6 +59,7 @@ class VerdictStore(Protocol):
 
         Raises:
             VerdictConflict: see the module docstring. FileNotFoundError: no such original.
+            VerdictUnavailable: the origin failed.
         """
         ...
 
@@ -108,7 +114,10 @@ class SidecarVerdicts:
             previous = _verdict(values.get(VERDICT_FIELD))
             values[VERDICT_FIELD] = verdict
             body = json.dumps(values, ensure_ascii=False, indent=2).encode() + b"\n"
-            await self.writer.put(key + ".json", body)
+            try:
+                await self.writer.put(key + ".json", body)
+            except OSError as exc:
+                raise VerdictUnavailable(f"the sidecar could not be written: {exc.strerror or exc}") from None
             return previous
 
     def close(self) -> None:
@@ -185,7 +194,15 @@ class S3Verdicts:
         return previous
 
     async def write(self, key: str, verdict: str) -> str | None:
-        return await asyncio.to_thread(self._write, key, verdict)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return await asyncio.to_thread(self._write, key, verdict)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise VerdictUnavailable(f"S3 refused the verdict's copy: {code}") from None
+        except BotoCoreError as exc:
+            raise VerdictUnavailable(f"S3 could not be reached: {type(exc).__name__}") from None
 
     def close(self) -> None:
         self.client.close()
