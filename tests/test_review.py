@@ -123,6 +123,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             review=True,
             review_audit_log=str(audit),
             review_cache_seconds=0,
+            review_page_size=3,
             purge_hooks=[f"webhook:{hook.url.rstrip('/')}/hook"],
         ) as (client, app):
             yield Stack(client, folder, s3, hook, audit, app)
@@ -230,8 +231,10 @@ def test_the_queue_lists_ambiguous_and_pending_originals_newest_first(stack: Sta
     listing = stack.client.get("/review", headers=JSON)
     assert listing.status_code == 200 and listing.headers["cache-control"] == "private, no-store"
     body = listing.json()
-    assert (body["total"], body["page"], body["pages"], body["csrf"]) == (5, 1, 1, "")
-    rows = body["items"]
+    assert (body["total"], body["page"], body["pages"], body["csrf"]) == (5, 1, 2, "")  # 3 a page
+    second = stack.client.get("/review?page=2", headers=JSON).json()
+    assert (second["total"], second["page"], second["pages"], len(second["items"])) == (5, 2, 2, 2)
+    rows = body["items"] + second["items"]
     assert [(r["origin"], r["key"]) for r in rows] == [
         ("s3", "upload.jpg"),  # 5 s old
         ("m", "ambiguous.jpg"),  # 50
@@ -255,13 +258,23 @@ def test_the_queue_lists_ambiguous_and_pending_originals_newest_first(stack: Sta
     assert (asked["human"], asked["withheld"]) == ("pending", True)
 
     paged = stack.client.get("/review?page=9", headers=JSON).json()
-    assert paged["page"] == 1  # past the end: the last page
-    assert stack.client.get("/review?page=x", headers=JSON).status_code == 400
+    assert (paged["page"], paged["items"]) == (2, second["items"])  # past the end: the last page
+    for bad in ("x", "0", "-1"):
+        assert stack.client.get(f"/review?page={bad}", headers=JSON).status_code == 400
 
     html = stack.client.get("/review", headers=BEARER).text
     assert html.index("s3/upload.jpg") < html.index("m/ambiguous.jpg") < html.index("m/pending.jpg")
+    assert "asked-again.jpg" not in html and '<a href="/review?page=2">next</a>' in html
+    assert "<span>page 1 of 2</span>" in html
     assert 'score <strong class="score">0.70</strong>' in html
     assert "<dt>license</dt><dd>CC-BY-4.0</dd>" in html
+
+
+def listed(stack: Stack) -> list[dict]:
+    """Every item of the queue, page after page."""
+    first = stack.client.get("/review", headers=JSON).json()
+    pages = [first] + [stack.client.get(f"/review?page={n}", headers=JSON).json() for n in range(2, first["pages"] + 1)]
+    return [item for page in pages for item in page["items"]]
 
 
 def detail(body: bytes) -> float:
@@ -360,7 +373,7 @@ def test_approve_writes_the_sidecar_purges_and_audits(stack: Stack):
     # It left the queue; the page says what happened.
     page = stack.client.get(answer.headers["location"], headers=cookie)
     assert "m/ambiguous.jpg: approved, purged." in page.text
-    keys = [r["key"] for r in stack.client.get("/review", headers=JSON).json()["items"]]
+    keys = [r["key"] for r in listed(stack)]
     assert "ambiguous.jpg" not in keys
     log = stack.client.get("/review/log", headers=JSON)
     assert log.headers["content-type"] == "application/x-ndjson"
@@ -478,23 +491,23 @@ def test_a_changed_analysis_object_is_read_again(stack: Stack):
     """The listing keeps parsed records while their stamp (mtime and size; S3: ETag) is unchanged,
     and reads an object again when it changes: a re-analysed original moves in and out of the queue."""
 
-    def listed() -> set[tuple[str, str]]:
-        return {(r["origin"], r["key"]) for r in stack.client.get("/review", headers=JSON).json()["items"]}
+    def queued() -> set[tuple[str, str]]:
+        return {(r["origin"], r["key"]) for r in listed(stack)}
 
-    assert ("m", "clean.jpg") not in listed()
+    assert ("m", "clean.jpg") not in queued()
     (stack.folder / analysis_key("clean.jpg")).write_bytes(
         record("m", "clean.jpg", PICTURE, nsfw=0.7, age=10).to_json()
     )
-    assert ("m", "clean.jpg") in listed()
+    assert ("m", "clean.jpg") in queued()
     (stack.folder / analysis_key("clean.jpg")).write_bytes(
         record("m", "clean.jpg", PICTURE, nsfw=0.1, age=10).to_json()
     )
-    assert ("m", "clean.jpg") not in listed()
+    assert ("m", "clean.jpg") not in queued()
     with contextlib.closing(stack.s3.client()) as s3:
         changed = record("p", "a/b.jpg", PICTURE, nsfw=0.7, age=401).to_json()
         s3.put_object(Bucket=stack.s3.bucket, Key="team/" + analysis_key("a/b.jpg"), Body=changed)
         s3.put_object(Bucket=stack.s3.bucket, Key="team/a/b.jpg", Body=PICTURE, Metadata={"moderation": "pending"})
-    assert ("p", "a/b.jpg") in listed()  # approved earlier; a human "pending" now, and a new analysis
+    assert ("p", "a/b.jpg") in queued()  # approved earlier; a human "pending" now, and a new analysis
 
 
 @pytest.mark.slow
@@ -525,9 +538,7 @@ def test_an_unreadable_sidecar_is_not_overwritten(stack: Stack):
         record("m", "broken.jpg", PICTURE, nsfw=0.7, age=1).to_json()
     )
     (stack.folder / "broken.jpg.json").write_text('{"model": "sdxl", ')
-    assert ("m", "broken.jpg") in {
-        (r["origin"], r["key"]) for r in stack.client.get("/review", headers=JSON).json()["items"]
-    }
+    assert ("m", "broken.jpg") in {(r["origin"], r["key"]) for r in listed(stack)}
     answer = post(stack, JSON, origin="m", key="broken.jpg", verdict="approve")
     assert answer.status_code == 409
     assert answer.text.startswith("the sidecar of 'broken.jpg' is unusable: sidecar is not JSON: ")
