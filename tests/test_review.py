@@ -129,6 +129,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield Stack(client, folder, s3, hook, audit, app)
 
 
+def auth_errors(stack: Stack) -> float:
+    text = stack.client.get("/metrics").text
+    return float(re.search(r'^edgeproxy_errors_total\{category="auth"\} (\S+)$', text, re.M).group(1))
+
+
 def login(client: httpx.Client, name: str = "ana", token: str = TOKEN) -> httpx.Response:
     """GET the login form, then POST it with its nonce cookie (sent by hand: httpx keeps Secure
     cookies for https only)."""
@@ -173,6 +178,7 @@ def test_review_is_off_unless_enabled_and_needs_its_settings(tmp_path: Path):
 
 def test_who_may_look(stack: Stack):
     c = stack.client
+    refused_before = auth_errors(stack)
     anonymous = c.get("/review")
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"].startswith('Basic realm="edgeproxy review"')
@@ -187,6 +193,7 @@ def test_who_may_look(stack: Stack):
     assert c.get("/review/log", headers={"Accept": "application/json"}).status_code == 401
     assert c.get("/review/thumb/m/pending.jpg").status_code == 401
 
+    assert auth_errors(stack) == refused_before + 7  # every refusal counted
     assert c.get("/review", headers=BEARER).status_code == 200
     by_basic = c.get("/review", headers=basic("bo", TOKEN))
     assert by_basic.status_code == 200 and "bo" in by_basic.text

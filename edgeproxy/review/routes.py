@@ -105,7 +105,9 @@ def _login_page(review: Review, status: int, error: str = "") -> HTMLResponse:
 
 
 def _challenge(request: Request, review: Review, message: str) -> Response:
-    """401 asking for the admin token: Basic (browsers) or Bearer (scripts); the login form as body."""
+    """401 asking for the admin token: Basic (browsers) or Bearer (scripts); the login form as body.
+    Counted in ``edgeproxy_errors_total{category="auth"}`` like every refused credential."""
+    request.app.state.components.metrics.errors.labels("auth").inc()
     challenge = {"WWW-Authenticate": 'Basic realm="edgeproxy review", charset="UTF-8", Bearer realm="edgeproxy"'}
     if _wants_json(request):
         return JSONResponse({"error": message}, status_code=401, headers={**_headers(), **challenge})
@@ -240,6 +242,7 @@ async def login(request: Request, components: Components, record: AccessRecord) 
         raise _forbidden("the login form expired or came from elsewhere: load it again")
     if not review.gate.matches(form.get("token", "")):
         _log.warning("review login refused", extra={"fields": {"who": form.get("name", "")[:64]}})
+        components.metrics.errors.labels("auth").inc()
         return _login_page(review, 401, "wrong token")
     response = RedirectResponse("/review", status_code=303, headers=_headers())
     response.set_cookie(
