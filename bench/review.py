@@ -89,20 +89,28 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2000, help="analysis objects per origin")
     parser.add_argument("--verdicts", type=int, default=30, help="verdicts given per origin")
     parser.add_argument("--repeat", type=int, default=5, help="listings timed")
+    parser.add_argument("--no-s3", action="store_true", help="the local folder only (no moto server)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp, moto_s3() as s3:
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp) / "m"
         folder.mkdir()
-        with contextlib.closing(s3.client()) as client:
-            for i in range(args.items):
-                key = f"k{i:06d}.jpg"
-                (folder / analysis_key(key)).write_bytes(_record("m", key, i))
-                client.put_object(Bucket=s3.bucket, Key=analysis_key(key), Body=_record("s3", key, i))
-                if i < args.verdicts:
-                    (folder / key).write_bytes(ORIGINAL)
-                    client.put_object(Bucket=s3.bucket, Key=key, Body=ORIGINAL, ContentType="image/jpeg")
-        for origin, location, extra in (("m", str(folder), {}), ("s3", f"s3://{s3.bucket}", s3.settings())):
+        origins: list[tuple[str, str, dict[str, str]]] = [("m", str(folder), {})]
+        for i in range(args.items):
+            key = f"k{i:06d}.jpg"
+            (folder / analysis_key(key)).write_bytes(_record("m", key, i))
+            if i < args.verdicts:
+                (folder / key).write_bytes(ORIGINAL)
+        if not args.no_s3:
+            s3 = stack.enter_context(moto_s3())
+            with contextlib.closing(s3.client()) as client:
+                for i in range(args.items):
+                    key = f"k{i:06d}.jpg"
+                    client.put_object(Bucket=s3.bucket, Key=analysis_key(key), Body=_record("s3", key, i))
+                    if i < args.verdicts:
+                        client.put_object(Bucket=s3.bucket, Key=key, Body=ORIGINAL, ContentType="image/jpeg")
+            origins.append(("s3", f"s3://{s3.bucket}", s3.settings()))
+        for origin, location, extra in origins:
             for cache, ttl in (("listing", 0.0), ("cached", 3600.0)):
                 with make_served(
                     {origin: location},
