@@ -547,8 +547,11 @@ def test_an_unreadable_sidecar_is_not_overwritten(stack: Stack):
     (stack.folder / "broken.jpg.json").write_text('{"model": "sdxl", ')
     assert ("m", "broken.jpg") in {(r["origin"], r["key"]) for r in listed(stack)}
     answer = post(stack, JSON, origin="m", key="broken.jpg", verdict="approve")
-    assert answer.status_code == 409
-    assert answer.text.startswith("the sidecar of 'broken.jpg' is unusable: sidecar is not JSON: ")
+    assert (answer.status_code, answer.headers["cache-control"]) == (409, "no-store")
+    assert answer.json()["error"].startswith("the sidecar of 'broken.jpg' is unusable: sidecar is not JSON: ")
+    as_text = post(stack, BEARER, origin="m", key="broken.jpg", verdict="approve")
+    assert as_text.status_code == 409 and as_text.headers["content-type"] == "text/plain; charset=utf-8"
+    assert as_text.text == answer.json()["error"] + "\n"
     assert (stack.folder / "broken.jpg.json").read_text() == '{"model": "sdxl", '
 
 

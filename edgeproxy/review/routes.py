@@ -1,7 +1,8 @@
 """The review page's routes (``review = true``; docs/review.md). Every answer is ``private,
 no-store`` with a strict Content-Security-Policy (no script at all; styles by nonce), and every
 route but the login form needs a reviewer (``auth.Gate``): 401 otherwise, with a Basic challenge
-and the login form as body (JSON ``{"error"}`` for ``Accept: application/json``).
+and the login form as body. Errors are ``{"error": message}`` for ``Accept: application/json``,
+one line of text otherwise.
 
 - ``GET /review[?page=N]``: the queue (``queue``), newest first, ``review_page_size`` a page;
   HTML, or JSON with ``Accept: application/json``
@@ -39,6 +40,7 @@ from edgeproxy.errors import ProxyError, bad_request, not_found, origin_error, t
 from edgeproxy.http.edge import Endpoint, Handler, route
 from edgeproxy.http.logs import AccessRecord
 from edgeproxy.http.purge import purge_original
+from edgeproxy.http.responses import ErrorForm
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
 from edgeproxy.review import audit
 from edgeproxy.review.auth import COOKIE, COOKIE_PATH, LOGIN_COOKIE, Reviewer
@@ -141,17 +143,28 @@ def _forbidden(message: str) -> ProxyError:
 
 
 def _private(handler: Handler) -> Handler:
-    """``handler`` whose errors no cache may store (``no-store``): they are about one reviewer."""
+    """``handler`` whose errors no cache may store (``no-store``: they are about one reviewer),
+    answered ``{"error": message}`` to a client that accepts JSON and as text otherwise; counted in
+    ``edgeproxy_errors_total`` either way."""
 
     async def answer(request: Request, components: Components, record: AccessRecord) -> Response:
         try:
             return await handler(request, components, record)
         except ProxyError as error:
-            if not error.cacheable:
-                raise
-            raise ProxyError(
-                error.status, error.message, error.category, error.retry_after, headers=error.headers, cacheable=False
-            ) from None
+            private = error
+            if error.cacheable:
+                private = ProxyError(
+                    error.status,
+                    error.message,
+                    error.category,
+                    error.retry_after,
+                    headers=error.headers,
+                    cacheable=False,
+                )
+            if _wants_json(request):
+                components.metrics.errors.labels(private.category).inc()
+                return components.headers.error(private, form=ErrorForm.JSON)
+            raise private from None
 
     return answer
 
