@@ -287,7 +287,7 @@ class Settings(BaseSettings):
     redact_origins: dict[str, Literal["blur", "pixelate"]] = Field(default_factory=dict)
 
     # Moderation (docs/moderation.md): a verdict per original from its metadata (S3 x-amz-meta-moderation,
-    # or "moderation" in a sidecar KEY.json for local and HTTP origins: approved | pending | rejected),
+    # or "moderation" in a sidecar KEY.json for local and HTTP origins: approved | blurred | pending | rejected),
     # else the nsfw_model's score: >= block threshold answers 451, >= blur threshold a blurred
     # derivative. Answers that are not "allow" are cached moderation_max_age, never immutable.
     moderation: bool = False
@@ -362,6 +362,18 @@ class Settings(BaseSettings):
     ingest_prewarm_variants: list[str] = Field(default_factory=list)
     ingest_prewarm_base: str | None = None  # e.g. "https://cdn.example.com"; unset: no prewarm
     ingest_prewarm_timeout: float = Field(30.0, gt=0)  # seconds per prewarm request
+
+    # --- review ---
+    # The human review page (GET /review, docs/review.md): originals whose stored analysis is
+    # between the blur and block thresholds, or pending, with Approve / Block / Blur buttons. Needs
+    # admin_token (the reviewers' credential) and review_audit_log.
+    review: bool = False
+    review_audit_log: str | None = None  # path of the JSON-lines audit log (appended; served at /review/log)
+    review_session_max_age: int = Field(28_800, ge=60, le=604_800)  # seconds a login cookie is valid
+    review_cache_seconds: float = Field(5.0, ge=0, le=3600)  # seconds a listing of the analysis objects is reused
+    review_page_size: int = Field(50, ge=1, le=500)  # originals per page
+    review_max_items: int = Field(10_000, ge=1)  # analysis objects read per listing (the newest are kept)
+    review_thumb_width: int = Field(240, ge=32, le=1024)  # pixels: thumbnails fit in a square this wide
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

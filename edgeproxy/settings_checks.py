@@ -228,3 +228,17 @@ def check_combinations(settings: Settings) -> None:
         raise ValueError(
             "metrics_bind works with one worker; with several, scrape /metrics on the main port (it sums every worker)"
         )
+    check_review(settings)
+
+
+def check_review(settings: Settings) -> None:
+    """The review page (``review = true``) needs ``admin_token`` (its reviewers' credential) and
+    ``review_audit_log`` (where every verdict is recorded).
+
+    Raises:
+        ValueError: either is missing.
+    """
+    if settings.review and settings.admin_token is None:
+        raise ValueError("review needs admin_token (the reviewers log in with it)")
+    if settings.review and not settings.review_audit_log:
+        raise ValueError("review needs review_audit_log (a file every verdict is appended to)")

@@ -93,7 +93,7 @@ def test_every_dashboard_query_filters_by_the_job_variable():
     """Each metric selector of every panel carries ``job=~"$job"`` (one panel of eight did)."""
     selectors = re.compile(r"\b((?:edgeproxy|process)_[a-z_]+)(\{[^}]*\})?")
     queries = dashboard_queries()
-    assert len({panel for panel, _ in queries}) == 8
+    assert len({panel for panel, _ in queries}) == 13
     unfiltered = [
         (panel, m.group(0))
         for panel, expr in queries

@@ -12,6 +12,7 @@ only: parse the request, call the service (``edgeproxy.service``), write the ans
   ``compat_imgproxy`` (``edgeproxy.compat.imgproxy_http``);
 - ``POST /purge``: purge an original (``purge``; 404 without ``admin_token``);
 - ``POST /manifest/{name}``: update a manifest origin's entries (``manifest``; 404 without ``admin_token``);
+- ``/review``, ``/review/...``: the human review page (``edgeproxy.review``; only with ``review = true``);
 - ``/healthz``, ``/readyz``: probes; ``/metrics``: Prometheus (on ``metrics_bind`` only when set).
 
 All state (``compose.Components``: origins, HTTP clients, render pool, caches, the service) is built
@@ -48,6 +49,8 @@ from edgeproxy.http.responses import ErrorForm
 from edgeproxy.http.transform import transform
 from edgeproxy.render import vips
 from edgeproxy.render.encoding import check_encoders
+from edgeproxy.review.routes import review_routes
+from edgeproxy.review.service import Review
 from edgeproxy.settings import Settings
 
 if TYPE_CHECKING:
@@ -96,7 +99,8 @@ async def readyz(request: Request, components: Components, record: AccessRecord)
 def routes(settings: Settings) -> list[BaseRoute]:
     """The route table for ``settings``: ``/purge`` and ``/manifest/{name}`` are there only with an
     ``admin_token`` (404 for every method otherwise), ``/metrics`` only without ``metrics_bind``
-    (then a 404 on the main port)."""
+    (then a 404 on the main port), the review page (``/review...``: ``edgeproxy.review.routes``) only
+    with ``review = true``."""
     token = settings.admin_token is not None
     admin = Endpoint(purge, ("POST",), errors=ErrorForm.JSON) if token else Endpoint(disabled, ANY)
     manifests = (
@@ -109,6 +113,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         route("/purge", admin),
         route("/manifest/{name}", manifests),
         *([] if settings.metrics_bind else [route("/metrics", Endpoint(metrics, READ, observed=False))]),
+        *(review_routes() if settings.review else []),
         route("/info/{path:path}", Endpoint(info, READ, watch_disconnect=True)),
         *compat_routes(settings),
         *([native] if not (settings.compat_imgproxy and not settings.compat_imgproxy_prefix) else []),
@@ -143,6 +148,10 @@ def create_app(settings: Settings) -> Starlette:
             raise
         app.state.components = components
         await components.manifests.start()
+        review = Review.build(components) if settings.review else None
+        if review is not None:
+            app.state.review = review
+            review.start()
         metrics_server = None
         if settings.metrics_bind:
             host, _, port = settings.metrics_bind.rpartition(":")
@@ -153,6 +162,8 @@ def create_app(settings: Settings) -> Starlette:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+            if review is not None:
+                await review.aclose()
             await components.aclose()
 
     return Starlette(routes=routes(settings), lifespan=lifespan)

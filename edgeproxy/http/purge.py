@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Container
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -86,16 +86,13 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-async def purge(request: Request, components: Components, record: AccessRecord) -> Response:
-    """The purge (module docstring).
-
-    Raises:
-        ProxyError: 401, 413, 400 (answered as JSON by the edge).
-    """
-    record.path = "/purge"
-    if not is_admin(request, components.settings.admin_token):
-        raise unauthorized("missing or wrong admin token")
-    tag, origin, key = purge_target(components.origins, await _body(request))
+async def purge_original(
+    components: Components, tag: str, origin: str | None, key: str | None
+) -> tuple[dict[str, Any], bool]:
+    """Purge the original tagged ``tag`` (``origin`` and ``key`` when known, for webhooks): drop it
+    from the proxy's caches, delete its stored derivatives, then call every purge hook; logged.
+    Also what a verdict on the review page does. Returns (the answer of ``POST /purge``, whether
+    every step succeeded); never raises for a failed step (the answer says which)."""
     dropped = components.service.originals.drop(tag)
     # The stored derivatives go before the CDN's: a CDN miss in between would be refilled from them.
     stored: int | str = 0
@@ -108,6 +105,20 @@ async def purge(request: Request, components: Components, record: AccessRecord) 
     ok = all(hook["ok"] for hook in hooks) and isinstance(stored, int)
     answer = {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "stored": stored, "hooks": hooks}
     _log.info("purge", extra={"fields": answer})
+    return answer, ok
+
+
+async def purge(request: Request, components: Components, record: AccessRecord) -> Response:
+    """The purge (module docstring).
+
+    Raises:
+        ProxyError: 401, 413, 400 (answered as JSON by the edge).
+    """
+    record.path = "/purge"
+    if not is_admin(request, components.settings.admin_token):
+        raise unauthorized("missing or wrong admin token")
+    tag, origin, key = purge_target(components.origins, await _body(request))
+    answer, ok = await purge_original(components, tag, origin, key)
     return JSONResponse(
         answer,
         status_code=200 if ok else 502,

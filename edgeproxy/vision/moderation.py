@@ -9,8 +9,9 @@ are provenance, e.g. ``{"moderation": "approved", "model": "sdxl-1.0", "created_
 
 The policy (``decide``), in order:
 
-1. a human verdict overrides everything: ``approved`` allows, ``rejected`` blocks, ``pending`` (or
-   any other value: a typo must not publish an image) is pending;
+1. a human verdict overrides everything: ``approved`` allows, ``rejected`` blocks, ``blurred``
+   blurs (the review page's Blur button), ``pending`` (or any other value: a typo must not publish
+   an image) is pending;
 2. else the nsfw score: at or above ``block_threshold`` blocks, at or above ``blur_threshold``
    blurs, else allows;
 3. else (no classifier, or it failed) pending.
@@ -68,7 +69,12 @@ class Source(enum.StrEnum):
 
 
 #: Human verdicts (a sidecar's or the object metadata's ``moderation`` member) and what they say.
-_HUMAN = {"approved": Verdict.ALLOW, "rejected": Verdict.BLOCK, "pending": Verdict.PENDING}
+_HUMAN = {
+    "approved": Verdict.ALLOW,
+    "rejected": Verdict.BLOCK,
+    "blurred": Verdict.BLUR,
+    "pending": Verdict.PENDING,
+}
 #: The action of each verdict but ``pending``, which the policy decides.
 _ACTIONS = {Verdict.ALLOW: Action.SERVE, Verdict.BLUR: Action.BLUR, Verdict.BLOCK: Action.BLOCK}
 
@@ -87,7 +93,7 @@ class Metadata:
 
     @property
     def verdict(self) -> str | None:
-        """The human verdict as given (``approved``, ``pending``, ``rejected``, ...), or None."""
+        """The human verdict as given (``approved``, ``blurred``, ``pending``, ``rejected``, ...), or None."""
         value = self.values.get(VERDICT_FIELD)
         return str(value).strip().lower() if value is not None else None
 
