@@ -37,9 +37,10 @@ from edgeproxy.results.breaker import GuardedStore
 from edgeproxy.results.store import ResultStore, from_location
 from edgeproxy.service.decision import Decider
 from edgeproxy.service.derive import Service
-from edgeproxy.service.manifests import Manifest, Manifests, Purger
+from edgeproxy.service.manifests import Manifest, Manifests
 from edgeproxy.service.optimise import Optimiser
 from edgeproxy.service.originals import Originals
+from edgeproxy.service.purging import Purger
 from edgeproxy.settings import Settings
 from edgeproxy.url.grammar import compile_presets
 from edgeproxy.url.signing import PathSigner
@@ -114,8 +115,9 @@ class Components:
     The HTTP edge reads the request with ``signer``, ``presets``, ``origins``, ``auto_size`` and
     ``jxl_output`` (the [jxl] extra is installed: ``f:jxl`` and ``auto_jxl`` can be served), asks
     ``service``, writes answers with ``headers``, counts in ``metrics`` and purges through
-    ``hooks``; ``client`` is the origins' HTTP client; ``manifests`` the manifest origins (their
-    reload task runs between ``manifests.start()`` and ``aclose``).
+    ``purger`` (the caches, the result storage, then the CDNs' ``hooks``); ``client`` is the
+    origins' HTTP client; ``manifests`` the manifest origins (their reload task runs between
+    ``manifests.start()`` and ``aclose``).
     """
 
     settings: Settings
@@ -128,6 +130,7 @@ class Components:
     metrics: Metrics
     service: Service
     hooks: Hooks
+    purger: Purger
     client: httpx.AsyncClient
     results: ResultStore | None  # the result storage (None: result_storage = "off")
     manifests: Manifests
@@ -378,6 +381,7 @@ def compose(settings: Settings) -> Components:
         timeout=settings.origin_timeout,
         s3=s3,
     )
+    purger = Purger(originals, results, hooks)
     manifests = Manifests(
         {
             name: Manifest(
@@ -392,7 +396,7 @@ def compose(settings: Settings) -> Components:
         },
         ttl=settings.manifest_ttl,
         metrics=metrics,
-        purger=Purger(originals, results, hooks),
+        purger=purger,
     )
     return Components(
         settings=settings,
@@ -407,6 +411,7 @@ def compose(settings: Settings) -> Components:
         metrics=metrics,
         service=service,
         hooks=hooks,
+        purger=purger,
         client=client,
         results=results,
         manifests=manifests,

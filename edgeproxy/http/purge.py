@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Container
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,7 +25,6 @@ from edgeproxy import boundedjson
 from edgeproxy.errors import bad_request, no_route, too_large, unauthorized
 from edgeproxy.http.auth import is_admin
 from edgeproxy.http.logs import AccessRecord
-from edgeproxy.results.store import ResultStoreError
 from edgeproxy.service.validators import surrogate_key
 
 if TYPE_CHECKING:
@@ -86,28 +85,6 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-async def purge_original(
-    components: Components, tag: str, origin: str | None, key: str | None
-) -> tuple[dict[str, Any], bool]:
-    """Purge the original tagged ``tag`` (``origin`` and ``key`` when known, for webhooks): drop it
-    from the proxy's caches, delete its stored derivatives, then call every purge hook; logged.
-    Also what a verdict on the review page does. Returns (the answer of ``POST /purge``, whether
-    every step succeeded); never raises for a failed step (the answer says which)."""
-    dropped = components.service.originals.drop(tag)
-    # The stored derivatives go before the CDN's: a CDN miss in between would be refilled from them.
-    stored: int | str = 0
-    if components.results is not None:
-        try:
-            stored = await components.results.purge(tag)
-        except ResultStoreError as exc:
-            stored = f"failed: {exc}"
-    hooks = await components.hooks.purge(tag, origin, key)
-    ok = all(hook["ok"] for hook in hooks) and isinstance(stored, int)
-    answer = {"surrogate_key": tag, "origin": origin, "key": key, "dropped": dropped, "stored": stored, "hooks": hooks}
-    _log.info("purge", extra={"fields": answer})
-    return answer, ok
-
-
 async def purge(request: Request, components: Components, record: AccessRecord) -> Response:
     """The purge (module docstring).
 
@@ -118,10 +95,10 @@ async def purge(request: Request, components: Components, record: AccessRecord) 
     if not is_admin(request, components.settings.admin_token):
         raise unauthorized("missing or wrong admin token")
     tag, origin, key = purge_target(components.origins, await _body(request))
-    answer, ok = await purge_original(components, tag, origin, key)
+    purged = await components.purger.purge(tag, origin, key)
     return JSONResponse(
-        answer,
-        status_code=200 if ok else 502,
+        purged.answer(),
+        status_code=200 if purged.ok else 502,
         headers=components.headers.no_store(),
     )
 

@@ -12,7 +12,7 @@ one line of text otherwise.
 - ``POST /review/logout``: ends the session (clears the cookie);
 - ``POST /review/decide``: form fields ``origin``, ``key``, ``verdict`` (``approve``, ``block``,
   ``blur``), ``reason`` (optional, at most ``MAX_REASON`` characters) and ``csrf``: writes the
-  verdict (``verdicts``), purges the original (``http.purge.purge_original``), appends to the audit
+  verdict (``verdicts``), purges the original (``service.purging.Purger``), appends to the audit
   log (``audit``); 303 back to ``/review``, or JSON ``{"origin", "key", "verdict", "previous",
   "purge"}``. 400 for a bad field, 403 for a missing or wrong CSRF token, 404 for an original (or
   analysis object) that is not there, 409 when the verdict could not be written safely, 502 when
@@ -39,7 +39,6 @@ from edgeproxy import boundedjson
 from edgeproxy.errors import ProxyError, bad_request, not_found, origin_error, too_large
 from edgeproxy.http.edge import Endpoint, Handler, route
 from edgeproxy.http.logs import AccessRecord
-from edgeproxy.http.purge import purge_original
 from edgeproxy.http.responses import ErrorForm
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
 from edgeproxy.review import audit
@@ -326,7 +325,7 @@ async def decide(request: Request, components: Components, record: AccessRecord)
         raise origin_error(str(exc)) from None
     review.queue.forget()
     review.metrics.decisions.labels(verdict).inc()
-    purged, ok = await purge_original(components, surrogate_key(origin, key), origin, key)
+    purged = await components.purger.purge(surrogate_key(origin, key), origin, key)
     line = audit.entry(
         at=time.time(),
         who=reviewer.who,
@@ -344,9 +343,9 @@ async def decide(request: Request, components: Components, record: AccessRecord)
         raise origin_error(f"the verdict is stored but the audit log could not be written: {exc.strerror}") from None
     _log.info("review verdict", extra={"fields": line})
     if _wants_json(request):
-        answer = {"origin": origin, "key": key, "verdict": verdict, "previous": previous, "purge": purged}
-        return JSONResponse(answer, status_code=200 if ok else 502, headers=_headers())
-    query = urlencode({"decided": f"{origin}/{key}", "verdict": verdict, "purge": "ok" if ok else "failed"})
+        answer = {"origin": origin, "key": key, "verdict": verdict, "previous": previous, "purge": purged.answer()}
+        return JSONResponse(answer, status_code=200 if purged.ok else 502, headers=_headers())
+    query = urlencode({"decided": f"{origin}/{key}", "verdict": verdict, "purge": "ok" if purged.ok else "failed"})
     return RedirectResponse(f"/review?{query}", status_code=303, headers=_headers())
 
 

@@ -10,7 +10,7 @@ object's ETag) changed, updated by ``POST /manifest/NAME``, and the ids whose im
   ``edgeproxy.manifest``) and counted (``edgeproxy_manifest_loads_total{outcome="failed"}``); the
   same bad stamp is not parsed again until it changes.
 - **Purges.** The ids whose rendered image may differ (``edgeproxy.manifest.changed``: added,
-  removed, another origin, key, sha256 or focal) are purged (``Purger``): their targets' cached
+  removed, another origin, key, sha256 or focal) are purged (``purge_ids``, ``service.purging``): their targets' cached
   originals are dropped from memory (a replaced object is fetched again), their stored derivatives
   deleted, and each id's surrogate key sent through every ``purge_hooks`` entry. An added id is
   purged too: its fallback image may be cached under its key.
@@ -34,9 +34,7 @@ from edgeproxy import manifest
 from edgeproxy.http.metrics import Metrics
 from edgeproxy.manifest import Entry, ManifestError
 from edgeproxy.origins.manifest import ManifestSource, SourceError
-from edgeproxy.purge import Hooks
-from edgeproxy.results.store import ResultStore, ResultStoreError
-from edgeproxy.service.originals import Originals
+from edgeproxy.service.purging import Purger
 from edgeproxy.service.validators import surrogate_key
 
 _log = logging.getLogger("edgeproxy.manifest")
@@ -44,40 +42,24 @@ _log = logging.getLogger("edgeproxy.manifest")
 PURGE_CONCURRENCY = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Purger:
-    """What a changed id is purged from: the ``originals`` cache (its old and new targets), the
-    ``results`` storage (None: none) and the CDNs (``hooks``)."""
+async def purge_ids(
+    purger: Purger, name: str, ids: Iterable[str], old: Mapping[str, Entry], new: Mapping[str, Entry]
+) -> list[dict[str, Any]]:
+    """Purge ``ids`` of manifest ``name`` (``old`` and ``new``: the versions before and after): the
+    originals of both versions dropped from memory in one pass, then each id's surrogate key purged
+    (``Purger.purge``), ``PURGE_CONCURRENCY`` at a time. One result per id, in order: ``{"id",
+    "surrogate_key", "stored", "hooks"}`` (``stored``: stored derivatives deleted, or why that
+    failed; ``hooks``: ``Hooks.purge``'s results). Never raises for a failed hook or store."""
+    ids = list(ids)
+    purger.drop({surrogate_key(e.origin, e.key) for v in (old, new) for i in ids if (e := v.get(i)) is not None})
+    semaphore = asyncio.Semaphore(PURGE_CONCURRENCY)
 
-    originals: Originals
-    results: ResultStore | None
-    hooks: Hooks
+    async def one(ident: str) -> dict[str, Any]:
+        async with semaphore:
+            purged = await purger.purge(surrogate_key(name, ident), name, ident, drop=False)
+            return {"id": ident, "surrogate_key": purged.tag, "stored": purged.stored, "hooks": purged.hooks}
 
-    async def purge(
-        self, name: str, ids: Iterable[str], old: Mapping[str, Entry], new: Mapping[str, Entry]
-    ) -> list[dict[str, Any]]:
-        """Purge ``ids`` of manifest ``name`` (``old`` and ``new``: the versions before and after);
-        one result per id, in order: ``{"id", "surrogate_key", "stored", "hooks"}`` (``stored``:
-        stored derivatives deleted, or why that failed; ``hooks``: ``Hooks.purge``'s results).
-        Never raises for a failed hook or store."""
-        ids = list(ids)
-        targets = {surrogate_key(e.origin, e.key) for v in (old, new) for i in ids if (e := v.get(i)) is not None}
-        self.originals.drop_any(targets)  # one pass over the cache, however many ids changed
-        semaphore = asyncio.Semaphore(PURGE_CONCURRENCY)
-
-        async def one(ident: str) -> dict[str, Any]:
-            async with semaphore:
-                tag = surrogate_key(name, ident)
-                stored: int | str = 0
-                if self.results is not None:
-                    try:
-                        stored = await self.results.purge(tag)
-                    except ResultStoreError as exc:
-                        stored = f"failed: {exc}"
-                hooks = await self.hooks.purge(tag, name, ident)
-                return {"id": ident, "surrogate_key": tag, "stored": stored, "hooks": hooks}
-
-        return list(await asyncio.gather(*(one(ident) for ident in ids)))
+    return list(await asyncio.gather(*(one(ident) for ident in ids)))
 
 
 @dataclass(slots=True)
@@ -169,7 +151,7 @@ class Manifests:
         ids = await asyncio.to_thread(manifest.changed, old, entries)
         _log.info("manifest %r loaded: %d ids, %d changed", m.name, len(entries), len(ids))
         if ids and purge:
-            await self.purger.purge(m.name, ids, old, entries)
+            await purge_ids(self.purger, m.name, ids, old, entries)
         return ids
 
     async def update(self, m: Manifest, updates: Mapping[str, Entry | None]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -194,7 +176,7 @@ class Manifests:
         self.metrics.manifest_ids.labels(m.name).set(len(new))
         ids = await asyncio.to_thread(manifest.changed, old, new)
         _log.info("manifest %r updated: %d ids, %d changed", m.name, len(new), len(ids))
-        return ids, await self.purger.purge(m.name, ids, old, new)
+        return ids, await purge_ids(self.purger, m.name, ids, old, new)
 
     def _failed(self, m: Manifest, reason: str) -> None:
         self.metrics.manifest_loads.labels(m.name, "failed").inc()
