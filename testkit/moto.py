@@ -74,6 +74,14 @@ class MotoS3:
         with contextlib.closing(self.client()) as s3:
             s3.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata)
 
+    def get(self, key: str) -> bytes | None:
+        """The object ``key`` as the bucket holds it now, or None when there is none."""
+        with contextlib.closing(self.client()) as s3:
+            try:
+                return bytes(s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                return None
+
     def start(self) -> None:
         """Run the server (again) on ``port``, wait until it answers, then create the bucket and put
         back the objects.

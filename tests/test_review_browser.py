@@ -1,6 +1,7 @@
 """The review page end to end, as a moderator uses it: an original uploaded to S3 (moto's server,
-``testkit.moto``) with the analysis object an ingest worker writes beside it (written here with
-``AnalysisRecord``: pending, no score), edgeproxy with moderation on in front of it, the shipped
+``testkit.moto``), whose object-created event reaches an SQS queue, where an ``edgeproxy ingest``
+worker (``testkit.ingest.Running``: the face model only, so no nsfw score and the verdict pending)
+analyses it and writes its analysis object beside it; edgeproxy with moderation on in front of it, the shipped
 Varnish VCL in front of edgeproxy (``testkit.varnish``), and Debian's Chromium driven by Playwright
 (as tests/test_browser.py: ``executable_path``, never a downloaded browser).
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -30,10 +30,13 @@ import numpy as np
 import pytest
 
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key, content_hash
+from edgeproxy.settings import load_settings
 from edgeproxy.vision.moderation import Verdict
+from testkit.app import KEY as SIGNING_KEY
 from testkit.app import make_client, signed
 from testkit.env import IN_CI, ROOT, require_varnish
 from testkit.images import decode, encode, loader_format, photo
+from testkit.ingest import Running, notified_queue, sqs_client, wait_for
 from testkit.moto import moto_s3
 from testkit.net import free_port
 from testkit.varnish import is_hit, start_varnish
@@ -48,7 +51,7 @@ KEY = "uploads/portrait.jpg"
 SHOTS = ARTIFACTS / "review"
 
 
-def test_approve_in_chromium_makes_varnish_serve_the_image_at_once(tmp_path: Path):
+def test_approve_in_chromium_makes_varnish_serve_the_image_at_once(tmp_path: Path, models: dict[str, Path]):
     require_varnish()
     why = browser_missing()
     if why:
@@ -60,24 +63,23 @@ def test_approve_in_chromium_makes_varnish_serve_the_image_at_once(tmp_path: Pat
     audit = tmp_path / "audit.jsonl"
     url = signed(f"/w:300/f:png/s3/{KEY}")
     varnish_port = free_port()
-    with moto_s3() as s3:
-        s3.put(KEY, PICTURE, model="sdxl-1.0")
-        record = AnalysisRecord(
-            origin="s3",
-            key=KEY,
-            etag='"any"',
-            sha256=content_hash(PICTURE),
-            models="none",
-            uploaded_at=time.time() - 42,
-            analysed_at=time.time() - 40.5,
-            width=480,
-            height=320,
-            nsfw=None,
-            faces=None,
-            verdict=Verdict.PENDING,
-            provenance={"model": "sdxl-1.0"},
+    with moto_s3() as s3, contextlib.closing(sqs_client(s3)) as sqs:
+        queue, _dlq = notified_queue(s3, sqs, s3.bucket, "uploads", visibility=2)
+        worker = load_settings(
+            origins={"s3": f"s3://{s3.bucket}"},
+            signing_key=SIGNING_KEY,
+            face_model=str(models["face"]),
+            ingest_queue_url=queue,
+            ingest_wait_time=1,
+            ingest_visibility_timeout=2,
+            **s3.settings(),
         )
-        s3.put(analysis_key(KEY), record.to_json())
+        with Running(worker) as ingest:
+            s3.put(KEY, PICTURE, model="sdxl-1.0")  # the upload: its event goes to the queue
+            record = AnalysisRecord.from_json(wait_for(lambda: s3.get(analysis_key(KEY)), timeout=30))
+            assert ingest.jobs("analysed") == 1
+        assert (record.key, record.verdict, record.nsfw, record.faces) == (KEY, Verdict.PENDING, None, ())
+        assert record.sha256 == content_hash(PICTURE) and record.latency < 30
         with (
             make_client(
                 {"s3": f"s3://{s3.bucket}"},
