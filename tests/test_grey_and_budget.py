@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgeproxy.compose import encoder_options
 from edgeproxy.quality.budget import MAX_ENCODES, fit_budget
 from edgeproxy.render.encoding import EncodeOptions, encode
+from edgeproxy.settings import load_settings
 from testkit import images
 from testkit.app import make_client, signed
 
@@ -153,3 +155,14 @@ def test_fit_budget_bisects_in_at_most_six_encodes():
     assert len(encode(image, "jpeg", fitted.quality + 4, True, OPTIONS)) > budget  # close to the best
     with pytest.raises(ValueError, match="png"):
         fit_budget(image, "png", budget, (100, first), OPTIONS, floor=10)
+
+
+def test_the_floor_is_the_max_bytes_min_quality_setting():
+    """Nothing fits 1 KiB at a floor of 60: the smallest encode made is the floor's."""
+    options = encoder_options(load_settings(allow_unsigned=True, max_bytes_min_quality=60))
+    assert options.max_bytes_floor == 60
+    image = images.photo(320, 240).copy_memory()
+    first = encode(image, "webp", 90, True, options)
+    fitted = fit_budget(image, "webp", 1024, (90, first), options, floor=options.max_bytes_floor)
+    assert (fitted.fits, fitted.quality) == (False, 60)
+    assert fitted.body == encode(image, "webp", 60, True, options)
