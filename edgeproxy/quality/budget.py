@@ -7,14 +7,16 @@ an encode that fits raises the bracket's floor, one that does not lowers its cei
 ``max_encodes`` encodes in all (``first`` included: 6 by default, which closes a range of 32
 qualities exactly; a wider one to within a few steps). The answer is the highest quality tried
 that fits; when none fits (the budget is below what even ``floor`` gives), the smallest body made,
-as imgproxy does (``processing/save_fit_bytes.go``: it keeps lowering the quality and answers the
-last encode); so ``mb`` never turns a render into an error.
+as imgproxy answers its last, lowest-quality encode then; so ``mb`` never turns a render into an
+error.
 
 The size of an encode falls with its quality almost everywhere, but not strictly (JPEG's chroma
 subsampling switches at Q 90; WebP and AVIF have small steps), so the answer is the highest fitting
 quality the bisection saw, not always the highest that exists: a few bytes of headroom may be
-left, never a byte over the budget (when anything fits). imgproxy instead lowers the quality by a
-step proportional to the overshoot, up to 10 times; a bisection bounds the encodes at 6.
+left, never a byte over the budget (when anything fits). imgproxy (``processing/save_fit_bytes.go``,
+github.com/imgproxy/imgproxy at 017722e9) instead scales the quality by 0.75, 0.5 or 0.25 as the
+body is up to 1.5, 3 or more times the budget, until it fits or the quality is 10 or less, with no
+bound on the encodes; a bisection bounds them at 6 and ends nearer the budget.
 
 Only lossy formats have a quality to lower (``LOSSY``: JPEG, WebP, AVIF); PNG (lossless, or a
 palette at a URL's ``q``), GIF and JPEG XL answer as encoded (docs/url-grammar.md). Blocking: run
