@@ -66,6 +66,7 @@ def encoder_options(settings: Settings) -> EncodeOptions:
         png_compression=settings.png_compression,
         jxl_effort=settings.jxl_effort,
         threads=settings.vips_concurrency,
+        max_bytes_floor=settings.max_bytes_min_quality,
     )
 
 

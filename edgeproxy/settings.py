@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # AVIF). quality_policy "target": a URL without q gets quality_target; "fixed": quality_<format>.
     quality_target: int = Field(70, ge=1, le=100)
     quality_policy: Literal["target", "fixed"] = "target"
+    # mb:N (a byte budget): the lowest encoder quality JPEG, WebP and AVIF go down to before the
+    # smallest encode made is answered over the budget.
+    max_bytes_min_quality: int = Field(10, ge=1, le=100)
     # optimise: how a derivative with a target is made. "background": the first answer is the fast
     # encode at the format's typical quality for the target, cached optimise_max_age seconds
     # (+ stale-while-revalidate), while a bounded background queue searches the quality with the slow

@@ -167,6 +167,8 @@ B64 = base64.urlsafe_b64encode(b"http://images.dev/lorem/ipsum.jpg").rstrip(b"="
         ("/rot:-90/ar:1/fl:1:0/plain/local:///a.jpg", "/rot:270/flip:h"),
         ("/q:0/cb:a%2Fb/plain/local:///a.jpg", "/v:" + __import__("hashlib").sha256(b"a%2Fb").hexdigest()[:32]),
         ("/f:jpg/plain/local:///a.jpg@webp", "/f:webp"),  # the extension is applied last, as imgproxy
+        ("/mb:20000/q:90/plain/local:///a.jpg", "/q:90/mb:20000"),
+        ("/max_bytes:5000/max_bytes:0/plain/local:///a.jpg", ""),  # 0: none, as imgproxy
     ],
 )
 def test_imgproxy_options_map_to_this_spec(path, options):
@@ -225,6 +227,8 @@ def test_only_presets_urls_name_presets_in_their_first_segment():
         ("/f:tiff/plain/local:///a.jpg", 400, "option f"),
         ("/q:101/plain/local:///a.jpg", 400, "option q"),
         ("/rot:45/plain/local:///a.jpg", 400, "option rot"),
+        ("/mb:1000/plain/local:///a.jpg", 400, "option mb: 1000 is outside 1024..104857600"),
+        ("/max_bytes:-5/plain/local:///a.jpg", 400, "option max_bytes: -5 is negative"),
         ("/el:maybe/plain/local:///a.jpg", 400, "option el"),
         ("/fit/300/300/ce/0/plain/local:///a.jpg", 400, "deprecated basic URL format"),
         ("/w:10/plain/local:///a.jpg@png@jpg", 400, "source"),
@@ -337,6 +341,18 @@ def test_an_imgproxy_url_and_its_edgeproxy_url_share_body_and_etag(client: httpx
     assert (image.width, image.height) == (120, 90)
     head = client.head("/imgproxy" + url(path))
     assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", via_native.headers["etag"])
+
+
+def test_a_byte_budget_is_the_same_derivative_as_edgeproxys_mb(client: httpx.Client):
+    path = "/rs:fit:200:150/mb:2500/plain/https://img.example.com/photo.jpg@jpg"
+    cfg = config(origins=(("https://img.example.com/", "demo"),), native_key=KEY)
+    native = translate(url(path, cfg), cfg)
+    assert native == signed("/w:200/h:150/f:jpeg/mb:2500/demo/photo.jpg")
+    via_imgproxy, via_native = imgproxy_get(client, path), client.get(native)
+    assert via_imgproxy.status_code == via_native.status_code == 200
+    assert (via_imgproxy.content, via_imgproxy.headers["etag"]) == (via_native.content, via_native.headers["etag"])
+    assert len(via_imgproxy.content) <= 2500
+    assert (decode(via_imgproxy.content).width, decode(via_imgproxy.content).height) == (200, 150)
 
 
 def test_a_base64_source_is_served(client: httpx.Client):

@@ -13,6 +13,8 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.url.grammar import compile_presets, parse_options, parse_path
 from edgeproxy.url.spec import (
     COMPASS,
+    MAX_MAX_BYTES,
+    MIN_MAX_BYTES,
     OPTION_NAMES,
     Crop,
     Fit,
@@ -37,7 +39,7 @@ def roundtrip(spec: TransformSpec) -> TransformSpec:
 def test_full_url_parses_into_typed_fields():
     spec, origin, key = parse_path(
         "/w:800/h:600/fit:cover/g:fp:0.25:0.75/dpr:2/f:webp/q:70/c:10:20:300:200/rot:90/flip:h"
-        "/blur:1.5/sharpen:0.5/bg:FF000080/enlarge:1/strip:0/exp:2000000000/v:abc/media/a%20b/c.jpg"
+        "/blur:1.5/sharpen:0.5/gray:1/mb:20000/bg:FF000080/enlarge:1/strip:0/exp:2000000000/v:abc/media/a%20b/c.jpg"
     )
     assert (origin, key) == ("media", "a b/c.jpg")
     assert spec == TransformSpec(
@@ -48,11 +50,13 @@ def test_full_url_parses_into_typed_fields():
         dpr=2.0,
         format=Format.WEBP,
         quality=70,
+        max_bytes=20_000,
         crop=Crop(10, 20, 300, 200, False),
         rotate=90,
         flip=Flip.H,
         blur=1.5,
         sharpen=0.5,
+        grayscale=True,
         background=(255, 0, 0, 128),
         enlarge=True,
         strip=False,
@@ -63,12 +67,13 @@ def test_full_url_parses_into_typed_fields():
 
 
 def test_long_names_and_aliases_are_equal():
-    short, _, _ = parse_path("/w:10/h:20/g:ne/f:jpg/q:5/c:0:0:1:1/rot:180/bg:ffffff/o/k")
+    short, _, _ = parse_path("/w:10/h:20/g:ne/f:jpg/q:5/mb:2048/c:0:0:1:1/rot:180/gray:1/bg:ffffff/o/k")
     long, _, _ = parse_path(
-        "/width:10/height:20/gravity:northeast/format:jpeg/quality:5/crop:0:0:1:1/rotate:180/background:FFFFFF/o/k"
+        "/width:10/height:20/gravity:northeast/format:jpeg/quality:5/max_bytes:2048/crop:0:0:1:1/rotate:180"
+        "/grayscale:1/background:FFFFFF/o/k"
     )
     assert short == long
-    assert canonical(short) == "/w:10/h:20/g:northeast/f:jpeg/q:5/c:0:0:1:1/rot:180/bg:ffffff"
+    assert canonical(short) == "/w:10/h:20/g:northeast/f:jpeg/q:5/mb:2048/c:0:0:1:1/rot:180/gray:1/bg:ffffff"
 
 
 def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
@@ -101,6 +106,10 @@ def test_default_spec_has_empty_canonical_form_and_key_may_contain_colons():
         ("/c:0:0:0:5/o/k", "option c: 0 is outside 1..1000000000"),
         ("/bg:red/o/k", "option bg: expected RRGGBB or RRGGBBAA hex, got 'red'"),
         ("/blur:0/o/k", "option blur: 0 is outside 0.0..100.0"),
+        ("/gray:2/o/k", "option gray: expected 0 or 1, got '2'"),
+        ("/mb:1023/o/k", "option mb: 1023 is outside 1024..104857600"),
+        ("/max_bytes:104857601/o/k", "option max_bytes: 104857601 is outside 1024..104857600"),
+        ("/mb:20k/o/k", "option mb: '20k' is not a whole number"),
         ("/pr:thumb/o/k", "option pr: unknown preset 'thumb'"),
         ("/pr:a%20b/o/k", "option pr: 'a b' is not a preset name (1-64 of A-Z a-z 0-9 _ -)"),
         ("/w:auto/h:10/o/k", "option w:auto: sets the width only and cannot be combined with h"),
@@ -161,6 +170,7 @@ base_specs = st.builds(
     dpr=st.decimals(min_value=1, max_value=4, places=3).map(float),
     format=st.sampled_from(Format),
     quality=st.none() | st.integers(1, 100),
+    max_bytes=st.none() | st.integers(MIN_MAX_BYTES, MAX_MAX_BYTES),
     trim=st.none()
     | st.builds(
         Trim,
@@ -172,6 +182,7 @@ base_specs = st.builds(
     flip=st.sampled_from(Flip),
     blur=st.none() | st.decimals(min_value="0.01", max_value=100, places=2).map(float),
     sharpen=st.none() | st.decimals(min_value="0.01", max_value=10, places=2).map(float),
+    grayscale=st.booleans(),
     background=st.none() | st.tuples(*[st.integers(0, 255)] * 4),
     redact=st.none() | st.sampled_from(Redact),
     enlarge=st.booleans(),

@@ -37,6 +37,9 @@ export interface TransformOptions {
   /** 1..100; "auto" (the server's SSIMULACRA2 target), or ["auto", N] / "auto:N" (target N, 1..100). */
   quality?: number | "auto" | ["auto", number] | string | null;
   q?: number | "auto" | ["auto", number] | string | null;
+  /** Byte budget 1024..104857600: JPEG, WebP and AVIF re-encoded at lower qualities until they fit. */
+  max_bytes?: number | null;
+  mb?: number | null;
   /** [x, y, width, height]: whole pixels, or fractions 0..1 when any value is written with a ".". */
   trim?: OptionValue | [OptionValue, string] | string | null;
   crop?: [OptionValue, OptionValue, OptionValue, OptionValue] | string | null;
@@ -49,6 +52,9 @@ export interface TransformOptions {
   blur?: number | null;
   /** Sigma, pixels, > 0 and <= 10. */
   sharpen?: number | null;
+  /** The output in grey (R = G = B), alpha kept. */
+  grayscale?: boolean | 0 | 1 | null;
+  gray?: boolean | 0 | 1 | null;
   /** "faces" (blurred), "faces:pixelate", ["faces", "blur" | "pixelate"]: every detected face hidden. */
   redact?: "faces" | "faces:blur" | "faces:pixelate" | ["faces", "blur" | "pixelate"] | null;
   /** RRGGBB or RRGGBBAA hex. */
@@ -191,6 +197,8 @@ export const OPTION_NAMES: Readonly<Record<string, string>>;
 export const OPTION_ORDER: readonly string[];
 export const MIME_TYPES: Readonly<Record<SourceFormat, string>>;
 export const SRC_MAX_WIDTH: number;
+export const MIN_MAX_BYTES: number;
+export const MAX_MAX_BYTES: number;
 /** "/info": the route prefix of GET /info, part of what its signatures cover. */
 export const INFO_PREFIX: string;
 /** One option value as the path writes it (numbers never in exponent notation). */

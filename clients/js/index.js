@@ -19,12 +19,14 @@ export const OPTION_NAMES = Object.freeze({
   dpr: "dpr",
   format: "f", f: "f",
   quality: "q", q: "q",
+  max_bytes: "mb", mb: "mb",
   trim: "trim",
   crop: "c", c: "c",
   rotate: "rot", rot: "rot",
   flip: "flip",
   blur: "blur",
   sharpen: "sharpen",
+  grayscale: "gray", gray: "gray",
   background: "bg", bg: "bg",
   redact: "redact",
   enlarge: "enlarge",
@@ -35,8 +37,8 @@ export const OPTION_NAMES = Object.freeze({
 
 /** The order options are written in, whatever order they were given in. */
 export const OPTION_ORDER = Object.freeze([
-  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "trim", "c", "rot", "flip", "blur", "sharpen", "bg", "redact",
-  "enlarge", "strip", "exp", "v",
+  "pr", "w", "h", "ar", "fit", "g", "dpr", "f", "q", "mb", "trim", "c", "rot", "flip", "blur", "sharpen", "gray",
+  "bg", "redact", "enlarge", "strip", "exp", "v",
 ]);
 
 /** <source type> of each format picture() can offer. */
@@ -47,6 +49,10 @@ export const MIME_TYPES = Object.freeze({
   jpeg: "image/jpeg",
   png: "image/png",
 });
+
+/** The byte budgets mb (max_bytes) takes (edgeproxy/url/spec.py: MIN_MAX_BYTES, MAX_MAX_BYTES). */
+export const MIN_MAX_BYTES = 1024;
+export const MAX_MAX_BYTES = 100 * 1024 * 1024;
 
 /** The route prefix of GET /info, also part of what its signatures cover. */
 export const INFO_PREFIX = "/info";
@@ -218,6 +224,9 @@ function checkOption(name, args) {
         throw bad(`option trim: expected an RRGGBB hex colour, got '${args[1]}'`);
       }
       return;
+    case "mb":
+      int(name, one(name, args), MIN_MAX_BYTES, MAX_MAX_BYTES);
+      return;
     case "c": {
       if (args.length !== 4) throw bad("option c: expected c:X:Y:W:H");
       if (args.some((a) => a.includes("."))) {
@@ -251,6 +260,7 @@ function checkOption(name, args) {
       return;
     case "enlarge":
     case "strip":
+    case "gray":
       if (!["0", "1"].includes(one(name, args))) throw bad(`option ${name}: expected 0 or 1, got '${args[0]}'`);
       return;
     case "exp":

@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from edgeproxy.compat.imgproxy_options import (
+    PRESET_NAME,
     RESIZING_TYPES,
     Option,
     apply_all,
-    compile_presets,
     format_name,
     split_options,
-    to_spec,
 )
-from edgeproxy.errors import bad_request, forbidden, not_found
+from edgeproxy.compat.imgproxy_spec import to_spec
+from edgeproxy.errors import ProxyError, bad_request, forbidden, not_found
 from edgeproxy.url.signing import UNSIGNED, sign_path
 from edgeproxy.url.spec import TransformSpec, build_path
 
@@ -104,6 +104,24 @@ class ImgproxyConfig:
             native_signature_size=settings.signature_size,
             prefix=settings.compat_imgproxy_prefix,
         )
+
+
+def compile_presets(presets: Mapping[str, str]) -> dict[str, tuple[Option, ...]]:
+    """imgproxy presets (name -> ``"rs:fill:300:300/q:80"``, as ``IMGPROXY_PRESETS``' ``name=options``)
+    as option lists; every option is checked by mapping a URL that uses the preset.
+
+    Raises:
+        ValueError: a bad name, an empty preset, or an option that does not map (its message).
+    """
+    compiled = {name: split_options(path.split("/")) for name, path in presets.items()}
+    for name, options in compiled.items():
+        if not PRESET_NAME.fullmatch(name) or not options:
+            raise ValueError(f"compat_imgproxy_presets: {name!r}: a name of A-Z a-z 0-9 _ - and at least one option")
+        try:
+            to_spec(apply_all(options, compiled))
+        except ProxyError as error:
+            raise ValueError(f"compat_imgproxy_presets: {name}: {error.message}") from None
+    return compiled
 
 
 def _hex(name: str, value: str | None) -> bytes:

@@ -11,7 +11,8 @@ RFC 4648 §5), over the rest of the path exactly as sent, without its leading ``
 its place only with ``compat_thumbor_unsafe``. The signature is checked before anything else is read.
 
 The mapping, option by option, and every difference from thumbor are in docs/migration/thumbor.md;
-``parse`` is the one function that applies it. Pure functions, no I/O: the HTTP route
+``parse`` is the one function that applies it (the geometry and the filters: ``thumbor_options``).
+Pure functions, no I/O: the HTTP route
 (``edgeproxy.compat.thumbor_route``) hands the result to the native transform path.
 """
 
@@ -21,15 +22,15 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from edgeproxy.compat.thumbor_filters import Filter, arity, boolean, colour, number, split_filters
+from edgeproxy.compat.thumbor_filters import split_filters
+from edgeproxy.compat.thumbor_options import apply_filters, geometry, oriented, point, refuse_unmapped
 from edgeproxy.errors import bad_request, forbidden, not_found
 from edgeproxy.url.signing import sign_path
-from edgeproxy.url.spec import COMPASS, MAX_DIMENSION, Crop, Fit, Flip, Format, Gravity, TransformSpec, build_path
+from edgeproxy.url.spec import Fit, Format, TransformSpec, build_path
 
 if TYPE_CHECKING:
     from edgeproxy.settings import Settings
@@ -41,8 +42,6 @@ RESERVED_PREFIXES = frozenset({"/info", "/purge", "/healthz", "/readyz", "/metri
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 #: A thumbor signature: 20 bytes of HMAC-SHA1 in base64url with its padding.
 _HASH = re.compile(r"[A-Za-z0-9_-]{27}=")
-#: ``focal(LEFTxTOP:RIGHTxBOTTOM)``'s argument, pixels.
-_FOCAL = re.compile(r"(\d{1,9})x(\d{1,9}):(\d{1,9})x(\d{1,9})")
 
 #: The grammar after the signature, segment by segment (thumbor 7.8's, from libthumbor's ``Url``).
 _URL = re.compile(
@@ -59,13 +58,6 @@ _URL = re.compile(
     r"(?P<image>.+)",
     re.DOTALL,
 )
-
-#: thumbor's ``halign``/``valign`` as (x, y) fractions, as ``FocalPoint.from_alignment``.
-_HALIGN = {"left": 0.0, "center": 0.5, "right": 1.0}
-_VALIGN = {"top": 0.0, "middle": 0.5, "bottom": 1.0}
-#: ``format(NAME)``: thumbor's names -> edgeproxy's formats (``heic``/``heif``: no such output here).
-_FORMATS = {"jpeg": Format.JPEG, "jpg": Format.JPEG, "png": Format.PNG, "gif": Format.GIF}
-_FORMATS |= {"webp": Format.WEBP, "avif": Format.AVIF}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +129,8 @@ def focused(mapped: Mapped, width: int, height: int) -> TransformSpec:
         cw, ch = min(c.width, width - c.x), min(c.height, height - c.y)
         x, y, width, height = x - c.x, y - c.y, int(cw), int(ch)
     if spec.fit is Fit.COVER and width > 0 and height > 0 and 0 <= x <= width and 0 <= y <= height:
-        spec = replace(spec, gravity=_point(x / width, y / height))
-    return _oriented(spec, mapped.ccw)
+        spec = replace(spec, gravity=point(x / width, y / height))
+    return oriented(spec, mapped.ccw)
 
 
 def signature(path: str, key: str | bytes) -> str:
@@ -198,19 +190,18 @@ def parse(path: str, config: ThumborConfig) -> Mapped:
     if match is None:  # pragma: no cover - IMAGE takes any non-empty rest
         raise bad_request("not a thumbor URL")
     parts = match.groupdict()
-    _refuse_unmapped(parts)
+    refuse_unmapped(parts)
     try:
         image = unquote(parts["image"], errors="strict")
         raw_filters = unquote(parts["filters"], errors="strict") if parts["filters"] else ""
     except UnicodeDecodeError:
         raise bad_request("thumbor URL is not valid percent-encoded UTF-8") from None
     filters = split_filters(raw_filters) if raw_filters else []
-    spec = _geometry(parts, config)
-    spec, ccw, focal = _apply_filters(spec, filters, fit_in=parts["fit_in"] is not None and not parts["full"])
+    spec = geometry(parts, faces=config.faces)
+    spec, ccw, focal = apply_filters(spec, filters, fit_in=parts["fit_in"] is not None and not parts["full"])
     origin, key = map_image(image, config)
     names = tuple(f.name for f in filters)
-    oriented = _oriented(spec, ccw)
-    return Mapped(oriented, origin, key, spec.format is Format.AUTO, names, focal, spec, ccw)
+    return Mapped(oriented(spec, ccw), origin, key, spec.format is Format.AUTO, names, focal, spec, ccw)
 
 
 def translate(path: str, config: ThumborConfig) -> str:
@@ -243,200 +234,6 @@ def map_image(image: str, config: ThumborConfig) -> tuple[str, str]:
         if image.startswith(prefix) and len(image) > len(prefix):
             return origin, image[len(prefix) :]
     raise not_found("no origin configured for this image (compat_thumbor_origins)")
-
-
-def unsupported_trim() -> None:
-    """``trim``: not in edgeproxy's grammar yet (when ``TransformSpec`` gains a trim field, map it here).
-
-    Raises:
-        ProxyError(400): always.
-    """
-    raise bad_request("thumbor option trim: not supported yet")
-
-
-def _refuse_unmapped(parts: Mapping[str, str | None]) -> None:
-    """400 for the URL parts edgeproxy has no equivalent of (each named)."""
-    if parts["debug"]:
-        raise bad_request("thumbor option debug: not supported")
-    if parts["meta"]:
-        raise bad_request(
-            "thumbor option meta: not supported (edgeproxy's GET /info answers with the original's facts)"
-        )
-    if parts["trim"]:
-        unsupported_trim()
-    if "orig" in (parts["width"], parts["height"]):
-        raise bad_request("thumbor size orig: not supported (give the size, or 0 to keep the ratio)")
-
-
-def _side(value: str | None, name: str) -> int | None:
-    """A thumbor width or height: None for absent or 0 (the ratio keeps it), else 1..MAX_DIMENSION."""
-    size = int(value) if value else 0
-    if size > MAX_DIMENSION:
-        raise bad_request(f"thumbor {name} {size}: over {MAX_DIMENSION}")
-    return size or None
-
-
-def _geometry(parts: Mapping[str, str | None], config: ThumborConfig) -> TransformSpec:
-    """The spec of the URL's crop, fit, size, flips, alignment and ``smart`` (before filters)."""
-    width, height = _side(parts["width"], "width"), _side(parts["height"], "height")
-    crop = None
-    if parts["left"] is not None:
-        left, top, right, bottom = (int(parts[k] or 0) for k in ("left", "top", "right", "bottom"))
-        if (left, top, right, bottom) != (0, 0, 0, 0):
-            if right <= left or bottom <= top:
-                raise bad_request(
-                    "thumbor crop AxB:CxD: the bottom-right corner must be right of and below the top-left"
-                )
-            crop = Crop(left, top, right - left, bottom - top)
-    flip = Flip(("h" if parts["hflip"] else "") + ("v" if parts["vflip"] else ""))
-    box = width is not None or height is not None
-    if parts["adaptive"] and width and height and width != height:
-        raise bad_request(
-            "thumbor option adaptive-fit-in: not supported with a box that is not square "
-            "(it swaps the box for an original of the other orientation, unknown from the URL)"
-        )
-    if parts["fit_in"] is None:
-        # Crop to the box's ratio, then scale to the box, enlarging (thumbor's default for sizes).
-        fit, enlarge = Fit.COVER, True
-    elif parts["full"]:
-        fit, enlarge = Fit.OUTSIDE, True  # full-fit-in: the smallest size covering the box, always
-    else:
-        fit, enlarge = Fit.INSIDE, False  # fit-in: inside the box, never enlarged
-    gravity = Gravity()
-    if parts["fit_in"] is None and box:
-        if parts["smart"]:
-            gravity = Gravity("face" if config.faces else "smart")
-        else:
-            gravity = _compass(_HALIGN[parts["halign"] or "center"], _VALIGN[parts["valign"] or "middle"])
-    if not box:
-        fit, enlarge = Fit.INSIDE, False  # no size: the original's, nothing to fit
-    return TransformSpec(width=width, height=height, fit=fit, enlarge=enlarge, gravity=gravity, crop=crop, flip=flip)
-
-
-def _compass(x: float, y: float) -> Gravity:
-    """The compass gravity at fractions (x, y) (each 0, 0.5 or 1)."""
-    name = next(name for name, point in COMPASS.items() if point == (x, y))
-    return Gravity(name, x, y)
-
-
-def _point(x: float, y: float) -> Gravity:
-    """The gravity at fractions (x, y) of the image: a compass name where there is one (a crop
-    anchored at 0, 0.5 or 1 is the same either way), else a focal point (``g:fp:X:Y``)."""
-    x, y = round(x, 6), round(y, 6)
-    if x in (0.0, 0.5, 1.0) and y in (0.0, 0.5, 1.0):
-        return _compass(x, y)
-    # Rounded to a millionth (a 60th of a pixel at the largest size), so the canonical form, and the
-    # ETag, do not carry the float noise of 1 - x.
-    return Gravity("fp", round(min(1.0, max(0.0, x)), 6), round(min(1.0, max(0.0, y)), 6))
-
-
-def _apply_filters(
-    spec: TransformSpec, filters: list[Filter], *, fit_in: bool
-) -> tuple[TransformSpec, int, tuple[int, int, int, int] | None]:
-    """(``spec`` with each thumbor filter applied, the ``rotate()`` angle counter-clockwise, the
-    ``focal()`` region or None); ``fit_in``: plain or adaptive ``fit-in``, where ``fill`` pads and
-    ``upscale`` enlarges. The rotation is left to ``_oriented``, the focal region to ``focused``.
-
-    Raises:
-        ProxyError(400): a filter edgeproxy does not map, or bad arguments; the message names it.
-    """
-    rotate = 0
-    fill: tuple[int, int, int, int] | None = None
-    focal: tuple[int, int, int, int] | None = None
-    for f in filters:
-        match f.name:
-            case "format":
-                arity(f, 1, 1)
-                fmt = _FORMATS.get(f.args[0].lower())
-                if fmt is None:
-                    raise bad_request(f"thumbor filter format: {f.args[0]!r} is not one of {'|'.join(_FORMATS)}")
-                spec = replace(spec, format=fmt)
-            case "quality":
-                arity(f, 1, 1)
-                spec = replace(spec, quality=int(number(f, 0, 1, 100, integer=True)))
-            case "fill":
-                arity(f, 1, 2)
-                if boolean(f, 1):
-                    raise bad_request("thumbor filter fill: fill_transparent is not supported")
-                fill = colour(f, f.args[0])
-            case "background_color":
-                arity(f, 1, 1)
-                spec = replace(spec, background=colour(f, f.args[0]))
-            case "blur":
-                arity(f, 1, 2)
-                radius = number(f, 0, 1, 150)
-                sigma = number(f, 1, 0, 100) if len(f.args) == 2 else 0
-                spec = replace(spec, blur=min(100.0, sigma or radius))
-            case "sharpen":
-                arity(f, 3, 3)
-                number(f, 0, 0, 10)  # amount: edgeproxy's sharpen has one strength (docs/migration/thumbor.md)
-                boolean(f, 2)
-                spec = replace(spec, sharpen=number(f, 1, 0.1, 10))
-            case "rotate":
-                arity(f, 1, 1)
-                angle = int(number(f, 0, -360000, 360000, integer=True))
-                if angle % 90:
-                    raise bad_request("thumbor filter rotate: the angle must be a multiple of 90")
-                rotate = angle % 360
-            case "no_upscale":
-                arity(f, 0, 0)
-                spec = replace(spec, enlarge=False)
-            case "upscale":
-                arity(f, 0, 0)
-                if fit_in:
-                    spec = replace(spec, enlarge=True)
-            case "stretch":
-                arity(f, 0, 0)
-                if spec.fit is Fit.COVER:
-                    spec = replace(spec, fit=Fit.FILL)
-            case "strip_exif" | "strip_icc":
-                arity(f, 0, 0)  # edgeproxy strips metadata and converts to sRGB by default (strip:1)
-            case "focal":
-                arity(f, 1, 1)
-                region = _FOCAL.fullmatch(f.args[0])
-                if region is None:
-                    raise bad_request(f"thumbor filter focal: expected LEFTxTOP:RIGHTxBOTTOM, got {f.args[0]!r}")
-                left, top, right, bottom = (int(v) for v in region.groups())
-                if right <= left or bottom <= top:
-                    raise bad_request(
-                        "thumbor filter focal: the bottom-right corner must be right of and below the top-left"
-                    )
-                focal = (left, top, right, bottom)
-            case "grayscale":
-                raise bad_request("thumbor filter grayscale: not supported (edgeproxy has no grayscale option)")
-            case _:
-                raise bad_request(f"thumbor filter {f.name}: not supported")
-    if spec.fit is Fit.FILL and not spec.enlarge:
-        raise bad_request("thumbor filters stretch and no_upscale together: not supported")
-    if fill is not None:
-        if spec.background is not None and spec.background != fill:
-            raise bad_request("thumbor filters fill and background_color with different colours: not supported")
-        spec = replace(spec, background=fill)
-        if fit_in and spec.width and spec.height:
-            spec = replace(spec, fit=Fit.PAD)  # padded to the box, centred, as thumbor's fill
-    return spec, rotate, focal
-
-
-def _oriented(spec: TransformSpec, ccw: int) -> TransformSpec:
-    """``spec`` with thumbor's order of crop, flips and ``rotate(ccw)`` (counter-clockwise degrees)
-    turned into edgeproxy's. thumbor crops to the box first (anchored by halign/valign), then flips,
-    then rotates (a filter, after the resize); edgeproxy rotates (clockwise) and flips first, then
-    crops in the turned frame. So the crop's anchor flips and turns with the image, the box's sides
-    swap for 90 and 270, and so do the flips' axes."""
-    flip, gravity = spec.flip, spec.gravity
-    if (gravity.kind in COMPASS or gravity.kind == "fp") and (flip is not Flip.NONE or ccw):
-        x, y = gravity.anchor()
-        x, y = (1 - x if "h" in flip.value else x), (1 - y if "v" in flip.value else y)
-        for _ in range(ccw // 90):
-            x, y = y, 1 - x  # a quarter turn counter-clockwise
-        gravity = _point(x, y)
-    if not ccw:
-        return replace(spec, gravity=gravity)
-    quarter = ccw in (90, 270)
-    width, height = (spec.height, spec.width) if quarter else (spec.width, spec.height)
-    if quarter and flip in (Flip.H, Flip.V):
-        flip = Flip.V if flip is Flip.H else Flip.H
-    return replace(spec, width=width, height=height, flip=flip, gravity=gravity, rotate=(360 - ccw) % 360)
 
 
 def check_prefix(prefix: str) -> str:

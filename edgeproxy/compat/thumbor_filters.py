@@ -71,8 +71,13 @@ def number(f: Filter, index: int, lo: float, hi: float, *, integer: bool = False
         raise bad_request(f"thumbor filter {f.name}: {arg!r} is not a {'whole ' if integer else ''}number")
     value = float(arg)
     if not lo <= value <= hi:
-        raise bad_request(f"thumbor filter {f.name}: {arg} is outside {lo:g}..{hi:g}")
+        raise bad_request(f"thumbor filter {f.name}: {arg} is outside {_text(lo)}..{_text(hi)}")
     return value
+
+
+def _text(value: float) -> str:
+    """A bound as a message writes it: whole numbers in full (``104857600``), others as ``%g``."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
 
 
 def boolean(f: Filter, index: int) -> bool:

@@ -56,6 +56,8 @@ class EncodeOptions:
     # The largest output (pixels of one frame) whose quality is searched for a target; a larger one
     # gets the format's typical quality (``edgeproxy.quality.encode``): a search costs several slow encodes.
     search_max_pixels: int = 0
+    # The lowest quality a byte budget (``mb:N``) goes down to (``edgeproxy.quality.budget``).
+    max_bytes_floor: int = 10
 
     def optimised(self, avif_effort: int, webp_effort: int, search_max_pixels: int) -> EncodeOptions:
         """These options for the optimised tier: AVIF ``avif_effort`` (or this tier's own when

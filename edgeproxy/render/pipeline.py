@@ -375,10 +375,13 @@ def pad(ctx: Context) -> None:
 
 
 def flatten(ctx: Context) -> None:
-    """Alpha onto ``background`` (default white) for formats without alpha; then 8-bit sRGB."""
+    """Alpha onto ``background`` (default white) for formats without alpha; then 8-bit sRGB, or
+    8-bit grey (alpha kept) for ``gray:1``, the background and padding included."""
     if ctx.format not in ALPHA_FORMATS:
         ctx.image = vips.flatten(ctx.image, ctx.spec.background or vips.WHITE)
     ctx.image = vips.to_srgb(ctx.image)
+    if ctx.spec.grayscale:
+        ctx.image = vips.grey(ctx.image)
 
 
 def encode(ctx: Context) -> None:
@@ -394,6 +397,7 @@ def encode(ctx: Context) -> None:
         options=ctx.encode_options,
         strip=spec.strip,
         deadline=ctx.watchdog,
+        max_bytes=spec.max_bytes,
     )
     ctx.body, ctx.quality, ctx.score = encoded.body, encoded.quality, encoded.score
 

@@ -416,3 +416,11 @@ def to_srgb(image: pyvips.Image) -> pyvips.Image:
     if image.interpretation in ("b-w", "grey16"):
         return image.colourspace("b-w")
     return image.colourspace("srgb")
+
+
+def grey(image: pyvips.Image) -> pyvips.Image:
+    """8-bit sRGB (or grey) ``image`` as 8-bit grey, alpha kept: libvips' ``colourspace("b-w")``,
+    the CIE luminance Y of the sRGB pixels (Rec. 709 weights, linear light) written back with
+    sRGB's curve, so encoders write a grey JPEG, PNG or GIF (one channel, or two with alpha), and
+    WebP and AVIF, which have no grey mode, R = G = B."""
+    return image if image.interpretation == "b-w" else image.colourspace("b-w")

@@ -96,7 +96,7 @@ class Renderer:
             resized=plan.resize != (source.width, source.height),
             cropped=plan.source_crop is not None or plan.final_crop is not None,
             transcoded=True,
-            filtered=bool(spec.blur or spec.sharpen or ctx.redact or ctx.moderation_blur),
+            filtered=bool(spec.blur or spec.sharpen or spec.grayscale or ctx.redact or ctx.moderation_blur),
             parameters={"width": rendered.width, "height": rendered.height, "format": rendered.format.value},
         )
         body = self.c2pa.sign(

@@ -13,9 +13,9 @@ percent-encoded, and the whole path signed with the proxy's key (docs/url-gramma
     '/info/vngUzqi6wQVVf_ZzcxPn6HJITv0gP2QIdfImqPakBIk/demo/photo.jpg'
 
 The builder writes options with their short names in one fixed order (``pr, w, h, ar, fit, g, dpr, f,
-q, trim, c, rot, flip, blur, sharpen, bg, redact, enlarge, strip, exp, v``), so the same options always give the
-same URL, hence one CDN cache entry (``edgeproxy.url.options`` writes them). Every option is checked
-with the proxy's own parser (``edgeproxy.url.grammar.parse_options``) before it is signed, and origin
+q, mb, trim, c, rot, flip, blur, sharpen, gray, bg, redact, enlarge, strip, exp, v``), so the same
+options always give the same URL, hence one CDN cache entry (``edgeproxy.url.options`` writes them).
+Every option is checked with the proxy's own parser (``edgeproxy.url.grammar.parse_options``) before it is signed, and origin
 names and keys with the proxy's own rules (``edgeproxy.url.keys``), so a URL the builder returns does not answer
 400 for its options (presets excepted: they are the proxy's configuration, so only their names are
 checked, and a preset's ``h`` with the URL's ``w:auto`` is found by the proxy alone). The JavaScript
@@ -107,13 +107,14 @@ class UrlBuilder:
     ``height``, source pixels or fractions for ``crop``, UNIX seconds for ``expires``)::
 
         preset (pr)  width (w)  height (h)  aspect_ratio (ar)  fit  gravity (g)  dpr  format (f)
-        quality (q)  trim  crop (c)  rotate (rot)  flip  blur  sharpen  background (bg)  redact  enlarge
-        strip  expires (exp)  version (v)
+        quality (q)  max_bytes (mb)  trim  crop (c)  rotate (rot)  flip  blur  sharpen  grayscale (gray)
+        background (bg)  redact  enlarge  strip  expires (exp)  version (v)
 
     e.g. ``width=640``, ``width=("auto", 640)`` (``w:auto:640``), ``gravity=("fp", 0.3, 0.4)``,
     ``width="auto", ar="1:1", fit="cover"`` (``w:auto/ar:1:1/fit:cover``: a square slot; ``ar`` also
     as ``(16, 9)`` or ``[16, 9]``; never with both ``width`` and ``height``),
-    ``redact="faces"`` or ``redact=("faces", "pixelate")``,
+    ``redact="faces"`` or ``redact=("faces", "pixelate")``, ``grayscale=True`` (``gray:1``),
+    ``max_bytes=20000`` (``mb:20000``, bytes),
     ``crop=(10, 20, 300, 200)`` (pixels; fractions need a value with a ``.`` in the path, so pass
     ``(0, 0, 0.5, 0.5)`` or strings such as ``("0", "0", "1.0", "1.0")``), ``preset=["thumb", "sharp"]``.
 

@@ -29,6 +29,8 @@ from edgeproxy.url.spec import (
     COMPASS,
     MAX_ASPECT_RATIO,
     MAX_DIMENSION,
+    MAX_MAX_BYTES,
+    MIN_MAX_BYTES,
     OPTION_NAMES,
     SHORT_NAMES,
     Crop,
@@ -260,8 +262,10 @@ def _parse_one(field: str, name: str, args: list[str]) -> object:
             return _num(name, arg, 0.0, 10.0, open_lo=True)
         case "background":
             return _parse_background(name, arg)
-        case "enlarge" | "strip":
+        case "enlarge" | "strip" | "grayscale":
             return _bool(name, arg)
+        case "max_bytes":
+            return _int(name, arg, MIN_MAX_BYTES, MAX_MAX_BYTES)
         case "expires":
             return _int(name, arg, 0, 2**40)
         case "version":

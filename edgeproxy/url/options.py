@@ -26,8 +26,8 @@ from edgeproxy.url.spec import SHORT_NAMES, TransformSpec, decimal_text
 #: names (``edgeproxy.url.spec.OPTION_NAMES``).
 OPTION_NAMES: dict[str, str] = {name: SHORT_NAMES[field] for name, field in SPEC_OPTION_NAMES.items()}
 #: The order options are written in, whatever order they were given in: presets first, then the
-#: canonical order (``edgeproxy.url.spec.canonical``), ``pr, w, h, ar, fit, g, dpr, f, q, trim, c, rot, flip, blur,
-#: sharpen, bg, redact, enlarge, strip, exp, v``.
+#: canonical order (``edgeproxy.url.spec.canonical``), ``pr, w, h, ar, fit, g, dpr, f, q, mb, trim, c, rot,
+#: flip, blur, sharpen, gray, bg, redact, enlarge, strip, exp, v``.
 OPTION_ORDER: tuple[str, ...] = ("pr", *(SHORT_NAMES[f.name] for f in fields(TransformSpec) if f.name in SHORT_NAMES))
 # What an option segment may hold: no percent-encoding needed, nothing a URL parser rewrites.
 _SEGMENT = re.compile(r"[A-Za-z0-9._~:-]+")

@@ -24,6 +24,10 @@ from urllib.parse import quote
 MAX_DIMENSION = 16384
 #: The most extreme aspect ratio ``ar`` takes, either way: 100:1 (a banner) to 1:100.
 MAX_ASPECT_RATIO = 100.0
+#: The byte budgets ``mb`` (``max_bytes``) takes: 1 KiB (below it even the lowest quality of a
+#: thumbnail rarely fits, and the answer would be the smallest encode anyway) to 100 MiB.
+MIN_MAX_BYTES = 1024
+MAX_MAX_BYTES = 100 * 1024 * 1024
 
 
 class Fit(enum.StrEnum):
@@ -154,6 +158,9 @@ class TransformSpec:
     dpr: float = 1.0  # device pixel ratio, 1..4
     format: Format = Format.AUTO
     quality: int | None = None  # 1..100; None: the format's configured default
+    # mb:N: lossy output (JPEG, WebP, AVIF) re-encoded at lower qualities until its body is at most N
+    # bytes (``edgeproxy.quality.budget``); other formats ignore it. MIN_MAX_BYTES..MAX_MAX_BYTES.
+    max_bytes: int | None = None
     # trim:T[:RRGGBB]: uniform borders removed first (before crop: c's pixels are the trimmed image's)
     trim: Trim | None = None
     crop: Crop | None = None
@@ -161,6 +168,7 @@ class TransformSpec:
     flip: Flip = Flip.NONE
     blur: float | None = None  # Gaussian sigma, pixels
     sharpen: float | None = None  # sigma, pixels
+    grayscale: bool = False  # gray:1: the output in grey (libvips "b-w": R = G = B), alpha kept
     background: tuple[int, int, int, int] | None = None  # RGBA 0..255
     redact: Redact | None = None  # redact:faces[:blur|:pixelate]: every detected face hidden
     enlarge: bool = False
@@ -211,6 +219,8 @@ OPTION_NAMES: dict[str, str] = {
     "format": "format",
     "q": "quality",
     "quality": "quality",
+    "mb": "max_bytes",
+    "max_bytes": "max_bytes",
     "trim": "trim",
     "c": "crop",
     "crop": "crop",
@@ -219,6 +229,8 @@ OPTION_NAMES: dict[str, str] = {
     "flip": "flip",
     "blur": "blur",
     "sharpen": "sharpen",
+    "gray": "grayscale",
+    "grayscale": "grayscale",
     "bg": "background",
     "background": "background",
     "redact": "redact",
