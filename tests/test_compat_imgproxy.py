@@ -169,6 +169,9 @@ B64 = base64.urlsafe_b64encode(b"http://images.dev/lorem/ipsum.jpg").rstrip(b"="
         ("/f:jpg/plain/local:///a.jpg@webp", "/f:webp"),  # the extension is applied last, as imgproxy
         ("/mb:20000/q:90/plain/local:///a.jpg", "/q:90/mb:20000"),
         ("/max_bytes:5000/max_bytes:0/plain/local:///a.jpg", ""),  # 0: none, as imgproxy
+        ("/trim:24:FF00FF/plain/local:///a.jpg", "/trim:24:ff00ff"),  # libvips find_trim's threshold, as ours
+        ("/t:10:f0a/plain/local:///a.jpg", "/trim:10:ff00aa"),
+        ("/trim:7.5:ffffff:0:0/plain/local:///a.jpg", "/trim:7.5:ffffff"),
     ],
 )
 def test_imgproxy_options_map_to_this_spec(path, options):
@@ -217,8 +220,10 @@ def test_only_presets_urls_name_presets_in_their_first_segment():
         ("/ph:1/plain/local:///a.jpg", 400, "option ph"),
         ("/skp:jpg:png/plain/local:///a.jpg", 400, "option skp"),
         ("/pd:10/plain/local:///a.jpg", 400, "option pd"),
-        ("/trim:10/plain/local:///a.jpg", 400, "option trim: not supported yet"),
-        ("/t:10/plain/local:///a.jpg", 400, "option trim: not supported yet"),
+        # imgproxy's TestParsePathTrim asks for equal_hor and equal_ver: edgeproxy trims sides apart
+        ("/trim:24:FF00FF:1:1/plain/local:///a.jpg", 400, "option trim: equal_hor is not supported"),
+        ("/trim:300/plain/local:///a.jpg", 400, "option trim: threshold 300 is over 255"),
+        ("/t:10:red/plain/local:///a.jpg", 400, "option t: 'red' is not a hex colour"),
         ("/extend:1:so:10:20/plain/local:///a.jpg", 400, "option extend: gravity offsets"),
         ("/crop:100:200/plain/local:///a.jpg", 400, "option crop: a crop in pixels needs gravity nowe"),
         ("/c:0.5:0.5:sm/plain/local:///a.jpg", 400, "option crop: gravity sm"),

@@ -33,7 +33,7 @@ from edgeproxy.url.signing import sign_path
 from edgeproxy.url.spec import canonical
 from testkit.app import KEY, make_client
 from testkit.env import IN_CI
-from testkit.images import decode, encode, photo, with_alpha
+from testkit.images import decode, encode, flat, photo, with_alpha
 from testkit.net import free_port
 
 #: (key, path after the signature, signature) from the upstream files in the module docstring.
@@ -166,6 +166,10 @@ def test_unsafe_urls_only_when_allowed():
         ("filters:sharpen(1.5,0.8,true)/a.jpg", "/sharpen:0.8/samples/a.jpg"),
         ("filters:strip_exif():strip_icc()/a.jpg", "/samples/a.jpg"),
         ("filters:grayscale()/a.jpg", "/gray:1/samples/a.jpg"),
+        # trim: the top-left colour; thumbor's tolerance (RGB distance) over sqrt(3) per band
+        ("trim/300x200/a.jpg", "/w:300/h:200/fit:cover/trim:0/enlarge:1/samples/a.jpg"),
+        ("trim:top-left:30/a.jpg", "/trim:17.32/samples/a.jpg"),
+        ("trim:20/fit-in/300x200/a.jpg", "/w:300/h:200/trim:11.55/samples/a.jpg"),
         (
             "300x200/filters:max_bytes(20000):quality(90)/a.jpg",
             "/w:300/h:200/fit:cover/q:90/mb:20000/enlarge:1/samples/a.jpg",
@@ -194,7 +198,12 @@ def test_smart_is_the_face_gravity_when_the_face_model_is_configured():
 @pytest.mark.parametrize(
     ("thumbor", "status", "message"),
     [
-        ("trim/a.jpg", 400, "thumbor option trim: not supported yet"),
+        (
+            "trim:bottom-right/a.jpg",
+            400,
+            "thumbor option trim:bottom-right: not supported (edgeproxy trims the top-left colour)",
+        ),
+        ("trim:443/a.jpg", 400, "thumbor option trim: tolerance 443 is over 442"),
         (
             "meta/a.jpg",
             400,
@@ -324,6 +333,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "port.png").write_bytes(encode(photo(240, 360, seed=1), "png"))
     (folder / "small.png").write_bytes(encode(photo(120, 80, seed=2), "png"))
     (folder / "alpha.png").write_bytes(encode(with_alpha(photo(200, 100, seed=3)), "png"))
+    # a product shot on a white sheet: a 200x120 photo at (60, 50) of a 300x200 white canvas
+    canvas = flat(300, 200, (255, 255, 255)).insert(photo(200, 120, seed=4), 60, 50)
+    (folder / "framed.png").write_bytes(encode(canvas, "png"))
     return folder
 
 
@@ -488,6 +500,9 @@ SAME_SIZE = [
     ("land.jpg", "-300x100/filters:focal(300x200:380x280)"),
     ("land.jpg", "300x200/filters:grayscale()"),
     ("port.png", "fit-in/200x100/filters:grayscale():max_bytes(4000)"),
+    ("framed.png", "trim"),
+    ("framed.png", "trim/100x0"),
+    ("framed.png", "trim:top-left:20/fit-in/150x150"),
 ]
 #: Cases whose pixels differ by design: thumbor without detectors (its default) crops ``smart`` at the
 #: centre, edgeproxy where libvips' attention measure points.

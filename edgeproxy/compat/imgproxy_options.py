@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from edgeproxy.errors import ProxyError, bad_request, not_found
+from edgeproxy.errors import bad_request, not_found
 
 #: imgproxy's resizing types (``rt``).
 RESIZING_TYPES = ("fit", "fill", "fill-down", "force", "auto")
@@ -45,9 +45,25 @@ PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 Option = tuple[str, tuple[str, ...]]
 
 
-def trim_unsupported(args: Sequence[str]) -> ProxyError:
-    """The answer to ``trim``/``t`` until ``TransformSpec`` has a trim (the one place to change)."""
-    return bad_request("option trim: not supported yet")
+def _trim(name: str, args: Sequence[str]) -> tuple[float, str | None]:
+    """``trim:THRESHOLD[:COLOR[:EQUAL_HOR[:EQUAL_VER]]]`` -> (threshold, RRGGBB or None). imgproxy's
+    threshold is libvips ``find_trim``'s, as edgeproxy's ``trim``; ``equal_hor``/``equal_ver`` (cut
+    as much from opposite sides) have no equivalent: 400 when set."""
+    _max_args(name, args, 4)
+    if not args or not args[0]:
+        raise bad_request(f"option {name}: expected {name}:THRESHOLD[:COLOR]")
+    threshold = _float(name, args[0], positive=True)
+    if threshold > 255:
+        raise bad_request(f"option {name}: threshold {args[0]} is over 255")
+    colour = None
+    if len(args) > 1 and args[1]:
+        if not _HEX.fullmatch(args[1]):
+            raise bad_request(f"option {name}: {args[1]!r} is not a hex colour")
+        colour = args[1] if len(args[1]) == 6 else "".join(c * 2 for c in args[1])
+    for flag, arg in zip(("equal_hor", "equal_ver"), args[2:], strict=False):
+        if arg and _bool(name, arg):
+            raise bad_request(f"option {name}: {flag} is not supported (edgeproxy trims each side on its own)")
+    return threshold, colour
 
 
 def split_options(segments: Sequence[str]) -> tuple[Option, ...]:
@@ -83,6 +99,7 @@ class Options:
     dpr: float = 1.0
     quality: int = 0
     max_bytes: int = 0  # 0: none
+    trim: tuple[float, str | None] | None = None  # (threshold, RRGGBB or None: the top-left pixel's)
     format: str | None = None
     background: tuple[int, int, int] | None = None
     blur: float = 0.0
@@ -305,7 +322,7 @@ def _apply(o: Options, option: Option, presets: Mapping[str, tuple[Option, ...]]
                 for inner in options:
                     _apply(o, inner, presets, (*used, preset))
         case "trim" | "t":
-            raise trim_unsupported(args)
+            o.trim = _trim(name, args)
         case _:
             raise bad_request(f"option {name}: not supported by edgeproxy's imgproxy compatibility")
 

@@ -138,6 +138,9 @@ def _to_segments(o: Options) -> list[str]:
         segments.append(f"q:{o.quality}")
     if o.max_bytes:
         segments.append(f"mb:{o.max_bytes}")
+    if o.trim is not None:
+        threshold, colour = o.trim
+        segments.append(f"trim:{decimal_text(threshold)}" + (f":{colour.lower()}" if colour else ""))
     crop = _crop_segment(o)
     if crop is not None:
         segments.append(crop)

@@ -9,6 +9,7 @@ functions, no I/O.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -26,6 +27,7 @@ from edgeproxy.url.spec import (
     Format,
     Gravity,
     TransformSpec,
+    Trim,
 )
 
 #: ``focal(LEFTxTOP:RIGHTxBOTTOM)``'s argument, pixels.
@@ -38,13 +40,26 @@ _FORMATS = {"jpeg": Format.JPEG, "jpg": Format.JPEG, "png": Format.PNG, "gif": F
 _FORMATS |= {"webp": Format.WEBP, "avif": Format.AVIF}
 
 
-def unsupported_trim() -> None:
-    """``trim``: not in edgeproxy's grammar yet (when ``TransformSpec`` gains a trim field, map it here).
+def trim(segment: str | None) -> Trim | None:
+    """thumbor's ``trim[:top-left|:bottom-right][:TOLERANCE]`` segment as edgeproxy's ``trim``: the
+    border colour is the top-left pixel's (as edgeproxy's), and thumbor's tolerance, a Euclidean
+    distance in RGB (0..442), becomes a per-band threshold of tolerance / sqrt(3) (the same for a
+    difference spread evenly over the three bands, as a grey border's). None without the segment.
 
     Raises:
-        ProxyError(400): always.
+        ProxyError(400): ``bottom-right`` (edgeproxy takes the top-left pixel's colour), a tolerance
+            over 442.
     """
-    raise bad_request("thumbor option trim: not supported yet")
+    if not segment:
+        return None
+    parts = segment.split(":")[1:]
+    corner = parts.pop(0) if parts and parts[0] in ("top-left", "bottom-right") else "top-left"
+    if corner == "bottom-right":
+        raise bad_request("thumbor option trim:bottom-right: not supported (edgeproxy trims the top-left colour)")
+    tolerance = int(parts[0]) if parts else 0
+    if tolerance > 442:
+        raise bad_request(f"thumbor option trim: tolerance {tolerance} is over 442")
+    return Trim(round(tolerance / math.sqrt(3), 2))
 
 
 def refuse_unmapped(parts: Mapping[str, str | None]) -> None:
@@ -55,8 +70,6 @@ def refuse_unmapped(parts: Mapping[str, str | None]) -> None:
         raise bad_request(
             "thumbor option meta: not supported (edgeproxy's GET /info answers with the original's facts)"
         )
-    if parts["trim"]:
-        unsupported_trim()
     if "orig" in (parts["width"], parts["height"]):
         raise bad_request("thumbor size orig: not supported (give the size, or 0 to keep the ratio)")
 
@@ -110,7 +123,16 @@ def geometry(parts: Mapping[str, str | None], *, faces: bool) -> TransformSpec:
             gravity = _compass(_HALIGN[parts["halign"] or "center"], _VALIGN[parts["valign"] or "middle"])
     if not box:
         fit, enlarge = Fit.INSIDE, False  # no size: the original's, nothing to fit
-    return TransformSpec(width=width, height=height, fit=fit, enlarge=enlarge, gravity=gravity, crop=crop, flip=flip)
+    return TransformSpec(
+        width=width,
+        height=height,
+        fit=fit,
+        enlarge=enlarge,
+        gravity=gravity,
+        trim=trim(parts["trim"]),
+        crop=crop,
+        flip=flip,
+    )
 
 
 def _compass(x: float, y: float) -> Gravity:
