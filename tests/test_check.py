@@ -231,6 +231,29 @@ def test_manifest_origin_names_ids_not_keys(tmp_path: Path) -> None:
     assert targets[0].url == "http://x" + signed("/w:100/catalog/SKU-1")
 
 
+def test_a_manifest_origin_is_checked_by_id_end_to_end(folder: Path, tmp_path: Path, capsys) -> None:
+    """The proxy serves the manifest as a manifest origin (``catalog``): ``check --manifest-origin``
+    requests each id (not its key), and the manifest's sizes make the dimensions exact."""
+    manifest = tmp_path / "catalog.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "SKU-1": {"origin": "shop", "key": "photo.jpg", "width": 400, "height": 300},
+                "SKU-2": {"origin": "shop", "key": "cutout.png", "width": 200, "height": 200},
+            }
+        )
+    )
+    with make_client({"shop": str(folder)}, manifest_origins={"catalog": str(manifest)}) as client:
+        args = ["check", "--manifest", str(manifest), "--manifest-origin", "catalog", "--base-url"]
+        status = main([*args, str(client.base_url), "--key", KEY, "--json", "--variant", "w:100/f:png"])
+    rows = json.loads(capsys.readouterr().out)
+    assert status == 0, rows
+    assert [(r["target"], r["status"], r["width"], r["height"]) for r in rows] == [
+        ("/w:100/f:png/catalog/SKU-1", 200, 100, 75),
+        ("/w:100/f:png/catalog/SKU-2", 200, 100, 100),
+    ]
+
+
 def test_bad_arguments_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["check"]) == 2
     assert (
