@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from testkit import coordinates
+from testkit import coordinates, images
 from testkit.app import make_client, signed
 from testkit.images import decode
 
@@ -150,11 +150,11 @@ FACE_OPTIONS = (
 
 
 @pytest.fixture(scope="module")
-def faces(corpus: Path, models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A 1,900-px portrait (the corpus' 800-px one enlarged) as JPEG, PNG and WebP, served with the
-    real face model."""
+def faces(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A 1,900 x 1,266 portrait (``testkit.images.face``: a drawn face that CenterFace finds, so no
+    corpus is needed) as JPEG, PNG and WebP, served with the real face model."""
     folder = tmp_path_factory.mktemp("faces")
-    big = pyvips.Image.new_from_file(str(corpus / "giunchedi-portrait.jpg")).resize(1900 / 800)
+    big = images.face(1900, 1266)
     (folder / "face.jpg").write_bytes(big.jpegsave_buffer(Q=90))
     (folder / "face.png").write_bytes(big.pngsave_buffer(compression=1))
     (folder / "face.webp").write_bytes(big.webpsave_buffer(Q=90, effort=0))
