@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from edgeproxy.vision.models import PINS
 from testkit.net import free_port
 
@@ -439,10 +441,19 @@ class Sandbox:
                 os.killpg(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
-                    try:
-                        os.killpg(pid, 0)
-                    except OSError:
+                    if not group_running(pid):
                         break
                     time.sleep(0.1)
                 else:
                     os.killpg(pid, signal.SIGKILL)
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of process group ``pgid`` still runs. A zombie does not: the sandbox's
+    servers outlive the shell that started them, so their parent is PID 1, which in a container may
+    never reap them (``os.killpg(pgid, 0)`` would then wait out the whole timeout)."""
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False

@@ -85,6 +85,7 @@ def test_format_bench_quality_search_bisects_to_the_first_quality_meeting_each_t
 
 
 @pytest.mark.slow
+@pytest.mark.extras
 def test_format_bench_finds_the_smallest_quality_with_the_real_encoders_and_metric(corpus: Path):
     pytest.importorskip("pillow_jxl", reason="bench.formats needs pillow-jxl-plugin (the jxl extra)")
     pytest.importorskip("ssimulacra2", reason="bench.formats needs ssimulacra2 (the bench extra)")
