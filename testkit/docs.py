@@ -221,12 +221,21 @@ _wait_http() {  # URL NAME: wait until URL answers, or the server NAME has exite
   done
   echo "sandbox: $1 did not answer within 60 s:" >&2; cat "$STATE/$2.log" >&2; return 1
 }
+_running() {  # PGID: whether a process of the group runs; a zombie does not (PID 1 may never reap it)
+  local f line state pgrp
+  for f in /proc/[0-9]*/stat; do
+    read -r line < "$f" 2>/dev/null || continue
+    read -r state _ pgrp _ <<< "${line##*) }"
+    if [ "$pgrp" = "$1" ] && [ "$state" != Z ]; then return 0; fi
+  done
+  return 1
+}
 _stop() {  # NAME: stop the server NAME (its whole process group), as Ctrl-C would
   local pid i
   [ -f "$STATE/$1.pid" ] || return 0
   pid=$(cat "$STATE/$1.pid")
   kill -TERM -- "-$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  for i in $(seq 1 100); do _running "$pid" || break; sleep 0.1; done
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$STATE/$1.pid"
 }
@@ -363,10 +372,9 @@ class Sandbox:
         if not pid.is_file():
             return False
         try:
-            os.kill(int(pid.read_text()), 0)
-        except (OSError, ValueError):
+            return group_running(int(pid.read_text()))  # its own process group (setsid)
+        except ValueError:
             return False
-        return True
 
     def _file(self, suffix: str, text: str) -> Path:
         self._count += 1
