@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from edgeproxy.vision.models import PINS
 from testkit.net import free_port
 
@@ -219,12 +221,21 @@ _wait_http() {  # URL NAME: wait until URL answers, or the server NAME has exite
   done
   echo "sandbox: $1 did not answer within 60 s:" >&2; cat "$STATE/$2.log" >&2; return 1
 }
+_running() {  # PGID: whether a process of the group runs; a zombie does not (PID 1 may never reap it)
+  local f line state pgrp
+  for f in /proc/[0-9]*/stat; do
+    read -r line < "$f" 2>/dev/null || continue
+    read -r state _ pgrp _ <<< "${line##*) }"
+    if [ "$pgrp" = "$1" ] && [ "$state" != Z ]; then return 0; fi
+  done
+  return 1
+}
 _stop() {  # NAME: stop the server NAME (its whole process group), as Ctrl-C would
   local pid i
   [ -f "$STATE/$1.pid" ] || return 0
   pid=$(cat "$STATE/$1.pid")
   kill -TERM -- "-$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  for i in $(seq 1 100); do _running "$pid" || break; sleep 0.1; done
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$STATE/$1.pid"
 }
@@ -361,10 +372,9 @@ class Sandbox:
         if not pid.is_file():
             return False
         try:
-            os.kill(int(pid.read_text()), 0)
-        except (OSError, ValueError):
+            return group_running(int(pid.read_text()))  # its own process group (setsid)
+        except ValueError:
             return False
-        return True
 
     def _file(self, suffix: str, text: str) -> Path:
         self._count += 1
@@ -439,10 +449,19 @@ class Sandbox:
                 os.killpg(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
-                    try:
-                        os.killpg(pid, 0)
-                    except OSError:
+                    if not group_running(pid):
                         break
                     time.sleep(0.1)
                 else:
                     os.killpg(pid, signal.SIGKILL)
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of process group ``pgid`` still runs. A zombie does not: the sandbox's
+    servers outlive the shell that started them, so their parent is PID 1, which in a container may
+    never reap them (``os.killpg(pgid, 0)`` would then wait out the whole timeout)."""
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False

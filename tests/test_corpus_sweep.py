@@ -139,7 +139,11 @@ def expected_answers(entry: dict) -> list[tuple[int, str] | None]:
     return refused if isinstance(refused, list) else [refused] * len(OPTION_SETS)
 
 
-@pytest.mark.parametrize("entry", manifest(), ids=lambda e: e["file"])
+@pytest.mark.parametrize(
+    "entry",
+    [pytest.param(e, marks=pytest.mark.extras) if set(e["tags"]) & set(EXTRA_TAGS) else e for e in manifest()],
+    ids=lambda e: e["file"],
+)
 def test_corpus_file_renders_or_gets_its_exact_4xx(client, corpus: Path, entry):
     for (options, accept), refused in zip(OPTION_SETS, expected_answers(entry), strict=True):
         r = client.get(signed(f"{options}/demo/{entry['file']}"), headers={"Accept": accept})
@@ -153,6 +157,7 @@ def test_corpus_file_renders_or_gets_its_exact_4xx(client, corpus: Path, entry):
         assert (image.width, page_height(image)) == expected_size(options, *upright_size(entry)), options
 
 
+@pytest.mark.extras
 def test_the_refusals_agree_with_the_manifest(corpus: Path):
     """Every file the manifest says must render is missing from ``REFUSED``, and every file there is
     one the manifest says cannot, but one: a GeoTIFF with tags libtiff warns about, which the

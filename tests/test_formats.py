@@ -2,8 +2,9 @@
 
 Runs in both installs: the default one (BMP, ICO, PSD and JPEG 2000 decode; HEIC and JPEG XL are a
 415 naming the extra) and with ``pip install '.[heif,jxl]'`` (everything decodes; ``f:jxl`` works).
-.ci/run runs this file a second time with the extras and ``EDGEPROXY_TEST_EXTRAS=1``, which makes a
-missing extra an error rather than the default install's answers. Every 200 is decoded and checked
+.ci/run runs the tests marked ``extras`` (those whose answers depend on an extra) a second time with
+the extras and ``EDGEPROXY_TEST_EXTRAS=1``, which makes a missing extra an error rather than the
+default install's answers. Every 200 is decoded and checked
 for size, orientation and alpha; hostile files must be a 413 or 422, not a hang, a 500 or a spike
 in memory.
 """
@@ -70,7 +71,9 @@ def mean_difference(a: pyvips.Image, b: pyvips.Image) -> float:
     return (a.colourspace("srgb") - b.colourspace("srgb")).abs().avg()
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.extras) if FILES[name][3] else name for name in FILES]
+)
 def test_every_corpus_file_of_these_formats_renders_upright_with_its_alpha(client, corpus: Path, name):
     width, height, alpha, extra = FILES[name]
     r = client.get(signed(f"/w:120/f:png/demo/{name}"))
@@ -127,6 +130,7 @@ def test_sixteen_bit_grey_jpeg2000_is_scaled_not_clipped(served):
     assert row == [0, 64, 128, 255]  # clipping 16 bits to 8 would give [0, 255, 255, 255]
 
 
+@pytest.mark.extras
 @needs_heif
 def test_iphone_style_heic_in_display_p3_with_exif_orientation_6_renders_upright_and_colour_managed(
     served, client, corpus
@@ -150,6 +154,7 @@ def test_iphone_style_heic_in_display_p3_with_exif_orientation_6_renders_upright
     assert mean_difference(ours, reference) < 2.5 < mean_difference(untagged, reference)
 
 
+@pytest.mark.extras
 @needs_jxl
 def test_jpeg_xl_transcoded_from_a_sideways_jpeg_renders_upright(served, client, corpus):
     t, folder, _ = served
@@ -162,6 +167,7 @@ def test_jpeg_xl_transcoded_from_a_sideways_jpeg_renders_upright(served, client,
     assert mean_difference(ours, reference) < 4  # 180° off (orientation 8 for 6) differs by about 50
 
 
+@pytest.mark.extras
 @needs_jxl
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
 @pytest.mark.parametrize("size", [(1, 1), (8, 8), (257, 100), (1200, 720), (640, 360), (333, 4000)])
@@ -177,6 +183,7 @@ def test_jpeg_xl_header_parser_agrees_with_libjxl(mode, size):
 # -- JPEG XL output ------------------------------------------------------------------------------
 
 
+@pytest.mark.extras
 def test_f_jxl_answers_jpeg_xl_or_names_the_extra(photo_client):
     r = photo_client.get(signed("/w:200/f:jxl/demo/photo.jpg"))
     if not EXTRAS["jxl"]:
@@ -189,6 +196,7 @@ def test_f_jxl_answers_jpeg_xl_or_names_the_extra(photo_client):
         assert (image.size, image.mode) == ((200, 133), "RGB")
 
 
+@pytest.mark.extras
 @needs_jxl
 def test_jpeg_xl_output_keeps_alpha(photo_client):
     r = photo_client.get(signed("/w:100/f:jxl/demo/alpha.png"))
@@ -199,6 +207,7 @@ def test_jpeg_xl_output_keeps_alpha(photo_client):
 JXL_ACCEPT = "image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8"  # what a JPEG XL browser sends
 
 
+@pytest.mark.extras
 def test_f_auto_chooses_jpeg_xl_only_when_enabled(photos: Path):
     path = signed("/w:200/demo/photo.jpg")
     with make_client({"demo": str(photos)}) as off:
@@ -300,6 +309,7 @@ def check_hostile_answer(r: httpx.Response, name: str, status: int, text: str | 
     assert r.headers["cache-control"] == "public, max-age=60"
 
 
+@pytest.mark.extras
 @pytest.mark.timeout(120)
 def test_hostile_files_are_refused_from_the_header_or_fail_cleanly(served, corpus: Path):
     t, folder, _ = served

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from testkit.app import make_client, signed
 from testkit.env import EXTRAS, ROOT, require_tool
@@ -35,6 +36,7 @@ def exercise(client: httpx.Client) -> None:
     assert client.get(signed("/w:100/demo/zz-secret-key.jpg")).status_code == 404
 
 
+@pytest.mark.extras  # the formats counted include jxl with the [jxl] extra
 def test_metric_values_match_what_was_done(photos: Path):
     with make_client({"demo": str(photos)}) as client:
         exercise(client)
@@ -257,6 +259,7 @@ def test_json_formatter_writes_one_object_per_line():
     assert data["status"] == 200 and data["message"] == "request" and data["time"].endswith("Z")
 
 
+@pytest.mark.extras
 def test_readyz_checks_encoders(photo_client):
     body = photo_client.get("/readyz").json()
     jxl = {"jxl": True} if EXTRAS["jxl"] else {}  # JPEG XL output only with the [jxl] extra

@@ -66,7 +66,7 @@ def storage(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_first_answer_is_fast_and_short_lived_then_the_optimised_one_is_smaller_and_immutable(photos, storage):
-    path = signed("/w:600/q:auto:70/f:avif/demo/photo.jpg")
+    path = signed("/w:300/q:auto:70/f:avif/demo/photo.jpg")
     with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
         fast = c.get(path)
         assert (fast.status_code, fast.headers["cache-control"], fast.headers["content-type"]) == (
@@ -78,10 +78,10 @@ def test_the_first_answer_is_fast_and_short_lived_then_the_optimised_one_is_smal
         assert best.headers["cache-control"] == IMMUTABLE
         assert best.headers["etag"] != fast.headers["etag"]
         assert best.headers["surrogate-key"] == fast.headers["surrogate-key"]
-        ref = reference(c, "w:600")
+        ref = reference(c, "w:300")
         fast_image, best_image = decode(fast.content), decode(best.content)
         assert [loader_format(i) for i in (fast_image, best_image)] == ["heif", "heif"]
-        assert (best_image.width, best_image.height) == (fast_image.width, fast_image.height) == (600, 400)
+        assert (best_image.width, best_image.height) == (fast_image.width, fast_image.height) == (300, 200)
         assert score(ref, best_image) >= 70 - 1  # the target, within the metric's rounding
         assert len(best.content) < len(fast.content)
         assert metric(c, "edgeproxy_optimise_total", outcome="done") == 1
@@ -120,7 +120,7 @@ def test_inline_makes_the_optimised_tier_on_the_first_request(photos, storage):
 
 
 def test_another_process_sharing_the_storage_answers_the_optimised_tier_without_rendering(photos, storage):
-    path = signed("/w:500/q:auto/f:avif/demo/photo.jpg")
+    path = signed("/w:300/q:auto/f:avif/demo/photo.jpg")
     with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
         c.get(path)
         best = optimised(c, path)
@@ -232,7 +232,7 @@ def test_a_hung_s3_result_store_costs_requests_a_render_not_a_wait_and_is_tried_
 
 
 def test_only_the_admin_can_make_a_request_wait_for_the_optimised_tier(photos, storage):
-    path = signed("/w:600/q:auto/f:avif/demo/photo.jpg")
+    path = signed("/w:300/q:auto/f:avif/demo/photo.jpg")
     wait = {"X-Edgeproxy-Optimise": "wait"}
     with make_client({"demo": str(photos)}, result_storage=storage, **TIERED) as c:
         for outsider in ({}, {"Authorization": "Bearer not-the-token-at-all-0000"}):
@@ -240,7 +240,7 @@ def test_only_the_admin_can_make_a_request_wait_for_the_optimised_tier(photos, s
             assert answer.headers["cache-control"] == FAST, outsider  # never buys a slow render inline
         admin = c.get(path, headers={**wait, "Authorization": f"Bearer {TOKEN}"})
         assert admin.headers["cache-control"] == IMMUTABLE
-        assert score(reference(c, "w:600"), decode(admin.content)) >= 70 - 1
+        assert score(reference(c, "w:300"), decode(admin.content)) >= 70 - 1
 
 
 def test_prewarm_with_the_optimise_url_leaves_the_optimised_tier_for_the_cdn(photos, storage, tmp_path):
@@ -300,9 +300,9 @@ def test_an_animation_and_its_304_are_one_immutable_answer(photos, storage):
 
 def test_inline_without_a_result_storage_still_searches_and_says_where_the_time_went(photos):
     with make_client({"demo": str(photos)}, result_storage="off", optimise="inline") as c:
-        first = c.get(signed("/w:600/q:auto:80/f:avif/demo/photo.jpg"))
+        first = c.get(signed("/w:300/q:auto:80/f:avif/demo/photo.jpg"))
         assert first.headers["cache-control"] == IMMUTABLE
-        assert score(reference(c, "w:600"), decode(first.content)) >= 80 - 1
+        assert score(reference(c, "w:300"), decode(first.content)) >= 80 - 1
     timing = dict(part.split(";dur=") for part in first.headers["server-timing"].split(", "))
     assert float(timing["render"]) > float(timing["queue"])  # the search is the render, not a wait
 

@@ -4,6 +4,7 @@ served the wrong thing would make them pass for the wrong reason."""
 
 from __future__ import annotations
 
+import ast
 import http.client
 import socket
 import time
@@ -14,6 +15,7 @@ import pytest
 import pyvips
 
 from testkit import images
+from testkit.env import ROOT
 from testkit.origin import Fault, Reply, etag, redirect, serve_origin
 
 
@@ -141,3 +143,51 @@ def test_oriented_jpegs_come_upright_after_autorotation(orientation: int):
     turned = stored.autorot()
     assert (turned.width, turned.height) == (60, 40)
     assert (turned.cast("float") - upright).abs().avg() < 6  # JPEG's loss only
+
+
+#: What makes a test's answer depend on the optional extras: testkit.env's table of them, test_formats'
+#: skip marks, Pillow's check for an extra's plugin, or importing an extra's package.
+EXTRA_NAMES = {"EXTRAS", "needs_heif", "needs_jxl", "missing_extra"}
+EXTRA_PACKAGES = {"pillow_heif", "pillow_jxl"}
+
+
+def _depends_on_extras(node: ast.AST, tainted: set[str]) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in EXTRA_NAMES | tainted:
+            return True
+        if isinstance(sub, ast.Attribute) and sub.attr in EXTRA_NAMES:
+            return True
+        if isinstance(sub, ast.Constant) and sub.value in EXTRA_PACKAGES:
+            return True
+    return False
+
+
+def _marked_extras(node: ast.AST) -> bool:
+    return any(isinstance(sub, ast.Attribute) and sub.attr == "extras" for sub in ast.walk(node))
+
+
+def test_every_test_whose_answer_depends_on_an_extra_is_marked_extras():
+    """.ci/run's second pass (the extras installed) runs only ``-m extras``: a test that branches on
+    an extra, directly or through its module's helpers and fixtures, unmarked would never be run
+    with them. Its parametrized cases may carry the mark one by one."""
+    unmarked, marked = [], 0
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        if any(_marked_extras(n) for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)):
+            continue  # a module-level pytestmark
+        functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+        tainted: set[str] = set()
+        while True:  # helpers and fixtures that reach an extra, to a fixed point
+            more = {f.name for f in functions if f.name not in tainted and _depends_on_extras(f, tainted)}
+            if not more:
+                break
+            tainted |= more
+        for test in (f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name.startswith("test_")):
+            uses = {a.arg for a in test.args.args} & tainted
+            if test.name in tainted or uses:
+                if any(_marked_extras(d) for d in test.decorator_list):
+                    marked += 1
+                else:
+                    unmarked.append(f"{path.name}::{test.name}")
+    assert unmarked == [], "mark them @pytest.mark.extras: .ci/run's second pass runs only those"
+    assert marked >= 12  # the check sees them (test_formats, test_corpus_sweep, test_metrics, ...)

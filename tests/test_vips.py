@@ -279,6 +279,7 @@ def test_encode_grey_to_avif_and_animations_to_webp_and_gif():
         assert (decoded.get("n-pages"), images.page_height(decoded)) == (3, 40), fmt
 
 
+@pytest.mark.extras
 def test_encode_jxl_or_it_is_not_offered():
     if pillow.missing_extra("jxl") is not None:
         assert "jxl" not in encoding.check_encoders(OPTIONS)
