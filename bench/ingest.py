@@ -20,16 +20,13 @@ on a quiet machine).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -90,26 +87,27 @@ def _queue(moto: MotoS3) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=report.default_corpus())
+    parser = report.parser("bench.ingest", __doc__, corpus=True, output=False)
     parser.add_argument("--uploads", type=int, default=20, help="originals put one at a time (default %(default)s)")
     parser.add_argument("--interval", type=float, default=1.5, help="seconds between them (default %(default)s)")
     parser.add_argument("--batch", type=int, default=24, help="originals put at once (default %(default)s)")
     args = parser.parse_args(argv)
     photos = [(args.corpus / name).read_bytes() for name in PHOTOS]
     models = default_dir()
-    with moto_s3("bench-ingest") as moto, tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+    with moto_s3("bench-ingest") as moto:
         queue = _queue(moto)
-        config = Path(tmp) / "ingest.toml"
-        config.write_text(
-            'signing_key = "bench"\n'
-            f'nsfw_model = "{models / "open-nsfw.onnx"}"\nface_model = "{models / "centerface.onnx"}"\n'
-            f'ingest_queue_url = "{queue}"\nlog_level = "warning"\n'
-            + "".join(f'{k} = "{v}"\n' for k, v in moto.settings().items())
-            + f'[origins]\nmedia = "s3://{moto.bucket}"\n'
-        )
+        settings = {
+            "signing_key": "bench",
+            "nsfw_model": str(models / "open-nsfw.onnx"),
+            "face_model": str(models / "centerface.onnx"),
+            "ingest_queue_url": queue,
+            "log_level": "warning",
+            "origins": json.dumps({"media": f"s3://{moto.bucket}"}),
+            **{k: str(v) for k, v in moto.settings().items()},
+        }
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEPROXY_", "AWS_"))}
-        worker = subprocess.Popen([sys.executable, "-m", "edgeproxy", "ingest", "--config", str(config)], env=env)
+        env.update({f"EDGEPROXY_{k.upper()}": v for k, v in settings.items()})  # the worker's settings
+        worker = subprocess.Popen([sys.executable, "-m", "edgeproxy", "ingest"], env=env)
         try:
             with contextlib.closing(moto.client()) as s3:
                 _wait_ready(s3, moto, photos[0])

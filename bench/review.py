@@ -21,7 +21,6 @@ Prints medians in milliseconds.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import report
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
 from edgeproxy.vision.moderation import Verdict
 from testkit.app import make_served
@@ -85,7 +85,7 @@ def _measure(client: httpx.Client, origin: str, items: int, verdicts: int, repea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = report.parser("bench.review", __doc__, output=False)
     parser.add_argument("--items", type=int, default=2000, help="analysis objects per origin")
     parser.add_argument("--verdicts", type=int, default=30, help="verdicts given per origin")
     parser.add_argument("--repeat", type=int, default=5, help="listings timed")
