@@ -12,7 +12,7 @@ def purge(args: argparse.Namespace) -> int:
     Returns 0 on 200, 1 on another status or a network error, 2 without an admin token."""
     import httpx
 
-    from edgeproxy.settings import env_admin_token
+    from edgeproxy.settings_env import env_admin_token
 
     token = args.admin_token or env_admin_token()
     if not token:
@@ -36,7 +36,7 @@ def prewarm(args: argparse.Namespace) -> int:
     """Request the derivatives of ``args.keys_file`` in every variant (``edgeproxy.prewarm``). Returns its exit
     status, or 2 on bad arguments."""
     from edgeproxy import prewarm
-    from edgeproxy.settings import env_admin_token, env_signature_size, env_signing_key
+    from edgeproxy.settings_env import env_admin_token, env_signature_size, env_signing_key
 
     key = args.signing_key or env_signing_key()
     if not key:
@@ -74,7 +74,7 @@ def probe(args: argparse.Namespace) -> int:
     import json
 
     from edgeproxy import check
-    from edgeproxy.settings import env_signature_size, env_signing_key
+    from edgeproxy.settings_env import env_signature_size, env_signing_key
 
     accepts = args.accept or [check.DEFAULT_ACCEPT]
     targets: list[check.Target] = []

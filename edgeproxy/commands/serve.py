@@ -95,7 +95,8 @@ def check_config(args: argparse.Namespace) -> int:
     error: deployments give it through ``EDGEPROXY_SIGNING_KEY`` (a Kubernetes Secret, say)."""
     import tomllib
 
-    from edgeproxy.settings import SettingsError, env_allow_unsigned, env_signing_key, load_settings
+    from edgeproxy.settings import SettingsError, load_settings
+    from edgeproxy.settings_env import env_allow_unsigned, env_signing_key
     from edgeproxy.settings_io import describe
 
     if args.no_env:

@@ -10,7 +10,7 @@ import sys
 def sign(args: argparse.Namespace) -> int:
     """Print ``args.path`` signed (``--info``: the ``/info`` URL path). Returns 0, or 2 without a key or with a
     bad path or signature size."""
-    from edgeproxy.settings import env_signature_size, env_signing_key
+    from edgeproxy.settings_env import env_signature_size, env_signing_key
     from edgeproxy.url.signing import INFO_PREFIX, sign_path
 
     key = args.signing_key or env_signing_key()
