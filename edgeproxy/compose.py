@@ -5,8 +5,9 @@ it lives on the ``Components`` (``app.state.components``).
 What is built here: the origins and their HTTP client (with the SSRF guard), the render pool, the
 original cache, the vision models, the C2PA signer, the metrics, the header policy, the purge hooks,
 and the request service (``service.derive.Service``) over them. ``settings.py`` only describes and
-checks the settings; turning them into domain objects (a moderation ``Policy``, ``AutoSize``,
-``CdnApis``, encoder options) is done here.
+checks the settings; ``settings_values`` turns them into the domain's values (a moderation
+``Policy``, ``AutoSize``, ``CdnApis``, encoder options, source limits, ``S3Options``), importable
+from here too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from pydantic import SecretStr
 
 from edgeproxy import PIPELINE_VERSION, __version__
 from edgeproxy.cache import OriginalCache
@@ -29,8 +29,8 @@ from edgeproxy.http.responses import HeaderPolicy
 from edgeproxy.origins import Origin, S3Options, build_origins
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.origins.manifest import manifest_source
-from edgeproxy.purge import CdnApis, Hooks, PurgeHook
-from edgeproxy.render import pillow, pipeline, vips
+from edgeproxy.purge import Hooks, PurgeHook
+from edgeproxy.render import pillow, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
 from edgeproxy.results.breaker import GuardedStore
@@ -42,9 +42,14 @@ from edgeproxy.service.optimise import Optimiser
 from edgeproxy.service.originals import Originals
 from edgeproxy.service.purging import Purger
 from edgeproxy.settings import Settings
+from edgeproxy.settings_values import auto_size as auto_size
+from edgeproxy.settings_values import cdn_apis as cdn_apis
+from edgeproxy.settings_values import encoder_options as encoder_options
+from edgeproxy.settings_values import moderation_policy as moderation_policy
+from edgeproxy.settings_values import s3_options as s3_options
+from edgeproxy.settings_values import source_limits as source_limits
 from edgeproxy.url.grammar import compile_presets
 from edgeproxy.url.signing import PathSigner
-from edgeproxy.vision.moderation import Action, Policy
 
 if TYPE_CHECKING:
     from edgeproxy.provenance.context import C2paContexts
@@ -55,58 +60,6 @@ if TYPE_CHECKING:
 class StartupError(Exception):
     """Something ``compose`` loads cannot be used: a vision model (``vision.runtime.ModelError``)
     or the C2PA certificate and key (``provenance.sign.ProvenanceError``); the message names the file."""
-
-
-def encoder_options(settings: Settings) -> EncodeOptions:
-    """The encoder part of ``settings``."""
-    return EncodeOptions(
-        avif_effort=settings.avif_effort,
-        webp_effort=settings.webp_effort,
-        jpeg_progressive=settings.jpeg_progressive,
-        png_compression=settings.png_compression,
-        jxl_effort=settings.jxl_effort,
-        threads=settings.vips_concurrency,
-        max_bytes_floor=settings.max_bytes_min_quality,
-    )
-
-
-def auto_size(settings: Settings) -> AutoSize:
-    """The ``auto_*`` settings for ``negotiate`` (``w:auto``, ``dpr:auto``)."""
-    return AutoSize(tuple(settings.auto_width_buckets), settings.auto_width_fallback, tuple(settings.auto_dpr_buckets))
-
-
-def moderation_policy(settings: Settings) -> Policy:
-    """The ``moderation_*`` settings for ``moderation.decide``."""
-    return Policy(
-        settings.moderation_block_threshold, settings.moderation_blur_threshold, Action(settings.moderation_pending)
-    )
-
-
-def cdn_apis(settings: Settings) -> CdnApis:
-    """Where and as whom purge hooks call the CDN APIs."""
-    return CdnApis(
-        fastly_url=settings.fastly_api_url,
-        fastly_token=_secret(settings.fastly_api_token),
-        cloudflare_url=settings.cloudflare_api_url,
-        cloudflare_token=_secret(settings.cloudflare_api_token),
-    )
-
-
-def source_limits(settings: Settings) -> pipeline.Limits:
-    """The source limits every render and analysis checks."""
-    return pipeline.Limits(
-        max_source_bytes=settings.max_source_bytes,
-        max_source_pixels=settings.max_source_pixels,
-        max_frames=settings.max_frames,
-        max_output_dimension=settings.max_output_dimension,
-        allowed_formats=frozenset(settings.allowed_input_formats),
-        max_blur_cost=settings.max_blur_cost,
-        trim_max_side=settings.trim_max_side,
-    )
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +153,6 @@ def _load_c2pa(settings: Settings, contexts: C2paContexts | None) -> tuple[Deriv
     except ProvenanceError as exc:
         raise StartupError(f"c2pa: {exc}") from None
     return signer, hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
-
-
-def s3_options(settings: Settings) -> S3Options:
-    """How S3 is reached (origins and the result storage), from ``settings``."""
-    return S3Options(
-        endpoint_url=settings.s3_endpoint_url,
-        region=settings.s3_region,
-        access_key_id=settings.s3_access_key_id,
-        secret_access_key=_secret(settings.s3_secret_access_key),
-        session_token=_secret(settings.s3_session_token),
-        virtual_hosted_style=settings.s3_virtual_hosted_style,
-        connect_timeout=settings.origin_connect_timeout,
-    )
 
 
 def result_storage(settings: Settings, s3: S3Options) -> ResultStore | None:

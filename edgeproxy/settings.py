@@ -1,6 +1,8 @@
 """All configuration, in one place; with ``edgeproxy.settings_io`` (the settings handed to worker
-processes), the only module that reads the environment. This is the schema (names, types, defaults,
-bounds); the rules beyond those are ``edgeproxy.settings_checks``'s, attached to the fields here.
+processes) and ``edgeproxy.settings_env`` (the few variables commands read alone), the only module
+that reads the environment. This is the schema (names, types, defaults, bounds), the optional
+features' groups composed from ``edgeproxy.settings_features``; the rules beyond those are
+``edgeproxy.settings_checks``'s, attached to the fields here.
 ``edgeproxy.compose`` builds the app's objects from it.
 
 Precedence: defaults < TOML file (``--config``) < ``EDGEPROXY_*`` environment < command line.
@@ -25,23 +27,28 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edgeproxy.compat.thumbor import check_prefix as check_thumbor_prefix
 from edgeproxy.compat.thumbor import check_settings as check_thumbor_settings
 from edgeproxy.http.negotiate import DEFAULT_WIDTH_BUCKETS
 from edgeproxy.settings_checks import (
     ascending_within,
-    check_admin_token,
     check_bind,
     check_combinations,
     check_file,
+    check_imgproxy,
     check_input_formats,
     check_manifest_origins,
     check_origins,
     check_presets,
-    check_purge_hooks,
     check_result_storage,
     check_s3_endpoint,
     check_s3_region,
+)
+from edgeproxy.settings_features import (
+    ImgproxySettings,
+    IngestSettings,
+    PurgeSettings,
+    ReviewSettings,
+    ThumborSettings,
 )
 from edgeproxy.vision.moderation import SIDECAR_MAX_DEPTH
 
@@ -64,10 +71,10 @@ class SettingsError(Exception):
     """Invalid configuration; ``str(error)`` lists every problem, one per line."""
 
 
-class Settings(BaseSettings):
-    """Every setting, with its default. Units are in the names' comments."""
-
-    model_config = SettingsConfigDict(env_prefix="EDGEPROXY_", extra="forbid", frozen=True)
+class ProxySettings(BaseSettings):
+    """The proxy's own settings (server, origins, signing, negotiation, output, limits, caching,
+    vision, moderation, provenance), with their defaults; ``Settings`` adds the optional
+    features' (``edgeproxy.settings_features``). Units are in the names' comments."""
 
     # Server
     host: str = "127.0.0.1"
@@ -312,71 +319,13 @@ class Settings(BaseSettings):
     c2pa_algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
     c2pa_tsa_url: str | None = None  # RFC 3161 time-stamp authority; unset: no time-stamp
 
-    # Purge (POST /purge): answered only when admin_token is set (404 otherwise); never the signing key.
-    # At least 16 bytes (an empty or short token stops start-up). Also opens /info of blocked originals.
-    # Authorization: Bearer <admin_token>
-    admin_token: Annotated[SecretStr | None, AfterValidator(check_admin_token)] = None
-    # After dropping the original from the proxy's caches, purge its surrogate key in each CDN:
-    # "varnish:http://HOST:PORT", "fastly:SERVICE_ID", "cloudflare:ZONE_ID", "webhook:URL".
-    purge_hooks: Annotated[list[str], AfterValidator(check_purge_hooks)] = Field(default_factory=list)
-    purge_timeout: float = Field(5.0, gt=0)  # seconds per hook attempt
-    purge_retries: int = Field(2, ge=0, le=10)  # extra attempts after a transport error, 429 or 5xx
-    fastly_api_token: SecretStr | None = None  # for fastly: hooks (EDGEPROXY_FASTLY_API_TOKEN)
-    fastly_api_url: str = "https://api.fastly.com"
-    cloudflare_api_token: SecretStr | None = None  # for cloudflare: hooks (EDGEPROXY_CLOUDFLARE_API_TOKEN)
-    cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
 
-    # --- imgproxy compatibility ---
-    # imgproxy URLs (/SIG/OPTIONS/plain/SOURCE[@ext], /SIG/OPTIONS/BASE64SOURCE[.ext]) served under
-    # compat_imgproxy_prefix ("": at the root, in place of edgeproxy's own URLs), mapped to edgeproxy's
-    # options (docs/migration/imgproxy.md). Off unless compat_imgproxy.
-    compat_imgproxy: bool = False
-    compat_imgproxy_prefix: str = "/imgproxy"  # "" or /NAME, without a trailing /
-    imgproxy_key: SecretStr | None = None  # hex, as IMGPROXY_KEY
-    imgproxy_salt: SecretStr | None = None  # hex, as IMGPROXY_SALT
-    imgproxy_signature_size: int = Field(32, ge=1, le=32)  # bytes, as IMGPROXY_SIGNATURE_SIZE
-    # Without imgproxy_key/salt, accept any signature (imgproxy without a key): never in production.
-    compat_imgproxy_insecure: bool = False
-    # Source prefix -> origin name: "s3://bucket/", "local:///", "https://img.example.com/". The longest
-    # matching prefix wins; a source no prefix matches is a 404 (never fetched as it is).
-    compat_imgproxy_origins: dict[str, str] = Field(default_factory=dict)
-    # imgproxy presets (IMGPROXY_PRESETS' name=options): name -> "rs:fill:300:300/q:80"; "default" applies to every URL.
-    compat_imgproxy_presets: dict[str, str] = Field(default_factory=dict)
-    # IMGPROXY_ONLY_PRESETS: URLs are /SIG/NAME[:NAME...]/SOURCE, presets only. Required with only_presets,
-    # so that imgproxy URLs cannot ask for what edgeproxy's own URLs may not.
-    compat_imgproxy_only_presets: bool = False
+class Settings(ThumborSettings, ReviewSettings, IngestSettings, ImgproxySettings, PurgeSettings, ProxySettings):
+    """Every setting, with its default: the proxy's (``ProxySettings``) then the optional features'
+    (purge, imgproxy compatibility, ingest, review, thumbor compatibility), in that order; checked together.
+    Units are in the names' comments."""
 
-    # --- ingest ---
-    # `edgeproxy ingest` (docs/ingest.md): each original is analysed at upload and its analysis
-    # object KEY.analysis.json written beside it. The SQS queue that receives the bucket's
-    # s3:ObjectCreated:* notifications (give it a RedrivePolicy with maxReceiveCount 3 to a
-    # dead-letter queue); unset: no queue (local folders: `edgeproxy ingest --watch`).
-    ingest_queue_url: str | None = None
-    # SQS endpoint and region: unset, the S3 origins' (s3_endpoint_url, s3_region), else AWS's defaults.
-    # The S3 credentials (s3_access_key_id...) are used for SQS too when set.
-    ingest_sqs_endpoint_url: Annotated[str | None, AfterValidator(check_s3_endpoint)] = None
-    ingest_sqs_region: Annotated[str | None, AfterValidator(check_s3_region)] = None
-    # Seconds a received message stays hidden from other workers; a worker extends it while it analyses
-    # (every half of it), so only a dead worker's message reappears, after at most this long.
-    ingest_visibility_timeout: int = Field(60, ge=1, le=43200)
-    ingest_wait_time: int = Field(20, ge=0, le=20)  # seconds a receive long-polls the queue
-    # After a replaced original is analysed again and purged, these variants (option paths, as
-    # `edgeproxy prewarm --variant`) are requested through the CDN at ingest_prewarm_base (needs signing_key).
-    ingest_prewarm_variants: list[str] = Field(default_factory=list)
-    ingest_prewarm_base: str | None = None  # e.g. "https://cdn.example.com"; unset: no prewarm
-    ingest_prewarm_timeout: float = Field(30.0, gt=0)  # seconds per prewarm request
-
-    # --- review ---
-    # The human review page (GET /review, docs/review.md): originals whose stored analysis is
-    # between the blur and block thresholds, or pending, with Approve / Block / Blur buttons. Needs
-    # admin_token (the reviewers' credential) and review_audit_log.
-    review: bool = False
-    review_audit_log: str | None = None  # path of the JSON-lines audit log (appended; served at /review/log)
-    review_session_max_age: int = Field(28_800, ge=60, le=604_800)  # seconds a login cookie is valid
-    review_cache_seconds: float = Field(5.0, ge=0, le=3600)  # seconds a listing of the analysis objects is reused
-    review_page_size: int = Field(50, ge=1, le=500)  # originals per page
-    review_max_items: int = Field(10_000, ge=1)  # analysis objects read per listing (the newest are kept)
-    review_thumb_width: int = Field(240, ge=32, le=1024)  # pixels: thumbnails fit in a square this wide
+    model_config = SettingsConfigDict(env_prefix="EDGEPROXY_", extra="forbid", frozen=True)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
@@ -385,24 +334,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_imgproxy(self) -> Settings:
-        """imgproxy compatibility: a route prefix "" or ``/NAME``, a key and salt (hex, together) or
-        ``compat_imgproxy_insecure``, origins that exist, presets that map
-        (``edgeproxy.compat.imgproxy.ImgproxyConfig``)."""
-        from edgeproxy.compat.imgproxy import ImgproxyConfig
-
-        ImgproxyConfig.from_settings(self)
-        prefix = self.compat_imgproxy_prefix
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix):
-            raise ValueError("compat_imgproxy_prefix: a route prefix is empty or /NAME, without a trailing /")
-        if self.compat_imgproxy and not (self.imgproxy_key or self.compat_imgproxy_insecure):
-            raise ValueError("compat_imgproxy needs imgproxy_key and imgproxy_salt (or compat_imgproxy_insecure)")
-        if self.compat_imgproxy and self.only_presets and not self.compat_imgproxy_only_presets:
-            raise ValueError(
-                "only_presets with compat_imgproxy needs compat_imgproxy_only_presets (IMGPROXY_ONLY_PRESETS)"
-            )
-        unknown = sorted(set(self.compat_imgproxy_origins.values()) - set(self.origins))
-        if unknown:
-            raise ValueError(f"compat_imgproxy_origins: unknown origins {unknown}")
+        check_imgproxy(self)
         return self
 
     def verify_keys(self) -> list[str]:
@@ -429,17 +361,6 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-    # --- thumbor compatibility ---
-    # thumbor URLs (/HASH/[fit-in/]WxH/[filters:...]/IMAGE) served under compat_thumbor_prefix, mapped
-    # to edgeproxy's options (docs/migration/thumbor.md). "" as prefix: at the root of a host of their own.
-    compat_thumbor: bool = False
-    compat_thumbor_prefix: Annotated[str, AfterValidator(check_thumbor_prefix)] = "/thumbor"
-    thumbor_security_key: SecretStr | None = None  # thumbor's SECURITY_KEY: HMAC-SHA1 of its URLs
-    compat_thumbor_unsafe: bool = False  # accept /unsafe/... thumbor URLs (thumbor's ALLOW_UNSAFE_URL)
-    # IMAGE prefix -> origin name, the longest prefix first, removed from the key; "" matches any IMAGE.
-    # An IMAGE no prefix matches is a 404: never an open proxy. E.g. {"img.example.com/" = "media"}.
-    compat_thumbor_origins: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_thumbor(self) -> Settings:
@@ -474,33 +395,3 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             where = ".".join(str(p) for p in err["loc"]) or "settings"
             lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
-
-
-def env_signing_key() -> str | None:
-    """``EDGEPROXY_SIGNING_KEY`` for ``edgeproxy sign`` (which needs no other setting)."""
-    return os.environ.get("EDGEPROXY_SIGNING_KEY") or None
-
-
-def env_admin_token() -> str | None:
-    """``EDGEPROXY_ADMIN_TOKEN`` for ``edgeproxy purge`` (which needs no other setting)."""
-    return os.environ.get("EDGEPROXY_ADMIN_TOKEN") or None
-
-
-def env_allow_unsigned() -> bool:
-    """``EDGEPROXY_ALLOW_UNSIGNED`` is on (``1``, ``true``, ``yes``, ``on``), for ``check-config``."""
-    return os.environ.get("EDGEPROXY_ALLOW_UNSIGNED", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def env_models_dir() -> Path:
-    """The vision models' folder for ``edgeproxy models fetch`` and the benchmarks:
-    ``$EDGEPROXY_MODELS_DIR`` when set, else ``$XDG_CACHE_HOME/edgeproxy/models``
-    (``~/.cache/edgeproxy/models`` when ``XDG_CACHE_HOME`` is unset or empty)."""
-    if os.environ.get("EDGEPROXY_MODELS_DIR"):
-        return Path(os.environ["EDGEPROXY_MODELS_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeproxy" / "models"
-
-
-def env_signature_size() -> int | None:
-    """``EDGEPROXY_SIGNATURE_SIZE`` for ``edgeproxy sign``, or None when unset or not a number."""
-    value = os.environ.get("EDGEPROXY_SIGNATURE_SIZE", "")
-    return int(value) if value.isdigit() else None

@@ -242,3 +242,26 @@ def check_review(settings: Settings) -> None:
         raise ValueError("review needs admin_token (the reviewers log in with it)")
     if settings.review and not settings.review_audit_log:
         raise ValueError("review needs review_audit_log (a file every verdict is appended to)")
+
+
+def check_imgproxy(settings: Settings) -> None:
+    """imgproxy compatibility: a route prefix "" or ``/NAME``, a key and salt (hex, together) or
+    ``compat_imgproxy_insecure``, origins that exist, presets that map
+    (``edgeproxy.compat.imgproxy.ImgproxyConfig``).
+
+    Raises:
+        ValueError: the first problem found.
+    """
+    from edgeproxy.compat.imgproxy import ImgproxyConfig
+
+    ImgproxyConfig.from_settings(settings)
+    prefix = settings.compat_imgproxy_prefix
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix):
+        raise ValueError("compat_imgproxy_prefix: a route prefix is empty or /NAME, without a trailing /")
+    if settings.compat_imgproxy and not (settings.imgproxy_key or settings.compat_imgproxy_insecure):
+        raise ValueError("compat_imgproxy needs imgproxy_key and imgproxy_salt (or compat_imgproxy_insecure)")
+    if settings.compat_imgproxy and settings.only_presets and not settings.compat_imgproxy_only_presets:
+        raise ValueError("only_presets with compat_imgproxy needs compat_imgproxy_only_presets (IMGPROXY_ONLY_PRESETS)")
+    unknown = sorted(set(settings.compat_imgproxy_origins.values()) - set(settings.origins))
+    if unknown:
+        raise ValueError(f"compat_imgproxy_origins: unknown origins {unknown}")

@@ -17,6 +17,8 @@ import pytest
 
 from edgeproxy import check
 from edgeproxy.cli import main
+from edgeproxy.http.negotiate import accepted_image_types
+from edgeproxy.url.spec import Format
 from testkit.app import KEY, make_client, signed
 from testkit.images import encode, photo, with_alpha
 from testkit.net import free_port
@@ -179,10 +181,10 @@ def test_w_auto_widths_are_the_servers_to_choose(liar: str) -> None:
 def test_jpeg_xl_is_allowed_for_f_auto_when_accept_lists_it() -> None:
     safari = "image/webp,image/avif,image/jxl,image/heic,*/*;q=0.5"
     jxl = check.Result("u", "/w:1/shop/a", safari, content_type="image/jxl", sniffed=check.sniff(b"\xff\x0a\x00"))
-    check._check_type(jxl, check.Format.AUTO, check.accepted_image_types(safari, True))
+    check.check_type(jxl, Format.AUTO, accepted_image_types(safari, True))
     assert jxl.sniffed == "jxl" and jxl.ok
     old = check.Result("u", "/w:1/shop/a", "*/*", content_type="image/jxl", sniffed="jxl")
-    check._check_type(old, check.Format.AUTO, check.accepted_image_types("*/*", True))
+    check.check_type(old, Format.AUTO, accepted_image_types("*/*", True))
     assert [f.check for f in old.failures] == ["content-type"]
 
 

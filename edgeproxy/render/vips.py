@@ -1,11 +1,13 @@
 """libvips' image operations: decoding (shrink-on-load, regions, Pillow's pixels wrapped), resizing,
-cropping, rotating, painting, effects, colour; the process-wide set-up of libvips.
+cropping, rotating, painting, effects, colour. The process-wide set-up of libvips (``configure``,
+``silence_messages``, ``tracked_memory``, ``version``, importable from here) is ``vips_process``'s.
 
 Functions take and return ``pyvips.Image`` (opaque to the rest of the code) or plain values. libvips
 evaluates lazily: the pixel work of a whole pipeline happens when the image is encoded
 (``edgeproxy.render.encoding``). All of these are blocking and run in the render thread pool, never on
-the event loop. pyvips is imported only in the render package's libvips modules: this one, ``source``
-(headers), ``encoding`` (savers) and ``failures`` (errors and cancellation).
+the event loop. pyvips is imported only in the render package's libvips modules: this one,
+``vips_process`` (set-up), ``source`` (headers), ``encoding`` (savers) and ``failures`` (errors and
+cancellation).
 
 Animated images are a vertical strip of frames (``page-height`` pixels each); operations that
 move pixels between rows (crop, rotate, embed, blur) run frame by frame through ``_per_frame``.
@@ -13,8 +15,6 @@ move pixels between rows (crop, rotate, embed, blur) run frame by frame through 
 
 from __future__ import annotations
 
-import ctypes
-import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,10 @@ from edgeproxy.render.geometry import Box, Canvas
 from edgeproxy.render.headers import DecodeError
 from edgeproxy.render.icc import is_srgb_profile
 from edgeproxy.render.obscure import Grid, Placement
+from edgeproxy.render.vips_process import configure as configure
+from edgeproxy.render.vips_process import silence_messages as silence_messages
+from edgeproxy.render.vips_process import tracked_memory as tracked_memory
+from edgeproxy.render.vips_process import version as version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,78 +43,6 @@ _LOAD_OPTIONS = "fail_on=truncated"
 #: and transparent (padding formats with alpha).
 WHITE = (255, 255, 255, 255)
 TRANSPARENT = (0, 0, 0, 0)
-
-
-#: GLib's log levels, ERROR to DEBUG, with the FATAL and RECURSION flags (``GLogLevelFlags``, bits 0-7).
-_EVERY_LOG_LEVEL = 0xFF
-
-
-def configure(concurrency: int) -> None:
-    """Process-wide decoder set-up, once at start: libvips' log messages handled in C
-    (``silence_messages``), threads per operation (libvips and the Pillow codecs,
-    ``pillow.configure``), no libvips operation cache.
-
-    The operation cache only helps when identical operations repeat on the same image object; a
-    proxy decodes new buffers every time, so it would only hold memory.
-    """
-    silence_messages()
-    pyvips.concurrency_set(concurrency)
-    pillow.configure(concurrency)
-    pyvips.cache_set_max(0)
-    pyvips.cache_set_max_mem(0)
-    pyvips.cache_set_max_files(0)
-
-
-@functools.cache
-def silence_messages() -> None:
-    """Drop libvips' log messages in C, so that none of them runs Python (once per process).
-
-    libvips logs through GLib (``g_log``, domain ``VIPS``) on the thread that does the work, its
-    worker threads included: a JPEG's "read gave 1 warnings" as its loader closes, libjpeg's
-    "Corrupt JPEG data", notes at INFO level. pyvips handles the domain with a Python function
-    (into its ``pyvips`` logger), and Python may run the cyclic GC anywhere, inside that handler
-    too. A GC pass there can finalise a pyvips image whose loader then logs as it closes: to GLib a
-    message from a thread that is inside a log handler is recursion, and recursion is fatal
-    (``G_LOG_FATAL_MASK``; ``g_logv`` in GLib's ``gmessages.c``), so the process aborted ("Fatal
-    Python error: Aborted", the aborting thread garbage-collecting inside pyvips'
-    ``_log_handler_callback``). Any corrupt original that makes a decoder warn could do it.
-
-    The domain's handler becomes a C function that does nothing: GLib calls the handler set last
-    whose levels match (``g_log_domain_get_handler_L``), so pyvips' is never called again. That
-    function is libvips' ``vips_cache_get_max``, which only returns an integer: GLib passes it the
-    four arguments of a ``GLogFunc`` and it reads none (extra arguments are ignored on every C ABI
-    GLib runs on; GTK's ``G_CALLBACK (gtk_main_quit)`` signal handlers rely on the same).
-
-    The messages are dropped, as edgeproxy's logging configuration dropped them before (pyvips'
-    logger has only a ``NullHandler``, the root logger none), so stderr stays JSON lines. A message
-    at ERROR level still aborts: GLib's rule for that level, whatever the handler.
-    """
-    do_nothing = pyvips.ffi.cast("GLogFunc", pyvips.ffi.addressof(pyvips.vips_lib, "vips_cache_get_max"))
-    pyvips.glib_lib.g_log_set_handler(b"VIPS", _EVERY_LOG_LEVEL, do_nothing, pyvips.ffi.NULL)
-
-
-@functools.cache
-def _tracked_mem() -> Callable[[], int]:
-    # pyvips' cffi binding does not declare vips_tracked_get_mem; the symbol is in the same libvips
-    # that pyvips has loaded, reached through its extension module.
-    import _libvips
-
-    function = ctypes.CDLL(_libvips.__file__).vips_tracked_get_mem
-    function.restype = ctypes.c_size_t
-    return function
-
-
-def tracked_memory() -> int:
-    """Bytes libvips currently has allocated for pixel buffers (``vips_tracked_get_mem``)."""
-    try:
-        return int(_tracked_mem()())
-    except (ImportError, OSError, AttributeError):
-        return 0
-
-
-def version() -> str:
-    """libvips version, e.g. ``"8.18.7"``."""
-    return ".".join(str(pyvips.version(i)) for i in range(3))
 
 
 def header_field(image: pyvips.Image, name: str, default: Any) -> Any:

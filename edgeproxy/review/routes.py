@@ -26,23 +26,21 @@ one line of text otherwise.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from edgeproxy import boundedjson
-from edgeproxy.errors import ProxyError, bad_request, not_found, origin_error, too_large
-from edgeproxy.http.edge import Endpoint, Handler, route
+from edgeproxy.errors import ProxyError, bad_request, not_found, origin_error
+from edgeproxy.http.edge import Endpoint, route
 from edgeproxy.http.logs import AccessRecord
-from edgeproxy.http.responses import ErrorForm
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
-from edgeproxy.review import audit
-from edgeproxy.review.auth import COOKIE, COOKIE_PATH, LOGIN_COOKIE, Reviewer
+from edgeproxy.review import answers, audit
+from edgeproxy.review.auth import COOKIE, COOKIE_PATH, LOGIN_COOKIE
 from edgeproxy.review.queue import Item
 from edgeproxy.review.service import Review
 from edgeproxy.review.thumbs import thumbnail
@@ -55,125 +53,11 @@ if TYPE_CHECKING:
     from edgeproxy.compose import Components
 
 _log = logging.getLogger("edgeproxy.review")
-#: Largest form body read (bytes).
-MAX_FORM = 8192
 #: Longest reason kept (characters).
 MAX_REASON = 500
 #: Audit log lines shown by ``/review/log``.
 LOG_LINES = 1000
-NO_STORE = "private, no-store"
-LOGIN_PATH = "/review/login"
 _LOG_FIELDS = ("at", "who", "origin", "key", "verdict", "previous", "reason", "hash")
-
-
-def _headers(nonce: str = "") -> dict[str, str]:
-    style = f"'nonce-{nonce}'" if nonce else "'none'"
-    return {
-        "Cache-Control": NO_STORE,
-        "Content-Security-Policy": (
-            f"default-src 'none'; img-src 'self'; style-src {style}; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-
-
-def _review(request: Request) -> Review:
-    review: Review = request.app.state.review
-    return review
-
-
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept or "application/x-ndjson" in accept
-
-
-def _page(review: Review, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    nonce = secrets.token_urlsafe(12)
-    body = review.templates.get_template(name).render(nonce=nonce, **context)
-    return HTMLResponse(body, status_code=status, headers=_headers(nonce))
-
-
-def _login_page(review: Review, status: int, error: str = "") -> HTMLResponse:
-    nonce = review.gate.login_nonce()
-    response = _page(review, "login.html", status, token=review.gate.login_token(nonce), error=error)
-    response.set_cookie(
-        LOGIN_COOKIE, nonce, max_age=3600, path=LOGIN_PATH, secure=True, httponly=True, samesite="strict"
-    )
-    return response
-
-
-def _challenge(request: Request, review: Review, message: str) -> Response:
-    """401 asking for the admin token: Basic (browsers) or Bearer (scripts); the login form as body.
-    Counted in ``edgeproxy_errors_total{category="auth"}`` like every refused credential."""
-    request.app.state.components.metrics.errors.labels("auth").inc()
-    challenge = {"WWW-Authenticate": 'Basic realm="edgeproxy review", charset="UTF-8", Bearer realm="edgeproxy"'}
-    if _wants_json(request):
-        return JSONResponse({"error": message}, status_code=401, headers={**_headers(), **challenge})
-    response = _login_page(review, 401, message)
-    response.headers.update(challenge)
-    return response
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The ``application/x-www-form-urlencoded`` body, each field's first value.
-
-    Raises:
-        ProxyError: 413 over ``MAX_FORM`` bytes, 400 for another content type or bad encoding.
-    """
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise bad_request("expected an application/x-www-form-urlencoded form")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise too_large(f"form over {MAX_FORM} bytes")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False, max_num_fields=16)
-    except (UnicodeDecodeError, ValueError):
-        raise bad_request("the form is not UTF-8 URL-encoded") from None
-    return {name: values[0] for name, values in fields.items()}
-
-
-def _forbidden(message: str) -> ProxyError:
-    return ProxyError(403, message, "auth", cacheable=False)
-
-
-def _private(handler: Handler) -> Handler:
-    """``handler`` whose errors no cache may store (``no-store``: they are about one reviewer),
-    answered ``{"error": message}`` to a client that accepts JSON and as text otherwise; counted in
-    ``edgeproxy_errors_total`` either way."""
-
-    async def answer(request: Request, components: Components, record: AccessRecord) -> Response:
-        try:
-            return await handler(request, components, record)
-        except ProxyError as error:
-            private = error
-            if error.cacheable:
-                private = ProxyError(
-                    error.status,
-                    error.message,
-                    error.category,
-                    error.retry_after,
-                    headers=error.headers,
-                    cacheable=False,
-                )
-            if _wants_json(request):
-                components.metrics.errors.labels(private.category).inc()
-                return components.headers.error(private, form=ErrorForm.JSON)
-            raise private from None
-
-    return answer
-
-
-async def _reviewer(request: Request, review: Review) -> Reviewer | Response:
-    found = review.gate.reviewer(request)
-    if found is None:
-        given = request.headers.get("authorization") or request.cookies.get(COOKIE)
-        return _challenge(request, review, "wrong or expired credentials" if given else "log in with the admin token")
-    return found
 
 
 def thumb_path(review: Review, item: Item, *, clear: bool = False) -> str:
@@ -209,8 +93,8 @@ def _row(review: Review, item: Item) -> dict[str, Any]:
 async def review_page(request: Request, components: Components, record: AccessRecord) -> Response:
     """``GET /review``: the queue (module docstring)."""
     record.path = "/review"
-    review = _review(request)
-    reviewer = await _reviewer(request, review)
+    review = answers.review_of(request)
+    reviewer = await answers.reviewer_of(request, review)
     if isinstance(reviewer, Response):
         return reviewer
     page_text = request.query_params.get("page", "1")
@@ -223,13 +107,13 @@ async def review_page(request: Request, components: Components, record: AccessRe
     shown = listing.items[(page - 1) * review.page_size : page * review.page_size]
     rows = [_row(review, item) for item in shown]
     csrf = review.gate.csrf(reviewer)
-    if _wants_json(request):
+    if answers.wants_json(request):
         body = {"items": rows, "page": page, "pages": pages, "total": total, "csrf": csrf}
-        return JSONResponse(body, headers=_headers())
+        return JSONResponse(body, headers=answers.private_headers())
     notice = {name: request.query_params.get(name, "") for name in ("decided", "verdict", "purge")}
     if notice["verdict"] not in SETTLED or notice["purge"] not in ("ok", "failed"):
         notice = {"decided": "", "verdict": "", "purge": ""}  # only what /review/decide redirects with
-    return _page(
+    return answers.page(
         review,
         "list.html",
         rows=rows,
@@ -245,18 +129,18 @@ async def review_page(request: Request, components: Components, record: AccessRe
 
 async def login(request: Request, components: Components, record: AccessRecord) -> Response:
     """``GET /review/login``: the form; ``POST``: check it, set the session cookie."""
-    record.path = LOGIN_PATH
-    review = _review(request)
+    record.path = answers.LOGIN_PATH
+    review = answers.review_of(request)
     if request.method != "POST":
-        return _login_page(review, 200)
-    form = await _form(request)
+        return answers.login_page(review, 200)
+    form = await answers.read_form(request)
     if not review.gate.login_token_ok(form.get("login", ""), request.cookies.get(LOGIN_COOKIE, "")):
-        raise _forbidden("the login form expired or came from elsewhere: load it again")
+        raise answers.forbidden("the login form expired or came from elsewhere: load it again")
     if not review.gate.matches(form.get("token", "")):
         _log.warning("review login refused", extra={"fields": {"who": form.get("name", "")[:64]}})
         components.metrics.errors.labels("auth").inc()
-        return _login_page(review, 401, "wrong token")
-    response = RedirectResponse("/review", status_code=303, headers=_headers())
+        return answers.login_page(review, 401, "wrong token")
+    response = RedirectResponse("/review", status_code=303, headers=answers.private_headers())
     response.set_cookie(
         COOKIE,
         review.gate.session(form.get("name", "")),
@@ -266,21 +150,21 @@ async def login(request: Request, components: Components, record: AccessRecord) 
         httponly=True,
         samesite="strict",
     )
-    response.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH, secure=True, httponly=True, samesite="strict")
+    response.delete_cookie(LOGIN_COOKIE, path=answers.LOGIN_PATH, secure=True, httponly=True, samesite="strict")
     return response
 
 
 async def logout(request: Request, components: Components, record: AccessRecord) -> Response:
     """``POST /review/logout``: clear the session cookie (CSRF-checked)."""
     record.path = "/review/logout"
-    review = _review(request)
-    reviewer = await _reviewer(request, review)
+    review = answers.review_of(request)
+    reviewer = await answers.reviewer_of(request, review)
     if isinstance(reviewer, Response):
         return reviewer
-    form = await _form(request)
+    form = await answers.read_form(request)
     if not review.gate.csrf_ok(reviewer, form.get("csrf", "")):
-        raise _forbidden("missing or wrong CSRF token")
-    response = RedirectResponse(LOGIN_PATH, status_code=303, headers=_headers())
+        raise answers.forbidden("missing or wrong CSRF token")
+    response = RedirectResponse(answers.LOGIN_PATH, status_code=303, headers=answers.private_headers())
     response.delete_cookie(COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
     return response
 
@@ -288,13 +172,13 @@ async def logout(request: Request, components: Components, record: AccessRecord)
 async def decide(request: Request, components: Components, record: AccessRecord) -> Response:
     """``POST /review/decide``: a verdict (module docstring)."""
     record.path = "/review/decide"
-    review = _review(request)
-    reviewer = await _reviewer(request, review)
+    review = answers.review_of(request)
+    reviewer = await answers.reviewer_of(request, review)
     if isinstance(reviewer, Response):
         return reviewer
-    form = await _form(request)
+    form = await answers.read_form(request)
     if not review.gate.csrf_ok(reviewer, form.get("csrf", "")):
-        raise _forbidden("missing or wrong CSRF token")
+        raise answers.forbidden("missing or wrong CSRF token")
     origin, key, button = form.get("origin", ""), form.get("key", ""), form.get("verdict", "")
     reason = " ".join(form.get("reason", "").split())
     if button not in WRITTEN:
@@ -342,24 +226,24 @@ async def decide(request: Request, components: Components, record: AccessRecord)
         _log.error("review audit log not written", extra={"fields": {**line, "error": str(exc)}})
         raise origin_error(f"the verdict is stored but the audit log could not be written: {exc.strerror}") from None
     _log.info("review verdict", extra={"fields": line})
-    if _wants_json(request):
+    if answers.wants_json(request):
         answer = {"origin": origin, "key": key, "verdict": verdict, "previous": previous, "purge": purged.answer()}
-        return JSONResponse(answer, status_code=200 if purged.ok else 502, headers=_headers())
+        return JSONResponse(answer, status_code=200 if purged.ok else 502, headers=answers.private_headers())
     query = urlencode({"decided": f"{origin}/{key}", "verdict": verdict, "purge": "ok" if purged.ok else "failed"})
-    return RedirectResponse(f"/review?{query}", status_code=303, headers=_headers())
+    return RedirectResponse(f"/review?{query}", status_code=303, headers=answers.private_headers())
 
 
 async def audit_log(request: Request, components: Components, record: AccessRecord) -> Response:
     """``GET /review/log``: the audit log (module docstring)."""
     record.path = "/review/log"
-    review = _review(request)
-    reviewer = await _reviewer(request, review)
+    review = answers.review_of(request)
+    reviewer = await answers.reviewer_of(request, review)
     if isinstance(reviewer, Response):
         return reviewer
     lines = await review.audit.tail(LOG_LINES)
-    if _wants_json(request):
+    if answers.wants_json(request):
         body = b"".join(line + b"\n" for line in lines)
-        return Response(body, media_type="application/x-ndjson", headers=_headers())
+        return Response(body, media_type="application/x-ndjson", headers=answers.private_headers())
     entries = []
     for line in reversed(lines):
         try:
@@ -369,7 +253,7 @@ async def audit_log(request: Request, components: Components, record: AccessReco
         if not isinstance(parsed, dict):
             parsed = {"reason": "(unreadable line)"}
         entries.append({name: parsed.get(name) for name in _LOG_FIELDS})
-    return _page(review, "log.html", entries=entries, who=reviewer.who)
+    return answers.page(review, "log.html", entries=entries, who=reviewer.who)
 
 
 async def thumb(request: Request, components: Components, record: AccessRecord) -> Response:
@@ -379,8 +263,8 @@ async def thumb(request: Request, components: Components, record: AccessRecord) 
         ProxyError: 404 (unknown origin, missing original), and an original's errors as a render's.
     """
     record.path = "/review/thumb"
-    review = _review(request)
-    reviewer = await _reviewer(request, review)
+    review = answers.review_of(request)
+    reviewer = await answers.reviewer_of(request, review)
     if isinstance(reviewer, Response):
         return reviewer
     name, _, key = request.path_params["path"].partition("/")
@@ -395,7 +279,7 @@ async def thumb(request: Request, components: Components, record: AccessRecord) 
     jpeg = await service.read(
         examined, lambda data, limits: thumbnail(data, limits, box, blurred=blurred), deadline=deadline
     )
-    return Response(jpeg, media_type="image/jpeg", headers=_headers())
+    return Response(jpeg, media_type="image/jpeg", headers=answers.private_headers())
 
 
 READ = ("GET", "HEAD")
@@ -404,10 +288,10 @@ READ = ("GET", "HEAD")
 def review_routes() -> list[BaseRoute]:
     """The review page's routes, mounted by ``http.app.routes`` when ``review = true``."""
     return [
-        route("/review", Endpoint(_private(review_page), READ)),
-        route(LOGIN_PATH, Endpoint(_private(login), (*READ, "POST"))),
-        route("/review/logout", Endpoint(_private(logout), ("POST",))),
-        route("/review/decide", Endpoint(_private(decide), ("POST",))),
-        route("/review/log", Endpoint(_private(audit_log), READ)),
-        route("/review/thumb/{path:path}", Endpoint(_private(thumb), READ)),
+        route("/review", Endpoint(answers.private(review_page), READ)),
+        route(answers.LOGIN_PATH, Endpoint(answers.private(login), (*READ, "POST"))),
+        route("/review/logout", Endpoint(answers.private(logout), ("POST",))),
+        route("/review/decide", Endpoint(answers.private(decide), ("POST",))),
+        route("/review/log", Endpoint(answers.private(audit_log), READ)),
+        route("/review/thumb/{path:path}", Endpoint(answers.private(thumb), READ)),
     ]

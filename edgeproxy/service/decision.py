@@ -130,3 +130,9 @@ class Decider:
             error_max_age = self.error_max_age
             short = min(short, error_max_age) if short is not None else error_max_age
         return Caching.short(short) if short is not None else Caching()
+
+
+def unjudged(metadata: Metadata | None) -> bool:
+    """Whether moderation needs the classifier's score: it is on (``metadata`` given), and the
+    original has no human verdict and no unusable sidecar."""
+    return metadata is not None and metadata.verdict is None and metadata.error is None

@@ -20,10 +20,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
-
-import cachetools
 
 from edgeproxy.cache import SingleFlight
 from edgeproxy.errors import ProxyError
@@ -34,9 +32,11 @@ from edgeproxy.render import pipeline, placeholder
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
 from edgeproxy.results.store import ResultStore
-from edgeproxy.service.decision import Decider
+from edgeproxy.service.analyses import Analyses
+from edgeproxy.service.decision import Decider, unjudged
 from edgeproxy.service.optimise import Optimisation, Optimiser
 from edgeproxy.service.originals import Originals
+from edgeproxy.service.placeholding import Placeholding
 from edgeproxy.service.renderer import Renderer
 from edgeproxy.service.results import (
     Caching,
@@ -55,8 +55,7 @@ from edgeproxy.service.tiers import background_job, quality_target, searchable
 from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key, tier_etag
 from edgeproxy.settings import Settings
 from edgeproxy.url.media import FORMAT_OF
-from edgeproxy.url.spec import Format, TransformSpec, canonical
-from edgeproxy.vision.moderation import Metadata
+from edgeproxy.url.spec import canonical
 
 if TYPE_CHECKING:
     from edgeproxy.provenance.sign import DerivativeSigner
@@ -65,12 +64,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger("edgeproxy")
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-
-#: The derivative ``/info``'s placeholders are computed from: at most ``placeholder.SIDE`` px a side,
-#: lossless, rendered with the treatment a viewer's derivative gets.
-PLACEHOLDER_REQUEST = Negotiated(
-    TransformSpec(width=placeholder.SIDE, height=placeholder.SIDE, format=Format.PNG), frozenset(), ()
-)
 
 #: Errors about the original that the fallback image (when configured) stands in for.
 FALLBACK_STATUSES = frozenset({404, 413, 415, 422, 502, 504})
@@ -120,13 +113,19 @@ class Service:
         self.renderer = Renderer(settings, limits, encode_options, c2pa)
         self.render = self.renderer.render
         self.renders: SingleFlight = SingleFlight()
-        self.analyses: SingleFlight = SingleFlight()
-        self.placeholding: SingleFlight = SingleFlight()
-        self.placeholder_cache: cachetools.LRUCache[Hashable, placeholder.Placeholders] | None = (
-            cachetools.LRUCache(maxsize=settings.placeholder_cache_entries)
-            if settings.placeholder_cache_entries
-            else None
+        self.analyses = (
+            Analyses(vision, originals=originals, pool=pool, metrics=metrics, limits=limits) if vision else None
         )
+        scores = vision is not None and vision.nsfw is not None
+        # ``self.render`` looked up on each call: a test may replace it on the service.
+        self.placeholding = Placeholding(
+            settings,
+            decider,
+            scores=scores,
+            render=lambda data, negotiated, deadline, treatment: self.render(data, negotiated, deadline, treatment),
+            pool=pool,
+        )
+        self.placeholder_cache = self.placeholding.cache
 
     async def run_blocking(self, fn: Callable[[*Ts], T], *args: *Ts, deadline: float) -> tuple[float, T]:
         """(seconds it waited for a render thread, ``fn(*args)``), run in the render pool: libvips,
@@ -173,7 +172,7 @@ class Service:
             metadata = await self.originals.metadata(origin, key, original) if self.settings.moderation else None
             redact = spec.redact or self.decider.forced_redaction(origin.name)
             want_faces = redact is not None or spec.gravity.kind == "face"
-            want_nsfw = _unjudged(metadata) and self.vision is not None and self.vision.nsfw is not None
+            want_nsfw = unjudged(metadata) and self.vision is not None and self.vision.nsfw is not None
             analysis = None
             if want_faces or want_nsfw:
                 began = time.monotonic()
@@ -302,89 +301,24 @@ class Service:
     async def placeholders(
         self, origin: Origin, key: str, examined: Examined, deadline: float
     ) -> placeholder.Placeholders | None:
-        """``examined``'s placeholders (``render.placeholder``: dominant colour, ThumbHash and its
-        PNG) computed from what a viewer of its derivatives sees: a ``PLACEHOLDER_REQUEST``
-        derivative rendered with the treatment any derivative gets (moderation's blur when
-        moderation is on, the origin's forced face redaction, a failed model's whole-image
-        redaction). None when moderation (on) blocks the original: there is nothing to show.
-        Cached (``placeholder_cache_entries``) by origin, key, the original's ETag and the
-        treatment, unless the treatment is degraded (a model failed: it may not next time); computed
-        once for concurrent callers.
+        """``examined``'s placeholders (dominant colour, ThumbHash and its PNG) as a viewer of its
+        derivatives sees them, None when moderation blocks it (``Placeholding.compute``).
 
         Raises:
             ProxyError: 413, 415, 422 (the original), 503, 504, with the original's surrogate key.
         """
-        redact = self.decider.forced_redaction(origin.name)
-        metadata = examined.metadata if self.settings.moderation else None
-        analysis = examined.analysis
-        scored = _unjudged(metadata) and self.vision is not None and self.vision.nsfw is not None
-        tag = examined.surrogate_key
-        try:
-            treatment = self.decider.treat(
-                tag, metadata, analysis, redact=redact, scored=scored, faces_wanted=redact is not None, counted=False
-            )
-        except ProxyError as error:
-            if error.status == 451:
-                return None
-            raise
-        cache_key = (origin.name, key, examined.original.etag, treatment.stamp)
-        cache = self.placeholder_cache
-        if cache is not None and (found := cache.get(cache_key)) is not None:
-            return found
-        data = examined.original.data
-
-        def job() -> placeholder.Placeholders:
-            rendered = self.render(data, PLACEHOLDER_REQUEST, deadline, treatment)
-            return placeholder.compute(rendered.body)
-
-        try:
-            (_queued, computed), _shared = await self.placeholding.run(
-                cache_key, lambda: self.run_blocking(job, deadline=deadline)
-            )
-        except ProxyError as error:
-            raise error.about(tag) from None
-        if cache is not None and not treatment.degraded:
-            cache[cache_key] = computed
-        return computed
+        return await self.placeholding.compute(origin, key, examined, deadline)
 
     async def analysis(self, origin: Origin, key: str, original: Original, deadline: float) -> Analysis:
-        """The vision models' analysis of ``original`` (``vision.analysis``): from the per-original
-        cache (keyed by origin, key and the origin's ETag), else computed once in the render pool
-        for every concurrent caller: from the analysis object ``edgeproxy ingest`` stored beside the
-        original when it applies (``Originals.analysis_record``: no model runs), else by the models
-        (inline); counted in ``edgeproxy_analysis_total{source="stored"|"inline"}``.
+        """The vision models' analysis of ``original``, cached, stored by ``edgeproxy ingest`` or
+        computed inline (``Analyses.get``); only with models loaded (``vision``).
 
         Raises:
             ProxyError: 413/415/422 decoding the original, 503 when the render queue is full, 504
                 when ``deadline`` passes.
         """
-        vision = self.vision
-        assert vision is not None
-        cache_key = (origin.name, key, original.etag)
-        cached = vision.cached(cache_key)
-        if cached is not None:
-            self.metrics.cache.labels("analysis", "hit").inc()
-            return cached
-
-        async def compute() -> tuple[str, Analysis]:
-            record = await self.originals.analysis_record(origin, key, original, vision.fingerprint())
-            if record is not None:  # edgeproxy ingest's: no model runs, the grids from the small decode
-                job = functools.partial(
-                    vision.from_record, cache_key, original.data, self.limits, record.nsfw, record.faces
-                )
-                return "stored", (await self.run_blocking(job, deadline=deadline))[1]
-            inline = functools.partial(vision.analyse, cache_key, original.data, self.limits)
-            return "inline", (await self.run_blocking(inline, deadline=deadline))[1]
-
-        (source, analysis), shared = await self.analyses.run(cache_key, compute)
-        self.metrics.cache.labels("analysis", "coalesced" if shared else "miss").inc()
-        if not shared:
-            self.metrics.analysis.labels(source).inc()
-            for stage, seconds in analysis.timings.items():
-                self.metrics.vision.labels(stage).observe(seconds)
-            for failure in analysis.failures:
-                self.metrics.vision_failures.labels(failure.model).inc()
-        return analysis
+        assert self.analyses is not None
+        return await self.analyses.get(origin, key, original, deadline)
 
     @property
     def tiered(self) -> bool:
@@ -442,9 +376,3 @@ class Service:
             f"{treatment.stamp};c2pa={int(signed_c2pa)}",
         )
         return "W/" + etag if signed_c2pa else etag
-
-
-def _unjudged(metadata: Metadata | None) -> bool:
-    """Whether moderation needs the classifier's score: it is on (``metadata`` given), and the
-    original has no human verdict and no unusable sidecar."""
-    return metadata is not None and metadata.verdict is None and metadata.error is None

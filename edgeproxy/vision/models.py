@@ -77,7 +77,7 @@ def default_dir() -> Path:
     """The models folder: ``$EDGEPROXY_MODELS_DIR`` when set, else ``$XDG_CACHE_HOME/edgeproxy/models``
     (``~/.cache/edgeproxy/models`` when ``XDG_CACHE_HOME`` is unset or empty); read by
     ``edgeproxy.settings.env_models_dir``, the one reader of the environment."""
-    from edgeproxy.settings import env_models_dir
+    from edgeproxy.settings_env import env_models_dir
 
     return env_models_dir()
 
