@@ -26,10 +26,10 @@ from edgeproxy.cache import OriginalCache
 from edgeproxy.http.metrics import Metrics
 from edgeproxy.http.negotiate import AutoSize
 from edgeproxy.http.responses import HeaderPolicy
-from edgeproxy.origins import Origin, S3Options, build_origins
+from edgeproxy.origins import Origin, S3Options
 from edgeproxy.origins.guard import GuardedTransport
 from edgeproxy.origins.manifest import manifest_source
-from edgeproxy.purge import Hooks, PurgeHook
+from edgeproxy.purge import Hooks
 from edgeproxy.render import pillow, vips
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.render.pool import RenderPool
@@ -46,6 +46,8 @@ from edgeproxy.settings_values import auto_size as auto_size
 from edgeproxy.settings_values import cdn_apis as cdn_apis
 from edgeproxy.settings_values import encoder_options as encoder_options
 from edgeproxy.settings_values import moderation_policy as moderation_policy
+from edgeproxy.settings_values import origins as origins_of
+from edgeproxy.settings_values import purge_hooks
 from edgeproxy.settings_values import s3_options as s3_options
 from edgeproxy.settings_values import source_limits as source_limits
 from edgeproxy.url.grammar import compile_presets
@@ -303,25 +305,8 @@ def compose(settings: Settings) -> Components:
         optimiser=optimiser(settings, results, metrics, pool),
         results=results,
     )
-    hooks = Hooks(
-        client=httpx.AsyncClient(
-            timeout=settings.purge_timeout,
-            trust_env=False,
-            follow_redirects=False,
-            headers={"User-Agent": f"edgeproxy/{__version__}"},
-        ),
-        hooks=tuple(PurgeHook.parse(hook) for hook in settings.purge_hooks),
-        apis=cdn_apis(settings),
-        retries=settings.purge_retries,
-    )
-    origins = build_origins(
-        settings.origins,
-        client=client,
-        max_bytes=settings.max_source_bytes,
-        max_redirects=settings.origin_max_redirects,
-        timeout=settings.origin_timeout,
-        s3=s3,
-    )
+    hooks = purge_hooks(settings)
+    origins = origins_of(settings, client, s3)
     purger = Purger(originals, results, hooks)
     manifests = Manifests(
         {

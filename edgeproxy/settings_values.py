@@ -5,11 +5,13 @@ nothing here loads a file or opens a connection."""
 
 from __future__ import annotations
 
+import httpx
 from pydantic import SecretStr
 
+from edgeproxy import __version__
 from edgeproxy.http.negotiate import AutoSize
-from edgeproxy.origins import S3Options
-from edgeproxy.purge import CdnApis
+from edgeproxy.origins import Origin, S3Options, build_origins
+from edgeproxy.purge import CdnApis, Hooks, PurgeHook
 from edgeproxy.render import pipeline
 from edgeproxy.render.encoding import EncodeOptions
 from edgeproxy.settings import Settings
@@ -78,4 +80,34 @@ def s3_options(settings: Settings) -> S3Options:
         session_token=_secret(settings.s3_session_token),
         virtual_hosted_style=settings.s3_virtual_hosted_style,
         connect_timeout=settings.origin_connect_timeout,
+    )
+
+
+def origins(settings: Settings, client: httpx.AsyncClient, s3: S3Options) -> dict[str, Origin]:
+    """The configured origins by name (``origins.build_origins``), HTTP ones fetching through
+    ``client``, S3 ones reached with ``s3``, each bounded by the settings' bytes, redirects and
+    timeout."""
+    return build_origins(
+        settings.origins,
+        client=client,
+        max_bytes=settings.max_source_bytes,
+        max_redirects=settings.origin_max_redirects,
+        timeout=settings.origin_timeout,
+        s3=s3,
+    )
+
+
+def purge_hooks(settings: Settings) -> Hooks:
+    """The configured purge hooks with a client of their own (``purge_timeout`` seconds, no
+    redirects followed: a hook's answer is its own, never another host's)."""
+    return Hooks(
+        client=httpx.AsyncClient(
+            timeout=settings.purge_timeout,
+            trust_env=False,
+            follow_redirects=False,
+            headers={"User-Agent": f"edgeproxy/{__version__}"},
+        ),
+        hooks=tuple(PurgeHook.parse(hook) for hook in settings.purge_hooks),
+        apis=cdn_apis(settings),
+        retries=settings.purge_retries,
     )

@@ -25,18 +25,17 @@ from collections.abc import Callable
 import httpx
 from prometheus_client import CollectorRegistry
 
-from edgeproxy import __version__, prewarm
-from edgeproxy.compose import cdn_apis, moderation_policy, s3_options, source_limits
+from edgeproxy import prewarm
 from edgeproxy.ingest.analyser import Analyser, Prewarm
 from edgeproxy.ingest.events import s3_buckets
 from edgeproxy.ingest.metrics import IngestMetrics, serve_metrics
 from edgeproxy.ingest.sqs import SqsQueue
 from edgeproxy.ingest.worker import Worker
-from edgeproxy.origins import build_origins
 from edgeproxy.origins.writer import Writer, writer_for
-from edgeproxy.purge import Hooks, PurgeHook
 from edgeproxy.settings import Settings
 from edgeproxy.settings_io import serialize
+from edgeproxy.settings_values import moderation_policy, purge_hooks, s3_options, source_limits
+from edgeproxy.settings_values import origins as origins_of
 
 _log = logging.getLogger("edgeproxy.ingest")
 
@@ -101,27 +100,13 @@ async def work(
     vision = Vision.load(settings.model_copy(update={"vision_cache_entries": 0}))
     s3 = s3_options(settings)
     client = httpx.AsyncClient(timeout=settings.origin_timeout, trust_env=False)
-    origins = build_origins(
-        settings.origins,
-        client=client,
-        max_bytes=settings.max_source_bytes,
-        max_redirects=settings.origin_max_redirects,
-        timeout=settings.origin_timeout,
-        s3=s3,
-    )
+    origins = origins_of(settings, client, s3)
     writers: dict[str, Writer] = {}
     for name, origin in origins.items():
         writer = writer_for(origin)
         if writer is not None:
             writers[name] = writer
-    hooks = Hooks(
-        client=httpx.AsyncClient(
-            timeout=settings.purge_timeout, trust_env=False, headers={"User-Agent": f"edgeproxy/{__version__}"}
-        ),
-        hooks=tuple(PurgeHook.parse(hook) for hook in settings.purge_hooks),
-        apis=cdn_apis(settings),
-        retries=settings.purge_retries,
-    )
+    hooks = purge_hooks(settings)  # redirects not followed, as the proxy's
     warm = None
     if settings.ingest_prewarm_variants and settings.ingest_prewarm_base and settings.signing_key:
         warm = Prewarm(

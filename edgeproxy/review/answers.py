@@ -145,3 +145,20 @@ async def reviewer_of(request: Request, review: Review) -> Reviewer | Response:
         given = request.headers.get("authorization") or request.cookies.get(COOKIE)
         return challenge(request, review, "wrong or expired credentials" if given else "log in with the admin token")
     return found
+
+
+async def posted(request: Request) -> tuple[Review, Reviewer, dict[str, str]] | Response:
+    """A reviewer's form POST, checked: (the ``Review``, the reviewer, the form), or the 401
+    challenge to answer when the request carries no reviewer.
+
+    Raises:
+        ProxyError(403): a missing or wrong CSRF token (``Gate.csrf_ok``); ``read_form``'s errors.
+    """
+    review = review_of(request)
+    reviewer = await reviewer_of(request, review)
+    if isinstance(reviewer, Response):
+        return reviewer
+    form = await read_form(request)
+    if not review.gate.csrf_ok(reviewer, form.get("csrf", "")):
+        raise forbidden("missing or wrong CSRF token")
+    return review, reviewer, form

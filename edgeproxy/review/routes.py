@@ -157,13 +157,9 @@ async def login(request: Request, components: Components, record: AccessRecord) 
 async def logout(request: Request, components: Components, record: AccessRecord) -> Response:
     """``POST /review/logout``: clear the session cookie (CSRF-checked)."""
     record.path = "/review/logout"
-    review = answers.review_of(request)
-    reviewer = await answers.reviewer_of(request, review)
-    if isinstance(reviewer, Response):
-        return reviewer
-    form = await answers.read_form(request)
-    if not review.gate.csrf_ok(reviewer, form.get("csrf", "")):
-        raise answers.forbidden("missing or wrong CSRF token")
+    checked = await answers.posted(request)
+    if isinstance(checked, Response):
+        return checked
     response = RedirectResponse(answers.LOGIN_PATH, status_code=303, headers=answers.private_headers())
     response.delete_cookie(COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
     return response
@@ -172,13 +168,10 @@ async def logout(request: Request, components: Components, record: AccessRecord)
 async def decide(request: Request, components: Components, record: AccessRecord) -> Response:
     """``POST /review/decide``: a verdict (module docstring)."""
     record.path = "/review/decide"
-    review = answers.review_of(request)
-    reviewer = await answers.reviewer_of(request, review)
-    if isinstance(reviewer, Response):
-        return reviewer
-    form = await answers.read_form(request)
-    if not review.gate.csrf_ok(reviewer, form.get("csrf", "")):
-        raise answers.forbidden("missing or wrong CSRF token")
+    checked = await answers.posted(request)
+    if isinstance(checked, Response):
+        return checked
+    review, reviewer, form = checked
     origin, key, button = form.get("origin", ""), form.get("key", ""), form.get("verdict", "")
     reason = " ".join(form.get("reason", "").split())
     if button not in WRITTEN:
