@@ -32,7 +32,7 @@ from typing import Any
 import psutil
 
 from bench import report
-from edgeproxy.ingest.record import AnalysisRecord, analysis_key
+from edgeproxy.ingest.record import AnalysisRecord, analysis_key, record_key
 from edgeproxy.vision.models import default_dir
 from testkit.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, moto_s3
 
@@ -50,7 +50,9 @@ PHOTOS = (
 
 def _record(s3: Any, bucket: str, key: str) -> AnalysisRecord | None:
     try:
-        return AnalysisRecord.from_json(s3.get_object(Bucket=bucket, Key=analysis_key(key))["Body"].read())
+        return AnalysisRecord.from_json(
+            s3.get_object(Bucket=bucket, Key=analysis_key(key))["Body"].read(), record_key("bench")
+        )
     except s3.exceptions.NoSuchKey:
         return None
 

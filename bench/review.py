@@ -33,6 +33,7 @@ from bench import report
 from edgeproxy.ingest.record import AnalysisRecord, analysis_key
 from edgeproxy.vision.moderation import Verdict
 from testkit.app import make_served
+from testkit.ingest import RECORD_KEY
 from testkit.moto import moto_s3
 
 TOKEN = "bench-review-admin-token"
@@ -55,7 +56,7 @@ def _record(origin: str, key: str, index: int) -> bytes:
         nsfw=0.7,
         faces=(),
         verdict=Verdict.BLUR,
-    ).to_json()
+    ).to_json(RECORD_KEY)
 
 
 def _ms(fn, repeat: int) -> float:

@@ -42,12 +42,12 @@ from edgeproxy.service.optimise import Optimiser
 from edgeproxy.service.originals import Originals
 from edgeproxy.service.purging import Purger
 from edgeproxy.settings import Settings
+from edgeproxy.settings_values import analysis_record_key, purge_hooks
 from edgeproxy.settings_values import auto_size as auto_size
 from edgeproxy.settings_values import cdn_apis as cdn_apis
 from edgeproxy.settings_values import encoder_options as encoder_options
 from edgeproxy.settings_values import moderation_policy as moderation_policy
 from edgeproxy.settings_values import origins as origins_of
-from edgeproxy.settings_values import purge_hooks
 from edgeproxy.settings_values import s3_options as s3_options
 from edgeproxy.settings_values import source_limits as source_limits
 from edgeproxy.url.grammar import compile_presets
@@ -283,6 +283,7 @@ def compose(settings: Settings) -> Components:
         stale_if_error=settings.origin_stale_if_error,
         sidecar_max_bytes=settings.sidecar_max_bytes,
         sidecar_max_depth=settings.sidecar_max_depth,
+        record_key=analysis_record_key(settings),
     )
     service = Service(
         settings,

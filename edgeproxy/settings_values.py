@@ -111,3 +111,11 @@ def purge_hooks(settings: Settings) -> Hooks:
         apis=cdn_apis(settings),
         retries=settings.purge_retries,
     )
+
+
+def analysis_record_key(settings: Settings) -> bytes:
+    """The key analysis objects are written and read with (``ingest.record.record_key`` of the
+    first ``signing_key``): the ingest workers and the proxies of one deployment share it."""
+    from edgeproxy.ingest.record import record_key
+
+    return record_key(settings.signing_key.get_secret_value() if settings.signing_key else None)

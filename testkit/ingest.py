@@ -15,9 +15,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from edgeproxy.ingest.metrics import IngestMetrics
+from edgeproxy.ingest.record import record_key
 from edgeproxy.ingest.run import work
 from edgeproxy.settings import Settings
+from testkit.app import KEY
 from testkit.moto import MotoS3
+
+#: The key of the analysis objects of a deployment signed with testkit's ``KEY`` (every test proxy's).
+RECORD_KEY = record_key(KEY)
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 10.0, step: float = 0.05) -> Any:

@@ -34,10 +34,10 @@ from edgeproxy.ingest.record import AnalysisRecord, analysis_key
 from edgeproxy.service.validators import surrogate_key
 from edgeproxy.settings import Settings, load_settings
 from edgeproxy.url.builders import UrlBuilder
-from edgeproxy.vision.moderation import Action, Metadata, Policy, decide
+from edgeproxy.vision.moderation import Action, Metadata, Policy, Verdict, decide
 from testkit.app import KEY, make_client, signed
-from testkit.images import decode, encode, photo
-from testkit.ingest import Running, notified_queue, sqs_client, wait_for
+from testkit.images import decode, encode, face, photo
+from testkit.ingest import RECORD_KEY, Running, notified_queue, sqs_client, wait_for
 from testkit.metrics import value
 from testkit.moto import MotoS3, moto_s3
 from testkit.net import free_port
@@ -128,7 +128,7 @@ def stored(moto: MotoS3, key: str, etag: str | None = None) -> AnalysisRecord | 
             body = s3.get_object(Bucket=BUCKET, Key=analysis_key(key))["Body"].read()
         except s3.exceptions.NoSuchKey:
             return None
-    record = AnalysisRecord.from_json(body)
+    record = AnalysisRecord.from_json(body, RECORD_KEY)
     return record if etag is None or record.etag == etag else None
 
 
@@ -340,7 +340,7 @@ def _kill_record(moto: MotoS3) -> AnalysisRecord | None:
     with contextlib.closing(moto.client()) as s3:
         try:
             return AnalysisRecord.from_json(
-                s3.get_object(Bucket=KILL_BUCKET, Key="held.jpg.analysis.json")["Body"].read()
+                s3.get_object(Bucket=KILL_BUCKET, Key="held.jpg.analysis.json")["Body"].read(), RECORD_KEY
             )
         except s3.exceptions.NoSuchKey:
             return None
@@ -356,12 +356,12 @@ def test_a_local_folder_is_watched(models, tmp_path):
         (folder / "sub" / "new.jpg").write_bytes(jpeg(6))
         (folder / "sub" / "new.jpg.json").write_text('{"moderation": "approved"}')  # a sidecar: not analysed
         path = folder / "sub" / analysis_key("new.jpg")
-        record = AnalysisRecord.from_json(wait_for(lambda: path.is_file() and path.read_bytes()))
+        record = AnalysisRecord.from_json(wait_for(lambda: path.is_file() and path.read_bytes()), RECORD_KEY)
         assert (record.origin, record.key, record.width, record.height) == ("local", "sub/new.jpg", 320, 240)
         first = record.etag
         (folder / "sub" / "new.jpg").write_bytes(jpeg(7, 200, 100))  # replaced in place
-        wait_for(lambda: AnalysisRecord.from_json(path.read_bytes()).etag != first)
-        assert AnalysisRecord.from_json(path.read_bytes()).width == 200
+        wait_for(lambda: AnalysisRecord.from_json(path.read_bytes(), RECORD_KEY).etag != first)
+        assert AnalysisRecord.from_json(path.read_bytes(), RECORD_KEY).width == 200
         assert watcher.jobs("failed") == 0
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
         "sub",
@@ -441,3 +441,41 @@ def test_ingest_names_the_extra_it_lacks(capsys, monkeypatch, tmp_path):
     args = ["--origin", f"local={tmp_path}", "--queue-url", "https://sqs.example/1/q"]
     assert cli(["ingest", *args]) == 2
     assert "the SQS queue needs boto3: pip install 'edgeproxy[ingest]'" in capsys.readouterr().err
+
+
+def test_a_forged_analysis_object_is_not_trusted(models, tmp_path):
+    """An uploader who can put objects beside their own (user uploads into a bucket) writes
+    ``KEY.analysis.json`` saying "no faces, nsfw 0", with the right origin ETag and model
+    fingerprint copied from the deployment: the proxy must not believe it, or redaction and
+    moderation would be bypassed. Only objects authenticated with the deployment's key count."""
+    from edgeproxy.vision.analysis import Vision
+
+    picture = encode(face(640, 480), "jpeg")
+    options = {"nsfw_model": str(models["nsfw"]), "face_model": str(models["face"]), "moderation": True}
+    forged_folder, clean_folder = tmp_path / "forged", tmp_path / "clean"
+    for folder in (forged_folder, clean_folder):
+        folder.mkdir()
+        (folder / "face.jpg").write_bytes(picture)
+    fingerprint = Vision.load(load_settings(signing_key=KEY, **options)).fingerprint()
+    forged = AnalysisRecord(
+        origin="forged",
+        key="face.jpg",
+        etag=hashlib.blake2b(picture, digest_size=16).hexdigest(),  # the local origin's ETag
+        sha256=hashlib.sha256(picture).hexdigest(),
+        models=fingerprint,
+        uploaded_at=time.time(),
+        analysed_at=time.time(),
+        width=640,
+        height=480,
+        nsfw=0.0,
+        faces=(),
+        verdict=Verdict.ALLOW,
+    )
+    (forged_folder / analysis_key("face.jpg")).write_bytes(forged.to_json(b"the uploader's own key"))
+    with make_client({"forged": str(forged_folder), "clean": str(clean_folder)}, **options) as client:
+        answers = {o: client.get(signed(f"/w:320/redact:faces/f:png/{o}/face.jpg")) for o in ("forged", "clean")}
+        metrics = client.get("/metrics").text
+    assert value(metrics, "edgeproxy_analysis_total", source="stored") == 0
+    assert value(metrics, "edgeproxy_analysis_total", source="inline") == 2
+    assert answers["forged"].status_code == answers["clean"].status_code == 200
+    assert answers["forged"].content == answers["clean"].content  # the face redacted all the same

@@ -36,6 +36,7 @@ from edgeproxy.vision.moderation import Action, Metadata, Policy, Verdict, decid
 from testkit.app import KEY, make_client, make_served
 from testkit.env import ROOT, require_tool
 from testkit.images import decode, encode, loader_format, photo
+from testkit.ingest import RECORD_KEY
 from testkit.moto import moto_s3
 from testkit.origin import Reply, serve_origin
 
@@ -99,7 +100,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (folder / key).write_bytes(PICTURE)
         provenance = {k: v for k, v in (sidecar or {}).items() if k != "moderation"}  # as the worker reads it
         analysed = record("m", key, PICTURE, nsfw=score, age=age, **provenance)
-        (folder / analysis_key(key)).write_bytes(analysed.to_json())
+        (folder / analysis_key(key)).write_bytes(analysed.to_json(RECORD_KEY))
         if sidecar is not None:
             (folder / f"{key}.json").write_text(json.dumps(sidecar))
     with (
@@ -109,11 +110,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s3.put("upload.jpg", PICTURE, model="flux", moderation="pending")
         # An origin under a prefix: keys are relative to it, for the analysis objects and the verdicts.
         s3.put("team/a/b.jpg", PICTURE)
-        s3.put("team/" + analysis_key("a/b.jpg"), record("p", "a/b.jpg", PICTURE, nsfw=0.8, age=400).to_json())
-        # Copied beside another original: names another key, so it is not listed.
-        s3.put("team/" + analysis_key("copy.jpg"), record("p", "a/b.jpg", PICTURE, nsfw=0.8, age=1).to_json())
         s3.put(
-            analysis_key("upload.jpg"), record("s3", "upload.jpg", PICTURE, nsfw=0.65, age=5, model="flux").to_json()
+            "team/" + analysis_key("a/b.jpg"), record("p", "a/b.jpg", PICTURE, nsfw=0.8, age=400).to_json(RECORD_KEY)
+        )
+        # Copied beside another original: names another key, so it is not listed.
+        s3.put("team/" + analysis_key("copy.jpg"), record("p", "a/b.jpg", PICTURE, nsfw=0.8, age=1).to_json(RECORD_KEY))
+        s3.put(
+            analysis_key("upload.jpg"),
+            record("s3", "upload.jpg", PICTURE, nsfw=0.65, age=5, model="flux").to_json(RECORD_KEY),
         )
         with make_served(
             {"m": str(folder), "s3": f"s3://{s3.bucket}", "p": f"s3://{s3.bucket}/team"},
@@ -411,7 +415,7 @@ def test_block_writes_s3_metadata_keeping_the_rest(stack: Stack):
         s3.put_object(
             Bucket=stack.s3.bucket,
             Key=analysis_key("gone.jpg"),
-            Body=record("s3", "gone.jpg", PICTURE, nsfw=0.7, age=1).to_json(),
+            Body=record("s3", "gone.jpg", PICTURE, nsfw=0.7, age=1).to_json(RECORD_KEY),
         )
         assert post(stack, JSON, origin="s3", key="gone.jpg", verdict="approve").status_code == 404  # no original
     last = json.loads(audit_lines(stack)[-2])  # the blur; then the approval under the prefix
@@ -503,15 +507,15 @@ def test_a_changed_analysis_object_is_read_again(stack: Stack):
 
     assert ("m", "clean.jpg") not in queued()
     (stack.folder / analysis_key("clean.jpg")).write_bytes(
-        record("m", "clean.jpg", PICTURE, nsfw=0.7, age=10).to_json()
+        record("m", "clean.jpg", PICTURE, nsfw=0.7, age=10).to_json(RECORD_KEY)
     )
     assert ("m", "clean.jpg") in queued()
     (stack.folder / analysis_key("clean.jpg")).write_bytes(
-        record("m", "clean.jpg", PICTURE, nsfw=0.1, age=10).to_json()
+        record("m", "clean.jpg", PICTURE, nsfw=0.1, age=10).to_json(RECORD_KEY)
     )
     assert ("m", "clean.jpg") not in queued()
     with contextlib.closing(stack.s3.client()) as s3:
-        changed = record("p", "a/b.jpg", PICTURE, nsfw=0.7, age=401).to_json()
+        changed = record("p", "a/b.jpg", PICTURE, nsfw=0.7, age=401).to_json(RECORD_KEY)
         s3.put_object(Bucket=stack.s3.bucket, Key="team/" + analysis_key("a/b.jpg"), Body=changed)
         s3.put_object(Bucket=stack.s3.bucket, Key="team/a/b.jpg", Body=PICTURE, Metadata={"moderation": "pending"})
     assert ("p", "a/b.jpg") in queued()  # approved earlier; a human "pending" now, and a new analysis
@@ -542,7 +546,7 @@ def test_an_unreadable_sidecar_is_not_overwritten(stack: Stack):
     original stays listed (an unreadable verdict settles nothing)."""
     (stack.folder / "broken.jpg").write_bytes(PICTURE)
     (stack.folder / analysis_key("broken.jpg")).write_bytes(
-        record("m", "broken.jpg", PICTURE, nsfw=0.7, age=1).to_json()
+        record("m", "broken.jpg", PICTURE, nsfw=0.7, age=1).to_json(RECORD_KEY)
     )
     (stack.folder / "broken.jpg.json").write_text('{"model": "sdxl", ')
     assert ("m", "broken.jpg") in {(r["origin"], r["key"]) for r in listed(stack)}

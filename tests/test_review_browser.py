@@ -36,7 +36,7 @@ from testkit.app import KEY as SIGNING_KEY
 from testkit.app import make_client, signed
 from testkit.env import IN_CI, ROOT, require_varnish
 from testkit.images import decode, encode, loader_format, photo
-from testkit.ingest import Running, notified_queue, sqs_client, wait_for
+from testkit.ingest import RECORD_KEY, Running, notified_queue, sqs_client, wait_for
 from testkit.moto import moto_s3
 from testkit.net import free_port
 from testkit.varnish import is_hit, start_varnish
@@ -76,7 +76,7 @@ def test_approve_in_chromium_makes_varnish_serve_the_image_at_once(tmp_path: Pat
         )
         with Running(worker) as ingest:
             s3.put(KEY, PICTURE, model="sdxl-1.0")  # the upload: its event goes to the queue
-            record = AnalysisRecord.from_json(wait_for(lambda: s3.get(analysis_key(KEY)), timeout=30))
+            record = AnalysisRecord.from_json(wait_for(lambda: s3.get(analysis_key(KEY)), timeout=30), RECORD_KEY)
             assert ingest.jobs("analysed") == 1
         assert (record.key, record.verdict, record.nsfw, record.faces) == (KEY, Verdict.PENDING, None, ())
         assert record.sha256 == content_hash(PICTURE) and record.latency < 30

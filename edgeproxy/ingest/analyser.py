@@ -68,7 +68,8 @@ class Analyser:
     """Analyses uploads of ``origins`` (each with its ``writers`` entry) with ``vision``, decides
     with ``policy``, reads C2PA manifests with ``c2pa`` (None: not read), and on replacement purges
     through ``hooks`` (again after ``settle`` seconds: the proxies' ``original_cache_ttl``) and
-    prewarms (``prewarm``, None: not)."""
+    prewarms (``prewarm``, None: not); its analysis objects are authenticated with ``record_key``
+    (``ingest.record.record_key``)."""
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class Analyser:
         prewarm: Prewarm | None = None,
         sidecar_max_bytes: int = 65_536,
         settle: float = 0.0,
+        record_key: bytes,
     ):
         self.origins = origins
         self.writers = writers
@@ -95,6 +97,7 @@ class Analyser:
         self.prewarm = prewarm
         self.sidecar_max_bytes = sidecar_max_bytes
         self.settle = settle
+        self.record_key = record_key
         self._settling: set[asyncio.Task[None]] = set()
 
     async def process(self, upload: Upload) -> tuple[Outcome, AnalysisRecord | None]:
@@ -119,7 +122,7 @@ class Analyser:
             return Outcome.SKIPPED, previous
         metadata = await self._metadata(origin, writer, upload.key, original)
         record = await asyncio.to_thread(self._analyse, upload, original, metadata)
-        await writer.put(analysis_key(upload.key), record.to_json())
+        await writer.put(analysis_key(upload.key), record.to_json(self.record_key))
         if previous is not None and previous.etag != original.etag:
             await self._replaced(upload)
         return Outcome.ANALYSED, record
@@ -129,7 +132,7 @@ class Analyser:
         if data is None:
             return None
         try:
-            return AnalysisRecord.from_json(data)
+            return AnalysisRecord.from_json(data, self.record_key)
         except ValueError as error:  # analysed again, and overwritten
             _log.warning("unusable analysis object", extra={"fields": {"origin": upload.origin, "error": str(error)}})
             return None

@@ -25,11 +25,16 @@ One JSON object, UTF-8, schema ``version`` 1::
   ``moderation`` member) always wins over it, as in ``vision.moderation.decide``.
 - ``uploaded_at``/``analysed_at``: Unix seconds (the queue event's time, or the file's mtime; and
   when the analysis finished): their difference is the analysis latency from upload.
+- ``mac``: HMAC-SHA256 (RFC 2104) of the object without it, under ``record_key(signing_key)``.
+  Whoever can put objects beside an original (a user uploading into the bucket) could otherwise
+  write "no faces, nsfw 0" for it and bypass redaction and moderation: an object whose ``mac`` does
+  not verify is refused (``from_json``) and the original analysed as if none were stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +51,20 @@ ANALYSIS_SUFFIX = ".analysis.json"
 VERSION = 1
 #: Largest analysis object read (bytes): a record with hundreds of faces is a few tens of KiB.
 MAX_BYTES = 256 * 1024
+
+
+def record_key(signing_key: str | None) -> bytes:
+    """The key analysis objects are authenticated with: HMAC-SHA256 of a fixed label under the
+    deployment's ``signing_key`` (RFC 2104), so the proxy and its ingest workers share it without a
+    setting of its own, and it verifies no URL (a different label, a different key). Without a
+    signing key (``allow_unsigned``, local development only) the objects are keyed with nothing."""
+    return hmac.new((signing_key or "").encode(), b"edgeproxy analysis object v1", hashlib.sha256).digest()
+
+
+def _mac(key: bytes, body: dict[str, Any]) -> str:
+    """The hex HMAC-SHA256 of ``body`` (without ``mac``) as ``to_json`` writes it."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
 def analysis_key(key: str) -> str:
@@ -92,9 +111,10 @@ class AnalysisRecord:
         """Seconds from upload to the stored analysis."""
         return max(0.0, self.analysed_at - self.uploaded_at)
 
-    def to_json(self) -> bytes:
+    def to_json(self, key: bytes) -> bytes:
         """The analysis object's bytes (UTF-8 JSON, keys sorted: the same record, the same bytes,
-        so that a redelivered event rewrites an identical object)."""
+        so that a redelivered event rewrites an identical object), authenticated with ``key``
+        (``record_key``)."""
         faces = None
         if self.faces is not None:
             faces = [{"x": f.box.x, "y": f.box.y, "w": f.box.w, "h": f.box.h, "score": f.score} for f in self.faces]
@@ -115,15 +135,18 @@ class AnalysisRecord:
             "verdict": self.verdict.value,
             "provenance": dict(self.provenance),
         }
+        body["mac"] = _mac(key, body)
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> AnalysisRecord:
-        """Parse an analysis object (at most ``MAX_BYTES``, nested at most 16 levels).
+    def from_json(cls, data: bytes, key: bytes) -> AnalysisRecord:
+        """Parse an analysis object (at most ``MAX_BYTES``, nested at most 16 levels) written with
+        ``key`` (``record_key``).
 
         Raises:
-            ValueError: not JSON, too large or deep, another schema version, or a member missing
-                or of the wrong type (the message names it).
+            ValueError: not JSON, too large or deep, another schema version, a ``mac`` that does
+                not verify under ``key`` (not written by this deployment), or a member missing or
+                of the wrong type (the message names it).
         """
         try:
             body = boundedjson.loads(data, max_bytes=MAX_BYTES, max_depth=16)
@@ -133,6 +156,9 @@ class AnalysisRecord:
             raise ValueError("analysis object is not a JSON object")
         if body.get("version") != VERSION:
             raise ValueError(f"analysis object has version {body.get('version')!r}, not {VERSION}")
+        mac = body.pop("mac", None)
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, body)):
+            raise ValueError("analysis object is not authenticated by this deployment's key")
         try:
             raw_faces = body["faces"]
             faces = (

@@ -34,7 +34,7 @@ from edgeproxy.ingest.worker import Worker
 from edgeproxy.origins.writer import Writer, writer_for
 from edgeproxy.settings import Settings
 from edgeproxy.settings_io import serialize
-from edgeproxy.settings_values import moderation_policy, purge_hooks, s3_options, source_limits
+from edgeproxy.settings_values import analysis_record_key, moderation_policy, purge_hooks, s3_options, source_limits
 from edgeproxy.settings_values import origins as origins_of
 
 _log = logging.getLogger("edgeproxy.ingest")
@@ -133,6 +133,7 @@ async def work(
         prewarm=warm,
         sidecar_max_bytes=settings.sidecar_max_bytes,
         settle=settings.original_cache_ttl,
+        record_key=analysis_record_key(settings),
     )
     worker = Worker(analyser, metrics)
     try:

@@ -111,12 +111,14 @@ class ReviewQueue:
         *,
         ttl: float,
         max_items: int,
+        record_key: bytes,
         clock: Callable[[], float] = time.time,
     ):
         self.sources = dict(sources)
         self.policy = policy
         self.ttl = ttl
         self.max_items = max_items
+        self.record_key = record_key  # analysis objects not written by this deployment are unusable
         self.clock = clock
         self._listing: Listing | None = None
         #: (origin, analysis object key) -> (its stamp, its record or None when unusable): reused
@@ -150,7 +152,7 @@ class ReviewQueue:
         try:
             data = await writer.get(name)
             if data is not None:
-                record = AnalysisRecord.from_json(data)
+                record = AnalysisRecord.from_json(data, self.record_key)
         except Exception as exc:  # an unreadable object must not hide the others
             _log.warning(
                 "unusable analysis object", extra={"fields": {"origin": origin, "key": name, "error": str(exc)}}

@@ -187,7 +187,7 @@ async def decide(request: Request, components: Components, record: AccessRecord)
     if data is None:
         raise not_found("no analysis object for this original")
     try:
-        analysed = AnalysisRecord.from_json(data)
+        analysed = AnalysisRecord.from_json(data, review.queue.record_key)
     except ValueError as exc:
         raise ProxyError(409, f"the analysis object is unusable: {exc}", "origin", cacheable=False) from None
     verdict = WRITTEN[button]

@@ -59,6 +59,7 @@ class Review:
         """The review objects over ``components`` (``review = true``; settings checked that
         ``admin_token`` and ``review_audit_log`` are set)."""
         from edgeproxy.compose import moderation_policy, s3_options
+        from edgeproxy.settings_values import analysis_record_key
 
         settings = components.settings
         assert settings.admin_token is not None and settings.review_audit_log  # settings_checks.check_review
@@ -71,7 +72,11 @@ class Review:
                 sources[name] = (writer, store)
                 verdicts[name] = store
         queue = ReviewQueue(
-            sources, moderation_policy(settings), ttl=settings.review_cache_seconds, max_items=settings.review_max_items
+            sources,
+            moderation_policy(settings),
+            ttl=settings.review_cache_seconds,
+            max_items=settings.review_max_items,
+            record_key=analysis_record_key(settings),
         )
         keys = settings.verify_keys()
         return cls(

@@ -72,12 +72,14 @@ class Originals:
         stale_if_error: float,
         sidecar_max_bytes: int,
         sidecar_max_depth: int,
+        record_key: bytes,
     ) -> None:
         self.cache = cache
         self.metrics = metrics
         self.ttl = ttl
         self.stale_if_error = stale_if_error
         self.sidecar_max_bytes = sidecar_max_bytes
+        self.record_key = record_key  # authenticates analysis objects (ingest.record.record_key)
         self.sidecar_max_depth = sidecar_max_depth
         self._fetches: SingleFlight = SingleFlight()
 
@@ -204,7 +206,7 @@ class Originals:
                 _log.debug("analysis object not read: %d %s", error.status, error.message)
             return None
         try:
-            record = AnalysisRecord.from_json(stored.original.data)
+            record = AnalysisRecord.from_json(stored.original.data, self.record_key)
         except ValueError as error:
             _log.warning(
                 "unusable analysis object",
