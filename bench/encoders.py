@@ -17,6 +17,11 @@ made once per photo and candidate and shared between floors. A floor no quality 
 Reported per candidate and floor: the geometric mean over photos of its bytes ÷ today's bytes (below 1:
 smaller), the qualities chosen (median), and per candidate the process CPU seconds of one encode (the
 mean over every encode made) ÷ today's. Prints Markdown; ``--write`` puts it into ``bench/results.md``.
+
+WebP's ``libwebp:`` candidates encode through libwebp directly (``libwebp_save``, the ``webp`` package,
+in the ``bench`` extra), to measure the options libvips' ``webpsave`` does not pass (autofilter, SNS
+and filter strengths, segments, passes); the first of them (method 6, nothing else) is the baseline
+those rows should be read against. Without the package they are left out.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ _JPEG = {"optimize_coding": True, "interlace": True, "trellis_quant": True, "ove
 _JPEG_TODAY = {**_JPEG, "optimize_scans": True}
 _WEBP = {"effort": 6, "smart_subsample": True}
 _AVIF = {"compression": "av1", "bitdepth": 8, "effort": 4}
+#: A candidate whose options hold this key is encoded by libwebp directly (``libwebp_save``), its value
+#: the ``WebPConfig`` fields set over ``method`` 6 and the quality.
+LIBWEBP = "libwebp"
 #: Per format, (name, libvips saver options but ``Q``); the first is today's optimised configuration.
 CANDIDATES: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] = {
     "jpeg": [
@@ -68,6 +76,16 @@ CANDIDATES: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] = {
         ("preset picture", {**_WEBP, "preset": "picture"}),
         ("preset drawing", {**_WEBP, "preset": "drawing"}),
         ("smart_deblock", {**_WEBP, "smart_deblock": True}),
+        # libwebp's own options that libvips' webpsave does not pass, through libwebp directly (the
+        # ``webp`` package, pywebp: method 6, no sharp YUV; ``LIBWEBP``): what is left for WebP.
+        ("libwebp: method 6", {LIBWEBP: {}}),
+        ("libwebp: autofilter", {LIBWEBP: {"autofilter": 1}}),
+        ("libwebp: sns_strength 25", {LIBWEBP: {"sns_strength": 25}}),
+        ("libwebp: sns_strength 80", {LIBWEBP: {"sns_strength": 80}}),
+        ("libwebp: filter_strength 20, sharpness 0", {LIBWEBP: {"filter_strength": 20, "filter_sharpness": 0}}),
+        ("libwebp: filter_strength 60, sharpness 3", {LIBWEBP: {"filter_strength": 60, "filter_sharpness": 3}}),
+        ("libwebp: segments 2", {LIBWEBP: {"segments": 2}}),
+        ("libwebp: pass 6", {LIBWEBP: {"pass": 6}}),
     ],
     "avif": [
         ("today: effort 4, tune iq (libvips' default)", _AVIF),
@@ -76,9 +94,41 @@ CANDIDATES: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] = {
         ("subsample off (4:4:4)", {**_AVIF, "subsample_mode": "off"}),
         ("effort 6", {**_AVIF, "effort": 6}),
         ("effort 7", {**_AVIF, "effort": 7}),
+        ("bitdepth 10", {**_AVIF, "bitdepth": 10}),
+        ("bitdepth 10, subsample off (4:4:4)", {**_AVIF, "bitdepth": 10, "subsample_mode": "off"}),
     ],
 }
 SAVERS = {"jpeg": "jpegsave_buffer", "webp": "webpsave_buffer", "avif": "heifsave_buffer"}
+
+
+def libwebp_save(image: pyvips.Image, quality: int, fields: Mapping[str, int]) -> bytes:
+    """``image`` (3-band 8-bit) encoded by libwebp through the ``webp`` package (pywebp's ``WebPConfig``:
+    ``method`` 6, ``quality``, then ``fields``, e.g. ``autofilter``, ``sns_strength``,
+    ``filter_strength``, ``filter_sharpness``, ``segments``, ``pass``: libwebp's ``encode.h``).
+
+    Raises:
+        ImportError: the ``webp`` package is not installed (``pip install webp``).
+    """
+    import numpy as np
+    import webp
+
+    config = webp.WebPConfig.new(quality=quality)
+    config.ptr.method = 6
+    for field, value in fields.items():
+        setattr(config.ptr, field, value)
+    pixels = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, image.bands))
+    return bytes(webp.WebPPicture.from_numpy(np.ascontiguousarray(pixels)).encode(config).buffer())
+
+
+def available(fmt: str, candidate: int) -> bool:
+    """Whether candidate ``candidate`` of ``fmt`` can run here (a libwebp one needs the ``webp`` package)."""
+    if LIBWEBP not in CANDIDATES[fmt][candidate][1]:
+        return True
+    try:
+        import webp  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +151,7 @@ def sweep_photo(path: str, fmt: str, floors: Sequence[float], candidates: Sequen
     png = bq.render(Path(path).read_bytes(), "png", config, encoder_options(config), None, False).body
     image = pyvips.Image.new_from_buffer(png, "").copy_memory()
     judge = _Judge(image)
-    return [sweep_one(image, judge, Path(path).name, fmt, c, floors) for c in candidates]
+    return [sweep_one(image, judge, Path(path).name, fmt, c, floors) for c in candidates if available(fmt, c)]
 
 
 def sweep_one(
@@ -109,7 +159,16 @@ def sweep_one(
 ) -> Swept:
     """``image``'s lowest quality per floor for candidate ``candidate`` of ``fmt`` (a bisection per floor)."""
     options = CANDIDATES[fmt][candidate][1]
-    saver = getattr(image, SAVERS[fmt])
+    if LIBWEBP in options:
+        fields = options[LIBWEBP]
+        rgb = image.flatten() if image.hasalpha() else image
+
+        def saver(Q: int, **_: object) -> bytes:  # noqa: N803 - libvips' name
+            return libwebp_save(rgb, Q, fields)
+
+        options = {}
+    else:
+        saver = getattr(image, SAVERS[fmt])
     curve: dict[int, tuple[float, int]] = {}
     cpu = 0.0
 
