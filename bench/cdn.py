@@ -11,9 +11,11 @@ scenario:
 - ``buckets+prewarm``: the shipped file after ``edgeproxy prewarm`` (``edgeproxy.prewarm``) asked
   Varnish for every original at every width of the workload, once per Accept bucket;
 - ``raw-vary+prewarm`` (not run by default): the same prewarm in front of raw ``Vary``;
-- ``buckets+optimised``: the shipped file, the sequence replayed twice: cold (the fast tier, for
+- ``buckets+optimised``: the shipped file, the sequence replayed three times: cold (the fast tier, for
   ``optimise_max_age`` ``OPTIMISED_MAX_AGE`` s), then once the optimisation queue has drained and
-  the fast tier has expired: bytes served over time, as the optimised tier replaces the fast one.
+  the fast tier has expired, and once more right after (the steady state: the second's stale
+  answers queued the last optimisations): bytes served over time, as the optimised tier replaces the
+  fast one.
 
 The workload: originals are the corpus's photos (MANIFEST.json entries tagged ``photo`` that
 decode), drawn by Zipf rank (exponent ``ZIPF_S``; the ranks are a seeded shuffle of the photos);
@@ -187,6 +189,7 @@ class Result:
     prewarm: Counts = field(default_factory=Counts)
     prewarm_failures: int = 0
     again: list[Outcome] | None = None  # the second replay of an ``optimised`` scenario
+    steady: list[Outcome] | None = None  # its third, right after the second: the steady state
 
 
 # --- the workload --------------------------------------------------------------------------------
@@ -345,7 +348,7 @@ def run_scenario(
         vcl = raw_vary_vcl(vcl)
     env = {"EDGEPROXY_OPTIMISE_MAX_AGE": str(OPTIMISED_MAX_AGE)} if scenario.optimised else {}
     proxy = start_edgeproxy(corpus, free_port(), KEY, env)
-    again = None
+    again = steady = None
     try:
         with start_varnish("127.0.0.1", proxy.port, vcl=vcl) as varnish:
             start = snapshot(proxy, varnish)
@@ -363,9 +366,11 @@ def run_scenario(
                 drain(proxy)
                 time.sleep(OPTIMISED_MAX_AGE + 1)
                 again = asyncio.run(replay(varnish.url, requests, clients))
+                drain(proxy)  # what the second replay's stale answers queued
+                steady = asyncio.run(replay(varnish.url, requests, clients))
     finally:
         proxy.stop()
-    return Result(scenario, outcomes, end - warmed, warmed - start, failures, again)
+    return Result(scenario, outcomes, end - warmed, warmed - start, failures, again, steady)
 
 
 def drain(proxy: Server) -> None:
@@ -429,7 +434,8 @@ def megabytes(outcomes: Sequence[Outcome]) -> str:
 
 def bytes_over_time(results: Sequence[Result]) -> list[str]:
     """For each ``optimised`` scenario, a line: bytes of the first replay (fast tier) against the
-    second (optimised tier, once stored), with the share of answers that were the optimised tier."""
+    second (the optimised tier once stored; a first request per object may still get the stale fast
+    one from Varnish's grace) and the third (right after: the steady state)."""
     lines = []
     for r in results:
         if r.again is None:
@@ -439,7 +445,13 @@ def bytes_over_time(results: Sequence[Result]) -> list[str]:
             f"Bytes over time ({r.scenario.name}): the first replay served {megabytes(r.outcomes)} MB (the fast "
             f"tier, cold); the same sequence again, once the optimisation queue had drained and the fast tier "
             f"had expired in Varnish (`optimise_max_age` {OPTIMISED_MAX_AGE} s), {megabytes(r.again)} MB: "
-            f"{second / first:.2f}× (errors {sum(o.status != 200 for o in r.again)})."
+            f"{second / first:.2f}× (errors {sum(o.status != 200 for o in r.again)})"
+            + (
+                f"; a third time, right after, {megabytes(r.steady)} MB: "
+                f"{sum(o.size for o in r.steady) / first:.2f}× (errors {sum(o.status != 200 for o in r.steady)})."
+                if r.steady is not None
+                else "."
+            )
         )
     return lines
 
