@@ -39,6 +39,7 @@ from edgeproxy.service.decision import Decider
 from edgeproxy.service.derive import Service
 from edgeproxy.service.manifests import Manifest, Manifests
 from edgeproxy.service.optimise import Optimiser
+from edgeproxy.service.optimise_process import Workers
 from edgeproxy.service.originals import Originals
 from edgeproxy.service.purging import Purger
 from edgeproxy.settings import Settings
@@ -157,6 +158,16 @@ def _load_c2pa(settings: Settings, contexts: C2paContexts | None) -> tuple[Deriv
     return signer, hashlib.sha256(Path(settings.c2pa_certificate).read_bytes()).hexdigest()[:16]
 
 
+def derivative_signer(settings: Settings) -> DerivativeSigner | None:
+    """The C2PA signer of ``c2pa_origins`` (None without), as ``compose`` loads it: for another
+    process that renders what this one would (``service.optimise_process``).
+
+    Raises:
+        StartupError: as ``compose``.
+    """
+    return _load_c2pa(settings, _c2pa_contexts())[0]
+
+
 def result_storage(settings: Settings, s3: S3Options) -> ResultStore | None:
     """The result storage ``settings.result_storage`` names (None for ``off``).
 
@@ -194,7 +205,8 @@ def result_storage(settings: Settings, s3: S3Options) -> ResultStore | None:
 
 def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics, pool: RenderPool) -> Optimiser | None:
     """The background tier of ``optimise = "background"`` (None otherwise, or without a result
-    storage: the optimised derivatives would live nowhere), giving way to ``pool``'s renders."""
+    storage: the optimised derivatives would live nowhere), giving way to ``pool``'s renders, in
+    worker processes under ``optimise_isolation = "process"`` (``service.optimise_process``)."""
     if settings.optimise != "background" or results is None:
         return None
     return Optimiser(
@@ -204,6 +216,7 @@ def optimiser(settings: Settings, results: ResultStore | None, metrics: Metrics,
         threads=settings.optimise_threads,
         timeout=settings.optimise_timeout,
         busy=pool.busy,
+        workers=Workers(settings, settings.optimise_threads) if settings.optimise_isolation == "process" else None,
     )
 
 

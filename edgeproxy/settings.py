@@ -169,6 +169,10 @@ class ProxySettings(BaseSettings):
     optimise_queue: int = Field(256, ge=1)  # derivatives waiting for the background; more are dropped (counted)
     optimise_threads: int = Field(1, ge=1, le=64)  # background threads (OS priority lowered: nice 19)
     optimise_timeout: float = Field(120.0, gt=0)  # seconds one background optimisation may take
+    # Where the background runs. "process": each of the optimise_threads has a worker process of its
+    # own (whole process at nice 19, libvips' threads too; killed past optimise_timeout; a crash fails
+    # one job, never the server). "thread": in the server's process (its libvips threads are shared).
+    optimise_isolation: Literal["process", "thread"] = "process"
     optimise_avif_effort: int = Field(4, ge=0, le=9)
     optimise_webp_effort: int = Field(6, ge=0, le=6)
     # Outputs over this many pixels (one frame) are not searched: the optimised tier encodes them at

@@ -203,6 +203,28 @@ def test_storm_bench_reports_both_scenarios_and_the_queue(corpus: Path, tmp_path
     assert "background ÷ off: p50 " in section
 
 
+@pytest.mark.slow
+def test_storm_isolation_bench_reports_both_isolations_and_their_ratios(tmp_path: Path):
+    """``bench.storm_isolation`` on a tiny storm over synthetic photos: every answer a 200 with the
+    background in threads and in a worker process, the worker's memory measured (none in thread
+    mode), and the ratios line there."""
+    section = published(
+        tmp_path,
+        "bench.storm_isolation",
+        *("--queue", "2", "--urls", "6", "--clients", "2", "--settle", "0.2", "--rounds", "1"),
+        *("--corpus", str(synthetic_corpus(tmp_path / "corpus", photos=2))),
+    )
+    assert section.startswith("## Storm over running optimisations: thread vs process isolation")
+    lines = [line for line in section.splitlines() if line.startswith("| ")][1:]  # the header off
+    rows = {row[0]: row for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)}
+    assert set(rows) == {"thread", "process"}
+    for name, requests, errors, p50, p99, _done, _dropped, failed, _rss in rows.values():
+        assert (requests, errors, failed) == ("6", "0", "0"), name
+        assert 0 < float(p50) <= float(p99), name
+    assert rows["thread"][8] == "0" and int(rows["process"][8]) > 20  # worker RSS, MiB
+    assert re.search(r"process ÷ thread: p50 [0-9.]+, p99 [0-9.]+\.", section), section
+
+
 def synthetic_corpus(folder: Path, photos: int = 4) -> Path:
     """A corpus of ``photos`` synthetic 800 x 533 JPEG photos (testkit.images) with the MANIFEST.json
     entries a benchmark reads (tag ``photo``, ``decode_ok``): a small workload whose answers and

@@ -51,7 +51,7 @@ from edgeproxy.service.results import (
     Treatment,
     Work,
 )
-from edgeproxy.service.tiers import background_job, quality_target, searchable
+from edgeproxy.service.tiers import BackgroundRender, background_job, quality_target, searchable
 from edgeproxy.service.validators import Validators, etag_matches, strong_etag, surrogate_key, tier_etag
 from edgeproxy.settings import Settings
 from edgeproxy.url.media import FORMAT_OF
@@ -221,7 +221,8 @@ class Service:
             if tier is Tier.FAST and target is not None:
                 if searchable(rendered) and self.optimiser is not None:  # the optimised tier, in the background
                     background = functools.partial(background_job, render, treatment, title, target)
-                    self.optimiser.submit(Optimisation(name, background, tag))
+                    portable = BackgroundRender(original.data, negotiated, treatment, title, target)
+                    self.optimiser.submit(Optimisation(name, background, tag, portable))
                 elif not searchable(rendered):  # an animation: nothing to optimise, one immutable answer
                     # with the ETag of no tier, so that its 304 (above) is immutable too
                     caching = self.decider.caching(treatment, stale=fetched.stale)

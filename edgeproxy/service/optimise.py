@@ -1,4 +1,5 @@
-"""The optimised tier's background work: a bounded queue of optimisations done by low-priority threads.
+"""The optimised tier's background work: a bounded queue of optimisations done by low-priority threads
+(in worker processes of their own under ``optimise_isolation = "process"``: ``optimise_process``).
 
 A derivative with a quality target (``q:auto``) is answered first by the fast encoders; its optimised
 twin (the quality searched to the target with the slow encoders: ``edgeproxy.quality``) is made here,
@@ -24,6 +25,11 @@ Bounds, so that background work never takes what requests need:
   want a core at once, and the background also holds the GIL and memory bandwidth, so under a storm
   of requests it waits (the queue fills and drops) and catches up when they are done. A started
   optimisation runs to its end (seconds at most for an AVIF search).
+
+With ``optimise_isolation = "process"`` each thread hands its optimisations to a worker process of
+its own and waits (``optimise_process.Workers``): the whole worker is at nice 19, libvips' threads
+in it included, a worker past ``timeout`` plus a grace is killed, and one that crashes fails only
+its optimisation (both counted ``failed`` and logged); the gate above stays in the server.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import Any, TypeVar
 from edgeproxy.errors import ProxyError
 from edgeproxy.http.metrics import Metrics
 from edgeproxy.results.store import ResultStore
+from edgeproxy.service.optimise_process import Job, WorkerLost, Workers
 
 _log = logging.getLogger("edgeproxy.optimise")
 
@@ -61,22 +68,23 @@ def _lower_priority() -> None:
 
 class _Threads:
     """``count`` daemon threads at background priority running submitted calls one at a time each,
-    each call only once ``busy()`` is False.
+    each call only once ``busy()`` is False, given the number of the thread running it (0 to
+    ``count - 1``: its worker slot under ``optimise_isolation = "process"``).
 
     Daemon threads, unlike ``concurrent.futures``' (which the interpreter joins at exit): a shutdown
     never waits for an optimisation to finish (an AV1 encode cannot be interrupted once it has its
     pixels); whatever one was doing is simply not stored."""
 
     def __init__(self, count: int, busy: Callable[[], bool]) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]] | None]
+        self._jobs: queue.SimpleQueue[tuple[Callable[[int], Any], Callable[[Any, BaseException | None], None]] | None]
         self._jobs = queue.SimpleQueue()
         self._count = count
         self._busy = busy
         self._closing = False
         for n in range(count):
-            threading.Thread(target=self._work, name=f"edgeproxy-optimise-{n}", daemon=True).start()
+            threading.Thread(target=self._work, args=(n,), name=f"edgeproxy-optimise-{n}", daemon=True).start()
 
-    def _work(self) -> None:
+    def _work(self, slot: int) -> None:
         _lower_priority()
         while (job := self._jobs.get()) is not None:
             fn, done = job
@@ -85,14 +93,14 @@ class _Threads:
             if self._closing:  # shutting down: what is still queued never starts
                 continue
             try:
-                result = fn()
+                result = fn(slot)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
                 done(None, exc)
             else:
                 done(result, None)
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` in a background thread, awaited."""
+    async def run(self, fn: Callable[[int], T]) -> T:
+        """``fn(slot)`` in a background thread (``slot``: its number), awaited."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
@@ -122,11 +130,14 @@ class _Threads:
 class Optimisation:
     """One optimisation: ``name`` (the optimised derivative's ETag: its name in the result storage),
     ``render`` (blocking: the optimised bytes and their media type, given a ``time.monotonic()``
-    deadline), and the original's ``surrogate_key`` (a purge of the original deletes it)."""
+    deadline), the original's ``surrogate_key`` (a purge of the original deletes it), and ``job``,
+    the same work as a worker process runs it (picklable: ``tiers.BackgroundRender``); without
+    one, ``render`` runs in the background thread whatever the isolation."""
 
     name: str
     render: Callable[[float], tuple[bytes, str]]
     surrogate_key: str
+    job: Job | None = None
 
 
 class Optimiser:
@@ -135,7 +146,8 @@ class Optimiser:
     ``queue``: optimisations waiting or running at most; ``threads``: background threads;
     ``timeout``: seconds per optimisation, from its start; ``busy``: whether requests are rendering
     (then no optimisation starts; ``RenderPool.busy``); ``metrics``: ``edgeproxy_optimise*`` (the
-    store counts its own: ``StoreStats``).
+    store counts its own: ``StoreStats``); ``workers``: the threads' worker processes
+    (``optimise_isolation = "process"``: ``optimise_process.Workers``), None to render in the threads.
     """
 
     def __init__(
@@ -147,12 +159,14 @@ class Optimiser:
         threads: int,
         timeout: float,
         busy: Callable[[], bool] = lambda: False,
+        workers: Workers | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.queue = queue
         self.timeout = timeout
         self._threads = _Threads(threads, busy)
+        self.workers = workers
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._closed = False
 
@@ -183,9 +197,14 @@ class Optimiser:
         self.metrics.optimise_pending.dec()
 
     async def _render(self, job: Optimisation) -> tuple[bytes, str]:
-        def render() -> tuple[bytes, str]:  # in the background thread, when it starts
-            start = time.monotonic()
-            made = job.render(start + self.timeout)
+        def render(slot: int) -> tuple[bytes, str]:  # in the background thread, when it starts
+            if self.workers is not None and job.job is not None:
+                self.workers.ready(slot)  # a worker's start is not the job's time
+                start = time.monotonic()
+                made = self.workers.run(slot, job.job, start + self.timeout)
+            else:
+                start = time.monotonic()
+                made = job.render(start + self.timeout)
             self.metrics.optimise_duration.observe(time.monotonic() - start)
             return made
 
@@ -197,6 +216,10 @@ class Optimiser:
         except ProxyError as error:
             self.metrics.optimise.labels("failed").inc()
             _log.info("optimise failed", extra={"fields": {"surrogate_key": job.surrogate_key, "error": error.message}})
+            return
+        except WorkerLost as lost:  # killed past its deadline, or crashed: its worker starts again
+            self.metrics.optimise.labels("failed").inc()
+            _log.warning("optimise failed", extra={"fields": {"surrogate_key": job.surrogate_key, "error": str(lost)}})
             return
         except Exception:  # a bug: logged, never raised into the event loop
             self.metrics.optimise.labels("failed").inc()
@@ -214,3 +237,5 @@ class Optimiser:
             task.cancel()
         await asyncio.gather(*self._pending.values(), return_exceptions=True)
         self._threads.close()
+        if self.workers is not None:
+            self.workers.close()

@@ -3,18 +3,24 @@
 A derivative has a SSIMULACRA2 target (``quality_target``) unless it has a fixed quality or is asked
 for as a format without a search; once rendered, it has an optimised tier only if its output is one
 frame of JPEG, WebP or AVIF (``searchable``). ``Service.derive`` answers the tiers; the background
-runs ``background_job`` (``service.optimise``).
+runs ``background_job`` (``service.optimise``), in a worker process as ``BackgroundRender``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgeproxy.http.negotiate import Negotiated
 from edgeproxy.render import pipeline
 from edgeproxy.service.results import Treatment
 from edgeproxy.settings import Settings
 from edgeproxy.url.spec import Format
+
+if TYPE_CHECKING:
+    from edgeproxy.service.renderer import Renderer
 
 
 def quality_target(settings: Settings, negotiated: Negotiated) -> float | None:
@@ -44,3 +50,21 @@ def background_job(
     """The background tier's job: the optimised render by ``until`` (``time.monotonic()``)."""
     rendered = render(until, treatment, title, target, True)
     return rendered.body, rendered.mime
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundRender:
+    """The background tier's job as a worker process runs it (``service.optimise_process``): picklable,
+    with what ``background_job`` needs besides the renderer (the worker's own): the original's
+    bytes ``data``, the ``negotiated`` request, the ``treatment``, the C2PA ``title`` and the target."""
+
+    data: bytes
+    negotiated: Negotiated
+    treatment: Treatment
+    title: str | None
+    target: float
+
+    def __call__(self, renderer: Renderer, until: float) -> tuple[bytes, str]:
+        """``background_job`` with ``renderer``, by ``until`` (``time.monotonic()``)."""
+        render = functools.partial(renderer.render, self.data, self.negotiated)
+        return background_job(render, self.treatment, self.title, self.target, until)
