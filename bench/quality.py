@@ -66,6 +66,7 @@ from bench import formats, servers
 from bench import report as reporting
 from edgeproxy.compose import encoder_options, source_limits
 from edgeproxy.http.negotiate import Negotiated
+from edgeproxy.quality.search import browser_decodes
 from edgeproxy.quality.ssimulacra2 import Reference
 from edgeproxy.render import pipeline, vips
 from edgeproxy.render.encoding import EncodeOptions
@@ -143,16 +144,27 @@ class Judges:
     def output(self, body: bytes, quality: int, own: float | None = None) -> Output:
         """``body`` (at encoder ``quality``) decoded and scored; ``own``: its score against the own
         reference when already known (edgeproxy's search computed it)."""
-        image, profile, resized = displayed(body, self.size)
-        own_score = self.own.score(image) if own is None else own
-        return Output(len(body), quality, self.common.score(image), own_score, profile, resized)
+        images, profile, resized = displayed(body, self.size)
+        own_score = lowest(self.own, images) if own is None else own
+        return Output(len(body), quality, lowest(self.common, images), own_score, profile, resized)
 
 
-def displayed(body: bytes, size: tuple[int, int]) -> tuple[pyvips.Image, int, bool]:
-    """``body`` decoded as a browser shows it: an embedded ICC profile (or CMYK) to sRGB, alpha onto
-    white, 3-band 8-bit, in memory, resized to ``size`` (width, height) when it differs; with the
-    bytes of its ICC profile (0: none) and whether it was resized."""
-    image = pyvips.Image.new_from_buffer(body, "")
+def lowest(reference: Reference, images: Sequence[pyvips.Image]) -> float:
+    """The lowest score of ``images`` (the decodes of one output) against ``reference``."""
+    return min(reference.score(image) for image in images)
+
+
+def displayed(body: bytes, size: tuple[int, int]) -> tuple[list[pyvips.Image], int, bool]:
+    """``body`` decoded as browsers may show it (``quality.search.browser_decodes``: AVIF by libheif
+    and by libavif, whose scores may differ by a point or more; the lower counts): each decode with
+    an embedded ICC profile (or CMYK) to sRGB, alpha onto white, 3-band 8-bit, in memory, resized to
+    ``size`` (width, height) when it differs; with the bytes of its ICC profile (0: none) and whether
+    it was resized."""
+    shown = [_shown(image, size) for image in browser_decodes(body)]
+    return [image for image, _, _ in shown], shown[0][1], shown[0][2]
+
+
+def _shown(image: pyvips.Image, size: tuple[int, int]) -> tuple[pyvips.Image, int, bool]:
     profile = len(image.get("icc-profile-data")) if image.get_typeof("icc-profile-data") != 0 else 0
     if profile or image.interpretation == "cmyk":
         image = image.icc_transform("srgb", embedded=True)
@@ -201,7 +213,9 @@ def edgeproxy_judges(path: Path, config: Settings) -> tuple[Judges, float]:
     (PNG) resize; and the common score of that resize."""
     common = reference(path)
     size = (common.width, common.height)
-    lossless = displayed(render(path.read_bytes(), "png", config, encoder_options(config), None, False).body, size)[0]
+    lossless = displayed(render(path.read_bytes(), "png", config, encoder_options(config), None, False).body, size)[0][
+        0
+    ]
     judges = Judges(Reference(common), Reference(lossless), size)
     return judges, judges.common.score(lossless)
 
@@ -230,9 +244,9 @@ def optimise(path: str, fmt: str, floor: float) -> Optimised:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     assert rendered.quality is not None and rendered.score is not None, "the quality was not searched"
     common = reference(Path(path))
-    image, profile, resized = displayed(rendered.body, (common.width, common.height))
+    images, profile, resized = displayed(rendered.body, (common.width, common.height))
     output = Output(
-        len(rendered.body), rendered.quality, Reference(common).score(image), rendered.score, profile, resized
+        len(rendered.body), rendered.quality, lowest(Reference(common), images), rendered.score, profile, resized
     )
     return Optimised(Path(path).name, fmt, floor, output, cpu, wall)
 
@@ -335,7 +349,7 @@ def thumbor_photo(
     thumbor's default quality, on ``jobs`` threads; and the common score of its lossless (PNG) resize."""
     common = reference(corpus / photo)
     size = (common.width, common.height)
-    lossless = displayed(thumbor_get(client, thumbor_url(base, photo, "png", None)), size)[0]
+    lossless = displayed(thumbor_get(client, thumbor_url(base, photo, "png", None)), size)[0][0]
     judges = Judges(Reference(common), Reference(lossless), size)
 
     def one(job: tuple[str, int]) -> tuple[tuple[str, int], Output]:
