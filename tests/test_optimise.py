@@ -30,7 +30,7 @@ from edgeproxy.settings import load_settings
 from testkit.app import KEY, make_client, signed
 from testkit.env import ROOT
 from testkit.images import decode, loader_format
-from testkit.metrics import value
+from testkit.metrics import standalone, value
 from testkit.moto import moto_s3
 from testkit.net import stalling_proxy
 
@@ -366,19 +366,10 @@ def test_a_304_carries_the_caching_headers_its_200_would(photos, storage, option
 
 
 def _optimiser(tmp_path: Path, busy, timeout: float = 30.0):
-    from edgeproxy.http.metrics import Metrics
     from edgeproxy.results import from_location
     from edgeproxy.service.optimise import Optimiser
 
-    metrics = Metrics(
-        version="test",
-        libvips="test",
-        formats="",
-        queue_depth=lambda: 0,
-        utilization=lambda: 0,
-        vips_memory=lambda: 0,
-        dropped_renders=lambda: 0,
-    )
+    metrics = standalone()
     store = from_location(str(tmp_path / "results"), max_bytes=1 << 20)
     return Optimiser(store, metrics, queue=8, threads=1, timeout=timeout, busy=busy), store
 

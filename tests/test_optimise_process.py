@@ -21,7 +21,6 @@ import pytest
 from starlette.applications import Starlette
 
 from edgeproxy.errors import ProxyError
-from edgeproxy.http.metrics import Metrics
 from edgeproxy.results import from_location
 from edgeproxy.results.store import ResultStore
 from edgeproxy.service.optimise import Optimisation, Optimiser
@@ -29,7 +28,7 @@ from edgeproxy.service.optimise_process import Workers
 from edgeproxy.settings import load_settings
 from testkit.app import KEY, make_client, make_served, signed
 from testkit.images import decode, loader_format
-from testkit.metrics import value
+from testkit.metrics import standalone, value
 
 FAST = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -168,15 +167,7 @@ def run_jobs(tmp_path: Path, jobs: list[Any], timeout: float) -> tuple[list[byte
     """``jobs`` one after another through an ``Optimiser`` with one worker process (grace 0.2 s):
     what each stored, the outcome counts."""
     settings = load_settings(origins={"demo": str(tmp_path)}, signing_key=KEY)
-    metrics = Metrics(
-        version="test",
-        libvips="test",
-        formats="",
-        queue_depth=lambda: 0,
-        utilization=lambda: 0,
-        vips_memory=lambda: 0,
-        dropped_renders=lambda: 0,
-    )
+    metrics = standalone()
     store: ResultStore = from_location(str(tmp_path / "results"), max_bytes=1 << 20)
 
     async def go() -> list[bytes | None]:
