@@ -8,8 +8,9 @@ by name, the first ``--photos``; the synthetic gradient left out), each served `
 (edgeproxy ``w:800/f:FMT``, thumbor ``/unsafe/800x0/filters:format(FMT):quality(Q)/FILE``).
 
 Scores: edgeproxy's SSIMULACRA2 (``edgeproxy.quality.ssimulacra2``, within 0.3 of the C++ reference
-on photos) of each output decoded as a browser shows it (libvips; an embedded ICC profile applied:
-thumbor keeps the original's), against two references:
+on photos) of each output decoded as a browser shows it (libvips; AVIF also by libavif, as Chromium
+decodes it, the lower score counting: ``quality.search.browser_decodes``; an embedded ICC profile
+applied: thumbor keeps the original's), against two references:
 
 - own: its server's lossless resize of the original (edgeproxy: the pipeline's image before the
   encode, which its quality search scores against; thumbor: its PNG at the same size). This judges
@@ -607,13 +608,14 @@ def report(measured: Measured, command: str, repeats: int, seconds: float) -> st
         "Method (`bench/quality.py`'s docstring has it whole): "
         f"{len(measured.photos)} corpus photos ({', '.join(measured.photos)}) served {WIDTH} px wide. edgeproxy: "
         "the optimised tier's render (`pipeline.run` with the floor as SSIMULACRA2 target and the quality search, "
-        f"as the background tier runs it; AVIF effort {options.avif_effort} in 4:4:4, WebP effort "
+        f"as the background tier runs it; AVIF effort {options.avif_effort}, {options.avif_bitdepth}-bit, in 4:4:4, "
+        "WebP effort "
         f"{options.webp_effort} + smart_subsample, JPEG with mozjpeg's trellis quantisation, overshoot deringing, "
         "optimised progressive scans and quantisation tables by target: `encoding.OPTIMISED_JPEG`, table 5 with "
         "4:2:0 below 85, table 8 from 85). thumbor: its lowest fixed quality at which every photo reaches the "
         "floor (the photo that needs the highest in parentheses), and its bytes there. Scores: edgeproxy's "
-        "SSIMULACRA2 of each output as a "
-        "browser decodes it against its own server's lossless resize (edgeproxy: the pipeline's image before the "
+        "SSIMULACRA2 of each output as a browser decodes it (AVIF by libheif and by libavif, the lower score) "
+        "against its own server's lossless resize (edgeproxy: the pipeline's image before the "
         "encode, which its search scores against; thumbor: its PNG): the encoders alone. Ratio = edgeproxy bytes "
         "÷ thumbor bytes: the geometric mean of the per-photo ratios (their range in parentheses), the same with "
         "thumbor's embedded ICC profiles left out, and the ratio of the totals. CPU per variant: process CPU "
