@@ -77,14 +77,15 @@ PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
 #: fitted as ``PRIOR`` (the median quality at which the photos reach each target) by
 #: ``python -m bench.encoders --formats jpeg --candidates 9,7 --floors 50,60,70,80,85,90`` (8 corpus
 #: photos at 800 px; full bisections): table 5 with 4:2:0 up to 80, table 8 from 85. AVIF, effort 4
-#: in 4:4:4: 60 to 85 the medians of ``python -m bench.encoders --formats avif --avif-photos 2``
-#: (2 photos only: AVIF's slow efforts), 50 and 90 ``PRIOR``'s shifted as its nearest target. WebP:
+#: in 4:4:4, 8-bit below 75 and 10-bit from it (``encoding.OPTIMISED_AVIF_BITDEPTH``): 60 to 85 the
+#: medians of ``python -m bench.encoders --formats avif --avif-photos 4 --candidates 0,3,6,7`` (4
+#: photos: AVIF's slow efforts; both decoders judging), 50 and 90 shifted as their nearest target. WebP:
 #: ``PRIOR``'s. ``SLOPE`` is kept (a worse guess costs an encode, never the result).
 OPTIMISED_PRIOR: Final[Mapping[str, tuple[tuple[float, float], ...]]] = MappingProxyType(
     {
         **PRIOR,
         "jpeg": ((50.0, 30.5), (60.0, 44.0), (70.0, 64.5), (80.0, 84.0), (85.0, 87.5), (90.0, 90.5)),
-        "avif": ((50.0, 35.0), (60.0, 42.0), (70.0, 50.5), (80.0, 64.0), (85.0, 75.0), (90.0, 82.5)),
+        "avif": ((50.0, 33.0), (60.0, 40.0), (70.0, 50.5), (80.0, 65.0), (85.0, 76.0), (90.0, 83.5)),
     }
 )
 #: Score points per quality step, per format (the photos' median between q40 and q80), for a guess

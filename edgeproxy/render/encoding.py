@@ -23,6 +23,12 @@ from edgeproxy.render.vips import header_field, page_height
 #: always saves 11 to 12 % from target 60 to 80 (4:2:0 above Q 90 avoids auto's step to 4:4:4), and
 #: table 8 (auto subsampling) 17 % at 85.
 OPTIMISED_JPEG: tuple[tuple[float, int, str], ...] = ((0.0, 5, "on"), (85.0, 8, "auto"))
+#: The optimised tier's AVIF bit depth by SSIMULACRA2 target (``EncodeOptions.avif_bitdepth_by_target``),
+#: from ``python -m bench.encoders --formats avif --avif-photos 4`` (bench/results.md; effort 4, 4:4:4,
+#: each AVIF judged on libheif's and libavif's decode, the lower): 10-bit takes 4.5 % off 8-bit's
+#: bytes at equal scores at target 80 and 9 % at 85, nothing at 60 and 70 (within ±1.2 %), for 1.23
+#: times the encode's CPU; so 10-bit from 75.
+OPTIMISED_AVIF_BITDEPTH: tuple[tuple[float, int], ...] = ((0.0, 8), (75.0, 10))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +59,12 @@ class EncodeOptions:
     # off, 4:4:4): the optimised tier's is off (``bench.encoders``: 5 to 8 % fewer bytes at equal
     # SSIMULACRA2 from target 60 to 85 for 1.2 times the encode's CPU).
     avif_subsample: str = "auto"
-    # AVIF's bit depth (libvips ``heifsave`` ``bitdepth``: 8, 10 or 12): the optimised tier's is 10
-    # (``bench.encoders``: 10-bit 4:4:4 at effort 4 takes 2 to 4 % off 8-bit's bytes at equal
-    # SSIMULACRA2 from target 70 to 85, for about 1.15 times the encode's CPU: AV1 codes its
-    # transforms and prediction more precisely; every browser that decodes AVIF decodes 10-bit).
+    # AVIF's bit depth (libvips ``heifsave`` ``bitdepth``: 8, 10 or 12; every browser that decodes
+    # AVIF decodes 10-bit), and the optimised tier's by SSIMULACRA2 target: ``(from_target,
+    # bitdepth)`` rows, ascending, the last at or below the target applying (``for_target``;
+    # ``OPTIMISED_AVIF_BITDEPTH``: 10-bit from 75, where AV1's finer precision saves bytes).
     avif_bitdepth: int = 8
+    avif_bitdepth_by_target: tuple[tuple[float, int], ...] = ()
     # The largest output (pixels of one frame) whose quality is searched for a target; a larger one
     # gets the format's typical quality (``edgeproxy.quality.encode``): a search costs several slow encodes.
     search_max_pixels: int = 0
@@ -66,9 +73,9 @@ class EncodeOptions:
 
     def optimised(self, avif_effort: int, webp_effort: int, search_max_pixels: int) -> EncodeOptions:
         """These options for the optimised tier: AVIF ``avif_effort`` (or this tier's own when
-        higher) in 10-bit 4:4:4, WebP ``webp_effort`` (idem) with smart subsampling, mozjpeg's trellis,
-        progressive scans and tables by target (``OPTIMISED_JPEG``), and quality searches up to
-        ``search_max_pixels``."""
+        higher) in 4:4:4 with bit depths by target (``OPTIMISED_AVIF_BITDEPTH``), WebP
+        ``webp_effort`` (idem) with smart subsampling, mozjpeg's trellis, progressive scans and
+        tables by target (``OPTIMISED_JPEG``), and quality searches up to ``search_max_pixels``."""
         return replace(
             self,
             avif_effort=max(self.avif_effort, avif_effort),
@@ -78,17 +85,22 @@ class EncodeOptions:
             jpeg_trellis=True,
             jpeg_by_target=OPTIMISED_JPEG,
             avif_subsample="off",
-            avif_bitdepth=10,
+            avif_bitdepth_by_target=OPTIMISED_AVIF_BITDEPTH,
             search_max_pixels=search_max_pixels,
         )
 
     def for_target(self, target: float) -> EncodeOptions:
         """These options for encodes aiming at SSIMULACRA2 ``target``: the JPEG table and
-        subsampling of ``jpeg_by_target``'s last row at or below it (unchanged without one)."""
+        subsampling of ``jpeg_by_target``'s last row at or below it, and the AVIF bit depth of
+        ``avif_bitdepth_by_target``'s (each unchanged without one)."""
+        options = self
         rows = [row for row in self.jpeg_by_target if row[0] <= target]
-        if not rows:
-            return self
-        return replace(self, jpeg_quant_table=rows[-1][1], jpeg_subsample=rows[-1][2])
+        if rows:
+            options = replace(options, jpeg_quant_table=rows[-1][1], jpeg_subsample=rows[-1][2])
+        depths = [row for row in self.avif_bitdepth_by_target if row[0] <= target]
+        if depths:
+            options = replace(options, avif_bitdepth=depths[-1][1])
+        return options
 
 
 def encode(
