@@ -33,22 +33,10 @@ from testkit.images import decode, loader_format
 from testkit.metrics import standalone, value
 from testkit.moto import moto_s3
 from testkit.net import stalling_proxy
+from testkit.tiers import FAST, IMMUTABLE, optimised
 
-FAST = "public, max-age=300, stale-while-revalidate=86400"
-IMMUTABLE = "public, max-age=31536000, immutable"
 TOKEN = "optimise-admin-token-0123456789"
 TIERED = {"optimise": "background", "admin_token": TOKEN}
-
-
-def optimised(client: httpx.Client, path: str, seconds: float = 60) -> httpx.Response:
-    """The first answer to ``path`` that is immutable (the optimised tier), polling."""
-    deadline = time.monotonic() + seconds
-    while True:
-        response = client.get(path, headers={"Accept": "image/avif,image/webp,*/*"})
-        assert response.status_code == 200, response.text
-        if response.headers["cache-control"] == IMMUTABLE or time.monotonic() > deadline:
-            return response
-        time.sleep(0.2)
 
 
 def judged(reference: pyvips.Image, body: bytes) -> float:

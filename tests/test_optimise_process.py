@@ -29,21 +29,7 @@ from edgeproxy.settings import load_settings
 from testkit.app import KEY, make_client, make_served, signed
 from testkit.images import decode, loader_format
 from testkit.metrics import standalone, value
-
-FAST = "public, max-age=300, stale-while-revalidate=86400"
-IMMUTABLE = "public, max-age=31536000, immutable"
-AVIF = {"Accept": "image/avif,image/webp,*/*"}
-
-
-def optimised(client: httpx.Client, path: str, seconds: float = 60) -> httpx.Response:
-    """The first answer to ``path`` that is immutable (the optimised tier), polling."""
-    deadline = time.monotonic() + seconds
-    while True:
-        response = client.get(path, headers=AVIF)
-        assert response.status_code == 200, response.text
-        if response.headers["cache-control"] == IMMUTABLE or time.monotonic() > deadline:
-            return response
-        time.sleep(0.1)
+from testkit.tiers import ACCEPT_ALL, FAST, IMMUTABLE, optimised
 
 
 def until(condition: Any, seconds: float = 30) -> None:
@@ -84,7 +70,7 @@ def started_workers(client: httpx.Client, app: Starlette) -> Workers:
 def test_the_optimised_tier_made_in_a_worker_is_the_thread_modes_bytes(served, photos, tmp_path):
     client, _app = served
     path = signed("/w:160/q:auto:70/f:avif/demo/photo.jpg")
-    fast = client.get(path, headers=AVIF)
+    fast = client.get(path, headers=ACCEPT_ALL)
     assert (fast.status_code, fast.headers["cache-control"], fast.headers["content-type"]) == (200, FAST, "image/avif")
     best = optimised(client, path)
     assert best.headers["cache-control"] == IMMUTABLE
@@ -129,7 +115,7 @@ def test_a_worker_killed_mid_job_fails_that_job_only_and_the_next_job_gets_a_new
     (victim,) = workers.pids()
     failed, done, idle = counted(client, "failed"), counted(client, "done"), cpu_ticks(victim)
     path = signed("/w:800/q:auto:90/f:avif/demo/photo.jpg")  # effort 9 at 800 px: seconds of encoding
-    assert client.get(path, headers=AVIF).headers["cache-control"] == FAST
+    assert client.get(path, headers=ACCEPT_ALL).headers["cache-control"] == FAST
     until(lambda: cpu_ticks(victim) > idle + 10)  # the job is in the worker: 0.1 s of its CPU (at 100 Hz)
     os.kill(victim, signal.SIGKILL)
     until(lambda: counted(client, "failed") > failed)
